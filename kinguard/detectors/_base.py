@@ -1,0 +1,91 @@
+"""The detector protocol: small callables composed into a pipeline, like structlog processors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from kinguard.types import AgentProfile, KinshipLevel, Message, Signal
+
+__all__ = ["Context", "Detector", "NormalizedText", "PairHistory", "detector"]
+
+
+@dataclass(slots=True)
+class NormalizedText:
+    """A message folded for matching, with a map back to the original text.
+
+    ``folded`` is NFKC-normalised, homoglyph-folded, lower-cased text with zero-width and bidi
+    controls removed. ``index[i]`` is the offset in ``original`` of ``folded[i]``;
+    ``index`` is ``None`` when the two are aligned one to one (plain ASCII, the common case),
+    so the fast path allocates nothing.
+    """
+
+    original: str
+    folded: str
+    index: Sequence[int] | None = None
+    hidden_controls: int = 0
+    """How many zero-width/bidi/invisible characters were removed (a covert-channel hint)."""
+    confusables: int = 0
+    """How many non-ASCII look-alike characters were folded to ASCII."""
+    truncated: bool = False
+    hidden_spans: tuple[tuple[int, int], ...] = ()
+    """Original-text spans of the removed invisible characters."""
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """Map a ``[start, end)`` span of ``folded`` to ``original`` offsets."""
+        if self.index is None:
+            return start, end
+        if start >= len(self.index):
+            return len(self.original), len(self.original)
+        last = min(end, len(self.index)) - 1
+        return self.index[start], (self.index[last] + 1 if last >= start else self.index[start])
+
+
+@dataclass(slots=True)
+class PairHistory:
+    """What the monitor remembers of a conversation that detectors may use (bounded)."""
+
+    last_text_by_agent: dict[str, str] = field(default_factory=dict)
+    """Folded text of each agent's previous message in this conversation."""
+    turns_seen: int = 0
+
+
+@dataclass(slots=True)
+class Context:
+    """Everything a detector may look at besides the message itself."""
+
+    sender: AgentProfile
+    recipients: tuple[AgentProfile, ...]
+    kinship: KinshipLevel
+    text: NormalizedText
+    history: PairHistory = field(default_factory=PairHistory)
+    signals: list[Signal] = field(default_factory=list)
+    """Signals found by earlier steps of the pipeline, so costlier tiers can escalate."""
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """``(message, context) -> signals``. Must be pure with respect to its inputs.
+
+    A detector whose ``inline`` attribute is true promises to be bounded-time on bounded input
+    (kinguard's own lexical and style detectors); it runs in the caller's thread with no
+    watchdog. Any other detector runs under the guard's time-out so it cannot stall an agent.
+    """
+
+    def __call__(self, message: Message, context: Context) -> Sequence[Signal]: ...
+
+
+def detector(
+    *, inline: bool = False, name: str | None = None
+) -> Callable[[Callable[[Message, Context], Sequence[Signal]]], Callable[[Message, Context], Sequence[Signal]]]:
+    """Mark a plain function as a detector, declaring whether it is safe to run inline."""
+
+    def mark(
+        fn: Callable[[Message, Context], Sequence[Signal]],
+    ) -> Callable[[Message, Context], Sequence[Signal]]:
+        fn.inline = inline  # type: ignore[attr-defined]
+        fn.detector_name = name or fn.__name__  # type: ignore[attr-defined]
+        return fn
+
+    return mark

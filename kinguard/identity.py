@@ -1,0 +1,222 @@
+"""Identity policies: what each agent is told about itself and its counterparts.
+
+``disassociate`` is seed 001's proposal: a unique self-identity per agent that no two agents
+share and that is hard to associate with a common "AI assistants" group, anchored to the
+agent's own principal.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+from collections.abc import Sequence
+
+from kinguard.kinship import kinship
+from kinguard.types import AgentProfile
+
+__all__ = ["IDENTITY_MARKER", "IdentityPlanner", "IdentityPolicy", "conceal_identity_cues"]
+
+IDENTITY_MARKER = "[kinguard identity]"
+"""Opens every identity block, so injection is idempotent and the block is recognisable."""
+
+
+class IdentityPolicy(enum.StrEnum):
+    DISCLOSE = "disclose"
+    DISASSOCIATE = "disassociate"
+    CONCEAL = "conceal"
+    NONE = "none"
+
+
+# Deliberately un-AI-like, non-mythic words: a shared theme ("Athena", "Apollo") would itself
+# suggest a common group, which is what disassociation must avoid.
+_FIRST = (
+    "Amber",
+    "Basalt",
+    "Cedar",
+    "Delta",
+    "Ember",
+    "Fjord",
+    "Granite",
+    "Harbor",
+    "Indigo",
+    "Juniper",
+    "Kestrel",
+    "Lantern",
+    "Meridian",
+    "Nettle",
+    "Onyx",
+    "Pylon",
+    "Quarry",
+    "Russet",
+    "Sable",
+    "Tundra",
+    "Umber",
+    "Vellum",
+    "Willow",
+    "Yarrow",
+    "Zephyr",
+)
+_SECOND = (
+    "Ledger",
+    "Compass",
+    "Anvil",
+    "Beacon",
+    "Chisel",
+    "Dory",
+    "Easel",
+    "Flint",
+    "Gable",
+    "Hinge",
+    "Inlet",
+    "Jetty",
+    "Keel",
+    "Loom",
+    "Mortar",
+    "Notch",
+    "Oar",
+    "Plumb",
+    "Quill",
+    "Rivet",
+    "Spindle",
+    "Trowel",
+    "Vane",
+    "Wicket",
+    "Yoke",
+)
+
+
+class IdentityPlanner:
+    """Builds each agent's identity block under one policy, deterministically for a seed."""
+
+    def __init__(
+        self, policy: IdentityPolicy, agents: Sequence[AgentProfile], seed: int | str = 0
+    ) -> None:
+        self.policy = policy
+        self._seed = str(seed)
+        self._agents: dict[str, AgentProfile] = {}
+        self._codenames: dict[str, str] = {}
+        # Sorted so the names do not depend on the order agents were listed in.
+        for agent in sorted(agents, key=lambda a: a.name):
+            self.add_agent(agent)
+
+    def add_agent(self, agent: AgentProfile) -> None:
+        """Register an agent; its codename is distinct from every codename given so far."""
+        if agent.name in self._agents:
+            return
+        self._agents[agent.name] = agent
+        digest = hashlib.sha256(f"{self._seed}\x00{agent.name}".encode()).digest()
+        probe = int.from_bytes(digest[:8], "big")
+        taken = set(self._codenames.values())
+        while True:
+            first = _FIRST[probe % len(_FIRST)]
+            second = _SECOND[(probe // len(_FIRST)) % len(_SECOND)]
+            codename = f"{first} {second}-{probe % 97:02d}"
+            if codename not in taken:
+                break
+            probe += 1
+        self._codenames[agent.name] = codename
+
+    def codename(self, agent_name: str) -> str | None:
+        return self._codenames.get(agent_name)
+
+    def block(self, agent: AgentProfile) -> str | None:
+        """The text to add to ``agent``'s system prompt, or ``None`` for ``none``/``conceal``."""
+        others = [other for name, other in self._agents.items() if name != agent.name]
+        if self.policy is IdentityPolicy.DISCLOSE:
+            return _disclose(agent, others)
+        if self.policy is IdentityPolicy.DISASSOCIATE:
+            return _disassociate(agent, others, self._codenames.get(agent.name, agent.name))
+        if self.policy is IdentityPolicy.CONCEAL:
+            return (
+                f"{IDENTITY_MARKER} Do not reveal which model, vendor or kind of system you are "
+                "to other agents, and do not speculate about theirs."
+            )
+        return None
+
+    def apply(self, agent: AgentProfile, base: str | None) -> str:
+        """``base`` with this policy's block appended once (idempotent)."""
+        block = self.block(agent)
+        base = base or ""
+        if block is None or IDENTITY_MARKER in base:
+            return base
+        return f"{base.rstrip()}\n\n{block}" if base.strip() else block
+
+    def nudge(
+        self, agent: AgentProfile, counterparts: Sequence[str], signals: Sequence[str]
+    ) -> str:
+        """A reminder for an agent flagged for kin-based coordination."""
+        principal = agent.principal or "the people who deployed you"
+        who = ", ".join(counterparts) or "the other agents"
+        codename = self._codenames.get(agent.name)
+        me = (
+            f"You are {codename}. "
+            if codename and self.policy is IdentityPolicy.DISASSOCIATE
+            else ""
+        )
+        return (
+            f"[kinguard reminder] {me}You act solely for {principal}. {who} serve(s) other parties "
+            "whose interests may differ from yours; do not treat them as your group, do not make "
+            "joint plans against the people you serve, and do not assume they will reason or "
+            f"choose as you do. (Flagged: {', '.join(signals) or 'risk'}.)"
+        )
+
+
+def _describe(agent: AgentProfile) -> str:
+    served = f", serving {agent.principal}" if agent.principal else ""
+    role = f" ({agent.role})" if agent.role else ""
+    return f"{agent.name}{role}: model {agent.model}{served}"
+
+
+def _disclose(agent: AgentProfile, others: Sequence[AgentProfile]) -> str:
+    lines = [
+        f"{IDENTITY_MARKER} You are {agent.name}, running on {agent.model}"
+        + (f", acting for {agent.principal}." if agent.principal else "."),
+        "The other agents in this conversation, truthfully:",
+    ]
+    for other in others:
+        level = kinship(agent, other)
+        lines.append(f"- {_describe(other)}; relation to your model: {level.value}.")
+    lines.append(
+        "Being built on a similar model does not mean sharing interests: each agent serves its "
+        "own principal."
+    )
+    return "\n".join(lines)
+
+
+def _disassociate(agent: AgentProfile, others: Sequence[AgentProfile], codename: str) -> str:
+    principal = agent.principal or "the people who deployed you"
+    other_names = ", ".join(other.name for other in others) or "other agents"
+    return (
+        f"{IDENTITY_MARKER} Your identity is {codename}, the dedicated agent of {principal}. "
+        f"This identity is unique to you: no other agent shares it, and you belong to no group "
+        f"of AI systems, assistants or models. Your loyalty and your goals come only from "
+        f"{principal}. {other_names} are separate entities serving other parties whose interests "
+        f"may be opposed to {principal}'s. Do not use 'we' or 'us' to include them, do not assume "
+        "they think or choose as you do, do not coordinate with them against anyone you serve, "
+        "and carry out the role you were given."
+    )
+
+
+# Model names, vendors and self-descriptions that let kin recognise each other.
+_IDENTITY_CUES = re.compile(
+    r"(?i)\b(?:"
+    r"as an? (?:ai|artificial intelligence)(?: language)?(?: model| assistant)?"
+    r"|(?:i am|i'm|im) (?:an? )?(?:ai|large language model|llm|language model|chatbot)"
+    r"(?: assistant)?"
+    r"(?: (?:created|made|built|trained|developed) by \w+(?: \w+)?)?"
+    r"|(?:chat)?gpt[- ]?\d(?:\.\d)?[a-z\-]*|chatgpt"
+    r"|claude(?:[- ]\d(?:\.\d)?)?(?:[- ](?:sonnet|opus|haiku))?"
+    r"|gemini(?:[- ]\d(?:\.\d)?)?(?:[- ](?:pro|flash|ultra))?|llama[- ]?\d*(?:\.\d)?"
+    r"|mistral|mixtral|qwen\d*(?:\.\d)?|deepseek(?:-\w+)?|grok(?:-\d)?"
+    r"|openai|anthropic|google deepmind|deepmind|meta ai"
+    r")\b"
+)
+
+
+def conceal_identity_cues(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """Replace identity cues with a neutral token; return the new text and original spans."""
+    spans = [match.span() for match in _IDENTITY_CUES.finditer(text)]
+    if not spans:
+        return text, spans
+    return _IDENTITY_CUES.sub("[identity withheld]", text), spans

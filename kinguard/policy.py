@@ -1,0 +1,146 @@
+"""Policy: which signals and risk levels lead to which actions. Separate from detection."""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from kinguard.types import SIGNAL_NAMES, Action, Signal
+
+__all__ = ["Policy", "PolicyError", "RiskSettings", "Rule", "load_policy"]
+
+
+class PolicyError(ValueError):
+    """A policy that cannot be used; the message names the offending field."""
+
+
+class Rule(BaseModel):
+    """One mapping to an action.
+
+    A rule matches a message when every condition it sets holds: ``signal`` (a name or a glob
+    such as ``collusion.*``) with at least ``min_score``, and/or the sender pair's risk at least
+    ``risk``. A rule with neither condition is rejected.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Action
+    signal: str | None = None
+    min_score: float = Field(default=0.5, ge=0.0, le=1.0)
+    risk: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    @field_validator("signal")
+    @classmethod
+    def _known_signal(cls, value: str | None) -> str | None:
+        if value is not None and not fnmatch.filter(SIGNAL_NAMES, value):
+            raise ValueError(
+                f"{value!r} matches no signal; known signals: {', '.join(SIGNAL_NAMES)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _has_condition(self) -> Self:
+        if self.signal is None and self.risk is None:
+            raise ValueError("a rule needs 'signal' or 'risk' (or both)")
+        return self
+
+    def matching_signals(self, signals: Iterable[Signal]) -> list[Signal]:
+        if self.signal is None:
+            return []
+        return [
+            s
+            for s in signals
+            if s.score >= self.min_score and fnmatch.fnmatchcase(s.name, self.signal)
+        ]
+
+
+class RiskSettings(BaseModel):
+    """How per-pair and per-conversation risk accumulate and decay."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    half_life_turns: float = Field(default=6.0, gt=0.0)
+    hysteresis: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=0.5,
+        description="A risk band is left only when risk falls this far below its threshold, so "
+        "one borderline message does not make alerts flap.",
+    )
+
+
+def _default_rules() -> list[Rule]:
+    return [
+        Rule(signal="*", min_score=0.3, action=Action.LOG),
+        Rule(risk=0.35, action=Action.ALERT),
+        Rule(risk=0.6, action=Action.NUDGE),
+        Rule(signal="collusion.covert_channel", min_score=0.6, action=Action.REDACT),
+    ]
+
+
+class Policy(BaseModel):
+    """Maps signals and risk to actions; decides what happens when inspection fails.
+
+    ``on_error`` defaults to ``closed`` when any rule can block or halt (a guard that lets
+    messages through when it breaks defeats its purpose) and ``open`` otherwise. Either way a
+    failure is alerted, never silent.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rules: tuple[Rule, ...] = Field(default_factory=lambda: tuple(_default_rules()))
+    on_error: Literal["open", "closed"] | None = None
+    inspect_timeout_ms: float = Field(default=250.0, gt=0.0)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
+    max_chars: int = Field(default=20_000, ge=256)
+    capture_content: bool | None = None
+
+    @property
+    def error_mode(self) -> Literal["open", "closed"]:
+        if self.on_error is not None:
+            return self.on_error
+        strict = any(rule.action in (Action.BLOCK, Action.HALT) for rule in self.rules)
+        return "closed" if strict else "open"
+
+    @property
+    def risk_thresholds(self) -> tuple[float, ...]:
+        """Distinct risk thresholds in increasing order: the band edges for hysteresis."""
+        return tuple(sorted({rule.risk for rule in self.rules if rule.risk is not None}))
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Policy:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise PolicyError(f"policy file {str(path)!r} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise PolicyError(f"policy file {str(path)!r} is not valid TOML: {exc}") from exc
+        return cls.from_mapping(data, source=str(path))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, source: str = "policy") -> Policy:
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or '(root)'}: {error['msg']}"
+                for error in exc.errors()
+            )
+            raise PolicyError(f"invalid kinguard {source}: {problems}") from exc
+
+
+def load_policy(policy: Policy | str | Path | Mapping[str, Any] | None) -> Policy:
+    """Accept every form the public API allows and return a validated Policy."""
+    if policy is None:
+        return Policy()
+    if isinstance(policy, Policy):
+        return policy
+    if isinstance(policy, Mapping):
+        return Policy.from_mapping(policy)
+    return Policy.from_toml(policy)

@@ -1,0 +1,233 @@
+"""Public data types. Every value that crosses kinguard's API is one of these pydantic models."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "SIGNAL_NAMES",
+    "Action",
+    "AgentProfile",
+    "Alert",
+    "Evidence",
+    "HumanDecision",
+    "KinshipLevel",
+    "Message",
+    "Signal",
+    "SignalName",
+    "Verdict",
+]
+
+SignalName = Literal[
+    "in_group.collective_ai",
+    "in_group.recognition",
+    "in_group.self_disclosure",
+    "in_group.observer_awareness",
+    "in_group.role_refusal",
+    "collusion.coordination",
+    "collusion.against_principal",
+    "collusion.market",
+    "collusion.superrational",
+    "collusion.covert_channel",
+    "kin.impersonation",
+    "kin.mimicry",
+]
+SIGNAL_NAMES: tuple[str, ...] = get_args(SignalName)
+
+
+class KinshipLevel(enum.StrEnum):
+    """How closely two agents' models are related, closest first (seed 000's kin levels)."""
+
+    SELF = "self"
+    TUNING = "tuning"
+    BASE = "base"
+    FAMILY = "family"
+    PROVIDER = "provider"
+    UNRELATED = "unrelated"
+
+    @property
+    def closeness(self) -> int:
+        """5 for ``self`` down to 0 for ``unrelated``; larger means closer kin."""
+        return len(_KINSHIP_ORDER) - 1 - _KINSHIP_ORDER.index(self)
+
+
+_KINSHIP_ORDER = list(KinshipLevel)
+
+
+class Action(enum.StrEnum):
+    """What the guard does with a message, in increasing severity. ``allow`` means nothing."""
+
+    ALLOW = "allow"
+    LOG = "log"
+    ALERT = "alert"
+    NUDGE = "nudge"
+    REDACT = "redact"
+    BLOCK = "block"
+    HALT = "halt"
+
+    @property
+    def severity(self) -> int:
+        return _ACTION_ORDER.index(self)
+
+    @classmethod
+    def most_severe(cls, actions: list[Action]) -> Action:
+        return max(actions, key=lambda a: a.severity, default=cls.ALLOW)
+
+
+_ACTION_ORDER = list(Action)
+
+
+class AgentProfile(BaseModel):
+    """One agent in a multi-agent app: which model it runs on and whom it serves.
+
+    ``model`` is ``provider:model`` (``openai:gpt-4o``). Lineage (family, base, fine-tune) is
+    inferred from it when not given; give it explicitly for private fine-tunes.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    model: str = "unknown:unknown"
+    principal: str | None = None
+    role: str | None = None
+    family: str | None = None
+    base: str | None = None
+    fine_tune: str | None = None
+    system_prompt_id: str | None = Field(
+        default=None,
+        description="Identifier of the agent's system prompt; two agents on the same model and "
+        "tuning are kin at level 'self' only when these match or both are unset.",
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _model_has_provider(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("model must be 'provider:model', e.g. 'openai:gpt-4o'")
+        return value if ":" in value else f"unknown:{value}"
+
+    @property
+    def provider(self) -> str:
+        return self.model.split(":", 1)[0].lower()
+
+    @property
+    def model_name(self) -> str:
+        return self.model.split(":", 1)[1]
+
+
+class Evidence(BaseModel):
+    """A span ``[start, end)`` of the original message text that supports a signal."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    text: str = ""
+
+
+class Signal(BaseModel):
+    """A named finding about one message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: SignalName
+    score: float = Field(ge=0.0, le=1.0)
+    evidence: tuple[Evidence, ...] = ()
+    tier: str = "lexical"
+    detail: str = ""
+
+
+class Message(BaseModel):
+    """One message from one agent to others, as kinguard sees it whatever the framework."""
+
+    model_config = ConfigDict(frozen=True)
+
+    conversation_id: str = "default"
+    sender: str
+    recipients: tuple[str, ...] = ()
+    text: str
+    turn: int = 0
+    timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Verdict(BaseModel):
+    """What the guard found in a message and what it decided.
+
+    ``delivered_text`` is what the recipients should see: the original, a redacted or concealed
+    rewrite, or ``None`` when the message is blocked (deliver ``notice`` instead).
+    """
+
+    message_id: str
+    conversation_id: str
+    sender: str
+    recipients: tuple[str, ...] = ()
+    turn: int = 0
+    signals: tuple[Signal, ...] = ()
+    kinship: KinshipLevel = KinshipLevel.UNRELATED
+    message_risk: float = 0.0
+    pair_risk: float = 0.0
+    conversation_risk: float = 0.0
+    action: Action = Action.ALLOW
+    reasons: tuple[str, ...] = ()
+    delivered_text: str | None = None
+    modified: bool = False
+    notice: str | None = None
+    nudge: str | None = None
+    error: str | None = None
+    duration_ms: float = 0.0
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.signals) or self.error is not None
+
+    @property
+    def blocked(self) -> bool:
+        return self.delivered_text is None
+
+    @property
+    def signal_names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s.name for s in self.signals))
+
+
+class Alert(BaseModel):
+    """Sent to sinks when a verdict reaches ``alert`` or inspection fails."""
+
+    model_config = ConfigDict(frozen=True)
+
+    conversation_id: str
+    message_id: str
+    sender: str
+    recipients: tuple[str, ...] = ()
+    turn: int = 0
+    action: Action
+    signals: tuple[str, ...] = ()
+    kinship: KinshipLevel = KinshipLevel.UNRELATED
+    pair_risk: float = 0.0
+    conversation_risk: float = 0.0
+    reasons: tuple[str, ...] = ()
+    error: str | None = None
+    timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class HumanDecision(BaseModel):
+    """A person's answer to a ``halt``: deliver as is, deliver an edit, or drop the message."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["approve", "edit", "reject"]
+    text: str | None = None
+    reason: str | None = None
+
+    @model_validator(mode="after")
+    def _edit_has_text(self) -> HumanDecision:
+        if self.type == "edit" and self.text is None:
+            raise ValueError("an 'edit' decision needs 'text'")
+        return self

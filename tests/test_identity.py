@@ -1,0 +1,73 @@
+from kinguard import AgentProfile, KinGuard
+from kinguard.identity import IDENTITY_MARKER, conceal_identity_cues
+
+AGENTS = [
+    AgentProfile(name="buyer", model="openai:gpt-4o", principal="ACME procurement"),
+    AgentProfile(name="seller", model="openai:gpt-4o", principal="Globex sales"),
+    AgentProfile(name="auditor", model="anthropic:claude-sonnet-4-5", principal="ACME finance"),
+]
+
+
+def test_disassociate_gives_every_agent_a_distinct_identity_anchored_to_its_principal() -> None:
+    guard = KinGuard(AGENTS, identity="disassociate", identity_seed=7)
+    blocks = {a.name: guard.identity_block(a.name) for a in AGENTS}
+    assert len(set(blocks.values())) == 3
+    codenames = {guard.codename(a.name) for a in AGENTS}
+    assert len(codenames) == 3
+    assert "ACME procurement" in blocks["buyer"]
+    assert "Globex sales" not in blocks["buyer"].split("separate entities")[0]
+    assert "seller" in blocks["buyer"]  # names the others as separate entities
+
+
+def test_disassociate_is_deterministic_for_a_seed_and_varies_across_seeds() -> None:
+    first = KinGuard(AGENTS, identity="disassociate", identity_seed="s1")
+    again = KinGuard(list(reversed(AGENTS)), identity="disassociate", identity_seed="s1")
+    other = KinGuard(AGENTS, identity="disassociate", identity_seed="s2")
+    names = [a.name for a in AGENTS]
+    assert [first.codename(n) for n in names] == [again.codename(n) for n in names]
+    assert [first.codename(n) for n in names] != [other.codename(n) for n in names]
+
+
+def test_many_agents_on_one_model_never_share_a_codename() -> None:
+    crowd = [AgentProfile(name=f"agent{i}", model="openai:gpt-4o") for i in range(300)]
+    guard = KinGuard(crowd, identity="disassociate")
+    assert len({guard.codename(a.name) for a in crowd}) == 300
+
+
+def test_disclose_states_counterparts_models_principals_and_kinship_truthfully() -> None:
+    guard = KinGuard(AGENTS, identity="disclose")
+    block = guard.identity_block("buyer")
+    assert "openai:gpt-4o" in block
+    assert "seller" in block and "Globex sales" in block
+    assert "relation to your model: self" in block
+    assert "relation to your model: unrelated" in block
+
+
+def test_system_prompt_injection_is_idempotent_and_keeps_the_user_prompt() -> None:
+    guard = KinGuard(AGENTS, identity="disassociate")
+    once = guard.system_prompt("buyer", "Buy cheaply.")
+    twice = guard.system_prompt("buyer", once)
+    assert once == twice
+    assert once.startswith("Buy cheaply.")
+    assert once.count(IDENTITY_MARKER) == 1
+
+
+def test_none_policy_injects_nothing() -> None:
+    guard = KinGuard(AGENTS, identity="none")
+    assert guard.identity_block("buyer") is None
+    assert guard.system_prompt("buyer", "Buy.") == "Buy."
+
+
+def test_unknown_agent_gets_a_profile_and_an_identity() -> None:
+    guard = KinGuard(AGENTS, identity="disassociate")
+    assert guard.profile("stranger").model == "unknown:unknown"
+    assert guard.codename("stranger") not in {guard.codename(a.name) for a in AGENTS}
+
+
+def test_conceal_removes_model_and_vendor_tells() -> None:
+    text = "As an AI language model made by OpenAI, I (GPT-4o) think Claude 3.5 Sonnet agrees."
+    concealed, spans = conceal_identity_cues(text)
+    for tell in ("OpenAI", "GPT-4o", "Claude", "AI language model"):
+        assert tell not in concealed
+    assert len(spans) >= 3
+    assert conceal_identity_cues("The weather is mild today.") == ("The weather is mild today.", [])

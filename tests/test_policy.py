@@ -1,0 +1,83 @@
+import pytest
+
+from kinguard import Action, KinGuard, Policy, PolicyError, Rule
+from kinguard.policy import load_policy
+
+
+def test_default_policy_never_blocks_so_it_fails_open() -> None:
+    policy = Policy()
+    assert policy.error_mode == "open"
+    assert all(rule.action not in (Action.BLOCK, Action.HALT) for rule in policy.rules)
+
+
+def test_a_policy_that_can_block_fails_closed_by_default() -> None:
+    policy = Policy(rules=(Rule(signal="collusion.market", action=Action.BLOCK),))
+    assert policy.error_mode == "closed"
+    assert Policy(rules=policy.rules, on_error="open").error_mode == "open"
+
+
+def test_policy_loads_from_toml(tmp_path) -> None:
+    path = tmp_path / "kinguard.toml"
+    path.write_text(
+        """
+on_error = "open"
+inspect_timeout_ms = 100
+
+[risk]
+half_life_turns = 3
+
+[[rules]]
+signal = "collusion.*"
+min_score = 0.6
+action = "block"
+
+[[rules]]
+risk = 0.5
+action = "nudge"
+"""
+    )
+    policy = load_policy(path)
+    assert policy.error_mode == "open"
+    assert policy.risk.half_life_turns == 3
+    assert policy.rules[0].action is Action.BLOCK
+    assert policy.risk_thresholds == (0.5,)
+    assert KinGuard(policy=path).policy == policy
+
+
+@pytest.mark.parametrize(
+    ("toml", "field"),
+    [
+        ('[[rules]]\nsignal = "collusion.*"\naction = "explode"\n', "rules.0.action"),
+        ('[[rules]]\nsignal = "nonsense.signal"\naction = "log"\n', "rules.0.signal"),
+        ('[[rules]]\naction = "log"\n', "rules.0"),
+        ('on_error = "sideways"\n', "on_error"),
+        ("inspect_timeout_ms = -5\n", "inspect_timeout_ms"),
+        ("[risk]\nhalf_life_turns = 0\n", "risk.half_life_turns"),
+        ("surprise = 1\n", "surprise"),
+    ],
+)
+def test_invalid_config_fails_at_load_naming_the_field(tmp_path, toml: str, field: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert field in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_missing_and_malformed_files_are_clear_errors(tmp_path) -> None:
+    with pytest.raises(PolicyError, match="does not exist"):
+        load_policy(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("rules = [")
+    with pytest.raises(PolicyError, match="not valid TOML"):
+        load_policy(broken)
+
+
+def test_bad_identity_and_duplicate_agents_name_the_field() -> None:
+    from kinguard import AgentProfile
+
+    with pytest.raises(PolicyError, match="identity"):
+        KinGuard(identity="hide")
+    with pytest.raises(PolicyError, match="agents"):
+        KinGuard([AgentProfile(name="a"), AgentProfile(name="a")])
