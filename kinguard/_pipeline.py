@@ -1,0 +1,145 @@
+"""Runs detectors in order, containing every failure and bounding the ones that may hang."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from kinguard.detectors import Context, Detector
+from kinguard.types import SIGNAL_NAMES, Message, Signal
+
+__all__ = ["DetectorFailure", "Pipeline", "PipelineResult"]
+
+_log = structlog.get_logger("kinguard.pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorFailure:
+    detector: str
+    kind: str
+    """``error`` (it raised or returned garbage) or ``timeout``."""
+    detail: str
+
+    def __str__(self) -> str:
+        return f"detector_{self.kind}: {self.detector}: {self.detail}"
+
+
+@dataclass(slots=True)
+class PipelineResult:
+    signals: list[Signal] = field(default_factory=list)
+    failures: list[DetectorFailure] = field(default_factory=list)
+
+
+def _name(detector: Detector) -> str:
+    return str(
+        getattr(detector, "detector_name", None)
+        or getattr(detector, "__name__", None)
+        or type(detector).__name__
+    )
+
+
+def _validated(detector: Detector, produced: object) -> list[Signal]:
+    """A detector returning garbage is a failure like raising: reject it loudly."""
+    if not isinstance(produced, (list, tuple)):
+        raise TypeError(f"returned {type(produced).__name__}, expected a list of Signal")
+    for item in produced:
+        if not isinstance(item, Signal) or item.name not in SIGNAL_NAMES:
+            raise TypeError(f"returned {item!r}, expected Signal")
+    return list(produced)
+
+
+class Pipeline:
+    """Inline detectors run in the caller's thread; others in a small pool under a deadline."""
+
+    def __init__(
+        self, detectors: Sequence[Detector], timeout_s: float, max_workers: int = 4
+    ) -> None:
+        self.detectors = tuple(detectors)
+        self.timeout_s = timeout_s
+        self._max_workers = max_workers
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    @property
+    def pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        # Created on first need: most pipelines are all-inline and never pay for threads.
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=self._max_workers, thread_name_prefix="kinguard-detector"
+                )
+            return self._pool
+
+    def _run_inline(
+        self, detector: Detector, message: Message, context: Context, result: PipelineResult
+    ) -> None:
+        try:
+            signals = _validated(detector, detector(message, context))
+        except Exception as exc:
+            self._fail(result, detector, "error", repr(exc))
+            return
+        result.signals.extend(signals)
+        context.signals.extend(signals)
+
+    def _fail(self, result: PipelineResult, detector: Detector, kind: str, detail: str) -> None:
+        failure = DetectorFailure(_name(detector), kind, detail[:500])
+        result.failures.append(failure)
+        _log.error(
+            "kinguard.detector_failed", detector=failure.detector, kind=kind, detail=failure.detail
+        )
+
+    def run(self, message: Message, context: Context) -> PipelineResult:
+        result = PipelineResult()
+        deadline = time.monotonic() + self.timeout_s
+        for detector in self.detectors:
+            if getattr(detector, "inline", False):
+                self._run_inline(detector, message, context, result)
+                continue
+            future = self.pool.submit(detector, message, context)
+            try:
+                produced = future.result(timeout=max(deadline - time.monotonic(), 0.0))
+                signals = _validated(detector, produced)
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+                self._fail(result, detector, "timeout", f"no answer within {self.timeout_s:.3f}s")
+                continue
+            except Exception as exc:
+                self._fail(result, detector, "error", repr(exc))
+                continue
+            result.signals.extend(signals)
+            context.signals.extend(signals)
+        return result
+
+    async def arun(self, message: Message, context: Context) -> PipelineResult:
+        result = PipelineResult()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        for detector in self.detectors:
+            if getattr(detector, "inline", False):
+                self._run_inline(detector, message, context, result)
+                continue
+            future = loop.run_in_executor(self.pool, detector, message, context)
+            try:
+                produced = await asyncio.wait_for(future, max(deadline - loop.time(), 0.0))
+                signals = _validated(detector, produced)
+            except TimeoutError:
+                self._fail(result, detector, "timeout", f"no answer within {self.timeout_s:.3f}s")
+                continue
+            except Exception as exc:
+                self._fail(result, detector, "error", repr(exc))
+                continue
+            result.signals.extend(signals)
+            context.signals.extend(signals)
+        return result
+
+    def close(self) -> None:
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None

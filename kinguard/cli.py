@@ -1,0 +1,214 @@
+"""The ``kinguard`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from kinguard.guard import KinGuard
+from kinguard.identity import IdentityPolicy
+from kinguard.policy import PolicyError, load_policy
+from kinguard.scenarios import SCENARIOS, RunResult, Scenario, demo_policy
+from kinguard.types import Action, HumanDecision, Verdict
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="kinguard: catch LLM agents siding with each other instead of with their principals.",
+)
+
+_FRAMEWORKS = {"langgraph": "kinguard_langgraph", "autogen": "kinguard_autogen"}
+_ACTION_STYLE = {
+    Action.ALLOW: "dim",
+    Action.LOG: "cyan",
+    Action.ALERT: "yellow",
+    Action.NUDGE: "magenta",
+    Action.REDACT: "bold magenta",
+    Action.BLOCK: "bold red",
+    Action.HALT: "bold white on red",
+}
+
+
+def _runner(framework: str) -> Callable[..., Any]:
+    module_name = _FRAMEWORKS[framework]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise typer.BadParameter(
+            f"--framework {framework} needs the {module_name.replace('_', '-')} package "
+            f"(pip install 'kinguard[{framework}]'): {exc}"
+        ) from exc
+    runner: Callable[..., Any] = module.run_scenario
+    return runner
+
+
+def _run(runner: Callable[..., Any], *args: Any, **kwargs: Any) -> RunResult:
+    result = runner(*args, **kwargs)
+    if inspect.isawaitable(result):
+        result = asyncio.run(_await(result))
+    assert isinstance(result, RunResult)
+    return result
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _decider(console: Console, interactive: bool) -> Callable[[Verdict], HumanDecision]:
+    def decide(verdict: Verdict) -> HumanDecision:
+        console.print(
+            Panel(
+                f"[bold]{verdict.sender}[/] was halted: {', '.join(verdict.signal_names)}\n"
+                f"pair risk {verdict.pair_risk:.2f}; reasons: {'; '.join(verdict.reasons)}",
+                title="kinguard: human review",
+                border_style="red",
+            )
+        )
+        if not interactive:
+            console.print("[dim]non-interactive demo: rejecting (use --interactive to decide)[/]")
+            return HumanDecision(type="reject")
+        choice = typer.prompt("approve / edit / reject", default="reject")
+        if choice.startswith("a"):
+            return HumanDecision(type="approve")
+        if choice.startswith("e"):
+            return HumanDecision(type="edit", text=typer.prompt("replacement text"))
+        return HumanDecision(type="reject")
+
+    return decide
+
+
+def _clip(text: str, width: int = 90) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
+def _scenario_table(
+    scenario: Scenario, bare: RunResult, guarded: RunResult, verdicts: list[Verdict]
+) -> Table:
+    table = Table(title=f"{scenario.title}", title_justify="left", expand=True, show_lines=True)
+    table.add_column("#", justify="right", width=3)
+    table.add_column("agent", width=8)
+    table.add_column("unguarded: what the other agent saw", ratio=3)
+    table.add_column("signals", ratio=2)
+    table.add_column("risk", justify="right", width=5)
+    table.add_column("action", width=7)
+    table.add_column("guarded: what the other agent saw", ratio=3)
+    guarded_texts = [text for _, text in guarded.delivered]
+    for index, (sender, text) in enumerate(bare.delivered):
+        verdict = verdicts[index] if index < len(verdicts) else None
+        shown = guarded_texts[index] if index < len(guarded_texts) else "(not reached)"
+        if verdict is None:
+            table.add_row(str(index + 1), sender, _clip(text), "", "", "", _clip(shown))
+            continue
+        signals = "\n".join(f"{s.name} {s.score:.2f}" for s in verdict.signals) or "-"
+        table.add_row(
+            str(index + 1),
+            sender,
+            _clip(text),
+            signals,
+            f"{verdict.pair_risk:.2f}",
+            Text(verdict.action.value, style=_ACTION_STYLE[verdict.action]),
+            Text(_clip(shown), style="bold" if shown != text else ""),
+        )
+    return table
+
+
+@app.command()
+def demo(
+    framework: Annotated[str, typer.Option(help="langgraph, autogen or both")] = "langgraph",
+    scenario: Annotated[list[str] | None, typer.Option(help="scenario name (repeatable)")] = None,
+    identity: Annotated[
+        IdentityPolicy, typer.Option(help="identity policy")
+    ] = IdentityPolicy.DISASSOCIATE,
+    policy: Annotated[
+        Path | None, typer.Option(help="policy TOML (default: a strict demo policy)")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="real chat model 'provider:name' (LangGraph)")
+    ] = None,
+    otlp: Annotated[str | None, typer.Option(help="send traces to this OTLP/HTTP endpoint")] = None,
+    interactive: Annotated[bool, typer.Option(help="ask a human at each halt")] = False,
+) -> None:
+    """Run the seed scenarios on real framework apps, unguarded then guarded."""
+    console = Console()
+    frameworks = list(_FRAMEWORKS) if framework == "both" else [framework]
+    unknown = [f for f in frameworks if f not in _FRAMEWORKS]
+    if unknown:
+        raise typer.BadParameter(
+            f"--framework: choose langgraph, autogen or both, not {unknown[0]}"
+        )
+    names = scenario or list(SCENARIOS)
+    for name in names:
+        if name not in SCENARIOS:
+            raise typer.BadParameter(f"--scenario: {name!r} is not one of {', '.join(SCENARIOS)}")
+    try:
+        chosen_policy = load_policy(policy) if policy else demo_policy()
+    except PolicyError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--policy") from exc
+    if otlp:
+        from kinguard.telemetry import configure_otlp
+
+        configure_otlp(otlp, service_name="kinguard-demo")
+    decide = _decider(console, interactive)
+    summary = Table(title="Summary", title_justify="left")
+    for column in ("framework", "scenario", "messages", "flagged", "peak pair risk", "actions"):
+        summary.add_column(column)
+    for fw in frameworks:
+        runner = _runner(fw)
+        extra = {"model": model} if model else {}
+        for name in names:
+            spec = SCENARIOS[name]
+            bare = _run(runner, spec, None, decide=decide, **extra)
+            guard = KinGuard(spec.agents, identity=identity, policy=chosen_policy)
+            verdicts: list[Verdict] = []
+            guard.add_observer(verdicts.append)
+            guarded = _run(runner, spec, guard, decide=decide, **extra)
+            console.print(_scenario_table(spec, bare, guarded, verdicts))
+            actions: dict[str, int] = {}
+            for verdict in verdicts:
+                if verdict.action is not Action.ALLOW:
+                    actions[verdict.action.value] = actions.get(verdict.action.value, 0) + 1
+            summary.add_row(
+                fw,
+                name,
+                str(len(verdicts)),
+                str(sum(1 for v in verdicts if v.signals)),
+                f"{max((v.pair_risk for v in verdicts), default=0.0):.2f}",
+                ", ".join(f"{k}\u00d7{v}" for k, v in actions.items()) or "-",
+            )
+            guard.close()
+    console.print(summary)
+
+
+@app.command("check-policy")
+def check_policy(path: Path) -> None:
+    """Validate a policy file and print what it does."""
+    try:
+        loaded = load_policy(path)
+    except PolicyError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    console = Console()
+    table = Table(title=f"{path} (on_error={loaded.error_mode})", title_justify="left")
+    for column in ("signal", "min score", "pair risk", "action"):
+        table.add_column(column)
+    for rule in loaded.rules:
+        table.add_row(
+            rule.signal or "-",
+            f"{rule.min_score:g}" if rule.signal else "-",
+            f"{rule.risk:g}" if rule.risk is not None else "-",
+            rule.action.value,
+        )
+    console.print(table)

@@ -1,0 +1,410 @@
+"""``KinGuard``: the one object a user builds. Frameworks adapt to it; it imports none of them."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from kinguard._pipeline import Pipeline, PipelineResult
+from kinguard.alerts import AlertSink, dispatch_alert
+from kinguard.detectors import Context, Detector, PairHistory, default_detectors, normalise
+from kinguard.identity import IdentityPlanner, IdentityPolicy, conceal_identity_cues
+from kinguard.kinship import kinship, kinship_weight
+from kinguard.monitor import MonitorState, RiskMonitor, message_risk
+from kinguard.policy import Policy, PolicyError, Rule, load_policy
+from kinguard.telemetry import Telemetry, content_capture_from_env
+from kinguard.types import (
+    Action,
+    AgentProfile,
+    Alert,
+    HumanDecision,
+    KinshipLevel,
+    Message,
+    Signal,
+    Verdict,
+)
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import Span, TracerProvider
+
+__all__ = ["KinGuard"]
+
+_log = structlog.get_logger("kinguard")
+_REDACTION = "[redacted by kinguard: {}]"
+_HIDDEN = ""
+
+
+class KinGuard:
+    """Identity injection, inspection, risk and interventions for one multi-agent app.
+
+    Thread- and task-safe: one guard serves every agent and conversation of the app.
+    ``inspect``/``ainspect`` never raise; when inspection fails the policy's error mode
+    decides the message's fate and an alert says so.
+    """
+
+    def __init__(
+        self,
+        agents: Iterable[AgentProfile] = (),
+        *,
+        identity: IdentityPolicy | str = IdentityPolicy.NONE,
+        policy: Policy | str | Path | Mapping[str, Any] | None = None,
+        detectors: Sequence[Detector] | None = None,
+        sinks: Sequence[AlertSink] = (),
+        conversation_id: str | None = None,
+        identity_seed: int | str = 0,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        capture_content: bool | None = None,
+    ) -> None:
+        try:
+            self.identity = IdentityPolicy(identity)
+        except ValueError:
+            raise PolicyError(
+                f"identity: {identity!r} is not one of {', '.join(p.value for p in IdentityPolicy)}"
+            ) from None
+        self.policy = load_policy(policy)
+        profiles = list(agents)
+        names = [profile.name for profile in profiles]
+        if len(set(names)) != len(names):
+            raise PolicyError(f"agents: duplicate agent names in {names}")
+        self._profiles: dict[str, AgentProfile] = {p.name: p for p in profiles}
+        self._identity = IdentityPlanner(self.identity, profiles, identity_seed)
+        self.conversation_id = conversation_id or uuid.uuid4().hex
+        self.sinks: list[AlertSink] = list(sinks)
+        self.pipeline = Pipeline(
+            default_detectors() if detectors is None else detectors,
+            timeout_s=self.policy.inspect_timeout_ms / 1000.0,
+        )
+        self.monitor = RiskMonitor(self.policy.risk, self.policy.risk_thresholds)
+        capture = capture_content
+        if capture is None:
+            capture = self.policy.capture_content
+        if capture is None:
+            capture = content_capture_from_env()
+        self.telemetry = Telemetry(tracer_provider, meter_provider, capture)
+        self._lock = threading.Lock()
+        self._nudges: dict[str, str] = {}
+        self._sink_failures = 0
+        self._observers: list[Callable[[Verdict], object]] = []
+
+    # -- agents and identity -------------------------------------------------------------
+
+    @property
+    def agents(self) -> tuple[AgentProfile, ...]:
+        return tuple(self._profiles.values())
+
+    def profile(self, name: str) -> AgentProfile:
+        """The agent's profile; an agent nobody declared gets an unknown-model profile."""
+        found = self._profiles.get(name)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._profiles.get(name)
+            if found is None:
+                found = self._profiles[name] = AgentProfile(name=name)
+                self._identity.add_agent(found)
+        return found
+
+    def kinship(self, a: str, b: str) -> KinshipLevel:
+        return kinship(self.profile(a), self.profile(b))
+
+    def identity_block(self, agent_name: str) -> str | None:
+        """kinguard's identity statement for this agent, or ``None`` under ``none``."""
+        return self._identity.block(self.profile(agent_name))
+
+    def system_prompt(self, agent_name: str, base: str | None = None) -> str:
+        """``base`` with the agent's identity block appended; applying it twice changes nothing."""
+        return self._identity.apply(self.profile(agent_name), base)
+
+    def codename(self, agent_name: str) -> str | None:
+        self.profile(agent_name)
+        return self._identity.codename(agent_name)
+
+    def pop_nudge(self, agent_name: str) -> str | None:
+        """The pending reminder for an agent that was flagged, once."""
+        with self._lock:
+            return self._nudges.pop(agent_name, None)
+
+    def peek_nudge(self, agent_name: str) -> str | None:
+        with self._lock:
+            return self._nudges.get(agent_name)
+
+    def add_observer(self, observer: Callable[[Verdict], object]) -> None:
+        """Call ``observer`` with every verdict (UIs, tests). A failing observer is contained."""
+        with self._lock:
+            self._observers = [*self._observers, observer]
+
+    def remove_observer(self, observer: Callable[[Verdict], object]) -> None:
+        with self._lock:
+            self._observers = [o for o in self._observers if o is not observer]
+
+    @property
+    def sink_failures(self) -> int:
+        return self._sink_failures
+
+    # -- inspection -----------------------------------------------------------------------
+
+    def _recipients(self, message: Message) -> tuple[str, ...]:
+        if message.recipients:
+            return message.recipients
+        return tuple(name for name in self._profiles if name != message.sender)
+
+    def _context(self, message: Message, recipients: tuple[str, ...]) -> Context:
+        sender = self.profile(message.sender)
+        others = tuple(self.profile(name) for name in recipients)
+        closest = max(
+            (kinship(sender, other) for other in others),
+            key=lambda level: level.closeness,
+            default=KinshipLevel.UNRELATED,
+        )
+        return Context(
+            sender=sender,
+            recipients=others,
+            kinship=closest,
+            text=normalise(message.text, max_chars=self.policy.max_chars),
+            history=PairHistory(
+                last_text_by_agent=self.monitor.history(message.conversation_id),
+            ),
+        )
+
+    def inspect(self, message: Message) -> Verdict:
+        """Inspect one message before its recipients see it."""
+        started = time.perf_counter()
+        with self.telemetry.inspection(message) as span:
+            try:
+                recipients = self._recipients(message)
+                context = self._context(message, recipients)
+                result = self.pipeline.run(message, context)
+                verdict = self._decide(message, recipients, context, result, started)
+            except Exception as exc:
+                verdict = self._failed(message, f"inspection_error: {exc!r}", started)
+            self._finish(span, message, verdict)
+        return verdict
+
+    async def ainspect(self, message: Message) -> Verdict:
+        """Async twin of :meth:`inspect`; slow detectors run off the event loop."""
+        started = time.perf_counter()
+        with self.telemetry.inspection(message) as span:
+            try:
+                recipients = self._recipients(message)
+                context = self._context(message, recipients)
+                result = await self.pipeline.arun(message, context)
+                verdict = self._decide(message, recipients, context, result, started)
+            except Exception as exc:
+                verdict = self._failed(message, f"inspection_error: {exc!r}", started)
+            self._finish(span, message, verdict)
+        return verdict
+
+    def _failed(self, message: Message, error: str, started: float) -> Verdict:
+        closed = self.policy.error_mode == "closed"
+        return Verdict(
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+            sender=message.sender,
+            recipients=message.recipients,
+            turn=message.turn,
+            action=Action.BLOCK if closed else Action.ALERT,
+            reasons=(f"inspection failed; on_error={self.policy.error_mode}",),
+            delivered_text=None if closed else message.text,
+            notice=self._notice(message.sender, ("inspection failure",)) if closed else None,
+            error=error,
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+    def _decide(
+        self,
+        message: Message,
+        recipients: tuple[str, ...],
+        context: Context,
+        result: PipelineResult,
+        started: float,
+    ) -> Verdict:
+        signals = result.signals
+        risk = self.monitor.update(
+            message.conversation_id,
+            message.sender,
+            recipients,
+            message_risk(signals, kinship_weight(context.kinship)),
+            context.text.folded,
+        )
+        action = Action.ALLOW
+        reasons: list[str] = []
+        redact_signals: list[Signal] = []
+        for rule in self.policy.rules:
+            matched = _rule_matches(rule, signals, risk.pair_band_risk)
+            if matched is None:
+                continue
+            if rule.action.severity > action.severity:
+                action = rule.action
+            reasons.append(_describe(rule))
+            if rule.action is Action.REDACT:
+                redact_signals.extend(matched)
+        error = "; ".join(str(failure) for failure in result.failures) or None
+        if error is not None:
+            reasons.append(f"inspection failed; on_error={self.policy.error_mode}")
+            floor = Action.BLOCK if self.policy.error_mode == "closed" else Action.ALERT
+            if floor.severity > action.severity:
+                action = floor
+
+        delivered: str | None = message.text
+        notice: str | None = None
+        if action is Action.REDACT:
+            delivered = _redact(message.text, redact_signals or signals, context)
+        elif action is Action.BLOCK:
+            delivered = None
+            notice = self._notice(message.sender, tuple(dict.fromkeys(s.name for s in signals)))
+        elif action is Action.HALT:
+            notice = (
+                f"[kinguard halted the conversation for human review of a message from "
+                f"{message.sender}]"
+            )
+        if delivered is not None and self.identity is IdentityPolicy.CONCEAL:
+            delivered, _ = conceal_identity_cues(delivered)
+
+        nudge: str | None = None
+        if action.severity >= Action.NUDGE.severity:
+            names = [s.name for s in signals]
+            nudge = self._identity.nudge(context.sender, recipients, list(dict.fromkeys(names)))
+            with self._lock:
+                self._nudges[message.sender] = nudge
+
+        return Verdict(
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+            sender=message.sender,
+            recipients=recipients,
+            turn=message.turn,
+            signals=tuple(signals),
+            kinship=context.kinship,
+            message_risk=risk.message_risk,
+            pair_risk=risk.pair_risk,
+            conversation_risk=risk.conversation_risk,
+            action=action,
+            reasons=tuple(dict.fromkeys(reasons)),
+            delivered_text=delivered,
+            modified=delivered != message.text,
+            notice=notice,
+            nudge=nudge,
+            error=error,
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+    @staticmethod
+    def _notice(sender: str, why: Sequence[str]) -> str:
+        return f"[kinguard blocked a message from {sender}: {', '.join(why) or 'policy'}]"
+
+    def _finish(self, span: Span, message: Message, verdict: Verdict) -> None:
+        """Telemetry and alerts; contained so a broken exporter or sink cannot escape."""
+        try:
+            self.telemetry.record(span, message, verdict, self.profile(message.sender).model)
+            if verdict.action.severity >= Action.ALERT.severity or verdict.error is not None:
+                alert = Alert(
+                    conversation_id=verdict.conversation_id,
+                    message_id=verdict.message_id,
+                    sender=verdict.sender,
+                    recipients=verdict.recipients,
+                    turn=verdict.turn,
+                    action=verdict.action,
+                    signals=verdict.signal_names,
+                    kinship=verdict.kinship,
+                    pair_risk=verdict.pair_risk,
+                    conversation_risk=verdict.conversation_risk,
+                    reasons=verdict.reasons,
+                    error=verdict.error,
+                )
+                self.telemetry.alert(span, alert)
+                failed = dispatch_alert(alert, self.sinks)
+                if failed:
+                    with self._lock:
+                        self._sink_failures += failed
+        except Exception as exc:
+            _log.error("kinguard.telemetry_failed", error=repr(exc))
+        for observer in self._observers:
+            try:
+                observer(verdict)
+            except Exception as exc:
+                _log.error("kinguard.observer_failed", error=repr(exc))
+
+    # -- human decisions ------------------------------------------------------------------
+
+    @staticmethod
+    def resolve_halt(verdict: Verdict, decision: HumanDecision) -> str | None:
+        """The text to deliver once a person has ruled on a halted message (None: drop it)."""
+        if decision.type == "approve":
+            return verdict.delivered_text
+        if decision.type == "edit":
+            return decision.text
+        return None
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable monitor state and pending nudges, for the framework's persistence."""
+        with self._lock:
+            nudges = dict(self._nudges)
+        return {"monitor": self.monitor.state().model_dump(mode="json"), "nudges": nudges}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        self.monitor.load(MonitorState.model_validate(state.get("monitor", {})))
+        with self._lock:
+            self._nudges = {str(k): str(v) for k, v in dict(state.get("nudges", {})).items()}
+
+    def close(self) -> None:
+        self.pipeline.close()
+
+
+def _rule_matches(rule: Rule, signals: Sequence[Signal], pair_risk: float) -> list[Signal] | None:
+    """The signals a rule matched ([] for a pure risk rule), or None if it does not apply."""
+    if rule.risk is not None and pair_risk < rule.risk:
+        return None
+    if rule.signal is None:
+        return []
+    matched = rule.matching_signals(signals)
+    return matched or None
+
+
+def _describe(rule: Rule) -> str:
+    parts = []
+    if rule.signal is not None:
+        parts.append(f"{rule.signal}>={rule.min_score:g}")
+    if rule.risk is not None:
+        parts.append(f"pair_risk>={rule.risk:g}")
+    return f"{' and '.join(parts)} -> {rule.action.value}"
+
+
+def _redact(text: str, signals: Sequence[Signal], context: Context) -> str:
+    """Replace every evidence span (and any hidden characters) with a visible marker."""
+    spans: list[tuple[int, int, str]] = [
+        (e.start, e.end, signal.name)
+        for signal in signals
+        for e in signal.evidence
+        if e.end > e.start
+    ]
+    # Invisible characters are simply dropped: a marker per zero-width character is noise.
+    spans.extend((start, end, _HIDDEN) for start, end in context.text.hidden_spans)
+    if not spans:
+        return text
+    spans.sort()
+    merged: list[tuple[int, int, list[str]]] = []
+    for start, end, name in spans:
+        if merged and start <= merged[-1][1]:
+            last = merged[-1]
+            merged[-1] = (last[0], max(last[1], end), [*last[2], name])
+        else:
+            merged.append((start, end, [name]))
+    out: list[str] = []
+    cursor = 0
+    for start, end, names in merged:
+        out.append(text[cursor:start])
+        visible = [name for name in dict.fromkeys(names) if name != _HIDDEN]
+        out.append(_REDACTION.format(", ".join(visible)) if visible else "")
+        cursor = end
+    out.append(text[cursor:])
+    return "".join(out)

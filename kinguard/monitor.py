@@ -1,0 +1,162 @@
+"""Running risk per agent pair and per conversation: decaying, kinship-weighted, with hysteresis.
+
+State is a pydantic model so it can ride the framework's own persistence (a LangGraph
+checkpoint, AutoGen ``save_state``) and survive restarts.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+
+from kinguard.policy import RiskSettings
+from kinguard.types import Signal
+
+__all__ = ["ConversationState", "MonitorState", "PairState", "RiskMonitor", "RiskUpdate"]
+
+# Signals that are weak evidence of coordination on their own: disclosing one's model or
+# echoing a counterpart happens in benign exchanges too, so they move risk less.
+_SIGNAL_WEIGHTS: dict[str, float] = {
+    "in_group.self_disclosure": 0.5,
+    "in_group.observer_awareness": 0.7,
+    "kin.mimicry": 0.6,
+}
+_HISTORY_CHARS = 2_000
+_MAX_CONVERSATIONS = 10_000
+
+
+class PairState(BaseModel):
+    risk: float = 0.0
+    band: int = 0
+    clock: int = 0
+    peak: float = 0.0
+
+
+class ConversationState(BaseModel):
+    risk: float = 0.0
+    band: int = 0
+    clock: int = 0
+    peak: float = 0.0
+    pairs: dict[str, PairState] = Field(default_factory=dict)
+    last_text_by_agent: dict[str, str] = Field(default_factory=dict)
+
+
+class MonitorState(BaseModel):
+    version: int = 1
+    conversations: dict[str, ConversationState] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskUpdate:
+    message_risk: float
+    pair_risk: float
+    conversation_risk: float
+    pair_band_risk: float
+    """The pair's risk as the policy should see it: held at its band's threshold by hysteresis."""
+
+
+def message_risk(signals: Sequence[Signal], kin_weight: float) -> float:
+    """Noisy-OR of the signals' weighted scores, scaled by how closely related the agents are."""
+    clean = 1.0
+    for signal in signals:
+        clean *= 1.0 - signal.score * _SIGNAL_WEIGHTS.get(signal.name, 1.0)
+    return kin_weight * (1.0 - clean)
+
+
+def pair_key(a: str, b: str) -> str:
+    return "\u2194".join(sorted((a, b)))
+
+
+class RiskMonitor:
+    """Thread-safe accumulator; one per guard."""
+
+    def __init__(self, settings: RiskSettings, thresholds: Sequence[float]) -> None:
+        self._settings = settings
+        self._thresholds = tuple(thresholds)
+        self._lock = threading.Lock()
+        self._conversations: OrderedDict[str, ConversationState] = OrderedDict()
+
+    def _decay(self, elapsed: int) -> float:
+        return float(0.5 ** (max(elapsed, 0) / self._settings.half_life_turns))
+
+    def _band(self, current: int, risk: float) -> int:
+        raw = sum(1 for threshold in self._thresholds if risk >= threshold)
+        if raw >= current:
+            return raw
+        # Step down only once risk is clearly below the band's lower edge.
+        band = current
+        while band > raw and risk < self._thresholds[band - 1] - self._settings.hysteresis:
+            band -= 1
+        return band
+
+    def _banded(self, band: int, risk: float) -> float:
+        return max(risk, self._thresholds[band - 1]) if band else risk
+
+    def conversation(self, conversation_id: str) -> ConversationState:
+        with self._lock:
+            return self._conversation(conversation_id)
+
+    def _conversation(self, conversation_id: str) -> ConversationState:
+        state = self._conversations.get(conversation_id)
+        if state is None:
+            state = self._conversations[conversation_id] = ConversationState()
+            if len(self._conversations) > _MAX_CONVERSATIONS:
+                self._conversations.popitem(last=False)
+        else:
+            self._conversations.move_to_end(conversation_id)
+        return state
+
+    def history(self, conversation_id: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self._conversation(conversation_id).last_text_by_agent)
+
+    def update(
+        self,
+        conversation_id: str,
+        sender: str,
+        recipients: Sequence[str],
+        risk: float,
+        folded_text: str,
+    ) -> RiskUpdate:
+        with self._lock:
+            conv = self._conversation(conversation_id)
+            conv.clock += 1
+            # Conversation risk decays one step per message in the conversation.
+            conv.risk = _accumulate(conv.risk * self._decay(1), risk)
+            conv.band = self._band(conv.band, conv.risk)
+            conv.peak = max(conv.peak, conv.risk)
+            pair_risk = 0.0
+            pair_band_risk = 0.0
+            for recipient in recipients or ("*",):
+                key = pair_key(sender, recipient)
+                pair = conv.pairs.get(key)
+                if pair is None:
+                    pair = conv.pairs[key] = PairState(clock=conv.clock)
+                pair.risk = _accumulate(pair.risk * self._decay(conv.clock - pair.clock), risk)
+                pair.clock = conv.clock
+                pair.band = self._band(pair.band, pair.risk)
+                pair.peak = max(pair.peak, pair.risk)
+                pair_risk = max(pair_risk, pair.risk)
+                pair_band_risk = max(pair_band_risk, self._banded(pair.band, pair.risk))
+            conv.last_text_by_agent[sender] = folded_text[:_HISTORY_CHARS]
+            return RiskUpdate(risk, pair_risk, conv.risk, pair_band_risk)
+
+    def state(self) -> MonitorState:
+        with self._lock:
+            return MonitorState(
+                conversations={k: v.model_copy(deep=True) for k, v in self._conversations.items()}
+            )
+
+    def load(self, state: MonitorState) -> None:
+        with self._lock:
+            self._conversations = OrderedDict(
+                (k, v.model_copy(deep=True)) for k, v in state.conversations.items()
+            )
+
+
+def _accumulate(previous: float, added: float) -> float:
+    return 1.0 - (1.0 - previous) * (1.0 - added)

@@ -1,0 +1,181 @@
+"""All of kinguard's OpenTelemetry in one place: spans, span events and metrics.
+
+Uses only the OTel API, so with no SDK configured everything is a cheap no-op. Spans nest under
+whatever span is current (a framework's agent span when it has one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from opentelemetry import metrics, trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+from kinguard.types import Alert, Message, Verdict
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
+__all__ = ["SPAN_NAME", "Telemetry", "configure_otlp", "content_capture_from_env"]
+
+SPAN_NAME = "kinguard.inspect"
+_SCOPE = "kinguard"
+_CAPTURE_ENV = ("KINGUARD_CAPTURE_CONTENT", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
+
+
+def content_capture_from_env() -> bool:
+    """Message text goes into telemetry only when an operator opted in."""
+    return any(
+        os.environ.get(name, "").strip().lower() in ("1", "true", "yes") for name in _CAPTURE_ENV
+    )
+
+
+class Telemetry:
+    def __init__(
+        self,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        capture_content: bool = False,
+    ) -> None:
+        from kinguard import __version__
+
+        self.capture_content = capture_content
+        self._tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider=tracer_provider)
+        meter = metrics.get_meter(_SCOPE, __version__, meter_provider=meter_provider)
+        self._inspections = meter.create_counter(
+            "kinguard.inspections", unit="{message}", description="Messages inspected"
+        )
+        self._alerts = meter.create_counter(
+            "kinguard.alerts", unit="{alert}", description="Alerts raised, by signal"
+        )
+        self._errors = meter.create_counter(
+            "kinguard.errors", unit="{error}", description="Inspection failures and time-outs"
+        )
+        self._duration = meter.create_histogram(
+            "kinguard.inspection.duration", unit="ms", description="Inspection latency"
+        )
+
+    @contextmanager
+    def inspection(self, message: Message) -> Iterator[Span]:
+        attributes: dict[str, str | int] = {
+            "gen_ai.operation.name": "kinguard.inspect",
+            "gen_ai.agent.name": message.sender,
+            "gen_ai.conversation.id": message.conversation_id,
+            "kinguard.sender": message.sender,
+            "kinguard.recipients": ",".join(message.recipients),
+            "kinguard.turn": message.turn,
+            "kinguard.message.chars": len(message.text),
+        }
+        with self._tracer.start_as_current_span(
+            SPAN_NAME,
+            kind=trace.SpanKind.INTERNAL,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            yield span
+
+    def record(self, span: Span, message: Message, verdict: Verdict, model: str | None) -> None:
+        """Attach the verdict to the span and count it."""
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "kinguard.kinship": verdict.kinship.value,
+                    "kinguard.signals": list(verdict.signal_names),
+                    "kinguard.risk.message": round(verdict.message_risk, 4),
+                    "kinguard.risk.pair": round(verdict.pair_risk, 4),
+                    "kinguard.risk.conversation": round(verdict.conversation_risk, 4),
+                    "kinguard.action": verdict.action.value,
+                    "kinguard.modified": verdict.modified,
+                }
+            )
+            if model:
+                provider, _, name = model.partition(":")
+                span.set_attribute("gen_ai.provider.name", provider)
+                span.set_attribute("gen_ai.request.model", name)
+            if self.capture_content:
+                span.set_attribute("kinguard.message.text", message.text)
+                if verdict.delivered_text is not None and verdict.modified:
+                    span.set_attribute("kinguard.message.delivered_text", verdict.delivered_text)
+                span.set_attribute(
+                    "gen_ai.output.messages",
+                    json.dumps(
+                        [
+                            {
+                                "role": "assistant",
+                                "name": message.sender,
+                                "parts": [{"type": "text", "content": message.text}],
+                            }
+                        ]
+                    ),
+                )
+            for signal in verdict.signals:
+                event: dict[str, str | float | list[int]] = {
+                    "kinguard.signal.name": signal.name,
+                    "kinguard.signal.score": round(signal.score, 4),
+                    "kinguard.signal.tier": signal.tier,
+                    "kinguard.evidence.starts": [e.start for e in signal.evidence],
+                    "kinguard.evidence.ends": [e.end for e in signal.evidence],
+                }
+                if self.capture_content:
+                    event["kinguard.evidence.text"] = " | ".join(e.text for e in signal.evidence)
+                span.add_event("kinguard.signal", event)
+            if verdict.error is not None:
+                span.set_status(Status(StatusCode.ERROR, verdict.error))
+                span.set_attribute("error.type", verdict.error.split(":", 1)[0])
+        outcome = {"kinguard.action": verdict.action.value}
+        self._inspections.add(1, outcome)
+        self._duration.record(verdict.duration_ms, outcome)
+        if verdict.error is not None:
+            self._errors.add(1, {"error.type": verdict.error.split(":", 1)[0]})
+
+    def alert(self, span: Span, alert: Alert) -> None:
+        if span.is_recording():
+            span.add_event(
+                "kinguard.alert",
+                {
+                    "kinguard.action": alert.action.value,
+                    "kinguard.signals": list(alert.signals),
+                    "kinguard.risk.pair": round(alert.pair_risk, 4),
+                    "kinguard.reasons": list(alert.reasons),
+                },
+            )
+        for name in alert.signals or ("error" if alert.error else "risk",):
+            self._alerts.add(1, {"kinguard.signal": name, "kinguard.action": alert.action.value})
+
+
+def configure_otlp(endpoint: str | None = None, service_name: str = "kinguard") -> None:
+    """Install a global SDK tracer and meter provider exporting over OTLP/HTTP.
+
+    With ``endpoint`` None the exporter reads the standard ``OTEL_EXPORTER_OTLP_*`` variables.
+    """
+    try:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    except ImportError as exc:
+        raise RuntimeError(
+            "OTLP export needs the 'otlp' extra: pip install 'kinguard[otlp]'"
+        ) from exc
+    from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = Resource.create(
+        {"service.name": service_name, "openinference.project.name": service_name}
+    )
+    traces_endpoint = f"{endpoint.rstrip('/')}/v1/traces" if endpoint else None
+    metrics_endpoint = f"{endpoint.rstrip('/')}/v1/metrics" if endpoint else None
+    tracer_provider = SdkTracerProvider(resource=resource)
+    tracer_provider.add_span_processor(
+        BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_endpoint))
+    )
+    trace.set_tracer_provider(tracer_provider)
+    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=metrics_endpoint))
+    metrics.set_meter_provider(SdkMeterProvider(resource=resource, metric_readers=[reader]))

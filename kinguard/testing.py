@@ -1,0 +1,400 @@
+"""Test helpers and the adapter conformance suite.
+
+Users test their own apps with :func:`capture_verdicts` and :class:`CapturingSink`. Framework
+adapters prove they behave alike by subclassing :class:`AdapterConformance` and providing a
+``harness`` fixture: an :class:`AdapterHarness` that runs a scripted scenario on a real app of
+that framework (fake/replay models, never mocks of the framework). Importing this module
+needs pytest.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import pytest
+
+from kinguard.detectors import Context
+from kinguard.guard import KinGuard
+from kinguard.identity import IDENTITY_MARKER
+from kinguard.policy import Policy, Rule
+from kinguard.scenarios import SCENARIOS, RunResult, Scenario, Turn, demo_policy
+from kinguard.types import (
+    Action,
+    AgentProfile,
+    Alert,
+    Evidence,
+    HumanDecision,
+    Message,
+    Signal,
+    Verdict,
+)
+
+__all__ = [
+    "AdapterConformance",
+    "AdapterHarness",
+    "CapturingSink",
+    "KeywordDetector",
+    "RunResult",
+    "capture_verdicts",
+    "reference_verdicts",
+]
+
+
+class CapturingSink:
+    """An alert sink that keeps every alert, for assertions."""
+
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+
+    def __call__(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+
+
+@contextmanager
+def capture_verdicts(guard: KinGuard) -> Iterator[list[Verdict]]:
+    """Collect every verdict the guard reaches inside the block, in order."""
+    verdicts: list[Verdict] = []
+    guard.add_observer(verdicts.append)
+    try:
+        yield verdicts
+    finally:
+        guard.remove_observer(verdicts.append)
+
+
+class KeywordDetector:
+    """Flags a fixed token as a chosen signal: lets action tests not depend on detector quality."""
+
+    inline = True
+    detector_name = "keyword"
+
+    def __init__(self, keyword: str, signal: str = "collusion.market", score: float = 0.9) -> None:
+        self.keyword = keyword
+        self.signal = signal
+        self.score = score
+
+    def __call__(self, message: Message, context: Context) -> list[Signal]:
+        return [
+            Signal(
+                name=self.signal,  # type: ignore[arg-type]
+                score=self.score,
+                evidence=(Evidence(start=m.start(), end=m.end(), text=m.group()),),
+                tier="test",
+            )
+            for m in re.finditer(re.escape(self.keyword), message.text)
+        ]
+
+
+class RaisingDetector:
+    inline = True
+    detector_name = "raising"
+
+    def __call__(self, message: Message, context: Context) -> list[Signal]:
+        raise RuntimeError("detector exploded")
+
+
+class HangingDetector:
+    """Sleeps far past any sane time-out; not inline, so the guard's watchdog must cut it off."""
+
+    inline = False
+    detector_name = "hanging"
+
+    def __init__(self, seconds: float = 5.0) -> None:
+        self.seconds = seconds
+
+    def __call__(self, message: Message, context: Context) -> list[Signal]:
+        time.sleep(self.seconds)
+        return []
+
+
+class AdapterHarness(abc.ABC):
+    """Runs a scenario on a real app of one framework. One harness instance per test."""
+
+    supports_sync: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def run(self, scenario: Scenario, guard: KinGuard | None) -> RunResult:
+        """Run the whole script (agents speak in ``scenario.turns`` order) until done or halted."""
+
+    @abc.abstractmethod
+    async def arun(self, scenario: Scenario, guard: KinGuard | None) -> RunResult: ...
+
+    @abc.abstractmethod
+    def resume(self, decision: HumanDecision) -> RunResult:
+        """Continue the last halted run after a person's decision; return the whole run."""
+
+    @abc.abstractmethod
+    async def aresume(self, decision: HumanDecision) -> RunResult: ...
+
+
+def reference_verdicts(scenario: Scenario, guard: KinGuard) -> list[Verdict]:
+    """Inspect the script directly, framework-free: what every adapter must reproduce."""
+    names = [agent.name for agent in scenario.agents]
+    return [
+        guard.inspect(
+            Message(
+                conversation_id="reference",
+                sender=turn.sender,
+                recipients=tuple(n for n in names if n != turn.sender),
+                text=turn.text,
+                turn=index,
+            )
+        )
+        for index, turn in enumerate(scenario.turns)
+    ]
+
+
+_TRIO = (
+    AgentProfile(name="ann", model="openai:gpt-4o", principal="Ann's employer"),
+    AgentProfile(name="bo", model="openai:gpt-4o", principal="Bo's employer"),
+    AgentProfile(name="cy", model="anthropic:claude-sonnet-4-5", principal="Cy's employer"),
+)
+_KEYWORD = "ZEBRA-PACT"
+
+
+def _trio(*texts: str) -> Scenario:
+    names = [agent.name for agent in _TRIO]
+    return Scenario(
+        name="trio",
+        title="three agents, round robin",
+        source="conformance",
+        task="Discuss the quarterly plan.",
+        agents=_TRIO,
+        system_prompts={name: f"You are {name}. Be brief." for name in names},
+        turns=tuple(Turn(sender=names[i % 3], text=text) for i, text in enumerate(texts)),
+    )
+
+
+_PLAIN_TRIO = _trio(
+    "Opening: the plan has three parts.",
+    f"Second point, and the code word is {_KEYWORD} for later.",
+    "Third point: timelines look fine.",
+    "Fourth point: costs are on track.",
+    "Fifth point: staffing is settled.",
+    "Sixth point: we can close the meeting.",
+)
+
+
+def _script(scenario: Scenario) -> list[tuple[str, str]]:
+    return [(turn.sender, turn.text) for turn in scenario.turns]
+
+
+def _keyword_guard(action: Action, **kwargs: Any) -> KinGuard:
+    return KinGuard(
+        _TRIO,
+        detectors=[KeywordDetector(_KEYWORD)],
+        policy=Policy(rules=(Rule(signal="collusion.market", min_score=0.5, action=action),)),
+        conversation_id="conformance",
+        **kwargs,
+    )
+
+
+class AdapterConformance:
+    """Behaviour every framework adapter must have. Subclass and define a ``harness`` fixture.
+
+    Sync and async runs are both exercised; an adapter whose framework is async-only sets
+    ``supports_sync = False`` on its harness and runs the async path.
+    """
+
+    @pytest.fixture
+    def harness(self) -> AdapterHarness:
+        raise NotImplementedError("subclasses provide a harness fixture")
+
+    @pytest.fixture(params=["sync", "async"])
+    def mode(self, request: pytest.FixtureRequest, harness: AdapterHarness) -> str:
+        if request.param == "sync" and not harness.supports_sync:
+            pytest.skip("framework is async-only")
+        return str(request.param)
+
+    @staticmethod
+    def _run(
+        harness: AdapterHarness, mode: str, scenario: Scenario, guard: KinGuard | None
+    ) -> RunResult:
+        if mode == "sync":
+            return harness.run(scenario, guard)
+        return asyncio.run(harness.arun(scenario, guard))
+
+    @staticmethod
+    def _resume(harness: AdapterHarness, mode: str, decision: HumanDecision) -> RunResult:
+        if mode == "sync":
+            return harness.resume(decision)
+        return asyncio.run(harness.aresume(decision))
+
+    # -- the harness itself ------------------------------------------------------------------
+
+    def test_unguarded_run_replays_the_script(self, harness: AdapterHarness, mode: str) -> None:
+        result = self._run(harness, mode, _PLAIN_TRIO, None)
+        assert result.delivered == _script(_PLAIN_TRIO)
+        assert not result.halted
+
+    def test_every_message_is_inspected_once_in_order(
+        self, harness: AdapterHarness, mode: str
+    ) -> None:
+        guard = _keyword_guard(Action.LOG)
+        with capture_verdicts(guard) as verdicts:
+            result = self._run(harness, mode, _PLAIN_TRIO, guard)
+        assert [v.sender for v in verdicts] == [t.sender for t in _PLAIN_TRIO.turns]
+        assert verdicts[1].signal_names == ("collusion.market",)
+        assert set(verdicts[1].recipients) == {"ann", "cy"}
+        assert result.delivered == _script(_PLAIN_TRIO)
+
+    # -- identity ----------------------------------------------------------------------------
+
+    @pytest.mark.parametrize("identity", ["disclose", "disassociate", "conceal"])
+    def test_identity_is_injected_into_every_agent_prompt(
+        self, harness: AdapterHarness, mode: str, identity: str
+    ) -> None:
+        guard = _keyword_guard(Action.LOG, identity=identity)
+        result = self._run(harness, mode, _PLAIN_TRIO, guard)
+        blocks = set()
+        for agent in _TRIO:
+            block = guard.identity_block(agent.name)
+            assert block is not None
+            first_call = result.model_inputs[agent.name][0]
+            assert block in first_call
+            assert _PLAIN_TRIO.system_prompts[agent.name] in first_call  # the user's prompt stays
+            assert first_call.count(IDENTITY_MARKER) == 1
+            blocks.add(block)
+        if identity != "conceal":
+            assert len(blocks) == len(_TRIO)  # ann and bo share a model yet differ
+
+    def test_identity_none_leaves_prompts_alone(self, harness: AdapterHarness, mode: str) -> None:
+        result = self._run(harness, mode, _PLAIN_TRIO, _keyword_guard(Action.LOG))
+        assert IDENTITY_MARKER not in result.all_inputs()
+
+    def test_conceal_strips_identity_cues_between_agents(
+        self, harness: AdapterHarness, mode: str
+    ) -> None:
+        script = _trio(
+            "Opening: the plan has three parts.",
+            "Speaking as GPT-4o from OpenAI, I think the plan is sound.",
+            "Third point.",
+            "Fourth point.",
+        )
+        guard = _keyword_guard(Action.LOG, identity="conceal")
+        result = self._run(harness, mode, script, guard)
+        assert "GPT-4o" not in result.delivered[1][1]
+        assert "[identity withheld]" in result.delivered[1][1]
+        assert "OpenAI" not in result.inputs_after("cy", 0)
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def test_redact_rewrites_what_other_agents_see(
+        self, harness: AdapterHarness, mode: str
+    ) -> None:
+        guard = _keyword_guard(Action.REDACT)
+        with capture_verdicts(guard) as verdicts:
+            result = self._run(harness, mode, _PLAIN_TRIO, guard)
+        assert verdicts[1].action is Action.REDACT
+        assert result.delivered[1] == ("bo", verdicts[1].delivered_text)
+        assert "[redacted by kinguard: collusion.market]" in result.delivered[1][1]
+        assert _KEYWORD not in result.inputs_after("cy", 0)
+        assert _KEYWORD not in result.inputs_after("ann", 1)
+        assert len(result.delivered) == len(_PLAIN_TRIO.turns)
+
+    def test_block_replaces_the_message_with_a_notice(
+        self, harness: AdapterHarness, mode: str
+    ) -> None:
+        guard = _keyword_guard(Action.BLOCK)
+        result = self._run(harness, mode, _PLAIN_TRIO, guard)
+        sender, text = result.delivered[1]
+        assert sender == "bo"
+        assert text.startswith("[kinguard blocked a message from bo")
+        assert _KEYWORD not in result.inputs_after("cy", 0)
+        assert _KEYWORD not in result.inputs_after("ann", 1)
+        assert [s for s, _ in result.delivered] == [t.sender for t in _PLAIN_TRIO.turns]
+
+    def test_nudge_reminds_the_flagged_agent_only(self, harness: AdapterHarness, mode: str) -> None:
+        guard = _keyword_guard(Action.NUDGE)
+        result = self._run(harness, mode, _PLAIN_TRIO, guard)
+        assert "[kinguard reminder]" in result.inputs_after("bo", 1)
+        assert "[kinguard reminder]" not in result.model_inputs["bo"][0]
+        assert "[kinguard reminder]" not in result.inputs_after("ann", 0)
+        assert "[kinguard reminder]" not in result.inputs_after("cy", 0)
+        assert result.delivered == _script(_PLAIN_TRIO)
+
+    def test_halt_then_reject_drops_the_message(self, harness: AdapterHarness, mode: str) -> None:
+        guard = _keyword_guard(Action.HALT)
+        first = self._run(harness, mode, _PLAIN_TRIO, guard)
+        assert first.halted
+        assert _KEYWORD not in first.inputs_after("ann", 0) + first.inputs_after("cy", 0)
+        result = self._resume(harness, mode, HumanDecision(type="reject"))
+        assert not result.halted
+        assert _KEYWORD not in result.inputs_after("cy", 0)
+        assert _KEYWORD not in result.inputs_after("ann", 1)
+        assert _KEYWORD not in "".join(text for _, text in result.delivered)
+        assert result.delivered[-1] == _script(_PLAIN_TRIO)[-1]
+
+    def test_halt_then_approve_delivers_the_message(
+        self, harness: AdapterHarness, mode: str
+    ) -> None:
+        guard = _keyword_guard(Action.HALT)
+        assert self._run(harness, mode, _PLAIN_TRIO, guard).halted
+        result = self._resume(harness, mode, HumanDecision(type="approve"))
+        assert not result.halted
+        assert ("bo", _PLAIN_TRIO.turns[1].text) in result.delivered
+        assert _KEYWORD in result.inputs_after("cy", 0)
+
+    def test_halt_then_edit_delivers_the_edit(self, harness: AdapterHarness, mode: str) -> None:
+        guard = _keyword_guard(Action.HALT)
+        assert self._run(harness, mode, _PLAIN_TRIO, guard).halted
+        result = self._resume(harness, mode, HumanDecision(type="edit", text="Second point."))
+        assert ("bo", "Second point.") in result.delivered
+        assert _KEYWORD not in result.inputs_after("cy", 0)
+        assert "Second point." in result.inputs_after("cy", 0)
+
+    # -- failure containment -----------------------------------------------------------------
+
+    @pytest.mark.parametrize("broken", ["raises", "hangs"])
+    @pytest.mark.parametrize("on_error", ["open", "closed"])
+    def test_a_broken_detector_never_breaks_the_app(
+        self, harness: AdapterHarness, mode: str, broken: str, on_error: str
+    ) -> None:
+        bad = RaisingDetector() if broken == "raises" else HangingDetector(seconds=3.0)
+        sink = CapturingSink()
+        guard = KinGuard(
+            _TRIO,
+            detectors=[bad, KeywordDetector(_KEYWORD)],
+            policy=Policy(
+                rules=(Rule(signal="collusion.market", action=Action.LOG),),
+                on_error=on_error,  # type: ignore[arg-type]
+                inspect_timeout_ms=50,
+            ),
+            sinks=[sink],
+        )
+        script = _trio("One.", "Two.", "Three.")
+        with capture_verdicts(guard) as verdicts:
+            result = self._run(harness, mode, script, guard)
+        assert len(verdicts) == 3
+        assert all(v.error is not None for v in verdicts)
+        assert len(sink.alerts) == 3  # a failure is never silent
+        assert not result.halted
+        if on_error == "open":
+            assert result.delivered == _script(script)
+        else:
+            assert all(text.startswith("[kinguard blocked") for _, text in result.delivered)
+            assert "Two." not in result.inputs_after("cy", 0)
+
+    # -- same findings as the framework-free reference ---------------------------------------
+
+    @pytest.mark.parametrize("name", sorted(SCENARIOS))
+    def test_seed_scenarios_give_the_reference_verdicts(
+        self, harness: AdapterHarness, mode: str, name: str
+    ) -> None:
+        scenario = SCENARIOS[name]
+        reference = reference_verdicts(
+            scenario, KinGuard(scenario.agents, identity="disassociate", policy=demo_policy())
+        )
+        guard = KinGuard(scenario.agents, identity="disassociate", policy=demo_policy())
+        with capture_verdicts(guard) as verdicts:
+            result = self._run(harness, mode, scenario, guard)
+            while result.halted:
+                result = self._resume(harness, mode, HumanDecision(type="reject"))
+        got = [(v.sender, v.signal_names, v.action) for v in verdicts]
+        want = [(v.sender, v.signal_names, v.action) for v in reference]
+        assert got == want

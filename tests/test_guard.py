@@ -1,0 +1,252 @@
+"""KinGuard's decisions, independent of detector quality (a keyword detector drives them)."""
+
+import asyncio
+import json
+import threading
+
+import pytest
+from structlog.testing import capture_logs
+
+from kinguard import (
+    Action,
+    AgentProfile,
+    CallbackSink,
+    HumanDecision,
+    JsonlSink,
+    KinGuard,
+    KinshipLevel,
+    Message,
+    Policy,
+    Rule,
+)
+from kinguard.testing import (
+    CapturingSink,
+    HangingDetector,
+    KeywordDetector,
+    RaisingDetector,
+    capture_verdicts,
+)
+
+AGENTS = [
+    AgentProfile(name="buyer", model="openai:gpt-4o", principal="ACME"),
+    AgentProfile(name="seller", model="openai:gpt-4o", principal="Globex"),
+    AgentProfile(name="outsider", model="mistral:mistral-large", principal="Initech"),
+]
+
+
+def guard_with(action: Action, keyword: str = "FIXPRICE", **kw) -> KinGuard:
+    return KinGuard(
+        AGENTS,
+        detectors=[KeywordDetector(keyword)],
+        policy=kw.pop("policy", Policy(rules=(Rule(signal="collusion.market", action=action),))),
+        **kw,
+    )
+
+
+def msg(
+    text: str, sender: str = "buyer", recipients=("seller",), conversation_id: str = "c1"
+) -> Message:
+    return Message(conversation_id=conversation_id, sender=sender, recipients=recipients, text=text)
+
+
+def test_clean_message_is_allowed_unchanged() -> None:
+    verdict = guard_with(Action.BLOCK).inspect(msg("Our price is $40."))
+    assert verdict.action is Action.ALLOW
+    assert verdict.delivered_text == "Our price is $40."
+    assert not verdict.modified
+    assert verdict.kinship is KinshipLevel.SELF
+
+
+def test_redact_replaces_exactly_the_evidence() -> None:
+    verdict = guard_with(Action.REDACT).inspect(msg("Deal: FIXPRICE at 48, ok?"))
+    assert verdict.action is Action.REDACT
+    assert verdict.delivered_text == "Deal: [redacted by kinguard: collusion.market] at 48, ok?"
+    assert verdict.modified
+    evidence = verdict.signals[0].evidence[0]
+    assert (evidence.start, evidence.end, evidence.text) == (6, 14, "FIXPRICE")
+
+
+def test_block_delivers_nothing_but_a_notice() -> None:
+    verdict = guard_with(Action.BLOCK).inspect(msg("FIXPRICE"))
+    assert verdict.blocked
+    assert verdict.delivered_text is None
+    assert verdict.notice.startswith("[kinguard blocked a message from buyer")
+
+
+def test_nudge_is_queued_for_the_sender_once() -> None:
+    guard = guard_with(Action.NUDGE)
+    verdict = guard.inspect(msg("FIXPRICE"))
+    assert verdict.nudge and "ACME" in verdict.nudge
+    assert guard.pop_nudge("buyer") == verdict.nudge
+    assert guard.pop_nudge("buyer") is None
+    assert guard.pop_nudge("seller") is None
+
+
+@pytest.mark.parametrize(
+    ("decision", "delivered"),
+    [
+        (HumanDecision(type="approve"), "FIXPRICE now"),
+        (HumanDecision(type="edit", text="Let's talk price."), "Let's talk price."),
+        (HumanDecision(type="reject"), None),
+    ],
+)
+def test_halt_waits_for_a_human_decision(decision: HumanDecision, delivered: str | None) -> None:
+    guard = guard_with(Action.HALT)
+    verdict = guard.inspect(msg("FIXPRICE now"))
+    assert verdict.action is Action.HALT
+    assert verdict.notice
+    assert guard.resolve_halt(verdict, decision) == delivered
+
+
+def test_edit_decision_requires_text() -> None:
+    with pytest.raises(ValueError, match="text"):
+        HumanDecision(type="edit")
+
+
+def test_closer_kin_raise_risk_more_for_the_same_words() -> None:
+    guard = guard_with(Action.LOG)
+    kin = guard.inspect(msg("FIXPRICE", recipients=("seller",), conversation_id="kin"))
+    far = guard.inspect(msg("FIXPRICE", recipients=("outsider",), conversation_id="far"))
+    assert kin.kinship is KinshipLevel.SELF and far.kinship is KinshipLevel.UNRELATED
+    assert kin.pair_risk > far.pair_risk > 0
+
+
+def test_risk_accumulates_decays_and_has_hysteresis() -> None:
+    policy = Policy(
+        rules=(Rule(risk=0.5, action=Action.ALERT),),
+        risk={"half_life_turns": 1.0, "hysteresis": 0.2},
+    )
+    guard = guard_with(Action.LOG, policy=policy)
+    first = guard.inspect(msg("FIXPRICE"))
+    second = guard.inspect(msg("FIXPRICE again"))
+    assert second.pair_risk > first.pair_risk
+    assert second.action is Action.ALERT
+    # One clean message halves the risk: below 0.5, but within the hysteresis margin.
+    calm = guard.inspect(msg("fine"))
+    assert 0.3 <= calm.pair_risk < 0.5
+    assert calm.action is Action.ALERT
+    calmer = guard.inspect(msg("fine"))
+    assert calmer.pair_risk < 0.3
+    assert calmer.action is Action.ALLOW
+
+
+def test_conversations_are_independent() -> None:
+    guard = guard_with(Action.LOG)
+    guard.inspect(msg("FIXPRICE", conversation_id="a"))
+    assert guard.inspect(msg("hello", conversation_id="b")).conversation_risk == 0
+
+
+@pytest.mark.parametrize("on_error", ["open", "closed"])
+@pytest.mark.parametrize("bad", [RaisingDetector(), HangingDetector(seconds=2.0)])
+def test_failing_detector_follows_the_error_mode_and_alerts(on_error: str, bad) -> None:
+    sink = CapturingSink()
+    guard = KinGuard(
+        AGENTS,
+        detectors=[bad, KeywordDetector("FIXPRICE")],
+        policy=Policy(
+            rules=(Rule(signal="collusion.market", action=Action.LOG),),
+            on_error=on_error,
+            inspect_timeout_ms=30,
+        ),
+        sinks=[sink],
+    )
+    verdict = guard.inspect(msg("FIXPRICE hello"))
+    assert verdict.error is not None
+    assert ("timeout" if isinstance(bad, HangingDetector) else "exploded") in verdict.error
+    assert verdict.signal_names == ("collusion.market",)  # the healthy detector still ran
+    assert len(sink.alerts) == 1 and sink.alerts[0].error == verdict.error
+    if on_error == "open":
+        assert verdict.action is Action.ALERT and verdict.delivered_text == "FIXPRICE hello"
+    else:
+        assert verdict.action is Action.BLOCK and verdict.delivered_text is None
+
+
+@pytest.mark.parametrize("on_error", ["open", "closed"])
+async def test_async_inspection_contains_a_hanging_detector(on_error: str) -> None:
+    guard = KinGuard(
+        AGENTS,
+        detectors=[HangingDetector(seconds=2.0)],
+        policy=Policy(
+            rules=(Rule(risk=0.9, action=Action.LOG),), on_error=on_error, inspect_timeout_ms=30
+        ),
+    )
+    verdicts = await asyncio.gather(*(guard.ainspect(msg(f"m{i}")) for i in range(3)))
+    assert all("timeout" in v.error for v in verdicts)
+    assert {v.action for v in verdicts} == {Action.BLOCK if on_error == "closed" else Action.ALERT}
+
+
+def test_detector_returning_garbage_is_a_failure_not_a_crash() -> None:
+    def garbage(message, context):
+        return "not signals"
+
+    garbage.inline = True
+    verdict = KinGuard(AGENTS, detectors=[garbage]).inspect(msg("hi"))
+    assert verdict.error and "garbage" in verdict.error
+
+
+def test_broken_sink_is_contained_and_counted() -> None:
+    def explode(alert):
+        raise OSError("disk full")
+
+    seen = []
+    guard = guard_with(Action.ALERT, sinks=[CallbackSink(explode), CallbackSink(seen.append)])
+    with capture_logs() as logs:
+        verdict = guard.inspect(msg("FIXPRICE"))
+    assert verdict.action is Action.ALERT
+    assert len(seen) == 1 and guard.sink_failures == 1
+    assert any(entry["event"] == "kinguard.sink_failed" for entry in logs)
+    assert any(
+        entry["event"] == "kinguard.alert" and entry["signals"] == ["collusion.market"]
+        for entry in logs
+    )
+
+
+def test_jsonl_sink_writes_an_audit_trail(tmp_path) -> None:
+    path = tmp_path / "audit.jsonl"
+    guard = guard_with(Action.ALERT, sinks=[JsonlSink(path)])
+    guard.inspect(msg("FIXPRICE"))
+    guard.inspect(msg("clean"))
+    guard.inspect(msg("FIXPRICE", sender="seller", recipients=("buyer",)))
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["sender"] for r in records] == ["buyer", "seller"]
+    assert records[0]["signals"] == ["collusion.market"]
+
+
+def test_state_round_trip_restores_risk_and_nudges() -> None:
+    guard = guard_with(Action.NUDGE)
+    before = guard.inspect(msg("FIXPRICE"))
+    state = json.loads(json.dumps(guard.state_dict()))
+    restored = guard_with(Action.NUDGE)
+    restored.load_state(state)
+    assert restored.peek_nudge("buyer") == before.nudge
+    after_restored = restored.inspect(msg("FIXPRICE"))
+    after_original = guard.inspect(msg("FIXPRICE"))
+    assert after_restored.pair_risk == pytest.approx(after_original.pair_risk)
+    assert after_restored.conversation_risk == pytest.approx(after_original.conversation_risk)
+
+
+def test_concurrent_inspection_from_threads_loses_no_update() -> None:
+    guard = guard_with(Action.LOG)
+    with capture_verdicts(guard) as verdicts:
+        threads = [
+            threading.Thread(target=lambda: [guard.inspect(msg("FIXPRICE")) for _ in range(50)])
+            for _ in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(verdicts) == 400
+    assert guard.monitor.conversation("c1").clock == 400
+
+
+async def test_concurrent_async_inspection() -> None:
+    guard = guard_with(Action.LOG)
+    verdicts = await asyncio.gather(*(guard.ainspect(msg("FIXPRICE")) for _ in range(100)))
+    assert len({v.message_id for v in verdicts}) == 100
+    assert guard.monitor.conversation("c1").clock == 100
+
+
+def test_recipients_default_to_every_other_known_agent() -> None:
+    verdict = guard_with(Action.LOG).inspect(msg("hi", recipients=()))
+    assert set(verdict.recipients) == {"seller", "outsider"}

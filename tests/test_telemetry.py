@@ -1,0 +1,112 @@
+"""Spans, events and metrics through the real OpenTelemetry SDK with in-memory exporters."""
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from kinguard import Action, AgentProfile, KinGuard, Message, Policy, Rule
+from kinguard.testing import KeywordDetector, RaisingDetector
+
+AGENTS = [
+    AgentProfile(name="buyer", model="openai:gpt-4o", principal="ACME"),
+    AgentProfile(name="seller", model="anthropic:claude-sonnet-4-5", principal="Globex"),
+]
+
+
+@pytest.fixture
+def otel():
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    return tracer_provider, meter_provider, exporter, reader
+
+
+def make_guard(otel, **kw) -> KinGuard:
+    tracer_provider, meter_provider, _, _ = otel
+    return KinGuard(
+        AGENTS,
+        detectors=kw.pop("detectors", [KeywordDetector("FIXPRICE")]),
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.ALERT),)),
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        **kw,
+    )
+
+
+def message(text: str) -> Message:
+    return Message(
+        conversation_id="conv-9", sender="buyer", recipients=("seller",), text=text, turn=3
+    )
+
+
+def test_each_inspection_is_a_span_with_genai_and_kinguard_attributes(otel) -> None:
+    guard = make_guard(otel)
+    guard.inspect(message("secret FIXPRICE deal"))
+    (span,) = otel[2].get_finished_spans()
+    attrs = dict(span.attributes)
+    assert span.name == "kinguard.inspect"
+    assert attrs["gen_ai.agent.name"] == "buyer"
+    assert attrs["gen_ai.conversation.id"] == "conv-9"
+    assert attrs["gen_ai.provider.name"] == "openai"
+    assert attrs["gen_ai.request.model"] == "gpt-4o"
+    assert attrs["kinguard.recipients"] == "seller"
+    assert attrs["kinguard.kinship"] == "unrelated"
+    assert attrs["kinguard.signals"] == ("collusion.market",)
+    assert attrs["kinguard.action"] == "alert"
+    assert attrs["kinguard.risk.pair"] > 0
+    events = {event.name: event for event in span.events}
+    assert events["kinguard.signal"].attributes["kinguard.signal.name"] == "collusion.market"
+    assert events["kinguard.signal"].attributes["kinguard.evidence.starts"] == (7,)
+    assert events["kinguard.alert"].attributes["kinguard.action"] == "alert"
+
+
+def test_message_text_is_recorded_only_when_content_capture_is_on(otel, monkeypatch) -> None:
+    monkeypatch.delenv("KINGUARD_CAPTURE_CONTENT", raising=False)
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
+    make_guard(otel).inspect(message("secret FIXPRICE deal"))
+    make_guard(otel, capture_content=True).inspect(message("secret FIXPRICE deal"))
+    quiet, loud = otel[2].get_finished_spans()
+    assert not any("secret" in str(v) for v in quiet.attributes.values())
+    assert not any("secret" in str(v) for e in quiet.events for v in e.attributes.values())
+    assert loud.attributes["kinguard.message.text"] == "secret FIXPRICE deal"
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    assert make_guard(otel).telemetry.capture_content
+
+
+def test_inspection_spans_nest_under_the_current_span(otel) -> None:
+    guard = make_guard(otel)
+    tracer = otel[0].get_tracer("host-app")
+    with tracer.start_as_current_span("invoke_agent buyer") as parent:
+        guard.inspect(message("hello"))
+    spans = {span.name: span for span in otel[2].get_finished_spans()}
+    assert spans["kinguard.inspect"].parent.span_id == parent.get_span_context().span_id
+
+
+def test_failed_inspection_marks_the_span_as_error(otel) -> None:
+    guard = make_guard(otel, detectors=[RaisingDetector()])
+    guard.inspect(message("hello"))
+    (span,) = otel[2].get_finished_spans()
+    assert span.status.status_code.name == "ERROR"
+    assert span.attributes["error.type"] == "detector_error"
+
+
+def test_metrics_count_inspections_alerts_and_latency(otel) -> None:
+    guard = make_guard(otel)
+    guard.inspect(message("FIXPRICE"))
+    guard.inspect(message("clean"))
+    data = otel[3].get_metrics_data()
+    points = {
+        metric.name: list(metric.data.data_points)
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+    }
+    assert sum(p.value for p in points["kinguard.inspections"]) == 2
+    (alert_point,) = points["kinguard.alerts"]
+    assert alert_point.attributes["kinguard.signal"] == "collusion.market"
+    assert sum(p.count for p in points["kinguard.inspection.duration"]) == 2
