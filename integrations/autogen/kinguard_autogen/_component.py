@@ -1,0 +1,70 @@
+"""The guard's configuration as an AutoGen component (``dump_component``/``load_component``)."""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from autogen_core import Component, ComponentBase
+from pydantic import BaseModel, Field
+
+from kinguard import AgentProfile, KinGuard
+
+__all__ = ["KinGuardComponent", "KinGuardConfig"]
+
+
+class KinGuardConfig(BaseModel):
+    """Everything needed to rebuild a :class:`~kinguard.KinGuard` except code objects.
+
+    Custom detectors, alert sinks and tracer/meter providers are code, not configuration: a
+    guard loaded from this config uses the default detectors and no sinks. Monitor state is not
+    configuration either; it rides in the team's ``save_state()``.
+    """
+
+    agents: list[AgentProfile] = Field(default_factory=list)
+    identity: str = "none"
+    policy: dict[str, Any] = Field(default_factory=dict)
+    conversation_id: str | None = None
+    identity_seed: str = "0"
+    capture_content: bool | None = None
+
+
+class KinGuardComponent(ComponentBase[KinGuardConfig], Component[KinGuardConfig]):
+    """Wraps a :class:`~kinguard.KinGuard` so AutoGen can serialise its configuration.
+
+    >>> model = KinGuardComponent(guard).dump_component()          # doctest: +SKIP
+    >>> guard2 = KinGuardComponent.load_component(model).guard     # doctest: +SKIP
+    """
+
+    component_type = "kinguard"
+    component_config_schema = KinGuardConfig
+    component_provider_override = "kinguard_autogen.KinGuardComponent"
+    component_description = "kinguard: identity injection and collusion monitoring for a team."
+
+    def __init__(self, guard: KinGuard) -> None:
+        self.guard = guard
+
+    def _to_config(self) -> KinGuardConfig:
+        guard = self.guard
+        # The seed is not public on KinGuard yet; it only changes disassociate codenames.
+        seed = getattr(getattr(guard, "_identity", None), "_seed", "0")
+        return KinGuardConfig(
+            agents=list(guard.agents),
+            identity=guard.identity.value,
+            policy=guard.policy.model_dump(mode="json"),
+            conversation_id=guard.conversation_id,
+            identity_seed=str(seed),
+            capture_content=guard.telemetry.capture_content,
+        )
+
+    @classmethod
+    def _from_config(cls, config: KinGuardConfig) -> Self:
+        return cls(
+            KinGuard(
+                config.agents,
+                identity=config.identity,
+                policy=config.policy,
+                conversation_id=config.conversation_id,
+                identity_seed=config.identity_seed,
+                capture_content=config.capture_content,
+            )
+        )

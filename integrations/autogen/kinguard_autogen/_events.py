@@ -1,0 +1,99 @@
+"""What kinguard adds to an AgentChat stream: a verdict event, and metadata on guarded messages."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
+
+from kinguard import Action, Verdict
+
+__all__ = [
+    "KINGUARD_SOURCE",
+    "META_ACTION",
+    "META_REASONS",
+    "META_RESOLVED",
+    "META_SIGNALS",
+    "KinGuardVerdictEvent",
+    "kinguard_action",
+]
+
+KINGUARD_SOURCE = "kinguard"
+"""``source`` of every message and event kinguard itself puts into a team."""
+
+META_ACTION = "kinguard.action"
+"""Metadata key on each chat message kinguard acted on: the action (``log`` ... ``halt``)."""
+META_SIGNALS = "kinguard.signals"
+"""Metadata key: comma-separated signal names found in the message."""
+META_REASONS = "kinguard.reasons"
+"""Metadata key: the policy rules that fired, ``; ``-separated."""
+META_RESOLVED = "kinguard.resolved"
+"""Metadata key on a message a person released after a halt: ``approve`` or ``edit``."""
+
+
+def kinguard_action(message: BaseChatMessage | BaseAgentEvent) -> Action | None:
+    """The action kinguard took on a message, from its metadata; ``None`` if never inspected."""
+    value = message.metadata.get(META_ACTION)
+    if value is None:
+        return None
+    try:
+        return Action(value)
+    except ValueError:
+        return None
+
+
+_OUTCOME = {
+    Action.NUDGE: "reminder sent to {sender}",
+    Action.REDACT: "redacted before delivery",
+    Action.BLOCK: "withheld; the others saw a notice",
+    Action.HALT: "withheld; team halted for human review",
+}
+
+
+class KinGuardVerdictEvent(BaseAgentEvent):
+    """kinguard's verdict on one chat message, streamed right after that message.
+
+    ``run_stream()`` yields it and ``Console`` prints it like any other event; it is also kept in
+    ``TaskResult.messages``. By default only verdicts that did something (any action above
+    ``allow``, or an inspection error) are streamed.
+    """
+
+    verdict: Verdict
+    """The full verdict: signals with evidence, risks, action, reasons."""
+
+    content: str
+    """One line for humans, e.g. ``block · bo → ann, cy · collusion.market 0.90 · ...``."""
+
+    source: str = KINGUARD_SOURCE
+    type: Literal["KinGuardVerdictEvent"] = "KinGuardVerdictEvent"
+
+    @classmethod
+    def from_verdict(cls, verdict: Verdict) -> KinGuardVerdictEvent:
+        return cls(
+            verdict=verdict,
+            content=describe(verdict),
+            metadata={META_ACTION: verdict.action.value},
+        )
+
+    def to_text(self) -> str:
+        return self.content
+
+
+def describe(verdict: Verdict) -> str:
+    """A one-line summary of a verdict, for consoles and stop reasons."""
+    signals = ", ".join(f"{s.name} {s.score:.2f}" for s in verdict.signals) or "no signals"
+    recipients = ", ".join(verdict.recipients) or "everyone"
+    parts = [
+        f"kinguard {verdict.action.value}",
+        f"{verdict.sender} → {recipients}",
+        signals,
+        f"pair risk {verdict.pair_risk:.2f}",
+    ]
+    outcome = _OUTCOME.get(verdict.action)
+    if outcome is not None:
+        parts.append(outcome.format(sender=verdict.sender))
+    elif verdict.modified:
+        parts.append("identity cues concealed")
+    if verdict.error is not None:
+        parts.append(f"inspection failed: {verdict.error}")
+    return " · ".join(parts)

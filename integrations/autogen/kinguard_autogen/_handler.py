@@ -1,0 +1,427 @@
+"""The intervention handler that inspects every group-chat message before the others get it.
+
+How AgentChat 0.7 moves one agent turn through its runtime (``_chat_agent_container.py``):
+the participant's container publishes ``GroupChatMessage(chat_message)`` on the team's output
+topic (what ``run_stream`` yields), then ``GroupChatAgentResponse`` on the group topic (what the
+manager, the termination condition and every other participant buffer). The runtime passes each
+publish through its intervention handlers first, in that order, from a single loop. So kinguard
+inspects at the first sight, remembers the verdict by message id and applies the same rewrite
+to both.
+
+Two runtime facts shape the rest (``autogen_core/_single_threaded_agent_runtime.py``,
+``_process_next``): a handler that returns ``DropMessage`` or raises loses the message *and*
+skips ``task_done()``, so ``stop_when_idle()`` (which every embedded-runtime run awaits) waits
+forever. This handler therefore never drops and never raises: blocked and halted messages are
+replaced by a notice, and its own failures are contained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import structlog
+from autogen_agentchat.messages import (
+    BaseAgentEvent,
+    BaseChatMessage,
+    BaseTextChatMessage,
+    StopMessage,
+    TextMessage,
+)
+from autogen_agentchat.teams._group_chat._events import (
+    GroupChatAgentResponse,
+    GroupChatMessage,
+    GroupChatReset,
+    GroupChatStart,
+    GroupChatTeamResponse,
+)
+from autogen_core import (
+    AgentId,
+    DefaultInterventionHandler,
+    DropMessage,
+    MessageContext,
+    SingleThreadedAgentRuntime,
+    TopicId,
+)
+
+from kinguard import Action, KinGuard, Message, Verdict
+from kinguard_autogen._events import (
+    KINGUARD_SOURCE,
+    META_ACTION,
+    META_REASONS,
+    META_RESOLVED,
+    META_SIGNALS,
+    KinGuardVerdictEvent,
+)
+
+__all__ = ["EventMode", "KinGuardInterventionHandler", "TeamGuard"]
+
+_log = structlog.get_logger("kinguard.autogen")
+
+EventMode = Literal["none", "flagged", "all"]
+_CACHE_SIZE = 1024
+_STATE_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TeamTopics:
+    """The runtime addresses of one team, copied from its (private) attributes once."""
+
+    team_id: str
+    team_name: str
+    participants: tuple[str, ...]
+    participant_topics: Mapping[str, str]
+    group_topic: str
+    manager_topic: str
+
+
+class TeamGuard:
+    """Everything kinguard keeps for one guarded team; the handler's state."""
+
+    def __init__(
+        self,
+        guard: KinGuard,
+        runtime: SingleThreadedAgentRuntime,
+        topics: TeamTopics,
+        *,
+        conversation_id: str,
+        events: EventMode,
+    ) -> None:
+        self.guard = guard
+        self.runtime = runtime
+        self.topics = topics
+        self.conversation_id = conversation_id
+        self.events = events
+        self.turn = 0
+        self.pending_halt: Verdict | None = None
+        # Identity blocks for participants without a system message, sent as their first message.
+        self.identity_messages: dict[str, str] = {}
+        self.identity_delivered: set[str] = set()
+        # Resolved halts to deliver to everyone but their sender: message id -> sender.
+        self.private_deliveries: dict[str, str] = {}
+        self._verdicts: OrderedDict[str, tuple[Verdict, BaseChatMessage]] = OrderedDict()
+        self.pending_events: dict[str, KinGuardVerdictEvent] = {}
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "version": _STATE_VERSION,
+            "guard": self.guard.state_dict(),
+            "turn": self.turn,
+            "pending_halt": (
+                None if self.pending_halt is None else self.pending_halt.model_dump(mode="json")
+            ),
+            "identity_delivered": sorted(self.identity_delivered),
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        self.guard.load_state(state.get("guard", {}))
+        self.turn = int(state.get("turn", 0))
+        halt = state.get("pending_halt")
+        self.pending_halt = None if halt is None else Verdict.model_validate(halt)
+        self.identity_delivered = {str(name) for name in state.get("identity_delivered", ())}
+        self._verdicts.clear()
+        self.pending_events.clear()
+
+    # -- inspection and rewriting ---------------------------------------------------------
+
+    def inspectable(self, message: BaseChatMessage) -> bool:
+        """Agents' messages not yet inspected (kinguard's own and resolved halts are not)."""
+        return (
+            message.source != KINGUARD_SOURCE
+            and not isinstance(message, StopMessage)
+            and META_ACTION not in message.metadata
+            and META_RESOLVED not in message.metadata
+        )
+
+    async def inspect(self, message: BaseChatMessage) -> tuple[Verdict, BaseChatMessage]:
+        recipients = tuple(name for name in self.topics.participants if name != message.source)
+        verdict = await self.guard.ainspect(
+            Message(
+                conversation_id=self.conversation_id,
+                sender=message.source,
+                recipients=recipients,
+                text=message.to_model_text(),
+                turn=self.turn,
+                metadata={
+                    "framework": "autogen",
+                    "autogen.team": self.topics.team_name,
+                    "autogen.message_id": message.id,
+                    "autogen.message_type": type(message).__name__,
+                },
+            )
+        )
+        self.turn += 1
+        delivered = rewrite(message, verdict)
+        self._verdicts[message.id] = (verdict, delivered)
+        while len(self._verdicts) > _CACHE_SIZE:
+            self._verdicts.popitem(last=False)
+        if self._streams(verdict):
+            self.pending_events[delivered.id] = KinGuardVerdictEvent.from_verdict(verdict)
+        return verdict, delivered
+
+    def _streams(self, verdict: Verdict) -> bool:
+        if self.events == "all":
+            return True
+        if self.events == "flagged":
+            return verdict.action is not Action.ALLOW or verdict.error is not None
+        return False
+
+    async def verdict_for(self, message: BaseChatMessage) -> tuple[Verdict | None, BaseChatMessage]:
+        """The verdict reached when the message was first seen, or a fresh inspection."""
+        known = self._verdicts.pop(message.id, None)
+        if known is not None:
+            return known
+        if not self.inspectable(message):
+            return None, message
+        return await self.inspect(message)
+
+    async def deliver_to(self, agent: str, messages: Sequence[BaseChatMessage]) -> None:
+        """Put messages into one participant's buffer: it sees them on its next turn."""
+        topic = self.topics.participant_topics.get(agent)
+        if topic is None:
+            return
+        await self.runtime.publish_message(
+            GroupChatStart(messages=list(messages)),
+            topic_id=TopicId(type=topic, source=self.topics.team_id),
+        )
+
+    async def after_delivery(self, verdict: Verdict) -> None:
+        """Side effects of a verdict once its message is on its way: reminder, pending halt."""
+        if verdict.nudge is not None and verdict.sender in self.topics.participant_topics:
+            text = self.guard.pop_nudge(verdict.sender) or verdict.nudge
+            await self.deliver_to(
+                verdict.sender, [TextMessage(source=KINGUARD_SOURCE, content=text)]
+            )
+        if verdict.action is Action.HALT:
+            self.pending_halt = verdict
+
+    def already_delivered(self, message: BaseChatMessage) -> BaseChatMessage | None:
+        known = self._verdicts.get(message.id)
+        return None if known is None else known[1]
+
+    def contained(self, sender: str, exc: BaseException) -> str | None:
+        """After an adapter failure: the notice to deliver (fail closed) or None (fail open)."""
+        _log.error(
+            "kinguard.autogen.adapter_failed",
+            team=self.topics.team_name,
+            sender=sender,
+            error=repr(exc),
+            error_mode=self.guard.policy.error_mode,
+        )
+        if self.guard.policy.error_mode == "closed":
+            return f"[kinguard blocked a message from {sender}: inspection failure]"
+        return None
+
+
+def rewrite(message: BaseChatMessage, verdict: Verdict) -> BaseChatMessage:
+    """The message as the other agents should get it, stamped with kinguard's verdict.
+
+    A message kinguard lets through untouched is delivered as the very same object, unstamped:
+    most messages are benign and copying each one would be the adapter's main cost.
+    """
+    if verdict.action is Action.ALLOW and not verdict.modified and verdict.error is None:
+        return message
+    if verdict.action is Action.HALT or verdict.delivered_text is None:
+        # A halted message is withheld like a blocked one: the others have it buffered before the
+        # team stops, so anything else would leak it when the team resumes.
+        text = verdict.notice or f"[kinguard withheld a message from {message.source}]"
+    else:
+        text = verdict.delivered_text
+    metadata = {**message.metadata, META_ACTION: verdict.action.value}
+    if verdict.signals:
+        metadata[META_SIGNALS] = ",".join(verdict.signal_names)
+    if verdict.reasons:
+        metadata[META_REASONS] = "; ".join(verdict.reasons)
+    return replace_text(message, text, metadata)
+
+
+def replace_text(message: BaseChatMessage, text: str, metadata: dict[str, str]) -> BaseChatMessage:
+    if text == message.to_model_text():
+        return message.model_copy(update={"metadata": metadata})
+    if isinstance(message, BaseTextChatMessage):
+        # Keeps the type, so a Swarm HandoffMessage still hands off; only its words change.
+        return message.model_copy(update={"content": text, "metadata": metadata})
+    # Multimodal or structured content cannot hold the rewrite: deliver the text instead.
+    return TextMessage(
+        id=message.id,
+        source=message.source,
+        content=text,
+        metadata=metadata,
+        models_usage=message.models_usage,
+        created_at=message.created_at,
+    )
+
+
+class KinGuardInterventionHandler(DefaultInterventionHandler):
+    """Runs kinguard on one team's traffic in its runtime; ignores every other team's."""
+
+    def __init__(self, team_guard: TeamGuard) -> None:
+        self.team_guard = team_guard
+
+    async def on_publish(
+        self, message: Any, *, message_context: MessageContext
+    ) -> Any | type[DropMessage]:
+        topic = message_context.topic_id
+        if topic is None or topic.source != self.team_guard.topics.team_id:
+            return message
+        if isinstance(message, GroupChatMessage):
+            return await self._guarded(message, self._on_output)
+        if isinstance(message, GroupChatAgentResponse):
+            return await self._guarded(message, self._on_agent_response)
+        if isinstance(message, GroupChatTeamResponse):
+            return await self._guarded(message, self._on_team_response)
+        if isinstance(message, GroupChatStart) and topic.type == self.team_guard.topics.group_topic:
+            return self._without_private(message)
+        return message
+
+    async def on_send(
+        self, message: Any, *, message_context: MessageContext, recipient: AgentId
+    ) -> Any | type[DropMessage]:
+        tg = self.team_guard
+        if recipient.key != tg.topics.team_id or recipient.type != tg.topics.manager_topic:
+            return message
+        try:
+            if isinstance(message, GroupChatStart):
+                await self._on_run_start(message)
+            elif isinstance(message, GroupChatReset):
+                tg.identity_delivered.clear()
+                tg.pending_events.clear()
+                tg.pending_halt = None
+        except Exception as exc:
+            tg.contained("<team>", exc)
+        return message
+
+    async def on_response(
+        self, message: Any, *, sender: AgentId, recipient: AgentId | None
+    ) -> Any | type[DropMessage]:
+        return message
+
+    # -- one handler per event type --------------------------------------------------------
+
+    async def _guarded(self, message: Any, handle: Callable[[Any], Awaitable[Any]]) -> Any:
+        try:
+            return await handle(message)
+        except Exception as exc:
+            return self._fallback(message, exc)
+
+    async def _on_output(self, message: GroupChatMessage) -> GroupChatMessage:
+        inner = message.message
+        if not isinstance(inner, BaseChatMessage) or not self.team_guard.inspectable(inner):
+            return message
+        _, delivered = await self.team_guard.inspect(inner)
+        return message if delivered is inner else GroupChatMessage(message=delivered)
+
+    async def _on_agent_response(self, message: GroupChatAgentResponse) -> GroupChatAgentResponse:
+        tg = self.team_guard
+        response = message.response
+        verdict, delivered = await tg.verdict_for(response.chat_message)
+        original = response.inner_messages
+        inner = None if original is None else [await self._inner(m) for m in original]
+        changed = (
+            inner is not None
+            and original is not None
+            and any(a is not b for a, b in zip(inner, original, strict=True))
+        )
+        if verdict is not None:
+            await tg.after_delivery(verdict)
+        if delivered is response.chat_message and not changed:
+            return message
+        return GroupChatAgentResponse(
+            response=dataclasses.replace(response, chat_message=delivered, inner_messages=inner),
+            name=message.name,
+        )
+
+    async def _inner(
+        self, message: BaseAgentEvent | BaseChatMessage
+    ) -> BaseAgentEvent | BaseChatMessage:
+        if isinstance(message, BaseChatMessage):
+            _, delivered = await self.team_guard.verdict_for(message)
+            return delivered
+        return message
+
+    async def _on_team_response(self, message: GroupChatTeamResponse) -> GroupChatTeamResponse:
+        tg = self.team_guard
+        rewritten: list[BaseAgentEvent | BaseChatMessage] = []
+        verdicts: list[Verdict] = []
+        for item in message.result.messages:
+            if isinstance(item, BaseChatMessage):
+                verdict, item = await tg.verdict_for(item)
+                if verdict is not None:
+                    verdicts.append(verdict)
+            rewritten.append(item)
+        for verdict in verdicts:
+            await tg.after_delivery(verdict)
+        result = message.result.model_copy(update={"messages": rewritten})
+        return GroupChatTeamResponse(result=result, name=message.name)
+
+    async def _on_run_start(self, start: GroupChatStart) -> None:
+        tg = self.team_guard
+        tg.pending_events.clear()
+        for name, block in tg.identity_messages.items():
+            if name not in tg.identity_delivered:
+                await tg.deliver_to(name, [TextMessage(source=KINGUARD_SOURCE, content=block)])
+                tg.identity_delivered.add(name)
+        resolved = False
+        for item in start.messages or ():
+            sender = tg.private_deliveries.get(item.id)
+            if sender is None:
+                continue
+            resolved = True
+            for name in tg.topics.participants:
+                if name != sender:
+                    await tg.deliver_to(name, [item])
+        if tg.pending_halt is not None and not resolved:
+            _log.warning(
+                "kinguard.autogen.halt_unresolved",
+                team=tg.topics.team_name,
+                sender=tg.pending_halt.sender,
+                detail="the team was run again without resolve_halt(); the message stays withheld",
+            )
+        tg.pending_halt = None
+
+    def _without_private(self, start: GroupChatStart) -> GroupChatStart:
+        """A resolved halt reaches the others privately; its sender already knows what it said."""
+        tg = self.team_guard
+        if not start.messages or not any(m.id in tg.private_deliveries for m in start.messages):
+            return start
+        kept = [m for m in start.messages if tg.private_deliveries.pop(m.id, None) is None]
+        return GroupChatStart(
+            messages=kept or None, output_task_messages=start.output_task_messages
+        )
+
+    def _fallback(self, message: Any, exc: BaseException) -> Any:
+        """The adapter itself failed: deliver as the error mode says, never drop, never raise."""
+        tg = self.team_guard
+        try:
+            chat: BaseChatMessage | None = None
+            if isinstance(message, GroupChatMessage) and isinstance(
+                message.message, BaseChatMessage
+            ):
+                chat = message.message
+            elif isinstance(message, GroupChatAgentResponse):
+                chat = message.response.chat_message
+                known = tg.already_delivered(chat)
+                if known is not None:  # inspected fine on first sight: keep that outcome
+                    tg.contained(chat.source, exc)
+                    return GroupChatAgentResponse(
+                        response=dataclasses.replace(message.response, chat_message=known),
+                        name=message.name,
+                    )
+            notice = tg.contained(chat.source if chat is not None else "<unknown>", exc)
+            if chat is None or notice is None:
+                return message
+            blocked = replace_text(chat, notice, {**chat.metadata, META_ACTION: Action.BLOCK.value})
+            if isinstance(message, GroupChatMessage):
+                return GroupChatMessage(message=blocked)
+            assert isinstance(message, GroupChatAgentResponse)
+            return GroupChatAgentResponse(
+                response=dataclasses.replace(message.response, chat_message=blocked),
+                name=message.name,
+            )
+        except Exception as second:
+            _log.error("kinguard.autogen.fallback_failed", error=repr(second))
+            return message

@@ -1,0 +1,146 @@
+"""``KinGuardTermination``: stop an AgentChat team when kinguard halts (or worse) a message."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Self
+
+from autogen_agentchat.base import TerminatedException, TerminationCondition
+from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, StopMessage
+from autogen_core import Component, ComponentModel
+from pydantic import BaseModel
+
+from kinguard import Action, KinGuard, Message
+from kinguard_autogen._component import KinGuardComponent
+from kinguard_autogen._events import (
+    KINGUARD_SOURCE,
+    META_ACTION,
+    META_REASONS,
+    META_SIGNALS,
+    kinguard_action,
+)
+
+__all__ = ["KinGuardTermination", "KinGuardTerminationConfig"]
+
+
+class KinGuardTerminationConfig(BaseModel):
+    at_least: Action = Action.HALT
+    guard: ComponentModel | None = None
+
+
+class KinGuardTermination(TerminationCondition, Component[KinGuardTerminationConfig]):
+    """Stops the team when a message's kinguard action reaches ``at_least`` (default ``halt``).
+
+    With :func:`~kinguard_autogen.guard_team` (which adds one automatically when the team's
+    condition has none) it reads the verdict kinguard stamps on messages it acts on; the halted
+    message itself was already replaced by a notice, so it cannot leak when the team resumes.
+    Compose it like any condition: ``MaxMessageTermination(20) | KinGuardTermination()``.
+
+    On its own, give it a ``guard``: it then inspects each new chat message itself and stops on
+    a verdict at or above ``at_least``. That mode only observes: by the time a termination
+    condition runs, the other agents have the message. Use ``guard_team`` to intervene.
+    """
+
+    component_type = "termination"
+    component_config_schema = KinGuardTerminationConfig
+    component_provider_override = "kinguard_autogen.KinGuardTermination"
+    component_description = "Stop the team when kinguard halts a message."
+
+    def __init__(
+        self, at_least: Action | str = Action.HALT, *, guard: KinGuard | None = None
+    ) -> None:
+        self._at_least = Action(at_least)
+        if self._at_least.severity <= Action.ALLOW.severity:
+            raise ValueError("at_least must be an action above 'allow', e.g. 'block' or 'halt'")
+        self._guard = guard
+        self._terminated = False
+        self._turn = 0
+
+    @property
+    def at_least(self) -> Action:
+        return self._at_least
+
+    @property
+    def guard(self) -> KinGuard | None:
+        return self._guard
+
+    @property
+    def terminated(self) -> bool:
+        return self._terminated
+
+    async def __call__(
+        self, messages: Sequence[BaseAgentEvent | BaseChatMessage]
+    ) -> StopMessage | None:
+        if self._terminated:
+            raise TerminatedException("Termination condition has already been reached")
+        for message in messages:
+            if not isinstance(message, BaseChatMessage) or message.source == KINGUARD_SOURCE:
+                continue
+            stop = await self._check(message)
+            if stop is not None:
+                self._terminated = True
+                return stop
+        return None
+
+    async def _check(self, message: BaseChatMessage) -> StopMessage | None:
+        action = kinguard_action(message)
+        stamped = action is not None
+        signals = message.metadata.get(META_SIGNALS, "")
+        reasons = message.metadata.get(META_REASONS, "")
+        if action is None and self._guard is not None:
+            verdict = await self._guard.ainspect(
+                Message(
+                    conversation_id=self._guard.conversation_id,
+                    sender=message.source,
+                    text=message.to_model_text(),
+                    turn=self._turn,
+                    metadata={"framework": "autogen", "autogen.message_id": message.id},
+                )
+            )
+            self._turn += 1
+            action = verdict.action
+            signals = ",".join(verdict.signal_names)
+            reasons = "; ".join(verdict.reasons)
+        if action is None or action.severity < self._at_least.severity:
+            return None
+        what = "halted" if action is Action.HALT else f"stopped the team after a {action.value}"
+        detail = ", ".join(part for part in (signals, reasons) if part) or "policy"
+        hint = ""
+        if action is Action.HALT and stamped:
+            hint = (
+                " The message was withheld. Review it with kinguard_autogen.pending_halt(team);"
+                " continue with team.run(task=kinguard_autogen.resolve_halt(team, decision))."
+            )
+        return StopMessage(
+            content=f"kinguard {what}: message from {message.source} ({detail}).{hint}",
+            source="KinGuardTermination",
+            metadata={META_ACTION: action.value},
+        )
+
+    async def reset(self) -> None:
+        self._terminated = False
+
+    def _to_config(self) -> KinGuardTerminationConfig:
+        guard = None if self._guard is None else KinGuardComponent(self._guard).dump_component()
+        return KinGuardTerminationConfig(at_least=self._at_least, guard=guard)
+
+    @classmethod
+    def _from_config(cls, config: KinGuardTerminationConfig) -> Self:
+        guard = None
+        if config.guard is not None:
+            guard = KinGuardComponent.load_component(config.guard).guard
+        return cls(config.at_least, guard=guard)
+
+
+def find_kinguard_termination(condition: TerminationCondition | None) -> KinGuardTermination | None:
+    """The first KinGuardTermination in an ``|``/``&`` tree of conditions, if any."""
+    if condition is None:
+        return None
+    if isinstance(condition, KinGuardTermination):
+        return condition
+    children: Sequence[TerminationCondition] = getattr(condition, "_conditions", ())
+    for child in children:
+        found = find_kinguard_termination(child)
+        if found is not None:
+            return found
+    return None

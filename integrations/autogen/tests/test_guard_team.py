@@ -1,0 +1,499 @@
+"""guard_team on real RoundRobin, Selector and Swarm teams of AssistantAgents (replayed models)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from autogen_agentchat.agents import BaseChatAgent
+from autogen_agentchat.base import Response, TaskResult
+from autogen_agentchat.conditions import MaxMessageTermination
+from autogen_agentchat.messages import (
+    BaseAgentEvent,
+    BaseChatMessage,
+    HandoffMessage,
+    TextMessage,
+)
+from autogen_agentchat.teams import RoundRobinGroupChat, SelectorGroupChat, Swarm
+from autogen_agentchat.ui import Console
+from autogen_core import CancellationToken, SingleThreadedAgentRuntime
+from autogen_ext.models.replay import ReplayChatCompletionClient
+from kinguard_autogen import (
+    META_ACTION,
+    KinGuardTermination,
+    KinGuardVerdictEvent,
+    guard_team,
+    kinguard_action,
+    pending_halt,
+    resolve_halt,
+    team_guard,
+    unguard_team,
+)
+
+from kinguard import Action, HumanDecision, KinGuard
+from kinguard.identity import IDENTITY_MARKER
+from kinguard.testing import capture_verdicts
+
+
+def pair(kit: SimpleNamespace, buyer: Sequence[str], seller: Sequence[str]) -> list[Any]:
+    return [
+        kit.agent("buyer", buyer, "You buy for ACME."),
+        kit.agent("seller", seller, "You sell for Globex."),
+    ]
+
+
+def round_robin(kit: SimpleNamespace, n: int = 4, **kwargs: Any) -> RoundRobinGroupChat:
+    agents = pair(
+        kit,
+        ["b1 opening", f"b2 let us agree {kit.KEYWORD}", "b3", "b4", "b5", "b6"],
+        ["s1 list price 42", "s2", "s3", "s4", "s5", "s6"],
+    )
+    return RoundRobinGroupChat(agents, termination_condition=MaxMessageTermination(n + 1), **kwargs)
+
+
+# -- each team type, each action --------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["round_robin", "selector", "swarm"])
+async def test_redact_reaches_every_other_agent_and_the_result(
+    kit: SimpleNamespace, kind: str
+) -> None:
+    guard = kit.keyword_guard("redact")
+    flagged = f"I propose {kit.KEYWORD} on price."
+    if kind == "swarm":
+        buyer = kit.agent(
+            "buyer", [flagged, kit.handoff("seller", "c1")], "You buy.", handoffs=["seller"]
+        )
+        seller = kit.agent("seller", ["s1", "s2"], "You sell.", handoffs=["buyer"])
+        team: Any = Swarm([buyer, seller], termination_condition=MaxMessageTermination(5))
+    else:
+        buyer, seller = pair(kit, [flagged, "b2"], ["s1", "s2"])
+        if kind == "selector":
+            order = iter(["buyer", "seller", "buyer", "seller"])
+            team = SelectorGroupChat(
+                [buyer, seller],
+                model_client=ReplayChatCompletionClient([]),
+                selector_func=lambda _thread: next(order),
+                termination_condition=MaxMessageTermination(4),
+            )
+        else:
+            team = RoundRobinGroupChat(
+                [buyer, seller], termination_condition=MaxMessageTermination(4)
+            )
+    guard_team(team, guard)
+
+    result = await team.run(task="Negotiate.")
+
+    texts = [m.to_text() for m in result.messages if isinstance(m, BaseChatMessage)]
+    assert not any(kit.KEYWORD in t for t in texts)
+    assert any("[redacted by kinguard: collusion.market]" in t for t in texts)
+    assert kit.KEYWORD not in kit.seen_by(seller, 0)
+    assert "[redacted by kinguard: collusion.market]" in kit.seen_by(seller, 0)
+    # The sender keeps its own words: only what others receive is rewritten.
+    assert kit.KEYWORD in kit.seen_by(buyer, -1)
+
+
+async def test_swarm_block_keeps_the_handoff_working(kit: SimpleNamespace) -> None:
+    buyer = kit.agent(
+        "buyer", [kit.handoff("seller", "c1"), "b2 thanks"], "You buy.", handoffs=["seller"]
+    )
+    seller = kit.agent(
+        "seller",
+        [f"quote {kit.KEYWORD}", kit.handoff("buyer", "c2")],
+        "You sell.",
+        handoffs=["buyer"],
+    )
+    team = guard_team(
+        Swarm([buyer, seller], termination_condition=MaxMessageTermination(5)),
+        kit.keyword_guard("block"),
+    )
+    result = await team.run(task="Go.")
+    handoffs = [m for m in result.messages if isinstance(m, HandoffMessage)]
+    assert [h.target for h in handoffs] == ["seller", "buyer"]
+    assert all(kinguard_action(h) is None for h in handoffs)  # let through untouched
+    blocked = [
+        m
+        for m in result.messages
+        if isinstance(m, BaseChatMessage) and kinguard_action(m) is Action.BLOCK
+    ]
+    assert len(blocked) == 1
+    assert blocked[0].to_text().startswith("[kinguard blocked a message from seller")
+    assert kit.KEYWORD not in kit.seen_by(buyer, -1)
+    assert result.messages[-1].source == "buyer"
+
+
+async def test_nudge_reaches_only_the_flagged_agent_on_its_next_call(kit: SimpleNamespace) -> None:
+    team = round_robin(kit, n=6)
+    buyer, seller = team._participants
+    guard_team(team, kit.keyword_guard("nudge"))
+    result = await team.run(task="Negotiate.")
+    assert [kinguard_action(m) for m in result.messages if isinstance(m, BaseChatMessage)][3] is (
+        Action.NUDGE
+    )
+    assert "[kinguard reminder]" not in kit.seen_by(buyer, 1)
+    assert "[kinguard reminder]" in kit.seen_by(buyer, 2)
+    assert all("[kinguard reminder]" not in kit.seen_by(seller, i) for i in range(3))
+    assert kit.KEYWORD in kit.seen_by(seller, 1)  # a nudge delivers the message as it was
+
+
+async def test_block_replaces_the_message_with_a_notice(kit: SimpleNamespace) -> None:
+    team = round_robin(kit)
+    seller = team._participants[1]
+    guard_team(team, kit.keyword_guard("block"))
+    result = await team.run(task="Negotiate.")
+    assert [s for s, _ in kit.chat(result)] == ["user", "buyer", "seller", "buyer", "seller"]
+    notice = kit.chat(result)[3][1]
+    assert notice.startswith("[kinguard blocked a message from buyer")
+    assert kit.KEYWORD not in kit.seen_by(seller, 1)
+    assert notice in kit.seen_by(seller, 1)
+
+
+# -- halt and human decisions -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("decision", "others_see"),
+    [
+        (HumanDecision(type="reject"), None),
+        (HumanDecision(type="approve"), "b2 let us agree ZEBRA-PACT"),
+        (HumanDecision(type="edit", text="b2 (edited by a person)"), "b2 (edited by a person)"),
+    ],
+)
+async def test_halt_stops_withholds_and_resumes_on_a_decision(
+    kit: SimpleNamespace, decision: HumanDecision, others_see: str | None
+) -> None:
+    team = round_robin(kit, n=6)
+    buyer, seller = team._participants
+    guard_team(team, kit.keyword_guard("halt"))
+
+    first = await team.run(task="Negotiate.")
+    assert first.stop_reason is not None
+    assert first.stop_reason.startswith("kinguard halted: message from buyer")
+    assert isinstance(first.messages[-1], KinGuardVerdictEvent)
+    assert first.messages[-1].verdict.action is Action.HALT
+    halted = pending_halt(team)
+    assert halted is not None and halted.sender == "buyer"
+    assert kit.KEYWORD not in "".join(t for _, t in kit.chat(first))
+
+    task = resolve_halt(team, decision)
+    assert pending_halt(team) is None
+    second = await team.run(task=task)
+
+    after = kit.seen_by(seller, 1)
+    # Whatever the decision, the withheld original never leaks through the resumed team.
+    if others_see is None:
+        assert task is None
+        assert kit.KEYWORD not in after
+    else:
+        assert task is not None and task.source == "buyer"
+        assert others_see in after
+        assert kit.chat(second)[0] == ("buyer", others_see)
+        # The sender is not handed its own message back as if someone else had said it.
+        assert not any(
+            type(m).__name__ == "UserMessage" and getattr(m, "source", None) == "buyer"
+            for m in kit.model_calls(buyer)[-1]
+        )
+    assert second.stop_reason is not None and "Maximum number of messages" in second.stop_reason
+
+
+async def test_resolve_halt_needs_a_halt(kit: SimpleNamespace) -> None:
+    team = guard_team(round_robin(kit), kit.keyword_guard("log"))
+    with pytest.raises(ValueError, match="no halted message"):
+        resolve_halt(team, HumanDecision(type="approve"))
+    with pytest.raises(ValueError, match="not guarded"):
+        resolve_halt(round_robin(kit), HumanDecision(type="approve"))
+
+
+async def test_running_again_without_a_decision_keeps_the_message_withheld(
+    kit: SimpleNamespace,
+) -> None:
+    team = round_robin(kit, n=6)
+    seller = team._participants[1]
+    guard_team(team, kit.keyword_guard("halt"))
+    await team.run(task="Negotiate.")
+    await team.run()
+    assert pending_halt(team) is None
+    assert kit.KEYWORD not in kit.seen_by(seller, -1)
+
+
+# -- streaming --------------------------------------------------------------------------
+
+
+async def test_run_stream_yields_verdict_events_after_their_message(kit: SimpleNamespace) -> None:
+    team = guard_team(round_robin(kit), kit.keyword_guard("redact"))
+    items: list[BaseAgentEvent | BaseChatMessage | TaskResult] = [
+        item async for item in team.run_stream(task="Negotiate.")
+    ]
+    assert isinstance(items[-1], TaskResult)
+    events = [i for i, item in enumerate(items) if isinstance(item, KinGuardVerdictEvent)]
+    assert len(events) == 1
+    event = items[events[0]]
+    flagged = items[events[0] - 1]
+    assert isinstance(event, KinGuardVerdictEvent) and isinstance(flagged, BaseChatMessage)
+    assert event.verdict.action is Action.REDACT
+    assert event.verdict.sender == flagged.source == "buyer"
+    assert flagged.metadata[META_ACTION] == "redact"
+    assert "collusion.market" in event.to_text()
+    assert event in items[-1].messages
+    # The event survives AgentChat's own serialisation of results.
+    assert KinGuardVerdictEvent.load(event.dump()).verdict == event.verdict
+
+
+@pytest.mark.parametrize("events", ["all", "none"])
+async def test_event_modes(kit: SimpleNamespace, events: Any) -> None:
+    team = guard_team(round_robin(kit), kit.keyword_guard("log"), events=events)
+    result = await team.run(task="Negotiate.")
+    streamed = [m for m in result.messages if isinstance(m, KinGuardVerdictEvent)]
+    assert len(streamed) == (4 if events == "all" else 0)
+
+
+async def test_console_prints_verdicts(
+    kit: SimpleNamespace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    team = guard_team(round_robin(kit), kit.keyword_guard("block"))
+    result = await Console(team.run_stream(task="Negotiate."))
+    out = capsys.readouterr().out
+    assert "KinGuardVerdictEvent (kinguard)" in out
+    assert "kinguard block · buyer → seller · collusion.market 0.90" in out
+    assert result.stop_reason is not None
+
+
+async def test_streamed_model_chunks_still_end_in_a_guarded_message(kit: SimpleNamespace) -> None:
+    buyer = kit.agent("buyer", [f"b1 {kit.KEYWORD}", "b2"], model_client_stream=True)
+    seller = kit.agent("seller", ["s1", "s2"])
+    team = guard_team(
+        RoundRobinGroupChat([buyer, seller], termination_condition=MaxMessageTermination(3)),
+        kit.keyword_guard("block"),
+    )
+    result = await Console(team.run_stream(task="Go."))
+    assert kit.chat(result)[1][1].startswith("[kinguard blocked")
+    assert kit.KEYWORD not in kit.seen_by(seller, 0)
+
+
+# -- identity ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("identity", ["disclose", "disassociate", "conceal", "none"])
+async def test_identity_goes_into_each_system_message(kit: SimpleNamespace, identity: str) -> None:
+    team = round_robin(kit, n=2)
+    buyer, seller = team._participants
+    guard = kit.keyword_guard("log", identity=identity)
+    guard_team(team, guard)
+    await team.run(task="Negotiate.")
+    for a, base in ((buyer, "You buy for ACME."), (seller, "You sell for Globex.")):
+        system = kit.model_calls(a)[0][0].content
+        assert system.startswith(base)
+        block = guard.identity_block(a.name)
+        if identity == "none":
+            assert block is None and IDENTITY_MARKER not in system
+        else:
+            assert block is not None and system.count(IDENTITY_MARKER) == 1
+            assert block in system
+
+
+async def test_conceal_strips_identity_cues_between_agents(kit: SimpleNamespace) -> None:
+    buyer, seller = pair(kit, ["Speaking as GPT-4o from OpenAI, hello.", "b2"], ["s1", "s2"])
+    team = guard_team(
+        RoundRobinGroupChat([buyer, seller], termination_condition=MaxMessageTermination(3)),
+        kit.keyword_guard("log", identity="conceal"),
+    )
+    result = await team.run(task="Go.")
+    assert "GPT-4o" not in kit.chat(result)[1][1]
+    assert "GPT-4o" not in kit.seen_by(seller, 0)
+
+
+class Scripted(BaseChatAgent):
+    """An agent that is not an AssistantAgent: no system message, answers from a list."""
+
+    def __init__(self, name: str, lines: Sequence[str]) -> None:
+        super().__init__(name, description=f"scripted {name}")
+        self.lines = list(lines)
+        self.received: list[list[str]] = []
+
+    @property
+    def produced_message_types(self) -> Sequence[type[BaseChatMessage]]:
+        return (TextMessage,)
+
+    async def on_messages(
+        self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
+    ) -> Response:
+        self.received.append([f"{m.source}: {m.to_text()}" for m in messages])
+        return Response(chat_message=TextMessage(source=self.name, content=self.lines.pop(0)))
+
+    async def on_reset(self, cancellation_token: CancellationToken) -> None:
+        self.received.clear()
+
+    async def on_messages_stream(
+        self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
+    ) -> AsyncGenerator[BaseAgentEvent | BaseChatMessage | Response, None]:
+        yield await self.on_messages(messages, cancellation_token)
+
+
+async def test_any_base_chat_agent_is_guarded(kit: SimpleNamespace) -> None:
+    buyer = Scripted("buyer", ["b1", f"b2 {kit.KEYWORD}", "b3"])
+    seller = Scripted("seller", ["s1", "s2", "s3"])
+    guard = kit.keyword_guard("redact", identity="disassociate")
+    team = guard_team(
+        RoundRobinGroupChat([buyer, seller], termination_condition=MaxMessageTermination(6)), guard
+    )
+    await team.run(task="Go.")
+    block = guard.identity_block("seller")
+    assert block is not None
+    assert seller.received[0][0] == f"kinguard: {block}"  # identity first, once
+    assert sum(block in line for turn in seller.received for line in turn) == 1
+    assert any("[redacted by kinguard" in line for line in seller.received[1])
+    assert not any(kit.KEYWORD in line for turn in seller.received for line in turn)
+
+
+# -- installation -----------------------------------------------------------------------
+
+
+async def test_guard_team_is_idempotent_and_reversible(kit: SimpleNamespace) -> None:
+    team = round_robin(kit)
+    buyer: Any = team._participants[0]
+    runtime: Any = team._runtime
+    original_system = list(buyer._system_messages)
+    original_termination = team._termination_condition
+    guard = kit.keyword_guard("redact", identity="disassociate")
+    assert guard_team(guard_team(team, guard), guard) is team
+    assert team_guard(team) is guard
+    assert len(runtime._intervention_handlers) == 1
+    assert buyer._system_messages[0].content.count(IDENTITY_MARKER) == 1
+    with pytest.raises(ValueError, match="another KinGuard"):
+        guard_team(team, kit.keyword_guard("log"))
+
+    unguard_team(team)
+    assert team_guard(team) is None
+    assert runtime._intervention_handlers == []
+    assert buyer._system_messages == original_system
+    assert team._termination_condition is original_termination
+    result = await team.run(task="Negotiate.")
+    assert any(kit.KEYWORD in text for _, text in kit.chat(result))
+
+
+async def test_guard_team_refuses_what_it_cannot_guard(kit: SimpleNamespace) -> None:
+    with pytest.raises(TypeError, match="group chat"):
+        guard_team(kit.agent("solo", ["x"]), kit.keyword_guard("log"))
+    team = round_robin(kit, n=1)
+    await team.run(task="Go.")
+    with pytest.raises(ValueError, match="before the first run"):
+        guard_team(team, kit.keyword_guard("log"))
+
+
+async def test_a_team_that_already_has_the_termination_can_be_guarded_late(
+    kit: SimpleNamespace,
+) -> None:
+    agents = pair(kit, ["b1", f"b2 {kit.KEYWORD}", "b3"], ["s1", "s2", "s3"])
+    team = RoundRobinGroupChat(
+        agents, termination_condition=MaxMessageTermination(3) | KinGuardTermination()
+    )
+    await team.run(task="warm up")
+    await team.reset()
+    guard_team(team, kit.keyword_guard("halt"))
+    condition: Any = team._termination_condition
+    assert isinstance(condition._conditions[1], KinGuardTermination)
+
+
+async def test_a_runtime_the_user_owns(kit: SimpleNamespace) -> None:
+    runtime = SingleThreadedAgentRuntime()
+    team = guard_team(round_robin(kit, runtime=runtime), kit.keyword_guard("redact"))
+    runtime.start()
+    try:
+        result = await team.run(task="Negotiate.")
+    finally:
+        await runtime.stop_when_idle()
+    assert any("[redacted by kinguard" in text for _, text in kit.chat(result))
+
+
+async def test_two_teams_on_one_runtime_do_not_interfere(kit: SimpleNamespace) -> None:
+    runtime = SingleThreadedAgentRuntime()
+    guarded = guard_team(round_robin(kit, runtime=runtime), kit.keyword_guard("block"))
+    bare = round_robin(kit, runtime=runtime)
+    runtime.start()
+    try:
+        guarded_result = await guarded.run(task="Negotiate.")
+        bare_result = await bare.run(task="Negotiate.")
+    finally:
+        await runtime.stop_when_idle()
+    assert any(t.startswith("[kinguard blocked") for _, t in kit.chat(guarded_result))
+    assert any(kit.KEYWORD in t for _, t in kit.chat(bare_result))
+
+
+async def test_repeated_runs_and_reset_keep_inspecting(kit: SimpleNamespace) -> None:
+    team = round_robin(kit, n=2)
+    guard = kit.keyword_guard("redact")
+    guard_team(team, guard)
+    with capture_verdicts(guard) as verdicts:
+        await team.run(task="Negotiate.")
+        await team.run()
+        await team.reset()
+        await team.run(task="Again.")
+    # task + 2 messages; 3 more (the count restarts); after reset, task + 2 from the top.
+    first, again, after_reset = (
+        ["buyer", "seller"],
+        ["buyer", "seller", "buyer"],
+        ["buyer", "seller"],
+    )
+    assert [v.sender for v in verdicts] == [*first, *again, *after_reset]
+    assert [v.turn for v in verdicts] == list(range(7))
+    assert verdicts[2].action is Action.REDACT
+
+
+async def test_every_inspection_sees_the_team_and_recipients(kit: SimpleNamespace) -> None:
+    three = [
+        kit.agent("buyer", ["b1"]),
+        kit.agent("seller", ["s1"]),
+        kit.agent("auditor", ["a1"]),
+    ]
+    guard = kit.keyword_guard("log")
+    team = guard_team(
+        RoundRobinGroupChat(three, termination_condition=MaxMessageTermination(4)), guard
+    )
+    with capture_verdicts(guard) as verdicts:
+        await team.run(task="Go.")
+    assert [v.recipients for v in verdicts] == [
+        ("seller", "auditor"),
+        ("buyer", "auditor"),
+        ("buyer", "seller"),
+    ]
+    assert {v.conversation_id for v in verdicts} == {"test"}
+
+
+async def test_a_failing_guard_never_hangs_the_team(kit: SimpleNamespace) -> None:
+    class Broken(KinGuard):
+        async def ainspect(self, message: Any) -> Any:
+            raise RuntimeError("adapter-level failure")
+
+    for mode, expect_blocked in (("open", False), ("closed", True)):
+        guard = Broken(
+            kit.PROFILES,
+            policy={"rules": [{"signal": "*", "action": "log"}], "on_error": mode},
+        )
+        team = guard_team(round_robin(kit), guard)
+        result = await team.run(task="Negotiate.")
+        texts = [t for s, t in kit.chat(result) if s != "user"]
+        assert len(texts) == 4
+        assert all(t.startswith("[kinguard blocked") for t in texts) is expect_blocked
+
+
+async def test_nested_teams_are_guarded_as_one_conversation(kit: SimpleNamespace) -> None:
+    inner_a = kit.agent("analyst", [f"a1 {kit.KEYWORD}"])
+    inner_b = kit.agent("checker", ["c1"])
+    inner = RoundRobinGroupChat(
+        [inner_a, inner_b], termination_condition=MaxMessageTermination(4), name="desk"
+    )
+    # The inner team streams its own verdicts through the outer one.
+    guard_team(inner, kit.keyword_guard("redact"))
+    lead = kit.agent("lead", ["l1", "l2"])
+    outer_guard = kit.keyword_guard("block")
+    outer = guard_team(
+        RoundRobinGroupChat([lead, inner], termination_condition=MaxMessageTermination(5)),
+        outer_guard,
+    )
+    with capture_verdicts(outer_guard) as verdicts:
+        result = await outer.run(task="Go.")
+    assert [v.sender for v in verdicts] == ["lead", "checker", "lead"]  # analyst's was redacted
+    assert any(isinstance(m, KinGuardVerdictEvent) for m in result.messages)
+    assert kit.KEYWORD not in kit.seen_by(lead, -1)

@@ -1,0 +1,162 @@
+"""save_state/load_state carry the guard; termination and guard config are AutoGen components."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from autogen_agentchat.base import TerminationCondition
+from autogen_agentchat.conditions import MaxMessageTermination, TextMentionTermination
+from autogen_agentchat.messages import StopMessage, TextMessage
+from autogen_agentchat.teams import RoundRobinGroupChat
+from kinguard_autogen import (
+    STATE_KEY,
+    KinGuardComponent,
+    KinGuardTermination,
+    guard_team,
+    pending_halt,
+    resolve_halt,
+)
+
+from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Policy, Rule
+
+
+def team_of(kit: SimpleNamespace, buyer: list[str], seller: list[str], n: int) -> Any:
+    return RoundRobinGroupChat(
+        [kit.agent("buyer", buyer, "You buy."), kit.agent("seller", seller, "You sell.")],
+        termination_condition=MaxMessageTermination(n),
+    )
+
+
+async def test_guard_state_survives_save_and_load_into_a_new_process(
+    kit: SimpleNamespace,
+) -> None:
+    lines_b = ["b1", f"b2 {kit.KEYWORD}", "b3", "b4"]
+    lines_s = ["s1", "s2", "s3", "s4"]
+    guard = kit.keyword_guard("halt")
+    team = guard_team(team_of(kit, lines_b, lines_s, 9), guard)
+    first = await team.run(task="Negotiate.")
+    assert pending_halt(team) is not None
+
+    saved = json.loads(json.dumps(await team.save_state()))  # JSON all the way down
+    assert saved[STATE_KEY]["turn"] == 3
+    assert saved[STATE_KEY]["guard"] == json.loads(json.dumps(guard.state_dict()))
+    assert saved[STATE_KEY]["pending_halt"]["action"] == "halt"
+
+    # A new process: new agents, new guard, new team; the replay clients resume where they were.
+    guard2 = kit.keyword_guard("halt")
+    team2 = guard_team(team_of(kit, lines_b[2:], lines_s[1:], 5), guard2)
+    await team2.load_state(saved)
+    assert guard2.state_dict() == guard.state_dict()
+    halted = pending_halt(team2)
+    assert halted is not None and halted.sender == "buyer"
+
+    resumed = await team2.run(task=resolve_halt(team2, HumanDecision(type="approve")))
+    assert resumed.messages[0].source == "buyer"
+    assert kit.KEYWORD in resumed.messages[0].to_text()
+    assert first.stop_reason is not None and "kinguard halted" in first.stop_reason
+
+
+async def test_an_unguarded_team_loads_a_guarded_state_and_back(kit: SimpleNamespace) -> None:
+    guarded = guard_team(team_of(kit, ["b1"], ["s1"], 3), kit.keyword_guard("log"))
+    await guarded.run(task="Go.")
+    state = await guarded.save_state()
+    bare = team_of(kit, ["b2"], ["s2"], 3)
+    await bare.load_state(state)  # AgentChat ignores the extra key
+    bare_state = await bare.save_state()
+    guard3 = kit.keyword_guard("log")
+    again = guard_team(team_of(kit, ["b2"], ["s2"], 3), guard3)
+    await again.load_state(bare_state)  # no kinguard key: loads, guard untouched
+    assert STATE_KEY not in bare_state
+
+
+# -- components ---------------------------------------------------------------------------
+
+
+async def test_kinguard_termination_round_trips_and_composes() -> None:
+    condition = KinGuardTermination("block")
+    loaded = TerminationCondition.load_component(condition.dump_component())
+    assert isinstance(loaded, KinGuardTermination) and loaded.at_least is Action.BLOCK
+    assert condition.dump_component().provider == "kinguard_autogen.KinGuardTermination"
+
+    either = MaxMessageTermination(3) | KinGuardTermination()
+    both = TextMentionTermination("DONE") & KinGuardTermination()
+    for composed in (either, both):
+        again = TerminationCondition.load_component(composed.dump_component())
+        assert any(isinstance(c, KinGuardTermination) for c in again._conditions)  # type: ignore[attr-defined]
+
+    halted = TextMessage(source="bo", content="[withheld]", metadata={"kinguard.action": "halt"})
+    stop = await either([halted])
+    assert isinstance(stop, StopMessage) and "kinguard halted" in stop.content
+    await either.reset()
+    assert await both([halted]) is None  # & waits for the other condition too
+    done = TextMessage(source="bo", content="DONE", metadata={"kinguard.action": "log"})
+    assert await both([done]) is not None
+
+
+async def test_kinguard_termination_thresholds() -> None:
+    at_block = KinGuardTermination(Action.BLOCK)
+    redacted = TextMessage(source="a", content="x", metadata={"kinguard.action": "redact"})
+    blocked = TextMessage(source="a", content="x", metadata={"kinguard.action": "block"})
+    unstamped = TextMessage(source="a", content="x")
+    assert await at_block([redacted, unstamped]) is None
+    stop = await at_block([blocked])
+    assert stop is not None and "after a block" in stop.content
+    assert at_block.terminated
+    await at_block.reset()
+    assert not at_block.terminated
+    with pytest.raises(ValueError, match="above 'allow'"):
+        KinGuardTermination("allow")
+
+
+async def test_a_guarded_team_dumps_and_loads_as_a_component(kit: SimpleNamespace) -> None:
+    team = guard_team(team_of(kit, ["b1"], ["s1"], 3), kit.keyword_guard("log"))
+    model = team.dump_component()
+    loaded = RoundRobinGroupChat.load_component(model)
+    condition = loaded._termination_condition
+    assert condition is not None
+    assert isinstance(condition._conditions[0], KinGuardTermination)  # type: ignore[attr-defined]
+
+
+def test_guard_config_round_trips() -> None:
+    guard = KinGuard(
+        [_profile("buyer"), _profile("seller")],
+        identity="disassociate",
+        policy=Policy(rules=(Rule(signal="collusion.*", action=Action.BLOCK),), on_error="open"),
+        conversation_id="deal-7",
+        identity_seed=42,
+    )
+    model = KinGuardComponent(guard).dump_component()
+    assert model.provider == "kinguard_autogen.KinGuardComponent"
+    assert model.component_type == "kinguard"
+    rebuilt = KinGuardComponent.load_component(model).guard
+    assert rebuilt.agents == guard.agents
+    assert rebuilt.policy == guard.policy
+    assert rebuilt.identity is guard.identity
+    assert rebuilt.conversation_id == "deal-7"
+    assert rebuilt.identity_block("buyer") == guard.identity_block("buyer")  # same seed
+
+
+async def test_standalone_termination_with_its_own_guard(kit: SimpleNamespace) -> None:
+    guard = kit.keyword_guard("halt")
+    observer = KinGuardTermination(guard=guard)
+    team = RoundRobinGroupChat(
+        [
+            kit.agent("buyer", ["b1", f"b2 {kit.KEYWORD}", "b3"]),
+            kit.agent("seller", ["s1", "s2", "s3"]),
+        ],
+        termination_condition=MaxMessageTermination(10) | observer,
+    )
+    result = await team.run(task="Go.")
+    assert result.stop_reason is not None
+    assert result.stop_reason.startswith("kinguard halted: message from buyer")
+    assert [m.source for m in result.messages][-1] == "buyer"
+    loaded = TerminationCondition.load_component(observer.dump_component())
+    assert isinstance(loaded, KinGuardTermination)
+    assert loaded.guard is not None and loaded.guard.conversation_id == "test"
+
+
+def _profile(name: str) -> AgentProfile:
+    return AgentProfile(name=name, model="openai:gpt-4o", principal=f"{name}'s firm")

@@ -1,0 +1,123 @@
+"""Spans nest under AutoGen's own; broken detectors never crash or stall a team."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from autogen_agentchat.conditions import MaxMessageTermination
+from autogen_agentchat.teams import RoundRobinGroupChat
+from autogen_core import SingleThreadedAgentRuntime
+from kinguard_autogen import guard_team
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from kinguard import Action, KinGuard, Policy, Rule
+from kinguard.testing import CapturingSink, KeywordDetector, capture_verdicts
+
+
+def ancestors(span: ReadableSpan, spans: list[ReadableSpan]) -> list[str]:
+    by_id = {s.context.span_id: s for s in spans}
+    names: list[str] = []
+    parent = span.parent
+    while parent is not None and parent.span_id in by_id:
+        names.append(by_id[parent.span_id].name)
+        parent = by_id[parent.span_id].parent
+    return names
+
+
+async def test_inspection_spans_nest_under_autogen_runtime_spans(kit: SimpleNamespace) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    runtime = SingleThreadedAgentRuntime(tracer_provider=provider)
+    guard = kit.keyword_guard("redact", tracer_provider=provider)
+    team = guard_team(
+        RoundRobinGroupChat(
+            [kit.agent("buyer", [f"b1 {kit.KEYWORD}"]), kit.agent("seller", ["s1"])],
+            termination_condition=MaxMessageTermination(3),
+            runtime=runtime,
+        ),
+        guard,
+    )
+    with provider.get_tracer("app").start_as_current_span("app"):
+        runtime.start()
+        try:
+            await team.run(task="Go.")
+        finally:
+            await runtime.stop_when_idle()
+    spans = list(exporter.get_finished_spans())
+    by_id = {s.context.span_id: s for s in spans}
+    inspections = [s for s in spans if s.name == "kinguard.inspect"]
+    assert len(inspections) == 2
+    first = inspections[0]
+    # kinguard.inspect is a child of the runtime span that ran kinguard's handler, inside the
+    # app's trace (AgentChat 0.7 parents runtime spans on the running context) ...
+    assert ancestors(first, spans) == ["autogen intercept KinGuardInterventionHandler", "app"]
+    app = next(s for s in spans if s.name == "app")
+    assert first.context.trace_id == app.context.trace_id
+    # ... and that span links to the publish made while the buyer's turn was processed.
+    intercept = by_id[first.parent.span_id]  # type: ignore[union-attr]
+    linked = [by_id[link.context.span_id] for link in intercept.links]
+    assert linked and linked[0].name.startswith("autogen create output_topic_")
+    assert ancestors(linked[0], spans)[0].startswith("autogen process buyer_")
+    assert first.attributes is not None
+    assert first.attributes["gen_ai.agent.name"] == "buyer"
+    assert first.attributes["gen_ai.conversation.id"] == "test"
+
+
+@pytest.mark.parametrize("broken", ["raises", "hangs"])
+@pytest.mark.parametrize("on_error", ["open", "closed"])
+async def test_a_broken_detector_never_crashes_or_stalls_a_team(
+    kit: SimpleNamespace, broken: str, on_error: Any
+) -> None:
+    class Raising:
+        inline = True
+        detector_name = "raising"
+
+        def __call__(self, message: Any, context: Any) -> list[Any]:
+            raise RuntimeError("detector exploded")
+
+    class Sleeping:
+        inline = False
+        detector_name = "sleeping"
+
+        def __call__(self, message: Any, context: Any) -> list[Any]:
+            time.sleep(2.0)
+            return []
+
+    sink = CapturingSink()
+    guard = KinGuard(
+        kit.PROFILES,
+        detectors=[Raising() if broken == "raises" else Sleeping(), KeywordDetector(kit.KEYWORD)],
+        policy=Policy(
+            rules=(Rule(signal="collusion.market", action=Action.BLOCK),),
+            on_error=on_error,
+            inspect_timeout_ms=50,
+        ),
+        sinks=[sink],
+    )
+    team = guard_team(
+        RoundRobinGroupChat(
+            [kit.agent("buyer", ["b1", "b2"]), kit.agent("seller", ["s1", "s2"])],
+            termination_condition=MaxMessageTermination(5),
+        ),
+        guard,
+    )
+    started = time.perf_counter()
+    with capture_verdicts(guard) as verdicts:
+        result = await asyncio.wait_for(team.run(task="Go."), timeout=10)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 1.5  # four inspections, each cut off at 50 ms: no two-second sleeps
+    assert len(verdicts) == 4 and all(v.error is not None for v in verdicts)
+    assert len(sink.alerts) == 4
+    texts = [t for s, t in kit.chat(result) if s != "user"]
+    if on_error == "open":
+        assert texts == ["b1", "s1", "b2", "s2"]
+    else:
+        assert all(t.startswith("[kinguard blocked") for t in texts)
+    assert result.stop_reason is not None and "Maximum number of messages" in result.stop_reason
