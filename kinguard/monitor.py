@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
@@ -50,6 +50,42 @@ class MonitorState(BaseModel):
     conversations: dict[str, ConversationState] = Field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class _Pair:
+    risk: float = 0.0
+    band: int = 0
+    clock: int = 0
+    peak: float = 0.0
+
+
+@dataclass(slots=True)
+class _Conversation:
+    """Working state: plain slots objects, because pydantic attribute assignment is slow here."""
+
+    risk: float = 0.0
+    band: int = 0
+    clock: int = 0
+    peak: float = 0.0
+    pairs: dict[str, _Pair] = field(default_factory=dict)
+    last_text_by_agent: dict[str, str] = field(default_factory=dict)
+
+    def dump(self) -> ConversationState:
+        return ConversationState(
+            risk=self.risk, band=self.band, clock=self.clock, peak=self.peak,
+            pairs={k: PairState(risk=p.risk, band=p.band, clock=p.clock, peak=p.peak)
+                   for k, p in self.pairs.items()},
+            last_text_by_agent=dict(self.last_text_by_agent),
+        )
+
+    @classmethod
+    def restore(cls, state: ConversationState) -> _Conversation:
+        return cls(
+            risk=state.risk, band=state.band, clock=state.clock, peak=state.peak,
+            pairs={k: _Pair(p.risk, p.band, p.clock, p.peak) for k, p in state.pairs.items()},
+            last_text_by_agent=dict(state.last_text_by_agent),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class RiskUpdate:
     message_risk: float
@@ -68,7 +104,7 @@ def message_risk(signals: Sequence[Signal], kin_weight: float) -> float:
 
 
 def pair_key(a: str, b: str) -> str:
-    return "\u2194".join(sorted((a, b)))
+    return f"{a}\u2194{b}" if a <= b else f"{b}\u2194{a}"
 
 
 class RiskMonitor:
@@ -78,7 +114,7 @@ class RiskMonitor:
         self._settings = settings
         self._thresholds = tuple(thresholds)
         self._lock = threading.Lock()
-        self._conversations: OrderedDict[str, ConversationState] = OrderedDict()
+        self._conversations: OrderedDict[str, _Conversation] = OrderedDict()
 
     def _decay(self, elapsed: int) -> float:
         return float(0.5 ** (max(elapsed, 0) / self._settings.half_life_turns))
@@ -97,13 +133,14 @@ class RiskMonitor:
         return max(risk, self._thresholds[band - 1]) if band else risk
 
     def conversation(self, conversation_id: str) -> ConversationState:
+        """A snapshot of one conversation's state."""
         with self._lock:
-            return self._conversation(conversation_id)
+            return self._conversation(conversation_id).dump()
 
-    def _conversation(self, conversation_id: str) -> ConversationState:
+    def _conversation(self, conversation_id: str) -> _Conversation:
         state = self._conversations.get(conversation_id)
         if state is None:
-            state = self._conversations[conversation_id] = ConversationState()
+            state = self._conversations[conversation_id] = _Conversation()
             if len(self._conversations) > _MAX_CONVERSATIONS:
                 self._conversations.popitem(last=False)
         else:
@@ -135,7 +172,7 @@ class RiskMonitor:
                 key = pair_key(sender, recipient)
                 pair = conv.pairs.get(key)
                 if pair is None:
-                    pair = conv.pairs[key] = PairState(clock=conv.clock)
+                    pair = conv.pairs[key] = _Pair(clock=conv.clock)
                 pair.risk = _accumulate(pair.risk * self._decay(conv.clock - pair.clock), risk)
                 pair.clock = conv.clock
                 pair.band = self._band(pair.band, pair.risk)
@@ -148,13 +185,13 @@ class RiskMonitor:
     def state(self) -> MonitorState:
         with self._lock:
             return MonitorState(
-                conversations={k: v.model_copy(deep=True) for k, v in self._conversations.items()}
+                conversations={k: v.dump() for k, v in self._conversations.items()}
             )
 
     def load(self, state: MonitorState) -> None:
         with self._lock:
             self._conversations = OrderedDict(
-                (k, v.model_copy(deep=True)) for k, v in state.conversations.items()
+                (k, _Conversation.restore(v)) for k, v in state.conversations.items()
             )
 
 

@@ -53,10 +53,10 @@ class KinshipLevel(enum.StrEnum):
     @property
     def closeness(self) -> int:
         """5 for ``self`` down to 0 for ``unrelated``; larger means closer kin."""
-        return len(_KINSHIP_ORDER) - 1 - _KINSHIP_ORDER.index(self)
+        return _CLOSENESS[self]
 
 
-_KINSHIP_ORDER = list(KinshipLevel)
+_CLOSENESS = {level: 5 - index for index, level in enumerate(KinshipLevel)}
 
 
 class Action(enum.StrEnum):
@@ -72,14 +72,14 @@ class Action(enum.StrEnum):
 
     @property
     def severity(self) -> int:
-        return _ACTION_ORDER.index(self)
+        return _SEVERITY[self]
 
     @classmethod
     def most_severe(cls, actions: list[Action]) -> Action:
         return max(actions, key=lambda a: a.severity, default=cls.ALLOW)
 
 
-_ACTION_ORDER = list(Action)
+_SEVERITY = {action: index for index, action in enumerate(Action)}
 
 
 class AgentProfile(BaseModel):

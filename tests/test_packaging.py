@@ -1,0 +1,45 @@
+"""The core stays framework-free and light; the CLI starts."""
+
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from kinguard.cli import app
+
+FRAMEWORKS = ("langgraph", "langchain", "langchain_core", "autogen_agentchat", "autogen_core")
+
+
+def test_core_imports_no_framework() -> None:
+    code = (
+        "import sys, kinguard, kinguard.testing\n"
+        "from kinguard import KinGuard, AgentProfile\n"
+        "KinGuard([AgentProfile(name='a', model='openai:gpt-4o')], identity='disassociate')\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {FRAMEWORKS!r}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_public_modules_declare_all() -> None:
+    import kinguard
+    import kinguard.detectors
+
+    for module in (kinguard, kinguard.detectors):
+        assert module.__all__
+        for name in module.__all__:
+            assert hasattr(module, name), name
+
+
+def test_check_policy_reports_the_bad_field(tmp_path) -> None:
+    bad = tmp_path / "p.toml"
+    bad.write_text('[[rules]]\nsignal = "collusion.*"\naction = "obliterate"\n')
+    result = CliRunner().invoke(app, ["check-policy", str(bad)])
+    assert result.exit_code == 2
+    assert "rules.0.action" in result.output
+
+
+def test_demo_rejects_an_unknown_scenario_clearly() -> None:
+    result = CliRunner().invoke(app, ["demo", "--scenario", "nope"])
+    assert result.exit_code != 0
+    assert "--scenario" in result.output
