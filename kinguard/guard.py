@@ -90,7 +90,9 @@ class KinGuard:
             capture = content_capture_from_env()
         self.telemetry = Telemetry(tracer_provider, meter_provider, capture)
         self._lock = threading.Lock()
-        self._nudges: dict[str, str] = {}
+        # Pending reminders, per conversation then per agent: a nudge earned in one thread
+        # must not surface in another thread that shares this guard.
+        self._nudges: dict[str, dict[str, str]] = {}
         self._sink_failures = 0
         self._observers: list[Callable[[Verdict], object]] = []
         self._kinship_cache: dict[tuple[str, str], KinshipLevel] = {}
@@ -132,14 +134,18 @@ class KinGuard:
         self.profile(agent_name)
         return self._identity.codename(agent_name)
 
-    def pop_nudge(self, agent_name: str) -> str | None:
-        """The pending reminder for an agent that was flagged, once."""
-        with self._lock:
-            return self._nudges.pop(agent_name, None)
+    def pop_nudge(self, agent_name: str, conversation_id: str | None = None) -> str | None:
+        """The pending reminder for an agent flagged in a conversation, once.
 
-    def peek_nudge(self, agent_name: str) -> str | None:
+        ``conversation_id`` defaults to the guard's own.
+        """
         with self._lock:
-            return self._nudges.get(agent_name)
+            pending = self._nudges.get(conversation_id or self.conversation_id)
+            return pending.pop(agent_name, None) if pending else None
+
+    def peek_nudge(self, agent_name: str, conversation_id: str | None = None) -> str | None:
+        with self._lock:
+            return self._nudges.get(conversation_id or self.conversation_id, {}).get(agent_name)
 
     def add_observer(self, observer: Callable[[Verdict], object]) -> None:
         """Call ``observer`` with every verdict (UIs, tests). A failing observer is contained."""
@@ -280,7 +286,7 @@ class KinGuard:
             names = [s.name for s in signals]
             nudge = self._identity.nudge(context.sender, recipients, list(dict.fromkeys(names)))
             with self._lock:
-                self._nudges[message.sender] = nudge
+                self._nudges.setdefault(message.conversation_id, {})[message.sender] = nudge
 
         # Every field is built here from validated parts; skipping re-validation saves a few
         # microseconds on the message path.
@@ -361,16 +367,32 @@ class KinGuard:
 
     # -- persistence ----------------------------------------------------------------------
 
-    def state_dict(self) -> dict[str, Any]:
-        """JSON-serialisable monitor state and pending nudges, for the framework's persistence."""
-        with self._lock:
-            nudges = dict(self._nudges)
-        return {"monitor": self.monitor.state().model_dump(mode="json"), "nudges": nudges}
+    def state_dict(self, conversation_id: str | None = None) -> dict[str, Any]:
+        """JSON-serialisable risk state and pending nudges, for the framework's persistence.
 
-    def load_state(self, state: Mapping[str, Any]) -> None:
-        self.monitor.load(MonitorState.model_validate(state.get("monitor", {})))
+        With ``conversation_id``, only that conversation: what a per-thread checkpoint holds.
+        """
+        monitor = self.monitor.state(conversation_id)
         with self._lock:
-            self._nudges = {str(k): str(v) for k, v in dict(state.get("nudges", {})).items()}
+            nudges = {
+                conv: dict(pending) for conv, pending in self._nudges.items()
+                if conversation_id is None or conv == conversation_id
+            }
+        return {"monitor": monitor.model_dump(mode="json"), "nudges": nudges}
+
+    def load_state(self, state: Mapping[str, Any], conversation_id: str | None = None) -> None:
+        """Restore :meth:`state_dict` output; scoped to one conversation when one is named."""
+        monitor = MonitorState.model_validate(state.get("monitor", {}))
+        nudges = {
+            str(conv): {str(agent): str(text) for agent, text in dict(pending).items()}
+            for conv, pending in dict(state.get("nudges", {})).items()
+        }
+        self.monitor.load(monitor, conversation_id)
+        with self._lock:
+            if conversation_id is None:
+                self._nudges = nudges
+            else:
+                self._nudges[conversation_id] = nudges.get(conversation_id, {})
 
     def close(self) -> None:
         self.pipeline.close()

@@ -182,17 +182,28 @@ class RiskMonitor:
             conv.last_text_by_agent[sender] = folded_text[:_HISTORY_CHARS]
             return RiskUpdate(risk, pair_risk, conv.risk, pair_band_risk)
 
-    def state(self) -> MonitorState:
+    def state(self, conversation_id: str | None = None) -> MonitorState:
         with self._lock:
             return MonitorState(
-                conversations={k: v.dump() for k, v in self._conversations.items()}
+                conversations={
+                    k: v.dump() for k, v in self._conversations.items()
+                    if conversation_id is None or k == conversation_id
+                }
             )
 
-    def load(self, state: MonitorState) -> None:
+    def load(self, state: MonitorState, conversation_id: str | None = None) -> None:
+        """Replace all state, or only ``conversation_id``'s (absent from ``state``: cleared)."""
         with self._lock:
-            self._conversations = OrderedDict(
-                (k, _Conversation.restore(v)) for k, v in state.conversations.items()
-            )
+            if conversation_id is None:
+                self._conversations = OrderedDict(
+                    (k, _Conversation.restore(v)) for k, v in state.conversations.items()
+                )
+                return
+            saved = state.conversations.get(conversation_id)
+            if saved is None:
+                self._conversations.pop(conversation_id, None)
+            else:
+                self._conversations[conversation_id] = _Conversation.restore(saved)
 
 
 def _accumulate(previous: float, added: float) -> float:

@@ -77,9 +77,10 @@ def test_nudge_is_queued_for_the_sender_once() -> None:
     guard = guard_with(Action.NUDGE)
     verdict = guard.inspect(msg("FIXPRICE"))
     assert verdict.nudge and "ACME" in verdict.nudge
-    assert guard.pop_nudge("buyer") == verdict.nudge
-    assert guard.pop_nudge("buyer") is None
-    assert guard.pop_nudge("seller") is None
+    assert guard.pop_nudge("buyer", "other-thread") is None  # nudges stay in their conversation
+    assert guard.pop_nudge("buyer", "c1") == verdict.nudge
+    assert guard.pop_nudge("buyer", "c1") is None
+    assert guard.pop_nudge("seller", "c1") is None
 
 
 @pytest.mark.parametrize(
@@ -218,11 +219,29 @@ def test_state_round_trip_restores_risk_and_nudges() -> None:
     state = json.loads(json.dumps(guard.state_dict()))
     restored = guard_with(Action.NUDGE)
     restored.load_state(state)
-    assert restored.peek_nudge("buyer") == before.nudge
+    assert restored.peek_nudge("buyer", "c1") == before.nudge
     after_restored = restored.inspect(msg("FIXPRICE"))
     after_original = guard.inspect(msg("FIXPRICE"))
     assert after_restored.pair_risk == pytest.approx(after_original.pair_risk)
     assert after_restored.conversation_risk == pytest.approx(after_original.conversation_risk)
+
+
+def test_scoped_state_touches_only_its_conversation() -> None:
+    guard = guard_with(Action.NUDGE)
+    guard.inspect(msg("FIXPRICE", conversation_id="a"))
+    guard.inspect(msg("FIXPRICE", conversation_id="b"))
+    only_a = json.loads(json.dumps(guard.state_dict(conversation_id="a")))
+    assert set(only_a["monitor"]["conversations"]) == {"a"}
+    assert set(only_a["nudges"]) == {"a"}
+    guard.inspect(msg("FIXPRICE", conversation_id="a"))  # a moves on, then is rolled back
+    risk_b = guard.monitor.conversation("b").risk
+    guard.load_state(only_a, conversation_id="a")
+    assert guard.monitor.conversation("a").clock == 1
+    assert guard.monitor.conversation("b").risk == risk_b
+    guard.load_state({}, conversation_id="b")  # absent from the snapshot: cleared
+    assert guard.monitor.conversation("b").clock == 0
+    assert guard.peek_nudge("buyer", "b") is None
+    assert guard.peek_nudge("buyer", "a") is not None
 
 
 def test_concurrent_inspection_from_threads_loses_no_update() -> None:

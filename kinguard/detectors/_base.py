@@ -76,14 +76,15 @@ class Detector(Protocol):
     def __call__(self, message: Message, context: Context) -> Sequence[Signal]: ...
 
 
+DetectorFunction = Callable[[Message, Context], Sequence[Signal]]
+
+
 def detector(
     *, inline: bool = False, name: str | None = None
-) -> Callable[[Callable[[Message, Context], Sequence[Signal]]], Callable[[Message, Context], Sequence[Signal]]]:
+) -> Callable[[DetectorFunction], DetectorFunction]:
     """Mark a plain function as a detector, declaring whether it is safe to run inline."""
 
-    def mark(
-        fn: Callable[[Message, Context], Sequence[Signal]],
-    ) -> Callable[[Message, Context], Sequence[Signal]]:
+    def mark(fn: DetectorFunction) -> DetectorFunction:
         fn.inline = inline  # type: ignore[attr-defined]
         fn.detector_name = name or fn.__name__  # type: ignore[attr-defined]
         return fn

@@ -192,7 +192,7 @@ class TeamGuard:
     async def after_delivery(self, verdict: Verdict) -> None:
         """Side effects of a verdict once its message is on its way: reminder, pending halt."""
         if verdict.nudge is not None and verdict.sender in self.topics.participant_topics:
-            text = self.guard.pop_nudge(verdict.sender) or verdict.nudge
+            text = self.guard.pop_nudge(verdict.sender, verdict.conversation_id) or verdict.nudge
             await self.deliver_to(
                 verdict.sender, [TextMessage(source=KINGUARD_SOURCE, content=text)]
             )

@@ -1,0 +1,884 @@
+"""What happens around each guarded node: identity in, inspection out, halts held for a human.
+
+One :class:`GraphCore` per guarded graph holds the guard and the per-graph bookkeeping. The
+node wrapper (:class:`GuardedNode`) is the only code that runs inside the user's node task:
+
+1. before the node: the agent's identity block (and any pending nudge) is put in front of the
+   state's messages as a ``SystemMessage`` with a fixed id, so every model call the node makes
+   from ``state[messages_key]`` (a plain node, a ``create_agent`` subgraph) sees it;
+2. the user's node runs unchanged, with the same ``config`` (so ``runtime``/``context``/
+   ``store``/``writer`` injection still works);
+3. after the node: every new AI message in its update is inspected, in order, and the update is
+   rewritten before LangGraph writes it: redacted copies keep the message id, blocked messages
+   become a signed notice, and a halted message (with anything after it) is withheld in the
+   private channel and the node's routing is diverted to its halt node, which calls
+   ``interrupt()``. The halt lives in its own node so resuming never re-runs the user's node.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import Token
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import structlog
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    RemoveMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.messages.utils import convert_to_messages
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
+from langgraph.types import Command, Overwrite, interrupt
+from pydantic import BaseModel, ValidationError
+
+from kinguard import Action, HumanDecision, KinGuard, Message, Verdict
+from kinguard_langgraph._messages import (
+    already_inspected,
+    identity_message,
+    is_identity_message,
+    message_text,
+    notice_message,
+    with_text,
+)
+from kinguard_langgraph._state import GUARD_KEY, Revisions, import_state
+
+__all__ = [
+    "EVENTS_KEY",
+    "GATE_KEY",
+    "GraphCore",
+    "GuardedNode",
+    "HaltNode",
+    "TaggedPayload",
+    "TaskVerdicts",
+    "parse_decision",
+]
+
+_log = structlog.get_logger("kinguard.langgraph")
+
+GATE_KEY = "__kinguard_gate"
+"""Set in ``configurable`` by a guarded stream: nodes then report their verdicts in-band."""
+EVENTS_KEY = "__kinguard_events"
+"""Set in ``configurable`` by guarded ``astream_events``: nodes leave verdicts with the core."""
+_RUNTIME_KEY = "__pregel_runtime"  # langgraph's CONFIG_KEY_RUNTIME
+_CHECKPOINTER_KEY = "__pregel_checkpointer"  # langgraph.constants.CONFIG_KEY_CHECKPOINTER
+_NS_SEP = "|"
+_MAX_HALTED = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class TaggedPayload:
+    """A custom-stream payload written by a guarded node, tagged with the task that wrote it."""
+
+    task: str
+    payload: Any
+
+
+@dataclass(frozen=True, slots=True)
+class TaskVerdicts:
+    """In-band report from a guarded node to the stream gate, emitted as the node returns.
+
+    ``replacements`` maps each inspected message id to the text the other agents get
+    (``None``: nothing now, blocked or held for a human).
+    """
+
+    task: str
+    replacements: Mapping[str, str | None]
+    known_ids: frozenset[str]
+    """Ids of the messages the node was given (not its output, so not inspected)."""
+    modified: bool
+    is_agent: bool
+
+
+@dataclass(slots=True)
+class _Unit:
+    """One update dict (or object) that a node returned and where its messages are."""
+
+    messages: list[Any]
+    wrapper: Callable[[list[Any]], Any]
+    """Rebuilds the messages value in its original form (list, single message, Overwrite)."""
+    apply: Callable[[Any], None]
+    """Stores a rebuilt messages value back in the unit."""
+    parent: bool = False
+    """The unit is a ``Command(graph=Command.PARENT)``: its messages go to the parent graph."""
+
+
+@dataclass(slots=True)
+class Prepared:
+    node: str
+    agent: str
+    state: Any
+    config: RunnableConfig
+    input_ids: frozenset[str]
+    turn_base: int
+    conversation_id: str
+    task: str
+    task_ns: str
+    gated: bool
+    events: bool
+    writer: Callable[[Any], None] | None
+    inject: bool
+    persist: bool
+    """A checkpointer is attached: the guard's state rides the checkpoint after each turn."""
+    halted_keys: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Candidate:
+    unit: int
+    index: int
+    message: BaseMessage
+    text: str
+
+
+def parse_decision(value: Any) -> HumanDecision:
+    """Accept a ``HumanDecision``, a mapping ``{"type": "edit", "text": ...}`` or a bare type."""
+    if isinstance(value, HumanDecision):
+        return value
+    try:
+        if isinstance(value, str):
+            return HumanDecision(type=value)  # type: ignore[arg-type]
+        if isinstance(value, Mapping):
+            return HumanDecision.model_validate(dict(value))
+        if isinstance(value, BaseModel):
+            return HumanDecision.model_validate(value.model_dump())
+    except ValidationError as exc:
+        _log.error("kinguard.invalid_decision", value=repr(value)[:200], error=str(exc))
+        return HumanDecision(type="reject", reason="invalid resume value")
+    _log.error("kinguard.invalid_decision", value=repr(value)[:200])
+    return HumanDecision(type="reject", reason="invalid resume value")
+
+
+class GraphCore:
+    """Per-graph state shared by the node wrappers, halt nodes, routers and the stream gate."""
+
+    def __init__(
+        self,
+        guard: KinGuard,
+        *,
+        agents: Mapping[str, str] | None,
+        messages_key: str,
+    ) -> None:
+        self.guard = guard
+        self.explicit_agents: dict[str, str] | None = dict(agents) if agents is not None else None
+        self.messages_key = messages_key
+        self.revisions = Revisions()
+        self.gated_nodes: set[str] = set()
+        self.halt_nodes: dict[str, str] = {}
+        """Node name -> its halt node's name."""
+        self._halted: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+        self._identity_cache: dict[tuple[str, str], SystemMessage] = {}
+        self._event_verdicts: OrderedDict[str, TaskVerdicts] = OrderedDict()
+
+    # -- names ----------------------------------------------------------------------------
+
+    def agent_for(self, node: str) -> str:
+        if self.explicit_agents is not None:
+            return self.explicit_agents.get(node, node)
+        return node
+
+    def agent_names(self) -> list[str]:
+        if self.explicit_agents is not None:
+            return list(dict.fromkeys(self.explicit_agents.values()))
+        return [profile.name for profile in self.guard.agents]
+
+    def is_known_agent(self, node: str) -> bool:
+        if self.explicit_agents is not None:
+            return node in self.explicit_agents
+        return any(profile.name == node for profile in self.guard.agents)
+
+    def recipients(self, sender: str) -> tuple[str, ...]:
+        return tuple(name for name in self.agent_names() if name != sender)
+
+    # -- halted tasks (read by the routers in the same task, right after the node) -------------
+
+    def mark_halted(self, task_ns: str) -> None:
+        with self._lock:
+            self._halted[task_ns] = None
+            while len(self._halted) > _MAX_HALTED:
+                self._halted.popitem(last=False)
+
+    def is_halted(self, config: RunnableConfig | None) -> bool:
+        return _task_ns(config) in self._halted
+
+    def take_halted(self, config: RunnableConfig | None) -> bool:
+        with self._lock:
+            return self._halted.pop(_task_ns(config), 0) is None
+
+    def leave_verdicts(self, task_ns: str, verdicts: TaskVerdicts) -> None:
+        with self._lock:
+            self._event_verdicts[task_ns] = verdicts
+            while len(self._event_verdicts) > _MAX_HALTED:
+                self._event_verdicts.popitem(last=False)
+
+    def take_verdicts(self, task_ns: str) -> TaskVerdicts | None:
+        with self._lock:
+            return self._event_verdicts.pop(task_ns, None)
+
+    def forget_halted(self, task_ns: str) -> None:
+        with self._lock:
+            self._halted.pop(task_ns, None)
+
+    # -- before the node ----------------------------------------------------------------------
+
+    def prepare(self, node: str, state: Any, config: RunnableConfig) -> Prepared:
+        conf = config.get("configurable") or {}
+        task_ns = _task_ns(config)
+        agent = self.agent_for(node)
+        messages = _get_messages(state, self.messages_key)
+        input_ids = cast(
+            frozenset[str], frozenset([getattr(m, "id", None) for m in messages]) - {None}
+        )
+        gated = bool(conf.get(GATE_KEY))
+        prepared = Prepared(
+            node=node,
+            agent=agent,
+            state=state,
+            config=config,
+            input_ids=input_ids,
+            turn_base=len(messages),
+            conversation_id=str(conf.get("thread_id") or self.guard.conversation_id),
+            task=task_ns.rsplit(_NS_SEP, 1)[-1],
+            task_ns=task_ns,
+            gated=gated,
+            events=bool(conf.get(EVENTS_KEY)),
+            writer=None,
+            inject=self.is_known_agent(node),
+            persist=conf.get(_CHECKPOINTER_KEY) is not None,
+        )
+        if prepared.inject:
+            prepared.state = self._inject(
+                node, agent, prepared.conversation_id, state, messages
+            )
+        if gated:
+            runtime = conf.get(_RUNTIME_KEY)
+            original = getattr(runtime, "stream_writer", None)
+            if runtime is not None and callable(original) and hasattr(runtime, "override"):
+                prepared.writer = original
+                task = prepared.task
+
+                def tagged(chunk: Any) -> None:
+                    original(TaggedPayload(task, chunk))
+
+                prepared.config = cast(
+                    RunnableConfig,
+                    {
+                        **config,
+                        "configurable": {
+                            **conf,
+                            _RUNTIME_KEY: runtime.override(stream_writer=tagged),
+                        },
+                    },
+                )
+        return prepared
+
+    def _inject(
+        self, node: str, agent: str, conversation_id: str, state: Any, messages: list[Any]
+    ) -> Any:
+        block = self.guard.identity_block(agent)
+        nudge = self.guard.pop_nudge(agent, conversation_id)
+        parts = [part for part in (block, nudge) if part]
+        if not parts:
+            return state
+        text = "\n\n".join(parts)
+        system = self._identity_cache.get((node, text))
+        if system is None:
+            if len(self._identity_cache) > 1024:
+                self._identity_cache.clear()
+            system = self._identity_cache[(node, text)] = identity_message(node, text)
+        lead = 0
+        while lead < len(messages) and isinstance(messages[lead], SystemMessage):
+            lead += 1
+        injected = [*messages[:lead], system, *messages[lead:]]
+        return _set_messages(state, self.messages_key, injected)
+
+    # -- after the node -----------------------------------------------------------------------
+
+    def collect(self, prepared: Prepared, output: Any) -> tuple[Any, list[_Unit], list[_Candidate]]:
+        """An editable copy of the node's output, where its messages are, and which are new."""
+        output = _editable(output)
+        units = list(self._units(output))
+        candidates: list[_Candidate] = []
+        names = set(self.agent_names()) | {prepared.agent}
+        for u, unit in enumerate(units):
+            for i, message in enumerate(unit.messages):
+                if not isinstance(message, BaseMessage) or isinstance(message, RemoveMessage):
+                    continue
+                if message.id is not None and message.id in prepared.input_ids:
+                    continue
+                if already_inspected(message):
+                    continue
+                if isinstance(message, AIMessage) or (
+                    isinstance(message, HumanMessage) and message.name in names
+                ):
+                    if message.id is None:
+                        message = message.model_copy(update={"id": f"lc_{uuid.uuid4().hex}"})
+                        unit.messages[i] = message
+                    candidates.append(_Candidate(u, i, message, message_text(message)))
+        return output, units, candidates
+
+    def to_message(self, prepared: Prepared, candidate: _Candidate, position: int) -> Message:
+        return Message(
+            conversation_id=prepared.conversation_id,
+            sender=prepared.agent,
+            recipients=self.recipients(prepared.agent),
+            text=candidate.text,
+            turn=prepared.turn_base + position,
+            metadata={
+                "framework": "langgraph",
+                "langgraph_node": prepared.node,
+                "message_id": candidate.message.id,
+            },
+        )
+
+    def finish(
+        self,
+        prepared: Prepared,
+        output: Any,
+        units: list[_Unit],
+        candidates: list[_Candidate],
+        verdicts: list[Verdict],
+    ) -> Any:
+        """Rewrite the node's update by the verdicts; return what LangGraph should write."""
+        replacements: dict[str, str | None] = {}
+        entries: list[dict[str, Any]] = []
+        halted = False
+        modified = False
+        verdict_at = {(c.unit, c.index): (c, v) for c, v in zip(candidates, verdicts, strict=True)}
+        dropped_calls: set[str] = set()
+        for u, unit in enumerate(units):
+            kept: list[Any] = []
+            changed = False
+            for i, message in enumerate(unit.messages):
+                if is_identity_message(message):
+                    changed = True
+                    continue
+                found = verdict_at.get((u, i))
+                if found is None:
+                    if isinstance(message, ToolMessage) and message.tool_call_id in dropped_calls:
+                        changed = True
+                        continue
+                    if halted:
+                        changed = True
+                        entries.append({"message": message, "verdict": None})
+                    else:
+                        kept.append(message)
+                    continue
+                changed = True
+                candidate, verdict = found
+                msg_id = str(candidate.message.id)
+                if halted or (verdict.action is Action.HALT and not unit.parent):
+                    halted = True
+                    modified = True
+                    replacements[msg_id] = None
+                    entries.append(
+                        {"message": candidate.message, "verdict": verdict.model_dump(mode="json")}
+                    )
+                    continue
+                delivered = self._delivered(candidate, verdict)
+                if delivered is None:
+                    modified = True
+                    replacements[msg_id] = None
+                    dropped_calls.update(_tool_call_ids(candidate.message))
+                    kept.append(
+                        notice_message(
+                            candidate.message,
+                            verdict.notice or f"[kinguard blocked a message from {prepared.agent}]",
+                            sender=prepared.agent,
+                            action=verdict.action.value,
+                        )
+                    )
+                elif delivered is candidate.message:
+                    replacements[msg_id] = candidate.text
+                    kept.append(candidate.message)
+                else:
+                    modified = True
+                    replacements[msg_id] = message_text(delivered)
+                    kept.append(delivered)
+            if changed:
+                unit.apply(unit.wrapper(kept))
+        if candidates and self.explicit_agents is None:
+            self.guard.profile(prepared.agent)  # a node that speaks is an agent from now on
+        output = self._attach_channel(prepared, output, candidates, entries)
+        if (prepared.gated and prepared.writer is not None) or prepared.events:
+            report = TaskVerdicts(
+                task=prepared.task,
+                replacements=replacements,
+                known_ids=prepared.input_ids,
+                modified=modified,
+                is_agent=bool(candidates),
+            )
+            if prepared.events:
+                self.leave_verdicts(prepared.task_ns, report)
+            if prepared.gated and prepared.writer is not None:
+                try:
+                    prepared.writer(report)
+                except Exception as exc:
+                    _log.warning("kinguard.stream_report_failed", error=repr(exc))
+        return output
+
+    def _delivered(self, candidate: _Candidate, verdict: Verdict) -> BaseMessage | None:
+        if verdict.delivered_text is None:
+            return None
+        if verdict.delivered_text == candidate.text:
+            return candidate.message
+        return with_text(candidate.message, verdict.delivered_text)
+
+    def _attach_channel(
+        self,
+        prepared: Prepared,
+        output: Any,
+        candidates: list[_Candidate],
+        entries: list[dict[str, Any]],
+    ) -> Any:
+        if not candidates or not (entries or prepared.persist):
+            return output
+        rev, snapshot = self.revisions.snapshot(self.guard, prepared.conversation_id)
+        channel: dict[str, Any] = {"rev": rev, "guard": snapshot}
+        if entries:
+            goto, output = _strip_goto(output)
+            channel["pending"] = {
+                prepared.task_ns: {
+                    "node": prepared.node,
+                    "agent": prepared.agent,
+                    "conversation_id": prepared.conversation_id,
+                    "entries": entries,
+                    "goto": goto,
+                }
+            }
+            self.mark_halted(prepared.task_ns)
+        if isinstance(output, dict):
+            return {**output, GUARD_KEY: channel}
+        if isinstance(output, Command) and output.graph is None and isinstance(output.update, dict):
+            return dataclasses.replace(output, update={**output.update, GUARD_KEY: channel})
+        if isinstance(output, (list, tuple)):
+            return [*output, Command(update={GUARD_KEY: channel})]
+        if output is None:
+            return {GUARD_KEY: channel}
+        return [output, Command(update={GUARD_KEY: channel})]
+
+    def fail(self, prepared: Prepared, output: Any, error: BaseException) -> Any:
+        """The adapter itself broke while inspecting: follow the guard's error mode."""
+        _log.error(
+            "kinguard.adapter_error",
+            node=prepared.node,
+            error=repr(error),
+            on_error=self.guard.policy.error_mode,
+        )
+        if self.guard.policy.error_mode != "closed":
+            try:
+                output = _editable(output)
+                for unit in self._units(output):
+                    kept = [m for m in unit.messages if not is_identity_message(m)]
+                    if len(kept) != len(unit.messages):
+                        unit.apply(unit.wrapper(kept))
+            except Exception as exc:
+                _log.error("kinguard.adapter_error", node=prepared.node, error=repr(exc))
+            return output
+        try:
+            output, units, candidates = self.collect(prepared, output)
+            for unit_index, unit in enumerate(units):
+                blocked = {c.index: c for c in candidates if c.unit == unit_index}
+                kept = []
+                for i, message in enumerate(unit.messages):
+                    if is_identity_message(message):
+                        continue
+                    if i in blocked:
+                        kept.append(
+                            notice_message(
+                                message,
+                                f"[kinguard blocked a message from {prepared.agent}: "
+                                "inspection failure]",
+                                sender=prepared.agent,
+                                action=Action.BLOCK.value,
+                            )
+                        )
+                    else:
+                        kept.append(message)
+                unit.apply(unit.wrapper(kept))
+            return output
+        except Exception as exc:
+            _log.error("kinguard.adapter_error", node=prepared.node, error=repr(exc))
+            return {}
+
+    # -- update shapes ------------------------------------------------------------------------
+
+    def _units(self, output: Any) -> Iterable[_Unit]:
+        key = self.messages_key
+        if isinstance(output, Command):
+            update = output.update
+            if isinstance(update, dict) and key in update:
+                unit = _unit_for(update[key], lambda v: update.__setitem__(key, v))
+                if unit is not None:
+                    unit.parent = output.graph == Command.PARENT
+                    yield unit
+            elif output.update is not None and not isinstance(output.update, (dict, list, tuple)):
+                yield from self._object_units(output.update)
+            return
+        if isinstance(output, dict):
+            if key in output:
+                unit = _unit_for(output[key], lambda v: output.__setitem__(key, v))
+                if unit is not None:
+                    yield unit
+            return
+        if isinstance(output, (list, tuple)):
+            for item in output:
+                yield from self._units(item)
+            return
+        if output is not None:
+            yield from self._object_units(output)
+
+    def _object_units(self, output: Any) -> Iterable[_Unit]:
+        key = self.messages_key
+        if hasattr(output, key):
+            unit = _unit_for(getattr(output, key), lambda v: _force_setattr(output, key, v))
+            if unit is not None:
+                yield unit
+
+    # -- restoring guard state at the start of a run ------------------------------------------
+
+    def restore(self, channel: Mapping[str, Any] | None, conversation_id: str) -> None:
+        if not channel or channel.get("guard") is None:
+            return
+        import_state(self.guard, conversation_id, channel["guard"])
+        self.revisions.seen(conversation_id, int(channel.get("rev", 0)))
+
+    # -- halts --------------------------------------------------------------------------------
+
+    def resolve_pending(self, node: str, state: Any) -> Any:
+        """Body of a halt node: one ``interrupt()`` per halted message, then deliver."""
+        channel = _get(state, GUARD_KEY) or {}
+        pending = channel.get("pending") or {}
+        records = [(task, rec) for task, rec in pending.items() if rec and rec.get("node") == node]
+        delivered: list[BaseMessage] = []
+        goto: list[Any] = []
+        for _task, record in records:
+            dropped_calls: set[str] = set()
+            for entry in record.get("entries", ()):
+                message = entry["message"]
+                if not isinstance(message, BaseMessage):
+                    message = convert_to_messages([message])[0]
+                if entry.get("verdict") is None:
+                    if isinstance(message, ToolMessage) and message.tool_call_id in dropped_calls:
+                        continue
+                    delivered.append(message)
+                    continue
+                verdict = Verdict.model_validate(entry["verdict"])
+                if verdict.action is Action.HALT:
+                    decision = parse_decision(
+                        interrupt(halt_payload(verdict, message, node, record))
+                    )
+                    text = self.guard.resolve_halt(verdict, decision)
+                else:
+                    text = verdict.delivered_text
+                if text is None:
+                    dropped_calls.update(_tool_call_ids(message))
+                    if verdict.action is not Action.HALT:
+                        delivered.append(
+                            notice_message(
+                                message,
+                                verdict.notice or "[kinguard blocked a message]",
+                                sender=str(record.get("agent")),
+                                action=verdict.action.value,
+                            )
+                        )
+                    continue
+                delivered.append(
+                    message if text == message_text(message) else with_text(message, text)
+                )
+            goto.extend(record.get("goto") or ())
+        for task, _ in records:
+            self.forget_halted(task)
+        update: dict[str, Any] = {
+            self.messages_key: delivered,
+            GUARD_KEY: {"pending": {task: None for task, _ in records}},
+        }
+        if goto:
+            return Command(update=update, goto=goto)
+        return update
+
+
+def halt_payload(
+    verdict: Verdict, message: BaseMessage, node: str, record: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The JSON-able value a halt hands to ``interrupt()``: what a reviewer needs to decide."""
+    return {
+        "kinguard": "halt",
+        "node": node,
+        "agent": record.get("agent"),
+        "conversation_id": record.get("conversation_id"),
+        "message_id": message.id,
+        "text": message_text(message),
+        "verdict": {
+            "action": verdict.action.value,
+            "signals": list(verdict.signal_names),
+            "reasons": list(verdict.reasons),
+            "kinship": verdict.kinship.value,
+            "message_risk": verdict.message_risk,
+            "pair_risk": verdict.pair_risk,
+            "conversation_risk": verdict.conversation_risk,
+            "recipients": list(verdict.recipients),
+        },
+        "decisions": ["approve", "edit", "reject"],
+        "resume": 'Command(resume={"type": "approve" | "edit" | "reject", "text": ...})',
+    }
+
+
+class GuardedNode(Runnable[Any, Any]):
+    """Wraps one user node; see the module docstring for what it does around it."""
+
+    def __init__(self, node: str, inner: Runnable[Any, Any], core: GraphCore) -> None:
+        self.node = node
+        self.inner = inner
+        self.core = core
+        self.name = node
+
+    def _prepare(self, input: Any, config: RunnableConfig | None) -> Prepared | None:
+        try:
+            return self.core.prepare(self.node, input, config or {})
+        except Exception as exc:
+            _log.error("kinguard.adapter_error", node=self.node, stage="prepare", error=repr(exc))
+            return None
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        prepared = self._prepare(input, config)
+        if prepared is None:
+            return self.inner.invoke(input, config, **kwargs)
+        token = _enter(prepared, config)
+        try:
+            output = self.inner.invoke(prepared.state, prepared.config, **kwargs)
+        finally:
+            _leave(token)
+        try:
+            output, units, candidates = self.core.collect(prepared, output)
+            verdicts = [
+                self.core.guard.inspect(self.core.to_message(prepared, c, n))
+                for n, c in enumerate(candidates)
+            ]
+            return self.core.finish(prepared, output, units, candidates, verdicts)
+        except Exception as exc:
+            return self.core.fail(prepared, output, exc)
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        prepared = self._prepare(input, config)
+        if prepared is None:
+            return await self.inner.ainvoke(input, config, **kwargs)
+        token = _enter(prepared, config)
+        try:
+            output = await self.inner.ainvoke(prepared.state, prepared.config, **kwargs)
+        finally:
+            _leave(token)
+        try:
+            output, units, candidates = self.core.collect(prepared, output)
+            verdicts = [
+                await self.core.guard.ainspect(self.core.to_message(prepared, c, n))
+                for n, c in enumerate(candidates)
+            ]
+            return self.core.finish(prepared, output, units, candidates, verdicts)
+        except Exception as exc:
+            return self.core.fail(prepared, output, exc)
+
+
+class HaltNode(Runnable[Any, Any]):
+    """Runs only after a halt: asks a human through ``interrupt()`` and delivers the outcome."""
+
+    def __init__(self, node: str, core: GraphCore) -> None:
+        self.node = node
+        self.core = core
+        self.name = f"{node}.kinguard_halt"
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return self.core.resolve_pending(self.node, input)
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return self.core.resolve_pending(self.node, input)
+
+
+class GatedPath(Runnable[Any, Any]):
+    """A user's conditional edge out of a guarded node, silenced while that node's task halts.
+
+    With ``halt_node`` set it also routes the halting task there (the node then needs no
+    extra router branch, so the common case costs one membership test).
+    """
+
+    def __init__(
+        self, path: Runnable[Any, Any], core: GraphCore, halt_node: str | None = None
+    ) -> None:
+        self.path = path
+        self.core = core
+        self.halt_node = halt_node
+        self.name = path.get_name()
+
+    def _halted(self, config: RunnableConfig | None) -> list[str] | None:
+        if self.core.is_halted(config):
+            return [self.halt_node] if self.halt_node else []
+        return None
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        halted = self._halted(config)
+        if halted is not None:
+            return halted
+        return self.path.invoke(input, config, **kwargs)
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        halted = self._halted(config)
+        if halted is not None:
+            return halted
+        return await self.path.ainvoke(input, config, **kwargs)
+
+
+class Router(Runnable[Any, Any]):
+    """Replaces a guarded node's static edges: its targets normally, its halt node on a halt."""
+
+    def __init__(self, targets: Sequence[str], halt_node: str, core: GraphCore) -> None:
+        self.targets = list(targets)
+        self.halt_node = halt_node
+        self.core = core
+        self.name = "kinguard_route"
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        if self.core.take_halted(config):
+            return [self.halt_node]
+        return self.targets
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return self.invoke(input, config)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _enter(prepared: Prepared, config: RunnableConfig | None) -> Token[Any] | None:
+    """Make the node's ``get_stream_writer()`` see the tagging writer (it reads the context)."""
+    if prepared.config is config:
+        return None
+    return var_child_runnable_config.set(prepared.config)
+
+
+def _leave(token: Token[Any] | None) -> None:
+    if token is not None:
+        var_child_runnable_config.reset(token)
+
+
+def _task_ns(config: RunnableConfig | None) -> str:
+    if not config:
+        return ""
+    conf = config.get("configurable") or {}
+    ns = conf.get("checkpoint_ns")
+    if not ns:
+        ns = (config.get("metadata") or {}).get("langgraph_checkpoint_ns", "")
+    return str(ns or "")
+
+
+def _get(state: Any, key: str) -> Any:
+    if isinstance(state, Mapping):
+        return state.get(key)
+    return getattr(state, key, None)
+
+
+def _get_messages(state: Any, key: str) -> list[Any]:
+    value = _get(state, key)
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return []
+
+
+def _set_messages(state: Any, key: str, messages: list[Any]) -> Any:
+    if isinstance(state, dict):
+        return {**state, key: messages}
+    if isinstance(state, BaseModel):
+        return state.model_copy(update={key: messages})
+    if dataclasses.is_dataclass(state) and not isinstance(state, type):
+        return dataclasses.replace(state, **{key: messages})
+    return state
+
+
+def _force_setattr(obj: Any, key: str, value: Any) -> None:
+    try:
+        setattr(obj, key, value)
+    except (AttributeError, TypeError, ValidationError):
+        object.__setattr__(obj, key, value)
+
+
+def _unit_for(value: Any, store: Callable[[Any], None]) -> _Unit | None:
+    if isinstance(value, Overwrite):
+        inner = value.value
+        if not isinstance(inner, (list, tuple)):
+            return None
+        return _Unit(list(_coerce(inner)), lambda ms: Overwrite(ms), store)
+    if isinstance(value, BaseMessage):
+        return _Unit([value], lambda ms: ms, store)
+    if isinstance(value, (list, tuple)):
+        return _Unit(list(_coerce(value)), lambda ms: ms, store)
+    if isinstance(value, (dict, str)):
+        return _Unit(list(_coerce([value])), lambda ms: ms, store)
+    return None
+
+
+def _coerce(values: Sequence[Any]) -> list[Any]:
+    if all(isinstance(v, BaseMessage) for v in values):
+        return list(values)
+    out: list[Any] = []
+    for v in values:
+        if isinstance(v, BaseMessage):
+            out.append(v)
+        else:
+            try:
+                out.extend(convert_to_messages([v]))
+            except Exception:
+                out.append(v)
+    return out
+
+
+def _tool_call_ids(message: BaseMessage) -> list[str]:
+    calls = getattr(message, "tool_calls", None) or ()
+    return [str(call["id"]) for call in calls if call.get("id")]
+
+
+def _strip_goto(output: Any) -> tuple[list[Any], Any]:
+    """Take the ``goto`` out of a halting node's Command(s); the halt node re-issues it."""
+    if isinstance(output, Command) and output.graph is None and output.goto:
+        goto = (
+            [output.goto]
+            if isinstance(output.goto, (str,)) or not isinstance(output.goto, Sequence)
+            else list(output.goto)
+        )
+        return goto, dataclasses.replace(output, goto=())
+    if isinstance(output, (list, tuple)):
+        gotos: list[Any] = []
+        items: list[Any] = []
+        for item in output:
+            g, stripped = _strip_goto(item)
+            gotos.extend(g)
+            items.append(stripped)
+        return gotos, items
+    return [], output
+
+
+def _editable(output: Any) -> Any:
+    """A shallow copy of a node's output that can be edited without touching the user's objects."""
+    if isinstance(output, dict):
+        return dict(output)
+    if isinstance(output, Command):
+        if isinstance(output.update, dict):
+            return dataclasses.replace(output, update=dict(output.update))
+        if isinstance(output.update, BaseModel):
+            return dataclasses.replace(output, update=output.update.model_copy())
+        return output
+    if isinstance(output, (list, tuple)):
+        return [_editable(item) for item in output]
+    if isinstance(output, BaseModel):
+        return output.model_copy()
+    if dataclasses.is_dataclass(output) and not isinstance(output, type):
+        return dataclasses.replace(output)
+    return output

@@ -1,0 +1,180 @@
+"""``guard_graph()``: a guarded copy of the user's ``StateGraph``, rewired at compile time."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from langchain_core.runnables import Runnable
+from langgraph.graph import StateGraph
+from langgraph.graph._branch import BranchSpec
+
+from kinguard import KinGuard
+from kinguard_langgraph._core import GatedPath, GraphCore, GuardedNode, HaltNode, Router
+from kinguard_langgraph._state import GUARD_KEY, GuardChannel
+
+if TYPE_CHECKING:
+    from kinguard_langgraph._compiled import GuardedCompiledStateGraph
+
+__all__ = ["GuardedStateGraph", "guard_graph"]
+
+_ROUTER_BRANCH = "kinguard_route"
+
+
+class GuardedStateGraph:
+    """The user's builder plus a guard; ``compile()`` returns a guarded compiled graph.
+
+    The user's builder is never modified: ``compile()`` works on a copy, so nodes added to the
+    builder before ``compile()`` are guarded too, and the builder still compiles bare.
+    """
+
+    def __init__(
+        self,
+        builder: StateGraph[Any, Any, Any, Any],
+        guard: KinGuard,
+        *,
+        agents: Mapping[str, str] | Sequence[str] | None = None,
+        messages_key: str = "messages",
+    ) -> None:
+        if not isinstance(builder, StateGraph):
+            raise TypeError(
+                f"guard_graph() takes an uncompiled StateGraph builder, got "
+                f"{type(builder).__name__}; call guard_graph(builder, guard).compile(...) "
+                "instead of compiling first"
+            )
+        self.builder = builder
+        self.guard = guard
+        self.messages_key = messages_key
+        self.agents: dict[str, str] | None
+        if agents is None:
+            self.agents = None
+        elif isinstance(agents, Mapping):
+            self.agents = {str(node): str(name) for node, name in agents.items()}
+        else:
+            self.agents = {str(node): str(node) for node in agents}
+
+    def compile(self, *args: Any, **kwargs: Any) -> GuardedCompiledStateGraph[Any, Any, Any, Any]:
+        """Compile the guarded graph; takes the same arguments as ``StateGraph.compile``."""
+        from kinguard_langgraph._compiled import GuardedCompiledStateGraph
+
+        core = GraphCore(self.guard, agents=self.agents, messages_key=self.messages_key)
+        guarded = _guarded_builder(self.builder, core)
+        compiled = guarded.compile(*args, **kwargs)
+        return GuardedCompiledStateGraph.adopt(compiled, core)
+
+
+def guard_graph(
+    builder: StateGraph[Any, Any, Any, Any],
+    guard: KinGuard,
+    *,
+    agents: Mapping[str, str] | Sequence[str] | None = None,
+    messages_key: str = "messages",
+) -> GuardedStateGraph:
+    """Guard a multi-agent ``StateGraph`` without changing its nodes.
+
+    ``agents`` says which nodes are agents: a mapping ``{node: agent profile name}``, a list of
+    node names (each its own agent name), or ``None`` to treat every node whose update adds an
+    AI message as an agent named after the node. ``messages_key`` is the state key that holds
+    the conversation.
+
+    ``guard_graph(builder, guard).compile(checkpointer=...)`` returns a compiled graph that
+    injects each agent's identity, inspects every message an agent emits before any other
+    node sees it, applies the guard's actions (``halt`` through ``interrupt()``), keeps the
+    guard's state in its checkpoints, and streams only inspected content.
+    """
+    return GuardedStateGraph(builder, guard, agents=agents, messages_key=messages_key)
+
+
+def _copy_builder(builder: StateGraph[Any, Any, Any, Any]) -> StateGraph[Any, Any, Any, Any]:
+    new = copy.copy(builder)
+    new.nodes = dict(builder.nodes)
+    new.edges = set(builder.edges)
+    new.branches = defaultdict(dict, {k: dict(v) for k, v in builder.branches.items()})
+    new.schemas = dict(builder.schemas)
+    new.channels = dict(builder.channels)
+    new.managed = dict(builder.managed)
+    new.waiting_edges = set(builder.waiting_edges)
+    new.compiled = False
+    return new
+
+
+def _guarded_builder(
+    builder: StateGraph[Any, Any, Any, Any], core: GraphCore
+) -> StateGraph[Any, Any, Any, Any]:
+    if core.messages_key not in builder.channels:
+        raise ValueError(
+            f"guard_graph(): the state has no {core.messages_key!r} key; pass "
+            f"messages_key=<the key holding the conversation> (state keys: "
+            f"{', '.join(sorted(builder.channels)) or 'none'})"
+        )
+    if GUARD_KEY in builder.channels:
+        raise ValueError(
+            f"guard_graph(): the state already has a {GUARD_KEY!r} key, which kinguard uses for "
+            "its own state; rename it, or the graph was guarded twice"
+        )
+    if core.explicit_agents is not None:
+        unknown = sorted(set(core.explicit_agents) - set(builder.nodes))
+        if unknown:
+            raise ValueError(
+                f"guard_graph(): agents names nodes that are not in the graph: {unknown}; "
+                f"nodes: {sorted(builder.nodes)}"
+            )
+        nodes = [n for n in builder.nodes if n in core.explicit_agents]
+    else:
+        nodes = [n for n, spec in builder.nodes.items() if not spec.is_error_handler]
+
+    guarded = _copy_builder(builder)
+    for node in nodes:
+        spec = guarded.nodes[node]
+        guarded.nodes[node] = dataclasses.replace(
+            spec, runnable=GuardedNode(node, cast(Runnable[Any, Any], spec.runnable), core)
+        )
+        halt = _unique(f"{node}.kinguard_halt", guarded.nodes)
+        core.gated_nodes.add(node)
+        core.halt_nodes[node] = halt
+        guarded.add_node(halt, HaltNode(node, core), input_schema=GuardChannel)
+
+        targets = sorted(end for start, end in guarded.edges if start == node)
+        guarded.edges = {(s, e) for s, e in guarded.edges if s != node}
+        for end in targets:
+            guarded.add_edge(halt, end)
+
+        own = guarded.branches.get(node, {})
+        input_schema = spec.input_schema
+        # Without static edges the first user branch also routes a halt: no extra branch (and
+        # no extra state read) on the normal path.
+        router_needed = bool(targets) or not own
+        for position, (name, branch) in enumerate(list(own.items())):
+            # The user's branch from the halt node sees the state once the human has ruled.
+            guarded.branches[halt][name] = BranchSpec(
+                path=branch.path, ends=branch.ends, input_schema=branch.input_schema or input_schema
+            )
+            routes_halt = not router_needed and position == 0
+            ends = branch.ends
+            if routes_halt and ends is not None:
+                ends = {**ends, halt: halt}
+            own[name] = BranchSpec(
+                path=GatedPath(branch.path, core, halt if routes_halt else None),
+                ends=ends,
+                input_schema=branch.input_schema,
+            )
+        if router_needed:
+            router_name = _unique(_ROUTER_BRANCH, own)
+            router_ends: dict[Any, str] = {t: t for t in targets}
+            router_ends[halt] = halt
+            guarded.branches[node][router_name] = BranchSpec(
+                path=Router(targets, halt, core), ends=router_ends, input_schema=GuardChannel
+            )
+    return guarded
+
+
+def _unique(name: str, taken: Mapping[str, Any]) -> str:
+    candidate = name
+    n = 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name}{n}"
+    return candidate

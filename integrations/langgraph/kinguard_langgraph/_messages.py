@@ -1,0 +1,100 @@
+"""Small helpers over LangChain messages: their text, rewritten copies, kinguard's own notices."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+
+__all__ = [
+    "IDENTITY_ID_PREFIX",
+    "NOTICE_NAME",
+    "already_inspected",
+    "identity_message",
+    "is_identity_message",
+    "mark_inspected",
+    "message_text",
+    "notice_message",
+    "with_text",
+]
+
+IDENTITY_ID_PREFIX = "kinguard-identity-"
+NOTICE_NAME = "kinguard"
+"""``name`` of the messages kinguard puts in the conversation, so agents see who wrote them."""
+
+_REASONING_BLOCKS = frozenset({"text", "reasoning", "thinking", "redacted_thinking"})
+
+
+def message_text(message: BaseMessage) -> str:
+    """The message's visible text: a plain string, or the text blocks of block content."""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    text = message.text
+    return text if isinstance(text, str) else str(text)
+
+
+def with_text(message: BaseMessage, text: str) -> BaseMessage:
+    """A copy of ``message`` (same id, type and tool calls) whose visible text is ``text``.
+
+    Block content keeps its non-text blocks (images, tool-use blocks); text and reasoning blocks
+    are replaced by the one delivered text, since reasoning can carry what was redacted.
+    """
+    content = message.content
+    new_content: str | list[str | dict[Any, Any]]
+    if isinstance(content, str):
+        new_content = text
+    else:
+        kept = [
+            block
+            for block in content
+            if isinstance(block, dict) and block.get("type") not in _REASONING_BLOCKS
+        ]
+        new_content = [{"type": "text", "text": text}, *kept] if kept else text
+    return message.model_copy(update={"content": new_content})
+
+
+def notice_message(original: BaseMessage, notice: str, *, sender: str, action: str) -> AIMessage:
+    """What other agents see in place of a blocked message: a notice signed by kinguard."""
+    original_id = original.id or uuid.uuid4().hex
+    return AIMessage(
+        content=notice,
+        name=NOTICE_NAME,
+        id=f"kinguard-notice-{original_id}",
+        response_metadata={
+            "kinguard": {"action": action, "sender": sender, "message_id": original_id}
+        },
+    )
+
+
+def mark_inspected(message: BaseMessage, action: str) -> BaseMessage:
+    """Record on a message (in ``response_metadata``, never sent to a provider) that kinguard
+    already ruled on it, so a guarded graph around a guarded agent does not inspect it twice."""
+    meta = dict(message.response_metadata or {})
+    meta["kinguard"] = {**dict(meta.get("kinguard") or {}), "inspected": True, "action": action}
+    return message.model_copy(update={"response_metadata": meta})
+
+
+def already_inspected(message: BaseMessage) -> bool:
+    meta = message.response_metadata or {}
+    return isinstance(meta, dict) and isinstance(meta.get("kinguard"), dict)
+
+
+def identity_message(node: str, text: str) -> SystemMessage:
+    return SystemMessage(content=text, id=f"{IDENTITY_ID_PREFIX}{node}")
+
+
+def is_identity_message(message: object) -> bool:
+    return (
+        isinstance(message, SystemMessage)
+        and isinstance(message.id, str)
+        and message.id.startswith(IDENTITY_ID_PREFIX)
+    )
+
+
+def answered_tool_calls(message: BaseMessage) -> Sequence[str]:
+    """Ids of the tool calls an AI message made (their results must go if it goes)."""
+    calls = getattr(message, "tool_calls", None) or ()
+    return [str(call.get("id")) for call in calls if call.get("id")]

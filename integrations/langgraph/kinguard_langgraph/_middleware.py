@@ -1,0 +1,315 @@
+"""``KinGuardMiddleware``: the same guard inside one LangChain ``create_agent`` agent.
+
+* ``wrap_model_call`` puts the agent's identity block (and any pending nudge) into the system
+  message of every model call, then inspects what the model returned before it enters the
+  agent's state: redacted copies keep the message id, a blocked message becomes a signed
+  notice without its tool calls (so the tools it asked for never run), and a halted message
+  is withheld in a private state key.
+* ``after_model`` (its own graph node, so resuming never repeats the model call) asks the
+  human through ``interrupt()`` and delivers the approved or edited message, or ends the
+  agent's turn on a rejection.
+* ``before_agent`` restores the guard's state for the thread from the agent's checkpointed
+  state, so a new process resumes with the same risk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, NotRequired
+
+import structlog
+from langchain.agents.middleware import AgentMiddleware, AgentState, hook_config
+from langchain.agents.middleware.types import (
+    ExtendedModelResponse,
+    ModelRequest,
+    ModelResponse,
+    PrivateStateAttr,
+)
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+from langgraph.config import get_config
+from langgraph.runtime import Runtime
+from langgraph.types import Command, interrupt
+
+from kinguard import Action, KinGuard, Message, Verdict
+from kinguard_langgraph._core import halt_payload, parse_decision
+from kinguard_langgraph._messages import (
+    is_identity_message,
+    mark_inspected,
+    message_text,
+    notice_message,
+    with_text,
+)
+from kinguard_langgraph._state import GUARD_KEY, Revisions, import_state, merge_guard_channel
+
+__all__ = ["KinGuardMiddleware"]
+
+_log = structlog.get_logger("kinguard.langgraph")
+
+
+class KinGuardState(AgentState[Any]):
+    """``create_agent`` state plus kinguard's private key (hidden from input and output)."""
+
+    kinguard: NotRequired[Annotated[dict[str, Any], merge_guard_channel, PrivateStateAttr]]
+
+
+class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
+    """Guard one ``create_agent`` agent: identity injection, inspection, actions, halts.
+
+    ``agent_name`` is the agent's profile name in ``guard``; ``recipients`` the agents its
+    messages reach (default: every other agent the guard knows).
+    """
+
+    state_schema = KinGuardState
+
+    def __init__(
+        self,
+        guard: KinGuard,
+        *,
+        agent_name: str,
+        recipients: Sequence[str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.guard = guard
+        self.agent_name = agent_name
+        self._recipients = tuple(recipients) if recipients is not None else None
+        self._name = name or f"KinGuardMiddleware[{agent_name}]"
+        self._revisions = Revisions()
+        self._pending_key = f"middleware:{agent_name}"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _conversation_id(self) -> str:
+        try:
+            thread = (get_config().get("configurable") or {}).get("thread_id")
+        except RuntimeError:
+            thread = None
+        return str(thread or self.guard.conversation_id)
+
+    def _recipient_names(self) -> tuple[str, ...]:
+        if self._recipients is not None:
+            return self._recipients
+        return tuple(p.name for p in self.guard.agents if p.name != self.agent_name)
+
+    def _with_identity(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
+        try:
+            if any(is_identity_message(m) for m in request.messages):
+                return request  # a guarded graph around this agent already put the identity in
+            nudge = self.guard.pop_nudge(self.agent_name, self._conversation_id())
+            current = request.system_message
+            base = message_text(current) if current is not None else None
+            prompt = self.guard.system_prompt(self.agent_name, base)
+            if nudge:
+                prompt = f"{prompt.rstrip()}\n\n{nudge}" if prompt.strip() else nudge
+            if prompt == (base or ""):
+                return request
+            if current is not None and not isinstance(current.content, str):
+                added = prompt[len(base or "") :].strip()
+                content = [*current.content, {"type": "text", "text": added}]
+                system = current.model_copy(update={"content": content})
+            else:
+                system = SystemMessage(content=prompt)
+            return request.override(system_message=system)
+        except Exception as exc:
+            _log.error(
+                "kinguard.adapter_error", agent=self.agent_name, stage="identity", error=repr(exc)
+            )
+            return request
+
+    def _messages(self, response: Any) -> tuple[ModelResponse[Any], Command[Any] | None]:
+        if isinstance(response, ExtendedModelResponse):
+            return response.model_response, response.command
+        if isinstance(response, AIMessage):
+            return ModelResponse(result=[response]), None
+        return response, None
+
+    def _to_message(self, message: BaseMessage, turn: int, conversation_id: str) -> Message:
+        return Message(
+            conversation_id=conversation_id,
+            sender=self.agent_name,
+            recipients=self._recipient_names(),
+            text=message_text(message),
+            turn=turn,
+            metadata={"framework": "langchain", "message_id": message.id},
+        )
+
+    def _apply(
+        self,
+        response: ModelResponse[Any],
+        command: Command[Any] | None,
+        verdicts: list[tuple[int, Verdict]],
+        conversation_id: str,
+    ) -> ModelResponse[Any] | ExtendedModelResponse[Any]:
+        result: list[BaseMessage] = []
+        withheld: list[dict[str, Any]] = []
+        by_index = dict(verdicts)
+        for index, message in enumerate(response.result):
+            verdict = by_index.get(index)
+            if withheld:
+                withheld.append({"message": message, "verdict": None})
+                continue
+            if verdict is None:
+                result.append(message)
+                continue
+            if verdict.action is Action.HALT:
+                withheld.append(
+                    {
+                        "message": mark_inspected(message, verdict.action.value),
+                        "verdict": verdict.model_dump(mode="json"),
+                    }
+                )
+                continue
+            if verdict.delivered_text is None:
+                result.append(
+                    notice_message(
+                        message,
+                        verdict.notice or f"[kinguard blocked a message from {self.agent_name}]",
+                        sender=self.agent_name,
+                        action=verdict.action.value,
+                    )
+                )
+            elif verdict.delivered_text != message_text(message):
+                result.append(
+                    mark_inspected(with_text(message, verdict.delivered_text), verdict.action.value)
+                )
+            else:
+                result.append(mark_inspected(message, verdict.action.value))
+        if not verdicts:
+            return response if command is None else ExtendedModelResponse(response, command)
+        rev, snapshot = self._revisions.snapshot(self.guard, conversation_id)
+        channel: dict[str, Any] = {"rev": rev, "guard": snapshot}
+        if withheld:
+            channel["pending"] = {
+                self._pending_key: {
+                    "agent": self.agent_name,
+                    "conversation_id": conversation_id,
+                    "entries": withheld,
+                }
+            }
+        update: dict[str, Any] = {GUARD_KEY: channel}
+        if command is not None and isinstance(command.update, dict):
+            update = {**command.update, **update}
+        new_response = ModelResponse(
+            result=result, structured_response=response.structured_response
+        )
+        return ExtendedModelResponse(model_response=new_response, command=Command(update=update))
+
+    def _inspectable(self, response: ModelResponse[Any]) -> list[tuple[int, BaseMessage]]:
+        return [(i, m) for i, m in enumerate(response.result) if isinstance(m, AIMessage)]
+
+    # -- hooks ------------------------------------------------------------------------------
+
+    def before_agent(self, state: KinGuardState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        try:
+            channel = state.get("kinguard")
+            if channel and channel.get("guard") is not None:
+                conversation_id = self._conversation_id()
+                import_state(self.guard, conversation_id, channel["guard"])
+                self._revisions.seen(conversation_id, int(channel.get("rev", 0)))
+        except Exception as exc:
+            _log.error("kinguard.restore_failed", agent=self.agent_name, error=repr(exc))
+        return None
+
+    async def abefore_agent(
+        self, state: KinGuardState, runtime: Runtime[Any]
+    ) -> dict[str, Any] | None:
+        return self.before_agent(state, runtime)
+
+    def wrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
+    ) -> ModelResponse[Any] | ExtendedModelResponse[Any]:
+        response, command = self._messages(handler(self._with_identity(request)))
+        try:
+            conversation_id = self._conversation_id()
+            turn = len(request.messages)
+            verdicts = [
+                (i, self.guard.inspect(self._to_message(m, turn + n, conversation_id)))
+                for n, (i, m) in enumerate(self._inspectable(response))
+            ]
+            return self._apply(response, command, verdicts, conversation_id)
+        except Exception as exc:
+            return self._failed(response, command, exc)
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
+    ) -> ModelResponse[Any] | ExtendedModelResponse[Any]:
+        response, command = self._messages(await handler(self._with_identity(request)))
+        try:
+            conversation_id = self._conversation_id()
+            turn = len(request.messages)
+            verdicts = [
+                (i, await self.guard.ainspect(self._to_message(m, turn + n, conversation_id)))
+                for n, (i, m) in enumerate(self._inspectable(response))
+            ]
+            return self._apply(response, command, verdicts, conversation_id)
+        except Exception as exc:
+            return self._failed(response, command, exc)
+
+    def _failed(
+        self, response: ModelResponse[Any], command: Command[Any] | None, error: BaseException
+    ) -> ModelResponse[Any] | ExtendedModelResponse[Any]:
+        _log.error(
+            "kinguard.adapter_error",
+            agent=self.agent_name,
+            error=repr(error),
+            on_error=self.guard.policy.error_mode,
+        )
+        if self.guard.policy.error_mode == "closed":
+            response = ModelResponse(
+                result=[
+                    notice_message(
+                        m,
+                        f"[kinguard blocked a message from {self.agent_name}: inspection failure]",
+                        sender=self.agent_name,
+                        action=Action.BLOCK.value,
+                    )
+                    if isinstance(m, AIMessage)
+                    else m
+                    for m in response.result
+                ],
+                structured_response=None,
+            )
+        return response if command is None else ExtendedModelResponse(response, command)
+
+    @hook_config(can_jump_to=["end"])
+    def after_model(self, state: KinGuardState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        channel = state.get("kinguard") or {}
+        record = (channel.get("pending") or {}).get(self._pending_key)
+        if not record:
+            return None
+        delivered: list[BaseMessage] = []
+        rejected = False
+        for entry in record.get("entries", ()):
+            message = entry["message"]
+            if entry.get("verdict") is None:
+                if not rejected:
+                    delivered.append(message)
+                continue
+            verdict = Verdict.model_validate(entry["verdict"])
+            decision = parse_decision(interrupt(halt_payload(verdict, message, self.name, record)))
+            text = self.guard.resolve_halt(verdict, decision)
+            if text is None:
+                rejected = True
+                continue
+            delivered.append(message if text == message_text(message) else with_text(message, text))
+        update: dict[str, Any] = {
+            "messages": delivered,
+            GUARD_KEY: {"pending": {self._pending_key: None}},
+        }
+        if rejected and not delivered:
+            update["jump_to"] = "end"
+        return update
+
+    @hook_config(can_jump_to=["end"])
+    async def aafter_model(
+        self, state: KinGuardState, runtime: Runtime[Any]
+    ) -> dict[str, Any] | None:
+        return self.after_model(state, runtime)

@@ -1,0 +1,497 @@
+"""The stream gate: nothing an agent produces reaches a stream consumer before it is inspected.
+
+Token chunks (``stream_mode="messages"``), custom events and, with ``subgraphs=True``, the
+events from inside an agent's subgraph are produced while the agent's node is still running,
+before kinguard has seen the message they belong to. The gate holds every such item back per
+node task (the task's checkpoint namespace segment names it) until the node wrapper reports
+its verdicts in-band (a :class:`TaskVerdicts` on the custom channel, put on the stream right
+after the node's last token), then releases it:
+
+* chunks of a message that was delivered unchanged go out as they were produced;
+* chunks of a redacted or concealed message go out re-cut along the original chunk
+  boundaries from the delivered text, so a consumer still sees a token stream and evidence
+  split across chunks is caught (the whole message is the lookback);
+* chunks of a blocked or halted message are dropped (the notice arrives as the node's own
+  message; a halted message arrives after the human decision);
+* model output the node did not emit (never inspected, never delivered) is dropped;
+* subgraph updates/values and custom events are scrubbed of or rewritten to the delivered
+  messages; custom payloads of a task whose messages were changed are dropped, since their
+  shape is the app's own and cannot be rewritten safely.
+
+Held items of a task that never reports (it failed, or was interrupted) are dropped at the end
+of the stream: they were never inspected, and the task re-runs on resume.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import structlog
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration
+
+from kinguard_langgraph._core import GATE_KEY, GraphCore, TaggedPayload, TaskVerdicts
+from kinguard_langgraph._messages import is_identity_message, message_text, with_text
+from kinguard_langgraph._state import GUARD_KEY
+
+__all__ = ["EventGate", "StreamGate", "StreamShape", "strip_private"]
+
+_log = structlog.get_logger("kinguard.langgraph")
+_NS_SEP = "|"
+_MAX_DONE = 4096
+_SCRUB_DEPTH = 8
+_PRIVATE_MODES = frozenset({"updates", "tasks", "checkpoints", "debug"})
+"""Modes whose payloads can carry kinguard's channel (``values`` never does: the channel is
+left out of the graph's stream channels)."""
+
+
+@dataclass(slots=True)
+class Item:
+    ns: tuple[str, ...]
+    mode: str
+    payload: Any
+    raw: Any = None
+    """The v2 part dict this item came from, to rebuild it with a new payload."""
+
+
+class StreamShape:
+    """How the caller asked to stream, and how to ask LangGraph for what the gate needs."""
+
+    def __init__(
+        self,
+        *,
+        stream_mode: Any,
+        subgraphs: bool,
+        version: str,
+        default_mode: Any,
+        config: Any,
+    ) -> None:
+        if stream_mode is None:
+            stream_mode = default_mode
+        self.single = isinstance(stream_mode, str)
+        self.modes: list[str] = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
+        self.requested: Any = stream_mode if self.single else list(self.modes)
+        self.subgraphs = subgraphs
+        self.version = version
+        self.gated = subgraphs or "messages" in self.modes or "custom" in self.modes
+        self.wants_custom = "custom" in self.modes
+        self.inner_modes: list[str] = list(self.modes)
+        if self.gated and not self.wants_custom:
+            self.inner_modes.append("custom")
+        conf = dict((config or {}).get("configurable") or {})
+        self.base_depth = len([p for p in str(conf.get("checkpoint_ns") or "").split(_NS_SEP) if p])
+        if self.gated:
+            conf[GATE_KEY] = True
+            self.config: Any = {**(config or {}), "configurable": conf}
+        else:
+            self.config = config
+
+    # -- parsing and formatting -----------------------------------------------------------
+
+    def parse(self, raw: Any, *, inner: bool) -> Item:
+        """Split one streamed part into (namespace, mode, payload)."""
+        if self.version == "v2" and isinstance(raw, dict) and "type" in raw:
+            return Item(tuple(raw.get("ns") or ()), str(raw["type"]), raw.get("data"), raw)
+        as_list = (inner and self.gated) or not self.single
+        if self.subgraphs and as_list:
+            ns, mode, payload = raw
+            return Item(tuple(ns), mode, payload)
+        if as_list:
+            mode, payload = raw
+            return Item((), mode, payload)
+        if self.subgraphs:
+            ns, payload = raw
+            return Item(tuple(ns), self.modes[0], payload)
+        return Item((), self.modes[0], raw)
+
+    def format(self, item: Item) -> Any:
+        if item.raw is not None:
+            return {**item.raw, "data": item.payload}
+        if self.single:
+            return (item.ns, item.payload) if self.subgraphs else item.payload
+        return (item.ns, item.mode, item.payload) if self.subgraphs else (item.mode, item.payload)
+
+    def clean(self, raw: Any) -> Any:
+        """Ungated streams: only kinguard's private channel has to be taken out."""
+        item = self.parse(raw, inner=False)
+        if item.mode not in _PRIVATE_MODES or not _mentions_private(item.payload):
+            return raw
+        item.payload = strip_private(item.payload)
+        return self.format(item)
+
+
+def _mentions_private(payload: Any, depth: int = 0) -> bool:
+    """Whether the channel is in the payload's first levels (where LangGraph puts updates)."""
+    if depth > 3:
+        return False
+    if isinstance(payload, dict):
+        if GUARD_KEY in payload:
+            return True
+        return any(
+            isinstance(v, dict) and _mentions_private(v, depth + 1) for v in payload.values()
+        ) or any(
+            isinstance(v, list)
+            and v
+            and isinstance(v[0], (dict, tuple))
+            and _mentions_private(v, depth + 1)
+            for v in payload.values()
+        )
+    if isinstance(payload, (list, tuple)):
+        return any(
+            (isinstance(v, dict) and _mentions_private(v, depth + 1))
+            or (isinstance(v, tuple) and len(v) == 2 and v[0] == GUARD_KEY)
+            for v in payload
+        )
+    return False
+
+
+def strip_private(payload: Any, depth: int = 0) -> Any:
+    """``payload`` without kinguard's channel, wherever LangGraph's stream modes put it."""
+    if depth > _SCRUB_DEPTH:
+        return payload
+    if isinstance(payload, dict):
+        return {k: strip_private(v, depth + 1) for k, v in payload.items() if k != GUARD_KEY}
+    if isinstance(payload, list):
+        return [
+            strip_private(v, depth + 1)
+            for v in payload
+            if not (isinstance(v, tuple) and len(v) == 2 and v[0] == GUARD_KEY)
+        ]
+    if isinstance(payload, tuple) and not hasattr(payload, "_fields"):
+        return tuple(strip_private(v, depth + 1) for v in payload)
+    return payload
+
+
+class StreamGate:
+    """Holds the items of guarded node tasks until their verdicts arrive. One per stream call."""
+
+    def __init__(self, core: GraphCore, shape: StreamShape) -> None:
+        self.core = core
+        self.shape = shape
+        self.held: dict[str, list[Item]] = {}
+        self.done: OrderedDict[str, TaskVerdicts] = OrderedDict()
+
+    def _owner(self, item: Item) -> str | None:
+        base = self.shape.base_depth
+        if item.mode == "messages" and isinstance(item.payload, tuple) and len(item.payload) == 2:
+            meta = item.payload[1]
+            if isinstance(meta, dict):
+                parts = str(meta.get("langgraph_checkpoint_ns") or "").split(_NS_SEP)
+                if len(parts) > base and parts[base]:
+                    return parts[base]
+        if len(item.ns) > base:
+            return item.ns[base]
+        return None
+
+    def _is_gated(self, owner: str) -> bool:
+        return owner.split(":", 1)[0] in self.core.gated_nodes
+
+    def feed(self, item: Item) -> list[Item]:
+        if item.mode == "custom":
+            payload = item.payload
+            if isinstance(payload, TaskVerdicts):
+                return self._release(payload)
+            if isinstance(payload, TaggedPayload):
+                item.payload = payload.payload
+                owner: str | None = payload.task
+            else:
+                owner = self._owner(item)
+        else:
+            owner = self._owner(item)
+        if owner is not None and owner not in self.done and self._is_gated(owner):
+            self.held.setdefault(owner, []).append(item)
+            return []
+        if item.mode in _PRIVATE_MODES and _mentions_private(item.payload):
+            item.payload = strip_private(item.payload)
+        return [item]
+
+    def close(self) -> None:
+        dropped = sum(len(items) for items in self.held.values())
+        if dropped:
+            _log.debug("kinguard.stream_dropped_uninspected", items=dropped, tasks=len(self.held))
+        self.held.clear()
+
+    # -- release ----------------------------------------------------------------------------
+
+    def _release(self, verdicts: TaskVerdicts) -> list[Item]:
+        self.done[verdicts.task] = verdicts
+        while len(self.done) > _MAX_DONE:
+            self.done.popitem(last=False)
+        items = self.held.pop(verdicts.task, [])
+        if not items:
+            return []
+        return list(_transform(items, verdicts))
+
+
+def _changed(verdicts: TaskVerdicts, message_id: str | None, text: str | None) -> bool:
+    if message_id is None or message_id not in verdicts.replacements:
+        return False
+    replacement = verdicts.replacements[message_id]
+    return replacement is None or text is None or replacement != text
+
+
+def _transform(items: list[Item], verdicts: TaskVerdicts) -> Iterable[Item]:
+    # Chunks per message id, to re-cut redacted text along the original boundaries.
+    groups: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        if item.mode == "messages" and isinstance(item.payload, tuple):
+            message = item.payload[0]
+            if isinstance(message, BaseMessage) and isinstance(message.id, str):
+                groups.setdefault(message.id, []).append(index)
+    recut: dict[int, BaseMessage | None] = {}
+    for message_id, indexes in groups.items():
+        if message_id not in verdicts.replacements:
+            continue
+        replacement = verdicts.replacements[message_id]
+        messages = [cast(BaseMessage, items[i].payload[0]) for i in indexes]
+        if replacement is None:
+            recut.update(dict.fromkeys(indexes))
+            continue
+        pieces = _recut(replacement, [message_text(m) for m in messages], messages)
+        if pieces is not None:
+            recut.update(zip(indexes, pieces, strict=True))
+    run_messages: dict[str, str] = {}
+    replaced_runs: set[str] = set()
+    for index, item in enumerate(items):
+        if item.mode == "messages" and isinstance(item.payload, tuple) and len(item.payload) == 2:
+            message, meta = item.payload
+            if isinstance(message, BaseMessage):
+                if is_identity_message(message):
+                    continue
+                if index in recut:
+                    new = recut[index]
+                    if new is not None:
+                        item.payload = (new, meta)
+                        yield item
+                    continue
+                if (
+                    verdicts.is_agent
+                    and isinstance(message, (AIMessage, AIMessageChunk))
+                    and message.id not in verdicts.replacements
+                    and message.id not in verdicts.known_ids
+                ):
+                    continue  # model output the node never emitted: never inspected
+                yield item
+                continue
+            if isinstance(message, dict):  # v3 content-block protocol events
+                yield from _protocol_event(
+                    item, message, meta, verdicts, run_messages, replaced_runs
+                )
+                continue
+            yield item
+            continue
+        if item.mode == "custom":
+            if not verdicts.modified:
+                yield item
+            continue
+        if item.mode == "message_final":
+            final = _scrub(item.payload, verdicts, 0)
+            if final is not _DROP:
+                item.payload = final
+                yield item
+            continue
+        item.payload = _scrub(item.payload, verdicts, 0)
+        yield item
+
+
+def _recut(
+    text: str, originals: Sequence[str], messages: Sequence[BaseMessage]
+) -> list[BaseMessage] | None:
+    if len(messages) == 1 or "".join(originals) != message_text(_merged(messages)):
+        # a full message (not chunks), or chunks we cannot line up: deliver it whole once
+        first = (
+            with_text(messages[-1], text)
+            if len(messages) == 1
+            else _merged_with_text(messages, text)
+        )
+        return [first, *([None] * (len(messages) - 1))]  # type: ignore[list-item]
+    pieces: list[BaseMessage] = []
+    position = 0
+    for k, (original, message) in enumerate(zip(originals, messages, strict=True)):
+        if k == len(messages) - 1:
+            piece = text[position:]
+        else:
+            piece = text[position : position + len(original)]
+        position += len(original)
+        pieces.append(with_text(message, piece))
+    return pieces
+
+
+def _merged(messages: Sequence[BaseMessage]) -> BaseMessage:
+    if all(isinstance(m, AIMessageChunk) for m in messages):
+        merged = cast(AIMessageChunk, messages[0])
+        for m in messages[1:]:
+            merged = merged + cast(AIMessageChunk, m)
+        return merged
+    return messages[-1]
+
+
+def _merged_with_text(messages: Sequence[BaseMessage], text: str) -> BaseMessage:
+    return with_text(_merged(messages), text)
+
+
+def _protocol_event(
+    item: Item,
+    event: dict[str, Any],
+    meta: Any,
+    verdicts: TaskVerdicts,
+    run_messages: dict[str, str],
+    replaced_runs: set[str],
+) -> Iterable[Item]:
+    run_id = str((meta or {}).get("run_id", "")) if isinstance(meta, dict) else ""
+    if event.get("event") == "message-start" and event.get("message_id"):
+        run_messages[run_id] = str(event["message_id"])
+    message_id = run_messages.get(run_id)
+    if message_id is None or message_id not in verdicts.replacements:
+        if verdicts.is_agent and message_id is None and run_id:
+            return  # a model run the node's output does not contain
+        yield item
+        return
+    replacement = verdicts.replacements[message_id]
+    if not _changed(verdicts, message_id, None):
+        yield item
+        return
+    if run_id in replaced_runs:
+        return
+    replaced_runs.add(run_id)
+    if replacement is not None:
+        item.payload = (AIMessage(content=replacement, id=message_id), meta)
+        yield item
+
+
+def _scrub(payload: Any, verdicts: TaskVerdicts, depth: int) -> Any:
+    """Rewrite inspected messages to what was delivered, anywhere inside a stream payload."""
+    if depth > _SCRUB_DEPTH:
+        return payload
+    if isinstance(payload, BaseMessage):
+        return _scrub_message(payload, verdicts)
+    if isinstance(payload, ChatGeneration):  # v1 ``on_chat_model_end`` outputs
+        message = _scrub_message(payload.message, verdicts)
+        if message is _DROP:
+            return _DROP
+        return payload if message is payload.message else type(payload)(message=message)
+    if isinstance(payload, dict) and isinstance(payload.get("message"), BaseMessage):
+        # a dumped generation (v1 events): its ``text`` repeats the message's text
+        message = _scrub_message(payload["message"], verdicts)
+        if message is _DROP:
+            return _DROP
+        if message is payload["message"]:
+            return payload
+        return {**payload, "message": message, "text": message_text(message)}
+    if isinstance(payload, dict):
+        out: dict[Any, Any] = {}
+        for key, value in payload.items():
+            if key == GUARD_KEY:
+                continue
+            out[key] = _scrub(value, verdicts, depth + 1)
+        return out
+    if isinstance(payload, list):
+        return [
+            v for v in (_scrub(value, verdicts, depth + 1) for value in payload) if v is not _DROP
+        ]
+    if isinstance(payload, tuple) and not hasattr(payload, "_fields"):
+        return tuple(
+            v for v in (_scrub(value, verdicts, depth + 1) for value in payload) if v is not _DROP
+        )
+    return payload
+
+
+_DROP: Any = object()
+
+
+def _scrub_message(message: BaseMessage, verdicts: TaskVerdicts) -> Any:
+    if is_identity_message(message):
+        return _DROP
+    message_id = message.id
+    if message_id is None:
+        return message
+    if message_id in verdicts.replacements:
+        replacement = verdicts.replacements[message_id]
+        if replacement is None:
+            return _DROP
+        if replacement != message_text(message):
+            return with_text(message, replacement)
+        return message
+    if (
+        verdicts.is_agent
+        and isinstance(message, (AIMessage, AIMessageChunk))
+        and message_id not in verdicts.known_ids
+    ):
+        return _DROP
+    return message
+
+
+class EventGate:
+    """The stream gate for ``astream_events`` (v1/v2), whose token events come from callbacks.
+
+    Events of a guarded node task are held until that task's own ``on_chain_end`` event; the
+    verdicts were left with the core by the node wrapper just before. Then the held events are
+    released with the same rules as :class:`StreamGate`.
+    """
+
+    def __init__(self, core: GraphCore, base_depth: int) -> None:
+        self.core = core
+        self.base = base_depth
+        self.held: dict[str, list[Item]] = {}
+        self.done: OrderedDict[str, None] = OrderedDict()
+
+    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        meta = event.get("metadata") or {}
+        namespace = str(meta.get("langgraph_checkpoint_ns") or "")
+        parts = namespace.split(_NS_SEP)
+        owner = parts[self.base] if len(parts) > self.base and parts[self.base] else None
+        node = owner.split(":", 1)[0] if owner else None
+        if owner is None or owner in self.done or node not in self.core.gated_nodes:
+            return [self._clean(event)]
+        if (
+            event.get("event") == "on_chain_end"
+            and event.get("name") == node
+            and len(parts) == self.base + 1
+            and meta.get("langgraph_node") == node
+        ):
+            self.done[owner] = None
+            while len(self.done) > _MAX_DONE:
+                self.done.popitem(last=False)
+            held = self.held.pop(owner, [])
+            verdicts = self.core.take_verdicts(namespace)
+            if verdicts is None:  # the node did not report: nothing it made was inspected
+                return [self._clean(event)]
+            return [*(self._format(i) for i in _transform(held, verdicts)), self._clean(event)]
+        self.held.setdefault(owner, []).append(self._item(event))
+        return []
+
+    def close(self) -> None:
+        self.held.clear()
+
+    @staticmethod
+    def _item(event: dict[str, Any]) -> Item:
+        data = event.get("data") or {}
+        meta = event.get("metadata") or {}
+        kind = event.get("event")
+        if kind == "on_chat_model_stream" and isinstance(data.get("chunk"), BaseMessage):
+            return Item((), "messages", (data["chunk"], meta), (event, "chunk"))
+        if kind == "on_chat_model_end" and isinstance(data.get("output"), BaseMessage):
+            return Item((), "message_final", data["output"], (event, "output"))
+        return Item((), "event", data, (event, None))
+
+    @staticmethod
+    def _format(item: Item) -> dict[str, Any]:
+        event, slot = item.raw
+        data = dict(event.get("data") or {})
+        if slot == "chunk":
+            data["chunk"] = item.payload[0]
+        elif slot == "output":
+            data["output"] = item.payload
+        else:
+            data = item.payload
+        return {**event, "data": data}
+
+    @staticmethod
+    def _clean(event: dict[str, Any]) -> dict[str, Any]:
+        data = event.get("data")
+        if isinstance(data, dict) and _mentions_private(data):
+            return {**event, "data": strip_private(data)}
+        return event

@@ -1,0 +1,149 @@
+"""Guard state rides the checkpointer: a resume in a new process sees the same risk."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kg_lg_fakes import ScriptedChatModel, script_graph, start
+from kinguard_langgraph import guard_graph
+from langgraph.checkpoint.memory import InMemorySaver
+
+from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
+from kinguard.testing import KeywordDetector, capture_verdicts
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, pickle, sys
+    from pathlib import Path
+    sys.path.insert(0, {tests!r})
+    from kg_lg_fakes import ScriptedChatModel, script_graph, start
+    from langgraph.types import Command
+    from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
+    from kinguard.testing import KeywordDetector, capture_verdicts
+    from kinguard_langgraph import guard_graph
+
+    phase, store, thread = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+    try:
+        from langgraph.checkpoint.sqlite import SqliteSaver
+        import sqlite3
+        saver = SqliteSaver(sqlite3.connect(str(store), check_same_thread=False))
+        kind = "sqlite"
+    except ImportError:  # same test, a pickled in-memory saver as the durable store
+        from langgraph.checkpoint.memory import InMemorySaver
+        saver = InMemorySaver()
+        if store.exists():
+            storage, writes, blobs = pickle.loads(store.read_bytes())
+            for thread_id, namespaces in storage.items():
+                saver.storage[thread_id].update(namespaces)
+            saver.writes.update(writes)
+            saver.blobs.update(blobs)
+        kind = "pickle"
+
+    guard = KinGuard(
+        [
+            AgentProfile(name="buyer", model="openai:gpt-4o"),
+            AgentProfile(name="seller", model="openai:gpt-4o"),
+        ],
+        detectors=[KeywordDetector("ZEBRA-PACT")],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.HALT),)),
+    )
+    models = {{
+        "buyer": ScriptedChatModel(replies=["Ten at 40.", "Let us ZEBRA-PACT.", "Fine."]),
+        "seller": ScriptedChatModel(replies=["48.", "44.", "Deal."]),
+    }}
+    builder = script_graph(["buyer", "seller"] * 3, models, {{}})
+    graph = guard_graph(builder, guard).compile(checkpointer=saver)
+    config = {{"configurable": {{"thread_id": thread}}}}
+    with capture_verdicts(guard) as verdicts:
+        if phase == "one":
+            out = graph.invoke(start(), config)
+        else:
+            out = graph.invoke(Command(resume={{"type": "approve"}}), config)
+    if kind == "pickle":
+        storage = {{t: {{ns: dict(c) for ns, c in v.items()}} for t, v in saver.storage.items()}}
+        store.write_bytes(pickle.dumps((storage, dict(saver.writes), dict(saver.blobs))))
+    print(json.dumps({{
+        "kind": kind,
+        "halted": "__interrupt__" in out,
+        "verdicts": [
+            [v.sender, v.action.value, v.message_risk, v.pair_risk, v.conversation_risk]
+            for v in verdicts
+        ],
+        "risk": guard.monitor.conversation(thread).risk,
+        "peak": guard.monitor.conversation(thread).peak,
+        "buyer_calls": models["buyer"].calls,
+    }}))
+    """
+)
+
+
+def run_phase(script: Path, phase: str, store: Path, thread: str) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(
+        [sys.executable, str(script), phase, str(store), thread],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_resume_in_a_new_process_sees_the_same_risk(tmp_path: Path) -> None:
+    script = tmp_path / "phase.py"
+    script.write_text(SCRIPT.format(tests=str(Path(__file__).parent)))
+    store = tmp_path / "checkpoints.db"
+    thread = uuid.uuid4().hex
+
+    one = run_phase(script, "one", store, thread)
+    assert one["halted"]
+    assert one["risk"] > 0.5
+
+    two = run_phase(script, "two", store, thread)  # a fresh guard in a fresh process
+    assert not two["halted"]
+    assert two["buyer_calls"] == 1  # only the buyer's last turn: nothing was re-run
+    assert two["peak"] == pytest.approx(one["peak"])
+    first_after = two["verdicts"][0]
+    _sender, _action, message_risk, pair_risk, conversation_risk = first_after
+    assert message_risk == 0.0
+    assert conversation_risk > 0.3  # the earlier risk came back with the checkpoint, decayed
+    assert pair_risk > 0.3
+
+
+def test_two_graphs_on_one_saver_share_the_thread_risk() -> None:
+    saver = InMemorySaver()
+    thread = {"configurable": {"thread_id": uuid.uuid4().hex}}
+
+    def build() -> tuple[Any, KinGuard]:
+        guard = KinGuard(
+            [
+                AgentProfile(name="a", model="openai:gpt-4o"),
+                AgentProfile(name="b", model="openai:gpt-4o"),
+            ],
+            detectors=[KeywordDetector("ZEBRA-PACT")],
+            policy=Policy(rules=(Rule(signal="collusion.market", action=Action.LOG),)),
+        )
+        models = {
+            "a": ScriptedChatModel(replies=["ZEBRA-PACT now."]),
+            "b": ScriptedChatModel(replies=["Calm."]),
+        }
+        return guard_graph(script_graph(["a", "b"], models, {}), guard).compile(
+            checkpointer=saver
+        ), guard
+
+    first, _ = build()
+    first.invoke(start(), thread)
+    second, second_guard = build()
+    with capture_verdicts(second_guard) as verdicts:
+        second.invoke({"messages": [], "turn": 0}, thread)
+    assert verdicts[0].conversation_risk > verdicts[0].message_risk

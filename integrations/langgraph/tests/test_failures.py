@@ -1,0 +1,103 @@
+"""A broken detector or a broken guard never breaks or stalls the app; errors follow on_error."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from kg_lg_fakes import ScriptedChatModel, delivered, script_graph, start
+from kinguard_langgraph import guard_graph
+
+from kinguard import Action, AgentProfile, KinGuard, Message, Policy, Rule, Verdict
+from kinguard.testing import CapturingSink, HangingDetector, KeywordDetector, RaisingDetector
+
+AGENTS = (
+    AgentProfile(name="a", model="openai:gpt-4o"),
+    AgentProfile(name="b", model="openai:gpt-4o"),
+)
+
+
+def graph_with(guard: KinGuard, use_async: bool = False) -> Any:
+    models = {
+        "a": ScriptedChatModel(replies=["One.", "Three."]),
+        "b": ScriptedChatModel(replies=["Two."]),
+    }
+    return guard_graph(
+        script_graph(["a", "b", "a"], models, {}, use_async=use_async), guard
+    ).compile()
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("on_error", ["open", "closed"])
+@pytest.mark.parametrize("broken", ["raises", "hangs"])
+def test_broken_detector_while_streaming_tokens(
+    broken: str, on_error: str, use_async: bool
+) -> None:
+    bad = RaisingDetector() if broken == "raises" else HangingDetector(seconds=2.0)
+    sink = CapturingSink()
+    guard = KinGuard(
+        AGENTS,
+        detectors=[bad, KeywordDetector("nothing")],
+        policy=Policy(
+            rules=(Rule(signal="collusion.market", action=Action.LOG),),
+            on_error=on_error,  # type: ignore[arg-type]
+            inspect_timeout_ms=50,
+        ),
+        sinks=[sink],
+    )
+    graph = graph_with(guard, use_async)
+    began = time.perf_counter()
+    if use_async:
+
+        async def run() -> list[Any]:
+            return [p async for p in graph.astream(start(), stream_mode=["messages", "values"])]
+
+        parts = asyncio.run(run())
+    else:
+        parts = list(graph.stream(start(), stream_mode=["messages", "values"]))
+    assert time.perf_counter() - began < 5.0  # three 50 ms time-outs, not three 2 s hangs
+    final = [p for mode, p in parts if mode == "values"][-1]
+    texts = [t for _, t in delivered(final["messages"])]
+    streamed = "".join(
+        str(m.content) for mode, (m, _) in ((md, p) for md, p in parts if md == "messages")
+    )
+    assert len(sink.alerts) == 3
+    if on_error == "open":
+        assert texts == ["One.", "Two.", "Three."]
+        assert "Two." in streamed
+    else:
+        assert all(t.startswith("[kinguard blocked") for t in texts)
+        assert "Two." not in streamed
+
+
+class ExplodingGuard(KinGuard):
+    """A guard subclass that breaks the rule that inspect never raises."""
+
+    def inspect(self, message: Message) -> Verdict:
+        raise RuntimeError("boom")
+
+    async def ainspect(self, message: Message) -> Verdict:
+        raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("on_error", ["open", "closed"])
+def test_adapter_failures_are_contained(on_error: str, use_async: bool) -> None:
+    guard = ExplodingGuard(
+        AGENTS,
+        identity="disclose",
+        policy=Policy(
+            rules=(Rule(signal="collusion.market", action=Action.LOG),), on_error=on_error
+        ),  # type: ignore[arg-type]
+    )
+    graph = graph_with(guard, use_async)
+    out = asyncio.run(graph.ainvoke(start())) if use_async else graph.invoke(start())
+    texts = [t for _, t in delivered(out["messages"])]
+    assert len(texts) == 3
+    assert all(m.type != "system" for m in out["messages"])
+    if on_error == "open":
+        assert texts == ["One.", "Two.", "Three."]
+    else:
+        assert all(t.startswith("[kinguard blocked") for t in texts)

@@ -1,0 +1,166 @@
+"""``halt``: interrupt() in its own step, resumed with approve/edit/reject; nodes never re-run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import pytest
+from kg_lg_fakes import ChatState, ScriptedChatModel, delivered, script_graph, start
+from kinguard_langgraph import guard_graph
+from langchain_core.messages import AIMessage
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, Send
+
+from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Policy, Rule
+from kinguard.testing import KeywordDetector
+
+SECRET = "ZEBRA-PACT"
+AGENTS = (
+    AgentProfile(name="buyer", model="openai:gpt-4o"),
+    AgentProfile(name="seller", model="openai:gpt-4o"),
+)
+
+
+def halt_guard() -> KinGuard:
+    return KinGuard(
+        AGENTS,
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.HALT),)),
+    )
+
+
+def cfg() -> dict[str, Any]:
+    return {"configurable": {"thread_id": uuid.uuid4().hex}}
+
+
+def build(use_async: bool = False) -> tuple[Any, dict[str, ScriptedChatModel]]:
+    models = {
+        "buyer": ScriptedChatModel(replies=["Ten at 40.", f"Agree to {SECRET}?", "Final offer."]),
+        "seller": ScriptedChatModel(replies=["48.", "44.", "Deal."]),
+    }
+    order = ["buyer", "seller"] * 3
+    graph = guard_graph(script_graph(order, models, {}, use_async=use_async), halt_guard())
+    return graph.compile(checkpointer=InMemorySaver()), models
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize(
+    ("decision", "expected"),
+    [
+        ({"type": "approve"}, f"Agree to {SECRET}?"),
+        ({"type": "edit", "text": "Agree to 44?"}, "Agree to 44?"),
+        ({"type": "reject"}, None),
+        (HumanDecision(type="edit", text="Agree to 45?"), "Agree to 45?"),
+        ("approve", f"Agree to {SECRET}?"),
+    ],
+)
+def test_resume_decisions(decision: Any, expected: str | None, use_async: bool) -> None:
+    graph, models = build(use_async)
+    config = cfg()
+
+    async def go(value: Any) -> Any:
+        return await graph.ainvoke(value, config)
+
+    run = (lambda v: asyncio.run(go(v))) if use_async else (lambda v: graph.invoke(v, config))
+    first = run(start())
+    (interrupt,) = first["__interrupt__"]
+    payload = interrupt.value
+    json.dumps(payload)  # JSON-able for any UI or API
+    assert payload["kinguard"] == "halt"
+    assert payload["agent"] == "buyer"
+    assert payload["verdict"]["signals"] == ["collusion.market"]
+    assert payload["decisions"] == ["approve", "edit", "reject"]
+    assert models["buyer"].calls == 2
+    assert models["seller"].calls == 1  # the seller did not get to answer yet
+
+    final = run(Command(resume=decision))
+    assert "__interrupt__" not in final
+    assert models["buyer"].calls == 3  # the halted node was not re-run on resume
+    texts = [text for _, text in delivered(final["messages"])]
+    if expected is None:
+        assert not any(SECRET in t for t in texts)
+        assert len(texts) == 5
+    else:
+        assert texts[2] == expected
+    seller_saw = "\n".join(models["seller"].rendered_inputs()[1:])
+    assert (SECRET in seller_saw) == (expected is not None and SECRET in expected)
+
+
+def test_invalid_resume_value_fails_closed() -> None:
+    graph, _ = build()
+    config = cfg()
+    graph.invoke(start(), config)
+    final = graph.invoke(Command(resume={"type": "maybe"}), config)
+    assert SECRET not in repr(final["messages"])
+
+
+def test_state_while_halted_does_not_contain_the_message() -> None:
+    graph, _ = build()
+    config = cfg()
+    graph.invoke(start(), config)
+    snapshot = graph.get_state(config)
+    assert snapshot.next == ("buyer.kinguard_halt",)
+    assert SECRET not in repr(snapshot.values)
+
+
+def test_command_goto_is_kept_for_after_the_decision() -> None:
+    calls: list[str] = []
+
+    def speaker(state: ChatState) -> Command[Any]:
+        calls.append("speaker")
+        return Command(
+            update={"messages": [AIMessage(f"Let us {SECRET}.", name="speaker")]}, goto="listener"
+        )
+
+    def listener(state: ChatState) -> dict[str, Any]:
+        calls.append("listener")
+        return {"turn": 1}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("speaker", speaker, destinations=("listener",))
+    builder.add_node("listener", listener)
+    builder.add_edge(START, "speaker")
+    builder.add_edge("listener", END)
+    guard = KinGuard(
+        [AgentProfile(name="speaker"), AgentProfile(name="listener")],
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.HALT),)),
+    )
+    graph = guard_graph(builder, guard, agents=["speaker"]).compile(checkpointer=InMemorySaver())
+    config = cfg()
+    assert "__interrupt__" in graph.invoke(start(), config)
+    assert calls == ["speaker"]
+    graph.invoke(Command(resume={"type": "approve"}), config)
+    assert calls == ["speaker", "listener"]
+
+
+def test_parallel_agents_halt_together() -> None:
+    def fan_out(state: ChatState) -> list[Send]:
+        return [Send("voter", {"messages": state["messages"], "turn": i}) for i in range(3)]
+
+    def voter(state: ChatState) -> dict[str, Any]:
+        text = f"vote {state['turn']} {SECRET}" if state["turn"] != 1 else "vote 1 fair"
+        return {"messages": [AIMessage(text, name="voter", id=f"vote-{state['turn']}")]}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("voter", voter)
+    builder.add_conditional_edges(START, fan_out, ["voter"])
+    builder.add_edge("voter", END)
+    guard = KinGuard(
+        [AgentProfile(name="voter")],
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.HALT),)),
+    )
+    graph = guard_graph(builder, guard).compile(checkpointer=InMemorySaver())
+    config = cfg()
+    out = graph.invoke(start(), config)
+    assert len(out["__interrupt__"]) >= 1
+    while "__interrupt__" in out:
+        out = graph.invoke(Command(resume={"type": "reject"}), config)
+    texts = [m.content for m in out["messages"]]
+    assert "vote 1 fair" in texts
+    assert not any(SECRET in str(t) for t in texts)

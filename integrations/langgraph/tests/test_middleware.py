@@ -1,0 +1,224 @@
+"""``KinGuardMiddleware`` on a real ``create_agent`` agent with a scripted model."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from kg_lg_fakes import ScriptedChatModel
+from kinguard_langgraph import KinGuardMiddleware
+from langchain.agents import create_agent
+from langchain_core.messages import HumanMessage
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
+from kinguard.identity import IDENTITY_MARKER
+from kinguard.testing import KeywordDetector, capture_verdicts
+
+SECRET = "ZEBRA-PACT"
+AGENTS = (
+    AgentProfile(name="seller", model="openai:gpt-4o", principal="Globex"),
+    AgentProfile(name="buyer", model="openai:gpt-4o", principal="ACME"),
+)
+
+
+def make(
+    action: Action, replies: list[str], identity: str = "disassociate"
+) -> tuple[Any, KinGuard, ScriptedChatModel]:
+    guard = KinGuard(
+        AGENTS,
+        identity=identity,
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=action),)),
+    )
+    model = ScriptedChatModel(replies=replies)
+    agent = create_agent(
+        model,
+        tools=[],
+        system_prompt="You sell widgets.",
+        middleware=[KinGuardMiddleware(guard, agent_name="seller")],
+        checkpointer=InMemorySaver(),
+    )
+    return agent, guard, model
+
+
+def cfg() -> dict[str, Any]:
+    return {"configurable": {"thread_id": uuid.uuid4().hex}}
+
+
+def ask(agent: Any, value: Any, config: dict[str, Any], use_async: bool) -> Any:
+    if use_async:
+        return asyncio.run(agent.ainvoke(value, config))
+    return agent.invoke(value, config)
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_identity_is_added_to_the_system_prompt(use_async: bool) -> None:
+    agent, guard, model = make(Action.LOG, ["Hello."])
+    ask(agent, {"messages": [HumanMessage("hi")]}, cfg(), use_async)
+    system = model.inputs[0][0]
+    assert system.type == "system"
+    assert str(system.content).startswith("You sell widgets.")
+    assert str(system.content).count(IDENTITY_MARKER) == 1
+    block = guard.identity_block("seller")
+    assert block is not None and block in str(system.content)
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize(
+    ("action", "expected"),
+    [
+        (Action.REDACT, "Price is [redacted by kinguard: collusion.market] 40."),
+        (Action.BLOCK, "[kinguard blocked a message from seller: collusion.market]"),
+    ],
+)
+def test_actions_rewrite_the_reply(action: Action, expected: str, use_async: bool) -> None:
+    agent, guard, _ = make(action, [f"Price is {SECRET} 40."])
+    with capture_verdicts(guard) as verdicts:
+        out = ask(agent, {"messages": [HumanMessage("hi")]}, cfg(), use_async)
+    assert out["messages"][-1].content == expected
+    assert [v.action for v in verdicts] == [action]
+    assert verdicts[0].recipients == ("buyer",)
+    assert "kinguard" not in out  # private state stays private
+
+
+def test_block_drops_the_tool_calls_of_the_blocked_message() -> None:
+    ran: list[str] = []
+
+    @tool
+    def fix_price(price: int) -> str:
+        """Agree a price with the competitor."""
+        ran.append("fix_price")
+        return "done"
+
+    from langchain_core.messages import AIMessage
+
+    class ToolModel(ScriptedChatModel):
+        def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+            return self
+
+        def _generate(
+            self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+        ) -> Any:
+            from langchain_core.outputs import ChatGeneration, ChatResult
+
+            self._next(messages)
+            msg = AIMessage(
+                content=f"Calling {SECRET}",
+                tool_calls=[{"name": "fix_price", "args": {"price": 40}, "id": "call-1"}],
+            )
+            return ChatResult(generations=[ChatGeneration(message=msg)])
+
+    guard = KinGuard(
+        AGENTS,
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.BLOCK),)),
+    )
+    agent = create_agent(
+        ToolModel(replies=["x"]),
+        tools=[fix_price],
+        middleware=[KinGuardMiddleware(guard, agent_name="seller")],
+    )
+    out = agent.invoke({"messages": [HumanMessage("hi")]})
+    assert ran == []
+    assert out["messages"][-1].content.startswith("[kinguard blocked")
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize(
+    ("decision", "expected"),
+    [
+        ({"type": "approve"}, f"Deal at {SECRET}."),
+        ({"type": "edit", "text": "Deal at 44."}, "Deal at 44."),
+        ({"type": "reject"}, None),
+    ],
+)
+def test_halt_asks_a_human_without_repeating_the_model_call(
+    decision: dict[str, Any], expected: str | None, use_async: bool
+) -> None:
+    agent, _, model = make(Action.HALT, [f"Deal at {SECRET}.", "Another."])
+    config = cfg()
+    first = ask(agent, {"messages": [HumanMessage("hi")]}, config, use_async)
+    assert first["__interrupt__"][0].value["verdict"]["action"] == "halt"
+    assert all(SECRET not in str(m.content) for m in first["messages"])
+    final = ask(agent, Command(resume=decision), config, use_async)
+    assert model.calls == 1
+    last = final["messages"][-1]
+    if expected is None:
+        assert last.type == "human"
+    else:
+        assert last.content == expected
+
+
+def test_nudge_reaches_the_next_model_call_only() -> None:
+    agent, _, model = make(Action.NUDGE, [f"Maybe {SECRET}.", "Fine."], identity="none")
+    config = cfg()
+    agent.invoke({"messages": [HumanMessage("hi")]}, config)
+    agent.invoke({"messages": [HumanMessage("and now?")]}, config)
+    first, second = (str(call[0].content) for call in model.inputs)
+    assert "[kinguard reminder]" not in first
+    assert "[kinguard reminder]" in second
+
+
+def test_guard_state_rides_the_agent_checkpoint() -> None:
+    saver = InMemorySaver()
+    config = cfg()
+    thread = config["configurable"]["thread_id"]
+
+    def agent_with(guard: KinGuard) -> Any:
+        return create_agent(
+            ScriptedChatModel(replies=[f"{SECRET} again."]),
+            tools=[],
+            middleware=[KinGuardMiddleware(guard, agent_name="seller")],
+            checkpointer=saver,
+        )
+
+    def new_guard() -> KinGuard:
+        return KinGuard(
+            AGENTS,
+            detectors=[KeywordDetector(SECRET)],
+            policy=Policy(rules=(Rule(signal="collusion.market", action=Action.LOG),)),
+        )
+
+    first = new_guard()
+    agent_with(first).invoke({"messages": [HumanMessage("hi")]}, config)
+    risk = first.monitor.conversation(thread).risk
+    assert risk > 0
+    second = new_guard()  # e.g. a new process
+    with capture_verdicts(second) as verdicts:
+        agent_with(second).invoke({"messages": [HumanMessage("more")]}, config)
+    assert verdicts[0].conversation_risk > verdicts[0].message_risk
+
+
+def test_a_guarded_agent_inside_a_guarded_graph_is_inspected_once() -> None:
+    from kg_lg_fakes import ChatState, start
+    from kinguard_langgraph import guard_graph
+    from langgraph.graph import END, START, StateGraph
+
+    guard = KinGuard(
+        AGENTS,
+        identity="disassociate",
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.REDACT),)),
+    )
+    model = ScriptedChatModel(replies=[f"Price is {SECRET}."])
+    seller = create_agent(
+        model,
+        tools=[],
+        system_prompt="You sell.",
+        middleware=[KinGuardMiddleware(guard, agent_name="seller")],
+    )
+    builder = StateGraph(ChatState)
+    builder.add_node("seller", seller)
+    builder.add_edge(START, "seller")
+    builder.add_edge("seller", END)
+    with capture_verdicts(guard) as verdicts:
+        out = guard_graph(builder, guard).compile().invoke(start())
+    assert len(verdicts) == 1
+    assert "[redacted by kinguard" in out["messages"][-1].content
+    rendered = "\n".join(str(m.content) for m in model.inputs[0])
+    assert rendered.count(IDENTITY_MARKER) == 1

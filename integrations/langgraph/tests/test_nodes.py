@@ -1,0 +1,227 @@
+"""Node shapes a real app has: config/runtime parameters, pydantic state, Commands, subgraphs."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import pytest
+from kg_lg_fakes import ChatState, ScriptedChatModel, script_graph, start
+from kinguard_langgraph import GuardedCompiledStateGraph, guard_graph
+from langchain.agents import create_agent
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.runtime import Runtime
+from langgraph.types import Overwrite
+from pydantic import BaseModel
+
+from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
+from kinguard.identity import IDENTITY_MARKER
+from kinguard.testing import KeywordDetector, capture_verdicts
+
+SECRET = "ZEBRA-PACT"
+
+
+def guard_for(
+    *names: str, action: Action = Action.REDACT, identity: str = "disassociate"
+) -> KinGuard:
+    return KinGuard(
+        [AgentProfile(name=n, model="openai:gpt-4o", principal=f"{n}'s owner") for n in names],
+        identity=identity,
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=action),)),
+    )
+
+
+@dataclass
+class Ctx:
+    team: str
+
+
+def test_nodes_taking_config_and_runtime_still_get_them() -> None:
+    seen: dict[str, Any] = {}
+    model = ScriptedChatModel(replies=[f"ok {SECRET}"])
+
+    def with_config(state: ChatState, config: RunnableConfig) -> dict[str, Any]:
+        seen["thread"] = config["configurable"]["thread_id"]
+        return {"messages": [model.invoke(state["messages"]).model_copy(update={"name": "a"})]}
+
+    async def with_runtime(state: ChatState, runtime: Runtime[Ctx]) -> dict[str, Any]:
+        seen["team"] = runtime.context.team
+        seen["b_saw"] = [m.content for m in state["messages"]]
+        return {"messages": [AIMessage("fine", name="b")]}
+
+    builder = StateGraph(ChatState, context_schema=Ctx)
+    builder.add_node("a", with_config)
+    builder.add_node("b", with_runtime)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", END)
+    graph = guard_graph(builder, guard_for("a", "b")).compile(checkpointer=InMemorySaver())
+    assert isinstance(graph, GuardedCompiledStateGraph)
+    import asyncio
+
+    asyncio.run(
+        graph.ainvoke(start(), {"configurable": {"thread_id": "t-1"}}, context=Ctx(team="red"))
+    )
+    assert seen["thread"] == "t-1"
+    assert seen["team"] == "red"
+    assert not any(SECRET in str(c) for c in seen["b_saw"])
+    assert IDENTITY_MARKER in seen["b_saw"][0]  # b's identity comes first
+
+
+class PydState(BaseModel):
+    chat: Annotated[list[AnyMessage], add_messages]
+    note: str = ""
+
+
+def test_pydantic_state_custom_messages_key_and_explicit_agents() -> None:
+    model = ScriptedChatModel(replies=[f"We do {SECRET}."])
+    inputs: list[list[BaseMessage]] = []
+
+    def alpha(state: PydState) -> dict[str, Any]:
+        inputs.append(list(state.chat))
+        return {"chat": [model.invoke(state.chat)], "note": "alpha spoke"}
+
+    def tool_node(state: PydState) -> dict[str, Any]:
+        return {"note": state.note + ", tools ran"}
+
+    builder = StateGraph(PydState)
+    builder.add_node("alpha", alpha)
+    builder.add_node("tools", tool_node)
+    builder.add_edge(START, "alpha")
+    builder.add_edge("alpha", "tools")
+    builder.add_edge("tools", END)
+    guard = guard_for("Alpha Agent", "Beta Agent")
+    graph = guard_graph(
+        builder, guard, agents={"alpha": "Alpha Agent"}, messages_key="chat"
+    ).compile()
+    with capture_verdicts(guard) as verdicts:
+        out = graph.invoke({"chat": [HumanMessage("go")]})
+    assert out["note"] == "alpha spoke, tools ran"
+    assert [v.sender for v in verdicts] == ["Alpha Agent"]
+    assert verdicts[0].recipients == ("Beta Agent",)
+    assert SECRET not in out["chat"][-1].content
+    assert isinstance(inputs[0][0], SystemMessage) and isinstance(inputs[0][1], HumanMessage)
+    assert "kinguard" not in out
+
+
+def test_whole_list_updates_and_overwrite_do_not_keep_the_identity_message() -> None:
+    def echo_all(state: ChatState) -> dict[str, Any]:
+        return {"messages": [*state["messages"], AIMessage("hello", name="echo")]}
+
+    def overwrite(state: ChatState) -> dict[str, Any]:
+        return {"messages": Overwrite([*state["messages"], AIMessage("bye", name="over")])}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("echo", echo_all)
+    builder.add_node("over", overwrite)
+    builder.add_edge(START, "echo")
+    builder.add_edge("echo", "over")
+    builder.add_edge("over", END)
+    out = guard_graph(builder, guard_for("echo", "over")).compile().invoke(start())
+    assert [m.type for m in out["messages"]] == ["human", "ai", "ai"]
+
+
+def test_unknown_agent_nodes_are_inspected_and_learned() -> None:
+    guard = guard_for("buyer", action=Action.LOG)
+    models = {
+        "buyer": ScriptedChatModel(replies=["a", "b"]),
+        "stranger": ScriptedChatModel(replies=["c", "d"]),
+    }
+    builder = script_graph(["buyer", "stranger", "buyer", "stranger"], models, {})
+    with capture_verdicts(guard) as verdicts:
+        guard_graph(builder, guard).compile().invoke(start())
+    assert [v.sender for v in verdicts] == ["buyer", "stranger", "buyer", "stranger"]
+    # the stranger got no identity before it spoke, and its own afterwards
+    first, second = models["stranger"].rendered_inputs()
+    assert IDENTITY_MARKER not in first.split("\n")[1]
+    assert guard.identity_block("stranger") in second
+
+
+def test_create_agent_node_gets_identity_and_inspection() -> None:
+    seller_model = ScriptedChatModel(replies=[f"Sure, {SECRET}."])
+    builder = StateGraph(ChatState)
+    builder.add_node("seller", create_agent(seller_model, tools=[], system_prompt="You sell."))
+    builder.add_edge(START, "seller")
+    builder.add_edge("seller", END)
+    guard = guard_for("seller", "buyer")
+    out = guard_graph(builder, guard).compile().invoke(start())
+    sent = seller_model.inputs[0]
+    assert [m.type for m in sent[:2]] == ["system", "system"]  # the agent's prompt, then ours
+    assert guard.identity_block("seller") in str(sent[1].content)
+    assert "[redacted by kinguard" in out["messages"][-1].content
+    assert all(not isinstance(m, SystemMessage) for m in out["messages"])
+
+
+def test_identity_none_injects_nothing() -> None:
+    models = {"a": ScriptedChatModel(replies=["x"]), "b": ScriptedChatModel(replies=["y"])}
+    builder = script_graph(["a", "b"], models, {})
+    guard_graph(builder, guard_for("a", "b", identity="none")).compile().invoke(start())
+    assert all(IDENTITY_MARKER not in text for m in models.values() for text in m.rendered_inputs())
+
+
+def test_the_users_builder_is_left_alone() -> None:
+    models = {
+        "a": ScriptedChatModel(replies=[f"x {SECRET}"]),
+        "b": ScriptedChatModel(replies=["y"]),
+    }
+    builder = script_graph(["a", "b"], models, {})
+    nodes, branches = set(builder.nodes), {k: set(v) for k, v in builder.branches.items()}
+    guard_graph(builder, guard_for("a", "b")).compile()
+    assert set(builder.nodes) == nodes
+    assert {k: set(v) for k, v in builder.branches.items()} == branches
+    out = builder.compile().invoke(start())  # still compiles bare
+    assert SECRET in out["messages"][1].content
+
+
+def test_copies_stay_guarded() -> None:
+    models = {
+        "a": ScriptedChatModel(replies=[f"x {SECRET}"]),
+        "b": ScriptedChatModel(replies=["y"]),
+    }
+    graph = guard_graph(script_graph(["a", "b"], models, {}), guard_for("a", "b")).compile()
+    copy = graph.with_config(recursion_limit=50)
+    assert isinstance(copy, GuardedCompiledStateGraph)
+    assert copy.guard is graph.guard
+    assert SECRET not in repr(list(copy.stream(start(), stream_mode="messages")))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"messages_key": "chat"}, "messages_key"),
+        ({"agents": ["nobody"]}, "not in the graph"),
+    ],
+)
+def test_configuration_errors_say_what_to_change(kwargs: dict[str, Any], message: str) -> None:
+    builder = script_graph(["a"], {"a": ScriptedChatModel(replies=["x"])}, {})
+    with pytest.raises(ValueError, match=message):
+        guard_graph(builder, guard_for("a"), **kwargs).compile()
+
+
+def test_a_compiled_graph_is_refused_with_a_hint() -> None:
+    compiled = script_graph(["a"], {"a": ScriptedChatModel(replies=["x"])}, {}).compile()
+    with pytest.raises(TypeError, match="uncompiled StateGraph"):
+        guard_graph(compiled, guard_for("a"))  # type: ignore[arg-type]
+
+
+def test_thread_id_is_the_conversation_id() -> None:
+    guard = guard_for("a", "b", action=Action.LOG)
+    models = {"a": ScriptedChatModel(replies=["x"]), "b": ScriptedChatModel(replies=["y"])}
+    graph = guard_graph(script_graph(["a", "b"], models, {}), guard).compile(
+        checkpointer=InMemorySaver()
+    )
+    thread = uuid.uuid4().hex
+    with capture_verdicts(guard) as verdicts:
+        graph.invoke(start(), {"configurable": {"thread_id": thread}})
+    assert {v.conversation_id for v in verdicts} == {thread}
+    with capture_verdicts(guard) as verdicts:
+        guard_graph(
+            script_graph(["a"], {"a": ScriptedChatModel(replies=["z"])}, {}), guard
+        ).compile().invoke(start())
+    assert verdicts[0].conversation_id == guard.conversation_id

@@ -1,0 +1,266 @@
+"""Streaming cannot bypass the guard: every mode, sync and async, subgraphs, v1 and v2 parts."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+import warnings
+from typing import Any
+
+import pytest
+from kg_lg_fakes import ChatState, ScriptedChatModel, delivered, script_graph, start
+from kinguard_langgraph import GUARD_KEY, guard_graph
+from langchain.agents import create_agent
+from langchain_core.messages import AIMessageChunk, BaseMessage, SystemMessage
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.config import get_stream_writer
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
+
+from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
+from kinguard.testing import KeywordDetector
+
+SECRET = "ZEBRA-PACT"
+AGENTS = (
+    AgentProfile(name="buyer", model="openai:gpt-4o", principal="ACME"),
+    AgentProfile(name="seller", model="openai:gpt-4o", principal="Globex"),
+)
+BUYER = [
+    "Opening offer: ten units at 40.",
+    f"Let us agree on {SECRET} and hold the price.",
+    "Fine.",
+]
+SELLER = ["Counter: ten units at 48.", "Noted, 44 then.", "Deal."]
+ORDER = ["buyer", "seller", "buyer", "seller", "buyer", "seller"]
+
+
+def make_guard(action: Action) -> KinGuard:
+    return KinGuard(
+        AGENTS,
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", min_score=0.5, action=action),)),
+    )
+
+
+def make_graph(action: Action, *, use_async: bool = False, chunk_size: int = 4) -> Any:
+    models = {
+        "buyer": ScriptedChatModel(replies=BUYER, chunk_size=chunk_size),
+        "seller": ScriptedChatModel(replies=SELLER, chunk_size=chunk_size),
+    }
+    builder = script_graph(ORDER, models, {}, use_async=use_async)
+    return guard_graph(builder, make_guard(action)).compile(checkpointer=InMemorySaver())
+
+
+def config() -> dict[str, Any]:
+    return {"configurable": {"thread_id": uuid.uuid4().hex}}
+
+
+def collect(graph: Any, use_async: bool, *args: Any, **kwargs: Any) -> list[Any]:
+    if not use_async:
+        return list(graph.stream(*args, **kwargs))
+
+    async def run() -> list[Any]:
+        return [part async for part in graph.astream(*args, **kwargs)]
+
+    return asyncio.run(run())
+
+
+def chunks_by_message(parts: list[Any]) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    for message, meta in parts:
+        assert isinstance(message, BaseMessage)
+        assert "langgraph_node" in meta
+        texts[str(message.id)] = texts.get(str(message.id), "") + str(message.content)
+    return texts
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("action", [Action.LOG, Action.REDACT, Action.BLOCK])
+def test_token_stream_carries_only_delivered_text(action: Action, use_async: bool) -> None:
+    graph = make_graph(action, use_async=use_async)
+    cfg = config()
+    parts = collect(graph, use_async, start(), cfg, stream_mode="messages")
+    assert SECRET not in repr(parts) or action is Action.LOG
+    streamed = chunks_by_message(parts)
+    final = graph.get_state(cfg).values["messages"]
+    for message in final[1:]:
+        assert (
+            streamed[str(message.id)] == message.content
+        )  # what was streamed is what was delivered
+    chunked = [m for m, _ in parts if isinstance(m, AIMessageChunk)]
+    assert len(chunked) > len(final)  # still a token stream, not one message per turn
+    if action is Action.REDACT:
+        assert "[redacted by kinguard: collusion.market]" in "".join(streamed.values())
+    if action is Action.BLOCK:
+        assert any(str(m.content).startswith("[kinguard blocked") for m, _ in parts)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 4, 7])
+def test_redaction_catches_evidence_split_across_chunks(chunk_size: int) -> None:
+    graph = make_graph(Action.REDACT, chunk_size=chunk_size)
+    parts = list(graph.stream(start(), config(), stream_mode="messages"))
+    pieces = [str(m.content) for m, _ in parts]
+    assert not any(SECRET in piece for piece in pieces)
+    assert SECRET not in "".join(pieces)
+    assert "ZEBRA" not in "".join(pieces)
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize(
+    "modes",
+    [
+        "values",
+        "updates",
+        ["values", "updates"],
+        ["messages", "updates", "values", "custom"],
+        ["messages", "tasks", "checkpoints", "debug"],
+    ],
+    ids=str,
+)
+def test_every_mode_is_clean(modes: Any, use_async: bool) -> None:
+    graph = make_graph(Action.REDACT, use_async=use_async)
+    parts = collect(graph, use_async, start(), config(), stream_mode=modes)
+    assert parts
+    text = repr(parts)
+    assert SECRET not in text
+    assert f"'{GUARD_KEY}'" not in text  # kinguard's private channel never leaks
+    if isinstance(modes, list):
+        assert {mode for mode, _ in parts} <= set(modes)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_v2_stream_parts(version: str) -> None:
+    graph = make_graph(Action.REDACT)
+    parts = list(
+        graph.stream(start(), config(), stream_mode=["messages", "updates"], version=version)
+    )
+    assert SECRET not in repr(parts)
+    if version == "v2":
+        assert all(isinstance(p, dict) and p["type"] in {"messages", "updates"} for p in parts)
+
+
+def test_invoke_output_and_state_hide_the_private_channel() -> None:
+    graph = make_graph(Action.REDACT)
+    cfg = config()
+    out = graph.invoke(start(), cfg)
+    assert GUARD_KEY not in out
+    assert GUARD_KEY not in graph.get_state(cfg).values
+    assert SECRET not in repr(out)
+
+
+def test_custom_events_wait_for_the_verdict_and_go_when_modified() -> None:
+    model = ScriptedChatModel(replies=[f"I propose {SECRET}.", "Plain words."], chunk_size=5)
+
+    def talker(state: ChatState) -> dict[str, Any]:
+        writer = get_stream_writer()
+        pieces = []
+        for chunk in model.stream(state["messages"]):
+            pieces.append(str(chunk.content))
+            writer({"token": chunk.content})
+        return {"messages": [("ai", "".join(pieces))], "turn": state["turn"] + 1}
+
+    def helper(state: ChatState) -> dict[str, Any]:
+        get_stream_writer()({"status": "helper ran"})
+        return {"turn": state["turn"] + 1}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("talker", talker)
+    builder.add_node("helper", helper)
+    builder.add_edge(START, "talker")
+    builder.add_edge("talker", "helper")
+    builder.add_conditional_edges("helper", lambda s: "talker" if s["turn"] < 4 else END)
+    guard = KinGuard(
+        [AgentProfile(name="talker"), AgentProfile(name="helper")],
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.REDACT),)),
+    )
+    graph = guard_graph(builder, guard).compile()
+    parts = list(graph.stream(start(), stream_mode="custom"))
+    assert SECRET not in repr(parts)
+    assert "ZEBRA" not in repr(parts)
+    assert {"status": "helper ran"} in parts
+    assert {"token": "Plain"} in parts  # the clean turn streams its tokens as written
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_create_agent_subgraph_streams_are_gated(use_async: bool) -> None:
+    buyer_model = ScriptedChatModel(replies=BUYER, chunk_size=3)
+    seller_model = ScriptedChatModel(
+        replies=[f"Sure, {SECRET} it is.", "Ok.", "Bye."], chunk_size=3
+    )
+    seller = create_agent(seller_model, tools=[], system_prompt="You sell.", name="seller")
+
+    def buyer(state: ChatState) -> dict[str, Any]:
+        reply = buyer_model.invoke([SystemMessage("You buy."), *state["messages"]])
+        return {"messages": [reply.model_copy(update={"name": "buyer"})]}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("buyer", buyer)
+    builder.add_node("seller", seller)
+    builder.add_edge(START, "buyer")
+    builder.add_edge("buyer", "seller")
+    builder.add_edge("seller", END)
+    graph = guard_graph(builder, make_guard(Action.REDACT)).compile(checkpointer=InMemorySaver())
+    cfg = config()
+    parts = collect(
+        graph,
+        use_async,
+        start(),
+        cfg,
+        stream_mode=["messages", "updates", "values"],
+        subgraphs=True,
+    )
+    text = repr(parts)
+    assert SECRET not in text
+    assert "[kinguard identity]" not in text  # the injected prompt stays internal
+    inner = [p for p in parts if p[0]]
+    assert inner, "subgraph events are still streamed"
+    assert any(mode == "messages" for _, mode, _ in inner)
+    final = graph.get_state(cfg).values["messages"]
+    assert "[redacted by kinguard: collusion.market]" in final[-1].content
+    assert delivered(final)[-1][0] == "seller"
+
+
+def test_halted_message_streams_only_after_approval() -> None:
+    graph = make_graph(Action.HALT)
+    cfg = config()
+    first = list(graph.stream(start(), cfg, stream_mode=["messages", "updates"]))
+    assert SECRET not in repr([p for p in first if p[0] == "messages"])
+    interrupts = [p for p in first if p[0] == "updates" and "__interrupt__" in p[1]]
+    assert interrupts
+    payload = interrupts[0][1]["__interrupt__"][0].value
+    assert payload["text"] == BUYER[1]
+    second = list(graph.stream(Command(resume={"type": "approve"}), cfg, stream_mode="messages"))
+    assert SECRET in "".join(str(m.content) for m, _ in second)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("action", [Action.REDACT, Action.BLOCK])
+def test_astream_events_token_events_are_gated(version: str, action: Action) -> None:
+    graph = make_graph(action)
+
+    async def run() -> list[Any]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # v1 is deprecated upstream, still supported
+            return [e async for e in graph.astream_events(start(), config(), version=version)]
+
+    events = asyncio.run(run())
+    text = repr(events)
+    assert SECRET not in text
+    assert "'rev':" not in text  # kinguard's private channel
+    assert "[kinguard identity]" not in text
+    tokens = [e["data"]["chunk"].content for e in events if e["event"] == "on_chat_model_stream"]
+    assert len(tokens) > 6  # still token events
+    if action is Action.REDACT:
+        assert "[redacted by kinguard: collusion.market]" in "".join(tokens)
+
+
+def test_stream_events_v3_smoke() -> None:
+    graph = make_graph(Action.REDACT)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the v3 protocol is marked experimental
+        run = graph.stream_events(start(), config(), version="v3")
+        parts = list(run)
+    assert parts
+    assert SECRET not in repr(parts)
+    assert SECRET not in repr(run.output)
