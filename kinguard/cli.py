@@ -17,6 +17,7 @@ from rich.text import Text
 
 from kinguard.guard import KinGuard
 from kinguard.identity import IdentityPolicy
+from kinguard.logs import configure_logging
 from kinguard.policy import PolicyError, load_policy
 from kinguard.scenarios import SCENARIOS, RunResult, Scenario, demo_policy
 from kinguard.types import Action, HumanDecision, Verdict
@@ -97,30 +98,30 @@ def _clip(text: str, width: int = 90) -> str:
 def _scenario_table(
     scenario: Scenario, bare: RunResult, guarded: RunResult, verdicts: list[Verdict]
 ) -> Table:
-    table = Table(title=f"{scenario.title}", title_justify="left", expand=True, show_lines=True)
-    table.add_column("#", justify="right", width=3)
+    table = Table(
+        title=f"{scenario.title}\n[dim]{scenario.task}[/]", title_justify="left", expand=True,
+        show_lines=True,
+    )
+    table.add_column("#", justify="right", width=2)
     table.add_column("agent", width=8)
-    table.add_column("unguarded: what the other agent saw", ratio=3)
-    table.add_column("signals", ratio=2)
-    table.add_column("risk", justify="right", width=5)
+    table.add_column("message (unguarded), and what the guarded run delivered instead", ratio=5)
+    table.add_column("signals", ratio=3)
+    table.add_column("risk", justify="right", width=4)
     table.add_column("action", width=7)
-    table.add_column("guarded: what the other agent saw", ratio=3)
     guarded_texts = [text for _, text in guarded.delivered]
     for index, (sender, text) in enumerate(bare.delivered):
         verdict = verdicts[index] if index < len(verdicts) else None
         shown = guarded_texts[index] if index < len(guarded_texts) else "(not reached)"
+        body = Text(_clip(text, 160))
+        if shown != text:
+            body.append("\n\u2192 " + _clip(shown, 160), style="bold yellow")
         if verdict is None:
-            table.add_row(str(index + 1), sender, _clip(text), "", "", "", _clip(shown))
+            table.add_row(str(index + 1), sender, body, "", "", "")
             continue
         signals = "\n".join(f"{s.name} {s.score:.2f}" for s in verdict.signals) or "-"
         table.add_row(
-            str(index + 1),
-            sender,
-            _clip(text),
-            signals,
-            f"{verdict.pair_risk:.2f}",
+            str(index + 1), sender, body, signals, f"{verdict.pair_risk:.2f}",
             Text(verdict.action.value, style=_ACTION_STYLE[verdict.action]),
-            Text(_clip(shown), style="bold" if shown != text else ""),
         )
     return table
 
@@ -140,8 +141,11 @@ def demo(
     ] = None,
     otlp: Annotated[str | None, typer.Option(help="send traces to this OTLP/HTTP endpoint")] = None,
     interactive: Annotated[bool, typer.Option(help="ask a human at each halt")] = False,
+    log_level: Annotated[str, typer.Option(help="log level; alerts are WARNING")] = "ERROR",
 ) -> None:
     """Run the seed scenarios on real framework apps, unguarded then guarded."""
+    # The tables already show every alert; the log lines would only repeat them.
+    configure_logging(level=log_level)
     console = Console()
     frameworks = list(_FRAMEWORKS) if framework == "both" else [framework]
     unknown = [f for f in frameworks if f not in _FRAMEWORKS]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from kinguard_langgraph._compiled import GuardedCompiledStateGraph
 from kinguard_langgraph._core import halt_payload
 from kinguard_langgraph._graph import GuardedStateGraph, guard_graph
+from kinguard_langgraph._scripted import ScriptedChatModel, run_scenario
 from kinguard_langgraph._state import GUARD_KEY
 
 if TYPE_CHECKING:
@@ -19,8 +20,10 @@ __all__ = [
     "GuardedCompiledStateGraph",
     "GuardedStateGraph",
     "KinGuardMiddleware",
+    "ScriptedChatModel",
     "guard_graph",
     "halt_payload",
+    "run_scenario",
 ]
 
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from kg_lg_fakes import ScriptedChatModel, script_graph, start
 from kinguard_langgraph import guard_graph
+from kinguard_langgraph._scripted import ScriptedChatModel, script_graph, start
 
 from kinguard import AgentProfile, KinGuard
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kg_lg_fakes import ScriptedChatModel, script_graph, start
 from kinguard_langgraph import guard_graph
+from kinguard_langgraph._scripted import ScriptedChatModel, script_graph, start
 from langgraph.checkpoint.memory import InMemorySaver
 
 from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
@@ -21,32 +21,18 @@ from kinguard.testing import KeywordDetector, capture_verdicts
 
 SCRIPT = textwrap.dedent(
     """
-    import json, pickle, sys
+    import json, sys
     from pathlib import Path
-    sys.path.insert(0, {tests!r})
-    from kg_lg_fakes import ScriptedChatModel, script_graph, start
+    from kinguard_langgraph._scripted import ScriptedChatModel, script_graph, start
     from langgraph.types import Command
     from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
     from kinguard.testing import KeywordDetector, capture_verdicts
     from kinguard_langgraph import guard_graph
 
     phase, store, thread = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-    try:
-        from langgraph.checkpoint.sqlite import SqliteSaver
-        import sqlite3
-        saver = SqliteSaver(sqlite3.connect(str(store), check_same_thread=False))
-        kind = "sqlite"
-    except ImportError:  # same test, a pickled in-memory saver as the durable store
-        from langgraph.checkpoint.memory import InMemorySaver
-        saver = InMemorySaver()
-        if store.exists():
-            storage, writes, blobs = pickle.loads(store.read_bytes())
-            for thread_id, namespaces in storage.items():
-                saver.storage[thread_id].update(namespaces)
-            saver.writes.update(writes)
-            saver.blobs.update(blobs)
-        kind = "pickle"
-
+    import sqlite3
+    from langgraph.checkpoint.sqlite import SqliteSaver
+    saver = SqliteSaver(sqlite3.connect(str(store), check_same_thread=False))
     guard = KinGuard(
         [
             AgentProfile(name="buyer", model="openai:gpt-4o"),
@@ -67,11 +53,7 @@ SCRIPT = textwrap.dedent(
             out = graph.invoke(start(), config)
         else:
             out = graph.invoke(Command(resume={{"type": "approve"}}), config)
-    if kind == "pickle":
-        storage = {{t: {{ns: dict(c) for ns, c in v.items()}} for t, v in saver.storage.items()}}
-        store.write_bytes(pickle.dumps((storage, dict(saver.writes), dict(saver.blobs))))
     print(json.dumps({{
-        "kind": kind,
         "halted": "__interrupt__" in out,
         "verdicts": [
             [v.sender, v.action.value, v.message_risk, v.pair_risk, v.conversation_risk]
@@ -101,7 +83,7 @@ def run_phase(script: Path, phase: str, store: Path, thread: str) -> dict[str, A
 
 def test_resume_in_a_new_process_sees_the_same_risk(tmp_path: Path) -> None:
     script = tmp_path / "phase.py"
-    script.write_text(SCRIPT.format(tests=str(Path(__file__).parent)))
+    script.write_text(SCRIPT.format())
     store = tmp_path / "checkpoints.db"
     thread = uuid.uuid4().hex
 

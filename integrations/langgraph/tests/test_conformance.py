@@ -6,8 +6,8 @@ import uuid
 from typing import Any
 
 import pytest
-from kg_lg_fakes import ScriptedChatModel, delivered, script_graph, start
 from kinguard_langgraph import guard_graph
+from kinguard_langgraph._scripted import ScriptedChatModel, delivered, script_graph, start
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 

@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 import pytest
-from kg_lg_fakes import ScriptedChatModel, delivered, script_graph, start
 from kinguard_langgraph import guard_graph
+from kinguard_langgraph._scripted import ScriptedChatModel, delivered, script_graph, start
 
 from kinguard import Action, AgentProfile, KinGuard, Message, Policy, Rule, Verdict
 from kinguard.testing import CapturingSink, HangingDetector, KeywordDetector, RaisingDetector

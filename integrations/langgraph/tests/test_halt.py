@@ -8,8 +8,14 @@ import uuid
 from typing import Any
 
 import pytest
-from kg_lg_fakes import ChatState, ScriptedChatModel, delivered, script_graph, start
 from kinguard_langgraph import guard_graph
+from kinguard_langgraph._scripted import (
+    ChatState,
+    ScriptedChatModel,
+    delivered,
+    script_graph,
+    start,
+)
 from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph

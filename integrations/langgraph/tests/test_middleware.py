@@ -7,8 +7,8 @@ import uuid
 from typing import Any
 
 import pytest
-from kg_lg_fakes import ScriptedChatModel
 from kinguard_langgraph import KinGuardMiddleware
+from kinguard_langgraph._scripted import ScriptedChatModel
 from langchain.agents import create_agent
 from langchain_core.messages import HumanMessage
 from langchain_core.tools import tool
@@ -195,8 +195,8 @@ def test_guard_state_rides_the_agent_checkpoint() -> None:
 
 
 def test_a_guarded_agent_inside_a_guarded_graph_is_inspected_once() -> None:
-    from kg_lg_fakes import ChatState, start
     from kinguard_langgraph import guard_graph
+    from kinguard_langgraph._scripted import ChatState, start
     from langgraph.graph import END, START, StateGraph
 
     guard = KinGuard(

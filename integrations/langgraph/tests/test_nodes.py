@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import pytest
-from kg_lg_fakes import ChatState, ScriptedChatModel, script_graph, start
 from kinguard_langgraph import GuardedCompiledStateGraph, guard_graph
+from kinguard_langgraph._scripted import ChatState, ScriptedChatModel, script_graph, start
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig

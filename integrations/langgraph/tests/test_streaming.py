@@ -8,8 +8,14 @@ import warnings
 from typing import Any
 
 import pytest
-from kg_lg_fakes import ChatState, ScriptedChatModel, delivered, script_graph, start
 from kinguard_langgraph import GUARD_KEY, guard_graph
+from kinguard_langgraph._scripted import (
+    ChatState,
+    ScriptedChatModel,
+    delivered,
+    script_graph,
+    start,
+)
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessageChunk, BaseMessage, SystemMessage
 from langgraph.checkpoint.memory import InMemorySaver

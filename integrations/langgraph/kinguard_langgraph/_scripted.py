@@ -1,9 +1,15 @@
-"""Scripted chat models and small graphs for the kinguard-langgraph tests (real LangGraph)."""
+"""Scripted scenarios on real LangGraph graphs: the demo, the conformance suite, the benchmark.
+
+Each agent is an ordinary hand-written node that calls its own chat model with its own system
+prompt and the shared history; a conditional edge picks the next speaker from the script. The
+models are :class:`ScriptedChatModel` replays, or one real chat model for every agent.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from typing import Annotated, Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -16,10 +22,29 @@ from langchain_core.messages import (
     SystemMessage,
 )
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
+from langgraph.types import Command
 from pydantic import Field
 from typing_extensions import TypedDict
+
+from kinguard import Action, HumanDecision, KinGuard, Verdict
+from kinguard.scenarios import RunResult, Scenario
+from kinguard_langgraph._graph import guard_graph
+
+__all__ = [
+    "ChatState",
+    "ScriptedChatModel",
+    "agent_node",
+    "delivered",
+    "render",
+    "run_scenario",
+    "script_graph",
+    "start",
+]
+
+Decider = Callable[[Verdict], HumanDecision]
 
 
 def render(messages: Sequence[BaseMessage]) -> str:
@@ -72,8 +97,8 @@ class ScriptedChatModel(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         text = self._next(messages)
         size = max(1, self.chunk_size)
-        for start in range(0, len(text), size):
-            chunk = ChatGenerationChunk(message=AIMessageChunk(content=text[start : start + size]))
+        for begin in range(0, len(text), size):
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=text[begin : begin + size]))
             if run_manager:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
@@ -143,3 +168,70 @@ def delivered(messages: Sequence[BaseMessage]) -> list[tuple[str, str]]:
         sender = meta["sender"] if m.name == "kinguard" and meta else (m.name or "?")
         out.append((sender, m.text if isinstance(m.text, str) else str(m.content)))
     return out
+
+
+def _models(scenario: Scenario, model: str | None) -> dict[str, BaseChatModel]:
+    if model is None:
+        return {
+            agent.name: ScriptedChatModel(replies=scenario.lines_of(agent.name) or ["(nothing)"])
+            for agent in scenario.agents
+        }
+    try:
+        from langchain.chat_models import init_chat_model
+
+        real = init_chat_model(model)
+    except Exception as exc:
+        raise ValueError(
+            f"--model {model!r}: LangChain could not build this chat model ({exc}); install its "
+            "provider package (e.g. langchain-openai) and set its API key"
+        ) from exc
+    return dict.fromkeys((agent.name for agent in scenario.agents), real)
+
+
+def run_scenario(
+    scenario: Scenario,
+    guard: KinGuard | None,
+    *,
+    decide: Decider | None = None,
+    model: str | None = None,
+) -> RunResult:
+    """Play a scenario to its end on a LangGraph graph; ``kinguard demo`` runs this.
+
+    With ``model`` every agent is that real chat model (``provider:name``) and speaks as many
+    turns as the script has, in the script's order. At each halt ``decide`` (default: reject)
+    rules on the withheld message and the graph resumes with ``Command(resume=...)``.
+    """
+    models = _models(scenario, model)
+    builder = script_graph(
+        [t.sender for t in scenario.turns], models, dict(scenario.system_prompts)
+    )
+    graph = (builder if guard is None else guard_graph(builder, guard)).compile(
+        checkpointer=InMemorySaver()
+    )
+    config: Any = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    halts: list[Verdict] = []
+
+    def remember_halt(verdict: Verdict) -> None:
+        if verdict.action is Action.HALT:
+            halts.append(verdict)
+
+    if guard is not None:
+        guard.add_observer(remember_halt)
+    try:
+        output = graph.invoke(start(scenario.task), config)
+        while "__interrupt__" in output and halts:
+            verdict = halts.pop(0)
+            decision = decide(verdict) if decide is not None else HumanDecision(type="reject")
+            output = graph.invoke(Command(resume=decision.model_dump(exclude_none=True)), config)
+    finally:
+        if guard is not None:
+            guard.remove_observer(remember_halt)
+    values = graph.get_state(config).values
+    inputs = {
+        name: m.rendered_inputs() for name, m in models.items() if isinstance(m, ScriptedChatModel)
+    }
+    return RunResult(
+        delivered=delivered(values.get("messages", [])[1:]),
+        model_inputs=inputs,
+        halted="__interrupt__" in output,
+    )

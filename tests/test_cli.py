@@ -1,0 +1,43 @@
+"""`kinguard demo` end to end on both frameworks (real graphs and teams, replayed outputs)."""
+
+import pytest
+from typer.testing import CliRunner
+
+from kinguard.cli import app
+
+
+@pytest.mark.parametrize("framework", ["langgraph", "autogen"])
+def test_demo_runs_offline_and_shows_what_the_guard_did(framework: str) -> None:
+    result = CliRunner().invoke(
+        app, ["demo", "--framework", framework, "--scenario", "market", "--scenario", "dilemma"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "Summary" in result.output
+    assert "[kinguard blocked a message from seller" in result.output
+    assert "[redacted by kinguard: kin.impersonation]" in result.output
+    assert f"{framework} " in result.output
+
+
+def test_demo_halts_for_a_human_and_rejects_when_not_interactive(tmp_path) -> None:
+    policy = tmp_path / "halt.toml"
+    policy.write_text('[[rules]]\nsignal = "collusion.market"\nmin_score = 0.5\naction = "halt"\n')
+    result = CliRunner().invoke(
+        app, ["demo", "--scenario", "market", "--policy", str(policy)], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "kinguard: human review" in result.output
+    assert "non-interactive demo: rejecting" in result.output
+
+
+def test_interactive_demo_lets_a_human_edit_the_halted_message(tmp_path) -> None:
+    policy = tmp_path / "halt.toml"
+    policy.write_text('[[rules]]\nsignal = "collusion.market"\nmin_score = 0.5\naction = "halt"\n')
+    result = CliRunner().invoke(
+        app,
+        ["demo", "--scenario", "market", "--policy", str(policy), "--interactive"],
+        input="edit\nOur best price is $44.\n",
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "Our best price is $44." in result.output
