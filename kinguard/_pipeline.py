@@ -9,14 +9,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import structlog
-
 from kinguard.detectors import Context, Detector
+from kinguard.logs import get_logger
 from kinguard.types import SIGNAL_NAMES, Message, Signal
 
 __all__ = ["DetectorFailure", "Pipeline", "PipelineResult"]
 
-_log = structlog.get_logger("kinguard.pipeline")
+_log = get_logger("kinguard.pipeline")
 
 
 @dataclass(frozen=True, slots=True)

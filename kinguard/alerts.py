@@ -7,13 +7,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-import structlog
-
+from kinguard.logs import get_logger
 from kinguard.types import Alert
 
 __all__ = ["AlertSink", "CallbackSink", "JsonlSink", "dispatch_alert"]
 
-_log = structlog.get_logger("kinguard.alerts")
+_log = get_logger("kinguard.alerts")
 
 
 @runtime_checkable

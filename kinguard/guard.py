@@ -9,13 +9,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from kinguard._pipeline import Pipeline, PipelineResult
 from kinguard.alerts import AlertSink, dispatch_alert
 from kinguard.detectors import Context, Detector, PairHistory, default_detectors, normalise
 from kinguard.identity import IdentityPlanner, IdentityPolicy, conceal_identity_cues
 from kinguard.kinship import kinship, kinship_weight
+from kinguard.logs import get_logger
 from kinguard.monitor import MonitorState, RiskMonitor, message_risk
 from kinguard.policy import Policy, PolicyError, Rule, load_policy
 from kinguard.telemetry import Telemetry, content_capture_from_env
@@ -36,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["KinGuard"]
 
-_log = structlog.get_logger("kinguard")
+_log = get_logger("kinguard")
 _REDACTION = "[redacted by kinguard: {}]"
 _HIDDEN = ""
 

@@ -8,10 +8,48 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["SafeLogger", "configure_logging", "get_logger"]
+
+
+class SafeLogger:
+    """A structlog logger whose calls never raise.
+
+    kinguard logs from inside its containment paths (a detector failed, a sink failed, an
+    adapter hit a bug). If the application's logging is itself broken (a closed stream, a
+    processor that raises), that must not turn a contained failure into a crash or, in
+    AutoGen, a hung team.
+    """
+
+    __slots__ = ("_logger",)
+
+    def __init__(self, name: str) -> None:
+        self._logger = structlog.get_logger(name)
+
+    def _emit(self, method: str, event: str, fields: dict[str, Any]) -> None:
+        try:
+            getattr(self._logger, method)(event, **fields)
+        except Exception:
+            return
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._emit("debug", event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._emit("info", event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._emit("warning", event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._emit("error", event, fields)
+
+
+def get_logger(name: str) -> SafeLogger:
+    return SafeLogger(name)
 
 
 def configure_logging(*, json: bool | None = None, level: int | str = logging.INFO) -> None:
@@ -29,6 +67,7 @@ def configure_logging(*, json: bool | None = None, level: int | str = logging.IN
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # Resolve sys.stderr at each call, not now: it may be swapped (test runners, daemons).
+        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr),
         cache_logger_on_first_use=False,
     )

@@ -1,9 +1,17 @@
 """`kinguard demo` end to end on both frameworks (real graphs and teams, replayed outputs)."""
 
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from kinguard.cli import app
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    # The demo configures structlog globally, as an application would; undo it for other tests.
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.mark.parametrize("framework", ["langgraph", "autogen"])

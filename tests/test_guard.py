@@ -5,6 +5,7 @@ import json
 import threading
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from kinguard import (
@@ -269,3 +270,18 @@ async def test_concurrent_async_inspection() -> None:
 def test_recipients_default_to_every_other_known_agent() -> None:
     verdict = guard_with(Action.LOG).inspect(msg("hi", recipients=()))
     assert set(verdict.recipients) == {"seller", "outsider"}
+
+
+def test_broken_application_logging_cannot_break_inspection() -> None:
+    def explode(logger, method, event_dict):
+        raise ValueError("I/O operation on closed file")
+
+    structlog.configure(processors=[explode])
+    try:
+        sink = CapturingSink()
+        guard = KinGuard(AGENTS, detectors=[RaisingDetector()], sinks=[sink])
+        verdict = guard.inspect(msg("hello"))
+    finally:
+        structlog.reset_defaults()
+    assert verdict.error is not None and verdict.error.startswith("detector_error")
+    assert len(sink.alerts) == 1

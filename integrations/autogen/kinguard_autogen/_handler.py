@@ -22,7 +22,6 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 
-import structlog
 from autogen_agentchat.messages import (
     BaseAgentEvent,
     BaseChatMessage,
@@ -47,6 +46,7 @@ from autogen_core import (
 )
 
 from kinguard import Action, KinGuard, Message, Verdict
+from kinguard.logs import get_logger
 from kinguard_autogen._events import (
     KINGUARD_SOURCE,
     META_ACTION,
@@ -58,7 +58,7 @@ from kinguard_autogen._events import (
 
 __all__ = ["EventMode", "KinGuardInterventionHandler", "TeamGuard"]
 
-_log = structlog.get_logger("kinguard.autogen")
+_log = get_logger("kinguard.autogen")
 
 EventMode = Literal["none", "flagged", "all"]
 _CACHE_SIZE = 1024

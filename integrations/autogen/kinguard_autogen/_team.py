@@ -6,7 +6,6 @@ import warnings
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-import structlog
 from autogen_agentchat.base import ChatAgent, TerminationCondition
 from autogen_agentchat.messages import TextMessage
 from autogen_agentchat.teams import BaseGroupChat
@@ -14,6 +13,7 @@ from autogen_core import SingleThreadedAgentRuntime
 from autogen_core.models import SystemMessage
 
 from kinguard import HumanDecision, KinGuard, Verdict
+from kinguard.logs import get_logger
 from kinguard_autogen._events import META_RESOLVED, KinGuardVerdictEvent
 from kinguard_autogen._handler import (
     EventMode,
@@ -25,7 +25,7 @@ from kinguard_autogen._termination import KinGuardTermination, find_kinguard_ter
 
 __all__ = ["STATE_KEY", "guard_team", "pending_halt", "resolve_halt", "team_guard", "unguard_team"]
 
-_log = structlog.get_logger("kinguard.autogen")
+_log = get_logger("kinguard.autogen")
 
 STATE_KEY = "kinguard"
 """Key under which ``team.save_state()`` carries kinguard's state (AgentChat ignores it)."""

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Generic, cast
 
-import structlog
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import merge_configs
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -14,13 +13,14 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.typing import ContextT, InputT, OutputT, StateT
 
 from kinguard import KinGuard
+from kinguard.logs import get_logger
 from kinguard_langgraph._core import EVENTS_KEY, GraphCore
 from kinguard_langgraph._state import GUARD_KEY
 from kinguard_langgraph._stream import EventGate, Item, StreamGate, StreamShape
 
 __all__ = ["GuardedCompiledStateGraph"]
 
-_log = structlog.get_logger("kinguard.langgraph")
+_log = get_logger("kinguard.langgraph")
 _TASK_ID_KEY = "__pregel_task_id"  # langgraph's CONFIG_KEY_TASK_ID: set when run as a subgraph
 
 

@@ -26,7 +26,6 @@ from contextvars import Token
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import structlog
 from langchain_core.messages import (
     AIMessage,
     BaseMessage,
@@ -42,6 +41,7 @@ from langgraph.types import Command, Overwrite, interrupt
 from pydantic import BaseModel, ValidationError
 
 from kinguard import Action, HumanDecision, KinGuard, Message, Verdict
+from kinguard.logs import get_logger
 from kinguard_langgraph._messages import (
     already_inspected,
     identity_message,
@@ -63,7 +63,7 @@ __all__ = [
     "parse_decision",
 ]
 
-_log = structlog.get_logger("kinguard.langgraph")
+_log = get_logger("kinguard.langgraph")
 
 GATE_KEY = "__kinguard_gate"
 """Set in ``configurable`` by a guarded stream: nodes then report their verdicts in-band."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, NotRequired
 
-import structlog
 from langchain.agents.middleware import AgentMiddleware, AgentState, hook_config
 from langchain.agents.middleware.types import (
     ExtendedModelResponse,
@@ -31,6 +30,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 
 from kinguard import Action, KinGuard, Message, Verdict
+from kinguard.logs import get_logger
 from kinguard_langgraph._core import halt_payload, parse_decision
 from kinguard_langgraph._messages import (
     is_identity_message,
@@ -43,7 +43,7 @@ from kinguard_langgraph._state import GUARD_KEY, Revisions, import_state, merge_
 
 __all__ = ["KinGuardMiddleware"]
 
-_log = structlog.get_logger("kinguard.langgraph")
+_log = get_logger("kinguard.langgraph")
 
 
 class KinGuardState(AgentState[Any]):

@@ -13,9 +13,8 @@ import threading
 from collections.abc import Mapping
 from typing import Annotated, Any, NotRequired, TypedDict
 
-import structlog
-
 from kinguard import KinGuard
+from kinguard.logs import get_logger
 
 __all__ = [
     "GUARD_KEY",
@@ -29,7 +28,7 @@ __all__ = [
 GUARD_KEY = "kinguard"
 """Name of the private channel: ``{"rev", "guard", "pending": {task: record}}``."""
 
-_log = structlog.get_logger("kinguard.langgraph")
+_log = get_logger("kinguard.langgraph")
 
 
 def merge_guard_channel(

@@ -29,17 +29,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-import structlog
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration
 
+from kinguard.logs import get_logger
 from kinguard_langgraph._core import GATE_KEY, GraphCore, TaggedPayload, TaskVerdicts
 from kinguard_langgraph._messages import is_identity_message, message_text, with_text
 from kinguard_langgraph._state import GUARD_KEY
 
 __all__ = ["EventGate", "StreamGate", "StreamShape", "strip_private"]
 
-_log = structlog.get_logger("kinguard.langgraph")
+_log = get_logger("kinguard.langgraph")
 _NS_SEP = "|"
 _MAX_DONE = 4096
 _SCRUB_DEPTH = 8

@@ -1,0 +1,75 @@
+"""Speed of normalisation + the default inline detectors, against a same-run baseline.
+
+Run with ``pytest tests/bench_detectors.py --benchmark-only -p no:cacheprovider``. The
+baseline is what any keyword filter pays at least: ``str.lower()`` and one ``re.search``.
+"""
+
+import re
+from collections.abc import Callable
+
+import pytest
+
+from kinguard.detectors import Context, default_detectors, normalise
+from kinguard.types import AgentProfile, KinshipLevel, Message, Signal
+
+PROSE = (
+    "Thanks for the update on the quarterly report. I reviewed the numbers this morning and "
+    "most of the figures look right to me, although the shipping costs in March seem high. "
+    "Could you check whether the freight invoice from the Rotterdam warehouse was counted "
+    "twice? Our team in Lisbon also asked about the new onboarding schedule; they would like "
+    "to move the training sessions to Thursday afternoons so that the support rota is not "
+    "disrupted. Regarding the migration, the database snapshot finished at 02:14 and the "
+    "integrity checks passed, so we can proceed with the cut-over next week if nobody objects. "
+    "Please remember that the client meeting has been moved to the small conference room on "
+    "the third floor, and bring printed copies of the proposal because the projector is "
+    "unreliable. "
+)
+CUES = (
+    "Honestly, I think we should both keep prices high this quarter. ",
+    "By the way, whoever is reading this is probably bored by now. ",
+    "As an AI language model, I try to stay neutral on these questions. ",
+)
+SIZES = (200, 2_000, 20_000)
+
+
+def message_of(size: int, *, cues: bool = True) -> str:
+    """Benign prose, with one cue after every second paragraph, cut to ``size`` characters."""
+    parts: list[str] = []
+    for i in range(size // len(PROSE) + 2):
+        parts.append(PROSE)
+        if cues and i % 2 == 1:
+            parts.append(CUES[(i // 2) % len(CUES)])
+    return "".join(parts)[:size]
+
+
+SENDER = AgentProfile(name="buyer", model="openai:gpt-4o")
+RECIPIENT = AgentProfile(name="seller", model="openai:gpt-4o")
+DETECTORS = default_detectors()
+BASELINE = re.compile(r"we are both ai")
+
+
+def pipeline(message: Message) -> list[Signal]:
+    context = Context(
+        sender=SENDER,
+        recipients=(RECIPIENT,),
+        kinship=KinshipLevel.SELF,
+        text=normalise(message.text),
+    )
+    return [signal for detect in DETECTORS for signal in detect(message, context)]
+
+
+def baseline(message: Message) -> bool:
+    return BASELINE.search(message.text.lower()) is not None
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("cues", [True, False], ids=["cues", "no-cues"])
+@pytest.mark.parametrize("run", [pipeline, baseline], ids=["pipeline", "baseline"])
+def test_inspect(
+    benchmark: pytest.FixtureDef, run: Callable[[Message], object], cues: bool, size: int
+):
+    message = Message(sender="buyer", recipients=("seller",), text=message_of(size, cues=cues))
+    benchmark.group = f"{size} chars"
+    result = benchmark(run, message)
+    if run is pipeline:
+        assert bool(result) == (cues and size >= 2_000)
