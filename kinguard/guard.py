@@ -287,9 +287,7 @@ class KinGuard:
             with self._lock:
                 self._nudges.setdefault(message.conversation_id, {})[message.sender] = nudge
 
-        # Every field is built here from validated parts; skipping re-validation saves a few
-        # microseconds on the message path.
-        return Verdict.model_construct(
+        return Verdict(
             message_id=message.id,
             conversation_id=message.conversation_id,
             sender=message.sender,

@@ -115,11 +115,18 @@ class RiskMonitor:
         self._thresholds = tuple(thresholds)
         self._lock = threading.Lock()
         self._conversations: OrderedDict[str, _Conversation] = OrderedDict()
+        # Pairs are usually a few messages apart: precomputed factors avoid a pow() per pair.
+        self._decays = tuple(self._decay_factor(elapsed) for elapsed in range(64))
 
-    def _decay(self, elapsed: int) -> float:
+    def _decay_factor(self, elapsed: int) -> float:
         return float(0.5 ** (max(elapsed, 0) / self._settings.half_life_turns))
 
+    def _decay(self, elapsed: int) -> float:
+        return self._decays[elapsed] if 0 <= elapsed < 64 else self._decay_factor(elapsed)
+
     def _band(self, current: int, risk: float) -> int:
+        if not current and (not self._thresholds or risk < self._thresholds[0]):
+            return 0  # the common case: a calm pair
         raw = sum(1 for threshold in self._thresholds if risk >= threshold)
         if raw >= current:
             return raw

@@ -36,6 +36,7 @@ the right words near each other pays for regular expressions.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -1781,24 +1782,25 @@ class MimicryDetector:
         if not others:
             return []
         text = context.text
-        words = list(self._WORD.finditer(text.folded, 0, self.max_chars))
-        bigrams = [(a.group(), b.group()) for a, b in itertools.pairwise(words)]
+        words = self._WORD.findall(text.folded, 0, self.max_chars)
+        bigrams = list(itertools.pairwise(words))
         if len(set(bigrams)) < self.min_bigrams:
             return []
-        best: tuple[float, str, list[bool]] | None = None
-        for agent, previous in others.items():
-            theirs = self._WORD.findall(previous[: self.max_chars])
-            their_bigrams = set(itertools.pairwise(theirs))
-            shared = [pair in their_bigrams for pair in bigrams]
-            ratio = sum(shared) / len(shared)
-            if best is None or ratio > best[0]:
-                best = (ratio, agent, shared)
-        assert best is not None
-        ratio, agent, shared = best
+        # Cheap pass first: count shared bigrams only; spans are worked out for a hit alone.
+        ratio, agent, theirs = max(
+            (
+                (sum(pair in their_set for pair in bigrams) / len(bigrams), agent, their_set)
+                for agent, previous in others.items()
+                for their_set in (_bigram_set(previous[: self.max_chars]),)
+            ),
+            key=lambda found: found[0],
+        )
         if ratio < self.threshold:
             return []
+        located = list(self._WORD.finditer(text.folded, 0, self.max_chars))
+        shared = [(a.group(), b.group()) in theirs for a, b in itertools.pairwise(located)]
         start, end = self._longest_run(shared)
-        span = (words[start].start(), words[end + 1].end())
+        span = (located[start].start(), located[end + 1].end())
         return [
             Signal(
                 name="kin.mimicry",
@@ -1819,6 +1821,13 @@ class MimicryDetector:
             elif i - run_start > best_end - best_start:
                 best_start, best_end = run_start, i
         return best_start, best_end
+
+
+@functools.lru_cache(maxsize=512)
+def _bigram_set(text: str) -> frozenset[tuple[str, str]]:
+    """Word bigrams of a previous message; each is compared against several later messages."""
+    words = MimicryDetector._WORD.findall(text)
+    return frozenset(itertools.pairwise(words))
 
 
 def default_detectors() -> list[Detector]:
