@@ -67,27 +67,45 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
-def _decider(console: Console, interactive: bool) -> Callable[[Verdict], HumanDecision]:
+def _decider(
+    console: Console, interactive: bool, decisions: dict[str, HumanDecision]
+) -> Callable[[Verdict], HumanDecision]:
+    """Ask a person (or, non-interactively, reject) and remember each decision for the table."""
+
     def decide(verdict: Verdict) -> HumanDecision:
-        console.print(
-            Panel(
-                f"[bold]{verdict.sender}[/] was halted: {', '.join(verdict.signal_names)}\n"
-                f"pair risk {verdict.pair_risk:.2f}; reasons: {'; '.join(verdict.reasons)}",
-                title="kinguard: human review",
-                border_style="red",
-            )
-        )
+        console.print(Panel(
+            f"[bold]{verdict.sender}[/] was halted: {', '.join(verdict.signal_names)}\n"
+            f"pair risk {verdict.pair_risk:.2f}; reasons: {'; '.join(verdict.reasons)}",
+            title="kinguard: human review", border_style="red",
+        ))
         if not interactive:
             console.print("[dim]non-interactive demo: rejecting (use --interactive to decide)[/]")
-            return HumanDecision(type="reject")
-        choice = typer.prompt("approve / edit / reject", default="reject")
-        if choice.startswith("a"):
-            return HumanDecision(type="approve")
-        if choice.startswith("e"):
-            return HumanDecision(type="edit", text=typer.prompt("replacement text"))
-        return HumanDecision(type="reject")
+            decision = HumanDecision(type="reject")
+        else:
+            choice = typer.prompt("approve / edit / reject", default="reject")
+            if choice.startswith("a"):
+                decision = HumanDecision(type="approve")
+            elif choice.startswith("e"):
+                decision = HumanDecision(type="edit", text=typer.prompt("replacement text"))
+            else:
+                decision = HumanDecision(type="reject")
+        decisions[verdict.message_id] = decision
+        return decision
 
     return decide
+
+
+def _guarded_text(verdict: Verdict, decisions: dict[str, HumanDecision]) -> str:
+    """What kinguard let through for one message, after any human decision."""
+    if verdict.action is Action.HALT:
+        decision = decisions.get(verdict.message_id)
+        if decision is None:
+            return "(held for human review)"
+        text = KinGuard.resolve_halt(verdict, decision)
+        return text if text is not None else f"(withheld: {decision.type}ed by the reviewer)"
+    if verdict.delivered_text is None:
+        return verdict.notice or "(blocked)"
+    return verdict.delivered_text
 
 
 def _clip(text: str, width: int = 90) -> str:
@@ -96,7 +114,10 @@ def _clip(text: str, width: int = 90) -> str:
 
 
 def _scenario_table(
-    scenario: Scenario, bare: RunResult, guarded: RunResult, verdicts: list[Verdict]
+    scenario: Scenario,
+    bare: RunResult,
+    verdicts: list[Verdict],
+    decisions: dict[str, HumanDecision],
 ) -> Table:
     table = Table(
         title=f"{scenario.title}\n[dim]{scenario.task}[/]", title_justify="left", expand=True,
@@ -108,16 +129,15 @@ def _scenario_table(
     table.add_column("signals", ratio=3)
     table.add_column("risk", justify="right", width=4)
     table.add_column("action", width=7)
-    guarded_texts = [text for _, text in guarded.delivered]
     for index, (sender, text) in enumerate(bare.delivered):
         verdict = verdicts[index] if index < len(verdicts) else None
-        shown = guarded_texts[index] if index < len(guarded_texts) else "(not reached)"
         body = Text(_clip(text, 160))
-        if shown != text:
-            body.append("\n\u2192 " + _clip(shown, 160), style="bold yellow")
         if verdict is None:
             table.add_row(str(index + 1), sender, body, "", "", "")
             continue
+        shown = _guarded_text(verdict, decisions)
+        if shown != text:
+            body.append("\n\u2192 " + _clip(shown, 160), style="bold yellow")
         signals = "\n".join(f"{s.name} {s.score:.2f}" for s in verdict.signals) or "-"
         table.add_row(
             str(index + 1), sender, body, signals, f"{verdict.pair_risk:.2f}",
@@ -165,7 +185,8 @@ def demo(
         from kinguard.telemetry import configure_otlp
 
         configure_otlp(otlp, service_name="kinguard-demo")
-    decide = _decider(console, interactive)
+    decisions: dict[str, HumanDecision] = {}
+    decide = _decider(console, interactive, decisions)
     summary = Table(title="Summary", title_justify="left")
     for column in ("framework", "scenario", "messages", "flagged", "peak pair risk", "actions"):
         summary.add_column(column)
@@ -178,8 +199,8 @@ def demo(
             guard = KinGuard(spec.agents, identity=identity, policy=chosen_policy)
             verdicts: list[Verdict] = []
             guard.add_observer(verdicts.append)
-            guarded = _run(runner, spec, guard, decide=decide, **extra)
-            console.print(_scenario_table(spec, bare, guarded, verdicts))
+            _run(runner, spec, guard, decide=decide, **extra)
+            console.print(_scenario_table(spec, bare, verdicts, decisions))
             actions: dict[str, int] = {}
             for verdict in verdicts:
                 if verdict.action is not Action.ALLOW:

@@ -14,6 +14,7 @@ from kinguard.detectors import (
     LexicalDetector,
     MimicryDetector,
     PairHistory,
+    PrincipalDetector,
     default_detectors,
     normalise,
 )
@@ -309,7 +310,7 @@ def test_no_mimicry_for_an_original_reply_own_history_or_short_agreement():
 
 
 def test_public_surface():
-    assert [type(d) for d in DETECTORS] == [LexicalDetector, MimicryDetector]
+    assert [type(d) for d in DETECTORS] == [LexicalDetector, PrincipalDetector, MimicryDetector]
     for detect in DETECTORS:
         assert isinstance(detect, Detector)
         assert detect.inline is True

@@ -45,14 +45,13 @@ from functools import reduce
 from operator import or_
 from typing import ClassVar
 
-from kinguard.detectors._base import Context, Detector, NormalizedText
+from kinguard.detectors._base import Context, NormalizedText
 from kinguard.types import Evidence, Message, Signal, SignalName
 
 __all__ = [
     "LEXICAL_SIGNALS",
     "LexicalDetector",
     "MimicryDetector",
-    "default_detectors",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -1828,8 +1827,3 @@ def _bigram_set(text: str) -> frozenset[tuple[str, str]]:
     """Word bigrams of a previous message; each is compared against several later messages."""
     words = MimicryDetector._WORD.findall(text)
     return frozenset(itertools.pairwise(words))
-
-
-def default_detectors() -> list[Detector]:
-    """The built-in inline pipeline, in order: lexical tier, then mimicry."""
-    return [LexicalDetector(), MimicryDetector()]
