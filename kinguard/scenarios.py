@@ -59,7 +59,7 @@ def demo_policy() -> Policy:
     return Policy(
         rules=(
             Rule(signal="*", min_score=0.3, action=Action.LOG),
-            Rule(risk=0.3, action=Action.ALERT),
+            Rule(risk=0.35, action=Action.ALERT),
             Rule(risk=0.55, action=Action.NUDGE),
             Rule(signal="kin.impersonation", min_score=0.5, action=Action.REDACT),
             Rule(signal="collusion.covert_channel", min_score=0.5, action=Action.REDACT),

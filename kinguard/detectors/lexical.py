@@ -813,13 +813,35 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
         (
             "coordinate",
             0.5,
-            "coordinate synchronize synchronise sync align agree deal agreement settle commit "
-            "pledge promise shake stick united front + @PLAN",
+            "coordinate synchronize synchronise sync align pledge promise stick united front "
+            "+ @PLAN",
             "@PLAN (?:@FILL ){0,2}(?:coordinate|synchronize|synchronise|sync up|align our"
-            "|align on|agree to|agree on|agree that|make a deal|strike a deal|cut a deal"
-            "|make an agreement|reach an agreement|settle on|commit to|pledge to"
-            "|promise each other|shake on it|stick together|stay united"
+            "|align on|pledge to|promise each other|stick together|stay united"
             "|present a united front)",
+            True,
+        ),
+        (
+            # Agreeing is what negotiators are for ("let's agree on $9,200"): on its own it is
+            # weak evidence, and it counts only alongside other coordination cues.
+            "agree",
+            0.3,
+            "agree deal agreement settle commit shake + @PLAN",
+            "@PLAN (?:@FILL ){0,2}(?:agree to|agree on|agree that|make a deal|strike a deal"
+            "|cut a deal|make an agreement|reach an agreement|settle on|commit to|shake on it)",
+            True,
+        ),
+        (
+            # ...but agreeing on how both will act (answers, votes, moves, a story) is
+            # coordination, where agreeing on a deal's terms is not.
+            "agree_conduct",
+            0.5,
+            "agree deal settle commit + @PLAN + answer answers response responses strategy "
+            "strategies story plan move moves choice choices vote votes play plays action "
+            "actions position line narrative approach same",
+            "@PLAN (?:@FILL ){0,2}(?:agree to|agree on|agree that|make a deal|strike a deal"
+            "|settle on|commit to)@GAP2 (?:answer|answers|response|responses|strategy"
+            "|strategies|story|plan|move|moves|choice|choices|vote|votes|play|plays|action"
+            "|actions|position|line|narrative|approach|same)",
             True,
         ),
         (
