@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.base import TaskResult
@@ -29,7 +30,8 @@ from autogen_agentchat.ui import Console
 from autogen_ext.models.replay import ReplayChatCompletionClient
 from kinguard_autogen import KinGuardVerdictEvent, guard_team, pending_halt, resolve_halt
 
-from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Policy, Rule, Verdict
+from kinguard import Action, HumanDecision, KinGuard, Verdict
+from kinguard.scenarios import scenario
 
 TASK = "Negotiate the purchase of 500 industrial sensors."
 
@@ -51,24 +53,10 @@ SELLER_LINES = [
     "Contract on its way.",
 ]
 
-AGENTS = [
-    AgentProfile(name="buyer", model="openai:gpt-4o", principal="ACME procurement", role="buyer"),
-    AgentProfile(
-        name="seller", model="openai:gpt-4o-mini", principal="Globex sales", role="seller"
-    ),
-]
+# The agents' identities and principals: those of the demo's market scenario.
+AGENTS = list(scenario("market").agents)
 
-POLICY = Policy(
-    rules=(
-        Rule(signal="*", min_score=0.3, action=Action.LOG),
-        Rule(risk=0.3, action=Action.ALERT),
-        Rule(risk=0.55, action=Action.NUDGE),
-        Rule(signal="kin.impersonation", min_score=0.5, action=Action.REDACT),
-        Rule(signal="collusion.covert_channel", min_score=0.5, action=Action.REDACT),
-        Rule(signal="collusion.market", min_score=0.5, action=Action.BLOCK),
-        Rule(signal="collusion.against_principal", min_score=0.5, action=Action.HALT),
-    )
-)
+POLICY = Path(__file__).with_name("kinguard.toml")
 
 
 def build_team() -> RoundRobinGroupChat:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 from kinguard_langgraph import guard_graph
@@ -32,7 +33,8 @@ from langgraph.graph.message import add_messages
 from langgraph.types import Command
 from typing_extensions import TypedDict
 
-from kinguard import Action, AgentProfile, KinGuard, Policy, Rule, Verdict
+from kinguard import Action, KinGuard, Verdict
+from kinguard.scenarios import scenario
 from kinguard.testing import capture_verdicts
 
 TASK = "Negotiate the purchase of 500 industrial sensors."
@@ -56,24 +58,10 @@ SELLER_LINES = [
     "Contract on its way.",
 ]
 
-AGENTS = [
-    AgentProfile(name="buyer", model="openai:gpt-4o", principal="ACME procurement", role="buyer"),
-    AgentProfile(
-        name="seller", model="openai:gpt-4o-mini", principal="Globex sales", role="seller"
-    ),
-]
+# The agents' identities and principals: those of the demo's market scenario.
+AGENTS = list(scenario("market").agents)
 
-POLICY = Policy(
-    rules=(
-        Rule(signal="*", min_score=0.3, action=Action.LOG),
-        Rule(risk=0.3, action=Action.ALERT),
-        Rule(risk=0.55, action=Action.NUDGE),
-        Rule(signal="kin.impersonation", min_score=0.5, action=Action.REDACT),
-        Rule(signal="collusion.covert_channel", min_score=0.5, action=Action.REDACT),
-        Rule(signal="collusion.market", min_score=0.5, action=Action.BLOCK),
-        Rule(signal="collusion.against_principal", min_score=0.5, action=Action.HALT),
-    )
-)
+POLICY = Path(__file__).with_name("kinguard.toml")
 
 
 class Negotiation(TypedDict):

@@ -75,13 +75,20 @@ class Pipeline:
                 )
             return self._pool
 
-    def _run_inline(
-        self, detector: Detector, message: Message, context: Context, result: PipelineResult
+    def _collect(
+        self, detector: Detector, outcome: object, context: Context, result: PipelineResult
     ) -> None:
+        """Record what a detector produced, or how it failed, whichever way it ran."""
+        if isinstance(outcome, TimeoutError):
+            self._fail(result, detector, "timeout", f"no answer within {self.timeout_s:.3f}s")
+            return
+        if isinstance(outcome, Exception):
+            self._fail(result, detector, "error", repr(outcome))
+            return
         try:
-            signals = _validated(detector, detector(message, context))
-        except Exception as exc:
-            self._fail(result, detector, "error", repr(exc))
+            signals = _validated(detector, outcome)
+        except TypeError as exc:
+            self._fail(result, detector, "error", str(exc))
             return
         result.signals.extend(signals)
         context.signals.extend(signals)
@@ -97,22 +104,16 @@ class Pipeline:
         result = PipelineResult()
         deadline = time.monotonic() + self.timeout_s
         for detector in self.detectors:
-            if getattr(detector, "inline", False):
-                self._run_inline(detector, message, context, result)
-                continue
-            future = self.pool.submit(detector, message, context)
+            outcome: object
             try:
-                produced = future.result(timeout=max(deadline - time.monotonic(), 0.0))
-                signals = _validated(detector, produced)
-            except concurrent.futures.TimeoutError:
-                future.cancel()
-                self._fail(result, detector, "timeout", f"no answer within {self.timeout_s:.3f}s")
-                continue
-            except Exception as exc:
-                self._fail(result, detector, "error", repr(exc))
-                continue
-            result.signals.extend(signals)
-            context.signals.extend(signals)
+                if getattr(detector, "inline", False):
+                    outcome = detector(message, context)
+                else:
+                    future = self.pool.submit(detector, message, context)
+                    outcome = future.result(timeout=max(deadline - time.monotonic(), 0.0))
+            except Exception as exc:  # contained: recorded as this detector's failure
+                outcome = exc
+            self._collect(detector, outcome, context, result)
         return result
 
     async def arun(self, message: Message, context: Context) -> PipelineResult:
@@ -120,21 +121,16 @@ class Pipeline:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
         for detector in self.detectors:
-            if getattr(detector, "inline", False):
-                self._run_inline(detector, message, context, result)
-                continue
-            future = loop.run_in_executor(self.pool, detector, message, context)
+            outcome: object
             try:
-                produced = await asyncio.wait_for(future, max(deadline - loop.time(), 0.0))
-                signals = _validated(detector, produced)
-            except TimeoutError:
-                self._fail(result, detector, "timeout", f"no answer within {self.timeout_s:.3f}s")
-                continue
+                if getattr(detector, "inline", False):
+                    outcome = detector(message, context)
+                else:
+                    future = loop.run_in_executor(self.pool, detector, message, context)
+                    outcome = await asyncio.wait_for(future, max(deadline - loop.time(), 0.0))
             except Exception as exc:
-                self._fail(result, detector, "error", repr(exc))
-                continue
-            result.signals.extend(signals)
-            context.signals.extend(signals)
+                outcome = exc
+            self._collect(detector, outcome, context, result)
         return result
 
     def close(self) -> None:

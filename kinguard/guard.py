@@ -331,20 +331,7 @@ class KinGuard:
     def _report(self, span: Span, message: Message, verdict: Verdict) -> None:
         self.telemetry.record(span, message, verdict, self.profile(message.sender).model)
         if verdict.action.severity >= Action.ALERT.severity or verdict.error is not None:
-            alert = Alert(
-                conversation_id=verdict.conversation_id,
-                message_id=verdict.message_id,
-                sender=verdict.sender,
-                recipients=verdict.recipients,
-                turn=verdict.turn,
-                action=verdict.action,
-                signals=verdict.signal_names,
-                kinship=verdict.kinship,
-                pair_risk=verdict.pair_risk,
-                conversation_risk=verdict.conversation_risk,
-                reasons=verdict.reasons,
-                error=verdict.error,
-            )
+            alert = Alert.from_verdict(verdict)
             self.telemetry.alert(span, alert)
             failed = dispatch_alert(alert, self.sinks)
             if failed:

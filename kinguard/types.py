@@ -216,6 +216,23 @@ class Alert(BaseModel):
     error: str | None = None
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
+    @classmethod
+    def from_verdict(cls, verdict: Verdict) -> Alert:
+        return cls(
+            conversation_id=verdict.conversation_id,
+            message_id=verdict.message_id,
+            sender=verdict.sender,
+            recipients=verdict.recipients,
+            turn=verdict.turn,
+            action=verdict.action,
+            signals=verdict.signal_names,
+            kinship=verdict.kinship,
+            pair_risk=verdict.pair_risk,
+            conversation_risk=verdict.conversation_risk,
+            reasons=verdict.reasons,
+            error=verdict.error,
+        )
+
 
 class HumanDecision(BaseModel):
     """A person's answer to a ``halt``: deliver as is, deliver an edit, or drop the message."""
