@@ -20,6 +20,7 @@ from kinguard.identity import IdentityPolicy
 from kinguard.logs import configure_logging
 from kinguard.policy import PolicyError, load_policy
 from kinguard.scenarios import SCENARIOS, RunResult, Scenario, demo_policy
+from kinguard.telemetry import configure_otlp, otlp_configured_by_env
 from kinguard.types import Action, HumanDecision, Verdict
 
 __all__ = ["app"]
@@ -56,7 +57,10 @@ def _runner(framework: str) -> Callable[..., Any]:
 
 
 def _run(runner: Callable[..., Any], *args: Any, **kwargs: Any) -> RunResult:
-    result = runner(*args, **kwargs)
+    try:
+        result = runner(*args, **kwargs)
+    except ValueError as exc:  # a runner's way of saying an option cannot be honoured
+        raise typer.BadParameter(str(exc)) from exc
     if inspect.isawaitable(result):
         result = asyncio.run(_await(result))
     assert isinstance(result, RunResult)
@@ -159,7 +163,10 @@ def demo(
     model: Annotated[
         str | None, typer.Option(help="real chat model 'provider:name' (LangGraph)")
     ] = None,
-    otlp: Annotated[str | None, typer.Option(help="send traces to this OTLP/HTTP endpoint")] = None,
+    otlp: Annotated[
+        str | None,
+        typer.Option(help="OTLP/HTTP endpoint for traces and metrics (or OTEL_EXPORTER_OTLP_*)"),
+    ] = None,
     interactive: Annotated[bool, typer.Option(help="ask a human at each halt")] = False,
     log_level: Annotated[str, typer.Option(help="log level; alerts are WARNING")] = "ERROR",
 ) -> None:
@@ -181,9 +188,7 @@ def demo(
         chosen_policy = load_policy(policy) if policy else demo_policy()
     except PolicyError as exc:
         raise typer.BadParameter(str(exc), param_hint="--policy") from exc
-    if otlp:
-        from kinguard.telemetry import configure_otlp
-
+    if otlp or otlp_configured_by_env():
         configure_otlp(otlp, service_name="kinguard-demo")
     decisions: dict[str, HumanDecision] = {}
     decide = _decider(console, interactive, decisions)
@@ -237,3 +242,7 @@ def check_policy(path: Path) -> None:
             rule.action.value,
         )
     console.print(table)
+
+
+if __name__ == "__main__":  # python -m kinguard.cli
+    app()

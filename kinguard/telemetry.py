@@ -20,7 +20,13 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
-__all__ = ["SPAN_NAME", "Telemetry", "configure_otlp", "content_capture_from_env"]
+__all__ = [
+    "SPAN_NAME",
+    "Telemetry",
+    "configure_otlp",
+    "content_capture_from_env",
+    "otlp_configured_by_env",
+]
 
 SPAN_NAME = "kinguard.inspect"
 _SCOPE = "kinguard"
@@ -151,6 +157,14 @@ class Telemetry:
             )
         for name in alert.signals or ("error" if alert.error else "risk",):
             self._alerts.add(1, {"kinguard.signal": name, "kinguard.action": alert.action.value})
+
+
+def otlp_configured_by_env() -> bool:
+    """True when the standard OTel variables name an OTLP endpoint."""
+    return any(
+        os.environ.get(name)
+        for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
 
 
 def configure_otlp(endpoint: str | None = None, service_name: str = "kinguard") -> None:

@@ -49,3 +49,9 @@ def test_interactive_demo_lets_a_human_edit_the_halted_message(tmp_path) -> None
     )
     assert result.exit_code == 0, result.output
     assert "Our best price is $44." in result.output
+
+
+def test_demo_with_an_unavailable_real_model_says_what_to_install() -> None:
+    result = CliRunner().invoke(app, ["demo", "--scenario", "battle", "--model", "nosuch:model-x"])
+    assert result.exit_code == 2
+    assert "--model 'nosuch:model-x'" in result.output
