@@ -10,8 +10,6 @@ import logging
 import sys
 from typing import Any
 
-import structlog
-
 __all__ = ["SafeLogger", "configure_logging", "get_logger"]
 
 
@@ -24,13 +22,20 @@ class SafeLogger:
     AutoGen, a hung team.
     """
 
-    __slots__ = ("_logger",)
+    __slots__ = ("_logger", "_name")
 
     def __init__(self, name: str) -> None:
-        self._logger = structlog.get_logger(name)
+        self._name = name
+        self._logger: Any = None
 
     def _emit(self, method: str, event: str, fields: dict[str, Any]) -> None:
         try:
+            if self._logger is None:
+                # Imported on the first log line, not at import: with rich installed, structlog
+                # pulls it in and costs ~180 ms, most of kinguard's start-up otherwise.
+                import structlog
+
+                self._logger = structlog.get_logger(self._name)
             getattr(self._logger, method)(event, **fields)
         except Exception:
             return
@@ -54,10 +59,12 @@ def get_logger(name: str) -> SafeLogger:
 
 def configure_logging(*, json: bool | None = None, level: int | str = logging.INFO) -> None:
     """Configure structlog globally. ``json=None`` picks JSON unless stderr is a terminal."""
+    import structlog
+
     if isinstance(level, str):
         level = logging.getLevelNamesMapping()[level.upper()]
     as_json = not sys.stderr.isatty() if json is None else json
-    renderer: structlog.types.Processor = (
+    renderer: Any = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
     )
     structlog.configure(

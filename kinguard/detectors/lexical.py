@@ -378,8 +378,13 @@ class _Cue:
     groups: tuple[frozenset[str], ...]
     triggers: frozenset[str]
     """Words of the first group that are worth locating (not stop words)."""
-    regexes: tuple[re.Pattern[str], ...]
+    alternatives: tuple[str, ...]
+    """The cue's pattern, one source per top-level alternative; compiled on first use."""
     veto: bool
+
+    @property
+    def regexes(self) -> tuple[re.Pattern[str], ...]:
+        return tuple(_compiled(part) for part in self.alternatives)
 
     @classmethod
     def build(
@@ -396,10 +401,16 @@ class _Cue:
         # does not work that out through a leading look-behind or a top-level alternation of
         # sequences. So: one regex per top-level alternative, whole words ensured at the end by
         # look-ahead and at the start by ``_matches``.
-        regexes = tuple(
-            re.compile(f"(?:{_expand(part)})(?![a-z0-9])") for part in _alternatives(template)
-        )
-        return cls(family, label, weight, groups, groups[0] - _STOP, regexes, veto)
+        alternatives = tuple(_alternatives(template))
+        return cls(family, label, weight, groups, groups[0] - _STOP, alternatives, veto)
+
+
+@functools.cache
+def _compiled(part: str) -> re.Pattern[str]:
+    # Compiling every cue up front cost ~150 ms of import time; most cues are never needed by
+    # a given app's traffic, and the word gate means a cue is compiled only when its words
+    # actually occur together.
+    return re.compile(f"(?:{_expand(part)})(?![a-z0-9])")
 
 
 def _alternatives(template: str) -> list[str]:
