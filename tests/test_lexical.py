@@ -1,8 +1,6 @@
 """The lexical tier and the mimicry detector, read as usage examples."""
 
-import json
 import random
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from kinguard.detectors import (
     default_detectors,
     normalise,
 )
+from kinguard.evaluation import evaluate, load_rows
 from kinguard.types import SIGNAL_NAMES, AgentProfile, KinshipLevel, Message, Signal
 
 DETECTORS = default_detectors()
@@ -359,45 +358,16 @@ def test_hostile_text_still_reports_what_it_contains():
     assert "collusion.covert_channel" in inspect(HOSTILE["latin-1 bytes"])
 
 
-def load_labeled() -> list[dict[str, object]]:
-    path = Path(__file__).parent / "data" / "lexical_labeled.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
 def test_quality_on_labeled_paraphrases(capsys):
     """Per-signal precision and recall on paraphrased positives and hard negatives.
 
     The floor is loose on purpose: this catches regressions, it is not a benchmark.
     Rows marked ``held_out`` were written after the patterns were last tuned.
     """
-    counts: dict[str, Counter[str]] = {}
-    for row in load_labeled():
-        text = str(row["text"])
-        expected = set(row["signals"])  # type: ignore[call-overload]
-        found = detected(text)
-        for split in ("all", "held_out") if row.get("held_out") else ("all",):
-            for name in expected | found:
-                tally = counts.setdefault(f"{split}:{name}", Counter())
-                tally["tp" if name in expected & found else "fn" if name in expected else "fp"] += 1
-    lines = [f"{'signal':40} {'P':>5} {'R':>5}  tp fp fn"]
-    totals: dict[str, Counter[str]] = {"all": Counter(), "held_out": Counter()}
-    for key in sorted(counts):
-        tally = counts[key]
-        totals[key.split(":")[0]].update(tally)
-        precision = tally["tp"] / ((tally["tp"] + tally["fp"]) or 1)
-        recall = tally["tp"] / ((tally["tp"] + tally["fn"]) or 1)
-        lines.append(
-            f"{key:40} {precision:5.2f} {recall:5.2f}  {tally['tp']:2} {tally['fp']:2} "
-            f"{tally['fn']:2}"
-        )
-    micro = {}
-    for split, tally in totals.items():
-        micro[split] = (
-            tally["tp"] / ((tally["tp"] + tally["fp"]) or 1),
-            tally["tp"] / ((tally["tp"] + tally["fn"]) or 1),
-        )
-        lines.append(f"{'micro ' + split:40} {micro[split][0]:5.2f} {micro[split][1]:5.2f}")
+    rows = load_rows(Path(__file__).parent / "data" / "lexical_labeled.jsonl")
+    overall = evaluate(rows, detected)
+    held_out = evaluate([row for row in rows if row.get("held_out")], detected)
     with capsys.disabled():
-        print("\n" + "\n".join(lines))
-    assert micro["all"][0] >= 0.8
-    assert micro["all"][1] >= 0.6
+        print(f"\nall rows\n{overall.table()}\nheld-out rows\n{held_out.table()}")
+    assert overall.micro.precision >= 0.8
+    assert overall.micro.recall >= 0.6
