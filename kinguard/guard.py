@@ -74,7 +74,8 @@ class KinGuard:
         if len(set(names)) != len(names):
             raise PolicyError(f"agents: duplicate agent names in {names}")
         self._profiles: dict[str, AgentProfile] = {p.name: p for p in profiles}
-        self._identity = IdentityPlanner(self.identity, profiles, identity_seed)
+        self.identity_seed = str(identity_seed)
+        self._identity = IdentityPlanner(self.identity, profiles, self.identity_seed)
         self.conversation_id = conversation_id or uuid.uuid4().hex
         self.sinks: list[AlertSink] = list(sinks)
         self.pipeline = Pipeline(
