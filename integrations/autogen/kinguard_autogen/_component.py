@@ -45,14 +45,12 @@ class KinGuardComponent(ComponentBase[KinGuardConfig], Component[KinGuardConfig]
 
     def _to_config(self) -> KinGuardConfig:
         guard = self.guard
-        # The seed is not public on KinGuard yet; it only changes disassociate codenames.
-        seed = getattr(getattr(guard, "_identity", None), "_seed", "0")
         return KinGuardConfig(
             agents=list(guard.agents),
             identity=guard.identity.value,
             policy=guard.policy.model_dump(mode="json"),
             conversation_id=guard.conversation_id,
-            identity_seed=str(seed),
+            identity_seed=guard.identity_seed,
             capture_content=guard.telemetry.capture_content,
         )
 

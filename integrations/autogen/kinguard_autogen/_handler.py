@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from autogen_agentchat.messages import (
@@ -103,6 +103,8 @@ class TeamGuard:
         self.private_deliveries: dict[str, str] = {}
         self._verdicts: OrderedDict[str, tuple[Verdict, BaseChatMessage]] = OrderedDict()
         self.pending_events: dict[str, KinGuardVerdictEvent] = {}
+        # Each sender's recipients: the participants are fixed, so each tuple is built once.
+        self._recipients: dict[str, tuple[str, ...]] = {}
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -138,13 +140,19 @@ class TeamGuard:
         )
 
     async def inspect(self, message: BaseChatMessage) -> tuple[Verdict, BaseChatMessage]:
-        recipients = tuple(name for name in self.topics.participants if name != message.source)
+        sender = message.source
+        recipients = self._recipients.get(sender)
+        if recipients is None:
+            recipients = self._recipients[sender] = tuple(
+                name for name in self.topics.participants if name != sender
+            )
+        text = message.to_model_text()
         verdict = await self.guard.ainspect(
             Message(
                 conversation_id=self.conversation_id,
-                sender=message.source,
+                sender=sender,
                 recipients=recipients,
-                text=message.to_model_text(),
+                text=text,
                 turn=self.turn,
                 metadata={
                     "framework": "autogen",
@@ -155,20 +163,19 @@ class TeamGuard:
             )
         )
         self.turn += 1
-        delivered = rewrite(message, verdict)
-        self._verdicts[message.id] = (verdict, delivered)
-        while len(self._verdicts) > _CACHE_SIZE:
-            self._verdicts.popitem(last=False)
+        delivered = rewrite(message, verdict, text)
+        verdicts = self._verdicts
+        verdicts[message.id] = (verdict, delivered)
+        if len(verdicts) > _CACHE_SIZE:
+            verdicts.popitem(last=False)
         if self._streams(verdict):
             self.pending_events[delivered.id] = KinGuardVerdictEvent.from_verdict(verdict)
         return verdict, delivered
 
     def _streams(self, verdict: Verdict) -> bool:
-        if self.events == "all":
-            return True
         if self.events == "flagged":
             return verdict.action is not Action.ALLOW or verdict.error is not None
-        return False
+        return self.events == "all"
 
     async def verdict_for(self, message: BaseChatMessage) -> tuple[Verdict | None, BaseChatMessage]:
         """The verdict reached when the message was first seen, or a fresh inspection."""
@@ -217,30 +224,35 @@ class TeamGuard:
         return None
 
 
-def rewrite(message: BaseChatMessage, verdict: Verdict) -> BaseChatMessage:
+def rewrite(message: BaseChatMessage, verdict: Verdict, text: str) -> BaseChatMessage:
     """The message as the other agents should get it, stamped with kinguard's verdict.
 
-    A message kinguard lets through untouched is delivered as the very same object, unstamped:
-    most messages are benign and copying each one would be the adapter's main cost.
+    ``text`` is the message as kinguard read it (``to_model_text()``), passed in rather than
+    rendered again. A message kinguard lets through untouched is delivered as the very same
+    object, unstamped: most messages are benign and copying each one would be the adapter's main
+    cost.
     """
     if verdict.action is Action.ALLOW and not verdict.modified and verdict.error is None:
         return message
     if verdict.action is Action.HALT or verdict.delivered_text is None:
         # A halted message is withheld like a blocked one: the others have it buffered before the
         # team stops, so anything else would leak it when the team resumes.
-        text = verdict.notice or f"[kinguard withheld a message from {message.source}]"
+        delivered = verdict.notice or f"[kinguard withheld a message from {message.source}]"
     else:
-        text = verdict.delivered_text
+        delivered = verdict.delivered_text
     metadata = {**message.metadata, META_ACTION: verdict.action.value}
     if verdict.signals:
         metadata[META_SIGNALS] = ",".join(verdict.signal_names)
     if verdict.reasons:
         metadata[META_REASONS] = "; ".join(verdict.reasons)
-    return replace_text(message, text, metadata)
+    return replace_text(message, delivered, metadata, text)
 
 
-def replace_text(message: BaseChatMessage, text: str, metadata: dict[str, str]) -> BaseChatMessage:
-    if text == message.to_model_text():
+def replace_text(
+    message: BaseChatMessage, text: str, metadata: dict[str, str], original: str
+) -> BaseChatMessage:
+    """``message`` saying ``text``; ``original`` is what it says now (its model text)."""
+    if text == original:
         return message.model_copy(update={"metadata": metadata})
     if isinstance(message, BaseTextChatMessage):
         # Keeps the type, so a Swarm HandoffMessage still hands off; only its words change.
@@ -256,27 +268,58 @@ def replace_text(message: BaseChatMessage, text: str, metadata: dict[str, str]) 
     )
 
 
+# What on_publish does with each message type, resolved by isinstance once per type: the runtime
+# passes every publish of every team through the handler, and most need nothing from it.
+_PASS, _OUTPUT, _AGENT_RESPONSE, _TEAM_RESPONSE, _START = range(5)
+_ROUTES: dict[type, int] = {}
+
+
+def _route(cls: type) -> int:
+    if issubclass(cls, GroupChatMessage):
+        route = _OUTPUT
+    elif issubclass(cls, GroupChatAgentResponse):
+        route = _AGENT_RESPONSE
+    elif issubclass(cls, GroupChatTeamResponse):
+        route = _TEAM_RESPONSE
+    elif issubclass(cls, GroupChatStart):
+        route = _START
+    else:
+        route = _PASS
+    _ROUTES[cls] = route
+    return route
+
+
 class KinGuardInterventionHandler(DefaultInterventionHandler):
     """Runs kinguard on one team's traffic in its runtime; ignores every other team's."""
 
     def __init__(self, team_guard: TeamGuard) -> None:
         self.team_guard = team_guard
+        self._team_id = team_guard.topics.team_id
 
     async def on_publish(
         self, message: Any, *, message_context: MessageContext
     ) -> Any | type[DropMessage]:
         topic = message_context.topic_id
-        if topic is None or topic.source != self.team_guard.topics.team_id:
+        if topic is None or topic.source != self._team_id:
             return message
-        if isinstance(message, GroupChatMessage):
-            return await self._guarded(message, self._on_output)
-        if isinstance(message, GroupChatAgentResponse):
-            return await self._guarded(message, self._on_agent_response)
-        if isinstance(message, GroupChatTeamResponse):
-            return await self._guarded(message, self._on_team_response)
-        if isinstance(message, GroupChatStart) and topic.type == self.team_guard.topics.group_topic:
-            return self._without_private(message)
-        return message
+        route = _ROUTES.get(type(message))
+        if route is None:
+            route = _route(type(message))
+        if route == _PASS:
+            return message
+        if route == _START:
+            if topic.type == self.team_guard.topics.group_topic:
+                return self._without_private(message)
+            return message
+        # Contained: a handler that raises loses the message and hangs the team (module doc).
+        try:
+            if route == _OUTPUT:
+                return await self._on_output(message)
+            if route == _AGENT_RESPONSE:
+                return await self._on_agent_response(message)
+            return await self._on_team_response(message)
+        except Exception as exc:
+            return self._fallback(message, exc)
 
     async def on_send(
         self, message: Any, *, message_context: MessageContext, recipient: AgentId
@@ -302,12 +345,6 @@ class KinGuardInterventionHandler(DefaultInterventionHandler):
 
     # -- one handler per event type --------------------------------------------------------
 
-    async def _guarded(self, message: Any, handle: Callable[[Any], Awaitable[Any]]) -> Any:
-        try:
-            return await handle(message)
-        except Exception as exc:
-            return self._fallback(message, exc)
-
     async def _on_output(self, message: GroupChatMessage) -> GroupChatMessage:
         inner = message.message
         if not isinstance(inner, BaseChatMessage) or not self.team_guard.inspectable(inner):
@@ -320,12 +357,16 @@ class KinGuardInterventionHandler(DefaultInterventionHandler):
         response = message.response
         verdict, delivered = await tg.verdict_for(response.chat_message)
         original = response.inner_messages
-        inner = None if original is None else [await self._inner(m) for m in original]
-        changed = (
-            inner is not None
-            and original is not None
-            and any(a is not b for a, b in zip(inner, original, strict=True))
-        )
+        inner: list[BaseAgentEvent | BaseChatMessage] | None = None
+        changed = False
+        if original is not None:
+            inner = []
+            for item in original:
+                if isinstance(item, BaseChatMessage):
+                    _, rewritten = await tg.verdict_for(item)
+                    changed = changed or rewritten is not item
+                    item = rewritten
+                inner.append(item)
         if verdict is not None:
             await tg.after_delivery(verdict)
         if delivered is response.chat_message and not changed:
@@ -334,14 +375,6 @@ class KinGuardInterventionHandler(DefaultInterventionHandler):
             response=dataclasses.replace(response, chat_message=delivered, inner_messages=inner),
             name=message.name,
         )
-
-    async def _inner(
-        self, message: BaseAgentEvent | BaseChatMessage
-    ) -> BaseAgentEvent | BaseChatMessage:
-        if isinstance(message, BaseChatMessage):
-            _, delivered = await self.team_guard.verdict_for(message)
-            return delivered
-        return message
 
     async def _on_team_response(self, message: GroupChatTeamResponse) -> GroupChatTeamResponse:
         tg = self.team_guard
@@ -414,7 +447,12 @@ class KinGuardInterventionHandler(DefaultInterventionHandler):
             notice = tg.contained(chat.source if chat is not None else "<unknown>", exc)
             if chat is None or notice is None:
                 return message
-            blocked = replace_text(chat, notice, {**chat.metadata, META_ACTION: Action.BLOCK.value})
+            blocked = replace_text(
+                chat,
+                notice,
+                {**chat.metadata, META_ACTION: Action.BLOCK.value},
+                chat.to_model_text(),
+            )
             if isinstance(message, GroupChatMessage):
                 return GroupChatMessage(message=blocked)
             assert isinstance(message, GroupChatAgentResponse)

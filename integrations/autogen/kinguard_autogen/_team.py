@@ -21,7 +21,11 @@ from kinguard_autogen._handler import (
     TeamGuard,
     TeamTopics,
 )
-from kinguard_autogen._termination import KinGuardTermination, find_kinguard_termination
+from kinguard_autogen._termination import (
+    HaltOrTermination,
+    KinGuardTermination,
+    find_kinguard_termination,
+)
 
 __all__ = ["STATE_KEY", "guard_team", "pending_halt", "resolve_halt", "team_guard", "unguard_team"]
 
@@ -121,7 +125,9 @@ def guard_team(
                 "termination_condition=... | KinGuardTermination()"
             )
         halt = KinGuardTermination()
-        team._termination_condition = halt if termination is None else halt | termination
+        team._termination_condition = (
+            halt if termination is None else HaltOrTermination(halt, termination)
+        )
         termination_replaced = True
 
     topics = TeamTopics(
@@ -297,11 +303,12 @@ def _patch_output_queue(team: BaseGroupChat, tg: TeamGuard) -> None:
 
     async def put_with_verdict(item: Any) -> None:
         await put(item)
+        if not tg.pending_events:  # the common case: nothing flagged, nothing to follow
+            return
         item_id = getattr(item, "id", None)
-        if item_id is not None and tg.pending_events:
-            event = tg.pending_events.pop(item_id, None)
-            if event is not None:
-                await put(event)
+        event = None if item_id is None else tg.pending_events.pop(item_id, None)
+        if event is not None:
+            await put(event)
 
     queue.put = put_with_verdict  # type: ignore[method-assign]
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Self
 
-from autogen_agentchat.base import TerminatedException, TerminationCondition
+from autogen_agentchat.base import (
+    OrTerminationCondition,
+    TerminatedException,
+    TerminationCondition,
+)
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, StopMessage
 from autogen_core import Component, ComponentModel
 from pydantic import BaseModel
@@ -85,6 +89,8 @@ class KinGuardTermination(TerminationCondition, Component[KinGuardTerminationCon
     async def _check(self, message: BaseChatMessage) -> StopMessage | None:
         action = kinguard_action(message)
         stamped = action is not None
+        if not stamped and self._guard is None:
+            return None  # the common case under guard_team: a message kinguard let through
         signals = message.metadata.get(META_SIGNALS, "")
         reasons = message.metadata.get(META_REASONS, "")
         if action is None and self._guard is not None:
@@ -130,6 +136,37 @@ class KinGuardTermination(TerminationCondition, Component[KinGuardTerminationCon
         if config.guard is not None:
             guard = KinGuardComponent.load_component(config.guard).guard
         return cls(config.at_least, guard=guard)
+
+
+class HaltOrTermination(OrTerminationCondition):
+    """``KinGuardTermination() | condition`` as ``guard_team`` adds it, checked without ``gather``.
+
+    ``OrTerminationCondition`` runs its conditions through ``asyncio.gather``: two tasks and a
+    trip through the event loop after every message, a few percent of a whole team's run. The
+    halt check never awaits anything without its own guard (``guard_team`` refuses one), so
+    running the two one after the other gives the same stop messages in the same order. It dumps
+    as a plain ``OrTerminationCondition`` (the provider is inherited) and loads back as one.
+    """
+
+    def __init__(self, halt: KinGuardTermination, condition: TerminationCondition) -> None:
+        super().__init__(halt, condition)
+
+    async def __call__(
+        self, messages: Sequence[BaseAgentEvent | BaseChatMessage]
+    ) -> StopMessage | None:
+        if self.terminated:
+            raise RuntimeError("Termination condition has already been reached")
+        stops: list[StopMessage] = []
+        for condition in self._conditions:
+            stop = await condition(messages)
+            if stop is not None:
+                stops.append(stop)
+        if not stops:
+            return None
+        return StopMessage(
+            content=", ".join(stop.content for stop in stops),
+            source=", ".join(stop.source for stop in stops),
+        )
 
 
 def find_kinguard_termination(condition: TerminationCondition | None) -> KinGuardTermination | None:

@@ -2,14 +2,18 @@
 
     pytest integrations/autogen/tests/bench_autogen.py --benchmark-only
 
-Same run both ways: identical agents, lines and termination; the guarded team runs the default
-kinguard detectors with identity injection. Target: guarded/bare under 1.10.
+Same run every way: identical agents, lines and termination. ``guarded`` runs the default kinguard
+detectors with identity injection; ``no-detectors`` is the same guard without detectors, so what
+the adapter and the core's bookkeeping cost is reported apart from what detection costs. Each
+median's ratio to ``bare`` is printed after the run and kept in the benchmark's ``extra_info``
+(``--benchmark-json``). Target: guarded/bare under 1.10.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -81,9 +85,42 @@ def run_once(guard: KinGuard | None) -> Any:
     return asyncio.run(go())
 
 
+# Which KinGuard each variant runs: None is the bare team.
+VARIANTS: dict[str, Callable[[], KinGuard | None]] = {
+    "bare": lambda: None,
+    "guarded": lambda: KinGuard(PROFILES, identity="disassociate"),
+    "no-detectors": lambda: KinGuard(PROFILES, identity="disassociate", detectors=[]),
+}
+
+
+@pytest.fixture(scope="module")
+def medians(request: pytest.FixtureRequest) -> Iterator[dict[str, float]]:
+    """Each variant's median; their ratios to bare go to the terminal once all have run."""
+    found: dict[str, float] = {}
+    yield found
+    bare = found.get("bare")
+    plugins = request.config.pluginmanager
+    reporter = plugins.get_plugin("terminalreporter")
+    capture = plugins.get_plugin("capturemanager")
+    if bare is None or reporter is None or capture is None:
+        return
+    with capture.global_and_fixture_disabled():  # else -q's output capture swallows the lines
+        reporter.write_line("")
+        for variant, median in found.items():
+            reporter.write_line(
+                f"autogen-50-messages {variant}: median {median * 1000:.2f} ms, "
+                f"{median / bare:.3f}x bare"
+            )
+
+
 @pytest.mark.benchmark(group="autogen-50-messages")
-@pytest.mark.parametrize("guarded", [False, True], ids=["bare", "guarded"])
-def test_round_robin_50_messages(benchmark: Any, guarded: bool) -> None:
-    guard = KinGuard(PROFILES, identity="disassociate") if guarded else None
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_round_robin_50_messages(benchmark: Any, variant: str, medians: dict[str, float]) -> None:
+    guard = VARIANTS[variant]()
     result = benchmark.pedantic(run_once, args=(guard,), rounds=20, warmup_rounds=3)
     assert len([m for m in result.messages if m.source in NAMES]) == MESSAGES
+    if benchmark.stats is None:  # --benchmark-disable: ran once, untimed
+        return
+    medians[variant] = benchmark.stats.stats.median
+    if variant != "bare" and "bare" in medians:
+        benchmark.extra_info["ratio_to_bare"] = round(medians[variant] / medians["bare"], 3)
