@@ -83,6 +83,7 @@ class KinGuard:
             timeout_s=self.policy.inspect_timeout_ms / 1000.0,
         )
         self.monitor = RiskMonitor(self.policy.risk, self.policy.risk_thresholds)
+        self._risk_rules = tuple(rule for rule in self.policy.rules if rule.signal is None)
         capture = capture_content
         if capture is None:
             capture = self.policy.capture_content
@@ -250,7 +251,8 @@ class KinGuard:
         action = Action.ALLOW
         reasons: list[str] = []
         redact_signals: list[Signal] = []
-        for rule in self.policy.rules:
+        # Signal rules cannot match a message without signals: most messages skip them.
+        for rule in self.policy.rules if signals else self._risk_rules:
             matched = _rule_matches(rule, signals, risk.pair_band_risk)
             if matched is None:
                 continue
