@@ -21,9 +21,10 @@ import dataclasses
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import Token
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 from langchain_core.messages import (
@@ -121,15 +122,17 @@ class Prepared:
     input_ids: frozenset[str]
     turn_base: int
     conversation_id: str
-    task: str
     task_ns: str
     gated: bool
     events: bool
-    writer: Callable[[Any], None] | None
-    inject: bool
     persist: bool
     """A checkpointer is attached: the guard's state rides the checkpoint after each turn."""
-    halted_keys: list[str] = field(default_factory=list)
+    writer: Callable[[Any], None] | None = None
+
+    @property
+    def task(self) -> str:
+        """The task's own segment of its namespace (how the stream gate names it)."""
+        return self.task_ns.rsplit(_NS_SEP, 1)[-1]
 
 
 @dataclass(slots=True)
@@ -179,6 +182,15 @@ class GraphCore:
         self._lock = threading.Lock()
         self._identity_cache: dict[tuple[str, str], SystemMessage] = {}
         self._event_verdicts: OrderedDict[str, TaskVerdicts] = OrderedDict()
+        # Every node call needs the agents' names; they are rebuilt only when the guard has
+        # registered another agent (see ``agent_names``), not on every call.
+        self._explicit_names = (
+            tuple(dict.fromkeys(self.explicit_agents.values()))
+            if self.explicit_agents is not None
+            else None
+        )
+        self._profile_names: tuple[str, ...] = ()
+        self._recipients: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
     # -- names ----------------------------------------------------------------------------
 
@@ -187,18 +199,29 @@ class GraphCore:
             return self.explicit_agents.get(node, node)
         return node
 
-    def agent_names(self) -> list[str]:
-        if self.explicit_agents is not None:
-            return list(dict.fromkeys(self.explicit_agents.values()))
-        return [profile.name for profile in self.guard.agents]
+    def agent_names(self) -> tuple[str, ...]:
+        if self._explicit_names is not None:
+            return self._explicit_names
+        # The guard only ever adds profiles (in order, never removing or replacing one), so an
+        # unchanged count means the cached names are still its agents.
+        profiles = self.guard.agents
+        names = self._profile_names
+        if len(names) != len(profiles):
+            names = self._profile_names = tuple(profile.name for profile in profiles)
+        return names
 
     def is_known_agent(self, node: str) -> bool:
         if self.explicit_agents is not None:
             return node in self.explicit_agents
-        return any(profile.name == node for profile in self.guard.agents)
+        return node in self.agent_names()
 
     def recipients(self, sender: str) -> tuple[str, ...]:
-        return tuple(name for name in self.agent_names() if name != sender)
+        # Cached per sender along with the names it was built from (a new tuple when they change).
+        names = self.agent_names()
+        cached = self._recipients.get(sender)
+        if cached is None or cached[0] is not names:
+            cached = self._recipients[sender] = (names, tuple(n for n in names if n != sender))
+        return cached[1]
 
     # -- halted tasks (read by the routers in the same task, right after the node) -------------
 
@@ -209,9 +232,14 @@ class GraphCore:
                 self._halted.popitem(last=False)
 
     def is_halted(self, config: RunnableConfig | None) -> bool:
-        return _task_ns(config) in self._halted
+        # Halts are rare and the routers run after every guarded node: while nothing is halted
+        # they skip reading the namespace (and, in ``take_halted``, the lock). A task's own halt
+        # is marked in that task before its routers run, so the unlocked check cannot miss it.
+        return bool(self._halted) and _task_ns(config) in self._halted
 
     def take_halted(self, config: RunnableConfig | None) -> bool:
+        if not self._halted:
+            return False
         with self._lock:
             return self._halted.pop(_task_ns(config), 0) is None
 
@@ -231,36 +259,25 @@ class GraphCore:
 
     # -- before the node ----------------------------------------------------------------------
 
-    def prepare(self, node: str, state: Any, config: RunnableConfig) -> Prepared:
+    def prepare(self, node: str, agent: str, state: Any, config: RunnableConfig) -> Prepared:
         conf = config.get("configurable") or {}
-        task_ns = _task_ns(config)
-        agent = self.agent_for(node)
         messages = _get_messages(state, self.messages_key)
-        input_ids = cast(
-            frozenset[str], frozenset([getattr(m, "id", None) for m in messages]) - {None}
-        )
-        gated = bool(conf.get(GATE_KEY))
         prepared = Prepared(
             node=node,
             agent=agent,
             state=state,
             config=config,
-            input_ids=input_ids,
+            input_ids=_message_ids(messages),
             turn_base=len(messages),
             conversation_id=str(conf.get("thread_id") or self.guard.conversation_id),
-            task=task_ns.rsplit(_NS_SEP, 1)[-1],
-            task_ns=task_ns,
-            gated=gated,
+            task_ns=_task_ns(config),
+            gated=bool(conf.get(GATE_KEY)),
             events=bool(conf.get(EVENTS_KEY)),
-            writer=None,
-            inject=self.is_known_agent(node),
             persist=conf.get(_CHECKPOINTER_KEY) is not None,
         )
-        if prepared.inject:
-            prepared.state = self._inject(
-                node, agent, prepared.conversation_id, state, messages
-            )
-        if gated:
+        if self.is_known_agent(node):
+            prepared.state = self._inject(node, agent, prepared.conversation_id, state, messages)
+        if prepared.gated:
             runtime = conf.get(_RUNTIME_KEY)
             original = getattr(runtime, "stream_writer", None)
             if runtime is not None and callable(original) and hasattr(runtime, "override"):
@@ -283,14 +300,13 @@ class GraphCore:
         return prepared
 
     def _inject(
-        self, node: str, agent: str, conversation_id: str, state: Any, messages: list[Any]
+        self, node: str, agent: str, conversation_id: str, state: Any, messages: Sequence[Any]
     ) -> Any:
         block = self.guard.identity_block(agent)
         nudge = self.guard.pop_nudge(agent, conversation_id)
-        parts = [part for part in (block, nudge) if part]
-        if not parts:
+        text = "\n\n".join([part for part in (block, nudge) if part])
+        if not text:
             return state
-        text = "\n\n".join(parts)
         system = self._identity_cache.get((node, text))
         if system is None:
             if len(self._identity_cache) > 1024:
@@ -299,7 +315,8 @@ class GraphCore:
         lead = 0
         while lead < len(messages) and isinstance(messages[lead], SystemMessage):
             lead += 1
-        injected = [*messages[:lead], system, *messages[lead:]]
+        injected = list(messages)
+        injected.insert(lead, system)
         return _set_messages(state, self.messages_key, injected)
 
     # -- after the node -----------------------------------------------------------------------
@@ -307,9 +324,8 @@ class GraphCore:
     def collect(self, prepared: Prepared, output: Any) -> tuple[Any, list[_Unit], list[_Candidate]]:
         """An editable copy of the node's output, where its messages are, and which are new."""
         output = _editable(output)
-        units = list(self._units(output))
+        units = self._units(output)
         candidates: list[_Candidate] = []
-        names = set(self.agent_names()) | {prepared.agent}
         for u, unit in enumerate(units):
             for i, message in enumerate(unit.messages):
                 if not isinstance(message, BaseMessage) or isinstance(message, RemoveMessage):
@@ -319,7 +335,8 @@ class GraphCore:
                 if already_inspected(message):
                     continue
                 if isinstance(message, AIMessage) or (
-                    isinstance(message, HumanMessage) and message.name in names
+                    isinstance(message, HumanMessage)
+                    and (message.name == prepared.agent or message.name in self.agent_names())
                 ):
                     if message.id is None:
                         message = message.model_copy(update={"id": f"lc_{uuid.uuid4().hex}"})
@@ -513,37 +530,37 @@ class GraphCore:
 
     # -- update shapes ------------------------------------------------------------------------
 
-    def _units(self, output: Any) -> Iterable[_Unit]:
+    def _units(self, output: Any) -> list[_Unit]:
         key = self.messages_key
+        if isinstance(output, dict):  # first: the usual shape of a node's update
+            if key in output:
+                unit = _unit_for(output[key], partial(output.__setitem__, key))
+                if unit is not None:
+                    return [unit]
+            return []
         if isinstance(output, Command):
             update = output.update
             if isinstance(update, dict) and key in update:
-                unit = _unit_for(update[key], lambda v: update.__setitem__(key, v))
+                unit = _unit_for(update[key], partial(update.__setitem__, key))
                 if unit is not None:
                     unit.parent = output.graph == Command.PARENT
-                    yield unit
-            elif output.update is not None and not isinstance(output.update, (dict, list, tuple)):
-                yield from self._object_units(output.update)
-            return
-        if isinstance(output, dict):
-            if key in output:
-                unit = _unit_for(output[key], lambda v: output.__setitem__(key, v))
-                if unit is not None:
-                    yield unit
-            return
+                    return [unit]
+            elif update is not None and not isinstance(update, (dict, list, tuple)):
+                return self._object_units(update)
+            return []
         if isinstance(output, (list, tuple)):
-            for item in output:
-                yield from self._units(item)
-            return
+            return [unit for item in output for unit in self._units(item)]
         if output is not None:
-            yield from self._object_units(output)
+            return self._object_units(output)
+        return []
 
-    def _object_units(self, output: Any) -> Iterable[_Unit]:
+    def _object_units(self, output: Any) -> list[_Unit]:
         key = self.messages_key
         if hasattr(output, key):
-            unit = _unit_for(getattr(output, key), lambda v: _force_setattr(output, key, v))
+            unit = _unit_for(getattr(output, key), partial(_force_setattr, output, key))
             if unit is not None:
-                yield unit
+                return [unit]
+        return []
 
     # -- restoring guard state at the start of a run ------------------------------------------
 
@@ -639,13 +656,14 @@ class GuardedNode(Runnable[Any, Any]):
 
     def __init__(self, node: str, inner: Runnable[Any, Any], core: GraphCore) -> None:
         self.node = node
+        self.agent = core.agent_for(node)
         self.inner = inner
         self.core = core
         self.name = node
 
     def _prepare(self, input: Any, config: RunnableConfig | None) -> Prepared | None:
         try:
-            return self.core.prepare(self.node, input, config or {})
+            return self.core.prepare(self.node, self.agent, input, config or {})
         except Exception as exc:
             _log.error("kinguard.adapter_error", node=self.node, stage="prepare", error=repr(exc))
             return None
@@ -786,11 +804,17 @@ def _get(state: Any, key: str) -> Any:
     return getattr(state, key, None)
 
 
-def _get_messages(state: Any, key: str) -> list[Any]:
+def _get_messages(state: Any, key: str) -> Sequence[Any]:
+    """The state's messages, not copied: only read (``_inject`` builds a new list)."""
     value = _get(state, key)
     if isinstance(value, (list, tuple)):
-        return list(value)
-    return []
+        return value
+    return ()
+
+
+def _message_ids(messages: Sequence[Any]) -> frozenset[str]:
+    ids: frozenset[Any] = frozenset([getattr(m, "id", None) for m in messages])
+    return ids - {None} if None in ids else ids
 
 
 def _set_messages(state: Any, key: str, messages: list[Any]) -> Any:
@@ -811,18 +835,23 @@ def _force_setattr(obj: Any, key: str, value: Any) -> None:
 
 
 def _unit_for(value: Any, store: Callable[[Any], None]) -> _Unit | None:
+    # ``_coerce`` returns a new list: the unit's messages can be edited in place.
+    if isinstance(value, (list, tuple)):
+        return _Unit(_coerce(value), _as_list, store)
+    if isinstance(value, BaseMessage):
+        return _Unit([value], _as_list, store)
     if isinstance(value, Overwrite):
         inner = value.value
         if not isinstance(inner, (list, tuple)):
             return None
-        return _Unit(list(_coerce(inner)), lambda ms: Overwrite(ms), store)
-    if isinstance(value, BaseMessage):
-        return _Unit([value], lambda ms: ms, store)
-    if isinstance(value, (list, tuple)):
-        return _Unit(list(_coerce(value)), lambda ms: ms, store)
+        return _Unit(_coerce(inner), Overwrite, store)
     if isinstance(value, (dict, str)):
-        return _Unit(list(_coerce([value])), lambda ms: ms, store)
+        return _Unit(_coerce([value]), _as_list, store)
     return None
+
+
+def _as_list(messages: list[Any]) -> list[Any]:
+    return messages
 
 
 def _coerce(values: Sequence[Any]) -> list[Any]:

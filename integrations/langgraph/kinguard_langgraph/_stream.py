@@ -130,15 +130,14 @@ def _mentions_private(payload: Any, depth: int = 0) -> bool:
     if isinstance(payload, dict):
         if GUARD_KEY in payload:
             return True
-        return any(
-            isinstance(v, dict) and _mentions_private(v, depth + 1) for v in payload.values()
-        ) or any(
-            isinstance(v, list)
-            and v
-            and isinstance(v[0], (dict, tuple))
-            and _mentions_private(v, depth + 1)
-            for v in payload.values()
-        )
+        # One plain loop: this runs on every ``updates`` chunk of every guarded run.
+        for v in payload.values():
+            if (
+                isinstance(v, dict)
+                or (isinstance(v, list) and v and isinstance(v[0], (dict, tuple)))
+            ) and _mentions_private(v, depth + 1):
+                return True
+        return False
     if isinstance(payload, (list, tuple)):
         return any(
             (isinstance(v, dict) and _mentions_private(v, depth + 1))
