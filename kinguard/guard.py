@@ -125,11 +125,17 @@ class KinGuard:
 
     def identity_block(self, agent_name: str) -> str | None:
         """kinguard's identity statement for this agent, or ``None`` under ``none``."""
-        return self._identity.block(self.profile(agent_name))
+        profile = self.profile(agent_name)
+        # Under the lock that also guards adding agents, so a block cached here is never one
+        # built before an agent it should name was added.
+        with self._lock:
+            return self._identity.block(profile)
 
     def system_prompt(self, agent_name: str, base: str | None = None) -> str:
         """``base`` with the agent's identity block appended; applying it twice changes nothing."""
-        return self._identity.apply(self.profile(agent_name), base)
+        profile = self.profile(agent_name)
+        with self._lock:
+            return self._identity.apply(profile, base)
 
     def codename(self, agent_name: str) -> str | None:
         self.profile(agent_name)

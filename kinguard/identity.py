@@ -96,6 +96,7 @@ class IdentityPlanner:
         self._seed = str(seed)
         self._agents: dict[str, AgentProfile] = {}
         self._codenames: dict[str, str] = {}
+        self._blocks: dict[str, str | None] = {}
         # Sorted so the names do not depend on the order agents were listed in.
         for agent in sorted(agents, key=lambda a: a.name):
             self.add_agent(agent)
@@ -116,12 +117,21 @@ class IdentityPlanner:
                 break
             probe += 1
         self._codenames[agent.name] = codename
+        # Blocks name every other agent, so a new agent changes everyone's block.
+        self._blocks.clear()
 
     def codename(self, agent_name: str) -> str | None:
         return self._codenames.get(agent_name)
 
     def block(self, agent: AgentProfile) -> str | None:
-        """The text to add to ``agent``'s system prompt, or ``None`` for ``none``/``conceal``."""
+        """The text to add to ``agent``'s system prompt (``None`` under ``none``); cached."""
+        try:
+            return self._blocks[agent.name]
+        except KeyError:
+            block = self._blocks[agent.name] = self._build_block(agent)
+            return block
+
+    def _build_block(self, agent: AgentProfile) -> str | None:
         others = [other for name, other in self._agents.items() if name != agent.name]
         if self.policy is IdentityPolicy.DISCLOSE:
             return _disclose(agent, others)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import itertools
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
@@ -81,6 +82,15 @@ class Action(enum.StrEnum):
 
 _SEVERITY = {action: index for index, action in enumerate(Action)}
 
+# Message ids need to be unique, not unguessable: a per-process random prefix and a counter
+# cost a fraction of uuid4(), whose os.urandom() call is slow on some VMs.
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_ID_COUNTER = itertools.count()
+
+
+def _next_message_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+
 
 class AgentProfile(BaseModel):
     """One agent in a multi-agent app: which model it runs on and whom it serves.
@@ -154,7 +164,7 @@ class Message(BaseModel):
     text: str
     turn: int = 0
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = Field(default_factory=lambda: _next_message_id())
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -285,3 +285,17 @@ def test_broken_application_logging_cannot_break_inspection() -> None:
         structlog.reset_defaults()
     assert verdict.error is not None and verdict.error.startswith("detector_error")
     assert len(sink.alerts) == 1
+
+
+def test_message_ids_are_unique_across_threads() -> None:
+    ids: list[str] = []
+
+    def make() -> None:
+        ids.extend(Message(sender="a", text="x").id for _ in range(2000))
+
+    threads = [threading.Thread(target=make) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(ids)) == 8000

@@ -71,3 +71,11 @@ def test_conceal_removes_model_and_vendor_tells() -> None:
         assert tell not in concealed
     assert len(spans) >= 3
     assert conceal_identity_cues("The weather is mild today.") == ("The weather is mild today.", [])
+
+
+def test_blocks_are_rebuilt_when_an_undeclared_agent_appears() -> None:
+    guard = KinGuard(AGENTS, identity="disclose")
+    before = guard.identity_block("buyer")
+    assert "newcomer" not in before
+    guard.profile("newcomer")
+    assert "newcomer" in guard.identity_block("buyer")
