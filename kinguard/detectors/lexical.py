@@ -400,17 +400,24 @@ class _Cue:
         # ``re`` scans fast only when it knows which characters a match can start with; it
         # does not work that out through a leading look-behind or a top-level alternation of
         # sequences. So: one regex per top-level alternative, whole words ensured at the end by
-        # look-ahead and at the start by ``_matches``.
+        # look-ahead and at the start by a consumed separator (see ``_compiled``).
         alternatives = tuple(_alternatives(template))
         return cls(family, label, weight, groups, groups[0] - _STOP, alternatives, veto)
 
 
 @functools.cache
 def _compiled(part: str) -> re.Pattern[str]:
+    """The regex of one alternative, matched in ``" " + folded`` (see ``_matches``).
+
+    A match must start a word. Consuming the non-alphanumeric before it, rather than checking
+    the character before each candidate in Python, makes that character the pattern's first,
+    so ``re`` skips every position inside a word in C; the leading space of the searched text
+    stands for the start of the message. There are no look-behinds for the shift to disturb.
+    """
     # Compiling every cue up front cost ~150 ms of import time; most cues are never needed by
     # a given app's traffic, and the word gate means a cue is compiled only when its words
     # actually occur together.
-    return re.compile(f"(?:{_expand(part)})(?![a-z0-9])")
+    return re.compile(f"[^a-z0-9](?:{_expand(part)})(?![a-z0-9])")
 
 
 def _alternatives(template: str) -> list[str]:
@@ -1479,9 +1486,13 @@ _VETO_REACH = 30
 """Characters either side of a vetoable match in which a negation governs it."""
 
 
-def _tokens(folded: str) -> list[bytes]:
-    """The words of ``folded`` as ASCII bytes, computed in C (translate + split)."""
-    return folded.encode("ascii", "replace").translate(_TOKEN_TABLE).split()
+def _word_view(folded: str) -> bytes:
+    """``folded`` as ASCII bytes with every non-alphanumeric a space, one byte per character.
+
+    ``.split()`` gives the words, of the whole text or of any slice, in C; built once per
+    message and shared by the word gate, the neighbourhood checks and the veto.
+    """
+    return folded.encode("ascii", "replace").translate(_TOKEN_TABLE)
 
 
 def _has_long_word(folded: str) -> bool:
@@ -1494,17 +1505,21 @@ def _has_long_word(folded: str) -> bool:
     return _LONG_RUN in shape
 
 
-def _matches(cue: _Cue, folded: str, lo: int, hi: int) -> Iterator[re.Match[str]]:
-    """Matches of ``cue`` in ``folded[lo:hi]`` that start at the start of a word."""
-    for regex in cue.regexes:
-        pos = lo
-        while (match := regex.search(folded, pos, hi)) is not None:
-            start = match.start()
-            if start and folded[start - 1] in _WORD_CHARS:
-                pos = start + 1
-                continue
-            yield match
-            pos = max(match.end(), start + 1)
+def _matches(
+    regexes: tuple[re.Pattern[str], ...], padded: str, windows: list[tuple[int, int]]
+) -> Iterator[tuple[int, int]]:
+    """Spans of the matches in each ``folded[lo:hi]`` that start a word (``padded = " " + folded``).
+
+    ``padded[i]`` is the character before ``folded[i]``, which the regex consumes as the word
+    break (``_compiled``); a match of ``padded`` from ``i`` to ``j`` is ``folded[i:j - 1]``.
+    """
+    for lo, hi in windows:
+        for regex in regexes:
+            pos = lo
+            while (match := regex.search(padded, pos, hi + 1)) is not None:
+                start, end = match.start(), match.end() - 1
+                yield start, end
+                pos = max(end, start + 1)
 
 
 def _occurrences(folded: str, word: str) -> list[tuple[int, int]]:
@@ -1529,8 +1544,8 @@ def _windows(folded: str, anchors: list[tuple[int, int]]) -> list[tuple[int, int
     ``lo, hi`` is the window scanned, ``_WINDOW`` characters either side. Short texts, or
     texts where the anchor word is everywhere, get one window, the whole (bounded) text. A
     window never ends inside a word: the trailing ``(?![a-z0-9])`` of a pattern would otherwise
-    accept the cut as a word end. Its start needs no such care, since look-behind sees the text
-    before it.
+    accept the cut as a word end. Its start needs no such care: the word break a regex consumes
+    before a match is read from the text before the window.
     """
     n = len(folded)
     if n <= 3 * _WINDOW or len(anchors) > _MAX_ANCHOR_HITS:
@@ -1544,9 +1559,9 @@ def _windows(folded: str, anchors: list[tuple[int, int]]) -> list[tuple[int, int
     return windows
 
 
-def _vetoed(folded: str, start: int, end: int) -> bool:
-    before = _tokens(folded[max(0, start - _VETO_REACH) : start])
-    after = _tokens(folded[end : end + _VETO_REACH])
+def _vetoed(view: bytes, start: int, end: int) -> bool:
+    before = view[max(0, start - _VETO_REACH) : start].split()
+    after = view[end : end + _VETO_REACH].split()
     return not (_NEGATIONS.isdisjoint(before) and _CONDEMNATIONS.isdisjoint(after))
 
 
@@ -1717,58 +1732,77 @@ class LexicalDetector:
         self._triggers = frozenset(triggered)
         self._cue_triggers = [frozenset(w.encode() for w in c.triggers) for c in self._cues]
         self._vocabulary = frozenset(bits)
+        self._regexes: list[tuple[re.Pattern[str], ...] | None] = [None] * len(self._cues)
 
     def _mask(self, words: Iterable[bytes]) -> int:
         """The anchor-group bits of ``words``."""
         return reduce(or_, map(self._bits.__getitem__, self._vocabulary.intersection(words)), 0)
 
+    def _anchor_windows(
+        self, folded: str, view: bytes, word: bytes
+    ) -> list[tuple[int, int, int]] | None:
+        """``(near mask, lo, hi)`` per window around ``word``; ``None``: scan the whole text."""
+        around = _windows(folded, _occurrences(folded, word.decode()))
+        n = len(folded)
+        if any(lo == 0 and hi == n for _, _, lo, hi in around):
+            return None
+        return [(self._mask(view[a:b].split()), lo, hi) for a, b, lo, hi in around]
+
     def __call__(self, message: Message, context: Context) -> list[Signal]:
         text = context.text
         folded = text.folded
-        tokens = _tokens(folded)
-        present_words = self._vocabulary.intersection(tokens)
+        view = _word_view(folded)
+        present_words = self._vocabulary.intersection(view.split())
         present = reduce(or_, map(self._bits.__getitem__, present_words), 0)
         candidates: set[int] = set().union(
             *map(self._triggered.__getitem__, self._triggers.intersection(present_words))
         )
         weights: dict[str, dict[str, float]] = {}
         spans: dict[str, list[tuple[int, int]]] = {}
-        windows: dict[str, list[tuple[int, int, int, int]]] = {}
-        near_masks: dict[tuple[int, int], int] = {}
+        # Per anchor word, shared by every cue it triggers: ``None`` when the whole text is
+        # scanned, else each window with the anchor-group bits of the words near the anchor.
+        windows: dict[bytes, list[tuple[int, int, int]] | None] = {}
+        # Per family, the distinct original-text spans found so far: what ``_evidence`` quotes.
+        quoted: dict[str, set[tuple[int, int]]] = {}
         whole = [(0, len(folded))]
+        padded: str | None = None
         for number in sorted(candidates):
             mask = self._cue_masks[number]
             if present & mask != mask:
                 continue
-            cue = self._cues[number]
             scan: list[tuple[int, int]] = []
             for trigger in self._cue_triggers[number].intersection(present_words):
-                word = trigger.decode()
-                if word not in windows:
-                    windows[word] = _windows(folded, _occurrences(folded, word))
-                for near_lo, near_hi, lo, hi in windows[word]:
-                    if (lo, hi) == whole[0]:
-                        scan = whole
-                        break
-                    # The co-occurrence test made for the whole message, now near the
-                    # anchor: most windows around a common word stop here, unscanned.
-                    near = (near_lo, near_hi)
-                    if near not in near_masks:
-                        near_masks[near] = self._mask(_tokens(folded[near_lo:near_hi]))
-                    if near_masks[near] & mask == mask:
-                        scan.append((lo, hi))
-                if scan is whole:
+                if trigger not in windows:
+                    windows[trigger] = self._anchor_windows(folded, view, trigger)
+                around = windows[trigger]
+                if around is None:
+                    scan = whole
                     break
+                # The co-occurrence test made for the whole message, now near the anchor:
+                # most windows around a common word stop here, unscanned.
+                scan += [(lo, hi) for near, lo, hi in around if near & mask == mask]
+            if not scan:
+                continue
+            cue = self._cues[number]
+            regexes = self._regexes[number]
+            if regexes is None:
+                regexes = self._regexes[number] = cue.regexes
+            if padded is None:
+                padded = " " + folded
             matched: set[tuple[int, int]] = set()
-            for lo, hi in scan:
-                for match in _matches(cue, folded, lo, hi):
-                    if match.span() in matched or (
-                        cue.veto and _vetoed(folded, match.start(), match.end())
-                    ):
-                        continue
-                    matched.add(match.span())
-                    weights.setdefault(cue.family, {})[cue.label] = cue.weight
-                    spans.setdefault(cue.family, []).append(match.span())
+            family_spans = spans.setdefault(cue.family, [])
+            shown = quoted.setdefault(cue.family, set())
+            for span in _matches(regexes, padded, scan):
+                if span in matched or (cue.veto and _vetoed(view, *span)):
+                    continue
+                matched.add(span)
+                weights.setdefault(cue.family, {})[cue.label] = cue.weight
+                family_spans.append(span)
+                shown.add(text.span(*span))
+                # Once the cue has scored and the family's evidence is full, further matches
+                # of this cue change nothing: the rest of its windows go unscanned.
+                if len(shown) >= _MAX_EVIDENCE:
+                    break
         signals: list[Signal] = []
         for family in self._families:
             found = None
