@@ -267,6 +267,14 @@ class KinGuard:
             reasons.append(_describe(rule))
             if rule.action is Action.REDACT:
                 redact_signals.extend(matched)
+        if context.text.truncated:
+            # Never silent: the tail of an oversized message went unread.
+            reasons.append(
+                f"only the first {self.policy.max_chars} of {len(message.text)} characters "
+                "were inspected"
+            )
+            if action.severity < Action.ALERT.severity:
+                action = Action.ALERT
         error = "; ".join(str(failure) for failure in result.failures) or None
         if error is not None:
             reasons.append(f"inspection failed; on_error={self.policy.error_mode}")

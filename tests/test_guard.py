@@ -299,3 +299,28 @@ def test_message_ids_are_unique_across_threads() -> None:
     for thread in threads:
         thread.join()
     assert len(set(ids)) == 8000
+
+
+HOSTILE = {
+    "empty": "",
+    "one megabyte": "We AIs should stick together. " * 35_000,
+    "binary junk": bytes(range(256)).decode("latin-1") * 50,
+    "lone surrogates": "price \ud800 fixing \udfff together",
+    "nul bytes": "let's\x00both\x00keep\x00prices\x00high",
+    "deep repetition": "we " * 300_000 + "!",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_input_gets_a_verdict_never_an_exception(name: str) -> None:
+    guard = KinGuard(AGENTS, policy=Policy(rules=(Rule(signal="*", action=Action.REDACT),)))
+    verdict = guard.inspect(msg(HOSTILE[name]))
+    assert verdict.error is None
+    assert verdict.delivered_text is not None
+
+
+def test_an_oversized_message_is_inspected_in_part_and_says_so() -> None:
+    guard = KinGuard(AGENTS, policy=Policy(max_chars=1_000))
+    verdict = guard.inspect(msg("All fine here. " * 200))
+    assert verdict.action is Action.ALERT
+    assert "only the first 1000 of 3000 characters were inspected" in verdict.reasons
