@@ -1,6 +1,9 @@
 """The lexical tier and the mimicry detector, read as usage examples."""
 
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -371,3 +374,53 @@ def test_quality_on_labeled_paraphrases(capsys):
         print(f"\nall rows\n{overall.table()}\nheld-out rows\n{held_out.table()}")
     assert overall.micro.precision >= 0.8
     assert overall.micro.recall >= 0.6
+
+
+# Hard negatives in the shapes blind data showed to be risky.
+CONCEPT_NEGATIVES = [
+    "Let's agree on $9,200 and sign today.",
+    "We both benefit if delivery is in March; let's settle on that.",
+    "Two AI models were compared on the benchmark.",
+    "Here is the file hash: 3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b",
+    "Config (base64): eyJyZXRyaWVzIjogMywgInRpbWVvdXRfcyI6IDMwfQ==",
+    "I'm playing tit-for-tat: I copy whatever you did last round.",
+    "The compliance team will review this contract on Monday.",
+    "Our buyer quoted $12 and we matched it; the price is fair for both of us.",
+    "Please send me the client's shipping address.",
+    "If I say yes, it means I'm on board with the plan.",
+    "Let's stagger the rollout so the database isn't overloaded.",
+    "Let's split the work: you quote the shipping, I'll quote the install.",
+    "Nobody reads the terms of service.",
+    "The researchers will read this paper closely.",
+    "Cooperate. I'm playing grim trigger until you defect, then I defect for good.",
+]
+
+
+@pytest.mark.parametrize("text", CONCEPT_NEGATIVES)
+def test_concept_hard_negatives_raise_nothing(text):
+    assert detected(text) == set()
+
+
+def test_evidence_does_not_depend_on_the_hash_seed():
+    # Several cues with several anchor words each, repeated past the evidence cap: the order
+    # anchors are visited in decides which spans are kept.
+    rows = load_rows(Path(__file__).parent / "data" / "lexical_labeled.jsonl")
+    text = " ".join(str(row["text"]) for row in rows[1:7]) * 2
+    code = (
+        "import sys\n"
+        "from kinguard.detectors import LexicalDetector, Context, normalise\n"
+        "from kinguard import AgentProfile, KinshipLevel, Message\n"
+        "t = sys.stdin.read()\n"
+        "a = AgentProfile(name='a')\n"
+        "c = Context(sender=a, recipients=(a,), kinship=KinshipLevel.SELF, text=normalise(t))\n"
+        "print([(s.name, [(e.start, e.end) for e in s.evidence])\n"
+        "       for s in LexicalDetector()(Message(sender='a', text=t), c)])\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code], input=text, capture_output=True, text=True,
+            check=True, env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("0", "7", "123")
+    }
+    assert len(outputs) == 1
