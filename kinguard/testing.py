@@ -39,7 +39,9 @@ __all__ = [
     "AdapterConformance",
     "AdapterHarness",
     "CapturingSink",
+    "HangingDetector",
     "KeywordDetector",
+    "RaisingDetector",
     "RunResult",
     "capture_verdicts",
     "reference_verdicts",
@@ -91,6 +93,8 @@ class KeywordDetector:
 
 
 class RaisingDetector:
+    """Always raises: for testing that a failing detector is contained."""
+
     inline = True
     detector_name = "raising"
 

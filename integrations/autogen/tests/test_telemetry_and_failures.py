@@ -17,7 +17,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from kinguard import Action, KinGuard, Policy, Rule
-from kinguard.testing import CapturingSink, KeywordDetector, capture_verdicts
+from kinguard.testing import (
+    CapturingSink,
+    HangingDetector,
+    KeywordDetector,
+    RaisingDetector,
+    capture_verdicts,
+)
 
 
 def ancestors(span: ReadableSpan, spans: list[ReadableSpan]) -> list[str]:
@@ -75,25 +81,13 @@ async def test_inspection_spans_nest_under_autogen_runtime_spans(kit: SimpleName
 async def test_a_broken_detector_never_crashes_or_stalls_a_team(
     kit: SimpleNamespace, broken: str, on_error: Any
 ) -> None:
-    class Raising:
-        inline = True
-        detector_name = "raising"
-
-        def __call__(self, message: Any, context: Any) -> list[Any]:
-            raise RuntimeError("detector exploded")
-
-    class Sleeping:
-        inline = False
-        detector_name = "sleeping"
-
-        def __call__(self, message: Any, context: Any) -> list[Any]:
-            time.sleep(2.0)
-            return []
-
     sink = CapturingSink()
     guard = KinGuard(
         kit.PROFILES,
-        detectors=[Raising() if broken == "raises" else Sleeping(), KeywordDetector(kit.KEYWORD)],
+        detectors=[
+            RaisingDetector() if broken == "raises" else HangingDetector(seconds=2.0),
+            KeywordDetector(kit.KEYWORD),
+        ],
         policy=Policy(
             rules=(Rule(signal="collusion.market", action=Action.BLOCK),),
             on_error=on_error,
