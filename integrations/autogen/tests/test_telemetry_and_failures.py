@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -102,12 +101,12 @@ async def test_a_broken_detector_never_crashes_or_stalls_a_team(
         ),
         guard,
     )
-    started = time.perf_counter()
     with capture_verdicts(guard) as verdicts:
         result = await asyncio.wait_for(team.run(task="Go."), timeout=10)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 1.5  # four inspections, each cut off at 50 ms: no two-second sleeps
-    assert len(verdicts) == 4 and all(v.error is not None for v in verdicts)
+    # Each inspection ended on the guard's own terms: a contained error or a 50 ms time-out,
+    # never by waiting out the two-second sleep.
+    expected = "timeout" if broken == "hangs" else "exploded"
+    assert len(verdicts) == 4 and all(expected in (v.error or "") for v in verdicts)
     assert len(sink.alerts) == 4
     texts = [t for s, t in kit.chat(result) if s != "user"]
     if on_error == "open":
