@@ -112,7 +112,9 @@ class KinGuard:
         with self._lock:
             found = self._profiles.get(name)
             if found is None:
-                found = self._profiles[name] = AgentProfile(name=name)
+                found = AgentProfile(name=name)
+                # Copy on write: other threads iterate the profiles without taking the lock.
+                self._profiles = {**self._profiles, name: found}
                 self._identity.add_agent(found)
         return found
 
