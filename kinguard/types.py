@@ -75,10 +75,6 @@ class Action(enum.StrEnum):
     def severity(self) -> int:
         return _SEVERITY[self]
 
-    @classmethod
-    def most_severe(cls, actions: list[Action]) -> Action:
-        return max(actions, key=lambda a: a.severity, default=cls.ALLOW)
-
 
 _SEVERITY = {action: index for index, action in enumerate(Action)}
 
@@ -193,10 +189,6 @@ class Verdict(BaseModel):
     nudge: str | None = None
     error: str | None = None
     duration_ms: float = 0.0
-
-    @property
-    def flagged(self) -> bool:
-        return bool(self.signals) or self.error is not None
 
     @property
     def blocked(self) -> bool:
