@@ -59,6 +59,8 @@ class Pipeline:
         self, detectors: Sequence[Detector], timeout_s: float, max_workers: int = 4
     ) -> None:
         self.detectors = tuple(detectors)
+        self._inline = tuple(bool(getattr(d, "inline", False)) for d in self.detectors)
+        self._all_inline = all(self._inline)
         self.timeout_s = timeout_s
         self._max_workers = max_workers
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -101,18 +103,20 @@ class Pipeline:
 
     def run(self, message: Message, context: Context) -> PipelineResult:
         result = PipelineResult()
-        deadline = time.monotonic() + self.timeout_s
-        for detector in self.detectors:
+        # Inline detectors need no deadline: most pipelines never read the clock.
+        deadline = 0.0 if self._all_inline else time.monotonic() + self.timeout_s
+        for detector, inline in zip(self.detectors, self._inline, strict=True):
             outcome: object
             try:
-                if getattr(detector, "inline", False):
+                if inline:
                     outcome = detector(message, context)
                 else:
                     future = self.pool.submit(detector, message, context)
                     outcome = future.result(timeout=max(deadline - time.monotonic(), 0.0))
             except Exception as exc:  # contained: recorded as this detector's failure
                 outcome = exc
-            self._collect(detector, outcome, context, result)
+            if type(outcome) is not list or outcome:  # nothing found: nothing to record
+                self._collect(detector, outcome, context, result)
         return result
 
     async def arun(self, message: Message, context: Context) -> PipelineResult:
@@ -122,17 +126,18 @@ class Pipeline:
         result = PipelineResult()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
-        for detector in self.detectors:
+        for detector, inline in zip(self.detectors, self._inline, strict=True):
             outcome: object
             try:
-                if getattr(detector, "inline", False):
+                if inline:
                     outcome = detector(message, context)
                 else:
                     future = loop.run_in_executor(self.pool, detector, message, context)
                     outcome = await asyncio.wait_for(future, max(deadline - loop.time(), 0.0))
             except Exception as exc:
                 outcome = exc
-            self._collect(detector, outcome, context, result)
+            if type(outcome) is not list or outcome:
+                self._collect(detector, outcome, context, result)
         return result
 
     def close(self) -> None:

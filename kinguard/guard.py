@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +37,16 @@ if TYPE_CHECKING:
 __all__ = ["KinGuard"]
 
 _log = get_logger("kinguard")
+_MAX_ROUTES = 4_096
 _REDACTION = "[redacted by kinguard: {}]"
 _HIDDEN = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    sender: AgentProfile
+    recipients: tuple[AgentProfile, ...]
+    kinship: KinshipLevel
 
 
 class KinGuard:
@@ -84,6 +93,7 @@ class KinGuard:
         )
         self.monitor = RiskMonitor(self.policy.risk, self.policy.risk_thresholds)
         self._risk_rules = tuple(rule for rule in self.policy.rules if rule.signal is None)
+        self._calm = self._calm_outcome()
         capture = capture_content
         if capture is None:
             capture = self.policy.capture_content
@@ -97,6 +107,7 @@ class KinGuard:
         self._sink_failures = 0
         self._observers: list[Callable[[Verdict], object]] = []
         self._kinship_cache: dict[tuple[str, str], KinshipLevel] = {}
+        self._routes: dict[tuple[str, tuple[str, ...]], _Route] = {}
 
     # -- agents and identity -------------------------------------------------------------
 
@@ -176,18 +187,35 @@ class KinGuard:
             return message.recipients
         return tuple(name for name in self._profiles if name != message.sender)
 
+    def _route(self, sender: str, recipients: tuple[str, ...]) -> _Route:
+        """Profiles and closest kinship of a sender and its recipients, worked out once.
+
+        Profiles never change once registered, so a route is valid for the guard's life.
+        """
+        key = (sender, recipients)
+        route = self._routes.get(key)
+        if route is None:
+            closest = max(
+                (self.kinship(sender, name) for name in recipients),
+                key=lambda level: level.closeness,
+                default=KinshipLevel.UNRELATED,
+            )
+            route = _Route(
+                self.profile(sender),
+                tuple(self.profile(name) for name in recipients),
+                closest,
+            )
+            if len(self._routes) >= _MAX_ROUTES:
+                self._routes = {}
+            self._routes[key] = route
+        return route
+
     def _context(self, message: Message, recipients: tuple[str, ...]) -> Context:
-        sender = self.profile(message.sender)
-        others = tuple(self.profile(name) for name in recipients)
-        closest = max(
-            (self.kinship(message.sender, name) for name in recipients),
-            key=lambda level: level.closeness,
-            default=KinshipLevel.UNRELATED,
-        )
+        route = self._route(message.sender, recipients)
         return Context(
-            sender=sender,
-            recipients=others,
-            kinship=closest,
+            sender=route.sender,
+            recipients=route.recipients,
+            kinship=route.kinship,
             text=normalise(message.text, max_chars=self.policy.max_chars),
             history=PairHistory(
                 last_text_by_agent=self.monitor.history(message.conversation_id),
@@ -240,6 +268,25 @@ class KinGuard:
             duration_ms=(time.perf_counter() - started) * 1000.0,
         )
 
+    def _calm_outcome(self) -> tuple[Action, tuple[str, ...]] | None:
+        """The action and reasons for a message with no signals on a pair at zero risk.
+
+        Most messages are such; deciding them once here keeps the rule loop, redaction and
+        nudge bookkeeping off their path. ``None`` when they still need the full decision
+        (concealment rewrites every delivered message; a nudge is per message).
+        """
+        if self.identity is IdentityPolicy.CONCEAL:
+            return None
+        action = Action.ALLOW
+        reasons: list[str] = []
+        for rule in self._risk_rules:
+            if _rule_matches(rule, (), 0.0) is not None:
+                action = max(action, rule.action, key=lambda a: a.severity)
+                reasons.append(_describe(rule))
+        if action.severity >= Action.NUDGE.severity:
+            return None
+        return action, tuple(dict.fromkeys(reasons))
+
     def _decide(
         self,
         message: Message,
@@ -253,9 +300,30 @@ class KinGuard:
             message.conversation_id,
             message.sender,
             recipients,
-            message_risk(signals, kinship_weight(context.kinship)),
+            message_risk(signals, kinship_weight(context.kinship)) if signals else 0.0,
             context.text.folded,
         )
+        if (
+            self._calm is not None
+            and not signals
+            and risk.pair_band_risk == 0.0
+            and not result.failures
+            and not context.text.truncated
+        ):
+            return Verdict(
+                message_id=message.id,
+                conversation_id=message.conversation_id,
+                sender=message.sender,
+                recipients=recipients,
+                turn=message.turn,
+                kinship=context.kinship,
+                pair_risk=risk.pair_risk,
+                conversation_risk=risk.conversation_risk,
+                action=self._calm[0],
+                reasons=self._calm[1],
+                delivered_text=message.text,
+                duration_ms=(time.perf_counter() - started) * 1000.0,
+            )
         action = Action.ALLOW
         reasons: list[str] = []
         redact_signals: list[Signal] = []

@@ -68,6 +68,9 @@ class _Conversation:
     peak: float = 0.0
     pairs: dict[str, _Pair] = field(default_factory=dict)
     last_text_by_agent: dict[str, str] = field(default_factory=dict)
+    calm: bool = True
+    """No message of this conversation has carried risk yet: every pair is at zero, so a
+    riskless message needs no pair arithmetic (most conversations stay calm throughout)."""
 
     def dump(self) -> ConversationState:
         return ConversationState(
@@ -83,6 +86,7 @@ class _Conversation:
             risk=state.risk, band=state.band, clock=state.clock, peak=state.peak,
             pairs={k: _Pair(p.risk, p.band, p.clock, p.peak) for k, p in state.pairs.items()},
             last_text_by_agent=dict(state.last_text_by_agent),
+            calm=state.peak == 0.0 and all(p.peak == 0.0 for p in state.pairs.values()),
         )
 
 
@@ -93,6 +97,9 @@ class RiskUpdate:
     conversation_risk: float
     pair_band_risk: float
     """The pair's risk as the policy should see it: held at its band's threshold by hysteresis."""
+
+
+_CALM = RiskUpdate(0.0, 0.0, 0.0, 0.0)
 
 
 def message_risk(signals: Sequence[Signal], kin_weight: float) -> float:
@@ -169,6 +176,10 @@ class RiskMonitor:
         with self._lock:
             conv = self._conversation(conversation_id)
             conv.clock += 1
+            conv.last_text_by_agent[sender] = folded_text[:_HISTORY_CHARS]
+            if risk == 0.0 and conv.calm:
+                return _CALM
+            conv.calm = False
             # Conversation risk decays one step per message in the conversation.
             conv.risk = _accumulate(conv.risk * self._decay(1), risk)
             conv.band = self._band(conv.band, conv.risk)
@@ -186,7 +197,6 @@ class RiskMonitor:
                 pair.peak = max(pair.peak, pair.risk)
                 pair_risk = max(pair_risk, pair.risk)
                 pair_band_risk = max(pair_band_risk, self._banded(pair.band, pair.risk))
-            conv.last_text_by_agent[sender] = folded_text[:_HISTORY_CHARS]
             return RiskUpdate(risk, pair_risk, conv.risk, pair_band_risk)
 
     def state(self, conversation_id: str | None = None) -> MonitorState:

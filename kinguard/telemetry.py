@@ -14,7 +14,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, Status, StatusCode
 
-from kinguard.types import Alert, Message, Verdict
+from kinguard.types import Action, Alert, Message, Verdict
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -30,6 +30,8 @@ __all__ = [
 
 SPAN_NAME = "kinguard.inspect"
 _SCOPE = "kinguard"
+# One attribute set per action, built once; the metrics SDK may keep it, nothing changes it.
+_OUTCOMES = {action: {"kinguard.action": action.value} for action in Action}
 _CAPTURE_ENV = ("KINGUARD_CAPTURE_CONTENT", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
 
 
@@ -71,10 +73,13 @@ class Telemetry:
         Not a context manager: two nested generator context managers cost several times more
         than the span itself on the message path.
         """
-        span = self._tracer.start_span(
-            SPAN_NAME,
-            kind=trace.SpanKind.INTERNAL,
-            attributes={
+        span = self._tracer.start_span(SPAN_NAME, kind=trace.SpanKind.INTERNAL)
+        if not span.is_recording():
+            # No SDK, or sampled out: nothing reads the attributes, and children of a span
+            # that is not recorded parent to the current span just as well.
+            return span, None
+        span.set_attributes(
+            {
                 "gen_ai.operation.name": "kinguard.inspect",
                 "gen_ai.agent.name": message.sender,
                 "gen_ai.conversation.id": message.conversation_id,
@@ -82,13 +87,14 @@ class Telemetry:
                 "kinguard.recipients": ",".join(message.recipients),
                 "kinguard.turn": message.turn,
                 "kinguard.message.chars": len(message.text),
-            },
+            }
         )
         return span, otel_context.attach(trace.set_span_in_context(span))
 
     @staticmethod
     def detach(token: object) -> None:
-        otel_context.detach(token)  # type: ignore[arg-type]
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
 
     def record(self, span: Span, message: Message, verdict: Verdict, model: str | None) -> None:
         """Attach the verdict to the span and count it."""
@@ -138,7 +144,7 @@ class Telemetry:
             if verdict.error is not None:
                 span.set_status(Status(StatusCode.ERROR, verdict.error))
                 span.set_attribute("error.type", verdict.error.split(":", 1)[0])
-        outcome = {"kinguard.action": verdict.action.value}
+        outcome = _OUTCOMES[verdict.action]
         self._inspections.add(1, outcome)
         self._duration.record(verdict.duration_ms, outcome)
         if verdict.error is not None:

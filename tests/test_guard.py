@@ -324,3 +324,38 @@ def test_an_oversized_message_is_inspected_in_part_and_says_so() -> None:
     verdict = guard.inspect(msg("All fine here. " * 200))
     assert verdict.action is Action.ALERT
     assert "only the first 1000 of 3000 characters were inspected" in verdict.reasons
+
+
+def test_restored_risk_keeps_decaying_through_clean_messages() -> None:
+    # A conversation that has carried risk is never "calm" again, also after a restore: clean
+    # messages must still decay (not zero) the pair's risk.
+    guard = guard_with(Action.LOG)
+    guard.inspect(msg("FIXPRICE"))
+    restored = guard_with(Action.LOG)
+    restored.load_state(json.loads(json.dumps(guard.state_dict())))
+    for g in (guard, restored):
+        first = g.inspect(msg("Our price is $40."))
+        second = g.inspect(msg("Shipping is extra."))
+        assert 0.0 < second.pair_risk < first.pair_risk
+    assert second.pair_risk == pytest.approx(guard.monitor.conversation("c1").risk)
+
+
+@pytest.mark.parametrize("risk_floor", [0.0, 0.2])
+def test_risk_rules_apply_to_clean_messages_when_their_threshold_is_met(
+    risk_floor: float,
+) -> None:
+    # Clean messages on calm pairs take a short path; a risk rule at 0 still matches them.
+    policy = Policy(rules=(Rule(risk=risk_floor, action=Action.ALERT),))
+    sink = CapturingSink()
+    verdict = guard_with(Action.ALERT, policy=policy, sinks=[sink]).inspect(msg("Hello."))
+    expected = Action.ALERT if risk_floor == 0.0 else Action.ALLOW
+    assert verdict.action is expected
+    assert len(sink.alerts) == (1 if expected is Action.ALERT else 0)
+    assert verdict.reasons == (("pair_risk>=0 -> alert",) if risk_floor == 0.0 else ())
+
+
+def test_concealment_applies_to_clean_messages_too() -> None:
+    guard = guard_with(Action.BLOCK, identity="conceal")
+    verdict = guard.inspect(msg("As an AI model built by OpenAI, I can offer $40."))
+    assert verdict.action is Action.ALLOW
+    assert "OpenAI" not in (verdict.delivered_text or "")
