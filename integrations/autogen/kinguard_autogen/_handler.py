@@ -18,8 +18,7 @@ replaced by a notice, and its own failures are contained.
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from autogen_agentchat.messages import (
@@ -62,6 +61,8 @@ _log = get_logger("kinguard.autogen")
 
 EventMode = Literal["none", "flagged", "all"]
 _CACHE_SIZE = 1024
+_ALLOW = Action.ALLOW
+_HALT = Action.HALT
 _STATE_VERSION = 1
 
 
@@ -101,8 +102,13 @@ class TeamGuard:
         self.identity_delivered: set[str] = set()
         # Resolved halts to deliver to everyone but their sender: message id -> sender.
         self.private_deliveries: dict[str, str] = {}
-        self._verdicts: OrderedDict[str, tuple[Verdict, BaseChatMessage]] = OrderedDict()
+        # Verdicts by message id, from the first sight (output topic) to the second (group
+        # topic); insertion-ordered, so the oldest is evicted if a second sight never comes.
+        self._verdicts: dict[str, tuple[Verdict, BaseChatMessage]] = {}
         self.pending_events: dict[str, KinGuardVerdictEvent] = {}
+        # Called when an event is added to pending_events: guard_team hooks the team's output
+        # queue only while events wait for their message (see _team._patch_output_queue).
+        self.on_pending_event: Callable[[], None] | None = None
         # Each sender's recipients: the participants are fixed, so each tuple is built once.
         self._recipients: dict[str, tuple[str, ...]] = {}
 
@@ -163,19 +169,30 @@ class TeamGuard:
             )
         )
         self.turn += 1
-        delivered = rewrite(message, verdict, text)
+        if verdict.action is _ALLOW and not verdict.modified and verdict.error is None:
+            # Most messages: delivered as the very same object, unstamped, and no event unless
+            # every verdict is streamed.
+            delivered: BaseChatMessage = message
+            streamed = self.events == "all"
+        else:
+            delivered = rewrite(message, verdict, text)
+            streamed = self.events == "all" or (
+                self.events == "flagged"
+                and (verdict.action is not _ALLOW or verdict.error is not None)
+            )
         verdicts = self._verdicts
         verdicts[message.id] = (verdict, delivered)
         if len(verdicts) > _CACHE_SIZE:
-            verdicts.popitem(last=False)
-        if self._streams(verdict):
+            del verdicts[next(iter(verdicts))]
+        if streamed:
             self.pending_events[delivered.id] = KinGuardVerdictEvent.from_verdict(verdict)
+            if self.on_pending_event is not None:
+                self.on_pending_event()
         return verdict, delivered
 
-    def _streams(self, verdict: Verdict) -> bool:
-        if self.events == "flagged":
-            return verdict.action is not Action.ALLOW or verdict.error is not None
-        return self.events == "all"
+    def known(self, message_id: str) -> tuple[Verdict, BaseChatMessage] | None:
+        """The verdict and delivered message of a message inspected on first sight, once."""
+        return self._verdicts.pop(message_id, None)
 
     async def verdict_for(self, message: BaseChatMessage) -> tuple[Verdict | None, BaseChatMessage]:
         """The verdict reached when the message was first seen, or a fresh inspection."""
@@ -290,46 +307,87 @@ def _route(cls: type) -> int:
 
 
 class KinGuardInterventionHandler(DefaultInterventionHandler):
-    """Runs kinguard on one team's traffic in its runtime; ignores every other team's."""
+    """Runs kinguard on the traffic of each guarded team in its runtime; ignores the rest.
 
-    def __init__(self, team_guard: TeamGuard) -> None:
-        self.team_guard = team_guard
-        self._team_id = team_guard.topics.team_id
+    One per runtime, shared by every team guarded on it. The runtime hands each of its handlers
+    the message as it was published and keeps the *last* handler's answer (``_process_next``),
+    so with one handler per team the later one, passing another team's message on unchanged,
+    would undo the earlier one's rewrite.
+    """
+
+    def __init__(self, team_guard: TeamGuard | None = None) -> None:
+        self._teams: dict[str, TeamGuard] = {}
+        if team_guard is not None:
+            self.add(team_guard)
+
+    @property
+    def teams(self) -> Mapping[str, TeamGuard]:
+        """The guarded teams on this runtime, by team id."""
+        return self._teams
+
+    def add(self, team_guard: TeamGuard) -> None:
+        self._teams[team_guard.topics.team_id] = team_guard
+
+    def remove(self, team_id: str) -> None:
+        self._teams.pop(team_id, None)
 
     async def on_publish(
         self, message: Any, *, message_context: MessageContext
     ) -> Any | type[DropMessage]:
-        topic = message_context.topic_id
-        if topic is None or topic.source != self._team_id:
-            return message
+        # The runtime calls this for every publish of every team on it, three per agent turn:
+        # the message's type settles most (a speaker request, another team's event) at once.
         route = _ROUTES.get(type(message))
         if route is None:
             route = _route(type(message))
         if route == _PASS:
             return message
+        topic = message_context.topic_id
+        if topic is None:
+            return message
+        tg = self._teams.get(topic.source)
+        if tg is None:  # a team kinguard does not guard
+            return message
         if route == _START:
-            if topic.type == self.team_guard.topics.group_topic:
-                return self._without_private(message)
+            if topic.type == tg.topics.group_topic:
+                return self._without_private(tg, message)
             return message
         # Contained: a handler that raises loses the message and hangs the team (module doc).
         try:
             if route == _OUTPUT:
-                return await self._on_output(message)
+                # First sight of an agent's message: inspect it now, before anyone gets it.
+                chat = message.message
+                if isinstance(chat, BaseChatMessage) and tg.inspectable(chat):
+                    _, delivered = await tg.inspect(chat)
+                    if delivered is not chat:
+                        return GroupChatMessage(message=delivered)
+                return message
             if route == _AGENT_RESPONSE:
-                return await self._on_agent_response(message)
-            return await self._on_team_response(message)
+                # Second sight: the verdict reached on the first one decides.
+                response = message.response
+                chat = response.chat_message
+                known = tg.known(chat.id)
+                if (
+                    known is not None
+                    and known[1] is chat
+                    and not response.inner_messages
+                    and known[0].nudge is None
+                    and known[0].action is not _HALT
+                ):
+                    return message  # let through untouched: nothing to copy, nothing to follow
+                return await self._on_agent_response(tg, message, known)
+            return await self._on_team_response(tg, message)
         except Exception as exc:
-            return self._fallback(message, exc)
+            return self._fallback(tg, message, exc)
 
     async def on_send(
         self, message: Any, *, message_context: MessageContext, recipient: AgentId
     ) -> Any | type[DropMessage]:
-        tg = self.team_guard
-        if recipient.key != tg.topics.team_id or recipient.type != tg.topics.manager_topic:
+        tg = self._teams.get(recipient.key)
+        if tg is None or recipient.type != tg.topics.manager_topic:
             return message
         try:
             if isinstance(message, GroupChatStart):
-                await self._on_run_start(message)
+                await self._on_run_start(tg, message)
             elif isinstance(message, GroupChatReset):
                 tg.identity_delivered.clear()
                 tg.pending_events.clear()
@@ -345,54 +403,59 @@ class KinGuardInterventionHandler(DefaultInterventionHandler):
 
     # -- one handler per event type --------------------------------------------------------
 
-    async def _on_output(self, message: GroupChatMessage) -> GroupChatMessage:
-        inner = message.message
-        if not isinstance(inner, BaseChatMessage) or not self.team_guard.inspectable(inner):
-            return message
-        _, delivered = await self.team_guard.inspect(inner)
-        return message if delivered is inner else GroupChatMessage(message=delivered)
-
-    async def _on_agent_response(self, message: GroupChatAgentResponse) -> GroupChatAgentResponse:
-        tg = self.team_guard
+    async def _on_agent_response(
+        self,
+        tg: TeamGuard,
+        message: GroupChatAgentResponse,
+        known: tuple[Verdict, BaseChatMessage] | None,
+    ) -> GroupChatAgentResponse:
         response = message.response
-        verdict, delivered = await tg.verdict_for(response.chat_message)
+        chat = response.chat_message
+        verdict, delivered = known if known is not None else await tg.verdict_for(chat)
         original = response.inner_messages
-        inner: list[BaseAgentEvent | BaseChatMessage] | None = None
-        changed = False
-        if original is not None:
-            inner = []
+        inner = original
+        if original:
+            rewritten: list[BaseAgentEvent | BaseChatMessage] = []
+            changed = False
             for item in original:
                 if isinstance(item, BaseChatMessage):
-                    _, rewritten = await tg.verdict_for(item)
-                    changed = changed or rewritten is not item
-                    item = rewritten
-                inner.append(item)
+                    _, replaced = await tg.verdict_for(item)
+                    changed = changed or replaced is not item
+                    item = replaced
+                rewritten.append(item)
+            if changed:
+                inner = rewritten
         if verdict is not None:
             await tg.after_delivery(verdict)
-        if delivered is response.chat_message and not changed:
+        if delivered is chat and inner is original:
             return message
         return GroupChatAgentResponse(
             response=dataclasses.replace(response, chat_message=delivered, inner_messages=inner),
             name=message.name,
         )
 
-    async def _on_team_response(self, message: GroupChatTeamResponse) -> GroupChatTeamResponse:
-        tg = self.team_guard
+    async def _on_team_response(
+        self, tg: TeamGuard, message: GroupChatTeamResponse
+    ) -> GroupChatTeamResponse:
         rewritten: list[BaseAgentEvent | BaseChatMessage] = []
         verdicts: list[Verdict] = []
+        changed = False
         for item in message.result.messages:
             if isinstance(item, BaseChatMessage):
-                verdict, item = await tg.verdict_for(item)
+                verdict, replaced = await tg.verdict_for(item)
                 if verdict is not None:
                     verdicts.append(verdict)
+                changed = changed or replaced is not item
+                item = replaced
             rewritten.append(item)
         for verdict in verdicts:
             await tg.after_delivery(verdict)
+        if not changed:
+            return message
         result = message.result.model_copy(update={"messages": rewritten})
         return GroupChatTeamResponse(result=result, name=message.name)
 
-    async def _on_run_start(self, start: GroupChatStart) -> None:
-        tg = self.team_guard
+    async def _on_run_start(self, tg: TeamGuard, start: GroupChatStart) -> None:
         tg.pending_events.clear()
         for name, block in tg.identity_messages.items():
             if name not in tg.identity_delivered:
@@ -416,9 +479,8 @@ class KinGuardInterventionHandler(DefaultInterventionHandler):
             )
         tg.pending_halt = None
 
-    def _without_private(self, start: GroupChatStart) -> GroupChatStart:
+    def _without_private(self, tg: TeamGuard, start: GroupChatStart) -> GroupChatStart:
         """A resolved halt reaches the others privately; its sender already knows what it said."""
-        tg = self.team_guard
         if not start.messages or not any(m.id in tg.private_deliveries for m in start.messages):
             return start
         kept = [m for m in start.messages if tg.private_deliveries.pop(m.id, None) is None]
@@ -426,9 +488,8 @@ class KinGuardInterventionHandler(DefaultInterventionHandler):
             messages=kept or None, output_task_messages=start.output_task_messages
         )
 
-    def _fallback(self, message: Any, exc: BaseException) -> Any:
+    def _fallback(self, tg: TeamGuard, message: Any, exc: BaseException) -> Any:
         """The adapter itself failed: deliver as the error mode says, never drop, never raise."""
-        tg = self.team_guard
         try:
             chat: BaseChatMessage | None = None
             if isinstance(message, GroupChatMessage) and isinstance(

@@ -149,12 +149,15 @@ def guard_team(
     )
     system_messages = _inject_identity(team, team_guard)
 
-    handler = KinGuardInterventionHandler(team_guard)
+    # One kinguard handler per runtime, shared by the teams guarded on it (see the handler).
     handlers = runtime._intervention_handlers
     if handlers is None:
-        runtime._intervention_handlers = [handler]
-    else:
+        handlers = runtime._intervention_handlers = []
+    handler = next((h for h in handlers if isinstance(h, KinGuardInterventionHandler)), None)
+    if handler is None:
+        handler = KinGuardInterventionHandler()
         handlers.append(handler)
+    handler.add(team_guard)
 
     if not team._message_factory.is_registered(KinGuardVerdictEvent):
         # Lets guarded teams nested inside this one stream their verdict events through it.
@@ -186,7 +189,8 @@ def unguard_team(team: TeamT) -> TeamT:
         if isinstance(team._runtime, SingleThreadedAgentRuntime)
         else None
     )
-    if handlers is not None and installed.handler in handlers:
+    installed.handler.remove(installed.team_guard.topics.team_id)
+    if handlers is not None and not installed.handler.teams and installed.handler in handlers:
         handlers.remove(installed.handler)
     if installed.termination_replaced:
         team._termination_condition = installed.termination
@@ -197,8 +201,10 @@ def unguard_team(team: TeamT) -> TeamT:
     for name in ("save_state", "load_state"):
         if name in vars(team):
             delattr(team, name)
-    if installed.queue_patched and "put" in vars(team._output_message_queue):
-        delattr(team._output_message_queue, "put")
+    if installed.queue_patched:
+        installed.team_guard.on_pending_event = None
+        if "put" in vars(team._output_message_queue):
+            delattr(team._output_message_queue, "put")
     delattr(team, _ATTR)
     return team
 
@@ -296,21 +302,29 @@ def _patch_output_queue(team: BaseGroupChat, tg: TeamGuard) -> None:
 
     The manager puts each output message into this queue and then, on a termination, the
     ``GroupChatTermination`` that ends ``run_stream``; an event published through the runtime
-    instead would queue behind the termination and be lost, so it rides on ``put``.
+    instead would queue behind the termination and be lost, so it rides on ``put``. Only while
+    an event waits for its message, though: the hook is armed when the handler adds one (before
+    the manager puts that message) and disarms itself once none is left, so the messages of a
+    calm conversation go into the queue without passing through kinguard at all.
     """
     queue = team._output_message_queue
     put = queue.put
 
     async def put_with_verdict(item: Any) -> None:
         await put(item)
-        if not tg.pending_events:  # the common case: nothing flagged, nothing to follow
-            return
+        pending = tg.pending_events
         item_id = getattr(item, "id", None)
-        event = None if item_id is None else tg.pending_events.pop(item_id, None)
+        event = None if item_id is None else pending.pop(item_id, None)
         if event is not None:
             await put(event)
+        if not pending and vars(queue).get("put") is put_with_verdict:
+            del queue.put  # disarm: back to the queue's own put
 
-    queue.put = put_with_verdict  # type: ignore[method-assign]
+    def arm() -> None:
+        if vars(queue).get("put") is not put_with_verdict:
+            queue.put = put_with_verdict  # type: ignore[method-assign]
+
+    tg.on_pending_event = arm
 
 
 def _patch_state(team: BaseGroupChat, tg: TeamGuard) -> None:

@@ -139,33 +139,41 @@ class KinGuardTermination(TerminationCondition, Component[KinGuardTerminationCon
 
 
 class HaltOrTermination(OrTerminationCondition):
-    """``KinGuardTermination() | condition`` as ``guard_team`` adds it, checked without ``gather``.
+    """``KinGuardTermination() | condition`` as ``guard_team`` adds it, cheap on every message.
 
     ``OrTerminationCondition`` runs its conditions through ``asyncio.gather``: two tasks and a
-    trip through the event loop after every message, a few percent of a whole team's run. The
-    halt check never awaits anything without its own guard (``guard_team`` refuses one), so
-    running the two one after the other gives the same stop messages in the same order. It dumps
-    as a plain ``OrTerminationCondition`` (the provider is inherited) and loads back as one.
+    trip through the event loop after every message, a few percent of a whole team's run. This
+    checks the two one after the other and gives the same stop messages in the same order. The
+    halt check (never with a guard of its own: ``guard_team`` refuses one) can only stop on a
+    message kinguard stamped, so it runs only when the new messages hold a stamp; messages
+    kinguard let through untouched carry none. It dumps as a plain ``OrTerminationCondition``
+    (the provider is inherited) and loads back as one.
     """
 
     def __init__(self, halt: KinGuardTermination, condition: TerminationCondition) -> None:
         super().__init__(halt, condition)
+        self._halt = halt
+        self._condition = condition
 
     async def __call__(
         self, messages: Sequence[BaseAgentEvent | BaseChatMessage]
     ) -> StopMessage | None:
-        if self.terminated:
+        halt = self._halt
+        condition = self._condition
+        if halt.terminated or condition.terminated:
             raise RuntimeError("Termination condition has already been reached")
-        stops: list[StopMessage] = []
-        for condition in self._conditions:
-            stop = await condition(messages)
-            if stop is not None:
-                stops.append(stop)
-        if not stops:
+        stop = None
+        for message in messages:
+            if META_ACTION in message.metadata:
+                stop = await halt(messages)
+                break
+        other = await condition(messages)
+        if stop is None and other is None:
             return None
+        stops = [s for s in (stop, other) if s is not None]
         return StopMessage(
-            content=", ".join(stop.content for stop in stops),
-            source=", ".join(stop.source for stop in stops),
+            content=", ".join(s.content for s in stops),
+            source=", ".join(s.source for s in stops),
         )
 
 

@@ -421,6 +421,32 @@ async def test_two_teams_on_one_runtime_do_not_interfere(kit: SimpleNamespace) -
     assert any(kit.KEYWORD in t for _, t in kit.chat(bare_result))
 
 
+async def test_two_guarded_teams_on_one_runtime_keep_their_rewrites(kit: SimpleNamespace) -> None:
+    # The runtime keeps only the last intervention handler's answer, so a handler per team would
+    # let the second guarded team's handler undo the first team's redaction.
+    runtime = SingleThreadedAgentRuntime()
+    first = guard_team(round_robin(kit, runtime=runtime), kit.keyword_guard("redact"))
+    second = guard_team(round_robin(kit, runtime=runtime), kit.keyword_guard("block"))
+    handlers: Any = runtime._intervention_handlers
+    assert len(handlers) == 1  # one kinguard handler, shared
+    runtime.start()
+    try:
+        results = [await first.run(task="Negotiate."), await second.run(task="Negotiate.")]
+    finally:
+        await runtime.stop_when_idle()
+    for result, notice in zip(results, ("[redacted by kinguard", "[kinguard blocked"), strict=True):
+        texts = [text for _, text in kit.chat(result)]
+        assert not any(kit.KEYWORD in text for text in texts)
+        assert any(notice in text for text in texts)
+    sellers = [team._participants[1] for team in (first, second)]
+    assert not any(kit.KEYWORD in kit.seen_by(seller) for seller in sellers)
+
+    unguard_team(first)
+    assert team_guard(second) is not None and len(handlers) == 1
+    unguard_team(second)
+    assert handlers == []
+
+
 async def test_repeated_runs_and_reset_keep_inspecting(kit: SimpleNamespace) -> None:
     team = round_robin(kit, n=2)
     guard = kit.keyword_guard("redact")
