@@ -22,6 +22,9 @@ __all__ = ["GuardedCompiledStateGraph"]
 
 _log = get_logger("kinguard.langgraph")
 _TASK_ID_KEY = "__pregel_task_id"  # langgraph's CONFIG_KEY_TASK_ID: set when run as a subgraph
+_RAW_KEY = "_kinguard_invoke"
+"""Passed by our ``invoke`` through ``Pregel.invoke`` to ``stream``: the run is already restored
+and only its final values and interrupts are returned, so the chunks need no cleaning."""
 
 
 class GuardedCompiledStateGraph(
@@ -30,9 +33,9 @@ class GuardedCompiledStateGraph(
 ):
     """What ``guard_graph(builder, guard).compile()`` returns. Use it like any compiled graph.
 
-    ``invoke``/``ainvoke``/``batch`` go through ``stream``/``astream``, which restore the guard's
-    state for the thread from the checkpointer and deliver only inspected content in every
-    stream mode. ``guard`` is the :class:`~kinguard.KinGuard` in use.
+    ``stream``/``astream`` restore the guard's state for the thread from the checkpointer and
+    deliver only inspected content in every stream mode; ``invoke``/``ainvoke``/``batch``
+    restore it too. ``guard`` is the :class:`~kinguard.KinGuard` in use.
     """
 
     _kinguard: GraphCore
@@ -134,6 +137,54 @@ class GuardedCompiledStateGraph(
             _log.error("kinguard.stream_clean_error", error=repr(exc))
             return raw
 
+    # -- invoke: values and interrupts only ----------------------------------------------------
+
+    @staticmethod
+    def _plain_invoke(stream_mode: Any, print_mode: Any, kwargs: dict[str, Any]) -> bool:
+        """An ``invoke`` that returns only the final values (and interrupts): kinguard's channel
+        is not among the values, and nothing else of the run reaches the caller."""
+        return stream_mode == "values" and not print_mode and not kwargs.get("subgraphs")
+
+    def invoke(
+        self,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        stream_mode: Any = "values",
+        print_mode: Any = (),
+        **kwargs: Any,
+    ) -> Any:
+        if not self._plain_invoke(stream_mode, print_mode, kwargs):
+            return super().invoke(
+                input, config, stream_mode=stream_mode, print_mode=print_mode, **kwargs
+            )
+        self._restore(config)
+        kwargs[_RAW_KEY] = True
+        return super().invoke(
+            input, config, stream_mode=stream_mode, print_mode=print_mode, **kwargs
+        )
+
+    async def ainvoke(
+        self,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        stream_mode: Any = "values",
+        print_mode: Any = (),
+        **kwargs: Any,
+    ) -> Any:
+        if not self._plain_invoke(stream_mode, print_mode, kwargs):
+            return await super().ainvoke(
+                input, config, stream_mode=stream_mode, print_mode=print_mode, **kwargs
+            )
+        await self._arestore(config)
+        kwargs[_RAW_KEY] = True
+        return await super().ainvoke(
+            input, config, stream_mode=stream_mode, print_mode=print_mode, **kwargs
+        )
+
+    # -- streaming ------------------------------------------------------------------------------
+
     def stream(  # type: ignore[override]
         self,
         input: Any,
@@ -142,6 +193,29 @@ class GuardedCompiledStateGraph(
         stream_mode: Any = None,
         subgraphs: bool = False,
         version: Any = "v1",
+        **kwargs: Any,
+    ) -> Iterator[Any]:
+        if kwargs.pop(_RAW_KEY, False):  # from our ``invoke``, already restored
+            return super().stream(
+                input,
+                config,
+                stream_mode=stream_mode,
+                subgraphs=subgraphs,
+                version=version,
+                **kwargs,
+            )
+        return self._guarded_stream(
+            input, config, stream_mode=stream_mode, subgraphs=subgraphs, version=version, **kwargs
+        )
+
+    def _guarded_stream(
+        self,
+        input: Any,
+        config: RunnableConfig | None,
+        *,
+        stream_mode: Any,
+        subgraphs: bool,
+        version: Any,
         **kwargs: Any,
     ) -> Iterator[Any]:
         self._restore(config)
@@ -171,7 +245,7 @@ class GuardedCompiledStateGraph(
         finally:
             gate.close()
 
-    async def astream(  # type: ignore[override]
+    def astream(  # type: ignore[override]
         self,
         input: Any,
         config: RunnableConfig | None = None,
@@ -179,6 +253,29 @@ class GuardedCompiledStateGraph(
         stream_mode: Any = None,
         subgraphs: bool = False,
         version: Any = "v1",
+        **kwargs: Any,
+    ) -> AsyncIterator[Any]:
+        if kwargs.pop(_RAW_KEY, False):  # from our ``ainvoke``, already restored
+            return super().astream(
+                input,
+                config,
+                stream_mode=stream_mode,
+                subgraphs=subgraphs,
+                version=version,
+                **kwargs,
+            )
+        return self._guarded_astream(
+            input, config, stream_mode=stream_mode, subgraphs=subgraphs, version=version, **kwargs
+        )
+
+    async def _guarded_astream(
+        self,
+        input: Any,
+        config: RunnableConfig | None,
+        *,
+        stream_mode: Any,
+        subgraphs: bool,
+        version: Any,
         **kwargs: Any,
     ) -> AsyncIterator[Any]:
         await self._arestore(config)

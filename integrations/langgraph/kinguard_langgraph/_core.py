@@ -13,6 +13,11 @@ node wrapper (:class:`GuardedNode`) is the only code that runs inside the user's
    become a signed notice, and a halted message (with anything after it) is withheld in the
    private channel and the node's routing is diverted to its halt node, which calls
    ``interrupt()``. The halt lives in its own node so resuming never re-runs the user's node.
+
+This runs on every turn, so the usual case is kept short: an update that every verdict lets
+through is read in place and returned as it is (:meth:`GraphCore.fast_candidates`,
+:meth:`GraphCore.finish_fast`), and a guard whose policy cannot halt gets no halt nodes,
+routers or gated paths at all.
 """
 
 from __future__ import annotations
@@ -25,13 +30,13 @@ from collections.abc import Callable, Mapping, Sequence
 from contextvars import Token
 from dataclasses import dataclass
 from functools import partial
+from operator import attrgetter
 from typing import Any, cast
 
 from langchain_core.messages import (
     AIMessage,
     BaseMessage,
     HumanMessage,
-    RemoveMessage,
     SystemMessage,
     ToolMessage,
 )
@@ -74,6 +79,12 @@ _RUNTIME_KEY = "__pregel_runtime"  # langgraph's CONFIG_KEY_RUNTIME
 _CHECKPOINTER_KEY = "__pregel_checkpointer"  # langgraph.constants.CONFIG_KEY_CHECKPOINTER
 _NS_SEP = "|"
 _MAX_HALTED = 4096
+_HALT = Action.HALT
+_NO_IDS: frozenset[Any] = frozenset()
+_NO_CONF: Mapping[str, Any] = {}
+_REWRITE: Any = object()
+"""From ``finish_fast``: a verdict changes the update, so it has to be rewritten."""
+_get_id = attrgetter("id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,20 +130,114 @@ class Prepared:
     agent: str
     state: Any
     config: RunnableConfig
-    input_ids: frozenset[str]
-    turn_base: int
+    messages: Sequence[Any]
+    """The state's messages as the node was given them (before the identity message)."""
     conversation_id: str
-    task_ns: str
     gated: bool
     events: bool
     persist: bool
     """A checkpointer is attached: the guard's state rides the checkpoint after each turn."""
+    known: bool = False
+    """The guard knew the node as an agent before it ran (its identity was injected)."""
     writer: Callable[[Any], None] | None = None
+    index: InputIds | None = None
+    _input_ids: tuple[frozenset[Any], frozenset[Any]] | None = None
+    _task_ns: str | None = None
+
+    @property
+    def turn_base(self) -> int:
+        return len(self.messages)
+
+    def _ids(self) -> tuple[frozenset[Any], frozenset[Any]]:
+        ids = self._input_ids
+        if ids is None:
+            if self.index is not None:
+                ids = self.index.ids(self.conversation_id, self.messages)
+            else:
+                ids = (_message_ids(self.messages), _NO_IDS)
+            self._input_ids = ids
+        return ids
+
+    def given(self, message_id: Any) -> bool:
+        """The node was given a message with this id (read on first use: it grows with history)."""
+        base, recent = self._ids()
+        return message_id in base or message_id in recent
+
+    @property
+    def input_ids(self) -> frozenset[Any]:
+        """Ids of the messages the node was given."""
+        base, recent = self._ids()
+        return base | recent if recent else base
+
+    @property
+    def task_ns(self) -> str:
+        """The task's checkpoint namespace (read on first use: halts and streams need it)."""
+        ns = self._task_ns
+        if ns is None:
+            ns = self._task_ns = _task_ns(self.config)
+        return ns
 
     @property
     def task(self) -> str:
         """The task's own segment of its namespace (how the stream gate names it)."""
         return self.task_ns.rsplit(_NS_SEP, 1)[-1]
+
+
+class InputIds:
+    """Ids of the messages nodes are given, per conversation, extended from turn to turn.
+
+    A node's input is nearly always the previous node's input plus the messages added since.
+    Checking that (a list comparison, in C, that short-cuts on identical items) and adding the
+    new messages' ids costs a fraction of reading every message's id again, and a history
+    that is not an extension of the last one is simply read in full.
+    """
+
+    _MAX_CONVERSATIONS = 256
+    _MAX_RECENT = 16
+    _MIN_LENGTH = 48
+    """Shorter histories are read in full: cheaper than the bookkeeping."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[list[Any], frozenset[Any], frozenset[Any]]] = {}
+
+    def ids(
+        self, conversation_id: str, messages: Sequence[Any]
+    ) -> tuple[frozenset[Any], frozenset[Any]]:
+        """The ids, as two sets: most of the history, and its recent messages."""
+        if len(messages) < self._MIN_LENGTH or type(messages) is not list:
+            return _message_ids(messages), _NO_IDS
+        last = self._last.get(conversation_id)
+        if last is not None:
+            seen, base, recent = last
+            known = len(seen)
+            # Equal items are the same messages (same ids), identical or not.
+            if len(messages) == known:
+                if messages == seen:
+                    return base, recent
+            elif len(messages) > known:
+                snapshot = messages[:known]  # a copy: a node may change its input in place
+                if snapshot == seen:
+                    added = messages[known:]
+                    recent = recent | _message_ids(added)
+                    if len(recent) > self._MAX_RECENT:
+                        base, recent = base | recent, _NO_IDS
+                    snapshot += added
+                    self._remember(conversation_id, snapshot, base, recent)
+                    return base, recent
+        base = _message_ids(messages)
+        self._remember(conversation_id, list(messages), base, _NO_IDS)
+        return base, _NO_IDS
+
+    def _remember(
+        self,
+        conversation_id: str,
+        snapshot: list[Any],
+        base: frozenset[Any],
+        recent: frozenset[Any],
+    ) -> None:
+        if len(self._last) >= self._MAX_CONVERSATIONS and conversation_id not in self._last:
+            self._last = {}
+        self._last[conversation_id] = (snapshot, base, recent)
 
 
 @dataclass(slots=True)
@@ -175,12 +280,16 @@ class GraphCore:
         self.explicit_agents: dict[str, str] | None = dict(agents) if agents is not None else None
         self.messages_key = messages_key
         self.revisions = Revisions()
+        self.can_halt = any(rule.action is Action.HALT for rule in guard.policy.rules)
+        """The guard's policy has a halt rule (it is fixed when the guard is built): only then
+        does the graph get halt nodes and routers."""
         self.gated_nodes: set[str] = set()
         self.halt_nodes: dict[str, str] = {}
         """Node name -> its halt node's name."""
         self._halted: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._identity_cache: dict[tuple[str, str], SystemMessage] = {}
+        self.id_index = InputIds()
         self._event_verdicts: OrderedDict[str, TaskVerdicts] = OrderedDict()
         # Every node call needs the agents' names; they are rebuilt only when the guard has
         # registered another agent (see ``agent_names``), not on every call.
@@ -259,24 +368,29 @@ class GraphCore:
 
     # -- before the node ----------------------------------------------------------------------
 
-    def prepare(self, node: str, agent: str, state: Any, config: RunnableConfig) -> Prepared:
-        conf = config.get("configurable") or {}
-        messages = _get_messages(state, self.messages_key)
+    def prepare(self, wrapper: GuardedNode, state: Any, config: RunnableConfig) -> Prepared:
+        conf = config.get("configurable") or _NO_CONF
+        messages = state.get(self.messages_key) if type(state) is dict else None
+        if type(messages) is not list:
+            messages = _get_messages(state, self.messages_key)
         prepared = Prepared(
-            node=node,
-            agent=agent,
-            state=state,
-            config=config,
-            input_ids=_message_ids(messages),
-            turn_base=len(messages),
-            conversation_id=str(conf.get("thread_id") or self.guard.conversation_id),
-            task_ns=_task_ns(config),
-            gated=bool(conf.get(GATE_KEY)),
-            events=bool(conf.get(EVENTS_KEY)),
-            persist=conf.get(_CHECKPOINTER_KEY) is not None,
+            wrapper.node,
+            wrapper.agent,
+            state,
+            config,
+            messages,
+            str(conf.get("thread_id") or self.guard.conversation_id),
+            bool(conf.get(GATE_KEY)),
+            bool(conf.get(EVENTS_KEY)),
+            conf.get(_CHECKPOINTER_KEY) is not None,
+            index=self.id_index,
         )
-        if self.is_known_agent(node):
-            prepared.state = self._inject(node, agent, prepared.conversation_id, state, messages)
+        # Agents are only ever added to the guard, so a node known once stays known.
+        if wrapper.known or self.is_known_agent(wrapper.node):
+            wrapper.known = prepared.known = True
+            prepared.state = self._inject(
+                wrapper.node, wrapper.agent, prepared.conversation_id, state, messages
+            )
         if prepared.gated:
             runtime = conf.get(_RUNTIME_KEY)
             original = getattr(runtime, "stream_writer", None)
@@ -304,8 +418,11 @@ class GraphCore:
     ) -> Any:
         block = self.guard.identity_block(agent)
         nudge = self.guard.pop_nudge(agent, conversation_id)
-        text = "\n\n".join([part for part in (block, nudge) if part])
-        if not text:
+        if nudge:
+            text = f"{block}\n\n{nudge}" if block else nudge
+        elif block:
+            text = block
+        else:
             return state
         system = self._identity_cache.get((node, text))
         if system is None:
@@ -313,10 +430,13 @@ class GraphCore:
                 self._identity_cache.clear()
             system = self._identity_cache[(node, text)] = identity_message(node, text)
         lead = 0
-        while lead < len(messages) and isinstance(messages[lead], SystemMessage):
+        for message in messages:
+            if not isinstance(message, SystemMessage):
+                break
             lead += 1
-        injected = list(messages)
-        injected.insert(lead, system)
+        injected = [*messages[:lead], system, *messages[lead:]] if lead else [system, *messages]
+        if type(state) is dict:
+            return {**state, self.messages_key: injected}
         return _set_messages(state, self.messages_key, injected)
 
     # -- after the node -----------------------------------------------------------------------
@@ -328,21 +448,98 @@ class GraphCore:
         candidates: list[_Candidate] = []
         for u, unit in enumerate(units):
             for i, message in enumerate(unit.messages):
-                if not isinstance(message, BaseMessage) or isinstance(message, RemoveMessage):
-                    continue
-                if message.id is not None and message.id in prepared.input_ids:
-                    continue
-                if already_inspected(message):
-                    continue
-                if isinstance(message, AIMessage) or (
-                    isinstance(message, HumanMessage)
-                    and (message.name == prepared.agent or message.name in self.agent_names())
-                ):
+                if self._is_candidate(prepared, message):
                     if message.id is None:
                         message = message.model_copy(update={"id": f"lc_{uuid.uuid4().hex}"})
                         unit.messages[i] = message
                     candidates.append(_Candidate(u, i, message, message_text(message)))
         return output, units, candidates
+
+    def _is_candidate(self, prepared: Prepared, message: Any) -> bool:
+        """A new message from the agent: an AI message, or a human one in an agent's name."""
+        if not isinstance(message, AIMessage) and not (
+            isinstance(message, HumanMessage)
+            and (message.name == prepared.agent or message.name in self.agent_names())
+        ):
+            return False  # (RemoveMessage and other kinds are neither)
+        if already_inspected(message):
+            return False
+        # Last: the first look-up builds the set of the input's ids.
+        return message.id is None or not prepared.given(message.id)
+
+    def fast_candidates(self, prepared: Prepared, output: Any) -> list[_Candidate] | None:
+        """The candidates of the usual update, read in place; ``None``: use :meth:`collect`.
+
+        The usual update is a dict whose messages are new messages with ids and no identity
+        message. It is left untouched (no copy) unless a verdict changes something, in which
+        case :meth:`collect` and :meth:`finish` take over with the same verdicts.
+        """
+        if type(output) is not dict:
+            return None
+        key = self.messages_key
+        if key not in output:
+            return []
+        value = output[key]
+        messages: Sequence[Any]
+        if type(value) is list:
+            messages = value
+        elif isinstance(value, BaseMessage):
+            messages = (value,)
+        else:
+            return None
+        candidates: list[_Candidate] = []
+        for index, message in enumerate(messages):
+            if isinstance(message, AIMessage):  # the usual message: _is_candidate, inlined
+                meta = message.response_metadata
+                if meta and isinstance(meta.get("kinguard"), dict):
+                    continue  # already inspected
+                message_id = message.id
+                if message_id is None:
+                    return None  # needs an id: a copy, so a rewrite
+                ids = prepared._input_ids or prepared._ids()
+                if message_id in ids[0] or message_id in ids[1]:
+                    continue  # given to the node
+                content = message.content
+                text = content if type(content) is str else message_text(message)
+                candidates.append(_Candidate(0, index, message, text))
+                continue
+            if not isinstance(message, BaseMessage) or is_identity_message(message):
+                return None
+            if not self._is_candidate(prepared, message):
+                continue
+            if message.id is None:
+                return None
+            candidates.append(_Candidate(0, index, message, message_text(message)))
+        return candidates
+
+    def finish_fast(
+        self,
+        prepared: Prepared,
+        output: Any,
+        candidates: list[_Candidate],
+        verdicts: list[Verdict],
+    ) -> Any:
+        """:meth:`finish` for an update that every verdict lets through unchanged.
+
+        Returns ``_REWRITE`` when a verdict changes something (then :meth:`finish` applies it).
+        """
+        for candidate, verdict in zip(candidates, verdicts, strict=True):
+            if verdict.action is _HALT or verdict.delivered_text != candidate.text:
+                return _REWRITE
+        if prepared.known and not (prepared.persist or prepared.gated or prepared.events):
+            return output  # nothing to record: the usual turn of a graph run without a saver
+        if not candidates:
+            if prepared.gated or prepared.events:
+                self._report(prepared, {}, modified=False, is_agent=False)
+            return output
+        if not prepared.known and self.explicit_agents is None:
+            self.guard.profile(prepared.agent)  # a node that speaks is an agent from now on
+        if prepared.persist:
+            output = self._attach_channel(prepared, output, candidates, [])
+        if prepared.gated or prepared.events:
+            replacements: dict[str, str | None] = {str(c.message.id): c.text for c in candidates}
+            self._report(prepared, replacements, modified=False, is_agent=True)
+        return output
 
     def to_message(self, prepared: Prepared, candidate: _Candidate, position: int) -> Message:
         return Message(
@@ -372,6 +569,7 @@ class GraphCore:
         halted = False
         modified = False
         verdict_at = {(c.unit, c.index): (c, v) for c, v in zip(candidates, verdicts, strict=True)}
+        halts_here = prepared.node in self.halt_nodes
         dropped_calls: set[str] = set()
         for u, unit in enumerate(units):
             kept: list[Any] = []
@@ -394,7 +592,7 @@ class GraphCore:
                 changed = True
                 candidate, verdict = found
                 msg_id = str(candidate.message.id)
-                if halted or (verdict.action is Action.HALT and not unit.parent):
+                if halted or (verdict.action is Action.HALT and not unit.parent and halts_here):
                     halted = True
                     modified = True
                     replacements[msg_id] = None
@@ -403,6 +601,11 @@ class GraphCore:
                     )
                     continue
                 delivered = self._delivered(candidate, verdict)
+                if verdict.action is Action.HALT and not halts_here and not unit.parent:
+                    # Only a guard whose policy has no halt rule builds a graph without halt
+                    # nodes; a halt from it anyway (a guard subclass) fails closed.
+                    _log.error("kinguard.halt_without_halt_node", node=prepared.node)
+                    delivered = None
                 if delivered is None:
                     modified = True
                     replacements[msg_id] = None
@@ -427,22 +630,35 @@ class GraphCore:
         if candidates and self.explicit_agents is None:
             self.guard.profile(prepared.agent)  # a node that speaks is an agent from now on
         output = self._attach_channel(prepared, output, candidates, entries)
-        if (prepared.gated and prepared.writer is not None) or prepared.events:
-            report = TaskVerdicts(
-                task=prepared.task,
-                replacements=replacements,
-                known_ids=prepared.input_ids,
-                modified=modified,
-                is_agent=bool(candidates),
-            )
-            if prepared.events:
-                self.leave_verdicts(prepared.task_ns, report)
-            if prepared.gated and prepared.writer is not None:
-                try:
-                    prepared.writer(report)
-                except Exception as exc:
-                    _log.warning("kinguard.stream_report_failed", error=repr(exc))
+        if prepared.gated or prepared.events:
+            self._report(prepared, replacements, modified=modified, is_agent=bool(candidates))
         return output
+
+    def _report(
+        self,
+        prepared: Prepared,
+        replacements: dict[str, str | None],
+        *,
+        modified: bool,
+        is_agent: bool,
+    ) -> None:
+        """Tell a guarded stream (in-band) or ``astream_events`` (via the core) the verdicts."""
+        if not prepared.events and prepared.writer is None:
+            return
+        report = TaskVerdicts(
+            task=prepared.task,
+            replacements=replacements,
+            known_ids=prepared.input_ids,
+            modified=modified,
+            is_agent=is_agent,
+        )
+        if prepared.events:
+            self.leave_verdicts(prepared.task_ns, report)
+        if prepared.gated and prepared.writer is not None:
+            try:
+                prepared.writer(report)
+            except Exception as exc:
+                _log.warning("kinguard.stream_report_failed", error=repr(exc))
 
     def _delivered(self, candidate: _Candidate, verdict: Verdict) -> BaseMessage | None:
         if verdict.delivered_text is None:
@@ -660,51 +876,85 @@ class GuardedNode(Runnable[Any, Any]):
         self.inner = inner
         self.core = core
         self.name = node
+        self.known = False
+        """The guard knows this node as an agent (set once; agents are never removed)."""
 
     def _prepare(self, input: Any, config: RunnableConfig | None) -> Prepared | None:
         try:
-            return self.core.prepare(self.node, self.agent, input, config or {})
+            return self.core.prepare(self, input, config or {})
         except Exception as exc:
             _log.error("kinguard.adapter_error", node=self.node, stage="prepare", error=repr(exc))
             return None
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        prepared = self._prepare(input, config)
-        if prepared is None:
-            return self.inner.invoke(input, config, **kwargs)
-        token = _enter(prepared, config)
         try:
-            output = self.inner.invoke(prepared.state, prepared.config, **kwargs)
-        finally:
-            _leave(token)
-        try:
-            output, units, candidates = self.core.collect(prepared, output)
-            verdicts = [
-                self.core.guard.inspect(self.core.to_message(prepared, c, n))
-                for n, c in enumerate(candidates)
-            ]
-            return self.core.finish(prepared, output, units, candidates, verdicts)
+            prepared = self.core.prepare(self, input, config or {})
         except Exception as exc:
-            return self.core.fail(prepared, output, exc)
+            _log.error("kinguard.adapter_error", node=self.node, stage="prepare", error=repr(exc))
+            return self.inner.invoke(input, config, **kwargs)
+        if prepared.config is config:
+            output = self.inner.invoke(prepared.state, config, **kwargs)
+        else:
+            token = _enter(prepared, config)
+            try:
+                output = self.inner.invoke(prepared.state, prepared.config, **kwargs)
+            finally:
+                _leave(token)
+        core = self.core
+        try:
+            verdicts: list[Verdict] | None = None
+            candidates = core.fast_candidates(prepared, output)
+            if candidates is not None:
+                verdicts = [
+                    core.guard.inspect(core.to_message(prepared, c, n))
+                    for n, c in enumerate(candidates)
+                ]
+                result = core.finish_fast(prepared, output, candidates, verdicts)
+                if result is not _REWRITE:
+                    return result
+            edited, units, candidates = core.collect(prepared, output)
+            if verdicts is None:
+                verdicts = [
+                    core.guard.inspect(core.to_message(prepared, c, n))
+                    for n, c in enumerate(candidates)
+                ]
+            return core.finish(prepared, edited, units, candidates, verdicts)
+        except Exception as exc:
+            return core.fail(prepared, output, exc)
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         prepared = self._prepare(input, config)
         if prepared is None:
             return await self.inner.ainvoke(input, config, **kwargs)
-        token = _enter(prepared, config)
+        if prepared.config is config:
+            output = await self.inner.ainvoke(prepared.state, config, **kwargs)
+        else:
+            token = _enter(prepared, config)
+            try:
+                output = await self.inner.ainvoke(prepared.state, prepared.config, **kwargs)
+            finally:
+                _leave(token)
+        core = self.core
         try:
-            output = await self.inner.ainvoke(prepared.state, prepared.config, **kwargs)
-        finally:
-            _leave(token)
-        try:
-            output, units, candidates = self.core.collect(prepared, output)
-            verdicts = [
-                await self.core.guard.ainspect(self.core.to_message(prepared, c, n))
-                for n, c in enumerate(candidates)
-            ]
-            return self.core.finish(prepared, output, units, candidates, verdicts)
+            verdicts: list[Verdict] | None = None
+            candidates = core.fast_candidates(prepared, output)
+            if candidates is not None:
+                verdicts = [
+                    await core.guard.ainspect(core.to_message(prepared, c, n))
+                    for n, c in enumerate(candidates)
+                ]
+                result = core.finish_fast(prepared, output, candidates, verdicts)
+                if result is not _REWRITE:
+                    return result
+            edited, units, candidates = core.collect(prepared, output)
+            if verdicts is None:
+                verdicts = [
+                    await core.guard.ainspect(core.to_message(prepared, c, n))
+                    for n, c in enumerate(candidates)
+                ]
+            return core.finish(prepared, edited, units, candidates, verdicts)
         except Exception as exc:
-            return self.core.fail(prepared, output, exc)
+            return core.fail(prepared, output, exc)
 
 
 class HaltNode(Runnable[Any, Any]):
@@ -806,14 +1056,17 @@ def _get(state: Any, key: str) -> Any:
 
 def _get_messages(state: Any, key: str) -> Sequence[Any]:
     """The state's messages, not copied: only read (``_inject`` builds a new list)."""
-    value = _get(state, key)
+    value = state.get(key) if type(state) is dict else _get(state, key)
     if isinstance(value, (list, tuple)):
         return value
     return ()
 
 
-def _message_ids(messages: Sequence[Any]) -> frozenset[str]:
-    ids: frozenset[Any] = frozenset([getattr(m, "id", None) for m in messages])
+def _message_ids(messages: Sequence[Any]) -> frozenset[Any]:
+    try:
+        ids: frozenset[Any] = frozenset(map(_get_id, messages))
+    except AttributeError:  # not all messages: a custom reducer's state
+        ids = frozenset([getattr(m, "id", None) for m in messages])
     return ids - {None} if None in ids else ids
 
 

@@ -127,13 +127,20 @@ def _guarded_builder(
         nodes = [n for n, spec in builder.nodes.items() if not spec.is_error_handler]
 
     guarded = _copy_builder(builder)
+    # The private channel, registered whether or not halt nodes (which read it) are added.
+    guarded._add_schema(GuardChannel)
     for node in nodes:
         spec = guarded.nodes[node]
         guarded.nodes[node] = dataclasses.replace(
             spec, runnable=GuardedNode(node, cast(Runnable[Any, Any], spec.runnable), core)
         )
-        halt = _unique(f"{node}.kinguard_halt", guarded.nodes)
         core.gated_nodes.add(node)
+        if not core.can_halt:
+            # A policy without a halt rule never halts: the user's edges and branches stay as
+            # they are, with no halt node, router or gated path (and none of their channels,
+            # which LangGraph copies on every conditional-edge read) on the normal path.
+            continue
+        halt = _unique(f"{node}.kinguard_halt", guarded.nodes)
         core.halt_nodes[node] = halt
         guarded.add_node(halt, HaltNode(node, core), input_schema=GuardChannel)
 

@@ -10,8 +10,10 @@ values the graph streams or returns.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from typing import Annotated, Any, NotRequired, TypedDict
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, NotRequired, Self, TypedDict
+
+from langgraph.channels.base import BaseChannel
 
 from kinguard import KinGuard
 from kinguard.logs import get_logger
@@ -19,6 +21,7 @@ from kinguard.logs import get_logger
 __all__ = [
     "GUARD_KEY",
     "GuardChannel",
+    "GuardStateChannel",
     "Revisions",
     "export_state",
     "import_state",
@@ -66,10 +69,75 @@ def _clean(update: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+class GuardStateChannel(BaseChannel[dict[str, Any], Mapping[str, Any], dict[str, Any]]):
+    """The private channel: :func:`merge_guard_channel` as its reducer, and cheap to copy.
+
+    Same semantics as ``Annotated[dict, merge_guard_channel]`` (a
+    ``BinaryOperatorAggregate`` starting from ``{}``), and the same checkpointed value. It
+    exists because LangGraph copies *every* channel of the graph each time a conditional edge
+    reads the state (``local_read(fresh=True)``), so the channel kinguard adds is copied on
+    every turn of every graph it guards; this copy is three attribute writes.
+    """
+
+    __slots__ = ("value",)
+
+    value: dict[str, Any]
+
+    def __init__(self, typ: Any = dict, key: str = "") -> None:
+        super().__init__(typ, key)
+        self.value = {}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GuardStateChannel)
+
+    def __hash__(self) -> int:
+        return hash(GuardStateChannel)
+
+    @property
+    def ValueType(self) -> Any:
+        return dict[str, Any]
+
+    @property
+    def UpdateType(self) -> Any:
+        return dict[str, Any]
+
+    def _new(self, value: dict[str, Any]) -> Self:
+        new = object.__new__(type(self))
+        new.typ = self.typ
+        new.key = self.key
+        new.value = value
+        return new
+
+    def copy(self) -> Self:
+        return self._new(self.value)
+
+    def from_checkpoint(self, checkpoint: Any) -> Self:
+        # Reducer results are never mutated, so the checkpointed dict can be shared.
+        return self._new(checkpoint if isinstance(checkpoint, dict) else {})
+
+    def checkpoint(self) -> dict[str, Any]:
+        return self.value
+
+    def get(self) -> dict[str, Any]:
+        return self.value
+
+    def is_available(self) -> bool:
+        return True
+
+    def update(self, values: Sequence[Mapping[str, Any]]) -> bool:
+        if not values:
+            return False
+        value = self.value
+        for update in values:
+            value = merge_guard_channel(value, update)
+        self.value = value
+        return True
+
+
 class GuardChannel(TypedDict):
     """Schema that registers the private channel on a copy of the user's builder."""
 
-    kinguard: NotRequired[Annotated[dict[str, Any], merge_guard_channel]]
+    kinguard: NotRequired[Annotated[dict[str, Any], GuardStateChannel()]]
 
 
 class Revisions:

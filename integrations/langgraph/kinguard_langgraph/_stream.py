@@ -77,6 +77,8 @@ class StreamShape:
         self.subgraphs = subgraphs
         self.version = version
         self.gated = subgraphs or "messages" in self.modes or "custom" in self.modes
+        self.may_carry_private = not _PRIVATE_MODES.isdisjoint(self.modes)
+        """Some requested mode can carry kinguard's channel (``values`` cannot)."""
         self.wants_custom = "custom" in self.modes
         self.inner_modes: list[str] = list(self.modes)
         if self.gated and not self.wants_custom:
@@ -116,6 +118,8 @@ class StreamShape:
 
     def clean(self, raw: Any) -> Any:
         """Ungated streams: only kinguard's private channel has to be taken out."""
+        if not self.may_carry_private:
+            return raw
         item = self.parse(raw, inner=False)
         if item.mode not in _PRIVATE_MODES or not _mentions_private(item.payload):
             return raw

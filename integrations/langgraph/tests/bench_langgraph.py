@@ -5,8 +5,10 @@
 All graphs run on the same scripted models in the same process. ``no_detectors`` guards with
 ``detectors=[]``: what is left over the bare graph is the adapter plus the core's bookkeeping
 (risk, telemetry, verdicts) without any detector, so the adapter's share can be told apart from
-the detectors'. ``test_guarded_over_bare`` interleaves the three and reports the wall-time
-ratios over bare (target < 1.10 for ``guarded``) in ``extra_info`` and on the terminal.
+the detectors'. ``adapter_only`` guards with a guard whose ``inspect`` hands back a ready-made
+pass-through verdict: what is left is the adapter alone (identity injection included).
+``test_guarded_over_bare`` interleaves them and reports the wall-time ratios over bare (target
+< 1.10 for ``guarded``) in ``extra_info`` and on the terminal.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pytest
 from kinguard_langgraph import guard_graph
 from kinguard_langgraph._scripted import ScriptedChatModel, script_graph, start
 
-from kinguard import AgentProfile, KinGuard
+from kinguard import AgentProfile, KinGuard, Message, Verdict
 
 NAMES = ["north", "east", "south", "west"]
 TURNS = 50
@@ -52,7 +54,31 @@ LINES = {
 }
 
 
-VARIANTS = ("bare", "guarded", "no_detectors")
+VARIANTS = ("bare", "guarded", "no_detectors", "adapter_only")
+
+
+class PassThroughGuard(KinGuard):
+    """Lets every message through at no cost: measures the adapter without the core."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._verdicts: dict[tuple[str, str], Verdict] = {}
+
+    def inspect(self, message: Message) -> Verdict:
+        key = (message.sender, message.text)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._verdicts[key] = Verdict(
+                message_id=message.id,
+                conversation_id=message.conversation_id,
+                sender=message.sender,
+                recipients=message.recipients,
+                delivered_text=message.text,
+            )
+        return verdict
+
+    async def ainspect(self, message: Message) -> Verdict:
+        return self.inspect(message)
 
 
 def build(variant: str) -> Callable[[], Any]:
@@ -62,10 +88,11 @@ def build(variant: str) -> Callable[[], Any]:
     if variant == "bare":
         graph: Any = builder.compile()
     else:
-        guard = KinGuard(
+        guard_type = PassThroughGuard if variant == "adapter_only" else KinGuard
+        guard = guard_type(
             [AgentProfile(name=n, model="openai:gpt-4o", principal=f"{n} corp") for n in NAMES],
             identity="disassociate",
-            detectors=[] if variant == "no_detectors" else None,
+            detectors=None if variant == "guarded" else [],
         )
         graph = guard_graph(builder, guard).compile()
     config = {"recursion_limit": 4 * TURNS}
