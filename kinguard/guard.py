@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import threading
 import time
 import uuid
@@ -40,6 +41,10 @@ _log = get_logger("kinguard")
 _MAX_ROUTES = 4_096
 _REDACTION = "[redacted by kinguard: {}]"
 _HIDDEN = ""
+
+
+class _Unset(enum.Enum):
+    UNSET = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +113,7 @@ class KinGuard:
         self._observers: list[Callable[[Verdict], object]] = []
         self._kinship_cache: dict[tuple[str, str], KinshipLevel] = {}
         self._routes: dict[tuple[str, tuple[str, ...]], _Route] = {}
+        self._blocks: dict[str, str | None] = {}
 
     # -- agents and identity -------------------------------------------------------------
 
@@ -127,6 +133,7 @@ class KinGuard:
                 # Copy on write: other threads iterate the profiles without taking the lock.
                 self._profiles = {**self._profiles, name: found}
                 self._identity.add_agent(found)
+                self._blocks = {}  # every block names the other agents
         return found
 
     def kinship(self, a: str, b: str) -> KinshipLevel:
@@ -138,11 +145,18 @@ class KinGuard:
 
     def identity_block(self, agent_name: str) -> str | None:
         """kinguard's identity statement for this agent, or ``None`` under ``none``."""
+        # Read on every turn by the adapters, so lock-free once cached: adding an agent swaps
+        # in a fresh cache under the lock, and a reader racing that sees the block of just
+        # before, as it would have by taking the lock first.
+        cached = self._blocks.get(agent_name, _Unset.UNSET)
+        if cached is not _Unset.UNSET:
+            return cached
         profile = self.profile(agent_name)
         # Under the lock that also guards adding agents, so a block cached here is never one
         # built before an agent it should name was added.
         with self._lock:
-            return self._identity.block(profile)
+            block = self._blocks[agent_name] = self._identity.block(profile)
+        return block
 
     def system_prompt(self, agent_name: str, base: str | None = None) -> str:
         """``base`` with the agent's identity block appended; applying it twice changes nothing."""
@@ -159,8 +173,12 @@ class KinGuard:
 
         ``conversation_id`` defaults to the guard's own.
         """
+        conversation = conversation_id or self.conversation_id
+        # Asked before every turn and almost always empty: the lock only when there is one.
+        if not self._nudges.get(conversation):
+            return None
         with self._lock:
-            pending = self._nudges.get(conversation_id or self.conversation_id)
+            pending = self._nudges.get(conversation)
             return pending.pop(agent_name, None) if pending else None
 
     def peek_nudge(self, agent_name: str, conversation_id: str | None = None) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 import uuid
 from datetime import UTC, datetime
@@ -159,8 +160,8 @@ class Message(BaseModel):
     recipients: tuple[str, ...] = ()
     text: str
     turn: int = 0
-    timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    id: str = Field(default_factory=lambda: _next_message_id())
+    timestamp: datetime = Field(default_factory=functools.partial(datetime.now, UTC))
+    id: str = Field(default_factory=_next_message_id)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
