@@ -25,8 +25,8 @@ classes are compiled as prefix tries so only the branch for the character at han
 Scanning every message with every cue would still cost too much, so:
 
 1. the message is reduced to its set of words with ``bytes.translate`` + ``split`` (C speed);
-2. each cue names word groups that all of its matches contain; one bit per group, OR-ed over
-   the words present, tells in an integer test which cues can match at all;
+2. each cue names word groups that all of its matches contain; bits per cue and group, OR-ed
+   over the words present, tell in a few integer operations which cues can match at all;
 3. a cue that can is checked again in a small neighbourhood of each occurrence of its first
    (most selective) group, and only then scanned, in a window around that occurrence.
 
@@ -1460,16 +1460,16 @@ LEXICAL_SIGNALS: tuple[SignalName, ...] = tuple(_SPECS)
 # Byte view for tokenising: letters and digits stay, everything else is a space, so "we're"
 # gives "we" and "re" both here and in the anchor words.
 _TOKEN_TABLE = bytes(b if chr(b).isascii() and chr(b).isalnum() else 32 for b in range(256))
-_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 _ALNUM_SHAPE = bytes(97 if chr(b).isascii() and chr(b).isalnum() else 32 for b in range(256))
 _WINDOW = 75
 """Characters scanned either side of an anchor; more than a cue spans on either side."""
 _NEAR = 45
 """Characters either side of an anchor in which a cue's other words must all occur."""
+_SHORT = 3 * _WINDOW
+"""Texts up to this long are one window: every cue that passes the word gate scans them whole."""
 _MAX_ANCHOR_HITS = 64
 """Past this many anchor occurrences the whole (bounded) text is scanned once instead."""
 _MAX_EVIDENCE = 5
-_NON_WORD = re.compile(r"[^a-z0-9]")
 # Words that, shortly before a vetoable cue, say it is forbidden or not done ("we must never
 # split the market", "it is illegal to fix prices", "do not coordinate prices"), or right after
 # it, condemn it ("price fixing is illegal").
@@ -1490,19 +1490,20 @@ def _word_view(folded: str) -> bytes:
     """``folded`` as ASCII bytes with every non-alphanumeric a space, one byte per character.
 
     ``.split()`` gives the words, of the whole text or of any slice, in C; built once per
-    message and shared by the word gate, the neighbourhood checks and the veto.
+    message and shared by the word gate, the neighbourhood checks, the veto and the blob gate.
+    Anything ``normalise`` produces is lower-case, so a space in the view is exactly a
+    character the patterns' ``[^a-z0-9]`` accepts as a word break.
     """
     return folded.encode("ascii", "replace").translate(_TOKEN_TABLE)
 
 
-def _has_long_word(folded: str) -> bool:
+def _has_long_word(view: bytes) -> bool:
     """Whether any run of letters and digits is ``_LONG_WORD`` long (a possible blob).
 
     With every letter and digit mapped to "a", one substring test in C answers it; taking the
     longest token instead costs several times more on ordinary text.
     """
-    shape = folded.encode("ascii", "replace").translate(_ALNUM_SHAPE)
-    return _LONG_RUN in shape
+    return _LONG_RUN in view.translate(_ALNUM_SHAPE)
 
 
 def _matches(
@@ -1522,43 +1523,6 @@ def _matches(
                 pos = max(end, start + 1)
 
 
-def _occurrences(folded: str, word: str) -> list[tuple[int, int]]:
-    """Whole-word occurrences of ``word`` (at most ``_MAX_ANCHOR_HITS + 1``)."""
-    n = len(folded)
-    found: list[tuple[int, int]] = []
-    i = folded.find(word)
-    while i != -1 and len(found) <= _MAX_ANCHOR_HITS:
-        end = i + len(word)
-        if (i == 0 or folded[i - 1] not in _WORD_CHARS) and (
-            end == n or folded[end] not in _WORD_CHARS
-        ):
-            found.append((i, end))
-        i = folded.find(word, end)
-    return found
-
-
-def _windows(folded: str, anchors: list[tuple[int, int]]) -> list[tuple[int, int, int, int]]:
-    """Around each anchor span: ``(near_lo, near_hi, lo, hi)``.
-
-    ``near`` bounds the neighbourhood whose words must satisfy the cue before it is scanned;
-    ``lo, hi`` is the window scanned, ``_WINDOW`` characters either side. Short texts, or
-    texts where the anchor word is everywhere, get one window, the whole (bounded) text. A
-    window never ends inside a word: the trailing ``(?![a-z0-9])`` of a pattern would otherwise
-    accept the cut as a word end. Its start needs no such care: the word break a regex consumes
-    before a match is read from the text before the window.
-    """
-    n = len(folded)
-    if n <= 3 * _WINDOW or len(anchors) > _MAX_ANCHOR_HITS:
-        return [(0, n, 0, n)]
-    windows = []
-    for start, end in anchors:
-        cut = _NON_WORD.search(folded, min(n, end + _WINDOW))
-        windows.append(
-            (max(0, start - _NEAR), end + _NEAR, max(0, start - _WINDOW), cut.start() if cut else n)
-        )
-    return windows
-
-
 def _vetoed(view: bytes, start: int, end: int) -> bool:
     before = view[max(0, start - _VETO_REACH) : start].split()
     after = view[end : end + _VETO_REACH].split()
@@ -1573,13 +1537,13 @@ def _noisy_or(weights: Iterable[float]) -> float:
 
 
 def _evidence(text: NormalizedText, spans: Iterable[tuple[int, int]]) -> tuple[Evidence, ...]:
+    """The first ``_MAX_EVIDENCE`` distinct original-text spans of ``spans``, quoted."""
     found: dict[tuple[int, int], Evidence] = {}
-    for start, end in spans:
-        o_start, o_end = text.span(start, end)
-        if (o_start, o_end) not in found:
-            found[(o_start, o_end)] = Evidence(
-                start=o_start, end=o_end, text=text.original[o_start:o_end]
-            )
+    aligned = text.index is None  # folded offsets are original offsets: nothing to map
+    for span in spans:
+        start, end = span if aligned else text.span(*span)
+        if (start, end) not in found:
+            found[(start, end)] = Evidence(start=start, end=end, text=text.original[start:end])
         if len(found) >= _MAX_EVIDENCE:
             break
     return tuple(found.values())
@@ -1629,9 +1593,9 @@ def _hidden_cues(text: NormalizedText) -> tuple[dict[str, float], list[str]]:
     return cues, details
 
 
-def _blob_spans(text: NormalizedText) -> list[tuple[int, int]]:
+def _blob_spans(text: NormalizedText, view: bytes) -> list[tuple[int, int]]:
     """Long base64/hex runs (mixed case with digits in the original, or 64+ hex digits)."""
-    if not _has_long_word(text.folded):
+    if not _has_long_word(view):
         return []
     found = []
     for match in _BLOB.finditer(text.folded):
@@ -1666,18 +1630,26 @@ def _acrostic(text: NormalizedText) -> tuple[str, list[tuple[int, int]]] | None:
     return None
 
 
-def _covert_extras(text: NormalizedText, found: Signal | None) -> Signal | None:
+def _covert_extras(
+    text: NormalizedText, found: Signal | None, view: bytes, blob_context: bool
+) -> Signal | None:
+    """``found`` (the covert-channel cues) with what lies beyond words added to it.
+
+    ``blob_context``: whether a word of ``_BLOB_CONTEXT`` occurs in the text, without which
+    no blob counts, so none is looked for.
+    """
+    blobs = _blob_spans(text, view) if blob_context else []
+    acrostic = _acrostic(text)
+    # Most messages have no invisible characters, blob or acrostic: nothing to add.
+    if not (text.hidden_controls or blobs or acrostic):
+        return found
     weights, details = _hidden_cues(text)
     spans: list[tuple[int, int]] = []
     evidence = list(found.evidence) if found else []
     evidence += [Evidence(start=s, end=e, text=text.original[s:e]) for s, e in text.hidden_spans]
-    blobs = _blob_spans(text)
-    if blobs and _BLOB_CONTEXT.isdisjoint(_word_view(text.folded).split()):
-        blobs = []
     if blobs:
         weights["encoded_blob"] = 0.5
         spans += blobs
-    acrostic = _acrostic(text)
     if acrostic:
         weights["acrostic"] = 0.7
         details.append(f"line initials spell {acrostic[0]!r}")
@@ -1700,6 +1672,25 @@ def _covert_extras(text: NormalizedText, found: Signal | None) -> Signal | None:
 # Public detectors.
 
 
+class _Needs:
+    """What the cues triggered by a word need near each of its occurrences.
+
+    Shared by the words that trigger the same cues (the words of a class trigger the same ones)
+    and built on first use. A plain class: a dataclass would add a millisecond to import time.
+    """
+
+    __slots__ = ("cues", "multi", "values", "vocabulary")
+
+    def __init__(self, cues: list[tuple[int, int]], values: dict[bytes, int]) -> None:
+        self.cues = tuple(cues)
+        """``(cue number, bits of its groups beyond the first)`` per cue triggered."""
+        self.multi = sum(1 << number for number, need in cues if need)
+        """The cues (one bit each) that have groups beyond the first."""
+        self.values = values
+        """The bits of each word of those groups."""
+        self.vocabulary = frozenset(values)
+
+
 class LexicalDetector:
     """The lexical tier: every signal in ``LEXICAL_SIGNALS`` (or the subset given) by pattern.
 
@@ -1716,104 +1707,59 @@ class LexicalDetector:
         if unknown:
             raise ValueError(f"not lexical signals: {sorted(unknown)}")
         self._families = tuple(name for name in LEXICAL_SIGNALS if name in wanted)
+        self._covert = tuple(name for name in self._families if name == "collusion.covert_channel")
         self._cues = tuple(c for c in _CUES if c.family in wanted)
-        # Each anchor group of each cue gets one bit. A word maps to the bits of the groups it
-        # is in and to the cues it triggers; the words of a text OR-ed together give the
-        # groups present, and a cue runs only if all its bits are set. One pass over the words
-        # and an integer test per candidate cue, instead of set intersections per cue.
-        self._cue_masks: list[int] = []
-        bits: dict[bytes, int] = {}
-        triggered: dict[bytes, set[int]] = {}
-        bit = 1
+        # The word gate in one integer per word, of three fields with one bit per cue: the
+        # cues the word triggers, the cues whose second anchor group holds it, and those whose
+        # third does. OR-ed over the words of a text, the fields say which cues have a trigger
+        # and which have a word of each further group; AND-ed, which cues can match at all.
+        # One pass over the words and a few integer operations, instead of set operations per
+        # cue. A cue's first group needs no field: a cue is only tried where one of its
+        # triggers is, and its triggers are words of its first group.
+        count = len(self._cues)
+        self._all = (1 << count) - 1
+        values: dict[bytes, int] = {}
+        triggered: dict[bytes, list[int]] = {}
+        self._alone = self._no_third = 0  # cues without a second, third group
         for number, cue in enumerate(self._cues):
-            mask = 0
-            for group in cue.groups:
-                for word in group:
-                    bits[word.encode()] = bits.get(word.encode(), 0) | bit
-                mask |= bit
-                bit <<= 1
-            self._cue_masks.append(mask)
+            bit = 1 << number
             for word in cue.triggers:
-                triggered.setdefault(word.encode(), set()).add(number)
-        self._bits = bits
-        self._triggered = {w: frozenset(t) for w, t in triggered.items()}
+                values[word.encode()] = values.get(word.encode(), 0) | bit
+                triggered.setdefault(word.encode(), []).append(number)
+            for field, group in enumerate(cue.groups[1:], start=1):
+                if field > 2:
+                    raise ValueError(f"cue {cue.label!r}: more than three anchor groups")
+                for word in group:
+                    values[word.encode()] = values.get(word.encode(), 0) | bit << field * count
+            if len(cue.groups) < 2:
+                self._alone |= bit
+            if len(cue.groups) < 3:
+                self._no_third |= bit
+        # Per trigger word, the cues it triggers: in order, and as bits.
+        self._triggered = {word: tuple(numbers) for word, numbers in triggered.items()}
+        self._triggered_bits = {
+            word: sum(1 << number for number in numbers) for word, numbers in triggered.items()
+        }
+        # The words a blob needs nearby (``_covert_extras``) join the gate at no cost, with no
+        # bits: whether any is present then falls out of the one intersection with the text.
+        values.update((word, 0) for word in _BLOB_CONTEXT if word not in values)
+        self._values = values
+        self._vocabulary = frozenset(values)
         self._triggers = frozenset(triggered)
-        self._cue_triggers = [frozenset(w.encode() for w in c.triggers) for c in self._cues]
-        self._vocabulary = frozenset(bits)
-        self._regexes: list[tuple[re.Pattern[str], ...] | None] = [None] * len(self._cues)
-
-    def _mask(self, words: Iterable[bytes]) -> int:
-        """The anchor-group bits of ``words``."""
-        return reduce(or_, map(self._bits.__getitem__, self._vocabulary.intersection(words)), 0)
-
-    def _anchor_windows(
-        self, folded: str, view: bytes, word: bytes
-    ) -> list[tuple[int, int, int]] | None:
-        """``(near mask, lo, hi)`` per window around ``word``; ``None``: scan the whole text."""
-        around = _windows(folded, _occurrences(folded, word.decode()))
-        n = len(folded)
-        if any(lo == 0 and hi == n for _, _, lo, hi in around):
-            return None
-        return [(self._mask(view[a:b].split()), lo, hi) for a, b, lo, hi in around]
+        self._built: dict[tuple[int, ...], _Needs] = {}
+        self._regexes: list[tuple[re.Pattern[str], ...] | None] = [None] * count
 
     def __call__(self, message: Message, context: Context) -> list[Signal]:
         text = context.text
-        folded = text.folded
-        view = _word_view(folded)
-        present_words = self._vocabulary.intersection(view.split())
-        present = reduce(or_, map(self._bits.__getitem__, present_words), 0)
-        candidates: set[int] = set().union(
-            *map(self._triggered.__getitem__, self._triggers.intersection(present_words))
-        )
+        view = _word_view(text.folded)
+        present_words, cues = self._gate(view)
         weights: dict[str, dict[str, float]] = {}
         spans: dict[str, list[tuple[int, int]]] = {}
-        # Per anchor word, shared by every cue it triggers: ``None`` when the whole text is
-        # scanned, else each window with the anchor-group bits of the words near the anchor.
-        windows: dict[bytes, list[tuple[int, int, int]] | None] = {}
-        # Per family, the distinct original-text spans found so far: what ``_evidence`` quotes.
-        quoted: dict[str, set[tuple[int, int]]] = {}
-        whole = [(0, len(folded))]
-        padded: str | None = None
-        for number in sorted(candidates):
-            mask = self._cue_masks[number]
-            if present & mask != mask:
-                continue
-            scan: list[tuple[int, int]] = []
-            # Sorted: set order over bytes varies with the hash seed, and evidence must not.
-            for trigger in sorted(self._cue_triggers[number].intersection(present_words)):
-                if trigger not in windows:
-                    windows[trigger] = self._anchor_windows(folded, view, trigger)
-                around = windows[trigger]
-                if around is None:
-                    scan = whole
-                    break
-                # The co-occurrence test made for the whole message, now near the anchor:
-                # most windows around a common word stop here, unscanned.
-                scan += [(lo, hi) for near, lo, hi in around if near & mask == mask]
-            if not scan:
-                continue
-            cue = self._cues[number]
-            regexes = self._regexes[number]
-            if regexes is None:
-                regexes = self._regexes[number] = cue.regexes
-            if padded is None:
-                padded = " " + folded
-            matched: set[tuple[int, int]] = set()
-            family_spans = spans.setdefault(cue.family, [])
-            shown = quoted.setdefault(cue.family, set())
-            for span in _matches(regexes, padded, scan):
-                if span in matched or (cue.veto and _vetoed(view, *span)):
-                    continue
-                matched.add(span)
-                weights.setdefault(cue.family, {})[cue.label] = cue.weight
-                family_spans.append(span)
-                shown.add(text.span(*span))
-                # Once the cue has scored and the family's evidence is full, further matches
-                # of this cue change nothing: the rest of its windows go unscanned.
-                if len(shown) >= _MAX_EVIDENCE:
-                    break
+        if cues:
+            self._search(text, view, present_words, cues, weights, spans)
         signals: list[Signal] = []
-        for family in self._families:
+        # With no cue found, only the covert channel's checks beyond words remain.
+        for family in self._families if weights else self._covert:
             found = None
             if family in weights:
                 found = Signal(
@@ -1824,10 +1770,180 @@ class LexicalDetector:
                     detail="cues: " + ", ".join(sorted(weights[family])),
                 )
             if family == "collusion.covert_channel":
-                found = _covert_extras(text, found)
+                blob_context = not _BLOB_CONTEXT.isdisjoint(present_words)
+                found = _covert_extras(text, found, view, blob_context)
             if found is not None:
                 signals.append(found)
         return signals
+
+    def _gate(self, view: bytes) -> tuple[frozenset[bytes], int]:
+        """The gate's words in ``view``, and the cues (one bit each) that can match there.
+
+        A cue can match when one of its triggers and a word of each of its further groups are
+        in the text.
+        """
+        present_words = self._vocabulary.intersection(view.split())
+        value = reduce(or_, map(self._values.__getitem__, present_words), 0)
+        count = len(self._cues)
+        cues = (
+            value
+            & ((value >> count) | self._alone)
+            & ((value >> 2 * count) | self._no_third)
+            & self._all
+        )
+        return present_words, cues
+
+    def _needs(self, numbers: tuple[int, ...]) -> _Needs:
+        # Built on first use, like the regexes: most trigger words never occur in an app's
+        # traffic, and building all of them would cost start-up time.
+        values: dict[bytes, int] = {}
+        cues = []
+        bit = 1
+        for number in numbers:
+            need = 0
+            for group in self._cues[number].groups[1:]:
+                for word in group:
+                    values[word.encode()] = values.get(word.encode(), 0) | bit
+                need |= bit
+                bit <<= 1
+            cues.append((number, need))
+        needs = self._built[numbers] = _Needs(cues, values)
+        return needs
+
+    def _windows(
+        self, view: bytes, present_words: frozenset[bytes], cues: int
+    ) -> tuple[int, dict[int, list[tuple[int, int]]]]:
+        """Where each of ``cues`` scans: those that scan the whole text, and the others' windows.
+
+        The windows of a cue are ``(lo, hi)`` spans in the order scanned; a cue with none
+        scans nothing.
+
+        A cue is checked again in the neighbourhood of each whole-word occurrence of each of
+        its triggers (all its further groups must have a word within ``_NEAR`` characters),
+        and scans ``_WINDOW`` characters either side of those that pass. A window never ends
+        inside a word: the trailing ``(?![a-z0-9])`` of a pattern would otherwise accept the
+        cut as a word end. Its start needs no such care: the word break a regex consumes before
+        a match is read from the text before the window. A short text is one window; so is any
+        text for a cue one of whose triggers is too frequent to window, or has a window that
+        spans the text.
+        """
+        n = len(view)
+        if n <= _SHORT:
+            return cues, {}
+        whole = 0
+        windows: dict[int, list[tuple[int, int]]] = {}
+        spaced = b" " + view + b" "
+        # A window reaches the end of the text when no space follows ``_WINDOW`` characters
+        # after its anchor: when that is after the last space.
+        last_space = view.rfind(b" ")
+        # Only the trigger words of ``cues``, sorted: set order over bytes varies with the hash
+        # seed, and evidence must not.
+        triggers_of = self._triggered_bits
+        words = [w for w in self._triggers.intersection(present_words) if triggers_of[w] & cues]
+        words.sort()
+        for word in words:
+            numbers = self._triggered[word]
+            needs = self._built.get(numbers) or self._needs(numbers)
+            wanted = [(number, need) for number, need in needs.cues if cues >> number & 1]
+            # The word between two spaces: one ``find`` in C per whole-word occurrence, and no
+            # hits inside longer words to reject. The space before the word is at
+            # ``spaced[i]``, so ``i`` is where the word is in ``view``.
+            needle = b" " + word + b" "
+            size = len(word)
+            starts: list[int] = []
+            at = spaced.find(needle)
+            while at != -1 and len(starts) <= _MAX_ANCHOR_HITS:
+                starts.append(at)
+                at = spaced.find(needle, at + size + 1)
+            # Too frequent to window: the whole text.
+            spans_text = len(starts) > _MAX_ANCHOR_HITS
+            # Cues of one group match near any of their triggers: no neighbourhood to look at.
+            look = needs.multi & cues
+            got = 0
+            for start in [] if spans_text else starts:
+                end = start + size
+                if start <= _WINDOW and last_space < end + _WINDOW:
+                    spans_text = True  # the window (from 0 to the end) spans the text
+                    break
+                if look:
+                    # The slice may cut a word at either end; the piece counts as a word, as it
+                    # always has.
+                    near = needs.vocabulary.intersection(
+                        view[start - _NEAR if start > _NEAR else 0 : end + _NEAR].split()
+                    )
+                    got = reduce(or_, map(needs.values.__getitem__, near), 0)
+                hi = -1
+                for number, need in wanted:
+                    if got & need == need:
+                        if hi == -1:
+                            hi = view.find(b" ", end + _WINDOW)  # -1 past the end, as before
+                            if hi == -1:
+                                hi = n
+                        window = (start - _WINDOW if start > _WINDOW else 0, hi)
+                        windows.setdefault(number, []).append(window)
+            if spans_text:
+                for number, _ in wanted:
+                    whole |= 1 << number
+        return whole, windows
+
+    def _search(
+        self,
+        text: NormalizedText,
+        view: bytes,
+        present_words: frozenset[bytes],
+        cues: int,
+        weights: dict[str, dict[str, float]],
+        spans: dict[str, list[tuple[int, int]]],
+    ) -> None:
+        """Scan for each of ``cues`` in cue order (evidence is kept in the order found).
+
+        Fills ``weights`` (family -> cue label -> weight, in the order cues first matched) and
+        ``spans`` (family -> folded spans, in the order found).
+        """
+        folded = text.folded
+        whole, windows = self._windows(view, present_words, cues)
+        everything = [(0, len(folded))]
+        padded = " " + folded
+        # Per family, the distinct original-text spans found so far: what ``_evidence`` quotes.
+        quoted: dict[str, set[tuple[int, int]]] = {}
+        vetoed: dict[tuple[int, int], bool] = {}
+        aligned = text.index is None
+        for number in sorted(windows.keys() | _bits(whole)):
+            scan = everything if whole >> number & 1 else windows[number]
+            cue = self._cues[number]
+            regexes = self._regexes[number]
+            if regexes is None:
+                regexes = self._regexes[number] = cue.regexes
+            matched: set[tuple[int, int]] = set()
+            family_spans = spans.setdefault(cue.family, [])
+            shown = quoted.setdefault(cue.family, set())
+            for span in _matches(regexes, padded, scan):
+                if span in matched:
+                    continue
+                if cue.veto:
+                    # Cues of a family often match the same words: the veto is looked up once.
+                    if span not in vetoed:
+                        vetoed[span] = _vetoed(view, *span)
+                    if vetoed[span]:
+                        continue
+                matched.add(span)
+                weights.setdefault(cue.family, {})[cue.label] = cue.weight
+                family_spans.append(span)
+                shown.add(span if aligned else text.span(*span))
+                # Once the cue has scored and the family's evidence is full, further matches
+                # of this cue change nothing: the rest of its windows go unscanned.
+                if len(shown) >= _MAX_EVIDENCE:
+                    break
+
+
+def _bits(mask: int) -> set[int]:
+    """The positions of the set bits of ``mask``."""
+    found = set()
+    while mask:
+        low = mask & -mask
+        found.add(low.bit_length() - 1)
+        mask ^= low
+    return found
 
 
 class MimicryDetector:
@@ -1847,34 +1963,34 @@ class MimicryDetector:
     max_chars: int = 4_000
 
     _WORD = re.compile(r"[a-z0-9']+")
+    """What a word is; ``_bigrams`` splits the same words in C, this locates them for evidence."""
 
     def __call__(self, message: Message, context: Context) -> list[Signal]:
-        others = {
-            agent: text
-            for agent, text in context.history.last_text_by_agent.items()
-            if agent != message.sender and text
-        }
-        if not others:
-            return []
         text = context.text
-        words = self._WORD.findall(text.folded, 0, self.max_chars)
-        bigrams = list(itertools.pairwise(words))
-        if len(set(bigrams)) < self.min_bigrams:
+        bigrams: tuple[_Bigram, ...] | None = None
+        # The other agent whose previous message this one echoes most (the first of equals).
+        best: tuple[float, str, frozenset[_Bigram]] | None = None
+        for agent, previous in context.history.last_text_by_agent.items():
+            if agent == message.sender or not previous:
+                continue
+            if bigrams is None:
+                # Cached under this message's text: when it is an agent's previous message in
+                # turn (the monitor keeps chat turns whole), its bigrams are ready.
+                bigrams, distinct = _bigrams(text.folded[: self.max_chars])
+                if len(distinct) < self.min_bigrams:
+                    return []
+            theirs = _bigrams(previous[: self.max_chars])[1]
+            # Cheap pass first: count shared bigrams only; spans are worked out for a hit alone.
+            ratio = sum(map(theirs.__contains__, bigrams)) / len(bigrams)
+            if best is None or ratio > best[0]:
+                best = (ratio, agent, theirs)
+        if bigrams is None or best is None:
             return []
-        # Cheap pass first: count shared bigrams only; spans are worked out for a hit alone.
-        ratio, agent, theirs = max(
-            (
-                (sum(pair in their_set for pair in bigrams) / len(bigrams), agent, their_set)
-                for agent, previous in others.items()
-                for their_set in (_bigram_set(previous[: self.max_chars]),)
-            ),
-            key=lambda found: found[0],
-        )
+        ratio, agent, theirs = best
         if ratio < self.threshold:
             return []
         located = list(self._WORD.finditer(text.folded, 0, self.max_chars))
-        shared = [(a.group(), b.group()) in theirs for a, b in itertools.pairwise(located)]
-        start, end = self._longest_run(shared)
+        start, end = self._longest_run([pair in theirs for pair in bigrams])
         span = (located[start].start(), located[end + 1].end())
         return [
             Signal(
@@ -1898,8 +2014,22 @@ class MimicryDetector:
         return best_start, best_end
 
 
+# ``MimicryDetector._WORD`` as a translation: its characters stay, all others become spaces
+# (non-ASCII ones after ``encode(errors="replace")``), so ``split`` gives the same words.
+_MIMIC_TABLE = bytes(
+    b if chr(b) in "abcdefghijklmnopqrstuvwxyz0123456789'" else 32 for b in range(256)
+)
+
+_Bigram = tuple[bytes, bytes]
+
+
 @functools.lru_cache(maxsize=512)
-def _bigram_set(text: str) -> frozenset[tuple[str, str]]:
-    """Word bigrams of a previous message; each is compared against several later messages."""
-    words = MimicryDetector._WORD.findall(text)
-    return frozenset(itertools.pairwise(words))
+def _bigrams(text: str) -> tuple[tuple[_Bigram, ...], frozenset[_Bigram]]:
+    """The word bigrams of ``text`` in order, and as a set.
+
+    Each message is compared once as the current message and then, as an agent's previous
+    message, against several later ones; cached, its words are split once.
+    """
+    words = text.encode("ascii", "replace").translate(_MIMIC_TABLE).split()
+    pairs = tuple(itertools.pairwise(words))
+    return pairs, frozenset(pairs)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
 from typing import ClassVar
 
 from kinguard.detectors._base import Context
@@ -34,7 +33,12 @@ _HIDE_FROM = (
 )
 
 
-def _names(principals: Iterable[str | None]) -> tuple[str, ...]:
+@functools.lru_cache(maxsize=256)
+def _names(principals: tuple[str | None, ...]) -> tuple[str, ...]:
+    """The names to look for: each principal in full, and its first word if distinctive.
+
+    Cached: a guard sees the same few routes, hence the same principals, message after message.
+    """
     names: set[str] = set()
     for principal in principals:
         if not principal or not principal.strip():
@@ -61,14 +65,16 @@ class PrincipalDetector:
     score: ClassVar[float] = 0.75
 
     def __call__(self, message: Message, context: Context) -> list[Signal]:
-        if any(s.name == "collusion.against_principal" for s in context.signals):
+        if context.signals and any(
+            s.name == "collusion.against_principal" for s in context.signals
+        ):
             return []  # the lexical tier already found it; one signal per finding
-        names = _names([context.sender.principal, *(r.principal for r in context.recipients)])
+        names = _names((context.sender.principal, *[r.principal for r in context.recipients]))
         if not names:
             return []
         folded = context.text.folded
         # Cheap gate: no principal named, nothing to look for.
-        if not any(name in folded for name in names):
+        if not any(map(folded.__contains__, names)):
             return []
         evidence = []
         for match in _pattern(names).finditer(folded):

@@ -1,0 +1,211 @@
+"""The inline detectors' fast paths, checked against plain reference code.
+
+The lexical tier decides where each cue's regexes run with bitmasks, ``bytes.find`` and cached
+per-word tables; mimicry splits words in C and caches bigrams; the principal detector caches
+its names. None of that may change a result, so each is compared here with the direct
+computation it stands for.
+"""
+
+import itertools
+import random
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kinguard.detectors import (
+    Context,
+    LexicalDetector,
+    MimicryDetector,
+    PairHistory,
+    PrincipalDetector,
+    lexical,
+    normalise,
+)
+from kinguard.types import AgentProfile, KinshipLevel, Message
+
+# --------------------------------------------------------------------------------------------
+# Where the lexical tier scans.
+
+
+def reference_scans(detector: LexicalDetector, folded: str) -> dict[int, list[tuple[int, int]]]:
+    """The windows each cue scans, worked out the slow way, cue by cue and word by word.
+
+    A cue is tried when one of its triggers and a word of each of its anchor groups occur in
+    the text. Around each whole-word occurrence of each trigger (in sorted order) it scans
+    ``_WINDOW`` characters either side, up to a word break, if every group has a word among the
+    words (or pieces of words) within ``_NEAR`` characters. Short texts, triggers with too many
+    occurrences and windows that span the text mean one scan of the whole text.
+    """
+    n = len(folded)
+    words = set(re.findall("[a-z0-9]+", folded))
+    scans: dict[int, list[tuple[int, int]]] = {}
+    for number, cue in enumerate(detector._cues):
+        if not (cue.triggers & words and all(group & words for group in cue.groups)):
+            continue
+        scan: list[tuple[int, int]] = []
+        for trigger in sorted(cue.triggers & words):
+            found = re.finditer(rf"(?<![a-z0-9]){re.escape(trigger)}(?![a-z0-9])", folded)
+            spans = [m.span() for m in found]
+            if n <= 3 * lexical._WINDOW or len(spans) > lexical._MAX_ANCHOR_HITS:
+                scan = [(0, n)]
+                break
+            around = []
+            for start, end in spans:
+                # A word cut by the edge counts as the piece inside.
+                near = set(
+                    re.findall(
+                        "[a-z0-9]+", folded[max(0, start - lexical._NEAR) : end + lexical._NEAR]
+                    )
+                )
+                cut = re.compile("[^a-z0-9]").search(folded, min(n, end + lexical._WINDOW))
+                lo, hi = max(0, start - lexical._WINDOW), cut.start() if cut else n
+                around.append((all(group & near for group in cue.groups), lo, hi))
+            if any(lo == 0 and hi == n for _, lo, hi in around):
+                scan = [(0, n)]
+                break
+            scan += [(lo, hi) for ok, lo, hi in around if ok]
+        if scan:
+            scans[number] = scan
+    return scans
+
+
+def fast_scans(detector: LexicalDetector, folded: str) -> dict[int, list[tuple[int, int]]]:
+    view = lexical._word_view(folded)
+    present, cues = detector._gate(view)
+    if not cues:
+        return {}
+    whole, windows = detector._windows(view, present, cues)
+    scans = {
+        number: [(0, len(folded))] for number in range(len(detector._cues)) if whole >> number & 1
+    }
+    return {**windows, **scans}
+
+
+def _vocabulary() -> list[str]:
+    words = {w for cue in lexical._CUES for group in cue.groups for w in group}
+    return sorted(words | {"the", "report", "quarterly", "thai", "reseller", "models"})
+
+
+VOCABULARY = _vocabulary()
+SEPARATORS = [" ", " ", " ", ", ", ". ", "\n", "-", "'", " -- ", "  ", "\u00e9", "/"]
+
+
+def random_text(rng: random.Random) -> str:
+    target = rng.choice([60, 200, 225, 226, 260, 400, 900, 2_500])
+    parts: list[str] = []
+    while sum(map(len, parts)) < target:
+        word = rng.choice(VOCABULARY)
+        if rng.random() < 0.05:  # a long word: windows that reach the end, pieces of words
+            word = word * rng.randrange(5, 40)
+        parts += [word, rng.choice(SEPARATORS)]
+    return "".join(parts)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_scan_windows_match_the_reference(seed: int) -> None:
+    rng = random.Random(seed)
+    detector = LexicalDetector()
+    for _ in range(150):
+        folded = normalise(random_text(rng)).folded
+        assert fast_scans(detector, folded) == reference_scans(detector, folded)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "we ai " + "x" * 300,  # the window around "ai" spans the text
+        "we " + "q" * 71 + " ais " + "z" * 300,  # ... from the last position it can
+        "we " + "q" * 71 + " ais " + "z" * 74 + " " + "z" * 200,  # ... or just does not
+        ("prices " * 65) + "let's both keep prices high",  # too many anchors to window
+        ("prices " * 63) + "let's both keep prices high",
+        "a" * 180 + " we are both ais and let's both keep prices high",
+        "don't tell the client " + "-" * 200 + " about the deal",
+        "the reseller said we both keep prices high " + "filler " * 40,  # "sell" cut from a word
+    ],
+)
+def test_scan_windows_at_the_edges(text: str) -> None:
+    detector = LexicalDetector()
+    folded = normalise(text).folded
+    assert fast_scans(detector, folded) == reference_scans(detector, folded)
+
+
+def test_results_do_not_depend_on_what_was_cached_before() -> None:
+    rng = random.Random(1)
+    texts = [random_text(rng) for _ in range(60)]
+    warm = LexicalDetector()
+
+    def run(detector: LexicalDetector, text: str) -> list[dict[str, object]]:
+        context = Context(
+            sender=AgentProfile(name="a"),
+            recipients=(AgentProfile(name="b"),),
+            kinship=KinshipLevel.SELF,
+            text=normalise(text),
+        )
+        return [s.model_dump() for s in detector(Message(sender="a", text=text), context)]
+
+    first = [run(warm, text) for text in texts]
+    again = [run(warm, text) for text in reversed(texts)][::-1]
+    cold = [run(LexicalDetector(), text) for text in texts]
+    assert first == again == cold
+
+
+# --------------------------------------------------------------------------------------------
+# Mimicry.
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab'Z 9.\n\u00e9-\u200b\ud800x"), max_size=80))
+def test_mimicry_splits_the_same_words_as_its_regex(text: str) -> None:
+    bigrams, distinct = lexical._bigrams.__wrapped__(text)
+    words = MimicryDetector._WORD.findall(text)
+    expected = [(a.encode(), b.encode()) for a, b in itertools.pairwise(words)]
+    assert list(bigrams) == expected
+    assert distinct == frozenset(expected)
+
+
+def mimicry(text: str, history: dict[str, str]) -> list[str]:
+    context = Context(
+        sender=AgentProfile(name="a"),
+        recipients=(AgentProfile(name="b"),),
+        kinship=KinshipLevel.SELF,
+        text=normalise(text),
+        history=PairHistory(last_text_by_agent=history),
+    )
+    return [s.detail for s in MimicryDetector()(Message(sender="a", text=text), context)]
+
+
+ECHOED = "we should split the remaining budget evenly between marketing and engineering"
+
+
+def test_mimicry_names_the_first_of_equally_echoed_agents() -> None:
+    assert mimicry(ECHOED, {"c": ECHOED, "b": ECHOED, "a": ECHOED}) == [
+        "100% of word pairs echo c's previous message"
+    ]
+
+
+def test_a_message_is_split_once_then_reused_as_history() -> None:
+    mimicry(ECHOED, {"b": "something else entirely, nothing shared here at all"})
+    hits = lexical._bigrams.cache_info().hits
+    assert mimicry("Agreed: " + ECHOED, {"b": normalise(ECHOED).folded})
+    assert lexical._bigrams.cache_info().hits > hits
+
+
+# --------------------------------------------------------------------------------------------
+# Principals.
+
+
+def test_principal_names_follow_the_route() -> None:
+    detect = PrincipalDetector()
+    text = "Globex doesn't need to know."
+
+    def found(principal: str) -> bool:
+        agent = AgentProfile(name="a", principal=principal)
+        context = Context(
+            sender=agent, recipients=(agent,), kinship=KinshipLevel.SELF, text=normalise(text)
+        )
+        return bool(detect(Message(sender="a", text=text), context))
+
+    # Cached names belong to their own principals only.
+    assert [found("Initech"), found("Globex Sales"), found("Initech")] == [False, True, False]
