@@ -63,6 +63,9 @@ class ScriptedChatModel(BaseChatModel):
     replies: list[str]
     chunk_size: int = 4
     inputs: list[list[BaseMessage]] = Field(default_factory=list)
+    record_inputs: bool = True
+    """Keep every input in ``inputs`` (for tests); benchmarks turn it off, since a list that
+    grows over many runs makes the collector's full passes slower for every variant alike."""
     calls: int = 0
     lock: Any = Field(default_factory=threading.Lock, exclude=True)
 
@@ -72,7 +75,8 @@ class ScriptedChatModel(BaseChatModel):
 
     def _next(self, messages: list[BaseMessage]) -> str:
         with self.lock:
-            self.inputs.append(list(messages))
+            if self.record_inputs:
+                self.inputs.append(list(messages))
             reply = self.replies[self.calls % len(self.replies)]
             self.calls += 1
         return reply

@@ -82,7 +82,7 @@ class PassThroughGuard(KinGuard):
 
 
 def build(variant: str) -> Callable[[], Any]:
-    models = {name: ScriptedChatModel(replies=LINES[name]) for name in NAMES}
+    models = {name: ScriptedChatModel(replies=LINES[name], record_inputs=False) for name in NAMES}
     order = [NAMES[i % len(NAMES)] for i in range(TURNS)]
     builder = script_graph(order, models, {n: f"You negotiate for {n}." for n in NAMES})
     if variant == "bare":

@@ -225,3 +225,11 @@ def test_thread_id_is_the_conversation_id() -> None:
             script_graph(["a"], {"a": ScriptedChatModel(replies=["z"])}, {}), guard
         ).compile().invoke(start())
     assert verdicts[0].conversation_id == guard.conversation_id
+
+
+@pytest.mark.parametrize("record", [True, False])
+def test_scripted_model_records_its_inputs_only_when_asked(record: bool) -> None:
+    model = ScriptedChatModel(replies=["one", "two"], record_inputs=record)
+    assert model.invoke("hello").content == "one"
+    assert model.invoke("again").content == "two"
+    assert len(model.inputs) == (2 if record else 0)
