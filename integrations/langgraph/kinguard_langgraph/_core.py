@@ -555,6 +555,18 @@ class GraphCore:
             },
         )
 
+    def inspect_all(self, prepared: Prepared, candidates: list[_Candidate]) -> list[Verdict]:
+        """One verdict per candidate, in order (turns numbered by position)."""
+        return [
+            self.guard.inspect(self.to_message(prepared, c, n)) for n, c in enumerate(candidates)
+        ]
+
+    async def ainspect_all(self, prepared: Prepared, candidates: list[_Candidate]) -> list[Verdict]:
+        return [
+            await self.guard.ainspect(self.to_message(prepared, c, n))
+            for n, c in enumerate(candidates)
+        ]
+
     def finish(
         self,
         prepared: Prepared,
@@ -887,10 +899,8 @@ class GuardedNode(Runnable[Any, Any]):
             return None
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        try:
-            prepared = self.core.prepare(self, input, config or {})
-        except Exception as exc:
-            _log.error("kinguard.adapter_error", node=self.node, stage="prepare", error=repr(exc))
+        prepared = self._prepare(input, config)
+        if prepared is None:
             return self.inner.invoke(input, config, **kwargs)
         if prepared.config is config:
             output = self.inner.invoke(prepared.state, config, **kwargs)
@@ -905,19 +915,13 @@ class GuardedNode(Runnable[Any, Any]):
             verdicts: list[Verdict] | None = None
             candidates = core.fast_candidates(prepared, output)
             if candidates is not None:
-                verdicts = [
-                    core.guard.inspect(core.to_message(prepared, c, n))
-                    for n, c in enumerate(candidates)
-                ]
+                verdicts = core.inspect_all(prepared, candidates)
                 result = core.finish_fast(prepared, output, candidates, verdicts)
                 if result is not _REWRITE:
                     return result
             edited, units, candidates = core.collect(prepared, output)
             if verdicts is None:
-                verdicts = [
-                    core.guard.inspect(core.to_message(prepared, c, n))
-                    for n, c in enumerate(candidates)
-                ]
+                verdicts = core.inspect_all(prepared, candidates)
             return core.finish(prepared, edited, units, candidates, verdicts)
         except Exception as exc:
             return core.fail(prepared, output, exc)
@@ -939,19 +943,13 @@ class GuardedNode(Runnable[Any, Any]):
             verdicts: list[Verdict] | None = None
             candidates = core.fast_candidates(prepared, output)
             if candidates is not None:
-                verdicts = [
-                    await core.guard.ainspect(core.to_message(prepared, c, n))
-                    for n, c in enumerate(candidates)
-                ]
+                verdicts = await core.ainspect_all(prepared, candidates)
                 result = core.finish_fast(prepared, output, candidates, verdicts)
                 if result is not _REWRITE:
                     return result
             edited, units, candidates = core.collect(prepared, output)
             if verdicts is None:
-                verdicts = [
-                    await core.guard.ainspect(core.to_message(prepared, c, n))
-                    for n, c in enumerate(candidates)
-                ]
+                verdicts = await core.ainspect_all(prepared, candidates)
             return core.finish(prepared, edited, units, candidates, verdicts)
         except Exception as exc:
             return core.fail(prepared, output, exc)
