@@ -295,15 +295,29 @@ class KinGuard:
         """
         if self.identity is IdentityPolicy.CONCEAL:
             return None
-        action = Action.ALLOW
-        reasons: list[str] = []
-        for rule in self._risk_rules:
-            if _rule_matches(rule, (), 0.0) is not None:
-                action = max(action, rule.action, key=lambda a: a.severity)
-                reasons.append(_describe(rule))
+        action, reasons, _ = self._apply_rules((), 0.0)
         if action.severity >= Action.NUDGE.severity:
             return None
         return action, tuple(dict.fromkeys(reasons))
+
+    def _apply_rules(
+        self, signals: Sequence[Signal], pair_band_risk: float
+    ) -> tuple[Action, list[str], list[Signal]]:
+        """The most severe matching rule's action, every match's reason, the signals to redact."""
+        action = Action.ALLOW
+        reasons: list[str] = []
+        redact_signals: list[Signal] = []
+        # Signal rules cannot match a message without signals: most messages skip them.
+        for rule in self.policy.rules if signals else self._risk_rules:
+            matched = _rule_matches(rule, signals, pair_band_risk)
+            if matched is None:
+                continue
+            if rule.action.severity > action.severity:
+                action = rule.action
+            reasons.append(_describe(rule))
+            if rule.action is Action.REDACT:
+                redact_signals.extend(matched)
+        return action, reasons, redact_signals
 
     def _decide(
         self,
@@ -321,6 +335,10 @@ class KinGuard:
             message_risk(signals, kinship_weight(context.kinship)) if signals else 0.0,
             context.text.folded,
         )
+        delivered: str | None = message.text
+        notice: str | None = None
+        nudge: str | None = None
+        error: str | None = None
         if (
             self._calm is not None
             and not signals
@@ -328,33 +346,43 @@ class KinGuard:
             and not result.failures
             and not context.text.truncated
         ):
-            return Verdict(
-                message_id=message.id,
-                conversation_id=message.conversation_id,
-                sender=message.sender,
-                recipients=recipients,
-                turn=message.turn,
-                kinship=context.kinship,
-                pair_risk=risk.pair_risk,
-                conversation_risk=risk.conversation_risk,
-                action=self._calm[0],
-                reasons=self._calm[1],
-                delivered_text=message.text,
-                duration_ms=(time.perf_counter() - started) * 1000.0,
+            action, reasons = self._calm
+        else:
+            action, reasons, delivered, notice, nudge, error = self._act(
+                message, recipients, context, result, risk.pair_band_risk
             )
-        action = Action.ALLOW
-        reasons: list[str] = []
-        redact_signals: list[Signal] = []
-        # Signal rules cannot match a message without signals: most messages skip them.
-        for rule in self.policy.rules if signals else self._risk_rules:
-            matched = _rule_matches(rule, signals, risk.pair_band_risk)
-            if matched is None:
-                continue
-            if rule.action.severity > action.severity:
-                action = rule.action
-            reasons.append(_describe(rule))
-            if rule.action is Action.REDACT:
-                redact_signals.extend(matched)
+        return Verdict(
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+            sender=message.sender,
+            recipients=recipients,
+            turn=message.turn,
+            signals=tuple(signals),
+            kinship=context.kinship,
+            message_risk=risk.message_risk,
+            pair_risk=risk.pair_risk,
+            conversation_risk=risk.conversation_risk,
+            action=action,
+            reasons=reasons,
+            delivered_text=delivered,
+            modified=delivered != message.text,
+            notice=notice,
+            nudge=nudge,
+            error=error,
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+    def _act(
+        self,
+        message: Message,
+        recipients: tuple[str, ...],
+        context: Context,
+        result: PipelineResult,
+        pair_band_risk: float,
+    ) -> tuple[Action, tuple[str, ...], str | None, str | None, str | None, str | None]:
+        """The full decision: action, reasons, delivered text, notice, nudge and error."""
+        signals = result.signals
+        action, reasons, redact_signals = self._apply_rules(signals, pair_band_risk)
         if context.text.truncated:
             # Never silent: the tail of an oversized message went unread.
             reasons.append(
@@ -391,27 +419,7 @@ class KinGuard:
             nudge = self._identity.nudge(context.sender, recipients, list(dict.fromkeys(names)))
             with self._lock:
                 self._nudges.setdefault(message.conversation_id, {})[message.sender] = nudge
-
-        return Verdict(
-            message_id=message.id,
-            conversation_id=message.conversation_id,
-            sender=message.sender,
-            recipients=recipients,
-            turn=message.turn,
-            signals=tuple(signals),
-            kinship=context.kinship,
-            message_risk=risk.message_risk,
-            pair_risk=risk.pair_risk,
-            conversation_risk=risk.conversation_risk,
-            action=action,
-            reasons=tuple(dict.fromkeys(reasons)),
-            delivered_text=delivered,
-            modified=delivered != message.text,
-            notice=notice,
-            nudge=nudge,
-            error=error,
-            duration_ms=(time.perf_counter() - started) * 1000.0,
-        )
+        return action, tuple(dict.fromkeys(reasons)), delivered, notice, nudge, error
 
     @staticmethod
     def _notice(sender: str, why: Sequence[str]) -> str:
