@@ -68,9 +68,6 @@ class _Conversation:
     peak: float = 0.0
     pairs: dict[str, _Pair] = field(default_factory=dict)
     last_text_by_agent: dict[str, str] = field(default_factory=dict)
-    calm: bool = True
-    """No message of this conversation has carried risk yet: every pair is at zero, so a
-    riskless message needs no pair arithmetic (most conversations stay calm throughout)."""
 
     def dump(self) -> ConversationState:
         return ConversationState(
@@ -86,7 +83,6 @@ class _Conversation:
             risk=state.risk, band=state.band, clock=state.clock, peak=state.peak,
             pairs={k: _Pair(p.risk, p.band, p.clock, p.peak) for k, p in state.pairs.items()},
             last_text_by_agent=dict(state.last_text_by_agent),
-            calm=state.peak == 0.0 and all(p.peak == 0.0 for p in state.pairs.values()),
         )
 
 
@@ -177,9 +173,10 @@ class RiskMonitor:
             conv = self._conversation(conversation_id)
             conv.clock += 1
             conv.last_text_by_agent[sender] = folded_text[:_HISTORY_CHARS]
-            if risk == 0.0 and conv.calm:
+            # A conversation whose peak is zero has never carried risk: every pair is at zero, so
+            # a riskless message needs no pair arithmetic (most conversations stay so throughout).
+            if risk == 0.0 and conv.peak == 0.0:
                 return _CALM
-            conv.calm = False
             # Conversation risk decays one step per message in the conversation.
             conv.risk = _accumulate(conv.risk * self._decay(1), risk)
             conv.band = self._band(conv.band, conv.risk)
