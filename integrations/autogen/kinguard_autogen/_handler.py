@@ -196,7 +196,7 @@ class TeamGuard:
 
     async def verdict_for(self, message: BaseChatMessage) -> tuple[Verdict | None, BaseChatMessage]:
         """The verdict reached when the message was first seen, or a fresh inspection."""
-        known = self._verdicts.pop(message.id, None)
+        known = self.known(message.id)
         if known is not None:
             return known
         if not self.inspectable(message):

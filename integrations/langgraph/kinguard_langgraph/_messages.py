@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
@@ -93,8 +92,3 @@ def is_identity_message(message: object) -> bool:
         and message.id.startswith(IDENTITY_ID_PREFIX)
     )
 
-
-def answered_tool_calls(message: BaseMessage) -> Sequence[str]:
-    """Ids of the tool calls an AI message made (their results must go if it goes)."""
-    calls = getattr(message, "tool_calls", None) or ()
-    return [str(call.get("id")) for call in calls if call.get("id")]
