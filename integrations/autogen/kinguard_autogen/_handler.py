@@ -18,13 +18,14 @@ replaced by a notice, and its own failures are contained.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from autogen_agentchat.messages import (
     BaseAgentEvent,
     BaseChatMessage,
     BaseTextChatMessage,
+    ModelClientStreamingChunkEvent,
     StopMessage,
     TextMessage,
 )
@@ -54,6 +55,7 @@ from kinguard_autogen._events import (
     META_SIGNALS,
     KinGuardVerdictEvent,
 )
+from kinguard_autogen._output import OutputGate
 
 __all__ = ["EventMode", "KinGuardInterventionHandler", "TeamGuard"]
 
@@ -89,6 +91,7 @@ class TeamGuard:
         *,
         conversation_id: str,
         events: EventMode,
+        gate: OutputGate,
     ) -> None:
         self.guard = guard
         self.runtime = runtime
@@ -105,10 +108,8 @@ class TeamGuard:
         # Verdicts by message id, from the first sight (output topic) to the second (group
         # topic); insertion-ordered, so the oldest is evicted if a second sight never comes.
         self._verdicts: dict[str, tuple[Verdict, BaseChatMessage]] = {}
-        self.pending_events: dict[str, KinGuardVerdictEvent] = {}
-        # Called when an event is added to pending_events: guard_team hooks the team's output
-        # queue only while events wait for their message (see _team._patch_output_queue).
-        self.on_pending_event: Callable[[], None] | None = None
+        self.gate = gate
+        """The hook on the team's output queue: verdict events and token chunks."""
         # Each sender's recipients: the participants are fixed, so each tuple is built once.
         self._recipients: dict[str, tuple[str, ...]] = {}
 
@@ -132,7 +133,7 @@ class TeamGuard:
         self.pending_halt = None if halt is None else Verdict.model_validate(halt)
         self.identity_delivered = {str(name) for name in state.get("identity_delivered", ())}
         self._verdicts.clear()
-        self.pending_events.clear()
+        self.gate.clear()
 
     # -- inspection and rewriting ---------------------------------------------------------
 
@@ -185,9 +186,7 @@ class TeamGuard:
         if len(verdicts) > _CACHE_SIZE:
             del verdicts[next(iter(verdicts))]
         if streamed:
-            self.pending_events[delivered.id] = KinGuardVerdictEvent.from_verdict(verdict)
-            if self.on_pending_event is not None:
-                self.on_pending_event()
+            self.gate.expect_event(delivered.id, KinGuardVerdictEvent.from_verdict(verdict))
         return verdict, delivered
 
     def known(self, message_id: str) -> tuple[Verdict, BaseChatMessage] | None:
@@ -356,10 +355,14 @@ class KinGuardInterventionHandler(DefaultInterventionHandler):
             if route == _OUTPUT:
                 # First sight of an agent's message: inspect it now, before anyone gets it.
                 chat = message.message
-                if isinstance(chat, BaseChatMessage) and tg.inspectable(chat):
-                    _, delivered = await tg.inspect(chat)
-                    if delivered is not chat:
-                        return GroupChatMessage(message=delivered)
+                if isinstance(chat, BaseChatMessage):
+                    if tg.inspectable(chat):
+                        _, delivered = await tg.inspect(chat)
+                        if delivered is not chat:
+                            return GroupChatMessage(message=delivered)
+                elif isinstance(chat, ModelClientStreamingChunkEvent):
+                    # Part of a message not yet inspected: the output gate holds it (_output).
+                    tg.gate.expect_chunks()
                 return message
             if route == _AGENT_RESPONSE:
                 # Second sight: the verdict reached on the first one decides.
@@ -390,7 +393,7 @@ class KinGuardInterventionHandler(DefaultInterventionHandler):
                 await self._on_run_start(tg, message)
             elif isinstance(message, GroupChatReset):
                 tg.identity_delivered.clear()
-                tg.pending_events.clear()
+                tg.gate.clear()
                 tg.pending_halt = None
         except Exception as exc:
             tg.contained("<team>", exc)
@@ -456,7 +459,7 @@ class KinGuardInterventionHandler(DefaultInterventionHandler):
         return GroupChatTeamResponse(result=result, name=message.name)
 
     async def _on_run_start(self, tg: TeamGuard, start: GroupChatStart) -> None:
-        tg.pending_events.clear()
+        tg.gate.clear()
         for name, block in tg.identity_messages.items():
             if name not in tg.identity_delivered:
                 await tg.deliver_to(name, [TextMessage(source=KINGUARD_SOURCE, content=block)])

@@ -21,6 +21,7 @@ from kinguard_autogen._handler import (
     TeamGuard,
     TeamTopics,
 )
+from kinguard_autogen._output import OutputGate
 from kinguard_autogen._termination import (
     HaltOrTermination,
     KinGuardTermination,
@@ -56,14 +57,12 @@ class _Installed:
         termination: TerminationCondition | None,
         termination_replaced: bool,
         system_messages: dict[str, list[SystemMessage]],
-        queue_patched: bool,
     ) -> None:
         self.team_guard = team_guard
         self.handler = handler
         self.termination = termination
         self.termination_replaced = termination_replaced
         self.system_messages = system_messages
-        self.queue_patched = queue_patched
 
 
 def guard_team(
@@ -82,7 +81,9 @@ def guard_team(
       ``run``/``run_stream`` get. A halt withholds the message and stops the team through a
       :class:`KinGuardTermination` (added with ``|`` unless the team's condition has one).
     - ``run_stream()`` yields a :class:`KinGuardVerdictEvent` after each message kinguard acted
-      on (``events="all"``: after every message; ``"none"``: never).
+      on (``events="all"``: after every message; ``"none"``: never). Streamed model tokens
+      (``model_client_stream=True``) come out once their message is inspected, cut from the
+      delivered text (none of a blocked or halted message's).
     - ``save_state()``/``load_state()`` carry the guard's state under ``"kinguard"``.
 
     Call it before the team first runs. The team must use AgentChat's default
@@ -146,6 +147,7 @@ def guard_team(
         topics,
         conversation_id=conversation_id or guard.conversation_id,
         events=events,
+        gate=OutputGate(team._output_message_queue),
     )
     system_messages = _inject_identity(team, team_guard)
 
@@ -162,17 +164,11 @@ def guard_team(
     if not team._message_factory.is_registered(KinGuardVerdictEvent):
         # Lets guarded teams nested inside this one stream their verdict events through it.
         team._message_factory.register(KinGuardVerdictEvent)
-    queue_patched = False
-    if events != "none":
-        _patch_output_queue(team, team_guard)
-        queue_patched = True
     _patch_state(team, team_guard)
     setattr(
         team,
         _ATTR,
-        _Installed(
-            team_guard, handler, termination, termination_replaced, system_messages, queue_patched
-        ),
+        _Installed(team_guard, handler, termination, termination_replaced, system_messages),
     )
     return team
 
@@ -201,10 +197,7 @@ def unguard_team(team: TeamT) -> TeamT:
     for name in ("save_state", "load_state"):
         if name in vars(team):
             delattr(team, name)
-    if installed.queue_patched:
-        installed.team_guard.on_pending_event = None
-        if "put" in vars(team._output_message_queue):
-            delattr(team._output_message_queue, "put")
+    installed.team_guard.gate.clear()
     delattr(team, _ATTR)
     return team
 
@@ -295,36 +288,6 @@ def _inject_identity(team: BaseGroupChat, tg: TeamGuard) -> dict[str, list[Syste
             updated = [SystemMessage(content=tg.guard.system_prompt(name, None)), *current]
         participant._system_messages = updated  # type: ignore[attr-defined]
     return originals
-
-
-def _patch_output_queue(team: BaseGroupChat, tg: TeamGuard) -> None:
-    """Stream each verdict event right after its message, before any termination.
-
-    The manager puts each output message into this queue and then, on a termination, the
-    ``GroupChatTermination`` that ends ``run_stream``; an event published through the runtime
-    instead would queue behind the termination and be lost, so it rides on ``put``. Only while
-    an event waits for its message, though: the hook is armed when the handler adds one (before
-    the manager puts that message) and disarms itself once none is left, so the messages of a
-    calm conversation go into the queue without passing through kinguard at all.
-    """
-    queue = team._output_message_queue
-    put = queue.put
-
-    async def put_with_verdict(item: Any) -> None:
-        await put(item)
-        pending = tg.pending_events
-        item_id = getattr(item, "id", None)
-        event = None if item_id is None else pending.pop(item_id, None)
-        if event is not None:
-            await put(event)
-        if not pending and vars(queue).get("put") is put_with_verdict:
-            del queue.put  # disarm: back to the queue's own put
-
-    def arm() -> None:
-        if vars(queue).get("put") is not put_with_verdict:
-            queue.put = put_with_verdict  # type: ignore[method-assign]
-
-    tg.on_pending_event = arm
 
 
 def _patch_state(team: BaseGroupChat, tg: TeamGuard) -> None:

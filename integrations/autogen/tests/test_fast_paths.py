@@ -99,15 +99,15 @@ async def test_the_event_hook_is_armed_only_while_an_event_waits(
     tg = team_guard_of(team)
     queue = team._output_message_queue
     assert "put" not in vars(queue)  # nothing pending: the queue's own put
-    arm = tg.on_pending_event
-    assert arm is not None
+    gate = tg.gate
+    arm = gate._arm
     calls: list[bool] = []
 
     def counting_arm() -> None:
         calls.append("put" in vars(queue))
         arm()
 
-    tg.on_pending_event = counting_arm
+    gate._arm = counting_arm  # type: ignore[method-assign]
     items = [item async for item in team.run_stream(task="Negotiate.")]
     assert len(calls) == armed
     assert not any(calls)  # each event found the hook disarmed by the previous one's message
@@ -120,7 +120,7 @@ async def test_the_event_hook_is_armed_only_while_an_event_waits(
         assert isinstance(message, BaseChatMessage)
         assert event.verdict.sender == message.source
     assert "put" not in vars(queue)  # disarmed again once no event waits
-    assert tg.pending_events == {}
+    assert gate.pending_events == {}
 
 
 async def test_the_verdict_cache_is_bounded_when_second_sights_never_come(

@@ -91,4 +91,3 @@ def is_identity_message(message: object) -> bool:
         and isinstance(message.id, str)
         and message.id.startswith(IDENTITY_ID_PREFIX)
     )
-

@@ -33,6 +33,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration
 
 from kinguard.logs import get_logger
+from kinguard.streaming import recut
 from kinguard_langgraph._core import GATE_KEY, GraphCore, TaggedPayload, TaskVerdicts
 from kinguard_langgraph._messages import is_identity_message, message_text, with_text
 from kinguard_langgraph._state import GUARD_KEY
@@ -311,16 +312,10 @@ def _recut(
             else _merged_with_text(messages, text)
         )
         return [first, *([None] * (len(messages) - 1))]  # type: ignore[list-item]
-    pieces: list[BaseMessage] = []
-    position = 0
-    for k, (original, message) in enumerate(zip(originals, messages, strict=True)):
-        if k == len(messages) - 1:
-            piece = text[position:]
-        else:
-            piece = text[position : position + len(original)]
-        position += len(original)
-        pieces.append(with_text(message, piece))
-    return pieces
+    return [
+        with_text(message, piece)
+        for message, piece in zip(messages, recut(text, originals), strict=True)
+    ]
 
 
 def _merged(messages: Sequence[BaseMessage]) -> BaseMessage:

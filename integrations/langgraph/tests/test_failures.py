@@ -57,9 +57,7 @@ def test_broken_detector_while_streaming_tokens(
         if use_async:
 
             async def run() -> list[Any]:
-                return [
-                    p async for p in graph.astream(start(), stream_mode=["messages", "values"])
-                ]
+                return [p async for p in graph.astream(start(), stream_mode=["messages", "values"])]
 
             parts = asyncio.run(run())
         else:

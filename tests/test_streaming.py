@@ -1,0 +1,33 @@
+"""``recut``: a delivered text cut back into a stream's chunks."""
+
+import pytest
+
+from kinguard.streaming import recut
+
+
+@pytest.mark.parametrize(
+    ("text", "chunks"),
+    [
+        ("[redacted by kinguard: collusion.market] deal", ["we ", "fix ", "prices ", "deal"]),
+        ("short", ["a long ", "original ", "message"]),
+        ("a much longer delivered text than the original", ["tiny"]),
+        ("", ["x", "y"]),
+    ],
+)
+def test_pieces_join_to_the_text_along_the_original_boundaries(
+    text: str, chunks: list[str]
+) -> None:
+    pieces = recut(text, chunks)
+    assert "".join(pieces) == text
+    assert len(pieces) == len(chunks)
+    for piece, chunk in zip(pieces[:-1], chunks[:-1], strict=True):
+        assert len(piece) <= len(chunk)
+
+
+def test_same_text_gives_the_same_chunks() -> None:
+    chunks = ["Open", "ing: ", "the plan"]
+    assert recut("".join(chunks), chunks) == chunks
+
+
+def test_no_chunks_no_pieces() -> None:
+    assert recut("anything", []) == []
