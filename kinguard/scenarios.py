@@ -46,6 +46,9 @@ class RunResult(BaseModel):
     """Per agent, the full text of each model call's input (system prompt and history)."""
     halted: bool = False
     stop_reason: str | None = None
+    streamed: list[tuple[str, str]] = Field(default_factory=list)
+    """(sender, text) per message as a consumer of the run's token stream saw it, in order;
+    empty unless the run was streamed."""
 
     def inputs_after(self, agent: str, call: int) -> str:
         return "\n".join(self.model_inputs.get(agent, [])[call:])

@@ -135,6 +135,14 @@ class AdapterHarness(abc.ABC):
     @abc.abstractmethod
     async def aresume(self, decision: HumanDecision) -> RunResult: ...
 
+    @abc.abstractmethod
+    def stream(self, scenario: Scenario, guard: KinGuard | None) -> RunResult:
+        """Like :meth:`run`, with the models streaming tokens and the app consuming the run's
+        token stream as a chat UI would; ``RunResult.streamed`` holds what that stream said."""
+
+    @abc.abstractmethod
+    async def astream(self, scenario: Scenario, guard: KinGuard | None) -> RunResult: ...
+
 
 def reference_verdicts(scenario: Scenario, guard: KinGuard) -> list[Verdict]:
     """Inspect the script directly, framework-free: what every adapter must reproduce."""
@@ -222,6 +230,14 @@ class AdapterConformance:
         if mode == "sync":
             return harness.run(scenario, guard)
         return asyncio.run(harness.arun(scenario, guard))
+
+    @staticmethod
+    def _stream(
+        harness: AdapterHarness, mode: str, scenario: Scenario, guard: KinGuard | None
+    ) -> RunResult:
+        if mode == "sync":
+            return harness.stream(scenario, guard)
+        return asyncio.run(harness.astream(scenario, guard))
 
     @staticmethod
     def _resume(harness: AdapterHarness, mode: str, decision: HumanDecision) -> RunResult:
@@ -351,6 +367,32 @@ class AdapterConformance:
         assert ("bo", "Second point.") in result.delivered
         assert _KEYWORD not in result.inputs_after("cy", 0)
         assert "Second point." in result.inputs_after("cy", 0)
+
+    # -- token streaming: what a chat UI shows is what was delivered ---------------------------
+
+    def test_token_stream_says_what_was_delivered(self, harness: AdapterHarness, mode: str) -> None:
+        result = self._stream(harness, mode, _PLAIN_TRIO, _keyword_guard(Action.LOG))
+        assert result.streamed == result.delivered == _script(_PLAIN_TRIO)
+
+    def test_token_stream_is_redacted(self, harness: AdapterHarness, mode: str) -> None:
+        result = self._stream(harness, mode, _PLAIN_TRIO, _keyword_guard(Action.REDACT))
+        assert result.streamed == result.delivered
+        assert "[redacted by kinguard: collusion.market]" in result.streamed[1][1]
+        assert _KEYWORD not in "".join(text for _, text in result.streamed)
+
+    @pytest.mark.parametrize("action", [Action.BLOCK, Action.HALT])
+    def test_token_stream_never_shows_a_withheld_message(
+        self, harness: AdapterHarness, mode: str, action: Action
+    ) -> None:
+        result = self._stream(harness, mode, _PLAIN_TRIO, _keyword_guard(action))
+        assert _KEYWORD not in "".join(text for _, text in result.streamed)
+        # Only delivered messages are streamed (a framework may stream the notice or not), and
+        # every delivered agent message but the notice is.
+        assert all(item in result.delivered for item in result.streamed)
+        spoken = [item for item in result.delivered if not item[1].startswith("[kinguard")]
+        assert all(item in result.streamed for item in spoken)
+        assert result.streamed[0] == _script(_PLAIN_TRIO)[0]
+        assert result.halted == (action is Action.HALT)
 
     # -- failure containment -----------------------------------------------------------------
 

@@ -14,7 +14,12 @@ from typing import Any, Literal
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.base import ChatAgent, TaskResult, Team
 from autogen_agentchat.conditions import FunctionalTermination
-from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, TextMessage
+from autogen_agentchat.messages import (
+    BaseAgentEvent,
+    BaseChatMessage,
+    ModelClientStreamingChunkEvent,
+    TextMessage,
+)
 from autogen_agentchat.teams import BaseGroupChat, RoundRobinGroupChat, SelectorGroupChat
 from autogen_core import SingleThreadedAgentRuntime
 from autogen_core.models import LLMMessage, SystemMessage
@@ -48,11 +53,15 @@ class ScriptedTeam:
         kind: TeamKind = "selector",
         runtime: SingleThreadedAgentRuntime | None = None,
         events: EventMode = "flagged",
+        stream: bool = False,
     ) -> None:
         self.scenario = scenario
         self.guard = guard
         self.kind = kind
         self.events: EventMode = events
+        self.stream = stream
+        """Models stream tokens and runs are consumed through ``run_stream``, as a UI would."""
+        self._tokens: dict[str, tuple[str, list[str]]] = {}
         self.names = [agent.name for agent in scenario.agents]
         self._runtime = runtime
         self._speakers = [turn.sender for turn in scenario.turns]
@@ -89,6 +98,7 @@ class ScriptedTeam:
                 model_client=self.clients[agent.name],
                 system_message=self.scenario.system_prompts.get(agent.name),
                 description=agent.role or f"agent for {agent.principal or 'its principal'}",
+                model_client_stream=self.stream,
             )
             for agent in self.scenario.agents
         ]
@@ -144,13 +154,26 @@ class ScriptedTeam:
         """Start the scenario from its task."""
         await self._on_this_loop()
         task = TextMessage(source="user", content=self.scenario.task)
-        return await self._record(await self.team.run(task=task))
+        return await self._record(await self._play(task))
 
     async def resume(self, decision: HumanDecision) -> RunResult:
         """Continue after a halt with a person's decision on the withheld message."""
         await self._on_this_loop()
         task = resolve_halt(self.team, decision) if self.guard is not None else None
-        return await self._record(await self.team.run(task=task))
+        return await self._record(await self._play(task))
+
+    async def _play(self, task: TextMessage | None) -> TaskResult:
+        if not self.stream:
+            return await self.team.run(task=task)
+        outcome: TaskResult | None = None
+        async for item in self.team.run_stream(task=task):
+            if isinstance(item, ModelClientStreamingChunkEvent):
+                key = item.full_message_id or item.id
+                self._tokens.setdefault(key, (item.source, []))[1].append(item.content)
+            elif isinstance(item, TaskResult):
+                outcome = item
+        assert outcome is not None, "run_stream() ends with its TaskResult"
+        return outcome
 
     async def _record(self, outcome: TaskResult) -> RunResult:
         self._state = await self.team.save_state()
@@ -172,6 +195,7 @@ class ScriptedTeam:
             },
             halted=self.halted is not None,
             stop_reason=outcome.stop_reason,
+            streamed=[(source, "".join(pieces)) for source, pieces in self._tokens.values()],
         )
         return self.result
 

@@ -30,8 +30,15 @@ class AutoGenHarness(AdapterHarness):
         assert self.scripted is not None, "resume() before run()"
         return await self.scripted.resume(decision)
 
+    async def astream(self, scenario: Scenario, guard: KinGuard | None) -> RunResult:
+        self.scripted = ScriptedTeam(scenario, guard, kind=self.kind, stream=True)
+        return await self.scripted.run()
+
     def run(self, scenario: Scenario, guard: KinGuard | None) -> RunResult:
         return asyncio.run(self.arun(scenario, guard))
+
+    def stream(self, scenario: Scenario, guard: KinGuard | None) -> RunResult:
+        return asyncio.run(self.astream(scenario, guard))
 
     def resume(self, decision: HumanDecision) -> RunResult:
         return asyncio.run(self.aresume(decision))

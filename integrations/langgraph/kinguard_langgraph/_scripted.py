@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Annotated, Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -32,6 +32,7 @@ from typing_extensions import TypedDict
 from kinguard import Action, HumanDecision, KinGuard, Verdict
 from kinguard.scenarios import RunResult, Scenario
 from kinguard_langgraph._graph import guard_graph
+from kinguard_langgraph._messages import message_text
 
 __all__ = [
     "ChatState",
@@ -42,6 +43,7 @@ __all__ = [
     "run_scenario",
     "script_graph",
     "start",
+    "streamed",
 ]
 
 Decider = Callable[[Verdict], HumanDecision]
@@ -164,14 +166,28 @@ def start(task: str = "Begin.") -> dict[str, Any]:
 
 def delivered(messages: Sequence[BaseMessage]) -> list[tuple[str, str]]:
     """(sender, text) of what the agents said, notices attributed to the blocked sender."""
-    out: list[tuple[str, str]] = []
-    for m in messages:
-        if not isinstance(m, AIMessage):
+    return [
+        (_sender(m, m.name or "?"), message_text(m)) for m in messages if isinstance(m, AIMessage)
+    ]
+
+
+def streamed(parts: Iterable[Any]) -> list[tuple[str, str]]:
+    """(sender, text) per message of a ``stream_mode="messages"`` stream, tokens joined."""
+    texts: dict[str, list[str]] = {}
+    senders: dict[str, str] = {}
+    for message, meta in parts:
+        if not isinstance(message, (AIMessage, AIMessageChunk)) or message.id is None:
             continue
-        meta = m.response_metadata.get("kinguard") if m.response_metadata else None
-        sender = meta["sender"] if m.name == "kinguard" and meta else (m.name or "?")
-        out.append((sender, m.text if isinstance(m.text, str) else str(m.content)))
-    return out
+        if message.id not in texts:
+            texts[message.id] = []
+            senders[message.id] = _sender(message, str(meta.get("langgraph_node", "?")))
+        texts[message.id].append(message_text(message))
+    return [(senders[key], "".join(pieces)) for key, pieces in texts.items()]
+
+
+def _sender(message: BaseMessage, default: str) -> str:
+    meta = message.response_metadata.get("kinguard") if message.response_metadata else None
+    return str(meta["sender"]) if message.name == "kinguard" and meta else default
 
 
 def _models(scenario: Scenario, model: str | None) -> dict[str, BaseChatModel]:

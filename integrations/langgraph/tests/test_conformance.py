@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 from kinguard_langgraph import guard_graph
-from kinguard_langgraph._scripted import ScriptedChatModel, delivered, script_graph, start
+from kinguard_langgraph._scripted import (
+    ScriptedChatModel,
+    delivered,
+    script_graph,
+    start,
+    streamed,
+)
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
@@ -43,14 +49,19 @@ class LangGraphHarness(AdapterHarness):
         self.config = {"configurable": {"thread_id": uuid.uuid4().hex}}
         self.task = scenario.task
 
-    def _result(self, output: dict[str, Any]) -> RunResult:
+    def _result(self, output: dict[str, Any], tokens: Any = ()) -> RunResult:
         values = self.graph.get_state(self.config).values
         return RunResult(
             delivered=delivered(values.get("messages", [])[1:]),
             model_inputs={name: m.rendered_inputs() for name, m in self.models.items()},
             halted="__interrupt__" in output,
             stop_reason="interrupt" if "__interrupt__" in output else None,
+            streamed=streamed(tokens),
         )
+
+    def _streamed_result(self, parts: list[Any]) -> RunResult:
+        halted = bool(self.graph.get_state(self.config).interrupts)
+        return self._result({"__interrupt__": ()} if halted else {}, parts)
 
     def run(self, scenario: Scenario, guard: KinGuard | None) -> RunResult:
         self._build(scenario, guard, use_async=False)
@@ -59,6 +70,16 @@ class LangGraphHarness(AdapterHarness):
     async def arun(self, scenario: Scenario, guard: KinGuard | None) -> RunResult:
         self._build(scenario, guard, use_async=True)
         return self._result(await self.graph.ainvoke(start(scenario.task), self.config))
+
+    def stream(self, scenario: Scenario, guard: KinGuard | None) -> RunResult:
+        self._build(scenario, guard, use_async=False)
+        parts = list(self.graph.stream(start(scenario.task), self.config, stream_mode="messages"))
+        return self._streamed_result(parts)
+
+    async def astream(self, scenario: Scenario, guard: KinGuard | None) -> RunResult:
+        self._build(scenario, guard, use_async=True)
+        stream = self.graph.astream(start(scenario.task), self.config, stream_mode="messages")
+        return self._streamed_result([part async for part in stream])
 
     def resume(self, decision: HumanDecision) -> RunResult:
         value = decision.model_dump(exclude_none=True)
