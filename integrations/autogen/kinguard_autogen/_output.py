@@ -112,7 +112,13 @@ class OutputGate:
             self._drop_held("run_ended")
             self._streaming = False
         elif self._held and isinstance(item, (BaseChatMessage, BaseAgentEvent)):
-            for chunk in self._release(item):
+            try:
+                released = self._release(item)
+            except Exception as exc:  # never break the team: show nothing uninspected instead
+                _log.error("kinguard.autogen.chunk_release_failed", error=repr(exc))
+                self._held.pop(item.id, None)
+                released = []
+            for chunk in released:
                 await self._put(chunk)
         await self._put(item)
         item_id = getattr(item, "id", None)

@@ -4,9 +4,11 @@
 
 Same run every way: identical agents, lines and termination. ``guarded`` runs the default kinguard
 detectors with identity injection; ``no-detectors`` is the same guard without detectors, so what
-the adapter and the core's bookkeeping cost is reported apart from what detection costs. Each
-median's ratio to ``bare`` is printed after the run and kept in the benchmark's ``extra_info``
-(``--benchmark-json``). Target: guarded/bare under 1.10.
+the adapter and the core's bookkeeping cost is reported apart from what detection costs. The
+``*-streaming`` variants stream tokens (``model_client_stream=True``) and consume ``run_stream()``
+as a chat UI would, so kinguard's token gate is in the path; their baseline is
+``bare-streaming``. Each median's ratio to its baseline is printed after the run and kept in the
+benchmark's ``extra_info`` (``--benchmark-json``). Target: guarded/bare under 1.10.
 """
 
 from __future__ import annotations
@@ -61,13 +63,14 @@ PROFILES = [
 ]
 
 
-def build(guard: KinGuard | None) -> RoundRobinGroupChat:
+def build(guard: KinGuard | None, stream: bool = False) -> RoundRobinGroupChat:
     per_agent = MESSAGES // len(NAMES) + 1
     agents: list[ChatAgent | Team] = [
         AssistantAgent(
             name,
             model_client=ReplayChatCompletionClient(lines_of(name, per_agent)),
             system_message=f"You are the {name}.",
+            model_client_stream=stream,
         )
         for name in NAMES
     ]
@@ -78,18 +81,33 @@ def build(guard: KinGuard | None) -> RoundRobinGroupChat:
     return team
 
 
-def run_once(guard: KinGuard | None) -> Any:
+def run_once(guard: KinGuard | None, stream: bool) -> Any:
     async def go() -> Any:
-        return await build(guard).run(task="Agree a sensor deal.")
+        team = build(guard, stream)
+        if not stream:
+            return await team.run(task="Agree a sensor deal.")
+        items = [item async for item in team.run_stream(task="Agree a sensor deal.")]
+        return items[-1]
 
     return asyncio.run(go())
 
 
-# Which KinGuard each variant runs: None is the bare team.
-VARIANTS: dict[str, Callable[[], KinGuard | None]] = {
-    "bare": lambda: None,
-    "guarded": lambda: KinGuard(PROFILES, identity="disassociate"),
-    "no-detectors": lambda: KinGuard(PROFILES, identity="disassociate", detectors=[]),
+def _guarded() -> KinGuard:
+    return KinGuard(PROFILES, identity="disassociate")
+
+
+# Per variant: the KinGuard it runs (None: the bare team), whether it streams tokens, and the
+# variant its ratio is taken against.
+VARIANTS: dict[str, tuple[Callable[[], KinGuard | None], bool, str]] = {
+    "bare": (lambda: None, False, "bare"),
+    "guarded": (_guarded, False, "bare"),
+    "no-detectors": (
+        lambda: KinGuard(PROFILES, identity="disassociate", detectors=[]),
+        False,
+        "bare",
+    ),
+    "bare-streaming": (lambda: None, True, "bare-streaming"),
+    "guarded-streaming": (_guarded, True, "bare-streaming"),
 }
 
 
@@ -98,29 +116,32 @@ def medians(request: pytest.FixtureRequest) -> Iterator[dict[str, float]]:
     """Each variant's median; their ratios to bare go to the terminal once all have run."""
     found: dict[str, float] = {}
     yield found
-    bare = found.get("bare")
     plugins = request.config.pluginmanager
     reporter = plugins.get_plugin("terminalreporter")
     capture = plugins.get_plugin("capturemanager")
-    if bare is None or reporter is None or capture is None:
+    if reporter is None or capture is None:
         return
     with capture.global_and_fixture_disabled():  # else -q's output capture swallows the lines
         reporter.write_line("")
         for variant, median in found.items():
-            reporter.write_line(
-                f"autogen-50-messages {variant}: median {median * 1000:.2f} ms, "
-                f"{median / bare:.3f}x bare"
-            )
+            baseline = VARIANTS[variant][2]
+            if baseline in found:
+                reporter.write_line(
+                    f"autogen-50-messages {variant}: median {median * 1000:.2f} ms, "
+                    f"{median / found[baseline]:.3f}x {baseline}"
+                )
 
 
 @pytest.mark.benchmark(group="autogen-50-messages")
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_round_robin_50_messages(benchmark: Any, variant: str, medians: dict[str, float]) -> None:
-    guard = VARIANTS[variant]()
-    result = benchmark.pedantic(run_once, args=(guard,), rounds=20, warmup_rounds=3)
+    make_guard, stream, baseline = VARIANTS[variant]
+    result = benchmark.pedantic(run_once, args=(make_guard(), stream), rounds=20, warmup_rounds=3)
     assert len([m for m in result.messages if m.source in NAMES]) == MESSAGES
     if benchmark.stats is None:  # --benchmark-disable: ran once, untimed
         return
     medians[variant] = benchmark.stats.stats.median
-    if variant != "bare" and "bare" in medians:
-        benchmark.extra_info["ratio_to_bare"] = round(medians[variant] / medians["bare"], 3)
+    if variant != baseline and baseline in medians:
+        benchmark.extra_info[f"ratio_to_{baseline}"] = round(
+            medians[variant] / medians[baseline], 3
+        )

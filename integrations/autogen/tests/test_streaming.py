@@ -206,3 +206,20 @@ async def test_a_new_run_forgets_what_an_abandoned_stream_held(kit: SimpleNamesp
     assert gate.held == {} and "put" not in vars(team._output_message_queue)
     result = await team.run(task="Again.")
     assert isinstance(result, TaskResult) and result.stop_reason is not None
+
+
+async def test_a_failing_release_drops_the_chunks_and_keeps_the_team_going(
+    kit: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    team = guard_team(streaming_pair(kit, "b1 hello there"), kit.keyword_guard("log"))
+    gate = team_guard_of(team).gate
+
+    def broken(item: Any) -> list[ModelClientStreamingChunkEvent]:
+        raise RuntimeError("release failed")
+
+    monkeypatch.setattr(gate, "_release", broken)
+    items = await streamed(team)
+    assert not any(isinstance(i, ModelClientStreamingChunkEvent) for i in items)
+    said = [m.to_text() for m in items if isinstance(m, TextMessage) and m.source != "user"]
+    assert said == ["b1 hello there", "s1 noted, thanks", "b2 fine by us", "s2 agreed then"]
+    assert isinstance(items[-1], TaskResult)
