@@ -31,7 +31,7 @@ from contextvars import Token
 from dataclasses import dataclass
 from functools import partial
 from operator import attrgetter
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.messages import (
     AIMessage,
@@ -43,6 +43,7 @@ from langchain_core.messages import (
 from langchain_core.messages.utils import convert_to_messages
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
+from langgraph.pregel._messages import StreamMessagesHandler
 from langgraph.types import Command, Overwrite, interrupt
 from pydantic import BaseModel, ValidationError
 
@@ -57,6 +58,9 @@ from kinguard_langgraph._messages import (
     with_text,
 )
 from kinguard_langgraph._state import GUARD_KEY, Revisions, import_state
+
+if TYPE_CHECKING:
+    from kinguard_langgraph._stream import TokenHold
 
 __all__ = [
     "EVENTS_KEY",
@@ -140,6 +144,8 @@ class Prepared:
     known: bool = False
     """The guard knew the node as an agent before it ran (its identity was injected)."""
     writer: Callable[[Any], None] | None = None
+    hold: TokenHold | None = None
+    """Holds what an enclosing graph's token stream would show of this task (see _hold_tokens)."""
     index: InputIds | None = None
     _input_ids: tuple[frozenset[Any], frozenset[Any]] | None = None
     _task_ns: str | None = None
@@ -147,6 +153,11 @@ class Prepared:
     @property
     def turn_base(self) -> int:
         return len(self.messages)
+
+    @property
+    def reports(self) -> bool:
+        """Someone streams this task and waits for its verdicts."""
+        return self.gated or self.events or self.hold is not None
 
     def _ids(self) -> tuple[frozenset[Any], frozenset[Any]]:
         ids = self._input_ids
@@ -411,7 +422,41 @@ class GraphCore:
                         },
                     },
                 )
+        elif config.get("callbacks"):
+            self._hold_tokens(prepared, config)
         return prepared
+
+    @staticmethod
+    def _hold_tokens(prepared: Prepared, config: RunnableConfig) -> None:
+        """Hold back this task's tokens from an enclosing graph's ``messages`` stream.
+
+        When this graph runs as a subgraph of an unguarded graph streamed with
+        ``stream_mode="messages", subgraphs=True``, that graph's handler would pass on the
+        tokens of this node's model calls before kinguard has seen the message. For the node's
+        run, the handler is swapped for a copy that streams into a hold; the hold releases
+        what the verdicts allow into the real handler, as the stream gate would.
+        """
+        callbacks = config["callbacks"]
+        if callbacks is None:
+            return
+        handlers = callbacks if isinstance(callbacks, list) else callbacks.handlers
+        listening = next(
+            (h for h in handlers if isinstance(h, StreamMessagesHandler) and h.subgraphs), None
+        )
+        if listening is None:
+            return
+        # Imported here: the stream module builds on this one.
+        from kinguard_langgraph._stream import TokenHold
+
+        hold = TokenHold(listening)
+        if isinstance(callbacks, list):
+            swapped: Any = [hold.proxy if h is listening else h for h in callbacks]
+        else:
+            swapped = callbacks.copy()
+            swapped.remove_handler(listening)
+            swapped.add_handler(hold.proxy, inherit=True)
+        prepared.hold = hold
+        prepared.config = cast(RunnableConfig, {**config, "callbacks": swapped})
 
     def _inject(
         self, node: str, agent: str, conversation_id: str, state: Any, messages: Sequence[Any]
@@ -526,17 +571,17 @@ class GraphCore:
         for candidate, verdict in zip(candidates, verdicts, strict=True):
             if verdict.action is _HALT or verdict.delivered_text != candidate.text:
                 return _REWRITE
-        if prepared.known and not (prepared.persist or prepared.gated or prepared.events):
+        if prepared.known and not (prepared.persist or prepared.reports):
             return output  # nothing to record: the usual turn of a graph run without a saver
         if not candidates:
-            if prepared.gated or prepared.events:
+            if prepared.reports:
                 self._report(prepared, {}, modified=False, is_agent=False)
             return output
         if not prepared.known and self.explicit_agents is None:
             self.guard.profile(prepared.agent)  # a node that speaks is an agent from now on
         if prepared.persist:
             output = self._attach_channel(prepared, output, candidates, [])
-        if prepared.gated or prepared.events:
+        if prepared.reports:
             replacements: dict[str, str | None] = {str(c.message.id): c.text for c in candidates}
             self._report(prepared, replacements, modified=False, is_agent=True)
         return output
@@ -642,7 +687,7 @@ class GraphCore:
         if candidates and self.explicit_agents is None:
             self.guard.profile(prepared.agent)  # a node that speaks is an agent from now on
         output = self._attach_channel(prepared, output, candidates, entries)
-        if prepared.gated or prepared.events:
+        if prepared.reports:
             self._report(prepared, replacements, modified=modified, is_agent=bool(candidates))
         return output
 
@@ -654,8 +699,9 @@ class GraphCore:
         modified: bool,
         is_agent: bool,
     ) -> None:
-        """Tell a guarded stream (in-band) or ``astream_events`` (via the core) the verdicts."""
-        if not prepared.events and prepared.writer is None:
+        """Tell a guarded stream (in-band), ``astream_events`` (via the core) or an enclosing
+        graph's token stream (through the hold) the verdicts."""
+        if not prepared.events and prepared.writer is None and prepared.hold is None:
             return
         report = TaskVerdicts(
             task=prepared.task,
@@ -669,6 +715,11 @@ class GraphCore:
         if prepared.gated and prepared.writer is not None:
             try:
                 prepared.writer(report)
+            except Exception as exc:
+                _log.warning("kinguard.stream_report_failed", error=repr(exc))
+        if prepared.hold is not None:
+            try:
+                prepared.hold.release(report)
             except Exception as exc:
                 _log.warning("kinguard.stream_report_failed", error=repr(exc))
 

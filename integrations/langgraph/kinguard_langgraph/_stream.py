@@ -31,6 +31,7 @@ from typing import Any, cast
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration
+from langgraph.pregel._messages import StreamMessagesHandler
 
 from kinguard.logs import get_logger
 from kinguard.streaming import recut
@@ -38,7 +39,7 @@ from kinguard_langgraph._core import GATE_KEY, GraphCore, TaggedPayload, TaskVer
 from kinguard_langgraph._messages import is_identity_message, message_text, with_text
 from kinguard_langgraph._state import GUARD_KEY
 
-__all__ = ["EventGate", "StreamGate", "StreamShape", "strip_private"]
+__all__ = ["EventGate", "StreamGate", "StreamShape", "TokenHold", "strip_private"]
 
 _log = get_logger("kinguard.langgraph")
 _NS_SEP = "|"
@@ -493,3 +494,34 @@ class EventGate:
         if isinstance(data, dict) and _mentions_private(data):
             return {**event, "data": strip_private(data)}
         return event
+
+
+class TokenHold:
+    """One guarded task's share of an enclosing graph's ``stream_mode="messages"`` stream.
+
+    ``proxy`` stands in for that graph's handler while the task runs, and streams into the
+    hold; ``release`` passes on what the task's verdicts allow, by the stream gate's rules.
+    """
+
+    def __init__(self, handler: StreamMessagesHandler) -> None:
+        self.handler = handler
+        self.items: list[Item] = []
+        self.proxy = StreamMessagesHandler(
+            self._hold, handler.subgraphs, parent_ns=handler.parent_ns
+        )
+
+    def _hold(self, chunk: Any) -> None:
+        ns, mode, payload = chunk
+        self.items.append(Item(tuple(ns), mode, payload))
+
+    def release(self, verdicts: TaskVerdicts) -> None:
+        items, self.items = self.items, []
+        seen = self.handler.seen
+        # The task's own end, which the real handler sees next, must not show them again.
+        seen.update(verdicts.replacements)
+        for item in _transform(items, verdicts):
+            if isinstance(item.payload, tuple) and isinstance(item.payload[0], BaseMessage):
+                message_id = item.payload[0].id
+                if message_id is not None:
+                    seen.add(message_id)
+            self.handler.stream((item.ns, item.mode, item.payload))

@@ -270,3 +270,34 @@ def test_stream_events_v3_smoke() -> None:
     assert parts
     assert SECRET not in repr(parts)
     assert SECRET not in repr(run.output)
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("action", [Action.LOG, Action.REDACT, Action.BLOCK])
+def test_guarded_subgraph_in_an_unguarded_parent_streams_only_delivered_tokens(
+    use_async: bool, action: Action
+) -> None:
+    # Only the inner graph is guarded; the parent streams its subgraphs' tokens.
+    builder = StateGraph(ChatState)
+    builder.add_node("team", make_graph(action, use_async=use_async))
+    builder.add_edge(START, "team")
+    builder.add_edge("team", END)
+    parts = collect(
+        builder.compile(),
+        use_async,
+        start(),
+        stream_mode=["messages", "values"],
+        subgraphs=True,
+    )
+    tokens = [payload for ns, mode, payload in parts if mode == "messages" and ns]
+    assert len(tokens) > len(ORDER), "the agents' tokens are still streamed"
+    final = [payload for ns, mode, payload in parts if mode == "values" and not ns][-1]
+    said = {m.id: m.content for m in final["messages"][1:]}
+    streamed = chunks_by_message(tokens)
+    # Every agent message streamed once (no full copy after its tokens), as delivered.
+    assert streamed == said
+    assert (SECRET in "".join(streamed.values())) == (action is Action.LOG)
+    if action is Action.REDACT:
+        assert "[redacted by kinguard: collusion.market]" in "".join(streamed.values())
+    if action is Action.BLOCK:
+        assert any(t.startswith("[kinguard blocked") for t in streamed.values())
