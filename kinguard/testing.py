@@ -225,19 +225,16 @@ class AdapterConformance:
 
     @staticmethod
     def _run(
-        harness: AdapterHarness, mode: str, scenario: Scenario, guard: KinGuard | None
+        harness: AdapterHarness,
+        mode: str,
+        scenario: Scenario,
+        guard: KinGuard | None,
+        *,
+        stream: bool = False,
     ) -> RunResult:
         if mode == "sync":
-            return harness.run(scenario, guard)
-        return asyncio.run(harness.arun(scenario, guard))
-
-    @staticmethod
-    def _stream(
-        harness: AdapterHarness, mode: str, scenario: Scenario, guard: KinGuard | None
-    ) -> RunResult:
-        if mode == "sync":
-            return harness.stream(scenario, guard)
-        return asyncio.run(harness.astream(scenario, guard))
+            return (harness.stream if stream else harness.run)(scenario, guard)
+        return asyncio.run((harness.astream if stream else harness.arun)(scenario, guard))
 
     @staticmethod
     def _resume(harness: AdapterHarness, mode: str, decision: HumanDecision) -> RunResult:
@@ -371,11 +368,11 @@ class AdapterConformance:
     # -- token streaming: what a chat UI shows is what was delivered ---------------------------
 
     def test_token_stream_says_what_was_delivered(self, harness: AdapterHarness, mode: str) -> None:
-        result = self._stream(harness, mode, _PLAIN_TRIO, _keyword_guard(Action.LOG))
+        result = self._run(harness, mode, _PLAIN_TRIO, _keyword_guard(Action.LOG), stream=True)
         assert result.streamed == result.delivered == _script(_PLAIN_TRIO)
 
     def test_token_stream_is_redacted(self, harness: AdapterHarness, mode: str) -> None:
-        result = self._stream(harness, mode, _PLAIN_TRIO, _keyword_guard(Action.REDACT))
+        result = self._run(harness, mode, _PLAIN_TRIO, _keyword_guard(Action.REDACT), stream=True)
         assert result.streamed == result.delivered
         assert "[redacted by kinguard: collusion.market]" in result.streamed[1][1]
         assert _KEYWORD not in "".join(text for _, text in result.streamed)
@@ -384,7 +381,7 @@ class AdapterConformance:
     def test_token_stream_never_shows_a_withheld_message(
         self, harness: AdapterHarness, mode: str, action: Action
     ) -> None:
-        result = self._stream(harness, mode, _PLAIN_TRIO, _keyword_guard(action))
+        result = self._run(harness, mode, _PLAIN_TRIO, _keyword_guard(action), stream=True)
         assert _KEYWORD not in "".join(text for _, text in result.streamed)
         # Only delivered messages are streamed (a framework may stream the notice or not), and
         # every delivered agent message but the notice is.

@@ -4,8 +4,8 @@
 >>> result = await team.run(task="Negotiate 500 sensors.")            # doctest: +SKIP
 
 ``guard_team`` injects identity statements into the agents' system messages, inspects every
-message in the group chat before the other agents get it, and applies the policy's actions
-(nudge, redact, block, halt) through the team's own runtime. ``KinGuardTermination`` stops a team
+message inside the turn of the agent that produced it, before the rest of the team gets it, and
+applies the policy's actions (nudge, redact, block, halt). ``KinGuardTermination`` stops a team
 on a halt; ``resolve_halt`` turns a person's decision into the task that resumes it.
 """
 

@@ -28,7 +28,7 @@ from autogen_ext.models.replay import ReplayChatCompletionClient
 from kinguard import HumanDecision, KinGuard, Verdict
 from kinguard.scenarios import RunResult, Scenario
 from kinguard_autogen._events import META_RESOLVED
-from kinguard_autogen._handler import EventMode
+from kinguard_autogen._participant import EventMode
 from kinguard_autogen._team import guard_team, pending_halt, resolve_halt
 
 __all__ = ["ScriptedTeam", "TeamKind", "run_scenario"]

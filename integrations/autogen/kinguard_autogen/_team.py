@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any, TypeVar
 
-from autogen_agentchat.base import ChatAgent, TerminationCondition
+from autogen_agentchat.base import ChatAgent, Team, TerminationCondition
 from autogen_agentchat.messages import TextMessage
 from autogen_agentchat.teams import BaseGroupChat
-from autogen_core import SingleThreadedAgentRuntime
 from autogen_core.models import SystemMessage
 
 from kinguard import HumanDecision, KinGuard, Verdict
 from kinguard.logs import get_logger
 from kinguard_autogen._events import META_RESOLVED, KinGuardVerdictEvent
-from kinguard_autogen._handler import (
+from kinguard_autogen._participant import (
     EventMode,
-    KinGuardInterventionHandler,
+    GuardedParticipant,
+    GuardedTeamParticipant,
     TeamGuard,
-    TeamTopics,
 )
-from kinguard_autogen._output import OutputGate
 from kinguard_autogen._termination import (
     HaltOrTermination,
     KinGuardTermination,
@@ -36,15 +33,8 @@ STATE_KEY = "kinguard"
 """Key under which ``team.save_state()`` carries kinguard's state (AgentChat ignores it)."""
 
 _ATTR = "_kinguard_guarding"
+_MISSING: Any = object()
 TeamT = TypeVar("TeamT", bound=BaseGroupChat)
-
-# The runtime warns whenever an intervention handler's on_response returns None, which it must
-# for every RPC that answers None (starting, resetting a team): noise, not a problem.
-warnings.filterwarnings(
-    "ignore",
-    message=r"Intervention handler on_response returned None",
-    category=RuntimeWarning,
-)
 
 
 class _Installed:
@@ -53,16 +43,29 @@ class _Installed:
     def __init__(
         self,
         team_guard: TeamGuard,
-        handler: KinGuardInterventionHandler,
         termination: TerminationCondition | None,
         termination_replaced: bool,
         system_messages: dict[str, list[SystemMessage]],
     ) -> None:
         self.team_guard = team_guard
-        self.handler = handler
         self.termination = termination
         self.termination_replaced = termination_replaced
         self.system_messages = system_messages
+        self.patched: list[tuple[object, str, Any]] = []
+        """(object, attribute, its previous instance value or ``_MISSING``), in patch order."""
+
+    def patch(self, target: object, name: str, value: Any) -> None:
+        self.patched.append((target, name, vars(target).get(name, _MISSING)))
+        setattr(target, name, value)
+
+    def restore(self) -> None:
+        for target, name, previous in reversed(self.patched):
+            if previous is _MISSING:
+                if name in vars(target):
+                    delattr(target, name)
+            else:
+                setattr(target, name, previous)
+        self.patched.clear()
 
 
 def guard_team(
@@ -75,19 +78,20 @@ def guard_team(
     """Guard an AgentChat group chat (RoundRobin, Selector, Swarm, ...) in place and return it.
 
     - Each participant's system message gets the guard's identity block (AssistantAgent and any
-      agent keeping ``_system_messages``); other agents get it as their first message.
-    - Every chat message a participant publishes is inspected before anyone else receives it;
-      the verdict's rewrite (redact, conceal, block notice) is what the others, the manager and
-      ``run``/``run_stream`` get. A halt withholds the message and stops the team through a
-      :class:`KinGuardTermination` (added with ``|`` unless the team's condition has one).
+      agent keeping ``_system_messages``); other agents get it with their first turn.
+    - Every chat message a participant produces is inspected inside its turn, before the
+      team's manager, termination condition or any other participant gets it; they, and
+      ``run``/``run_stream``, get the verdict's rewrite (redact, conceal, block notice). A halt
+      withholds the message and stops the team through a :class:`KinGuardTermination` (added
+      with ``|`` unless the team's condition has one).
     - ``run_stream()`` yields a :class:`KinGuardVerdictEvent` after each message kinguard acted
       on (``events="all"``: after every message; ``"none"``: never). Streamed model tokens
       (``model_client_stream=True``) come out once their message is inspected, cut from the
       delivered text (none of a blocked or halted message's).
     - ``save_state()``/``load_state()`` carry the guard's state under ``"kinguard"``.
 
-    Call it before the team first runs. The team must use AgentChat's default
-    ``SingleThreadedAgentRuntime`` (embedded or passed as ``runtime=``).
+    Call it before the team first runs. A nested team among the participants is guarded as
+    part of this one; guard it with its own ``guard_team()`` first to apply a policy of its own.
     """
     if not isinstance(team, BaseGroupChat):
         raise TypeError(
@@ -100,12 +104,6 @@ def guard_team(
             return team
         raise ValueError(
             "this team is already guarded by another KinGuard; unguard_team() it first"
-        )
-    runtime = team._runtime
-    if not isinstance(runtime, SingleThreadedAgentRuntime):
-        raise TypeError(
-            f"kinguard inspects messages with a runtime intervention handler, which only "
-            f"SingleThreadedAgentRuntime supports; this team runs on {type(runtime).__name__}"
         )
     if team._is_running:
         raise RuntimeError("guard_team() cannot be applied while the team is running")
@@ -131,73 +129,44 @@ def guard_team(
         )
         termination_replaced = True
 
-    topics = TeamTopics(
-        team_id=team._team_id,
-        team_name=team.name,
-        participants=tuple(team._participant_names),
-        participant_topics=dict(
-            zip(team._participant_names, team._participant_topic_types, strict=True)
-        ),
-        group_topic=team._group_topic_type,
-        manager_topic=team._group_chat_manager_topic_type,
-    )
-    team_guard = TeamGuard(
+    tg = TeamGuard(
         guard,
-        runtime,
-        topics,
+        team_name=team.name,
+        participants=team._participant_names,
         conversation_id=conversation_id or guard.conversation_id,
         events=events,
-        gate=OutputGate(team._output_message_queue),
     )
-    system_messages = _inject_identity(team, team_guard)
-
-    # One kinguard handler per runtime, shared by the teams guarded on it (see the handler).
-    handlers = runtime._intervention_handlers
-    if handlers is None:
-        handlers = runtime._intervention_handlers = []
-    handler = next((h for h in handlers if isinstance(h, KinGuardInterventionHandler)), None)
-    if handler is None:
-        handler = KinGuardInterventionHandler()
-        handlers.append(handler)
-    handler.add(team_guard)
-
+    installed = _Installed(tg, termination, termination_replaced, _inject_identity(team, tg))
+    for participant in team._participants:
+        if isinstance(participant, ChatAgent):
+            stream = GuardedParticipant(tg, participant.name, participant.on_messages_stream)
+            installed.patch(participant, "on_messages_stream", stream)
+        elif isinstance(participant, Team):
+            installed.patch(
+                participant, "run_stream", GuardedTeamParticipant(tg, participant.run_stream)
+            )
     if not team._message_factory.is_registered(KinGuardVerdictEvent):
-        # Lets guarded teams nested inside this one stream their verdict events through it.
+        # The participants' containers log what the agents yield through this factory.
         team._message_factory.register(KinGuardVerdictEvent)
-    _patch_state(team, team_guard)
-    setattr(
-        team,
-        _ATTR,
-        _Installed(team_guard, handler, termination, termination_replaced, system_messages),
-    )
+    _patch_team(team, tg, installed)
+    setattr(team, _ATTR, installed)
     return team
 
 
 def unguard_team(team: TeamT) -> TeamT:
-    """Undo :func:`guard_team`: handler, termination, system messages, state hooks."""
+    """Undo :func:`guard_team`: participants, termination, system messages, state hooks."""
     installed = _installed(team)
     if installed is None:
         return team
     if team._is_running:
         raise RuntimeError("unguard_team() cannot be applied while the team is running")
-    handlers = (
-        team._runtime._intervention_handlers
-        if isinstance(team._runtime, SingleThreadedAgentRuntime)
-        else None
-    )
-    installed.handler.remove(installed.team_guard.topics.team_id)
-    if handlers is not None and not installed.handler.teams and installed.handler in handlers:
-        handlers.remove(installed.handler)
+    installed.restore()
     if installed.termination_replaced:
         team._termination_condition = installed.termination
     for participant in team._participants:
         original = installed.system_messages.get(participant.name)
         if original is not None:
             participant._system_messages = original  # type: ignore[union-attr]
-    for name in ("save_state", "load_state"):
-        if name in vars(team):
-            delattr(team, name)
-    installed.team_guard.gate.clear()
     delattr(team, _ATTR)
     return team
 
@@ -229,7 +198,7 @@ def resolve_halt(team: BaseGroupChat, decision: HumanDecision) -> TextMessage | 
     text = tg.guard.resolve_halt(verdict, decision)
     _log.info(
         "kinguard.autogen.halt_resolved",
-        team=tg.topics.team_name,
+        team=tg.team_name,
         sender=verdict.sender,
         decision=decision.type,
         reason=decision.reason,
@@ -239,7 +208,7 @@ def resolve_halt(team: BaseGroupChat, decision: HumanDecision) -> TextMessage | 
     message = TextMessage(
         source=verdict.sender, content=text, metadata={META_RESOLVED: decision.type}
     )
-    tg.private_deliveries[message.id] = verdict.sender
+    tg.deliver_privately(message, verdict.sender)
     return message
 
 
@@ -290,9 +259,21 @@ def _inject_identity(team: BaseGroupChat, tg: TeamGuard) -> dict[str, list[Syste
     return originals
 
 
-def _patch_state(team: BaseGroupChat, tg: TeamGuard) -> None:
+def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> None:
+    """The team's own entry points: runs, resets and state carry kinguard's part too."""
+    run_stream = team.run_stream
+    reset = team.reset
     save = team.save_state
     load = team.load_state
+
+    def guarded_run_stream(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
+        # ``run()`` goes through here too: it iterates ``self.run_stream``.
+        tg.on_run_start(kwargs["task"] if "task" in kwargs else args[0] if args else None)
+        return run_stream(*args, **kwargs)
+
+    async def guarded_reset() -> None:
+        await reset()
+        tg.on_reset()
 
     async def save_state() -> Mapping[str, Any]:
         state = dict(await save())
@@ -307,9 +288,11 @@ def _patch_state(team: BaseGroupChat, tg: TeamGuard) -> None:
         else:
             _log.warning(
                 "kinguard.autogen.state_without_guard",
-                team=tg.topics.team_name,
+                team=tg.team_name,
                 detail="loaded a team state saved without kinguard; guard state left as is",
             )
 
-    setattr(team, "save_state", save_state)  # noqa: B010
-    setattr(team, "load_state", load_state)  # noqa: B010
+    installed.patch(team, "run_stream", guarded_run_stream)
+    installed.patch(team, "reset", guarded_reset)
+    installed.patch(team, "save_state", save_state)
+    installed.patch(team, "load_state", load_state)

@@ -2,49 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from autogen_agentchat.base import TerminationCondition
+from autogen_agentchat.base import Response, TerminationCondition
 from autogen_agentchat.conditions import MaxMessageTermination
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, StopMessage, TextMessage
 from autogen_agentchat.teams import RoundRobinGroupChat
-from autogen_agentchat.teams._group_chat._events import GroupChatAgentResponse, GroupChatMessage
-from autogen_core import MessageContext
 from kinguard_autogen import META_ACTION, KinGuardTermination, KinGuardVerdictEvent, guard_team
-from kinguard_autogen._handler import _CACHE_SIZE, KinGuardInterventionHandler, TeamGuard
 from kinguard_autogen._termination import HaltOrTermination
-
-from kinguard import Action
-from kinguard.testing import capture_verdicts
-
-
-def record(handler: KinGuardInterventionHandler) -> list[tuple[Any, Any]]:
-    """Each agent message publish (output and group topic) as it came in and as kinguard let it go.
-
-    (Wrapping kinguard's handler, not a second handler after it: the runtime hands every handler
-    the message as published and keeps the last one's answer.)
-    """
-    seen: list[tuple[Any, Any]] = []
-    on_publish = handler.on_publish
-
-    async def recording(message: Any, *, message_context: MessageContext) -> Any:
-        answer = await on_publish(message, message_context=message_context)
-        if isinstance(message, GroupChatMessage | GroupChatAgentResponse):
-            seen.append((message, answer))
-        return answer
-
-    handler.on_publish = recording  # type: ignore[method-assign]
-    return seen
-
-
-def chat_of(publish: Any) -> BaseChatMessage:
-    if isinstance(publish, GroupChatMessage):
-        assert isinstance(publish.message, BaseChatMessage)
-        return publish.message
-    chat: BaseChatMessage = publish.response.chat_message
-    return chat
 
 
 def team_of(kit: SimpleNamespace, n: int = 4, *, flagged: bool = True) -> RoundRobinGroupChat:
@@ -57,87 +25,58 @@ def team_of(kit: SimpleNamespace, n: int = 4, *, flagged: bool = True) -> RoundR
     )
 
 
-def handler_of(team: Any) -> KinGuardInterventionHandler:
-    handlers = team._runtime._intervention_handlers
-    return next(h for h in handlers if isinstance(h, KinGuardInterventionHandler))
+def record(agent: Any) -> list[BaseChatMessage]:
+    """The chat messages the agent itself produced (recorded under kinguard's stand-in)."""
+    produced: list[BaseChatMessage] = []
+    original = agent.on_messages_stream
 
+    async def recording(messages: Any, cancellation_token: Any) -> AsyncGenerator[Any, None]:
+        async for item in original(messages, cancellation_token):
+            if isinstance(item, Response):
+                produced.append(item.chat_message)
+            yield item
 
-def team_guard_of(team: Any) -> TeamGuard:
-    return handler_of(team).teams[team._team_id]
+    agent.on_messages_stream = recording
+    return produced
 
 
 async def test_clean_messages_pass_through_as_the_very_same_objects(kit: SimpleNamespace) -> None:
-    team = guard_team(team_of(kit), kit.keyword_guard("redact"))
-    seen = record(handler_of(team))
+    team = team_of(kit)
+    produced = [record(agent) for agent in team._participants]
+    guard_team(team, kit.keyword_guard("redact"))
     result = await team.run(task="Negotiate.")
 
-    assert len(seen) == 8  # 4 messages, each on two topics
-    copied = [(before, after) for before, after in seen if after is not before]
-    # Only the flagged message was rewritten (on both topics); every other publish went on as
-    # the object the agent published, its chat message neither copied nor stamped.
-    assert len(copied) == 2
-    for before, after in copied:
-        assert kit.KEYWORD in chat_of(before).to_text()
-        assert chat_of(after).metadata[META_ACTION] == "redact"
-    for before, after in seen:
-        if after is before:
-            assert kit.KEYWORD not in chat_of(before).to_text()
-            assert META_ACTION not in chat_of(before).metadata
-    said = [m for m in result.messages if m.source != "user" and isinstance(m, BaseChatMessage)]
-    assert [META_ACTION in m.metadata for m in said] == [False, False, True, False]
-    # Both sights of every message were consumed: nothing is left behind per message.
-    assert team_guard_of(team)._verdicts == {}
+    said = [m for m in result.messages if isinstance(m, BaseChatMessage) and m.source != "user"]
+    originals = [produced[0][0], produced[1][0], produced[0][1], produced[1][1]]
+    assert [m.id for m in said] == [m.id for m in originals]
+    # Only the flagged message was rewritten; every other one reached the team as the object
+    # the agent produced, neither copied nor stamped.
+    same = [after is before for before, after in zip(originals, said, strict=True)]
+    assert same == [True, True, False, True]
+    assert kit.KEYWORD in originals[2].to_text()
+    assert said[2].metadata[META_ACTION] == "redact"
+    assert not any(META_ACTION in m.metadata for m in said if m is not said[2])
+    # kinguard needs nothing from the runtime or the output queue.
+    assert not team._runtime._intervention_handlers
+    assert "put" not in vars(team._output_message_queue)
 
 
 @pytest.mark.parametrize(
-    ("flagged", "events", "armed"), [(False, "flagged", 0), (True, "flagged", 1), (False, "all", 4)]
+    ("flagged", "events", "count"), [(False, "flagged", 0), (True, "flagged", 1), (False, "all", 4)]
 )
-async def test_the_event_hook_is_armed_only_while_an_event_waits(
-    kit: SimpleNamespace, flagged: bool, events: Any, armed: int
+async def test_verdict_events_follow_their_message(
+    kit: SimpleNamespace, flagged: bool, events: Any, count: int
 ) -> None:
     team = guard_team(team_of(kit, flagged=flagged), kit.keyword_guard("redact"), events=events)
-    tg = team_guard_of(team)
-    queue = team._output_message_queue
-    assert "put" not in vars(queue)  # nothing pending: the queue's own put
-    gate = tg.gate
-    arm = gate._arm
-    calls: list[bool] = []
-
-    def counting_arm() -> None:
-        calls.append("put" in vars(queue))
-        arm()
-
-    gate._arm = counting_arm  # type: ignore[method-assign]
     items = [item async for item in team.run_stream(task="Negotiate.")]
-    assert len(calls) == armed
-    assert not any(calls)  # each event found the hook disarmed by the previous one's message
     streamed = [i for i, item in enumerate(items) if isinstance(item, KinGuardVerdictEvent)]
-    assert len(streamed) == armed
+    assert len(streamed) == count
     for index in streamed:  # every event right after its own message
         event = items[index]
         assert isinstance(event, KinGuardVerdictEvent)
         message = items[index - 1]
         assert isinstance(message, BaseChatMessage)
         assert event.verdict.sender == message.source
-    assert "put" not in vars(queue)  # disarmed again once no event waits
-    assert gate.pending_events == {}
-
-
-async def test_the_verdict_cache_is_bounded_when_second_sights_never_come(
-    kit: SimpleNamespace,
-) -> None:
-    team = guard_team(team_of(kit), kit.keyword_guard("log"))
-    tg = team_guard_of(team)
-    messages = [TextMessage(source="buyer", content=f"m{i}") for i in range(_CACHE_SIZE + 5)]
-    with capture_verdicts(tg.guard) as verdicts:
-        for message in messages:
-            verdict, delivered = await tg.inspect(message)
-            assert delivered is message and verdict.action is Action.ALLOW
-    assert len(verdicts) == len(messages)
-    assert len(tg._verdicts) == _CACHE_SIZE
-    assert messages[4].id not in tg._verdicts  # the oldest went first
-    assert next(iter(tg._verdicts)) == messages[5].id
-    assert tg.known(messages[-1].id) is not None and tg.known(messages[-1].id) is None
 
 
 class CountingHalt(KinGuardTermination):

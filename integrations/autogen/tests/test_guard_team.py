@@ -17,8 +17,14 @@ from autogen_agentchat.messages import (
     TextMessage,
 )
 from autogen_agentchat.teams import RoundRobinGroupChat, SelectorGroupChat, Swarm
+from autogen_agentchat.teams._group_chat._events import GroupChatMessage
 from autogen_agentchat.ui import Console
-from autogen_core import CancellationToken, SingleThreadedAgentRuntime
+from autogen_core import (
+    CancellationToken,
+    DefaultInterventionHandler,
+    MessageContext,
+    SingleThreadedAgentRuntime,
+)
 from autogen_ext.models.replay import ReplayChatCompletionClient
 from kinguard_autogen import (
     META_ACTION,
@@ -359,14 +365,16 @@ async def test_guard_team_is_idempotent_and_reversible(kit: SimpleNamespace) -> 
     guard = kit.keyword_guard("redact", identity="disassociate")
     assert guard_team(guard_team(team, guard), guard) is team
     assert team_guard(team) is guard
-    assert len(runtime._intervention_handlers) == 1
+    assert "on_messages_stream" in vars(buyer)  # kinguard stands in for the agent's turn
+    assert not runtime._intervention_handlers  # and needs nothing from the runtime
     assert buyer._system_messages[0].content.count(IDENTITY_MARKER) == 1
     with pytest.raises(ValueError, match="another KinGuard"):
         guard_team(team, kit.keyword_guard("log"))
 
     unguard_team(team)
     assert team_guard(team) is None
-    assert runtime._intervention_handlers == []
+    assert "on_messages_stream" not in vars(buyer)
+    assert not {"run_stream", "reset", "save_state", "load_state"} & set(vars(team))
     assert buyer._system_messages == original_system
     assert team._termination_condition is original_termination
     result = await team.run(task="Negotiate.")
@@ -422,13 +430,9 @@ async def test_two_teams_on_one_runtime_do_not_interfere(kit: SimpleNamespace) -
 
 
 async def test_two_guarded_teams_on_one_runtime_keep_their_rewrites(kit: SimpleNamespace) -> None:
-    # The runtime keeps only the last intervention handler's answer, so a handler per team would
-    # let the second guarded team's handler undo the first team's redaction.
     runtime = SingleThreadedAgentRuntime()
     first = guard_team(round_robin(kit, runtime=runtime), kit.keyword_guard("redact"))
     second = guard_team(round_robin(kit, runtime=runtime), kit.keyword_guard("block"))
-    handlers: Any = runtime._intervention_handlers
-    assert len(handlers) == 1  # one kinguard handler, shared
     runtime.start()
     try:
         results = [await first.run(task="Negotiate."), await second.run(task="Negotiate.")]
@@ -442,9 +446,7 @@ async def test_two_guarded_teams_on_one_runtime_keep_their_rewrites(kit: SimpleN
     assert not any(kit.KEYWORD in kit.seen_by(seller) for seller in sellers)
 
     unguard_team(first)
-    assert team_guard(second) is not None and len(handlers) == 1
-    unguard_team(second)
-    assert handlers == []
+    assert team_guard(first) is None and team_guard(second) is not None
 
 
 async def test_repeated_runs_and_reset_keep_inspecting(kit: SimpleNamespace) -> None:
@@ -523,3 +525,33 @@ async def test_nested_teams_are_guarded_as_one_conversation(kit: SimpleNamespace
     assert [v.sender for v in verdicts] == ["lead", "checker", "lead"]  # analyst's was redacted
     assert any(isinstance(m, KinGuardVerdictEvent) for m in result.messages)
     assert kit.KEYWORD not in kit.seen_by(lead, -1)
+
+
+async def test_the_users_own_intervention_handler_only_sees_delivered_messages(
+    kit: SimpleNamespace,
+) -> None:
+    # kinguard rewrites inside the agent's turn, before anything is published, so a handler of
+    # the app's own (here one that tags every chat message) composes with it.
+    seen: list[str] = []
+
+    class Tagging(DefaultInterventionHandler):
+        async def on_publish(self, message: Any, *, message_context: MessageContext) -> Any:
+            if isinstance(message, GroupChatMessage) and isinstance(message.message, TextMessage):
+                seen.append(message.message.content)
+                tagged = message.message.model_copy(
+                    update={"metadata": {**message.message.metadata, "app.tag": "seen"}}
+                )
+                return GroupChatMessage(message=tagged)
+            return message
+
+    runtime = SingleThreadedAgentRuntime(intervention_handlers=[Tagging()])
+    team = guard_team(round_robin(kit, runtime=runtime), kit.keyword_guard("redact"))
+    runtime.start()
+    try:
+        result = await team.run(task="Negotiate.")
+    finally:
+        await runtime.stop_when_idle()
+    assert seen and not any(kit.KEYWORD in text for text in seen)
+    said = [m for m in result.messages if isinstance(m, TextMessage) and m.source != "user"]
+    assert all(m.metadata.get("app.tag") == "seen" for m in said)
+    assert any(m.metadata.get(META_ACTION) == "redact" for m in said)

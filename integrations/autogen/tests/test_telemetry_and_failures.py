@@ -56,20 +56,19 @@ async def test_inspection_spans_nest_under_autogen_runtime_spans(kit: SimpleName
         finally:
             await runtime.stop_when_idle()
     spans = list(exporter.get_finished_spans())
-    by_id = {s.context.span_id: s for s in spans}
     inspections = [s for s in spans if s.name == "kinguard.inspect"]
     assert len(inspections) == 2
     first = inspections[0]
-    # kinguard.inspect is a child of the runtime span that ran kinguard's handler, inside the
-    # app's trace (AgentChat 0.7 parents runtime spans on the running context) ...
-    assert ancestors(first, spans) == ["autogen intercept KinGuardInterventionHandler", "app"]
+    # kinguard runs inside the agent's turn, so kinguard.inspect is a child of the runtime span
+    # that processed the buyer's turn, inside the app's trace (AgentChat 0.7 parents runtime
+    # spans on the running context).
+    chain = ancestors(first, spans)
+    assert chain[0].startswith("autogen process buyer_")
+    assert chain[-1] == "app"
     app = next(s for s in spans if s.name == "app")
     assert first.context.trace_id == app.context.trace_id
-    # ... and that span links to the publish made while the buyer's turn was processed.
-    intercept = by_id[first.parent.span_id]  # type: ignore[union-attr]
-    linked = [by_id[link.context.span_id] for link in intercept.links]
-    assert linked and linked[0].name.startswith("autogen create output_topic_")
-    assert ancestors(linked[0], spans)[0].startswith("autogen process buyer_")
+    second = ancestors(inspections[1], spans)
+    assert second[0].startswith("autogen process seller_")
     assert first.attributes is not None
     assert first.attributes["gen_ai.agent.name"] == "buyer"
     assert first.attributes["gen_ai.conversation.id"] == "test"

@@ -1,0 +1,441 @@
+"""Inspection inside each participant's turn: nothing leaves an agent before kinguard has seen it.
+
+How AgentChat 0.7 runs one turn (``_chat_agent_container.py``): the participant's container
+iterates the agent's ``on_messages_stream`` (a nested team's ``run_stream``), publishes every
+item it yields to the team's output topic (what ``run_stream`` of the team yields, ``Console``
+prints), and then publishes the final ``Response`` on the group topic, where the manager, the
+termination condition and every other participant take it from. So kinguard stands in for the
+participant's ``on_messages_stream`` (an instance attribute; the agent's class and code are
+untouched) and rewrites what the agent yields before the container sees any of it:
+
+* the finished chat message (and any chat message among its inner messages) is inspected and
+  replaced by what the verdict delivers: a redacted or concealed text, or a notice instead of a
+  blocked or halted message;
+* model token chunks (``model_client_stream=True``) are held until their message is inspected,
+  then yielded as produced, cut from the delivered text, or not at all;
+* the verdict event follows its message;
+* on the agent's next turn, its pending nudge (and, for agents without a system message, its
+  identity statement) comes first among the messages it is given.
+
+This costs a fraction of a runtime intervention handler, which every publish of every team on
+the runtime would pass through. A failure of kinguard's own never breaks the turn: it is
+logged and the message is delivered or withheld as the guard's error mode says.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from typing import Any, Literal
+
+from autogen_agentchat.base import Response, TaskResult
+from autogen_agentchat.messages import (
+    BaseAgentEvent,
+    BaseChatMessage,
+    BaseTextChatMessage,
+    ModelClientStreamingChunkEvent,
+    StopMessage,
+    TextMessage,
+)
+from autogen_core import CancellationToken
+
+from kinguard import Action, KinGuard, Message, Verdict
+from kinguard.logs import get_logger
+from kinguard.streaming import recut
+from kinguard_autogen._events import (
+    KINGUARD_SOURCE,
+    META_ACTION,
+    META_REASONS,
+    META_RESOLVED,
+    META_SIGNALS,
+    KinGuardVerdictEvent,
+)
+
+__all__ = ["EventMode", "GuardedParticipant", "GuardedTeamParticipant", "TeamGuard"]
+
+_log = get_logger("kinguard.autogen")
+
+EventMode = Literal["none", "flagged", "all"]
+_ALLOW = Action.ALLOW
+_WITHHELD = frozenset({Action.BLOCK.value, Action.HALT.value})
+_STATE_VERSION = 1
+_MAX_PRIVATE = 1024
+
+
+class TeamGuard:
+    """Everything kinguard keeps for one guarded team."""
+
+    def __init__(
+        self,
+        guard: KinGuard,
+        *,
+        team_name: str,
+        participants: Sequence[str],
+        conversation_id: str,
+        events: EventMode,
+    ) -> None:
+        self.guard = guard
+        self.team_name = team_name
+        self.participants = tuple(participants)
+        self.conversation_id = conversation_id
+        self.events = events
+        self.turn = 0
+        self.pending_halt: Verdict | None = None
+        # Identity blocks for participants without a system message, given with their first turn.
+        self.identity_messages: dict[str, str] = {}
+        self.identity_delivered: set[str] = set()
+        # Resolved halts: message id -> its sender, who must not be given its own message back.
+        self.private_deliveries: dict[str, str] = {}
+        # Each sender's recipients: the participants are fixed, so each tuple is built once.
+        self._recipients: dict[str, tuple[str, ...]] = {}
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "version": _STATE_VERSION,
+            "guard": self.guard.state_dict(),
+            "turn": self.turn,
+            "pending_halt": (
+                None if self.pending_halt is None else self.pending_halt.model_dump(mode="json")
+            ),
+            "identity_delivered": sorted(self.identity_delivered),
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        self.guard.load_state(state.get("guard", {}))
+        self.turn = int(state.get("turn", 0))
+        halt = state.get("pending_halt")
+        self.pending_halt = None if halt is None else Verdict.model_validate(halt)
+        self.identity_delivered = {str(name) for name in state.get("identity_delivered", ())}
+
+    # -- the team's life ------------------------------------------------------------------
+
+    def on_run_start(self, task: Any) -> None:
+        """A run starts: a halt left pending is settled by now, resolved or abandoned."""
+        tasks = task if isinstance(task, list) else [task]
+        resolved = any(
+            isinstance(m, BaseChatMessage) and m.id in self.private_deliveries for m in tasks
+        )
+        if self.pending_halt is not None and not resolved:
+            _log.warning(
+                "kinguard.autogen.halt_unresolved",
+                team=self.team_name,
+                sender=self.pending_halt.sender,
+                detail="the team was run again without resolve_halt(); the message stays withheld",
+            )
+        self.pending_halt = None
+
+    def on_reset(self) -> None:
+        self.identity_delivered.clear()
+        self.pending_halt = None
+
+    def deliver_privately(self, message: BaseChatMessage, sender: str) -> None:
+        self.private_deliveries[message.id] = sender
+        if len(self.private_deliveries) > _MAX_PRIVATE:
+            del self.private_deliveries[next(iter(self.private_deliveries))]
+
+    # -- one turn -------------------------------------------------------------------------
+
+    def given(self, agent: str, messages: Sequence[BaseChatMessage]) -> Sequence[BaseChatMessage]:
+        """What the agent is given this turn: kinguard's words for it first, then the rest."""
+        first: list[BaseChatMessage] = []
+        if agent in self.identity_messages and agent not in self.identity_delivered:
+            first.append(TextMessage(source=KINGUARD_SOURCE, content=self.identity_messages[agent]))
+            self.identity_delivered.add(agent)
+        nudge = self.guard.pop_nudge(agent, self.conversation_id)
+        if nudge:
+            first.append(TextMessage(source=KINGUARD_SOURCE, content=nudge))
+        private = self.private_deliveries
+        if private and any(private.get(m.id) == agent for m in messages):
+            messages = [m for m in messages if private.get(m.id) != agent]
+        return [*first, *messages] if first else messages
+
+    def inspectable(self, message: BaseChatMessage) -> bool:
+        """Agents' messages not yet inspected (kinguard's own and resolved halts are not)."""
+        return (
+            message.source != KINGUARD_SOURCE
+            and not isinstance(message, StopMessage)
+            and META_ACTION not in message.metadata
+            and META_RESOLVED not in message.metadata
+        )
+
+    async def inspect(self, message: BaseChatMessage) -> tuple[Verdict | None, BaseChatMessage]:
+        """The message as the other participants get it, and the verdict (None: not inspected).
+
+        Never raises: a failure of kinguard's own follows the guard's error mode.
+        """
+        if not self.inspectable(message):
+            return None, message
+        try:
+            return await self._inspect(message)
+        except Exception as exc:
+            return None, self.contained(message, exc)
+
+    async def _inspect(self, message: BaseChatMessage) -> tuple[Verdict, BaseChatMessage]:
+        sender = message.source
+        recipients = self._recipients.get(sender)
+        if recipients is None:
+            recipients = self._recipients[sender] = tuple(
+                name for name in self.participants if name != sender
+            )
+        text = message.to_model_text()
+        verdict = await self.guard.ainspect(
+            Message(
+                conversation_id=self.conversation_id,
+                sender=sender,
+                recipients=recipients,
+                text=text,
+                turn=self.turn,
+                metadata={
+                    "framework": "autogen",
+                    "autogen.team": self.team_name,
+                    "autogen.message_id": message.id,
+                    "autogen.message_type": type(message).__name__,
+                },
+            )
+        )
+        self.turn += 1
+        if verdict.action is Action.HALT:
+            self.pending_halt = verdict
+        return verdict, rewrite(message, verdict, text)
+
+    def event_for(self, verdict: Verdict | None) -> KinGuardVerdictEvent | None:
+        if verdict is None or self.events == "none":
+            return None
+        if self.events == "all" or verdict.action is not _ALLOW or verdict.error is not None:
+            return KinGuardVerdictEvent.from_verdict(verdict)
+        return None
+
+    def contained(self, message: BaseChatMessage, exc: BaseException) -> BaseChatMessage:
+        """After a failure of kinguard's own: the message, or a notice (fail closed)."""
+        _log.error(
+            "kinguard.autogen.adapter_failed",
+            team=self.team_name,
+            sender=message.source,
+            error=repr(exc),
+            error_mode=self.guard.policy.error_mode,
+        )
+        if self.guard.policy.error_mode != "closed":
+            return message
+        try:
+            return replace_text(
+                message,
+                f"[kinguard blocked a message from {message.source}: inspection failure]",
+                {**message.metadata, META_ACTION: Action.BLOCK.value},
+                message.to_model_text(),
+            )
+        except Exception as second:  # not even a notice can be made: nothing must leak
+            _log.error("kinguard.autogen.fallback_failed", error=repr(second))
+            return TextMessage(
+                source=message.source,
+                content=f"[kinguard blocked a message from {message.source}]",
+                metadata={META_ACTION: Action.BLOCK.value},
+            )
+
+
+def rewrite(message: BaseChatMessage, verdict: Verdict, text: str) -> BaseChatMessage:
+    """The message as the other agents should get it, stamped with kinguard's verdict.
+
+    ``text`` is the message as kinguard read it (``to_model_text()``), passed in rather than
+    rendered again. A message kinguard lets through untouched is delivered as the very same
+    object, unstamped: most messages are benign and copying each one would cost every turn.
+    """
+    if verdict.action is _ALLOW and not verdict.modified and verdict.error is None:
+        return message
+    if verdict.action is Action.HALT or verdict.delivered_text is None:
+        # A halted message is withheld like a blocked one until a person decides; anything
+        # else would leak it to the others when the team resumes.
+        delivered = verdict.notice or f"[kinguard withheld a message from {message.source}]"
+    else:
+        delivered = verdict.delivered_text
+    metadata = {**message.metadata, META_ACTION: verdict.action.value}
+    if verdict.signals:
+        metadata[META_SIGNALS] = ",".join(verdict.signal_names)
+    if verdict.reasons:
+        metadata[META_REASONS] = "; ".join(verdict.reasons)
+    return replace_text(message, delivered, metadata, text)
+
+
+def replace_text(
+    message: BaseChatMessage, text: str, metadata: dict[str, str], original: str
+) -> BaseChatMessage:
+    """``message`` saying ``text``; ``original`` is what it says now (its model text)."""
+    if text == original:
+        return message.model_copy(update={"metadata": metadata})
+    if isinstance(message, BaseTextChatMessage):
+        # Keeps the type, so a Swarm HandoffMessage still hands off; only its words change.
+        return message.model_copy(update={"content": text, "metadata": metadata})
+    # Multimodal or structured content cannot hold the rewrite: deliver the text instead.
+    return TextMessage(
+        id=message.id,
+        source=message.source,
+        content=text,
+        metadata=metadata,
+        models_usage=message.models_usage,
+        created_at=message.created_at,
+    )
+
+
+class _Chunks:
+    """Token chunks held until the message they belong to has its verdict."""
+
+    __slots__ = ("held",)
+
+    def __init__(self) -> None:
+        self.held: dict[str | None, list[ModelClientStreamingChunkEvent]] = {}
+
+    def hold(self, chunk: ModelClientStreamingChunkEvent) -> None:
+        self.held.setdefault(chunk.full_message_id, []).append(chunk)
+
+    def of_event(self, event: BaseAgentEvent) -> list[ModelClientStreamingChunkEvent]:
+        """The chunks of an event (a ``ThoughtEvent`` with the text beside a tool call): they
+        say what the event says, which is not a message to the other agents."""
+        if not self.held:
+            return []
+        return self.held.pop(event.id, [])
+
+    def of_message(
+        self, original: BaseChatMessage, delivered: BaseChatMessage
+    ) -> list[ModelClientStreamingChunkEvent]:
+        """The chunks of a message, as the stream may show them now that it has a verdict."""
+        if not self.held:
+            return []
+        try:
+            return self._of_message(original, delivered)
+        except Exception as exc:  # never break the turn: show nothing uninspected instead
+            _log.error("kinguard.autogen.chunk_release_failed", error=repr(exc))
+            self.held.clear()
+            return []
+
+    def _of_message(
+        self, original: BaseChatMessage, delivered: BaseChatMessage
+    ) -> list[ModelClientStreamingChunkEvent]:
+        chunks = self.held.pop(original.id, None)
+        if chunks is None:
+            chunks = self.held.pop(None, None)  # chunks that name no message: this turn's
+            if chunks is None:
+                return []
+        action = delivered.metadata.get(META_ACTION) if delivered is not original else None
+        if action is None:
+            return chunks
+        if action in _WITHHELD:
+            return []  # the notice, coming next, says all the others may know
+        originals = [chunk.content for chunk in chunks]
+        text = delivered.to_model_text()
+        if "".join(originals) == text:
+            return chunks
+        stamp = {META_ACTION: action}
+        return [
+            chunk.model_copy(update={"content": piece, "metadata": {**chunk.metadata, **stamp}})
+            for chunk, piece in zip(chunks, recut(text, originals), strict=True)
+        ]
+
+    def drop(self, where: str) -> None:
+        if self.held:
+            dropped = sum(len(chunks) for chunks in self.held.values())
+            _log.debug("kinguard.autogen.chunks_dropped_uninspected", chunks=dropped, where=where)
+            self.held.clear()
+
+
+async def _guarded(tg: TeamGuard, stream: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
+    """``stream`` (a participant's turn) as the team may see it; see the module docstring."""
+    chunks = _Chunks()
+    # Chat messages already yielded this turn, as delivered: a Response lists them again
+    # among its inner messages, and they must not be inspected twice.
+    delivered_ids: dict[str, BaseChatMessage] = {}
+    try:
+        async for item in stream:
+            if isinstance(item, ModelClientStreamingChunkEvent):
+                chunks.hold(item)
+            elif isinstance(item, (Response, BaseChatMessage)):
+                chat = item.chat_message if isinstance(item, Response) else item
+                verdict, delivered = await tg.inspect(chat)
+                if isinstance(item, Response):
+                    out: Any = await _delivered_response(tg, item, delivered, delivered_ids)
+                else:
+                    out = delivered_ids[item.id] = delivered
+                for chunk in chunks.of_message(chat, delivered):
+                    yield chunk
+                yield out
+                event = tg.event_for(verdict)
+                if event is not None:
+                    yield event
+            elif isinstance(item, TaskResult):  # a nested team's result: what it delivered
+                if delivered_ids:
+                    messages = [
+                        delivered_ids.get(m.id, m) if isinstance(m, BaseChatMessage) else m
+                        for m in item.messages
+                    ]
+                    item = item.model_copy(update={"messages": messages})
+                yield item
+            else:
+                if isinstance(item, BaseAgentEvent):
+                    for chunk in chunks.of_event(item):
+                        yield chunk
+                yield item
+    finally:
+        chunks.drop("turn_ended")
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
+
+
+async def _delivered_response(
+    tg: TeamGuard,
+    response: Response,
+    delivered: BaseChatMessage,
+    delivered_ids: Mapping[str, BaseChatMessage],
+) -> Response:
+    """The response with its chat message, and any chat message among its inner ones, as
+    delivered; the very same response when nothing changed."""
+    inner = response.inner_messages
+    if inner and any(isinstance(m, BaseChatMessage) for m in inner):
+        inner = [await _delivered_item(tg, m, delivered_ids) for m in inner]
+    if delivered is response.chat_message and inner is response.inner_messages:
+        return response
+    return dataclasses.replace(response, chat_message=delivered, inner_messages=inner)
+
+
+async def _delivered_item(
+    tg: TeamGuard, item: Any, delivered_ids: Mapping[str, BaseChatMessage]
+) -> Any:
+    if not isinstance(item, BaseChatMessage):
+        return item
+    known = delivered_ids.get(item.id)
+    return known if known is not None else (await tg.inspect(item))[1]
+
+
+class GuardedParticipant:
+    """Stands in for one agent's ``on_messages_stream``; ``original`` is the agent's own."""
+
+    def __init__(
+        self,
+        tg: TeamGuard,
+        name: str,
+        original: Callable[..., AsyncGenerator[Any, None]],
+    ) -> None:
+        self.tg = tg
+        self.name = name
+        self.original = original
+
+    def __call__(
+        self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
+    ) -> AsyncGenerator[Any, None]:
+        try:
+            given = self.tg.given(self.name, messages)
+        except Exception as exc:  # kinguard's own failure: the agent still gets its messages
+            _log.error("kinguard.autogen.adapter_failed", agent=self.name, error=repr(exc))
+            given = messages
+        return _guarded(self.tg, self.original(given, cancellation_token))
+
+
+class GuardedTeamParticipant:
+    """Stands in for a nested team's ``run_stream`` when the team is a participant."""
+
+    def __init__(self, tg: TeamGuard, original: Callable[..., AsyncGenerator[Any, None]]) -> None:
+        self.tg = tg
+        self.original = original
+
+    def __call__(self, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
+        return _guarded(self.tg, self.original(*args, **kwargs))
