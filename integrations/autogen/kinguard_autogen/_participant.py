@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any, Literal
 
 from autogen_agentchat.base import Response, TaskResult
@@ -51,7 +52,14 @@ from kinguard_autogen._events import (
     KinGuardVerdictEvent,
 )
 
-__all__ = ["EventMode", "GuardedParticipant", "GuardedTeamParticipant", "TeamGuard"]
+__all__ = [
+    "VERDICT_EVENTS_WELCOME",
+    "EventMode",
+    "GuardedParticipant",
+    "GuardedTeamParticipant",
+    "TeamGuard",
+    "without_verdict_events",
+]
 
 _log = get_logger("kinguard.autogen")
 
@@ -438,4 +446,27 @@ class GuardedTeamParticipant:
         self.original = original
 
     def __call__(self, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
-        return _guarded(self.tg, self.original(*args, **kwargs))
+        token = VERDICT_EVENTS_WELCOME.set(True)  # this team registered the event type
+        try:
+            stream = self.original(*args, **kwargs)
+        finally:
+            VERDICT_EVENTS_WELCOME.reset(token)
+        return _guarded(self.tg, stream)
+
+
+VERDICT_EVENTS_WELCOME: ContextVar[bool] = ContextVar(
+    "kinguard_verdict_events_welcome", default=False
+)
+"""Set while a guarded team starts a nested team's run: the nested team's verdict events may
+rise into it. A team kinguard does not guard has no ``KinGuardVerdictEvent`` in its message
+factory, and AgentChat fails the whole run on an item of an unregistered type."""
+
+
+async def without_verdict_events(stream: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
+    """``stream`` less kinguard's verdict events (the messages still carry the verdicts)."""
+    try:
+        async for item in stream:
+            if not isinstance(item, KinGuardVerdictEvent):
+                yield item
+    finally:
+        await stream.aclose()

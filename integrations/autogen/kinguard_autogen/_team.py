@@ -14,10 +14,12 @@ from kinguard import HumanDecision, KinGuard, Verdict
 from kinguard.logs import get_logger
 from kinguard_autogen._events import META_RESOLVED, KinGuardVerdictEvent
 from kinguard_autogen._participant import (
+    VERDICT_EVENTS_WELCOME,
     EventMode,
     GuardedParticipant,
     GuardedTeamParticipant,
     TeamGuard,
+    without_verdict_events,
 )
 from kinguard_autogen._termination import (
     HaltOrTermination,
@@ -269,7 +271,12 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
     def guarded_run_stream(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
         # ``run()`` goes through here too: it iterates ``self.run_stream``.
         tg.on_run_start(kwargs["task"] if "task" in kwargs else args[0] if args else None)
-        return run_stream(*args, **kwargs)
+        stream = run_stream(*args, **kwargs)
+        # A participant of another team (its container asks for no task messages) whose team
+        # kinguard does not guard: that team could not take kinguard's events.
+        if kwargs.get("output_task_messages") is False and not VERDICT_EVENTS_WELCOME.get():
+            return without_verdict_events(stream)
+        return stream
 
     async def guarded_reset() -> None:
         await reset()

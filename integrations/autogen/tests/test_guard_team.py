@@ -555,3 +555,23 @@ async def test_the_users_own_intervention_handler_only_sees_delivered_messages(
     said = [m for m in result.messages if isinstance(m, TextMessage) and m.source != "user"]
     assert all(m.metadata.get("app.tag") == "seen" for m in said)
     assert any(m.metadata.get(META_ACTION) == "redact" for m in said)
+
+
+async def test_a_guarded_team_inside_an_unguarded_one_never_breaks_it(
+    kit: SimpleNamespace,
+) -> None:
+    # The outer team has no KinGuardVerdictEvent in its message factory, and AgentChat fails a
+    # run on an item of an unregistered type: the inner team keeps its events to itself.
+    inner = RoundRobinGroupChat(
+        [kit.agent("analyst", [f"a1 {kit.KEYWORD}"]), kit.agent("checker", ["c1"])],
+        termination_condition=MaxMessageTermination(3),
+        name="desk",
+    )
+    guard_team(inner, kit.keyword_guard("redact"))
+    lead = kit.agent("lead", ["l1", "l2"])
+    outer = RoundRobinGroupChat([lead, inner], termination_condition=MaxMessageTermination(4))
+    result = await outer.run(task="Go.")
+    said = kit.chat(result)
+    assert ("analyst", "a1 [redacted by kinguard: collusion.market]") in said
+    assert not any(isinstance(m, KinGuardVerdictEvent) for m in result.messages)
+    assert kit.KEYWORD not in kit.seen_by(lead, -1)
