@@ -43,6 +43,7 @@ from langchain_core.messages import (
 from langchain_core.messages.utils import convert_to_messages
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
+from langchain_core.tracers.event_stream import _AstreamEventsCallbackHandler
 from langgraph.pregel._messages import StreamMessagesHandler
 from langgraph.types import Command, Overwrite, interrupt
 from pydantic import BaseModel, ValidationError
@@ -86,6 +87,7 @@ _MAX_HALTED = 4096
 _HALT = Action.HALT
 _NO_IDS: frozenset[Any] = frozenset()
 _NO_CONF: Mapping[str, Any] = {}
+_STREAMING_HANDLERS = (StreamMessagesHandler, _AstreamEventsCallbackHandler)
 _REWRITE: Any = object()
 """From ``finish_fast``: a verdict changes the update, so it has to be rewritten."""
 _get_id = attrgetter("id")
@@ -422,39 +424,43 @@ class GraphCore:
                         },
                     },
                 )
-        elif config.get("callbacks"):
+        elif not prepared.events and config.get("callbacks"):
             self._hold_tokens(prepared, config)
         return prepared
 
     @staticmethod
     def _hold_tokens(prepared: Prepared, config: RunnableConfig) -> None:
-        """Hold back this task's tokens from an enclosing graph's ``messages`` stream.
+        """Hold back this task's tokens and events from an enclosing graph's streams.
 
-        When this graph runs as a subgraph of an unguarded graph streamed with
-        ``stream_mode="messages", subgraphs=True``, that graph's handler would pass on the
-        tokens of this node's model calls before kinguard has seen the message. For the node's
-        run, the handler is swapped for a copy that streams into a hold; the hold releases
-        what the verdicts allow into the real handler, as the stream gate would.
+        When this graph runs as a subgraph of an unguarded graph that streams ``messages``
+        with ``subgraphs=True`` or ``astream_events``, that graph's handler would pass on what
+        this node's model calls produce before kinguard has seen the message. For the node's
+        run, the handler is swapped for a proxy that streams into a hold, which releases what
+        the verdicts allow into the real handler, as the stream gate would.
         """
         callbacks = config["callbacks"]
         if callbacks is None:
             return
         handlers = callbacks if isinstance(callbacks, list) else callbacks.handlers
-        listening = next(
-            (h for h in handlers if isinstance(h, StreamMessagesHandler) and h.subgraphs), None
-        )
-        if listening is None:
-            return
+        for handler in handlers:
+            if isinstance(handler, _STREAMING_HANDLERS):
+                break
+        else:
+            return  # the usual case: nothing streams this run
         # Imported here: the stream module builds on this one.
         from kinguard_langgraph._stream import TokenHold
 
-        hold = TokenHold(listening)
+        hold = TokenHold()
+        swaps = [(h, proxy) for h in handlers if (proxy := hold.proxy_for(h)) is not None]
+        if not swaps:
+            return
         if isinstance(callbacks, list):
-            swapped: Any = [hold.proxy if h is listening else h for h in callbacks]
+            swapped: Any = [dict(swaps).get(h, h) for h in callbacks]
         else:
             swapped = callbacks.copy()
-            swapped.remove_handler(listening)
-            swapped.add_handler(hold.proxy, inherit=True)
+            for handler, proxy in swaps:
+                swapped.remove_handler(handler)
+                swapped.add_handler(proxy, inherit=True)
         prepared.hold = hold
         prepared.config = cast(RunnableConfig, {**config, "callbacks": swapped})
 

@@ -31,6 +31,7 @@ from typing import Any, cast
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration
+from langchain_core.tracers.event_stream import _AstreamEventsCallbackHandler
 from langgraph.pregel._messages import StreamMessagesHandler
 
 from kinguard.logs import get_logger
@@ -497,31 +498,67 @@ class EventGate:
 
 
 class TokenHold:
-    """One guarded task's share of an enclosing graph's ``stream_mode="messages"`` stream.
+    """One guarded task's share of an enclosing graph's streams.
 
-    ``proxy`` stands in for that graph's handler while the task runs, and streams into the
-    hold; ``release`` passes on what the task's verdicts allow, by the stream gate's rules.
+    When a guarded graph runs as a subgraph of an unguarded one, that graph's ``messages``
+    stream (with ``subgraphs=True``) and its ``astream_events`` (v2) would pass on this task's
+    model tokens and events before kinguard has seen the message. For the task's run, each such
+    handler is swapped for a proxy that streams into the hold; ``release`` passes on what the
+    task's verdicts allow, by the stream gate's rules.
     """
 
-    def __init__(self, handler: StreamMessagesHandler) -> None:
-        self.handler = handler
-        self.items: list[Item] = []
-        self.proxy = StreamMessagesHandler(
-            self._hold, handler.subgraphs, parent_ns=handler.parent_ns
-        )
+    def __init__(self) -> None:
+        self._messages: list[tuple[StreamMessagesHandler, list[Item]]] = []
+        self._events: list[tuple[_AstreamEventsCallbackHandler, list[dict[str, Any]]]] = []
 
-    def _hold(self, chunk: Any) -> None:
-        ns, mode, payload = chunk
-        self.items.append(Item(tuple(ns), mode, payload))
+    def proxy_for(self, handler: Any) -> Any:
+        """A stand-in for ``handler`` that streams into this hold (None: it needs none)."""
+        if isinstance(handler, StreamMessagesHandler):
+            if not handler.subgraphs:
+                return None  # it does not stream what subgraphs say
+            items: list[Item] = []
+
+            def hold(chunk: Any) -> None:
+                ns, mode, payload = chunk
+                items.append(Item(tuple(ns), mode, payload))
+
+            self._messages.append((handler, items))
+            return StreamMessagesHandler(hold, handler.subgraphs, parent_ns=handler.parent_ns)
+        if isinstance(handler, _AstreamEventsCallbackHandler):
+            # A shallow copy shares the handler's run maps (parents, taps), so the events it
+            # makes are the ones the handler would have made; only where they go changes.
+            # (``copy.copy`` will not do: callback handlers copy as themselves.)
+            events: list[dict[str, Any]] = []
+            proxy = object.__new__(type(handler))
+            proxy.__dict__.update(vars(handler))
+            proxy.send_stream = _Collected(events)  # type: ignore[assignment]
+            self._events.append((handler, events))
+            return proxy
+        return None
 
     def release(self, verdicts: TaskVerdicts) -> None:
-        items, self.items = self.items, []
-        seen = self.handler.seen
-        # The task's own end, which the real handler sees next, must not show them again.
-        seen.update(verdicts.replacements)
-        for item in _transform(items, verdicts):
-            if isinstance(item.payload, tuple) and isinstance(item.payload[0], BaseMessage):
-                message_id = item.payload[0].id
-                if message_id is not None:
-                    seen.add(message_id)
-            self.handler.stream((item.ns, item.mode, item.payload))
+        for handler, items in self._messages:
+            held, items[:] = list(items), []
+            seen = handler.seen
+            # The task's own end, which the real handler sees next, must not show them again.
+            seen.update(verdicts.replacements)
+            for item in _transform(held, verdicts):
+                if isinstance(item.payload, tuple) and isinstance(item.payload[0], BaseMessage):
+                    message_id = item.payload[0].id
+                    if message_id is not None:
+                        seen.add(message_id)
+                handler.stream((item.ns, item.mode, item.payload))
+        for events_handler, events in self._events:
+            held_events, events[:] = list(events), []
+            for item in _transform([EventGate._item(e) for e in held_events], verdicts):
+                events_handler.send_stream.send_nowait(EventGate._format(item))  # type: ignore[arg-type]
+
+
+class _Collected:
+    """Where a proxied events handler sends its events: a list, until the verdicts come."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.events = events
+
+    def send_nowait(self, event: dict[str, Any]) -> None:
+        self.events.append(event)

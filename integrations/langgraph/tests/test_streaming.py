@@ -301,3 +301,36 @@ def test_guarded_subgraph_in_an_unguarded_parent_streams_only_delivered_tokens(
         assert "[redacted by kinguard: collusion.market]" in "".join(streamed.values())
     if action is Action.BLOCK:
         assert any(t.startswith("[kinguard blocked") for t in streamed.values())
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("action", [Action.LOG, Action.REDACT, Action.BLOCK])
+def test_guarded_subgraph_in_an_unguarded_parent_gates_astream_events(
+    use_async: bool, action: Action
+) -> None:
+    builder = StateGraph(ChatState)
+    builder.add_node("team", make_graph(action, use_async=use_async))
+    builder.add_edge(START, "team")
+    builder.add_edge("team", END)
+    parent = builder.compile()
+
+    async def run() -> list[Any]:
+        return [event async for event in parent.astream_events(start(), version="v2")]
+
+    events = asyncio.run(run())
+    tokens: dict[str, str] = {}
+    for event in events:
+        if event["event"] == "on_chat_model_stream":
+            run_id = event["run_id"]
+            tokens[run_id] = tokens.get(run_id, "") + str(event["data"]["chunk"].content)
+    final = next(
+        e["data"]["output"]
+        for e in reversed(events)
+        if e["event"] == "on_chain_end" and e["name"] == "LangGraph"
+    )
+    said = [str(m.content) for m in final["messages"][1:]]
+    spoken = [text for text in said if not text.startswith("[kinguard")]
+    assert list(tokens.values()) == spoken  # each streamed model run: a delivered message
+    assert (SECRET in repr(events)) == (action is Action.LOG)
+    if action is Action.REDACT:
+        assert any("[redacted by kinguard: collusion.market]" in t for t in tokens.values())
