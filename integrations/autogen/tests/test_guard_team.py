@@ -14,6 +14,7 @@ from autogen_agentchat.messages import (
     BaseAgentEvent,
     BaseChatMessage,
     HandoffMessage,
+    StructuredMessage,
     TextMessage,
 )
 from autogen_agentchat.teams import RoundRobinGroupChat, SelectorGroupChat, Swarm
@@ -37,6 +38,7 @@ from kinguard_autogen import (
     team_guard,
     unguard_team,
 )
+from pydantic import BaseModel
 
 from kinguard import Action, HumanDecision, KinGuard
 from kinguard.identity import IDENTITY_MARKER
@@ -575,3 +577,47 @@ async def test_a_guarded_team_inside_an_unguarded_one_never_breaks_it(
     assert ("analyst", "a1 [redacted by kinguard: collusion.market]") in said
     assert not any(isinstance(m, KinGuardVerdictEvent) for m in result.messages)
     assert kit.KEYWORD not in kit.seen_by(lead, -1)
+
+
+class Offer(BaseModel):
+    item: str
+    note: str
+
+
+class Structured(BaseChatAgent):
+    """An agent whose messages are structured, not text."""
+
+    def __init__(self, name: str, notes: Sequence[str]) -> None:
+        super().__init__(name, description=f"structured {name}")
+        self.notes = list(notes)
+
+    @property
+    def produced_message_types(self) -> Sequence[type[BaseChatMessage]]:
+        return (StructuredMessage[Offer],)
+
+    async def on_messages(
+        self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
+    ) -> Response:
+        offer = Offer(item="sensors", note=self.notes.pop(0))
+        return Response(chat_message=StructuredMessage[Offer](source=self.name, content=offer))
+
+    async def on_reset(self, cancellation_token: CancellationToken) -> None:
+        pass
+
+
+async def test_a_structured_message_that_must_change_is_delivered_as_text(
+    kit: SimpleNamespace,
+) -> None:
+    buyer = Structured("buyer", [f"keep {kit.KEYWORD} between us", "fine"])
+    seller = Scripted("seller", ["s1", "s2"])
+    team = guard_team(
+        RoundRobinGroupChat([buyer, seller], termination_condition=MaxMessageTermination(4)),
+        kit.keyword_guard("redact"),
+    )
+    result = await team.run(task="Go.")
+    first, clean = [m for m in result.messages if m.source == "buyer"]
+    assert isinstance(first, TextMessage)  # a StructuredMessage cannot hold the rewrite
+    assert "[redacted by kinguard: collusion.market]" in first.content
+    assert first.metadata[META_ACTION] == "redact"
+    assert isinstance(clean, StructuredMessage)  # untouched messages keep their type
+    assert not any(kit.KEYWORD in line for turn in seller.received for line in turn)
