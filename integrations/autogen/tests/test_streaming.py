@@ -130,16 +130,22 @@ class Streamer(BaseChatAgent):
         yield Response(chat_message=message)
 
 
+def streamer_team(
+    kit: SimpleNamespace, buyer: Streamer, seller_link: str, action: str, messages: int = 4
+) -> RoundRobinGroupChat:
+    seller = Streamer("seller", ["s1 sure", "s2"], link=seller_link)
+    return guard_team(
+        RoundRobinGroupChat([buyer, seller], termination_condition=MaxMessageTermination(messages)),
+        kit.keyword_guard(action),
+    )
+
+
 @pytest.mark.parametrize("link", ["id", "none"])
 async def test_chunks_are_matched_by_message_id_or_else_by_sender(
     kit: SimpleNamespace, link: str
 ) -> None:
     buyer = Streamer("buyer", [f"b1 keep {kit.KEYWORD} quiet", "b2 ok"], link=link)
-    seller = Streamer("seller", ["s1 sure", "s2"], link=link)
-    team = guard_team(
-        RoundRobinGroupChat([buyer, seller], termination_condition=MaxMessageTermination(4)),
-        kit.keyword_guard("redact"),
-    )
+    team = streamer_team(kit, buyer, link, "redact")
     items = await streamed(team)
     chunks = [i for i in items if isinstance(i, ModelClientStreamingChunkEvent)]
     said = [m for m in items if isinstance(m, BaseChatMessage) and m.source != "user"]
@@ -149,12 +155,7 @@ async def test_chunks_are_matched_by_message_id_or_else_by_sender(
 
 
 async def test_chunks_whose_message_never_comes_are_dropped(kit: SimpleNamespace) -> None:
-    buyer = Streamer("buyer", ["b1 hello", "b2"], link="elsewhere")
-    seller = Streamer("seller", ["s1", "s2"], link="id")
-    team = guard_team(
-        RoundRobinGroupChat([buyer, seller], termination_condition=MaxMessageTermination(4)),
-        kit.keyword_guard("log"),
-    )
+    team = streamer_team(kit, Streamer("buyer", ["b1 hello", "b2"], link="elsewhere"), "id", "log")
     items = await streamed(team)
     chunks = [i for i in items if isinstance(i, ModelClientStreamingChunkEvent)]
     assert {c.source for c in chunks} == {"seller"}  # never inspected, never shown
@@ -166,11 +167,7 @@ async def test_chunks_whose_message_never_comes_are_dropped(kit: SimpleNamespace
 
 async def test_chunks_of_a_thought_come_with_the_thought(kit: SimpleNamespace) -> None:
     buyer = Streamer("buyer", ["b1 hello", "b2"], link="thought")
-    seller = Streamer("seller", ["s1", "s2"], link="id")
-    team = guard_team(
-        RoundRobinGroupChat([buyer, seller], termination_condition=MaxMessageTermination(3)),
-        kit.keyword_guard("log"),
-    )
+    team = streamer_team(kit, buyer, "id", "log", messages=3)
     items = await streamed(team)
     thought = next(i for i in items if isinstance(i, ThoughtEvent))
     indexes = chunks_of(items, thought.id)

@@ -272,18 +272,22 @@ def test_stream_events_v3_smoke() -> None:
     assert SECRET not in repr(run.output)
 
 
+def unguarded_parent(action: Action, use_async: bool) -> Any:
+    """A graph kinguard does not guard, whose one node is the guarded graph."""
+    builder = StateGraph(ChatState)
+    builder.add_node("team", make_graph(action, use_async=use_async))
+    builder.add_edge(START, "team")
+    builder.add_edge("team", END)
+    return builder.compile()
+
+
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize("action", [Action.LOG, Action.REDACT, Action.BLOCK])
 def test_guarded_subgraph_in_an_unguarded_parent_streams_only_delivered_tokens(
     use_async: bool, action: Action
 ) -> None:
-    # Only the inner graph is guarded; the parent streams its subgraphs' tokens.
-    builder = StateGraph(ChatState)
-    builder.add_node("team", make_graph(action, use_async=use_async))
-    builder.add_edge(START, "team")
-    builder.add_edge("team", END)
     parts = collect(
-        builder.compile(),
+        unguarded_parent(action, use_async),
         use_async,
         start(),
         stream_mode=["messages", "values"],
@@ -308,11 +312,7 @@ def test_guarded_subgraph_in_an_unguarded_parent_streams_only_delivered_tokens(
 def test_guarded_subgraph_in_an_unguarded_parent_gates_astream_events(
     use_async: bool, action: Action
 ) -> None:
-    builder = StateGraph(ChatState)
-    builder.add_node("team", make_graph(action, use_async=use_async))
-    builder.add_edge(START, "team")
-    builder.add_edge("team", END)
-    parent = builder.compile()
+    parent = unguarded_parent(action, use_async)
 
     async def run() -> list[Any]:
         return [event async for event in parent.astream_events(start(), version="v2")]
