@@ -433,7 +433,7 @@ class GraphCore:
         """Hold back this task's tokens and events from an enclosing graph's streams.
 
         When this graph runs as a subgraph of an unguarded graph that streams ``messages``
-        with ``subgraphs=True`` or ``astream_events``, that graph's handler would pass on what
+        (with ``subgraphs=True``) or ``astream_events``, that graph's handler would pass on what
         this node's model calls produce before kinguard has seen the message. For the node's
         run, the handler is swapped for a proxy that streams into a hold, which releases what
         the verdicts allow into the real handler, as the stream gate would.
@@ -450,19 +450,9 @@ class GraphCore:
         # Imported here: the stream module builds on this one.
         from kinguard_langgraph._stream import TokenHold
 
-        hold = TokenHold()
-        swaps = [(h, proxy) for h in handlers if (proxy := hold.proxy_for(h)) is not None]
-        if not swaps:
-            return
-        if isinstance(callbacks, list):
-            swapped: Any = [dict(swaps).get(h, h) for h in callbacks]
-        else:
-            swapped = callbacks.copy()
-            for handler, proxy in swaps:
-                swapped.remove_handler(handler)
-                swapped.add_handler(proxy, inherit=True)
-        prepared.hold = hold
-        prepared.config = cast(RunnableConfig, {**config, "callbacks": swapped})
+        installed = TokenHold.install(config)
+        if installed is not None:
+            prepared.hold, prepared.config = installed
 
     def _inject(
         self, node: str, agent: str, conversation_id: str, state: Any, messages: Sequence[Any]

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import Token
 from typing import Annotated, Any, NotRequired
 
 from langchain.agents.middleware import AgentMiddleware, AgentState, hook_config
@@ -25,13 +26,14 @@ from langchain.agents.middleware.types import (
     PrivateStateAttr,
 )
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 
 from kinguard import Action, KinGuard, Message, Verdict
 from kinguard.logs import get_logger
-from kinguard_langgraph._core import halt_payload, parse_decision
+from kinguard_langgraph._core import TaskVerdicts, halt_payload, parse_decision
 from kinguard_langgraph._messages import (
     is_identity_message,
     mark_inspected,
@@ -40,6 +42,7 @@ from kinguard_langgraph._messages import (
     with_text,
 )
 from kinguard_langgraph._state import GUARD_KEY, Revisions, import_state, merge_guard_channel
+from kinguard_langgraph._stream import TokenHold
 
 __all__ = ["KinGuardMiddleware"]
 
@@ -224,7 +227,12 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
     ) -> ModelResponse[Any] | ExtendedModelResponse[Any]:
-        response, command = self._messages(handler(self._with_identity(request)))
+        held = _hold_stream()
+        try:
+            raw = handler(self._with_identity(request))
+        finally:
+            _stop_holding(held)
+        response, command = self._messages(raw)
         try:
             conversation_id = self._conversation_id()
             turn = len(request.messages)
@@ -232,16 +240,23 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                 (i, self.guard.inspect(self._to_message(m, turn + n, conversation_id)))
                 for n, (i, m) in enumerate(self._inspectable(response))
             ]
-            return self._apply(response, command, verdicts, conversation_id)
+            out = self._apply(response, command, verdicts, conversation_id)
         except Exception as exc:
-            return self._failed(response, command, exc)
+            out = self._failed(response, command, exc)
+        self._release(held, request, response, out)
+        return out
 
     async def awrap_model_call(
         self,
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any] | ExtendedModelResponse[Any]:
-        response, command = self._messages(await handler(self._with_identity(request)))
+        held = _hold_stream()
+        try:
+            raw = await handler(self._with_identity(request))
+        finally:
+            _stop_holding(held)
+        response, command = self._messages(raw)
         try:
             conversation_id = self._conversation_id()
             turn = len(request.messages)
@@ -249,9 +264,40 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                 (i, await self.guard.ainspect(self._to_message(m, turn + n, conversation_id)))
                 for n, (i, m) in enumerate(self._inspectable(response))
             ]
-            return self._apply(response, command, verdicts, conversation_id)
+            out = self._apply(response, command, verdicts, conversation_id)
         except Exception as exc:
-            return self._failed(response, command, exc)
+            out = self._failed(response, command, exc)
+        self._release(held, request, response, out)
+        return out
+
+    def _release(
+        self,
+        held: _Held | None,
+        request: ModelRequest[Any],
+        response: ModelResponse[Any],
+        out: ModelResponse[Any] | ExtendedModelResponse[Any],
+    ) -> None:
+        """Let the held tokens of the model call out as its messages were delivered."""
+        if held is None:
+            return
+        try:
+            result = out.model_response if isinstance(out, ExtendedModelResponse) else out
+            delivered = {m.id: message_text(m) for m in result.result if m.id is not None}
+            inspected = [m for _, m in self._inspectable(response) if m.id is not None]
+            replacements: dict[str, str | None] = {
+                str(m.id): delivered.get(str(m.id)) for m in inspected
+            }
+            held[0].release(
+                TaskVerdicts(
+                    task="",
+                    replacements=replacements,
+                    known_ids=frozenset(m.id for m in request.messages if m.id is not None),
+                    modified=any(replacements[str(m.id)] != message_text(m) for m in inspected),
+                    is_agent=True,
+                )
+            )
+        except Exception as exc:  # never break the agent: what was held stays unshown
+            _log.warning("kinguard.stream_report_failed", agent=self.agent_name, error=repr(exc))
 
     def _failed(
         self, response: ModelResponse[Any], command: Command[Any] | None, error: BaseException
@@ -313,3 +359,24 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         self, state: KinGuardState, runtime: Runtime[Any]
     ) -> dict[str, Any] | None:
         return self.after_model(state, runtime)
+
+
+_Held = tuple[TokenHold, Token[Any]]
+
+
+def _hold_stream() -> _Held | None:
+    """Hold what the agent graph's token streams would show of the model call until its
+    messages are inspected: the call reads its callbacks from the running config."""
+    config = var_child_runnable_config.get()
+    if not config:
+        return None
+    installed = TokenHold.install(config)
+    if installed is None:
+        return None
+    hold, held_config = installed
+    return hold, var_child_runnable_config.set(held_config)
+
+
+def _stop_holding(held: _Held | None) -> None:
+    if held is not None:
+        var_child_runnable_config.reset(held[1])

@@ -31,6 +31,7 @@ from typing import Any, cast
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tracers.event_stream import _AstreamEventsCallbackHandler
 from langgraph.pregel._messages import StreamMessagesHandler
 
@@ -511,11 +512,34 @@ class TokenHold:
         self._messages: list[tuple[StreamMessagesHandler, list[Item]]] = []
         self._events: list[tuple[_AstreamEventsCallbackHandler, list[dict[str, Any]]]] = []
 
+    @classmethod
+    def install(cls, config: RunnableConfig) -> tuple[TokenHold, RunnableConfig] | None:
+        """A hold for what ``config``'s streaming handlers would show, and the config that
+        streams into it instead; None when nothing streams."""
+        callbacks = config.get("callbacks")
+        if not callbacks:
+            return None
+        handlers = callbacks if isinstance(callbacks, list) else callbacks.handlers
+        hold = cls()
+        swaps = [(h, proxy) for h in handlers if (proxy := hold.proxy_for(h)) is not None]
+        if not swaps:
+            return None
+        if isinstance(callbacks, list):
+            swapped: Any = [dict(swaps).get(h, h) for h in callbacks]
+        else:
+            swapped = callbacks.copy()
+            for handler, proxy in swaps:
+                swapped.remove_handler(handler)
+                swapped.add_handler(proxy, inherit=True)
+        return hold, cast(RunnableConfig, {**config, "callbacks": swapped})
+
     def proxy_for(self, handler: Any) -> Any:
-        """A stand-in for ``handler`` that streams into this hold (None: it needs none)."""
+        """A stand-in for ``handler`` that streams into this hold (None: it needs none).
+
+        The stand-in filters what it streams as the handler would (its subgraph settings are
+        the handler's), so holding what the handler would not show costs nothing else.
+        """
         if isinstance(handler, StreamMessagesHandler):
-            if not handler.subgraphs:
-                return None  # it does not stream what subgraphs say
             items: list[Item] = []
 
             def hold(chunk: Any) -> None:

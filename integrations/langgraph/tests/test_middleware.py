@@ -10,7 +10,7 @@ import pytest
 from kinguard_langgraph import KinGuardMiddleware
 from kinguard_langgraph._scripted import ScriptedChatModel
 from langchain.agents import create_agent
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
@@ -222,3 +222,71 @@ def test_a_guarded_agent_inside_a_guarded_graph_is_inspected_once() -> None:
     assert "[redacted by kinguard" in out["messages"][-1].content
     rendered = "\n".join(str(m.content) for m in model.inputs[0])
     assert rendered.count(IDENTITY_MARKER) == 1
+
+
+def streamed_tokens(agent: Any, value: Any, config: dict[str, Any], use_async: bool) -> Any:
+    """``stream_mode="messages"`` parts of a run, sync or async."""
+    if not use_async:
+        return list(agent.stream(value, config, stream_mode="messages"))
+
+    async def run() -> list[Any]:
+        return [p async for p in agent.astream(value, config, stream_mode="messages")]
+
+    return asyncio.run(run())
+
+
+def texts_by_id(parts: list[Any]) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    for message, _ in parts:
+        if isinstance(message, AIMessage | AIMessageChunk):
+            texts[str(message.id)] = texts.get(str(message.id), "") + str(message.content)
+    return texts
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("action", [Action.LOG, Action.REDACT, Action.BLOCK, Action.HALT])
+def test_a_streamed_agent_shows_only_delivered_tokens(action: Action, use_async: bool) -> None:
+    agent, _, _ = make(action, [f"Sure, {SECRET} it is."])
+    config = cfg()
+    parts = streamed_tokens(agent, {"messages": [HumanMessage("hi")]}, config, use_async)
+    if action in (Action.LOG, Action.REDACT):  # the reply still streams as tokens
+        assert sum(isinstance(m, AIMessageChunk) for m, _ in parts) > 1
+    shown = texts_by_id(parts)
+    said = {
+        str(m.id): str(m.content)
+        for m in agent.get_state(config).values["messages"]
+        if isinstance(m, AIMessage)
+    }
+    assert shown == said  # each message once, as delivered (a halted one: not yet)
+    assert (SECRET in "".join(shown.values())) == (action is Action.LOG)
+    if action is Action.HALT:
+        assert shown == {}
+
+
+def test_a_guarded_agent_inside_a_guarded_graph_streams_its_rewrite() -> None:
+    # The agent's middleware rules on the message, so the graph does not inspect it again; the
+    # graph's stream gate must still only show the tokens the middleware let out.
+    from kinguard_langgraph import guard_graph
+    from kinguard_langgraph._scripted import ChatState, start
+    from langgraph.graph import END, START, StateGraph
+
+    guard = KinGuard(
+        AGENTS,
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.REDACT),)),
+    )
+    seller = create_agent(
+        ScriptedChatModel(replies=[f"Price is {SECRET}."]),
+        tools=[],
+        system_prompt="You sell.",
+        middleware=[KinGuardMiddleware(guard, agent_name="seller")],
+    )
+    builder = StateGraph(ChatState)
+    builder.add_node("seller", seller)
+    builder.add_edge(START, "seller")
+    builder.add_edge("seller", END)
+    graph = guard_graph(builder, guard).compile()
+    parts = list(graph.stream(start(), stream_mode="messages", subgraphs=True))
+    shown = texts_by_id([payload for _, payload in parts])
+    assert SECRET not in "".join(shown.values())
+    assert any("[redacted by kinguard" in text for text in shown.values())
