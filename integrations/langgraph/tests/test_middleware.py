@@ -290,3 +290,24 @@ def test_a_guarded_agent_inside_a_guarded_graph_streams_its_rewrite() -> None:
     shown = texts_by_id([payload for _, payload in parts])
     assert SECRET not in "".join(shown.values())
     assert any("[redacted by kinguard" in text for text in shown.values())
+
+
+@pytest.mark.parametrize("action", [Action.LOG, Action.REDACT, Action.BLOCK])
+def test_astream_events_of_a_guarded_agent_show_only_delivered_tokens(action: Action) -> None:
+    agent, _, _ = make(action, [f"Sure, {SECRET} it is."])
+
+    async def run() -> list[Any]:
+        value = {"messages": [HumanMessage("hi")]}
+        return [e async for e in agent.astream_events(value, cfg(), version="v2")]
+
+    events = asyncio.run(run())
+    tokens = "".join(
+        str(e["data"]["chunk"].content) for e in events if e["event"] == "on_chat_model_stream"
+    )
+    assert (SECRET in repr(events)) == (action is Action.LOG)
+    expected = {
+        Action.LOG: f"Sure, {SECRET} it is.",
+        Action.REDACT: "Sure, [redacted by kinguard: collusion.market] it is.",
+        Action.BLOCK: "",
+    }
+    assert tokens == expected[action]
