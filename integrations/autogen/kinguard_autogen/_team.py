@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any, TypeVar
 
+from autogen_agentchat.agents import UserProxyAgent
 from autogen_agentchat.base import ChatAgent, Team, TerminationCondition
 from autogen_agentchat.messages import TextMessage
 from autogen_agentchat.teams import BaseGroupChat
@@ -140,6 +141,8 @@ def guard_team(
     )
     installed = _Installed(tg, termination, termination_replaced, _inject_identity(team, tg))
     for participant in team._participants:
+        if isinstance(participant, UserProxyAgent):
+            continue  # a person: one of the principals kinguard protects, not an agent to watch
         if isinstance(participant, ChatAgent):
             stream = GuardedParticipant(tg, participant.name, participant.on_messages_stream)
             installed.patch(participant, "on_messages_stream", stream)
@@ -235,8 +238,8 @@ def _inject_identity(team: BaseGroupChat, tg: TeamGuard) -> dict[str, list[Syste
     declared = {profile.name for profile in tg.guard.agents}
     for participant in team._participants:
         name = participant.name
-        if not isinstance(participant, ChatAgent):
-            continue  # a nested team: guard it with its own guard_team() call
+        if not isinstance(participant, ChatAgent) or isinstance(participant, UserProxyAgent):
+            continue  # a nested team is guarded through its run_stream; a person needs none
         if declared and name not in declared:
             _log.warning(
                 "kinguard.autogen.undeclared_agent",

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from autogen_agentchat.agents import BaseChatAgent
+from autogen_agentchat.agents import BaseChatAgent, UserProxyAgent
 from autogen_agentchat.base import Response, TaskResult
 from autogen_agentchat.conditions import MaxMessageTermination
 from autogen_agentchat.messages import (
@@ -621,3 +621,29 @@ async def test_a_structured_message_that_must_change_is_delivered_as_text(
     assert first.metadata[META_ACTION] == "redact"
     assert isinstance(clean, StructuredMessage)  # untouched messages keep their type
     assert not any(kit.KEYWORD in line for turn in seller.received for line in turn)
+
+
+async def test_a_person_in_the_team_is_neither_inspected_nor_told_who_they_are(
+    kit: SimpleNamespace,
+) -> None:
+    prompts: list[str] = []
+
+    def person(prompt: str) -> str:
+        prompts.append(prompt)
+        return f"As your principal I say {kit.KEYWORD} is fine."
+
+    buyer = kit.agent("buyer", [f"b1 {kit.KEYWORD}", "b2"])
+    human = UserProxyAgent("human", input_func=person)
+    guard = kit.keyword_guard("block", identity="disassociate")
+    team = guard_team(
+        RoundRobinGroupChat([buyer, human], termination_condition=MaxMessageTermination(4)),
+        guard,
+    )
+    with capture_verdicts(guard) as verdicts:
+        result = await team.run(task="Go.")
+    assert [v.sender for v in verdicts] == ["buyer", "buyer"]  # the person's words are theirs
+    said = kit.chat(result)
+    assert said[1][1].startswith("[kinguard blocked a message from buyer")
+    assert said[2] == ("human", f"As your principal I say {kit.KEYWORD} is fine.")
+    assert "on_messages_stream" not in vars(human)
+    assert not any(IDENTITY_MARKER in p for p in prompts)
