@@ -69,6 +69,7 @@ __all__ = [
     "GraphCore",
     "GuardedNode",
     "HaltNode",
+    "Passthrough",
     "TaggedPayload",
     "TaskVerdicts",
     "parse_decision",
@@ -1015,6 +1016,18 @@ class HaltNode(Runnable[Any, Any]):
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         return self.core.resolve_pending(self.node, input)
+
+
+class Passthrough(Runnable[Any, Any]):
+    """A node that changes nothing: a point in the graph that fan-in edges can wait for."""
+
+    name = "kinguard_done"
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return None
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return None
 
 
 class GatedPath(Runnable[Any, Any]):

@@ -13,7 +13,14 @@ from langgraph.graph import StateGraph
 from langgraph.graph._branch import BranchSpec
 
 from kinguard import KinGuard
-from kinguard_langgraph._core import GatedPath, GraphCore, GuardedNode, HaltNode, Router
+from kinguard_langgraph._core import (
+    GatedPath,
+    GraphCore,
+    GuardedNode,
+    HaltNode,
+    Passthrough,
+    Router,
+)
 from kinguard_langgraph._state import GUARD_KEY, GuardChannel
 
 if TYPE_CHECKING:
@@ -145,6 +152,8 @@ def _guarded_builder(
         guarded.add_node(halt, HaltNode(node, core), input_schema=GuardChannel)
 
         targets = sorted(end for start, end in guarded.edges if start == node)
+        if any(node in starts for starts, _ in guarded.waiting_edges):
+            targets.append(_await_decision(guarded, node))
         guarded.edges = {(s, e) for s, e in guarded.edges if s != node}
         for end in targets:
             guarded.add_edge(halt, end)
@@ -176,6 +185,24 @@ def _guarded_builder(
                 path=Router(targets, halt, core), ends=router_ends, input_schema=GuardChannel
             )
     return guarded
+
+
+def _await_decision(guarded: StateGraph[Any, Any, Any, Any], node: str) -> str:
+    """Make the fan-in edges out of ``node`` wait for the human's decision on a halt.
+
+    A fan-in (``add_edge([a, b], join)``) fires once each start has run, and a halting agent
+    has run: the join would go ahead without the withheld message, in the same step as the
+    question to the human, and never see the approved one. So ``node`` is replaced among the
+    starts by a pass-through node that its router reaches directly on the normal path (one
+    step later) and its halt node reaches once the human has ruled.
+    """
+    done = _unique(f"{node}.kinguard_done", guarded.nodes)
+    guarded.add_node(done, Passthrough(), input_schema=GuardChannel)
+    guarded.waiting_edges = {
+        (tuple(done if start == node else start for start in starts), end)
+        for starts, end in guarded.waiting_edges
+    }
+    return done
 
 
 def _unique(name: str, taken: Mapping[str, Any]) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import operator
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from kinguard_langgraph import guard_graph
@@ -170,3 +171,57 @@ def test_parallel_agents_halt_together() -> None:
     texts = [m.content for m in out["messages"]]
     assert "vote 1 fair" in texts
     assert not any(SECRET in str(t) for t in texts)
+
+
+class FanInState(ChatState):
+    seen: Annotated[list[list[str]], operator.add]
+
+
+def fan_in_graph(buyer_says: str) -> Any:
+    """Buyer and seller speak in parallel; a join reads both once both are done."""
+
+    def buyer(state: FanInState) -> dict[str, Any]:
+        return {"messages": [AIMessage(content=buyer_says, name="buyer")]}
+
+    def seller(state: FanInState) -> dict[str, Any]:
+        return {"messages": [AIMessage(content="Seller is ready.", name="seller")]}
+
+    def join(state: FanInState) -> dict[str, Any]:
+        return {"seen": [[str(m.content) for m in state["messages"][1:]]]}
+
+    builder = StateGraph(FanInState)
+    builder.add_node("buyer", buyer)
+    builder.add_node("seller", seller)
+    builder.add_node("join", join)
+    builder.add_edge(START, "buyer")
+    builder.add_edge(START, "seller")
+    builder.add_edge(["buyer", "seller"], "join")
+    builder.add_edge("join", END)
+    graph = guard_graph(builder, halt_guard(), agents=["buyer", "seller"])
+    return graph.compile(checkpointer=InMemorySaver())
+
+
+@pytest.mark.parametrize(
+    ("decision", "joined"),
+    [
+        ({"type": "approve"}, ["Seller is ready.", f"Let us fix {SECRET}."]),
+        ({"type": "edit", "text": "Our price stands."}, ["Seller is ready.", "Our price stands."]),
+        ({"type": "reject"}, ["Seller is ready."]),
+    ],
+)
+def test_a_fan_in_waits_for_the_decision_on_a_halted_start(
+    decision: dict[str, str], joined: list[str]
+) -> None:
+    graph = fan_in_graph(f"Let us fix {SECRET}.")
+    config = cfg()
+    first = graph.invoke({**start(), "seen": []}, config)
+    assert "__interrupt__" in first
+    assert first["seen"] == []  # the join has not gone ahead without the withheld message
+    out = graph.invoke(Command(resume=decision), config)
+    assert "__interrupt__" not in out
+    assert [sorted(seen) for seen in out["seen"]] == [sorted(joined)]
+
+
+def test_a_fan_in_without_a_halt_runs_once_with_every_message() -> None:
+    out = fan_in_graph("Ten at 40.").invoke({**start(), "seen": []}, cfg())
+    assert [sorted(seen) for seen in out["seen"]] == [["Seller is ready.", "Ten at 40."]]
