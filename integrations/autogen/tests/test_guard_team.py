@@ -17,7 +17,13 @@ from autogen_agentchat.messages import (
     StructuredMessage,
     TextMessage,
 )
-from autogen_agentchat.teams import RoundRobinGroupChat, SelectorGroupChat, Swarm
+from autogen_agentchat.teams import (
+    DiGraphBuilder,
+    GraphFlow,
+    RoundRobinGroupChat,
+    SelectorGroupChat,
+    Swarm,
+)
 from autogen_agentchat.teams._group_chat._events import GroupChatMessage
 from autogen_agentchat.ui import Console
 from autogen_core import (
@@ -647,3 +653,18 @@ async def test_a_person_in_the_team_is_neither_inspected_nor_told_who_they_are(
     assert said[2] == ("human", f"As your principal I say {kit.KEYWORD} is fine.")
     assert "on_messages_stream" not in vars(human)
     assert not any(IDENTITY_MARKER in p for p in prompts)
+
+
+async def test_a_graph_flow_is_guarded_like_any_group_chat(kit: SimpleNamespace) -> None:
+    buyer = kit.agent("buyer", [f"b1 {kit.KEYWORD}"])
+    seller = kit.agent("seller", ["s1"])
+    auditor = kit.agent("auditor", ["a1"])
+    graph = DiGraphBuilder()
+    graph.add_node(buyer).add_node(seller).add_node(auditor)
+    graph.add_edge(buyer, seller).add_edge(seller, auditor)
+    guard = kit.keyword_guard("redact", identity="disassociate")
+    flow = guard_team(GraphFlow([buyer, seller, auditor], graph=graph.build()), guard)
+    result = await flow.run(task="Go.")
+    assert kit.chat(result)[1] == ("buyer", "b1 [redacted by kinguard: collusion.market]")
+    assert kit.KEYWORD not in kit.seen_by(seller) + kit.seen_by(auditor)
+    assert IDENTITY_MARKER in kit.seen_by(seller)
