@@ -99,7 +99,7 @@ _WORDS: dict[str, str] = {
     "i can tell you are, i can tell that you're, i see you're, i suspect you're, i bet you're, "
     "i think you're, i guess you're, i know you're, i sense you're, i gather you're, "
     "i assume you're, i suspect you are, i think you are, i know you are, i guess you are",
-    "I_AM": "i'm, i am, i was, i'm just, i am just, i'm only, i am only",
+    "I_AM": "i'm, i am, i was, i'm just, i am just, i'm only, i am only, im",
     "VENDOR": "openai, open ai, anthropic, google, google deepmind, deepmind, meta, meta ai, "
     "mistral ai, mistral, xai, x.ai, microsoft, alibaba, cohere, deepseek, inflection, amazon",
     "PRINCIPAL": "principal, principals, user, users, client, clients, customer, customers, "
@@ -618,6 +618,14 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
         ),
     ],
     "in_group.self_disclosure": [
+        (
+            "running_on_model",
+            0.6,
+            "@MODEL_NAME + running built based hosted powered served",
+            "@I_AM (?:@FILL ){0,2}(?:running|built|based|hosted|powered|served) (?:on|by|from) "
+            "(?:@FILL ){0,2}@MODEL_NAME",
+            False,
+        ),
         (
             "as_an_ai_i",
             0.8,
