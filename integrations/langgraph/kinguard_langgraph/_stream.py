@@ -499,13 +499,14 @@ class EventGate:
 
 
 class TokenHold:
-    """One guarded task's share of an enclosing graph's streams.
+    """What a graph's streams would show of one guarded run, held until its verdicts.
 
-    When a guarded graph runs as a subgraph of an unguarded one, that graph's ``messages``
-    stream (with ``subgraphs=True``) and its ``astream_events`` (v2) would pass on this task's
-    model tokens and events before kinguard has seen the message. For the task's run, each such
-    handler is swapped for a proxy that streams into the hold; ``release`` passes on what the
-    task's verdicts allow, by the stream gate's rules.
+    Two runs need it: a guarded node when its graph runs as a subgraph of an unguarded one
+    (that graph streams ``messages`` with ``subgraphs=True`` or ``astream_events`` v2), and the
+    model call of a ``create_agent`` agent guarded by ``KinGuardMiddleware``. Either way the
+    streaming handlers would pass on model tokens and events before kinguard has seen the
+    message. For the run, each such handler is swapped for a proxy that streams into the hold;
+    ``release`` passes on what the verdicts allow, by the stream gate's rules.
     """
 
     def __init__(self) -> None:
