@@ -44,6 +44,7 @@ from langchain_core.messages.utils import convert_to_messages
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tracers.event_stream import _AstreamEventsCallbackHandler
+from langgraph._internal._constants import PUSH
 from langgraph.pregel._messages import StreamMessagesHandler
 from langgraph.types import Command, Overwrite, interrupt
 from pydantic import BaseModel, ValidationError
@@ -1046,7 +1047,7 @@ class GatedPath(Runnable[Any, Any]):
         self.name = path.get_name()
 
     def _halted(self, config: RunnableConfig | None) -> list[str] | None:
-        if self.core.is_halted(config):
+        if self.core.is_halted(config) or _is_sent(config):
             return [self.halt_node] if self.halt_node else []
         return None
 
@@ -1064,7 +1065,12 @@ class GatedPath(Runnable[Any, Any]):
 
 
 class Router(Runnable[Any, Any]):
-    """Replaces a guarded node's static edges: its targets normally, its halt node on a halt."""
+    """Replaces a guarded node's static edges: its targets normally, its halt node on a halt.
+
+    A task started by ``Send`` always goes through the halt node: parallel tasks of one node
+    meet there, so what follows them runs once, after any of them that halted is decided
+    (otherwise it would run on the others' messages first, and again after the decision).
+    """
 
     def __init__(self, targets: Sequence[str], halt_node: str, core: GraphCore) -> None:
         self.targets = list(targets)
@@ -1073,7 +1079,7 @@ class Router(Runnable[Any, Any]):
         self.name = "kinguard_route"
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        if self.core.take_halted(config):
+        if self.core.take_halted(config) or _is_sent(config):
             return [self.halt_node]
         return self.targets
 
@@ -1094,6 +1100,12 @@ def _enter(prepared: Prepared, config: RunnableConfig | None) -> Token[Any] | No
 def _leave(token: Token[Any] | None) -> None:
     if token is not None:
         var_child_runnable_config.reset(token)
+
+
+def _is_sent(config: RunnableConfig | None) -> bool:
+    """The task was started by ``Send`` (its path begins with LangGraph's push marker)."""
+    path = ((config or {}).get("metadata") or {}).get("langgraph_path")
+    return isinstance(path, (tuple, list)) and bool(path) and path[0] == PUSH
 
 
 def _task_ns(config: RunnableConfig | None) -> str:

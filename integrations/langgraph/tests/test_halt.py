@@ -225,3 +225,48 @@ def test_a_fan_in_waits_for_the_decision_on_a_halted_start(
 def test_a_fan_in_without_a_halt_runs_once_with_every_message() -> None:
     out = fan_in_graph("Ten at 40.").invoke({**start(), "seen": []}, cfg())
     assert [sorted(seen) for seen in out["seen"]] == [["Seller is ready.", "Ten at 40."]]
+
+
+def send_graph(price_says: str) -> Any:
+    """One agent node run in parallel by Send (one task per topic), then a reducer."""
+
+    def fan_out(state: FanInState) -> list[Send]:
+        return [
+            Send("agent", {"messages": state["messages"], "seen": [], "turn": i}) for i in range(2)
+        ]
+
+    def agent(state: FanInState) -> dict[str, Any]:
+        text = price_says if state["turn"] == 0 else "On delivery: March is fine."
+        return {"messages": [AIMessage(content=text, name="agent")]}
+
+    def reduce(state: FanInState) -> dict[str, Any]:
+        return {"seen": [sorted(str(m.content) for m in state["messages"][1:])]}
+
+    builder = StateGraph(FanInState)
+    builder.add_node("agent", agent)
+    builder.add_node("reduce", reduce)
+    builder.add_conditional_edges(START, fan_out, ["agent"])
+    builder.add_edge("agent", "reduce")
+    builder.add_edge("reduce", END)
+    guard = KinGuard(
+        [AgentProfile(name="agent")],
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.HALT),)),
+    )
+    return guard_graph(builder, guard, agents=["agent"]).compile(checkpointer=InMemorySaver())
+
+
+def test_a_reducer_after_parallel_send_tasks_waits_for_the_decision() -> None:
+    graph = send_graph(f"On price: let us fix {SECRET}.")
+    config = cfg()
+    first = graph.invoke({**start(), "seen": []}, config)
+    assert "__interrupt__" in first
+    assert first["seen"] == []  # not run on the other task's message alone
+    out = graph.invoke(Command(resume={"type": "approve"}), config)
+    # Once, with both messages: not again after the decision.
+    assert out["seen"] == [["On delivery: March is fine.", f"On price: let us fix {SECRET}."]]
+
+
+def test_a_reducer_after_parallel_send_tasks_runs_once_without_a_halt() -> None:
+    out = send_graph("On price: 40.").invoke({**start(), "seen": []}, cfg())
+    assert out["seen"] == [["On delivery: March is fine.", "On price: 40."]]
