@@ -452,7 +452,11 @@ class GraphCore:
         # Imported here: the stream module builds on this one.
         from kinguard_langgraph._stream import TokenHold
 
-        installed = TokenHold.install(config)
+        try:
+            installed = TokenHold.install(config)
+        except Exception as exc:  # the message is still inspected; only its tokens go unheld
+            _log.error("kinguard.adapter_error", node=prepared.node, stage="hold", error=repr(exc))
+            return
         if installed is not None:
             prepared.hold, prepared.config = installed
 

@@ -370,7 +370,11 @@ def _hold_stream() -> _Held | None:
     config = var_child_runnable_config.get()
     if not config:
         return None
-    installed = TokenHold.install(config)
+    try:
+        installed = TokenHold.install(config)
+    except Exception as exc:  # the reply is still inspected; only its tokens go unheld
+        _log.error("kinguard.adapter_error", stage="hold", error=repr(exc))
+        return None
     if installed is None:
         return None
     hold, held_config = installed

@@ -109,3 +109,39 @@ def test_adapter_failures_are_contained(on_error: str, use_async: bool) -> None:
         assert texts == ["One.", "Two.", "Three."]
     else:
         assert all(t.startswith("[kinguard blocked") for t in texts)
+
+
+def test_a_failing_token_hold_still_inspects_the_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kinguard_langgraph import KinGuardMiddleware
+    from kinguard_langgraph._scripted import ChatState
+    from kinguard_langgraph._stream import TokenHold
+    from langchain.agents import create_agent
+    from langchain_core.messages import HumanMessage
+    from langgraph.graph import END, START, StateGraph
+
+    def broken(config: Any) -> Any:
+        raise RuntimeError("hold failed")
+
+    monkeypatch.setattr(TokenHold, "install", staticmethod(broken))
+    guard = KinGuard(
+        AGENTS,
+        detectors=[KeywordDetector("ZEBRA")],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.REDACT),)),
+    )
+    agent = create_agent(
+        ScriptedChatModel(replies=["Price is ZEBRA."]),
+        tools=[],
+        middleware=[KinGuardMiddleware(guard, agent_name="a")],
+    )
+    parts = list(agent.stream({"messages": [HumanMessage("hi")]}, stream_mode="values"))
+    assert "[redacted by kinguard" in parts[-1]["messages"][-1].content
+    # The same inside a guarded graph run as a subgraph of an unguarded one.
+    parent = StateGraph(ChatState)
+    parent.add_node("team", graph_with(guard))
+    parent.add_edge(START, "team")
+    parent.add_edge("team", END)
+    parts = list(
+        parent.compile().stream(start(), stream_mode=["messages", "values"], subgraphs=True)
+    )
+    final = [p for ns, mode, p in parts if mode == "values" and not ns][-1]
+    assert [text for _, text in delivered(final["messages"][1:])] == ["One.", "Two.", "Three."]
