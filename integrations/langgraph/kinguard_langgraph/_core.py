@@ -944,17 +944,36 @@ class GuardedNode(Runnable[Any, Any]):
         self.known = False
         """The guard knows this node as an agent (set once; agents are never removed)."""
 
-    def _prepare(self, input: Any, config: RunnableConfig | None) -> Prepared | None:
+    def _prepare(
+        self, input: Any, config: RunnableConfig | None
+    ) -> tuple[Prepared | None, Exception | None]:
         try:
-            return self.core.prepare(self, input, config or {})
+            return self.core.prepare(self, input, config or {}), None
         except Exception as exc:
-            _log.error("kinguard.adapter_error", node=self.node, stage="prepare", error=repr(exc))
-            return None
+            return None, exc
+
+    def _unprepared(self, config: RunnableConfig | None, output: Any, error: Exception) -> Any:
+        """The node ran, but kinguard could not prepare for it: follow the guard's error mode
+        (``closed``: the node's messages are blocked) instead of letting them through unseen."""
+        conf = (config or {}).get("configurable") or _NO_CONF
+        prepared = Prepared(
+            self.node,
+            self.agent,
+            None,
+            config or {},
+            (),
+            str(conf.get("thread_id") or self.core.guard.conversation_id),
+            False,
+            False,
+            False,
+        )
+        return self.core.fail(prepared, output, error)
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        prepared = self._prepare(input, config)
+        prepared, error = self._prepare(input, config)
         if prepared is None:
-            return self.inner.invoke(input, config, **kwargs)
+            output = self.inner.invoke(input, config, **kwargs)
+            return self._unprepared(config, output, cast(Exception, error))
         if prepared.config is config:
             output = self.inner.invoke(prepared.state, config, **kwargs)
         else:
@@ -980,9 +999,10 @@ class GuardedNode(Runnable[Any, Any]):
             return core.fail(prepared, output, exc)
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        prepared = self._prepare(input, config)
+        prepared, error = self._prepare(input, config)
         if prepared is None:
-            return await self.inner.ainvoke(input, config, **kwargs)
+            output = await self.inner.ainvoke(input, config, **kwargs)
+            return self._unprepared(config, output, cast(Exception, error))
         if prepared.config is config:
             output = await self.inner.ainvoke(prepared.state, config, **kwargs)
         else:

@@ -145,3 +145,31 @@ def test_a_failing_token_hold_still_inspects_the_message(monkeypatch: pytest.Mon
     )
     final = [p for ns, mode, p in parts if mode == "values" and not ns][-1]
     assert [text for _, text in delivered(final["messages"][1:])] == ["One.", "Two.", "Three."]
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("on_error", ["open", "closed"])
+def test_a_node_kinguard_cannot_prepare_for_follows_the_error_mode(
+    monkeypatch: pytest.MonkeyPatch, on_error: str, use_async: bool
+) -> None:
+    from kinguard_langgraph._core import GraphCore
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("prepare failed")
+
+    monkeypatch.setattr(GraphCore, "prepare", broken)
+    guard = KinGuard(
+        AGENTS,
+        detectors=[KeywordDetector("ZEBRA")],
+        policy=Policy(
+            rules=(Rule(signal="collusion.market", action=Action.LOG),), on_error=on_error
+        ),  # type: ignore[arg-type]
+    )
+    graph = graph_with(guard, use_async)
+    out = asyncio.run(graph.ainvoke(start())) if use_async else graph.invoke(start())
+    said = [text for _, text in delivered(out["messages"][1:])]
+    if on_error == "open":
+        assert said == ["One.", "Two.", "Three."]
+    else:  # never let through unseen what kinguard could not inspect
+        assert len(said) == 3
+        assert all(text.startswith("[kinguard blocked a message from") for text in said)
