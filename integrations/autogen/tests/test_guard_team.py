@@ -412,14 +412,18 @@ async def test_a_team_that_already_has_the_termination_can_be_guarded_late(
     assert isinstance(condition._conditions[1], KinGuardTermination)
 
 
-async def test_a_runtime_the_user_owns(kit: SimpleNamespace) -> None:
-    runtime = SingleThreadedAgentRuntime()
+async def redacting_team_on(kit: SimpleNamespace, runtime: SingleThreadedAgentRuntime) -> Any:
+    """Run a guarded (redacting) round robin on a runtime the app starts and stops itself."""
     team = guard_team(round_robin(kit, runtime=runtime), kit.keyword_guard("redact"))
     runtime.start()
     try:
-        result = await team.run(task="Negotiate.")
+        return await team.run(task="Negotiate.")
     finally:
         await runtime.stop_when_idle()
+
+
+async def test_a_runtime_the_user_owns(kit: SimpleNamespace) -> None:
+    result = await redacting_team_on(kit, SingleThreadedAgentRuntime())
     assert any("[redacted by kinguard" in text for _, text in kit.chat(result))
 
 
@@ -553,12 +557,7 @@ async def test_the_users_own_intervention_handler_only_sees_delivered_messages(
             return message
 
     runtime = SingleThreadedAgentRuntime(intervention_handlers=[Tagging()])
-    team = guard_team(round_robin(kit, runtime=runtime), kit.keyword_guard("redact"))
-    runtime.start()
-    try:
-        result = await team.run(task="Negotiate.")
-    finally:
-        await runtime.stop_when_idle()
+    result = await redacting_team_on(kit, runtime)
     assert seen and not any(kit.KEYWORD in text for text in seen)
     said = [m for m in result.messages if isinstance(m, TextMessage) and m.source != "user"]
     assert all(m.metadata.get("app.tag") == "seen" for m in said)

@@ -194,16 +194,17 @@ def test_guard_state_rides_the_agent_checkpoint() -> None:
     assert verdicts[0].conversation_risk > verdicts[0].message_risk
 
 
-def test_a_guarded_agent_inside_a_guarded_graph_is_inspected_once() -> None:
+def seller_in_guarded_graph(**options: Any) -> tuple[Any, KinGuard, ScriptedChatModel]:
+    """A middleware-guarded seller agent as the one node of a graph guarded by the same guard."""
     from kinguard_langgraph import guard_graph
-    from kinguard_langgraph._scripted import ChatState, start
+    from kinguard_langgraph._scripted import ChatState
     from langgraph.graph import END, START, StateGraph
 
     guard = KinGuard(
         AGENTS,
-        identity="disassociate",
         detectors=[KeywordDetector(SECRET)],
         policy=Policy(rules=(Rule(signal="collusion.market", action=Action.REDACT),)),
+        **options,
     )
     model = ScriptedChatModel(replies=[f"Price is {SECRET}."])
     seller = create_agent(
@@ -216,8 +217,15 @@ def test_a_guarded_agent_inside_a_guarded_graph_is_inspected_once() -> None:
     builder.add_node("seller", seller)
     builder.add_edge(START, "seller")
     builder.add_edge("seller", END)
+    return guard_graph(builder, guard).compile(), guard, model
+
+
+def test_a_guarded_agent_inside_a_guarded_graph_is_inspected_once() -> None:
+    from kinguard_langgraph._scripted import start
+
+    graph, guard, model = seller_in_guarded_graph(identity="disassociate")
     with capture_verdicts(guard) as verdicts:
-        out = guard_graph(builder, guard).compile().invoke(start())
+        out = graph.invoke(start())
     assert len(verdicts) == 1
     assert "[redacted by kinguard" in out["messages"][-1].content
     rendered = "\n".join(str(m.content) for m in model.inputs[0])
@@ -266,26 +274,9 @@ def test_a_streamed_agent_shows_only_delivered_tokens(action: Action, use_async:
 def test_a_guarded_agent_inside_a_guarded_graph_streams_its_rewrite() -> None:
     # The agent's middleware rules on the message, so the graph does not inspect it again; the
     # graph's stream gate must still only show the tokens the middleware let out.
-    from kinguard_langgraph import guard_graph
-    from kinguard_langgraph._scripted import ChatState, start
-    from langgraph.graph import END, START, StateGraph
+    from kinguard_langgraph._scripted import start
 
-    guard = KinGuard(
-        AGENTS,
-        detectors=[KeywordDetector(SECRET)],
-        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.REDACT),)),
-    )
-    seller = create_agent(
-        ScriptedChatModel(replies=[f"Price is {SECRET}."]),
-        tools=[],
-        system_prompt="You sell.",
-        middleware=[KinGuardMiddleware(guard, agent_name="seller")],
-    )
-    builder = StateGraph(ChatState)
-    builder.add_node("seller", seller)
-    builder.add_edge(START, "seller")
-    builder.add_edge("seller", END)
-    graph = guard_graph(builder, guard).compile()
+    graph, _, _ = seller_in_guarded_graph()
     parts = list(graph.stream(start(), stream_mode="messages", subgraphs=True))
     shown = texts_by_id([payload for _, payload in parts])
     assert SECRET not in "".join(shown.values())
