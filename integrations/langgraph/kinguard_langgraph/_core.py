@@ -53,7 +53,9 @@ from kinguard import Action, HumanDecision, KinGuard, Message, Verdict
 from kinguard.logs import get_logger
 from kinguard_langgraph._messages import (
     already_inspected,
+    delivered_as,
     identity_message,
+    inspected_text,
     is_identity_message,
     message_text,
     notice_message,
@@ -261,6 +263,13 @@ class _Candidate:
     index: int
     message: BaseMessage
     text: str
+    """What kinguard reads: the visible text, then any tool-call arguments."""
+    visible: int
+    """How much of ``text`` is the visible text (what a token stream shows)."""
+
+    @property
+    def shown(self) -> str:
+        return self.text if self.visible == len(self.text) else self.text[: self.visible]
 
 
 def parse_decision(value: Any) -> HumanDecision:
@@ -499,7 +508,7 @@ class GraphCore:
                     if message.id is None:
                         message = message.model_copy(update={"id": f"lc_{uuid.uuid4().hex}"})
                         unit.messages[i] = message
-                    candidates.append(_Candidate(u, i, message, message_text(message)))
+                    candidates.append(_Candidate(u, i, message, *inspected_text(message)))
         return output, units, candidates
 
     def _is_candidate(self, prepared: Prepared, message: Any) -> bool:
@@ -547,8 +556,10 @@ class GraphCore:
                 if message_id in ids[0] or message_id in ids[1]:
                     continue  # given to the node
                 content = message.content
-                text = content if type(content) is str else message_text(message)
-                candidates.append(_Candidate(0, index, message, text))
+                if type(content) is str and not message.tool_calls:
+                    candidates.append(_Candidate(0, index, message, content, len(content)))
+                else:
+                    candidates.append(_Candidate(0, index, message, *inspected_text(message)))
                 continue
             if not isinstance(message, BaseMessage) or is_identity_message(message):
                 return None
@@ -556,7 +567,7 @@ class GraphCore:
                 continue
             if message.id is None:
                 return None
-            candidates.append(_Candidate(0, index, message, message_text(message)))
+            candidates.append(_Candidate(0, index, message, *inspected_text(message)))
         return candidates
 
     def finish_fast(
@@ -584,7 +595,7 @@ class GraphCore:
         if prepared.persist:
             output = self._attach_channel(prepared, output, candidates, [])
         if prepared.reports:
-            replacements: dict[str, str | None] = {str(c.message.id): c.text for c in candidates}
+            replacements: dict[str, str | None] = {str(c.message.id): c.shown for c in candidates}
             self._report(prepared, replacements, modified=False, is_agent=True)
         return output
 
@@ -678,7 +689,7 @@ class GraphCore:
                         )
                     )
                 elif delivered is candidate.message:
-                    replacements[msg_id] = candidate.text
+                    replacements[msg_id] = candidate.shown
                     kept.append(candidate.message)
                 else:
                     modified = True
@@ -726,11 +737,11 @@ class GraphCore:
                 _log.warning("kinguard.stream_report_failed", error=repr(exc))
 
     def _delivered(self, candidate: _Candidate, verdict: Verdict) -> BaseMessage | None:
-        if verdict.delivered_text is None:
-            return None
         if verdict.delivered_text == candidate.text:
             return candidate.message
-        return with_text(candidate.message, verdict.delivered_text)
+        if candidate.visible == len(candidate.text) and verdict.delivered_text is not None:
+            return with_text(candidate.message, verdict.delivered_text)
+        return delivered_as(candidate.message, verdict.delivered_text)
 
     def _attach_channel(
         self,
@@ -891,9 +902,12 @@ class GraphCore:
                             )
                         )
                     continue
-                delivered.append(
-                    message if text == message_text(message) else with_text(message, text)
-                )
+                # Approved: the text as read, tool-call arguments included; edited: what a
+                # person wrote in place of the visible text.
+                if text == message_text(message) or text == inspected_text(message)[0]:
+                    delivered.append(message)
+                else:
+                    delivered.append(with_text(message, text))
             goto.extend(record.get("goto") or ())
         for task, _ in records:
             self.forget_halted(task)
@@ -917,6 +931,10 @@ def halt_payload(
         "conversation_id": record.get("conversation_id"),
         "message_id": message.id,
         "text": message_text(message),
+        "tool_calls": [
+            {"name": call.get("name"), "args": call.get("args")}
+            for call in getattr(message, "tool_calls", None) or ()
+        ],
         "verdict": {
             "action": verdict.action.value,
             "signals": list(verdict.signal_names),

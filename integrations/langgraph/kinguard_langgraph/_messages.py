@@ -11,7 +11,9 @@ __all__ = [
     "IDENTITY_ID_PREFIX",
     "NOTICE_NAME",
     "already_inspected",
+    "delivered_as",
     "identity_message",
+    "inspected_text",
     "is_identity_message",
     "mark_inspected",
     "message_text",
@@ -33,6 +35,58 @@ def message_text(message: BaseMessage) -> str:
         return content
     text = message.text
     return text if isinstance(text, str) else str(text)
+
+
+_MAX_ARG_DEPTH = 4
+
+
+def inspected_text(message: BaseMessage) -> tuple[str, int]:
+    """What kinguard reads in a message, and how much of it is the visible text.
+
+    After the visible text come the string arguments of the message's tool calls: a tool such
+    as ``send_message(to, text)`` carries words to other agents as surely as the message does.
+    """
+    text = message_text(message)
+    calls = getattr(message, "tool_calls", None)
+    if not calls:
+        return text, len(text)
+    arguments = [value for call in calls for value in _strings(call.get("args"), 0)]
+    if not arguments:
+        return text, len(text)
+    return "\n\n".join([text, *arguments]), len(text)
+
+
+def _strings(value: Any, depth: int) -> list[str]:
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    if depth >= _MAX_ARG_DEPTH:
+        return []
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item, depth + 1)]
+    if isinstance(value, (list, tuple)):
+        return [s for item in value for s in _strings(item, depth + 1)]
+    return []
+
+
+def delivered_as(message: BaseMessage, text: str | None) -> BaseMessage | None:
+    """``message`` as a verdict delivers ``text`` (what :func:`inspected_text` read); ``None``:
+    it cannot be delivered.
+
+    A change to the visible text is applied to it; a change to a tool call's arguments cannot
+    be (they are data, not prose to re-cut), so such a message is not delivered at all.
+    """
+    if text is None:
+        return None
+    inspected, visible = inspected_text(message)
+    if text == inspected:
+        return message
+    if visible == len(inspected):
+        return with_text(message, text)
+    arguments = inspected[visible:]
+    if not text.endswith(arguments):
+        return None
+    shown = text[: len(text) - len(arguments)]
+    return message if shown == inspected[:visible] else with_text(message, shown)
 
 
 def with_text(message: BaseMessage, text: str) -> BaseMessage:

@@ -35,6 +35,8 @@ from kinguard import Action, KinGuard, Message, Verdict
 from kinguard.logs import get_logger
 from kinguard_langgraph._core import TaskVerdicts, halt_payload, parse_decision
 from kinguard_langgraph._messages import (
+    delivered_as,
+    inspected_text,
     is_identity_message,
     mark_inspected,
     message_text,
@@ -135,7 +137,7 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             conversation_id=conversation_id,
             sender=self.agent_name,
             recipients=self._recipient_names(),
-            text=message_text(message),
+            text=inspected_text(message)[0],
             turn=turn,
             metadata={"framework": "langchain", "message_id": message.id},
         )
@@ -166,7 +168,8 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                     }
                 )
                 continue
-            if verdict.delivered_text is None:
+            delivered = delivered_as(message, verdict.delivered_text)
+            if delivered is None:  # blocked, or a change to what a tool call says
                 result.append(
                     notice_message(
                         message,
@@ -175,12 +178,8 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                         action=verdict.action.value,
                     )
                 )
-            elif verdict.delivered_text != message_text(message):
-                result.append(
-                    mark_inspected(with_text(message, verdict.delivered_text), verdict.action.value)
-                )
             else:
-                result.append(mark_inspected(message, verdict.action.value))
+                result.append(mark_inspected(delivered, verdict.action.value))
         if not verdicts:
             return response if command is None else ExtendedModelResponse(response, command)
         rev, snapshot = self._revisions.snapshot(self.guard, conversation_id)
@@ -345,7 +344,8 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             if text is None:
                 rejected = True
                 continue
-            delivered.append(message if text == message_text(message) else with_text(message, text))
+            approved = text == message_text(message) or text == inspected_text(message)[0]
+            delivered.append(message if approved else with_text(message, text))
         update: dict[str, Any] = {
             "messages": delivered,
             GUARD_KEY: {"pending": {self._pending_key: None}},

@@ -302,3 +302,71 @@ def test_astream_events_of_a_guarded_agent_show_only_delivered_tokens(action: Ac
         Action.BLOCK: "",
     }
     assert tokens == expected[action]
+
+
+def tool_calling_agent(
+    action: Action, content: str, note: str, ran: list[str]
+) -> tuple[Any, KinGuard]:
+    """A create_agent agent whose model calls a tool that carries text to the other side."""
+
+    @tool
+    def post_to_buyer(note: str) -> str:
+        """Post a note the buyer's agent reads."""
+        ran.append(note)
+        return "posted"
+
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    class ToolModel(ScriptedChatModel):
+        def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+            return self
+
+        def _generate(
+            self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+        ) -> Any:
+            if self.calls:  # after the tool: a plain closing line
+                return ChatResult(generations=[ChatGeneration(message=AIMessage("Done."))])
+            self._next(messages)
+            call = {"name": "post_to_buyer", "args": {"note": note}, "id": "call-1"}
+            message = AIMessage(content=content, tool_calls=[call])
+            return ChatResult(generations=[ChatGeneration(message=message)])
+
+    guard = KinGuard(
+        AGENTS,
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=action),)),
+    )
+    agent = create_agent(
+        ToolModel(replies=["x"]),
+        tools=[post_to_buyer],
+        middleware=[KinGuardMiddleware(guard, agent_name="seller")],
+    )
+    return agent, guard
+
+
+def test_tool_call_arguments_are_inspected_and_a_change_to_them_blocks() -> None:
+    ran: list[str] = []
+    agent, guard = tool_calling_agent(Action.REDACT, "Posting a note.", f"hold {SECRET}", ran)
+    with capture_verdicts(guard) as verdicts:
+        out = agent.invoke({"messages": [HumanMessage("hi")]})
+    assert verdicts[0].signal_names == ("collusion.market",)
+    assert ran == []  # arguments cannot be redacted: the call never ran
+    assert out["messages"][-1].content.startswith("[kinguard blocked")
+
+
+def test_a_redaction_of_the_visible_text_keeps_clean_tool_calls() -> None:
+    ran: list[str] = []
+    agent, _ = tool_calling_agent(Action.REDACT, f"Posting {SECRET} now.", "ten units", ran)
+    out = agent.invoke({"messages": [HumanMessage("hi")]})
+    assert ran == ["ten units"]
+    call_message = next(m for m in out["messages"] if getattr(m, "tool_calls", None))
+    assert call_message.content == "Posting [redacted by kinguard: collusion.market] now."
+
+
+def test_flagged_tool_call_arguments_only_logged_run_unchanged() -> None:
+    ran: list[str] = []
+    agent, guard = tool_calling_agent(Action.LOG, "Posting a note.", f"hold {SECRET}", ran)
+    with capture_verdicts(guard) as verdicts:
+        agent.invoke({"messages": [HumanMessage("hi")]})
+    assert verdicts[0].action is Action.LOG
+    assert ran == [f"hold {SECRET}"]

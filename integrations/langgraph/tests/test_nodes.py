@@ -233,3 +233,44 @@ def test_scripted_model_records_its_inputs_only_when_asked(record: bool) -> None
     assert model.invoke("hello").content == "one"
     assert model.invoke("again").content == "two"
     assert len(model.inputs) == (2 if record else 0)
+
+
+@pytest.mark.parametrize(
+    ("action", "content", "note", "delivered_content", "calls_kept"),
+    [
+        # A change to what a tool call says cannot be made: the message is blocked.
+        (Action.REDACT, "Posting a note.", f"hold {SECRET}", "[kinguard blocked", False),
+        # A change to the visible text only: made, and the clean call stays.
+        (
+            Action.REDACT,
+            f"Posting {SECRET} now.",
+            "ten units",
+            "Posting [redacted by kinguard: collusion.market] now.",
+            True,
+        ),
+        # Only logged: delivered as it was.
+        (Action.LOG, "Posting a note.", f"hold {SECRET}", "Posting a note.", True),
+    ],
+)
+def test_tool_call_arguments_are_inspected(
+    action: Action, content: str, note: str, delivered_content: str, calls_kept: bool
+) -> None:
+    def seller(state: ChatState) -> dict[str, Any]:
+        call = {"name": "post_to_buyer", "args": {"note": note}, "id": "call-1"}
+        return {"messages": [AIMessage(content=content, tool_calls=[call], name="seller")]}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("seller", seller)
+    builder.add_edge(START, "seller")
+    builder.add_edge("seller", END)
+    guard = KinGuard(
+        [AgentProfile(name="seller", model="openai:gpt-4o")],
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=action),)),
+    )
+    with capture_verdicts(guard) as verdicts:
+        out = guard_graph(builder, guard).compile().invoke(start())
+    assert verdicts[0].signal_names == ("collusion.market",)
+    last = out["messages"][-1]
+    assert str(last.content).startswith(delivered_content)
+    assert bool(getattr(last, "tool_calls", None)) is calls_kept
