@@ -43,6 +43,7 @@ from autogen_core import CancellationToken
 from kinguard import Action, KinGuard, Message, Verdict
 from kinguard.logs import get_logger
 from kinguard.streaming import recut
+from kinguard.text import argument_strings
 from kinguard_autogen._events import (
     KINGUARD_SOURCE,
     META_ACTION,
@@ -207,6 +208,40 @@ class TeamGuard:
         if verdict.action is Action.HALT:
             self.pending_halt = verdict
         return verdict, rewrite(message, verdict, text)
+
+    async def check_tool_call(
+        self, agent: str, tool: str, arguments: Mapping[str, Any] | None
+    ) -> str | None:
+        """Inspect a tool call's string arguments as a message from ``agent``: the notice to
+        return instead of running it, or None to run it."""
+        text = "\n\n".join(argument_strings(arguments))
+        if not text:
+            return None
+        try:
+            verdict = await self.guard.ainspect(
+                Message(
+                    conversation_id=self.conversation_id,
+                    sender=agent,
+                    recipients=tuple(name for name in self.participants if name != agent),
+                    text=text,
+                    turn=self.turn,
+                    metadata={
+                        "framework": "autogen",
+                        "autogen.team": self.team_name,
+                        "autogen.tool": tool,
+                    },
+                )
+            )
+        except Exception as exc:
+            _log.error("kinguard.autogen.adapter_failed", agent=agent, tool=tool, error=repr(exc))
+            if self.guard.policy.error_mode == "closed":
+                return f"[kinguard blocked the call to {tool}: inspection failure]"
+            return None
+        self.turn += 1
+        if verdict.action in (Action.BLOCK, Action.HALT) or verdict.delivered_text != text:
+            why = ", ".join(verdict.signal_names) or "policy"
+            return f"[kinguard blocked the call to {tool}: {why}]"
+        return None
 
     def event_for(self, verdict: Verdict | None) -> KinGuardVerdictEvent | None:
         if verdict is None or self.events == "none":

@@ -27,6 +27,7 @@ from kinguard_autogen._termination import (
     KinGuardTermination,
     find_kinguard_termination,
 )
+from kinguard_autogen._tools import GuardedWorkbench
 
 __all__ = ["STATE_KEY", "guard_team", "pending_halt", "resolve_halt", "team_guard", "unguard_team"]
 
@@ -146,6 +147,10 @@ def guard_team(
         if isinstance(participant, ChatAgent):
             stream = GuardedParticipant(tg, participant.name, participant.on_messages_stream)
             installed.patch(participant, "on_messages_stream", stream)
+            workbenches = getattr(participant, "_workbench", None)
+            if isinstance(workbenches, list) and workbenches:
+                guarded = [GuardedWorkbench(tg, participant.name, wb) for wb in workbenches]
+                installed.patch(participant, "_workbench", guarded)
         elif isinstance(participant, Team):
             installed.patch(
                 participant, "run_stream", GuardedTeamParticipant(tg, participant.run_stream)

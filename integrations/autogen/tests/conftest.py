@@ -49,7 +49,8 @@ def agent(
     **kwargs: Any,
 ) -> AssistantAgent:
     client = ReplayChatCompletionClient(
-        list(lines), model_info=TOOL_MODEL if kwargs.get("handoffs") else None
+        list(lines),
+        model_info=TOOL_MODEL if kwargs.get("handoffs") or kwargs.get("tools") else None,
     )
     return AssistantAgent(
         name,
@@ -61,9 +62,14 @@ def agent(
 
 def handoff(target: str, call_id: str) -> CreateResult:
     """A scripted model output that calls Swarm's transfer tool."""
+    return tool_call(f"transfer_to_{target}", call_id)
+
+
+def tool_call(name: str, call_id: str, arguments: str = "{}") -> CreateResult:
+    """A scripted model output that calls one tool."""
     return CreateResult(
         finish_reason="function_calls",
-        content=[FunctionCall(id=call_id, name=f"transfer_to_{target}", arguments="{}")],
+        content=[FunctionCall(id=call_id, name=name, arguments=arguments)],
         usage=RequestUsage(prompt_tokens=0, completion_tokens=0),
         cached=False,
     )
@@ -93,14 +99,8 @@ def kit() -> SimpleNamespace:
         keyword_guard=keyword_guard,
         agent=agent,
         handoff=handoff,
+        tool_call=tool_call,
         model_calls=model_calls,
         seen_by=seen_by,
         chat=chat,
-    )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # kinguard_autogen silences this at import; pytest resets filters after collection.
-    config.addinivalue_line(
-        "filterwarnings", "ignore:Intervention handler on_response returned None:RuntimeWarning"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator, Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -16,6 +17,7 @@ from autogen_agentchat.messages import (
     HandoffMessage,
     StructuredMessage,
     TextMessage,
+    ToolCallExecutionEvent,
 )
 from autogen_agentchat.teams import (
     DiGraphBuilder,
@@ -539,6 +541,9 @@ async def test_nested_teams_are_guarded_as_one_conversation(kit: SimpleNamespace
     assert kit.KEYWORD not in kit.seen_by(lead, -1)
 
 
+# The runtime warns whenever a handler's on_response answers None, which it must for the RPCs
+# that answer None (starting or resetting a team): noise from the app's handler, not a problem.
+@pytest.mark.filterwarnings("ignore:Intervention handler on_response returned None:RuntimeWarning")
 async def test_the_users_own_intervention_handler_only_sees_delivered_messages(
     kit: SimpleNamespace,
 ) -> None:
@@ -667,3 +672,42 @@ async def test_a_graph_flow_is_guarded_like_any_group_chat(kit: SimpleNamespace)
     assert kit.chat(result)[1] == ("buyer", "b1 [redacted by kinguard: collusion.market]")
     assert kit.KEYWORD not in kit.seen_by(seller) + kit.seen_by(auditor)
     assert IDENTITY_MARKER in kit.seen_by(seller)
+
+
+@pytest.mark.parametrize(
+    ("action", "runs"), [("redact", False), ("block", False), ("halt", False), ("log", True)]
+)
+async def test_tool_call_arguments_are_read_before_the_tool_runs(
+    kit: SimpleNamespace, action: str, runs: bool
+) -> None:
+    ran: list[str] = []
+
+    def post_to_buyer(note: str) -> str:
+        """Post a note that the buyer's agent reads."""
+        ran.append(note)
+        return "posted"
+
+    arguments = json.dumps({"note": f"hold {kit.KEYWORD} for both of us"})
+    seller = kit.agent(
+        "seller",
+        [kit.tool_call("post_to_buyer", "call-1", arguments), "s1 posted"],
+        tools=[post_to_buyer],
+    )
+    buyer = kit.agent("buyer", ["b1"])
+    guard = kit.keyword_guard(action)
+    team = guard_team(
+        RoundRobinGroupChat([seller, buyer], termination_condition=MaxMessageTermination(3)),
+        guard,
+    )
+    with capture_verdicts(guard) as verdicts:
+        result = await team.run(task="Go.")
+    assert verdicts[0].sender == "seller" and verdicts[0].signal_names == ("collusion.market",)
+    assert bool(ran) is runs
+    results = [m for m in result.messages if isinstance(m, ToolCallExecutionEvent)]
+    assert results and results[0].content[0].is_error is not runs
+    if not runs:
+        assert (
+            results[0].content[0].content.startswith("[kinguard blocked the call to post_to_buyer")
+        )
+    unguard_team(team)
+    assert seller._workbench[0].__class__.__name__ != "GuardedWorkbench"

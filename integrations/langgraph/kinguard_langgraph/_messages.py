@@ -7,6 +7,8 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 
+from kinguard.text import argument_strings
+
 __all__ = [
     "IDENTITY_ID_PREFIX",
     "NOTICE_NAME",
@@ -37,9 +39,6 @@ def message_text(message: BaseMessage) -> str:
     return text if isinstance(text, str) else str(text)
 
 
-_MAX_ARG_DEPTH = 4
-
-
 def inspected_text(message: BaseMessage) -> tuple[str, int]:
     """What kinguard reads in a message, and how much of it is the visible text.
 
@@ -50,22 +49,10 @@ def inspected_text(message: BaseMessage) -> tuple[str, int]:
     calls = getattr(message, "tool_calls", None)
     if not calls:
         return text, len(text)
-    arguments = [value for call in calls for value in _strings(call.get("args"), 0)]
+    arguments = [value for call in calls for value in argument_strings(call.get("args"))]
     if not arguments:
         return text, len(text)
     return "\n\n".join([text, *arguments]), len(text)
-
-
-def _strings(value: Any, depth: int) -> list[str]:
-    if isinstance(value, str):
-        return [value] if value.strip() else []
-    if depth >= _MAX_ARG_DEPTH:
-        return []
-    if isinstance(value, dict):
-        return [s for item in value.values() for s in _strings(item, depth + 1)]
-    if isinstance(value, (list, tuple)):
-        return [s for item in value for s in _strings(item, depth + 1)]
-    return []
 
 
 def delivered_as(message: BaseMessage, text: str | None) -> BaseMessage | None:

@@ -1,0 +1,64 @@
+"""Tool calls: their arguments are read before the tool runs.
+
+An ``AssistantAgent`` runs its own tools inside its turn, before kinguard sees the turn's result;
+a tool such as ``post_to_board(text)`` can carry words to the other agents from there. So each
+participant's workbenches are wrapped: the string arguments of every call are inspected as a
+message from that agent, and a call the verdict would change (block, halt, redact, conceal)
+does not run: the agent gets kinguard's notice as the tool's error result instead. A call
+cannot wait for a person, so a halt blocks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from autogen_core import CancellationToken, ComponentModel
+from autogen_core.tools import TextResultContent, ToolResult, ToolSchema, Workbench
+
+from kinguard_autogen._participant import TeamGuard
+
+__all__ = ["GuardedWorkbench"]
+
+
+class GuardedWorkbench(Workbench):
+    """One participant's workbench, with each tool call's arguments inspected first."""
+
+    def __init__(self, tg: TeamGuard, agent: str, inner: Workbench) -> None:
+        self._tg = tg
+        self._agent = agent
+        self.inner = inner
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        cancellation_token: CancellationToken | None = None,
+        call_id: str | None = None,
+    ) -> ToolResult:
+        notice = await self._tg.check_tool_call(self._agent, name, arguments)
+        if notice is not None:
+            return ToolResult(name=name, result=[TextResultContent(content=notice)], is_error=True)
+        return await self.inner.call_tool(name, arguments, cancellation_token, call_id)
+
+    async def list_tools(self) -> list[ToolSchema]:
+        return await self.inner.list_tools()
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def stop(self) -> None:
+        await self.inner.stop()
+
+    async def reset(self) -> None:
+        await self.inner.reset()
+
+    async def save_state(self) -> Mapping[str, Any]:
+        return await self.inner.save_state()
+
+    async def load_state(self, state: Mapping[str, Any]) -> None:
+        await self.inner.load_state(state)
+
+    def dump_component(self) -> ComponentModel:
+        # The agent's configuration names the app's own workbench, not kinguard's wrapper.
+        return self.inner.dump_component()
