@@ -31,3 +31,15 @@ def test_same_text_gives_the_same_chunks() -> None:
 
 def test_no_chunks_no_pieces() -> None:
     assert recut("anything", []) == []
+
+
+def test_argument_strings_reads_nested_strings_only() -> None:
+    from kinguard.text import argument_strings
+
+    arguments = {"to": "bo", "note": {"text": "hold 40", "urgent": True, "tags": ["a", " "]}}
+    assert argument_strings(arguments) == ["bo", "hold 40", "a"]
+    assert argument_strings(None) == []
+    deep: object = "deep"
+    for _ in range(10):
+        deep = {"x": deep}
+    assert argument_strings(deep) == []  # bounded depth: hostile nesting costs nothing
