@@ -27,7 +27,7 @@ from kinguard_autogen._termination import (
     KinGuardTermination,
     find_kinguard_termination,
 )
-from kinguard_autogen._tools import GuardedWorkbench
+from kinguard_autogen._tools import guarded_workbench
 
 __all__ = ["STATE_KEY", "guard_team", "pending_halt", "resolve_halt", "team_guard", "unguard_team"]
 
@@ -149,7 +149,7 @@ def guard_team(
             installed.patch(participant, "on_messages_stream", stream)
             workbenches = getattr(participant, "_workbench", None)
             if isinstance(workbenches, list) and workbenches:
-                guarded = [GuardedWorkbench(tg, participant.name, wb) for wb in workbenches]
+                guarded = [guarded_workbench(tg, participant.name, wb) for wb in workbenches]
                 installed.patch(participant, "_workbench", guarded)
         elif isinstance(participant, Team):
             installed.patch(

@@ -6,28 +6,48 @@ participant's workbenches are wrapped: the string arguments of every call are in
 message from that agent, and a call the verdict would change (block, halt, redact, conceal)
 does not run: the agent gets kinguard's notice as the tool's error result instead. A call
 cannot wait for a person, so a halt blocks it.
+
+``AssistantAgent`` streams a tool's events only from a ``StaticStreamWorkbench`` (it checks the
+type), which is what ``tools=[...]`` builds; that one is wrapped by a subclass of it, so the
+agent keeps streaming them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from autogen_core import CancellationToken, ComponentModel
-from autogen_core.tools import TextResultContent, ToolResult, ToolSchema, Workbench
+from autogen_core.tools import (
+    StaticStreamWorkbench,
+    TextResultContent,
+    ToolResult,
+    ToolSchema,
+    Workbench,
+)
 
 from kinguard_autogen._participant import TeamGuard
 
-__all__ = ["GuardedWorkbench"]
+__all__ = ["GuardedStreamWorkbench", "GuardedWorkbench", "guarded_workbench"]
 
 
-class GuardedWorkbench(Workbench):
-    """One participant's workbench, with each tool call's arguments inspected first."""
+class _Checked:
+    """What both wrappers do: check each call, hand everything else to the agent's workbench."""
 
-    def __init__(self, tg: TeamGuard, agent: str, inner: Workbench) -> None:
+    _tg: TeamGuard
+    _agent: str
+    inner: Workbench
+
+    def _wrap(self, tg: TeamGuard, agent: str, inner: Workbench) -> None:
         self._tg = tg
         self._agent = agent
         self.inner = inner
+
+    async def _refusal(self, name: str, arguments: Mapping[str, Any] | None) -> ToolResult | None:
+        notice = await self._tg.check_tool_call(self._agent, name, arguments)
+        if notice is None:
+            return None
+        return ToolResult(name=name, result=[TextResultContent(content=notice)], is_error=True)
 
     async def call_tool(
         self,
@@ -36,9 +56,9 @@ class GuardedWorkbench(Workbench):
         cancellation_token: CancellationToken | None = None,
         call_id: str | None = None,
     ) -> ToolResult:
-        notice = await self._tg.check_tool_call(self._agent, name, arguments)
-        if notice is not None:
-            return ToolResult(name=name, result=[TextResultContent(content=notice)], is_error=True)
+        refusal = await self._refusal(name, arguments)
+        if refusal is not None:
+            return refusal
         return await self.inner.call_tool(name, arguments, cancellation_token, call_id)
 
     async def list_tools(self) -> list[ToolSchema]:
@@ -62,3 +82,41 @@ class GuardedWorkbench(Workbench):
     def dump_component(self) -> ComponentModel:
         # The agent's configuration names the app's own workbench, not kinguard's wrapper.
         return self.inner.dump_component()
+
+
+class GuardedWorkbench(_Checked, Workbench):
+    """Any workbench of a participant, with each tool call's arguments inspected first."""
+
+    def __init__(self, tg: TeamGuard, agent: str, inner: Workbench) -> None:
+        self._wrap(tg, agent, inner)
+
+
+class GuardedStreamWorkbench(_Checked, StaticStreamWorkbench):
+    """A ``StaticStreamWorkbench`` of a participant, checked the same way, still streaming."""
+
+    def __init__(self, tg: TeamGuard, agent: str, inner: StaticStreamWorkbench) -> None:
+        # Not StaticStreamWorkbench.__init__: every method is handed to the agent's own one.
+        self._wrap(tg, agent, inner)
+        self.streamer = inner
+
+    async def call_tool_stream(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        cancellation_token: CancellationToken | None = None,
+        call_id: str | None = None,
+    ) -> AsyncGenerator[Any | ToolResult, None]:
+        refusal = await self._refusal(name, arguments)
+        if refusal is not None:
+            yield refusal
+            return
+        async for item in self.streamer.call_tool_stream(
+            name, arguments, cancellation_token, call_id
+        ):
+            yield item
+
+
+def guarded_workbench(tg: TeamGuard, agent: str, workbench: Workbench) -> Workbench:
+    if isinstance(workbench, StaticStreamWorkbench):
+        return GuardedStreamWorkbench(tg, agent, workbench)
+    return GuardedWorkbench(tg, agent, workbench)

@@ -34,6 +34,7 @@ from autogen_core import (
     MessageContext,
     SingleThreadedAgentRuntime,
 )
+from autogen_core.tools import StaticStreamWorkbench
 from autogen_ext.models.replay import ReplayChatCompletionClient
 from kinguard_autogen import (
     META_ACTION,
@@ -699,6 +700,11 @@ async def test_tool_call_arguments_are_read_before_the_tool_runs(
         RoundRobinGroupChat([seller, buyer], termination_condition=MaxMessageTermination(3)),
         guard,
     )
+    # Still the kind AssistantAgent streams tool events from, and still dumps as the app's own.
+    assert isinstance(seller._workbench[0], StaticStreamWorkbench)
+    assert (
+        seller.dump_component().config["workbench"][0]["provider"].endswith("StaticStreamWorkbench")
+    )
     with capture_verdicts(guard) as verdicts:
         result = await team.run(task="Go.")
     assert verdicts[0].sender == "seller" and verdicts[0].signal_names == ("collusion.market",)
@@ -710,4 +716,4 @@ async def test_tool_call_arguments_are_read_before_the_tool_runs(
             results[0].content[0].content.startswith("[kinguard blocked the call to post_to_buyer")
         )
     unguard_team(team)
-    assert seller._workbench[0].__class__.__name__ != "GuardedWorkbench"
+    assert not type(seller._workbench[0]).__name__.startswith("Guarded")
