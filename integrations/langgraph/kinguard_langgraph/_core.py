@@ -59,7 +59,7 @@ from kinguard_langgraph._messages import (
     is_identity_message,
     message_text,
     notice_message,
-    with_text,
+    released_as,
 )
 from kinguard_langgraph._state import GUARD_KEY, Revisions, import_state
 
@@ -737,11 +737,9 @@ class GraphCore:
                 _log.warning("kinguard.stream_report_failed", error=repr(exc))
 
     def _delivered(self, candidate: _Candidate, verdict: Verdict) -> BaseMessage | None:
-        if verdict.delivered_text == candidate.text:
-            return candidate.message
-        if candidate.visible == len(candidate.text) and verdict.delivered_text is not None:
-            return with_text(candidate.message, verdict.delivered_text)
-        return delivered_as(candidate.message, verdict.delivered_text)
+        return delivered_as(
+            candidate.message, verdict.delivered_text, (candidate.text, candidate.visible)
+        )
 
     def _attach_channel(
         self,
@@ -902,12 +900,7 @@ class GraphCore:
                             )
                         )
                     continue
-                # Approved: the text as read, tool-call arguments included; edited: what a
-                # person wrote in place of the visible text.
-                if text == message_text(message) or text == inspected_text(message)[0]:
-                    delivered.append(message)
-                else:
-                    delivered.append(with_text(message, text))
+                delivered.append(released_as(message, text))
             goto.extend(record.get("goto") or ())
         for task, _ in records:
             self.forget_halted(task)

@@ -20,6 +20,7 @@ __all__ = [
     "mark_inspected",
     "message_text",
     "notice_message",
+    "released_as",
     "with_text",
 ]
 
@@ -55,16 +56,18 @@ def inspected_text(message: BaseMessage) -> tuple[str, int]:
     return "\n\n".join([text, *arguments]), len(text)
 
 
-def delivered_as(message: BaseMessage, text: str | None) -> BaseMessage | None:
-    """``message`` as a verdict delivers ``text`` (what :func:`inspected_text` read); ``None``:
-    it cannot be delivered.
+def delivered_as(
+    message: BaseMessage, text: str | None, read: tuple[str, int] | None = None
+) -> BaseMessage | None:
+    """``message`` as a verdict delivers ``text`` (what :func:`inspected_text` read, passed as
+    ``read`` when the caller has it); ``None``: it cannot be delivered.
 
     A change to the visible text is applied to it; a change to a tool call's arguments cannot
     be (they are data, not prose to re-cut), so such a message is not delivered at all.
     """
     if text is None:
         return None
-    inspected, visible = inspected_text(message)
+    inspected, visible = read if read is not None else inspected_text(message)
     if text == inspected:
         return message
     if visible == len(inspected):
@@ -74,6 +77,14 @@ def delivered_as(message: BaseMessage, text: str | None) -> BaseMessage | None:
         return None
     shown = text[: len(text) - len(arguments)]
     return message if shown == inspected[:visible] else with_text(message, shown)
+
+
+def released_as(message: BaseMessage, text: str) -> BaseMessage:
+    """A halted message as a person released it: approved, the text as read (tool-call
+    arguments included) gives the message itself; edited, the text replaces the visible one."""
+    if text == message_text(message) or text == inspected_text(message)[0]:
+        return message
+    return with_text(message, text)
 
 
 def with_text(message: BaseMessage, text: str) -> BaseMessage:

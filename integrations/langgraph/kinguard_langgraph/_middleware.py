@@ -41,7 +41,7 @@ from kinguard_langgraph._messages import (
     mark_inspected,
     message_text,
     notice_message,
-    with_text,
+    released_as,
 )
 from kinguard_langgraph._state import GUARD_KEY, Revisions, import_state, merge_guard_channel
 from kinguard_langgraph._stream import TokenHold
@@ -344,8 +344,7 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             if text is None:
                 rejected = True
                 continue
-            approved = text == message_text(message) or text == inspected_text(message)[0]
-            delivered.append(message if approved else with_text(message, text))
+            delivered.append(released_as(message, text))
         update: dict[str, Any] = {
             "messages": delivered,
             GUARD_KEY: {"pending": {self._pending_key: None}},
