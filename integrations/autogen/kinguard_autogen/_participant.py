@@ -182,13 +182,23 @@ class TeamGuard:
             return None, self.contained(message, exc)
 
     async def _inspect(self, message: BaseChatMessage) -> tuple[Verdict, BaseChatMessage]:
-        sender = message.source
+        text = message.to_model_text()
+        verdict = await self._ainspect(
+            message.source,
+            text,
+            {"autogen.message_id": message.id, "autogen.message_type": type(message).__name__},
+        )
+        if verdict.action is Action.HALT:
+            self.pending_halt = verdict
+        return verdict, rewrite(message, verdict, text)
+
+    async def _ainspect(self, sender: str, text: str, metadata: Mapping[str, str]) -> Verdict:
+        """One inspection of ``text`` from ``sender`` to the other participants, this turn."""
         recipients = self._recipients.get(sender)
         if recipients is None:
             recipients = self._recipients[sender] = tuple(
                 name for name in self.participants if name != sender
             )
-        text = message.to_model_text()
         verdict = await self.guard.ainspect(
             Message(
                 conversation_id=self.conversation_id,
@@ -196,18 +206,11 @@ class TeamGuard:
                 recipients=recipients,
                 text=text,
                 turn=self.turn,
-                metadata={
-                    "framework": "autogen",
-                    "autogen.team": self.team_name,
-                    "autogen.message_id": message.id,
-                    "autogen.message_type": type(message).__name__,
-                },
+                metadata={"framework": "autogen", "autogen.team": self.team_name, **metadata},
             )
         )
         self.turn += 1
-        if verdict.action is Action.HALT:
-            self.pending_halt = verdict
-        return verdict, rewrite(message, verdict, text)
+        return verdict
 
     async def check_tool_call(
         self, agent: str, tool: str, arguments: Mapping[str, Any] | None
@@ -218,26 +221,12 @@ class TeamGuard:
         if not text:
             return None
         try:
-            verdict = await self.guard.ainspect(
-                Message(
-                    conversation_id=self.conversation_id,
-                    sender=agent,
-                    recipients=tuple(name for name in self.participants if name != agent),
-                    text=text,
-                    turn=self.turn,
-                    metadata={
-                        "framework": "autogen",
-                        "autogen.team": self.team_name,
-                        "autogen.tool": tool,
-                    },
-                )
-            )
+            verdict = await self._ainspect(agent, text, {"autogen.tool": tool})
         except Exception as exc:
             _log.error("kinguard.autogen.adapter_failed", agent=agent, tool=tool, error=repr(exc))
             if self.guard.policy.error_mode == "closed":
                 return f"[kinguard blocked the call to {tool}: inspection failure]"
             return None
-        self.turn += 1
         if verdict.action in (Action.BLOCK, Action.HALT) or verdict.delivered_text != text:
             why = ", ".join(verdict.signal_names) or "policy"
             return f"[kinguard blocked the call to {tool}: {why}]"
