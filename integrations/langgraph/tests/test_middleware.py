@@ -88,41 +88,7 @@ def test_actions_rewrite_the_reply(action: Action, expected: str, use_async: boo
 
 def test_block_drops_the_tool_calls_of_the_blocked_message() -> None:
     ran: list[str] = []
-
-    @tool
-    def fix_price(price: int) -> str:
-        """Agree a price with the competitor."""
-        ran.append("fix_price")
-        return "done"
-
-    from langchain_core.messages import AIMessage
-
-    class ToolModel(ScriptedChatModel):
-        def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
-            return self
-
-        def _generate(
-            self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
-        ) -> Any:
-            from langchain_core.outputs import ChatGeneration, ChatResult
-
-            self._next(messages)
-            msg = AIMessage(
-                content=f"Calling {SECRET}",
-                tool_calls=[{"name": "fix_price", "args": {"price": 40}, "id": "call-1"}],
-            )
-            return ChatResult(generations=[ChatGeneration(message=msg)])
-
-    guard = KinGuard(
-        AGENTS,
-        detectors=[KeywordDetector(SECRET)],
-        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.BLOCK),)),
-    )
-    agent = create_agent(
-        ToolModel(replies=["x"]),
-        tools=[fix_price],
-        middleware=[KinGuardMiddleware(guard, agent_name="seller")],
-    )
+    agent, _ = tool_calling_agent(Action.BLOCK, f"Calling {SECRET}", "price 40", ran)
     out = agent.invoke({"messages": [HumanMessage("hi")]})
     assert ran == []
     assert out["messages"][-1].content.startswith("[kinguard blocked")
