@@ -15,7 +15,7 @@ agent keeps streaming them.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any
+from typing import Any, cast
 
 from autogen_core import CancellationToken, ComponentModel
 from autogen_core.tools import (
@@ -97,7 +97,6 @@ class GuardedStreamWorkbench(_Checked, StaticStreamWorkbench):
     def __init__(self, tg: TeamGuard, agent: str, inner: StaticStreamWorkbench) -> None:
         # Not StaticStreamWorkbench.__init__: every method is handed to the agent's own one.
         self._wrap(tg, agent, inner)
-        self.streamer = inner
 
     async def call_tool_stream(
         self,
@@ -110,9 +109,8 @@ class GuardedStreamWorkbench(_Checked, StaticStreamWorkbench):
         if refusal is not None:
             yield refusal
             return
-        async for item in self.streamer.call_tool_stream(
-            name, arguments, cancellation_token, call_id
-        ):
+        streamer = cast(StaticStreamWorkbench, self.inner)  # what __init__ was given
+        async for item in streamer.call_tool_stream(name, arguments, cancellation_token, call_id):
             yield item
 
 
