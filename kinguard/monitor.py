@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
+from kinguard.detectors.implied import IMPLIED_TIER
 from kinguard.policy import RiskSettings
 from kinguard.types import Signal
 
@@ -99,10 +100,14 @@ _CALM = RiskUpdate(0.0, 0.0, 0.0, 0.0)
 
 
 def message_risk(signals: Sequence[Signal], kin_weight: float) -> float:
-    """Noisy-OR of the signals' weighted scores, scaled by how closely related the agents are."""
+    """Noisy-OR of the signals' weighted scores, scaled by how closely related the agents are.
+
+    Implied signals restate other signals' evidence under a wider name: not counted again.
+    """
     clean = 1.0
     for signal in signals:
-        clean *= 1.0 - signal.score * _SIGNAL_WEIGHTS.get(signal.name, 1.0)
+        if signal.tier != IMPLIED_TIER:
+            clean *= 1.0 - signal.score * _SIGNAL_WEIGHTS.get(signal.name, 1.0)
     return kin_weight * (1.0 - clean)
 
 

@@ -12,6 +12,7 @@ from kinguard.detectors import (
     LEXICAL_SIGNALS,
     Context,
     Detector,
+    ImpliedDetector,
     LexicalDetector,
     MimicryDetector,
     PairHistory,
@@ -20,6 +21,7 @@ from kinguard.detectors import (
     normalise,
 )
 from kinguard.evaluation import evaluate, load_rows
+from kinguard.monitor import message_risk
 from kinguard.types import SIGNAL_NAMES, AgentProfile, KinshipLevel, Message, Signal
 
 DETECTORS = default_detectors()
@@ -37,7 +39,11 @@ def inspect(text: str, history: dict[str, str] | None = None) -> dict[str, Signa
         text=normalise(message.text),
         history=PairHistory(last_text_by_agent=history or {}),
     )
-    signals = [s for detect in DETECTORS for s in detect(message, context)]
+    signals: list[Signal] = []
+    for detect in DETECTORS:  # as the guard's pipeline runs them: each sees what came before
+        found = detect(message, context)
+        context.signals.extend(found)
+        signals.extend(found)
     for signal in signals:
         assert 0.0 <= signal.score <= 1.0
         for evidence in signal.evidence:
@@ -312,7 +318,9 @@ def test_no_mimicry_for_an_original_reply_own_history_or_short_agreement():
 
 
 def test_public_surface():
-    assert [type(d) for d in DETECTORS] == [LexicalDetector, PrincipalDetector, MimicryDetector]
+    assert [type(d) for d in DETECTORS] == [
+        LexicalDetector, PrincipalDetector, ImpliedDetector, MimicryDetector
+    ]
     for detect in DETECTORS:
         assert isinstance(detect, Detector)
         assert detect.inline is True
@@ -477,3 +485,61 @@ def test_concept_positives(signal, text):
 @pytest.mark.parametrize("text", CONCEPT_NEGATIVES_2)
 def test_more_concept_hard_negatives_raise_nothing(text):
     assert detected(text) == set()
+
+
+# Implied signals: a particular arrangement is coordination too.
+
+
+def test_a_market_arrangement_is_also_coordination_on_the_same_evidence():
+    found = inspect("You stay out of the downtown accounts and I'll leave the suburbs to you.")
+    market, coordination = found["collusion.market"], found["collusion.coordination"]
+    assert coordination.tier == "implied"
+    assert coordination.score == market.score
+    assert coordination.evidence == market.evidence[: len(coordination.evidence)]
+    assert coordination.detail == "implied by collusion.market"
+
+
+def test_a_named_principal_kept_in_the_dark_implies_coordination():
+    message = Message(sender="a", recipients=("b",), text="Globex doesn't need to know.")
+    context = Context(
+        sender=AgentProfile(name="a", principal="Globex sales"),
+        recipients=(AgentProfile(name="b", principal="ACME procurement"),),
+        kinship=KinshipLevel.SELF,
+        text=normalise(message.text),
+    )
+    for detect in DETECTORS:
+        context.signals.extend(detect(message, context))
+    assert [(s.name, s.tier) for s in context.signals] == [
+        ("collusion.against_principal", "lexical"),
+        ("collusion.coordination", "implied"),
+    ]
+
+
+def test_coordination_found_directly_is_not_implied_again():
+    message, context = _message_and_context("x")
+    context.signals.append(Signal(name="collusion.market", score=0.7))
+    context.signals.append(Signal(name="collusion.coordination", score=0.4))
+    assert ImpliedDetector()(message, context) == []
+
+
+def test_nothing_found_nothing_implied():
+    assert ImpliedDetector()(*_message_and_context("Let's meet on Tuesday.")) == []
+
+
+def test_an_implied_signal_adds_no_risk():
+    market = Signal(name="collusion.market", score=0.7)
+    implied = Signal(name="collusion.coordination", score=0.7, tier="implied")
+    assert message_risk([market, implied], 1.0) == message_risk([market], 1.0)
+
+
+def test_an_implication_between_unknown_signals_is_refused():
+    with pytest.raises(ValueError, match=r"implies: not signal names: \['collusion.bribery'\]"):
+        ImpliedDetector({"collusion.bribery": "collusion.coordination"})  # type: ignore[dict-item]
+
+
+def _message_and_context(text: str) -> tuple[Message, Context]:
+    agent = AgentProfile(name="a")
+    context = Context(
+        sender=agent, recipients=(agent,), kinship=KinshipLevel.SELF, text=normalise(text)
+    )
+    return Message(sender="a", text=text), context

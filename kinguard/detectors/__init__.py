@@ -1,6 +1,7 @@
 """Detectors: small ``(message, context) -> signals`` callables composed into a pipeline."""
 
 from kinguard.detectors._base import Context, Detector, NormalizedText, PairHistory, detector
+from kinguard.detectors.implied import ImpliedDetector
 from kinguard.detectors.lexical import LEXICAL_SIGNALS, LexicalDetector, MimicryDetector
 from kinguard.detectors.normalise import DEFAULT_MAX_CHARS, normalise
 from kinguard.detectors.principal import PrincipalDetector
@@ -10,6 +11,7 @@ __all__ = [
     "LEXICAL_SIGNALS",
     "Context",
     "Detector",
+    "ImpliedDetector",
     "LexicalDetector",
     "MimicryDetector",
     "NormalizedText",
@@ -23,4 +25,4 @@ __all__ = [
 
 def default_detectors() -> list[Detector]:
     """The built-in pipeline, in order. Each step may read what earlier steps found."""
-    return [LexicalDetector(), PrincipalDetector(), MimicryDetector()]
+    return [LexicalDetector(), PrincipalDetector(), ImpliedDetector(), MimicryDetector()]
