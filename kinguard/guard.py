@@ -427,13 +427,12 @@ class KinGuard:
 
     def _end(self, span: Span, token: object, message: Message, verdict: Verdict) -> Verdict:
         """Telemetry, alerts and observers; contained so a broken exporter or sink cannot escape."""
-        self.telemetry.detach(token)
         try:
             self._report(span, message, verdict)
         except Exception as exc:
-            _log.error("kinguard.telemetry_failed", error=repr(exc))
-        finally:
-            span.end()
+            self.telemetry.failures += 1
+            _log.error("kinguard.telemetry_failed", stage="record", error=repr(exc))
+        self.telemetry.finish(span, token)
         for observer in self._observers:
             try:
                 observer(verdict)
@@ -472,7 +471,8 @@ class KinGuard:
         monitor = self.monitor.state(conversation_id)
         with self._lock:
             nudges = {
-                conv: dict(pending) for conv, pending in self._nudges.items()
+                conv: dict(pending)
+                for conv, pending in self._nudges.items()
                 if conversation_id is None or conv == conversation_id
             }
         return {"monitor": monitor.model_dump(mode="json"), "nudges": nudges}

@@ -14,6 +14,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, Status, StatusCode
 
+from kinguard.logs import get_logger
 from kinguard.types import Action, Alert, Message, Verdict
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ SPAN_NAME = "kinguard.inspect"
 _SCOPE = "kinguard"
 # One attribute set per action, built once; the metrics SDK may keep it, nothing changes it.
 _OUTCOMES = {action: {"kinguard.action": action.value} for action in Action}
+_log = get_logger("kinguard.telemetry")
 _CAPTURE_ENV = ("KINGUARD_CAPTURE_CONTENT", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
 
 
@@ -52,6 +54,9 @@ class Telemetry:
         from kinguard import __version__
 
         self.capture_content = capture_content
+        self.failures = 0
+        """Telemetry calls that raised (a broken span processor, exporter or meter): each is
+        logged and counted here, and never reaches the message path."""
         self._tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider=tracer_provider)
         meter = metrics.get_meter(_SCOPE, __version__, meter_provider=meter_provider)
         self._inspections = meter.create_counter(
@@ -68,11 +73,19 @@ class Telemetry:
         )
 
     def start(self, message: Message) -> tuple[Span, object]:
-        """Start the inspection span and make it current; end it with :meth:`detach` + ``end``.
+        """Start the inspection span and make it current; close it with :meth:`finish`.
 
         Not a context manager: two nested generator context managers cost several times more
-        than the span itself on the message path.
+        than the span itself on the message path. A span processor that raises (they run
+        inside ``start_span``) costs the message its span, never its inspection.
         """
+        try:
+            return self._start(message)
+        except Exception as exc:
+            self._failed("start", exc)
+            return trace.INVALID_SPAN, None
+
+    def _start(self, message: Message) -> tuple[Span, object]:
         span = self._tracer.start_span(SPAN_NAME, kind=trace.SpanKind.INTERNAL)
         if not span.is_recording():
             # No SDK, or sampled out: nothing reads the attributes, and children of a span
@@ -91,10 +104,18 @@ class Telemetry:
         )
         return span, otel_context.attach(trace.set_span_in_context(span))
 
-    @staticmethod
-    def detach(token: object) -> None:
+    def finish(self, span: Span, token: object) -> None:
+        """Make the span stop being current and end it; span processors run in ``end``."""
         if token is not None:
             otel_context.detach(token)  # type: ignore[arg-type]
+        try:
+            span.end()
+        except Exception as exc:
+            self._failed("end", exc)
+
+    def _failed(self, stage: str, exc: Exception) -> None:
+        self.failures += 1
+        _log.error("kinguard.telemetry_failed", stage=stage, error=repr(exc))
 
     def record(self, span: Span, message: Message, verdict: Verdict, model: str | None) -> None:
         """Attach the verdict to the span and count it."""

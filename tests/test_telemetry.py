@@ -1,9 +1,12 @@
 """Spans, events and metrics through the real OpenTelemetry SDK with in-memory exporters."""
 
+import asyncio
+
 import pytest
+from opentelemetry import context as otel_context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -93,6 +96,36 @@ def test_failed_inspection_marks_the_span_as_error(otel) -> None:
     (span,) = otel[2].get_finished_spans()
     assert span.status.status_code.name == "ERROR"
     assert span.attributes["error.type"] == "detector_error"
+
+
+class _RaisingProcessor(SpanProcessor):
+    """A broken span processor: the SDK calls these inside ``start_span`` and ``end``."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+
+    def on_start(self, span, parent_context=None) -> None:
+        if self.stage == "start":
+            raise RuntimeError("processor broke in on_start")
+
+    def on_end(self, span) -> None:
+        if self.stage == "end":
+            raise RuntimeError("processor broke in on_end")
+
+
+@pytest.mark.parametrize("stage", ["start", "end"])
+@pytest.mark.parametrize("use_async", [False, True])
+def test_a_raising_span_processor_never_reaches_the_message_path(
+    otel, stage: str, use_async: bool
+) -> None:
+    otel[0].add_span_processor(_RaisingProcessor(stage))
+    guard = make_guard(otel)
+    before = otel_context.get_current()
+    msg = message("FIXPRICE")
+    verdict = asyncio.run(guard.ainspect(msg)) if use_async else guard.inspect(msg)
+    assert verdict.action is Action.ALERT and verdict.error is None
+    assert guard.telemetry.failures == 1
+    assert otel_context.get_current() == before  # the span's context was detached all the same
 
 
 def test_metrics_count_inspections_alerts_and_latency(otel) -> None:
