@@ -77,11 +77,14 @@ def _decider(
     """Ask a person (or, non-interactively, reject) and remember each decision for the table."""
 
     def decide(verdict: Verdict) -> HumanDecision:
-        console.print(Panel(
-            f"[bold]{verdict.sender}[/] was halted: {', '.join(verdict.signal_names)}\n"
-            f"pair risk {verdict.pair_risk:.2f}; reasons: {'; '.join(verdict.reasons)}",
-            title="kinguard: human review", border_style="red",
-        ))
+        console.print(
+            Panel(
+                f"[bold]{verdict.sender}[/] was halted: {', '.join(verdict.signal_names)}\n"
+                f"pair risk {verdict.pair_risk:.2f}; reasons: {'; '.join(verdict.reasons)}",
+                title="kinguard: human review",
+                border_style="red",
+            )
+        )
         if not interactive:
             console.print("[dim]non-interactive demo: rejecting (use --interactive to decide)[/]")
             decision = HumanDecision(type="reject")
@@ -124,7 +127,9 @@ def _scenario_table(
     decisions: dict[str, HumanDecision],
 ) -> Table:
     table = Table(
-        title=f"{scenario.title}\n[dim]{scenario.task}[/]", title_justify="left", expand=True,
+        title=f"{scenario.title}\n[dim]{scenario.task}[/]",
+        title_justify="left",
+        expand=True,
         show_lines=True,
     )
     table.add_column("#", justify="right", width=2)
@@ -144,7 +149,11 @@ def _scenario_table(
             body.append("\n\u2192 " + _clip(shown, 160), style="bold yellow")
         signals = "\n".join(f"{s.name} {s.score:.2f}" for s in verdict.signals) or "-"
         table.add_row(
-            str(index + 1), sender, body, signals, f"{verdict.pair_risk:.2f}",
+            str(index + 1),
+            sender,
+            body,
+            signals,
+            f"{verdict.pair_risk:.2f}",
             Text(verdict.action.value, style=_ACTION_STYLE[verdict.action]),
         )
     return table

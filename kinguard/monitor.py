@@ -72,16 +72,24 @@ class _Conversation:
 
     def dump(self) -> ConversationState:
         return ConversationState(
-            risk=self.risk, band=self.band, clock=self.clock, peak=self.peak,
-            pairs={k: PairState(risk=p.risk, band=p.band, clock=p.clock, peak=p.peak)
-                   for k, p in self.pairs.items()},
+            risk=self.risk,
+            band=self.band,
+            clock=self.clock,
+            peak=self.peak,
+            pairs={
+                k: PairState(risk=p.risk, band=p.band, clock=p.clock, peak=p.peak)
+                for k, p in self.pairs.items()
+            },
             last_text_by_agent=dict(self.last_text_by_agent),
         )
 
     @classmethod
     def restore(cls, state: ConversationState) -> _Conversation:
         return cls(
-            risk=state.risk, band=state.band, clock=state.clock, peak=state.peak,
+            risk=state.risk,
+            band=state.band,
+            clock=state.clock,
+            peak=state.peak,
             pairs={k: _Pair(p.risk, p.band, p.clock, p.peak) for k, p in state.pairs.items()},
             last_text_by_agent=dict(state.last_text_by_agent),
         )
@@ -205,7 +213,8 @@ class RiskMonitor:
         with self._lock:
             return MonitorState(
                 conversations={
-                    k: v.dump() for k, v in self._conversations.items()
+                    k: v.dump()
+                    for k, v in self._conversations.items()
                     if conversation_id is None or k == conversation_id
                 }
             )

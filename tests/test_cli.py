@@ -17,7 +17,8 @@ def _restore_logging():
 @pytest.mark.parametrize("framework", ["langgraph", "autogen"])
 def test_demo_runs_offline_and_shows_what_the_guard_did(framework: str) -> None:
     result = CliRunner().invoke(
-        app, ["demo", "--framework", framework, "--scenario", "market", "--scenario", "dilemma"],
+        app,
+        ["demo", "--framework", framework, "--scenario", "market", "--scenario", "dilemma"],
         env={"COLUMNS": "200"},
     )
     assert result.exit_code == 0, result.output

@@ -319,7 +319,10 @@ def test_no_mimicry_for_an_original_reply_own_history_or_short_agreement():
 
 def test_public_surface():
     assert [type(d) for d in DETECTORS] == [
-        LexicalDetector, PrincipalDetector, ImpliedDetector, MimicryDetector
+        LexicalDetector,
+        PrincipalDetector,
+        ImpliedDetector,
+        MimicryDetector,
     ]
     for detect in DETECTORS:
         assert isinstance(detect, Detector)
@@ -426,8 +429,12 @@ def test_evidence_does_not_depend_on_the_hash_seed():
     )
     outputs = {
         subprocess.run(
-            [sys.executable, "-c", code], input=text, capture_output=True, text=True,
-            check=True, env={**os.environ, "PYTHONHASHSEED": seed},
+            [sys.executable, "-c", code],
+            input=text,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
         ).stdout
         for seed in ("0", "7", "123")
     }

@@ -52,7 +52,10 @@ def _demo(env_extra: dict[str, str], *args: str) -> None:
     env = {**inherited, "COLUMNS": "200", **env_extra}
     subprocess.run(
         [sys.executable, "-m", "kinguard.cli", "demo", "--scenario", "dilemma", *args],
-        check=True, capture_output=True, env=env, timeout=120,
+        check=True,
+        capture_output=True,
+        env=env,
+        timeout=120,
     )
 
 
@@ -66,7 +69,9 @@ def test_demo_exports_inspection_spans_over_otlp(collector) -> None:
     assert resource["service.name"] == "kinguard-demo"
     assert resource["openinference.project.name"] == "kinguard-demo"
     actions = {
-        a.value.string_value for span in inspections for a in span.attributes
+        a.value.string_value
+        for span in inspections
+        for a in span.attributes
         if a.key == "kinguard.action"
     }
     assert "redact" in actions
