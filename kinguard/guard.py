@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kinguard._pipeline import Pipeline, PipelineResult
-from kinguard.alerts import AlertSink, dispatch_alert
+from kinguard.alerts import AlertDispatcher, AlertSink
 from kinguard.detectors import Context, Detector, PairHistory, default_detectors, normalise
 from kinguard.identity import IdentityPlanner, IdentityPolicy, conceal_identity_cues
 from kinguard.kinship import kinship, kinship_weight
@@ -92,6 +92,7 @@ class KinGuard:
         self._identity = IdentityPlanner(self.identity, profiles, self.identity_seed)
         self.conversation_id = conversation_id or uuid.uuid4().hex
         self.sinks: list[AlertSink] = list(sinks)
+        self._dispatch = AlertDispatcher(timeout_s=self.policy.sink_timeout_ms / 1000.0)
         self.pipeline = Pipeline(
             default_detectors() if detectors is None else detectors,
             timeout_s=self.policy.inspect_timeout_ms / 1000.0,
@@ -445,7 +446,7 @@ class KinGuard:
         if verdict.action.severity >= Action.ALERT.severity or verdict.error is not None:
             alert = Alert.from_verdict(verdict)
             self.telemetry.alert(span, alert)
-            failed = dispatch_alert(alert, self.sinks)
+            failed = self._dispatch(alert, self.sinks)
             if failed:
                 with self._lock:
                     self._sink_failures += failed
@@ -493,6 +494,7 @@ class KinGuard:
 
     def close(self) -> None:
         self.pipeline.close()
+        self._dispatch.close()
 
 
 def _rule_matches(rule: Rule, signals: Sequence[Signal], pair_risk: float) -> list[Signal] | None:

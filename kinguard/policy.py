@@ -64,7 +64,7 @@ class RiskSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    half_life_turns: float = Field(default=6.0, gt=0.0)
+    half_life_turns: float = Field(default=6.0, gt=0.0, allow_inf_nan=False)
     hysteresis: float = Field(
         default=0.1,
         ge=0.0,
@@ -95,7 +95,8 @@ class Policy(BaseModel):
 
     rules: tuple[Rule, ...] = Field(default_factory=lambda: tuple(_default_rules()))
     on_error: Literal["open", "closed"] | None = None
-    inspect_timeout_ms: float = Field(default=250.0, gt=0.0)
+    inspect_timeout_ms: float = Field(default=250.0, gt=0.0, allow_inf_nan=False)
+    sink_timeout_ms: float = Field(default=1000.0, gt=0.0, allow_inf_nan=False)
     risk: RiskSettings = Field(default_factory=RiskSettings)
     max_chars: int = Field(default=20_000, ge=256)
     capture_content: bool | None = None

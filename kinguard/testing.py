@@ -51,6 +51,8 @@ __all__ = [
 class CapturingSink:
     """An alert sink that keeps every alert, for assertions."""
 
+    inline = True
+
     def __init__(self) -> None:
         self.alerts: list[Alert] = []
 

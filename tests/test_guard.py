@@ -203,6 +203,39 @@ def test_broken_sink_is_contained_and_counted() -> None:
     )
 
 
+def test_hanging_sink_costs_one_deadline_then_is_skipped_until_it_returns() -> None:
+    release = threading.Event()
+    calls: list[str] = []
+
+    def hang(alert):
+        calls.append(alert.message_id)
+        release.wait(10)
+
+    seen = []
+    guard = guard_with(
+        Action.ALERT,
+        sinks=[CallbackSink(hang), CallbackSink(seen.append)],
+        policy=Policy(
+            rules=(Rule(signal="collusion.market", action=Action.ALERT),), sink_timeout_ms=20
+        ),
+    )
+    with capture_logs() as logs:
+        first = guard.inspect(msg("FIXPRICE"))
+        second = guard.inspect(msg("FIXPRICE again"))
+    assert first.action is second.action is Action.ALERT
+    assert len(calls) == 1, "a sink still running an earlier alert is not called again"
+    assert len(seen) == 2 and guard.sink_failures == 2
+    assert sum(entry["event"] == "kinguard.sink_failed" for entry in logs) == 2
+    release.set()
+    for _ in range(500):  # the hung call finishes; the sink is called again from then on
+        guard.inspect(msg("FIXPRICE once more"))
+        if len(calls) == 2:
+            break
+        threading.Event().wait(0.01)
+    assert len(calls) == 2
+    guard.close()
+
+
 def test_jsonl_sink_writes_an_audit_trail(tmp_path) -> None:
     path = tmp_path / "audit.jsonl"
     guard = guard_with(Action.ALERT, sinks=[JsonlSink(path)])
