@@ -120,6 +120,12 @@ class Policy(BaseModel):
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise PolicyError(f"policy file {str(path)!r} does not exist") from exc
+        except UnicodeDecodeError as exc:
+            raise PolicyError(f"policy file {str(path)!r} is not UTF-8 text: {exc}") from exc
+        except OSError as exc:  # a directory, no permission, a broken mount
+            raise PolicyError(
+                f"policy file {str(path)!r} cannot be read: {exc.strerror or exc}"
+            ) from exc
         except tomllib.TOMLDecodeError as exc:
             raise PolicyError(f"policy file {str(path)!r} is not valid TOML: {exc}") from exc
         return cls.from_mapping(data, source=str(path))

@@ -76,6 +76,12 @@ def test_missing_and_malformed_files_are_clear_errors(tmp_path) -> None:
     broken.write_text("rules = [")
     with pytest.raises(PolicyError, match="not valid TOML"):
         load_policy(broken)
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('on_error = "open" # café\n'.encode("latin-1"))
+    with pytest.raises(PolicyError, match="not UTF-8"):
+        load_policy(latin1)
+    with pytest.raises(PolicyError, match="cannot be read"):
+        load_policy(tmp_path)
 
 
 def test_bad_identity_and_duplicate_agents_name_the_field() -> None:
