@@ -192,8 +192,13 @@ class KinGuard:
             self._observers = [*self._observers, observer]
 
     def remove_observer(self, observer: Callable[[Verdict], object]) -> None:
+        """Undo one :meth:`add_observer`. Compared by equality, not identity: every
+        ``obj.method`` lookup makes a new bound-method object."""
         with self._lock:
-            self._observers = [o for o in self._observers if o is not observer]
+            remaining = list(self._observers)
+            if observer in remaining:
+                remaining.remove(observer)
+            self._observers = remaining
 
     @property
     def sink_failures(self) -> int:

@@ -392,3 +392,11 @@ def test_concealment_applies_to_clean_messages_too() -> None:
     verdict = guard.inspect(msg("As an AI model built by OpenAI, I can offer $40."))
     assert verdict.action is Action.ALLOW
     assert "OpenAI" not in (verdict.delivered_text or "")
+
+
+def test_capture_verdicts_stops_observing_when_the_block_ends() -> None:
+    guard = guard_with(Action.LOG)
+    with capture_verdicts(guard) as verdicts:
+        guard.inspect(msg("inside"))
+    guard.inspect(msg("after"))
+    assert [v.delivered_text for v in verdicts] == ["inside"]
