@@ -248,6 +248,7 @@ class KinGuard:
 
     def inspect(self, message: Message) -> Verdict:
         """Inspect one message before its recipients see it."""
+        message = self._owned(message)
         started, span, token = self._begin(message)
         try:
             recipients, context = self._prepare(message)
@@ -259,6 +260,7 @@ class KinGuard:
 
     async def ainspect(self, message: Message) -> Verdict:
         """Async twin of :meth:`inspect`; slow detectors run off the event loop."""
+        message = self._owned(message)
         started, span, token = self._begin(message)
         try:
             recipients, context = self._prepare(message)
@@ -267,6 +269,12 @@ class KinGuard:
         except Exception as exc:
             verdict = self._failed(message, f"inspection_error: {exc!r}", started)
         return self._end(span, token, message, verdict)
+
+    def _owned(self, message: Message) -> Message:
+        """A message that names no conversation belongs to the guard's own."""
+        if not message.conversation_id:
+            return message.model_copy(update={"conversation_id": self.conversation_id})
+        return message
 
     def _begin(self, message: Message) -> tuple[float, Span, object]:
         span, token = self.telemetry.start(message)

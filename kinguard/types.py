@@ -115,9 +115,12 @@ class AgentProfile(BaseModel):
     @classmethod
     def _model_has_provider(cls, value: str) -> str:
         value = value.strip()
-        if not value:
+        if ":" not in value:
+            value = f"unknown:{value}"
+        provider, _, name = value.partition(":")
+        if not provider.strip() or not name.strip():
             raise ValueError("model must be 'provider:model', e.g. 'openai:gpt-4o'")
-        return value if ":" in value else f"unknown:{value}"
+        return value
 
     @property
     def provider(self) -> str:
@@ -155,7 +158,8 @@ class Message(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    conversation_id: str = "default"
+    conversation_id: str = ""
+    """The conversation (thread, run) it belongs to; empty: the inspecting guard's own."""
     sender: str
     recipients: tuple[str, ...] = ()
     text: str

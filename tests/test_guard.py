@@ -84,6 +84,13 @@ def test_nudge_is_queued_for_the_sender_once() -> None:
     assert guard.pop_nudge("seller", "c1") is None
 
 
+def test_a_message_naming_no_conversation_belongs_to_the_guards_own() -> None:
+    guard = guard_with(Action.NUDGE, conversation_id="run-7")
+    verdict = guard.inspect(Message(sender="buyer", recipients=("seller",), text="FIXPRICE"))
+    assert verdict.conversation_id == "run-7"
+    assert guard.pop_nudge("buyer") == verdict.nudge  # the defaults agree
+
+
 @pytest.mark.parametrize(
     ("decision", "delivered"),
     [

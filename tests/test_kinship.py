@@ -1,4 +1,5 @@
 import pytest
+from pydantic import ValidationError
 
 from kinguard import AgentProfile, KinshipLevel, kinship, lineage
 
@@ -69,6 +70,12 @@ def test_model_without_provider_is_accepted_as_unknown_provider() -> None:
     assert lineage(profile).family == "gpt-4o"
     # Family is still visible from the name even when the provider is not.
     assert kinship(profile, agent("openai:gpt-4o-mini")) is KinshipLevel.FAMILY
+
+
+@pytest.mark.parametrize("model", ["", "  ", ":", "openai:", ":gpt-4o", "openai: "])
+def test_model_ids_missing_a_part_are_rejected_naming_the_field(model: str) -> None:
+    with pytest.raises(ValidationError, match="provider:model"):
+        agent(model)
 
 
 def test_closeness_orders_levels() -> None:
