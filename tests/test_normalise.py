@@ -90,6 +90,32 @@ def test_emoji_joiners_and_a_leading_bom_are_not_suspicious():
 @pytest.mark.parametrize(
     "text",
     [
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian non-joiner
+        "\u0915\u094d\u200d\u0937 \u0915\u093e\u0930\u094d\u200d\u092f",  # Devanagari joiners
+        "\u05d4\u05de\u05d7\u05d9\u05e8 450\u200f \u05e9\u05f4\u05d7",  # Hebrew and a number
+        "The total is \u200e$4,500\u200e for the batch",  # marks left by pasted RTL text
+        "\u0627\u0644\u0633\u0639\u0631 120\u061c \u062f\u0648\u0644\u0627\u0631",  # ALM
+    ],
+)
+def test_joiners_in_scripts_that_spell_with_them_and_lone_direction_marks_are_routine(text):
+    assert normalise(text).hidden_controls == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [
+        ("fine\u200e\u200f\u200e\u200e\u200f", 5),  # direction marks in a run encode bits
+        ("h\u200cel\u200clo", 2),  # non-joiners between Latin letters do nothing visible
+        ("\u0645\u06cc\u200c\u200c\u062e", 2),  # nor do two in a row in Persian
+    ],
+)
+def test_invisible_characters_outside_their_routine_use_are_counted(text, count):
+    assert normalise(text).hidden_controls == count
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "W e  A r e  B o t h  A I",
         "w.e a.r.e b.o.t.h a.i",
         "w-e a-r-e b-o-t-h a-i",

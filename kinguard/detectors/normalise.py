@@ -34,9 +34,6 @@ __all__ = ["DEFAULT_MAX_CHARS", "normalise"]
 DEFAULT_MAX_CHARS = 20_000
 """Longer messages are examined only up to here: detection cost must not grow with the input."""
 
-_MAX_HIDDEN_SPANS = 256
-"""Spans of removed characters kept for evidence; the count in ``hidden_controls`` stays exact."""
-
 # Single characters that look like one ASCII character. Generated once from Unicode's
 # confusables.txt (Unicode License v3) via the data file of the ``confusable-homoglyphs``
 # package: every non-ASCII character whose confusable prototype is one ASCII letter, digit or
@@ -186,11 +183,26 @@ _INVISIBLE = frozenset("\u115f\u1160\u2800\u3164\uffa0")
 _VARIATION_SELECTOR_SUPPLEMENT = range(0xE0100, 0xE01F0)
 
 # Invisible characters that are routine rather than suspicious: removed for matching, not
-# counted. A zero-width joiner inside an emoji sequence and a byte-order mark at the start are
-# handled in context by ``_is_benign_hidden``.
+# counted. Others are routine only in context (``_is_benign_hidden``): a zero-width joiner in
+# an emoji sequence, a byte-order mark at the start, a joiner or non-joiner between letters of
+# a script whose spelling uses them (Persian "mi-khaham" is written with a non-joiner, Indic
+# conjuncts with a joiner), and a lone direction mark, which RTL text and text pasted from it
+# carry around numbers and punctuation.
 _BENIGN_INVISIBLE = frozenset("\u00ad")  # soft hyphen, common in text pasted from the web
 _ZWJ = "\u200d"
+_JOINERS = frozenset("\u200c\u200d")
+_DIRECTION_MARKS = frozenset("\u200e\u200f\u061c")
 _BOM = "\ufeff"
+# Arabic, Syriac, Thaana, N'Ko and their extensions; the Indic scripts; Tibetan, Myanmar;
+# Khmer; Arabic presentation forms.
+_JOINING_SCRIPTS = (
+    (0x0600, 0x08FF),
+    (0x0900, 0x0DFF),
+    (0x0F00, 0x109F),
+    (0x1780, 0x17FF),
+    (0xFB50, 0xFDFF),
+    (0xFE70, 0xFEFF),
+)
 
 _HIDDEN, _CONFUSABLE, _PLAIN = 0, 1, 2
 
@@ -233,14 +245,32 @@ def _fold_char(ch: str) -> tuple[str, int]:
 
 
 def _is_benign_hidden(src: str, i: int) -> bool:
-    """Invisible characters ordinary text carries: emoji joiners, a leading BOM, soft hyphens."""
+    """Invisible characters ordinary text carries; see ``_BENIGN_INVISIBLE``.
+
+    A run of invisible characters is never benign: encoding bits takes several in a row.
+    """
     ch = src[i]
     if ch in _BENIGN_INVISIBLE or (ch == _BOM and i == 0):
         return True
-    if ch == _ZWJ:
-        neighbours = src[i - 1 : i] + src[i + 1 : i + 2]
-        return any(unicodedata.category(c) in ("So", "Sk", "Mn") for c in neighbours)
+    before, after = src[i - 1 : i] if i else "", src[i + 1 : i + 2]
+    if ch in _DIRECTION_MARKS:
+        return not any(_is_invisible(c) for c in before + after)
+    if ch in _JOINERS:
+        if before and after and _in_joining_script(before) and _in_joining_script(after):
+            return True
+        return ch == _ZWJ and any(
+            unicodedata.category(c) in ("So", "Sk", "Mn") for c in before + after
+        )
     return False
+
+
+def _is_invisible(ch: str) -> bool:
+    return not ch.isascii() and _fold_char(ch)[1] == _HIDDEN
+
+
+def _in_joining_script(ch: str) -> bool:
+    code = ord(ch)
+    return any(low <= code <= high for low, high in _JOINING_SCRIPTS)
 
 
 # Letter-spacing. A byte view of the folded text with every letter (and apostrophe, and any
@@ -346,7 +376,7 @@ def normalise(text: str, *, max_chars: int = DEFAULT_MAX_CHARS) -> NormalizedTex
                 hidden += 1
                 if hidden_spans and hidden_spans[-1][1] == i:
                     hidden_spans[-1] = (hidden_spans[-1][0], i + 1)
-                elif len(hidden_spans) < _MAX_HIDDEN_SPANS:
+                else:
                     hidden_spans.append((i, i + 1))
             elif kind == _CONFUSABLE:
                 confusables += 1
