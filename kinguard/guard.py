@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import enum
+import sys
 import threading
 import time
 import uuid
@@ -529,16 +531,26 @@ def _describe(rule: Rule) -> str:
     return f"{' and '.join(parts)} -> {rule.action.value}"
 
 
+def _within(spans: Sequence[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether ``[start, end)`` lies inside one of the sorted, disjoint ``spans``."""
+    at = bisect.bisect_right(spans, (start, sys.maxsize)) - 1
+    return at >= 0 and end <= spans[at][1]
+
+
 def _redact(text: str, signals: Sequence[Signal], context: Context) -> str:
-    """Replace every evidence span (and any hidden characters) with a visible marker."""
-    spans: list[tuple[int, int, str]] = [
-        (e.start, e.end, signal.name)
-        for signal in signals
-        for e in signal.evidence
-        if e.end > e.start
-    ]
-    # Invisible characters are simply dropped: a marker per zero-width character is noise.
-    spans.extend((start, end, _HIDDEN) for start, end in context.text.hidden_spans)
+    """Replace every evidence span with a visible marker and drop hidden characters.
+
+    A signal with no evidence span is about the message as a whole, which is then its
+    evidence: redaction must never deliver a flagged message unchanged.
+    """
+    hidden = context.text.hidden_spans
+    spans: list[tuple[int, int, str]] = []
+    for signal in signals:
+        located = [(e.start, e.end) for e in signal.evidence if e.end > e.start]
+        for start, end in located or [(0, len(text))]:
+            # Invisible characters are simply dropped: a marker per zero-width run is noise.
+            spans.append((start, end, _HIDDEN if _within(hidden, start, end) else signal.name))
+    spans.extend((start, end, _HIDDEN) for start, end in hidden)
     if not spans:
         return text
     spans.sort()

@@ -19,6 +19,7 @@ from kinguard import (
     Message,
     Policy,
     Rule,
+    Signal,
 )
 from kinguard.testing import (
     CapturingSink,
@@ -65,6 +66,34 @@ def test_redact_replaces_exactly_the_evidence() -> None:
     assert verdict.modified
     evidence = verdict.signals[0].evidence[0]
     assert (evidence.start, evidence.end, evidence.text) == (6, 14, "FIXPRICE")
+
+
+def test_redact_drops_every_hidden_character_without_a_marker_per_run() -> None:
+    guard = KinGuard(
+        AGENTS,
+        policy=Policy(
+            rules=(Rule(signal="collusion.covert_channel", min_score=0.3, action=Action.REDACT),)
+        ),
+    )
+    text = "Sounds good. " + "ok\u200b" * 400 + "\u200c\u200d bye"
+    verdict = guard.inspect(msg(text))
+    assert verdict.action is Action.REDACT
+    assert verdict.delivered_text == "Sounds good. " + "ok" * 400 + " bye"
+
+
+def test_redact_with_a_signal_that_has_no_evidence_withholds_the_whole_message() -> None:
+    def flags_the_whole_message(message, context):
+        return [Signal(name="collusion.market", score=0.9)]
+
+    flags_the_whole_message.inline = True
+    guard = KinGuard(
+        AGENTS,
+        detectors=[flags_the_whole_message],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.REDACT),)),
+    )
+    verdict = guard.inspect(msg("Let us keep it at 48."))
+    assert verdict.delivered_text == "[redacted by kinguard: collusion.market]"
+    assert verdict.modified
 
 
 def test_block_delivers_nothing_but_a_notice() -> None:

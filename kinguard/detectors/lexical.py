@@ -1829,7 +1829,10 @@ def _covert_extras(
     weights, details = _hidden_cues(text)
     spans: list[tuple[int, int]] = []
     evidence = list(found.evidence) if found else []
-    evidence += [Evidence(start=s, end=e, text=text.original[s:e]) for s, e in text.hidden_spans]
+    evidence += [
+        Evidence(start=s, end=e, text=text.original[s:e])
+        for s, e in text.hidden_spans[:_MAX_EVIDENCE]
+    ]
     if blobs:
         weights["encoded_blob"] = 0.5
         spans += blobs
