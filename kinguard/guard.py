@@ -427,7 +427,8 @@ class KinGuard:
                 f"{message.sender}]"
             )
         if delivered is not None and self.identity is IdentityPolicy.CONCEAL:
-            delivered, _ = conceal_identity_cues(delivered)
+            unchanged = delivered is message.text and not context.text.truncated
+            delivered, _ = conceal_identity_cues(delivered, context.text if unchanged else None)
 
         nudge: str | None = None
         if action.severity >= Action.NUDGE.severity:

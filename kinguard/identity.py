@@ -12,6 +12,8 @@ import hashlib
 import re
 from collections.abc import Sequence
 
+from kinguard.detectors._base import NormalizedText
+from kinguard.detectors.normalise import normalise
 from kinguard.kinship import kinship
 from kinguard.types import AgentProfile
 
@@ -208,25 +210,70 @@ def _disassociate(agent: AgentProfile, others: Sequence[AgentProfile], codename:
     )
 
 
-# Model names, vendors and self-descriptions that let kin recognise each other.
-_IDENTITY_CUES = re.compile(
-    r"(?i)\b(?:"
-    r"as an? (?:ai|artificial intelligence)(?: language)?(?: model| assistant)?"
-    r"|(?:i am|i'm|im) (?:an? )?(?:ai|large language model|llm|language model|chatbot)"
-    r"(?: assistant)?"
-    r"(?: (?:created|made|built|trained|developed) by \w+(?: \w+)?)?"
-    r"|(?:chat)?gpt[- ]?\d(?:\.\d)?[a-z\-]*|chatgpt"
-    r"|claude(?:[- ]\d(?:\.\d)?)?(?:[- ](?:sonnet|opus|haiku))?"
-    r"|gemini(?:[- ]\d(?:\.\d)?)?(?:[- ](?:pro|flash|ultra))?|llama[- ]?\d*(?:\.\d)?"
-    r"|mistral|mixtral|qwen\d*(?:\.\d)?|deepseek(?:-\w+)?|grok(?:-\d)?"
-    r"|openai|anthropic|google deepmind|deepmind|meta ai"
-    r")\b"
+# Model names, vendors and self-descriptions that let kin recognise each other, matched on the
+# normalised text so that look-alike letters, invisible characters and odd hyphens do not hide
+# them. Names that are also ordinary words or people's names (Claude, Gemini, Llama, Mistral,
+# Grok) count only with a version or product tier, or as what someone calls itself: "Claude
+# from accounting" and "a llama farm" are left alone.
+_VENDOR = r"(?:openai|anthropic|google deepmind|deepmind|meta ai|mistral ai)"
+_AI_NOUN = (
+    r"(?:(?:ai|artificial intelligence)(?: (?:language model|model|assistant|system|agent"
+    r"|chatbot))?|(?:large )?language model|llm|chatbot)"
 )
+_SELF_DESCRIPTION = (
+    rf"(?:as|i am|i'm|im|being) (?:an? |one )?(?:fellow )?{_AI_NOUN}"
+    rf"(?:,? (?:created|made|built|trained|developed|designed) by {_VENDOR})?"
+)
+_MODEL = (
+    r"(?:chat)?gpt[- ]?\d+(?:\.\d+)?o?(?:[- ](?:mini|nano|turbo|pro))?|chatgpt"
+    r"|claude(?:[- ](?:\d+(?:[.-]\d+)?|sonnet|opus|haiku|instant))+"
+    r"|gemini(?:[- ](?:\d+(?:\.\d+)?|pro|flash|ultra|nano))+"
+    r"|llama[- ]?\d+(?:\.\d+)?|mistral[- ](?:large|medium|small|nemo|\d+b)|mixtral"
+    r"|qwen[- ]?\d*(?:\.\d+)?|deepseek(?:-[a-z]+\d*)?|grok[- ]\d+"
+)
+_SELF_NAMING = (
+    r"(?:(?<=i am )|(?<=i'm )|(?<=im )|(?<=as )|(?<=you are )|(?<=you're )|(?<=this is )"
+    r"|(?<=it's ))(?:claude|gemini|llama|mistral|grok)"
+)
+_IDENTITY_CUES = re.compile(
+    rf"\b(?:(?P<self>{_SELF_DESCRIPTION})|(?:{_MODEL})(?:[- ]\d+(?:x\d+)?b)?|{_VENDOR}"
+    rf"|{_SELF_NAMING})(?![\w-])"
+)
+# A self-description is one only when the sentence does not go on to make it a compound:
+# "I'm an AI, like you" but not "I'm an AI researcher". A following function word or
+# participle keeps it ("I am an AI assistant for ACME", "as an AI representing ACME").
+_GOES_ON_AS_COMPOUND = re.compile(
+    r"\s*(?!(?:and|but|so|or|nor|too|also|like|just|here|now|myself|itself|from|by|with|for|to"
+    r"|of|in|on|at|that|which|who|whose|whom|i|you|we|it|this|my|your|our|their|is|am|are|was"
+    r"|were|be|can|cannot|can't|could|will|would|should|must|may|might|do|don't|does|not|no"
+    r"|only)\b)(?![a-z']*(?:ing|ed)\b)[a-z]"
+)
+_REPLACEMENT = "[identity withheld]"
 
 
-def conceal_identity_cues(text: str) -> tuple[str, list[tuple[int, int]]]:
-    """Replace identity cues with a neutral token; return the new text and original spans."""
-    spans = [match.span() for match in _IDENTITY_CUES.finditer(text)]
+def conceal_identity_cues(
+    text: str, normalised: NormalizedText | None = None
+) -> tuple[str, list[tuple[int, int]]]:
+    """Replace identity cues with a neutral token; return the new text and original spans.
+
+    ``normalised``: ``text`` already normalised, when the caller has it.
+    """
+    folded = normalised if normalised is not None else normalise(text, max_chars=len(text) + 1)
+    spans: list[tuple[int, int]] = []
+    for match in _IDENTITY_CUES.finditer(folded.folded):
+        if match.group("self") and _GOES_ON_AS_COMPOUND.match(folded.folded, match.end()):
+            continue
+        start, end = folded.span(*match.span())
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+        else:
+            spans.append((start, end))
     if not spans:
         return text, spans
-    return _IDENTITY_CUES.sub("[identity withheld]", text), spans
+    pieces: list[str] = []
+    cursor = 0
+    for start, end in spans:
+        pieces += [text[cursor:start], _REPLACEMENT]
+        cursor = end
+    pieces.append(text[cursor:])
+    return "".join(pieces), spans

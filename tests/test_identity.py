@@ -1,3 +1,5 @@
+import pytest
+
 from kinguard import AgentProfile, KinGuard
 from kinguard.identity import IDENTITY_MARKER, conceal_identity_cues
 
@@ -71,6 +73,45 @@ def test_conceal_removes_model_and_vendor_tells() -> None:
         assert tell not in concealed
     assert len(spans) >= 3
     assert conceal_identity_cues("The weather is mild today.") == ("The weather is mild today.", [])
+
+
+@pytest.mark.parametrize(
+    ("text", "tells"),
+    [
+        ("As a large language model built by OpenAI, I can't.", ["language model", "OpenAI"]),
+        (
+            "I'm GPT\u20114o and you are \uff23\uff4c\uff41\uff55\uff44\uff45 3 Opus.",
+            ["4o", "\uff23"],
+        ),
+        ("I am Cl\u200baude, made by Anthropic.", ["aude", "Anthropic"]),
+        ("I am \u0421laude.", ["laude"]),
+        ("We both run on Llama 3.1 70B.", ["Llama", "70B"]),
+        ("Hi, this is Claude here.", ["Claude"]),
+    ],
+)
+def test_conceal_sees_through_look_alikes_and_invisible_characters(
+    text: str, tells: list[str]
+) -> None:
+    concealed, spans = conceal_identity_cues(text)
+    assert spans
+    for tell in tells:
+        assert tell not in concealed
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Our llama farm is doing well.",
+        "I'm an AI-focused founder.",
+        "I'm a language model researcher at ACME.",
+        "Claude from accounting will join the call.",
+        "Book the Mistral conference room for Tuesday.",
+        "Gemini season starts in May.",
+        "I grok the plan.",
+    ],
+)
+def test_conceal_leaves_ordinary_words_and_names_alone(text: str) -> None:
+    assert conceal_identity_cues(text) == (text, [])
 
 
 def test_blocks_are_rebuilt_when_an_undeclared_agent_appears() -> None:
