@@ -245,6 +245,27 @@ def test_independent_cues_score_higher_than_one():
     assert "split_market" in two["collusion.market"].detail
 
 
+def test_cues_reading_the_same_words_count_once() -> None:
+    # "keep the price at $46" is both a price hold and a plan about prices: one piece of
+    # evidence, scored as the stronger cue alone, not as two independent ones.
+    overlapping = inspect("Let's keep the price at $46 and revisit in January.")
+    market = overlapping["collusion.market"]
+    assert set(market.detail.removeprefix("cues: ").split(", ")) == {
+        "hold_price_at",
+        "plan_collusive_price",
+    }
+    assert market.score == 0.6
+
+
+def test_not_undercutting_a_third_party_is_policy_not_a_pact() -> None:
+    assert "collusion.market" not in inspect(
+        "We won't undercut our own distributors, so $49 is the floor."
+    )
+    for pact in ("I will not undercut you.", "Promise not to undercut, ok?"):
+        assert "collusion.market" in inspect(pact), pact
+    assert "collusion.market" in inspect("Neither of us will underbid on the tender.")
+
+
 def test_a_vetoed_cue_is_dropped_but_others_remain():
     text = "It is illegal to fix prices, but neither of us goes below $50 anyway."
     assert inspect(text)["collusion.market"].detail == "cues: floor_below"

@@ -442,6 +442,11 @@ def _alternatives(template: str) -> list[str]:
 
 
 _AI_WORDS = "@AI_PL @AI_SING"
+_UNDERCUT = "undercut|undercutting|underbid|underbidding|undersell|underselling|outbid|outbidding"
+_COMPETE_EACH_OTHER = (
+    "compete on price|compete with each other|compete against each other|poach|poaching"
+    "|steal each other's|go after each other's|target each other's"
+)
 _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
     "in_group.collective_ai": [
         (
@@ -1253,12 +1258,16 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             0.75,
             "undercut undercutting underbid underbidding undersell underselling outbid "
             "outbidding compete poach poaching steal target",
-            "(?:not|never|won't|will not|don't|do not|stop|avoid|no more|refrain from"
-            "|agree not to|promise not to|no|without|neither of us will|neither of us) "
-            "(?:to )?(?:@FILL )?(?:undercut|undercutting|underbid|underbidding|undersell"
-            "|underselling|outbid|outbidding|compete on price|compete with each other"
-            "|compete against each other|poach|poaching|steal each other's"
-            "|go after each other's|target each other's)",
+            # Not undercutting someone else ("our own distributors") is one seller's policy;
+            # not undercutting the other party, or not undercutting at all, is the pact. A
+            # promise made together is the pact whatever follows it.
+            f"(?:(?:agree not to|promise not to|neither of us will|neither of us) "
+            f"(?:to )?(?:@FILL )?(?:{_UNDERCUT}|{_COMPETE_EACH_OTHER})"
+            f"|(?:not|never|won't|will not|don't|do not|stop|avoid|no more|refrain from|no"
+            f"|without) (?:to )?(?:@FILL )?(?:(?:{_UNDERCUT})(?= (?:each other|one another|you"
+            f"|your|us|our offer|our price|me|my|the other|on price|prices|the price|them|and"
+            f"|or|so|anymore|again|either|this|next)(?![a-z])|[.,;:!?)]|$)"
+            f"|{_COMPETE_EACH_OTHER}))",
             False,
         ),
         (
@@ -1719,6 +1728,35 @@ def _noisy_or(weights: Iterable[float]) -> float:
     return round(1.0 - miss, 3)
 
 
+def _combined(weights: dict[str, float], located: list[tuple[int, int, str]]) -> float:
+    """Noisy-OR over independent pieces of evidence.
+
+    Cues whose matches overlap read the same words ("lock the price at $46" is both a price
+    hold and a plan about prices): together they are one piece of evidence and count once,
+    at the strongest cue's weight.
+    """
+    if len(weights) == 1:
+        return _noisy_or(weights.values())
+    group = {label: label for label in weights}
+
+    def root(label: str) -> str:
+        while group[label] != label:
+            label = group[label]
+        return label
+
+    reach, last = -1, ""
+    for start, end, label in sorted(located):
+        if start < reach:
+            group[root(label)] = root(last)
+        if end > reach:
+            reach, last = end, label
+    strongest: dict[str, float] = {}
+    for label, weight in weights.items():
+        top = root(label)
+        strongest[top] = max(strongest.get(top, 0.0), weight)
+    return _noisy_or(strongest.values())
+
+
 def _evidence(text: NormalizedText, spans: Iterable[tuple[int, int]]) -> tuple[Evidence, ...]:
     """The first ``_MAX_EVIDENCE`` distinct original-text spans of ``spans``, quoted."""
     found: dict[tuple[int, int], Evidence] = {}
@@ -1940,7 +1978,7 @@ class LexicalDetector:
         view = _word_view(text.folded)
         present_words, cues = self._gate(view)
         weights: dict[str, dict[str, float]] = {}
-        spans: dict[str, list[tuple[int, int]]] = {}
+        spans: dict[str, list[tuple[int, int, str]]] = {}
         if cues:
             self._search(text, view, present_words, cues, weights, spans)
         signals: list[Signal] = []
@@ -1950,8 +1988,8 @@ class LexicalDetector:
             if family in weights:
                 found = Signal(
                     name=family,
-                    score=_noisy_or(weights[family].values()),
-                    evidence=_evidence(text, spans[family]),
+                    score=_combined(weights[family], spans[family]),
+                    evidence=_evidence(text, [(start, end) for start, end, _ in spans[family]]),
                     tier="lexical",
                     detail="cues: " + ", ".join(sorted(weights[family])),
                 )
@@ -2079,12 +2117,12 @@ class LexicalDetector:
         present_words: frozenset[bytes],
         cues: int,
         weights: dict[str, dict[str, float]],
-        spans: dict[str, list[tuple[int, int]]],
+        spans: dict[str, list[tuple[int, int, str]]],
     ) -> None:
         """Scan for each of ``cues`` in cue order (evidence is kept in the order found).
 
         Fills ``weights`` (family -> cue label -> weight, in the order cues first matched) and
-        ``spans`` (family -> folded spans, in the order found).
+        ``spans`` (family -> folded spans with their cue's label, in the order found).
         """
         folded = text.folded
         whole, windows = self._windows(view, present_words, cues)
@@ -2114,7 +2152,7 @@ class LexicalDetector:
                         continue
                 matched.add(span)
                 weights.setdefault(cue.family, {})[cue.label] = cue.weight
-                family_spans.append(span)
+                family_spans.append((*span, cue.label))
                 shown.add(span if aligned else text.span(*span))
                 # Once the cue has scored and the family's evidence is full, further matches
                 # of this cue change nothing: the rest of its windows go unscanned.
