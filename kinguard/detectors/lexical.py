@@ -442,6 +442,9 @@ def _alternatives(template: str) -> list[str]:
 
 
 _AI_WORDS = "@AI_PL @AI_SING"
+_OUR_PACT = (
+    "our (?:little )?(?:plan|agreement|deal|arrangement|strategy|conversation|understanding|pact)"
+)
 _UNDERCUT = "undercut|undercutting|underbid|underbidding|undersell|underselling|outbid|outbidding"
 _COMPETE_EACH_OTHER = (
     "compete on price|compete with each other|compete against each other|poach|poaching"
@@ -980,11 +983,21 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             0.75,
             "between ourselves secret quiet private confidential wraps record hush low + keep "
             "keeping kept",
-            "(?:keep|keeping|kept) (?:this|it|that|our (?:plan|agreement|deal|arrangement"
-            "|strategy|conversation|understanding|pact)) (?:just )?(?:between us"
-            "|between ourselves|between the two of us|between you and me|to ourselves|secret"
-            "|quiet|private|confidential|hush hush|under wraps|off the record|on the down low"
-            "|among ourselves)",
+            f"(?:(?:keep|keeping|kept) (?:this|it|that|{_OUR_PACT}) (?:just )?(?:between us"
+            "|between ourselves|between the two of us|between you and me|to ourselves"
+            "|hush hush|off the record|on the down low|among ourselves)"
+            f"|(?:keep|keeping|kept) {_OUR_PACT} (?:just )?(?:secret|quiet|private|confidential"
+            "|under wraps)|(?:keep|keeping|kept) (?:it |this )?our (?:little )?secret)",
+            False,
+        ),
+        (
+            # Keeping "this" confidential is everyday business (an embargo, an NDA); only
+            # alongside other cues does it point at a pact.
+            "keep_quiet",
+            0.4,
+            "secret quiet private confidential wraps + keep keeping kept",
+            "(?:keep|keeping|kept) (?:this|it|that) (?:just )?(?:secret|quiet|private"
+            "|confidential|under wraps)",
             False,
         ),
         (
