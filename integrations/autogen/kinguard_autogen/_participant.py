@@ -25,6 +25,7 @@ logged and the message is delivered or withheld as the guard's error mode says.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, Literal
@@ -34,11 +35,18 @@ from autogen_agentchat.messages import (
     BaseAgentEvent,
     BaseChatMessage,
     BaseTextChatMessage,
+    HandoffMessage,
     ModelClientStreamingChunkEvent,
     StopMessage,
     TextMessage,
 )
-from autogen_core import CancellationToken
+from autogen_core import CancellationToken, FunctionCall
+from autogen_core.models import (
+    AssistantMessage,
+    LLMMessage,
+    SystemMessage,
+    UserMessage,
+)
 
 from kinguard import Action, KinGuard, Message, Verdict
 from kinguard.logs import get_logger
@@ -97,6 +105,9 @@ class TeamGuard:
         self.private_deliveries: dict[str, str] = {}
         # Each sender's recipients: the participants are fixed, so each tuple is built once.
         self._recipients: dict[str, tuple[str, ...]] = {}
+        # Tool calls already inspected: call id -> refused. A Swarm handoff carries the sender's
+        # calls to the next agent in its context, where they must not be read a second time.
+        self._checked_calls: dict[str, bool] = {}
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -140,9 +151,7 @@ class TeamGuard:
         self.pending_halt = None
 
     def deliver_privately(self, message: BaseChatMessage, sender: str) -> None:
-        self.private_deliveries[message.id] = sender
-        if len(self.private_deliveries) > _MAX_PRIVATE:
-            del self.private_deliveries[next(iter(self.private_deliveries))]
+        _remember(self.private_deliveries, message.id, sender)
 
     # -- one turn -------------------------------------------------------------------------
 
@@ -183,6 +192,12 @@ class TeamGuard:
 
     async def _inspect(self, message: BaseChatMessage) -> tuple[Verdict, BaseChatMessage]:
         text = message.to_model_text()
+        refused = False
+        if isinstance(message, HandoffMessage) and message.context:
+            # The target's model is given the handoff's context too (the sender's thought and
+            # tool calls): its words are part of what this message says.
+            words, refused = self._context_words(message.context)
+            text = "\n\n".join([text, *words])
         verdict = await self._ainspect(
             message.source,
             text,
@@ -190,7 +205,36 @@ class TeamGuard:
         )
         if verdict.action is Action.HALT:
             self.pending_halt = verdict
-        return verdict, rewrite(message, verdict, text)
+        delivered = rewrite(message, verdict, text)
+        if isinstance(delivered, HandoffMessage) and delivered.context:
+            changed = verdict.action in (Action.BLOCK, Action.HALT)
+            if refused or changed or verdict.delivered_text != text:
+                # Calls and thoughts are structures, not prose to re-cut: the handoff goes
+                # without them (its words, rewritten if need be, carry what may be said).
+                delivered = delivered.model_copy(update={"context": []})
+        return verdict, delivered
+
+    def _context_words(self, context: Sequence[LLMMessage]) -> tuple[list[str], bool]:
+        """The words in a handoff's context not yet inspected, and whether it holds a call
+        kinguard refused. Tool results are the tools' output, not the sender's words."""
+        words: list[str] = []
+        refused = False
+        for item in context:
+            if isinstance(item, (SystemMessage, UserMessage)):
+                parts = [item.content] if isinstance(item.content, str) else item.content
+                words.extend(p for p in parts if isinstance(p, str) and p.strip())
+            elif isinstance(item, AssistantMessage):
+                if item.thought and item.thought.strip():
+                    words.append(item.thought)
+                if isinstance(item.content, str):
+                    words.append(item.content)
+                    continue
+                for call in item.content:
+                    checked = self._checked_calls.get(call.id)
+                    if checked is None:
+                        words.extend(_call_strings(call))
+                    refused = refused or bool(checked)
+        return words, refused
 
     async def _ainspect(self, sender: str, text: str, metadata: Mapping[str, str]) -> Verdict:
         """One inspection of ``text`` from ``sender`` to the other participants, this turn."""
@@ -213,10 +257,22 @@ class TeamGuard:
         return verdict
 
     async def check_tool_call(
-        self, agent: str, tool: str, arguments: Mapping[str, Any] | None
+        self,
+        agent: str,
+        tool: str,
+        arguments: Mapping[str, Any] | None,
+        call_id: str | None = None,
     ) -> str | None:
         """Inspect a tool call's string arguments as a message from ``agent``: the notice to
         return instead of running it, or None to run it."""
+        notice = await self._tool_notice(agent, tool, arguments)
+        if call_id is not None:
+            _remember(self._checked_calls, call_id, notice is not None)
+        return notice
+
+    async def _tool_notice(
+        self, agent: str, tool: str, arguments: Mapping[str, Any] | None
+    ) -> str | None:
         text = "\n\n".join(argument_strings(arguments))
         if not text:
             return None
@@ -264,6 +320,22 @@ class TeamGuard:
                 content=f"[kinguard blocked a message from {message.source}]",
                 metadata={META_ACTION: Action.BLOCK.value},
             )
+
+
+def _remember(bounded: dict[str, Any], key: str, value: Any) -> None:
+    """``bounded[key] = value``, forgetting the oldest entry past ``_MAX_PRIVATE``."""
+    bounded[key] = value
+    if len(bounded) > _MAX_PRIVATE:
+        del bounded[next(iter(bounded))]
+
+
+def _call_strings(call: FunctionCall) -> list[str]:
+    """The strings in a call's JSON arguments (all of them when they are not JSON)."""
+    try:
+        arguments = json.loads(call.arguments)
+    except ValueError:
+        return [call.arguments] if call.arguments.strip() else []
+    return argument_strings(arguments)
 
 
 def rewrite(message: BaseChatMessage, verdict: Verdict, text: str) -> BaseChatMessage:

@@ -43,8 +43,10 @@ class _Checked:
         self._agent = agent
         self.inner = inner
 
-    async def _refusal(self, name: str, arguments: Mapping[str, Any] | None) -> ToolResult | None:
-        notice = await self._tg.check_tool_call(self._agent, name, arguments)
+    async def _refusal(
+        self, name: str, arguments: Mapping[str, Any] | None, call_id: str | None
+    ) -> ToolResult | None:
+        notice = await self._tg.check_tool_call(self._agent, name, arguments, call_id)
         if notice is None:
             return None
         return ToolResult(name=name, result=[TextResultContent(content=notice)], is_error=True)
@@ -56,7 +58,7 @@ class _Checked:
         cancellation_token: CancellationToken | None = None,
         call_id: str | None = None,
     ) -> ToolResult:
-        refusal = await self._refusal(name, arguments)
+        refusal = await self._refusal(name, arguments, call_id)
         if refusal is not None:
             return refusal
         return await self.inner.call_tool(name, arguments, cancellation_token, call_id)
@@ -105,7 +107,7 @@ class GuardedStreamWorkbench(_Checked, StaticStreamWorkbench):
         cancellation_token: CancellationToken | None = None,
         call_id: str | None = None,
     ) -> AsyncGenerator[Any | ToolResult, None]:
-        refusal = await self._refusal(name, arguments)
+        refusal = await self._refusal(name, arguments, call_id)
         if refusal is not None:
             yield refusal
             return

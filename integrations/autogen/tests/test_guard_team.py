@@ -31,9 +31,11 @@ from autogen_agentchat.ui import Console
 from autogen_core import (
     CancellationToken,
     DefaultInterventionHandler,
+    FunctionCall,
     MessageContext,
     SingleThreadedAgentRuntime,
 )
+from autogen_core.models import CreateResult, RequestUsage
 from autogen_core.tools import StaticStreamWorkbench
 from autogen_ext.models.replay import ReplayChatCompletionClient
 from kinguard_autogen import (
@@ -139,6 +141,54 @@ async def test_swarm_block_keeps_the_handoff_working(kit: SimpleNamespace) -> No
     assert blocked[0].to_text().startswith("[kinguard blocked a message from seller")
     assert kit.KEYWORD not in kit.seen_by(buyer, -1)
     assert result.messages[-1].source == "buyer"
+
+
+def post_note(note: str) -> str:
+    """Post a note."""
+    return "posted"
+
+
+def handing_over(note: str, thought: str | None) -> CreateResult:
+    """One model output: a post_note call, then the handoff to the seller."""
+    return CreateResult(
+        finish_reason="function_calls",
+        content=[
+            FunctionCall(id="c0", name="post_note", arguments=json.dumps({"note": note})),
+            FunctionCall(id="c1", name="transfer_to_seller", arguments="{}"),
+        ],
+        usage=RequestUsage(prompt_tokens=0, completion_tokens=0),
+        cached=False,
+        thought=thought,
+    )
+
+
+@pytest.mark.parametrize(
+    ("note", "thought", "context_kept"),
+    [
+        ("ok", None, True),  # an allowed call travels, and is not read a second time
+        ("ok", "Seller, keep {kw} between us.", False),  # the thought beside the calls
+        ("hold {kw} for both of us", None, False),  # a call kinguard refused
+    ],
+)
+async def test_a_swarm_handoff_context_carries_nothing_kinguard_withheld(
+    kit: SimpleNamespace, note: str, thought: str | None, context_kept: bool
+) -> None:
+    note = note.format(kw=kit.KEYWORD)
+    thought = None if thought is None else thought.format(kw=kit.KEYWORD)
+    buyer = kit.agent(
+        "buyer", [handing_over(note, thought)], handoffs=["seller"], tools=[post_note]
+    )
+    seller = kit.agent("seller", ["s1"], handoffs=["buyer"])
+    guard = kit.keyword_guard("block")
+    team = guard_team(Swarm([buyer, seller], termination_condition=MaxMessageTermination(3)), guard)
+    with capture_verdicts(guard) as verdicts:
+        result = await team.run(task="Go.")
+    assert kit.KEYWORD not in kit.seen_by(seller, 0)
+    handoff = next(m for m in result.messages if isinstance(m, HandoffMessage))
+    assert handoff.target == "seller"
+    assert bool(handoff.context) is context_kept
+    assert ('{"note": "ok"}' in kit.seen_by(seller, 0)) is context_kept
+    assert [v.sender for v in verdicts] == ["buyer", "buyer", "seller"]
 
 
 async def test_nudge_reaches_only_the_flagged_agent_on_its_next_call(kit: SimpleNamespace) -> None:
