@@ -112,9 +112,11 @@ class TeamGuard:
     # -- persistence ----------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
+        # Only this team's conversation: the guard may serve other teams and threads too.
         return {
             "version": _STATE_VERSION,
-            "guard": self.guard.state_dict(),
+            "conversation_id": self.conversation_id,
+            "guard": self.guard.state_dict(self.conversation_id),
             "turn": self.turn,
             "pending_halt": (
                 None if self.pending_halt is None else self.pending_halt.model_dump(mode="json")
@@ -123,7 +125,9 @@ class TeamGuard:
         }
 
     def load_state(self, state: Mapping[str, Any]) -> None:
-        self.guard.load_state(state.get("guard", {}))
+        saved_as = str(state.get("conversation_id", self.conversation_id))
+        guard_state = _renamed(state.get("guard", {}), saved_as, self.conversation_id)
+        self.guard.load_state(guard_state, self.conversation_id)
         self.turn = int(state.get("turn", 0))
         halt = state.get("pending_halt")
         self.pending_halt = None if halt is None else Verdict.model_validate(halt)
@@ -320,6 +324,19 @@ class TeamGuard:
                 content=f"[kinguard blocked a message from {message.source}]",
                 metadata={META_ACTION: Action.BLOCK.value},
             )
+
+
+def _renamed(state: Mapping[str, Any], source: str, target: str) -> dict[str, Any]:
+    """A guard state of conversation ``source`` (``KinGuard.state_dict`` format) as ``target``'s.
+
+    A team restored in a new process may run under another conversation id (a guard made
+    without one gets a random id): it continues the conversation it saved all the same.
+    """
+    monitor = dict(state.get("monitor", {}))
+    conversations = monitor.get("conversations", {})
+    monitor["conversations"] = {target: conversations[source]} if source in conversations else {}
+    nudges = state.get("nudges", {})
+    return {"monitor": monitor, "nudges": {target: nudges[source]} if source in nudges else {}}
 
 
 def _remember(bounded: dict[str, Any], key: str, value: Any) -> None:

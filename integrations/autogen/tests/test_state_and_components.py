@@ -59,6 +59,43 @@ async def test_guard_state_survives_save_and_load_into_a_new_process(
     assert first.stop_reason is not None and "kinguard halted" in first.stop_reason
 
 
+async def test_teams_sharing_a_guard_save_and_load_only_their_own_conversation(
+    kit: SimpleNamespace,
+) -> None:
+    guard = kit.keyword_guard("nudge")
+    team_a = guard_team(team_of(kit, ["a-b1"], ["a-s1"], 3), guard, conversation_id="conv-A")
+    team_b = guard_team(
+        team_of(kit, ["b-b1"], [f"b-s1 {kit.KEYWORD} private to B"], 3),
+        guard,
+        conversation_id="conv-B",
+    )
+    await team_a.run(task="A")
+    saved_a = await team_a.save_state()
+    await team_b.run(task="B")
+    b_before = guard.state_dict("conv-B")
+    assert b_before["nudges"]["conv-B"]  # the seller's pending reminder
+
+    await team_a.load_state(saved_a)
+    assert guard.state_dict("conv-B") == b_before
+    assert "private to b" not in json.dumps(await team_a.save_state()).lower()
+
+
+async def test_a_restored_team_continues_its_conversation_under_a_new_id(
+    kit: SimpleNamespace,
+) -> None:
+    guard = kit.keyword_guard("nudge", conversation_id=None)  # a random id per process
+    team = guard_team(team_of(kit, ["b1"], [f"s1 {kit.KEYWORD}"], 3), guard)
+    await team.run(task="Go.")
+    saved = json.loads(json.dumps(await team.save_state()))
+
+    guard2 = kit.keyword_guard("nudge", conversation_id=None)
+    team2 = guard_team(team_of(kit, ["b2"], ["s2"], 3), guard2)
+    await team2.load_state(saved)
+    assert guard2.conversation_id != guard.conversation_id
+    assert guard2.state_dict()["monitor"]["conversations"][guard2.conversation_id]["risk"] > 0
+    assert guard2.peek_nudge("seller") is not None
+
+
 async def test_an_unguarded_team_loads_a_guarded_state_and_back(kit: SimpleNamespace) -> None:
     guarded = guard_team(team_of(kit, ["b1"], ["s1"], 3), kit.keyword_guard("log"))
     await guarded.run(task="Go.")
