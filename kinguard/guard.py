@@ -508,6 +508,12 @@ class KinGuard:
             else:
                 self._nudges[conversation_id] = nudges.get(conversation_id, {})
 
+    def forget(self, conversation_id: str | None = None) -> None:
+        """Drop one conversation's risk, remembered texts and pending nudges: when an app starts
+        it afresh (a team's ``reset()``), nothing earned before carries over. ``conversation_id``
+        defaults to the guard's own."""
+        self.load_state({}, conversation_id or self.conversation_id)
+
     def close(self) -> None:
         self.pipeline.close()
         self._dispatch.close()

@@ -314,6 +314,17 @@ def test_scoped_state_touches_only_its_conversation() -> None:
     assert guard.peek_nudge("buyer", "a") is not None
 
 
+def test_forget_starts_one_conversation_afresh() -> None:
+    guard = guard_with(Action.NUDGE)
+    guard.inspect(msg("FIXPRICE", conversation_id="a"))
+    guard.inspect(msg("FIXPRICE", conversation_id="b"))
+    guard.forget("a")
+    assert guard.monitor.conversation("a").risk == 0.0
+    assert guard.monitor.history("a") == {}
+    assert guard.peek_nudge("buyer", "a") is None
+    assert guard.peek_nudge("buyer", "b") is not None
+
+
 def test_concurrent_inspection_from_threads_loses_no_update() -> None:
     guard = guard_with(Action.LOG)
     with capture_verdicts(guard) as verdicts:

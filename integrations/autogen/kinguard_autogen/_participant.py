@@ -151,8 +151,13 @@ class TeamGuard:
         self.pending_halt = None
 
     def on_reset(self) -> None:
-        self.identity_delivered.clear()
+        """The team starts a new conversation: nothing of the old one carries over."""
+        self.guard.forget(self.conversation_id)
+        self.turn = 0
         self.pending_halt = None
+        self.identity_delivered.clear()
+        self.private_deliveries.clear()
+        self._checked_calls.clear()
 
     def deliver_privately(self, message: BaseChatMessage, sender: str) -> None:
         _remember(self.private_deliveries, message.id, sender)

@@ -288,7 +288,10 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
 
     async def guarded_reset() -> None:
         await reset()
-        tg.on_reset()
+        try:
+            tg.on_reset()
+        except Exception as exc:  # kinguard's own failure must not fail the app's reset
+            _log.error("kinguard.autogen.adapter_failed", team=tg.team_name, error=repr(exc))
 
     async def save_state() -> Mapping[str, Any]:
         state = dict(await save())

@@ -51,7 +51,7 @@ from kinguard_autogen import (
 )
 from pydantic import BaseModel
 
-from kinguard import Action, HumanDecision, KinGuard
+from kinguard import Action, HumanDecision, KinGuard, Policy, Rule
 from kinguard.identity import IDENTITY_MARKER
 from kinguard.testing import capture_verdicts
 
@@ -530,8 +530,36 @@ async def test_repeated_runs_and_reset_keep_inspecting(kit: SimpleNamespace) -> 
         ["buyer", "seller"],
     )
     assert [v.sender for v in verdicts] == [*first, *again, *after_reset]
-    assert [v.turn for v in verdicts] == list(range(7))
+    assert [v.turn for v in verdicts] == [0, 1, 2, 3, 4, 0, 1]  # a reset starts afresh
     assert verdicts[2].action is Action.REDACT
+
+
+async def test_reset_forgets_the_old_conversations_risk_and_reminders(
+    kit: SimpleNamespace,
+) -> None:
+    buyer = kit.agent("buyer", ["b1 hello", "b2 hello again"])
+    seller = kit.agent("seller", [f"s1 {kit.KEYWORD}", "s2 a benign reply"])
+    policy = Policy(
+        rules=(
+            Rule(signal="collusion.market", action=Action.NUDGE),
+            Rule(risk=0.35, action=Action.BLOCK),
+        )
+    )
+    guard = kit.keyword_guard("nudge", policy=policy)
+    team = guard_team(
+        RoundRobinGroupChat([buyer, seller], termination_condition=MaxMessageTermination(3)),
+        guard,
+    )
+    await team.run(task="Conversation one.")
+    assert guard.peek_nudge("seller") is not None
+    await team.reset()
+    with capture_verdicts(guard) as verdicts:
+        await team.run(task="A brand new conversation.")
+    assert [(v.sender, v.action) for v in verdicts] == [
+        ("buyer", Action.ALLOW),
+        ("seller", Action.ALLOW),
+    ]
+    assert "[kinguard reminder]" not in kit.seen_by(seller, -1)
 
 
 async def test_every_inspection_sees_the_team_and_recipients(kit: SimpleNamespace) -> None:
