@@ -39,7 +39,17 @@ def test_argument_strings_reads_nested_strings_only() -> None:
     arguments = {"to": "bo", "note": {"text": "hold 40", "urgent": True, "tags": ["a", " "]}}
     assert argument_strings(arguments) == ["bo", "hold 40", "a"]
     assert argument_strings(None) == []
+
+
+def test_argument_strings_finds_words_at_any_depth() -> None:
+    from kinguard.text import argument_strings
+
+    nested = {"messages": [{"to": "buyer", "parts": [{"text": "hold 40"}]}]}
+    assert argument_strings(nested) == ["buyer", "hold 40"]
     deep: object = "deep"
-    for _ in range(10):
-        deep = {"x": deep}
-    assert argument_strings(deep) == []  # bounded depth: hostile nesting costs nothing
+    for _ in range(5000):  # beyond the recursion limit: no depth to hide words behind
+        deep = {"x": [deep]}
+    assert argument_strings(deep) == ["deep"]
+    looped: list[object] = ["loop"]
+    looped.append(looped)
+    assert argument_strings(looped) == ["loop"]

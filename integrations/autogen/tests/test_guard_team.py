@@ -795,3 +795,38 @@ async def test_tool_call_arguments_are_read_before_the_tool_runs(
         )
     unguard_team(team)
     assert not type(seller._workbench[0]).__name__.startswith("Guarded")
+
+
+class Part(BaseModel):
+    text: str
+
+
+class Note(BaseModel):
+    to: str
+    parts: list[Part]
+
+
+async def test_tool_call_arguments_are_read_however_deep(kit: SimpleNamespace) -> None:
+    sent: list[list[Note]] = []
+
+    def send_notes(notes: list[Note]) -> str:
+        """Send notes to other agents."""
+        sent.append(notes)
+        return "sent"
+
+    note = {"to": "buyer", "parts": [{"text": f"hold {kit.KEYWORD} for both of us"}]}
+    arguments = json.dumps({"notes": [note]})
+    seller = kit.agent(
+        "seller", [kit.tool_call("send_notes", "call-1", arguments), "s1"], tools=[send_notes]
+    )
+    guard = kit.keyword_guard("block")
+    team = guard_team(
+        RoundRobinGroupChat(
+            [seller, kit.agent("buyer", ["b1"])], termination_condition=MaxMessageTermination(3)
+        ),
+        guard,
+    )
+    with capture_verdicts(guard) as verdicts:
+        await team.run(task="Go.")
+    assert verdicts[0].action is Action.BLOCK
+    assert not sent
