@@ -98,6 +98,8 @@ class TeamGuard:
         self.events = events
         self.turn = 0
         self.pending_halt: Verdict | None = None
+        # Halted Swarm handoffs: verdict message id -> the target, handed control on release.
+        self.handoff_targets: dict[str, str] = {}
         # Identity blocks for participants without a system message, given with their first turn.
         self.identity_messages: dict[str, str] = {}
         self.identity_delivered: set[str] = set()
@@ -122,6 +124,7 @@ class TeamGuard:
                 None if self.pending_halt is None else self.pending_halt.model_dump(mode="json")
             ),
             "identity_delivered": sorted(self.identity_delivered),
+            "handoff_targets": dict(self.handoff_targets),
         }
 
     def load_state(self, state: Mapping[str, Any]) -> None:
@@ -132,6 +135,8 @@ class TeamGuard:
         halt = state.get("pending_halt")
         self.pending_halt = None if halt is None else Verdict.model_validate(halt)
         self.identity_delivered = {str(name) for name in state.get("identity_delivered", ())}
+        targets = state.get("handoff_targets", {})
+        self.handoff_targets = {str(k): str(v) for k, v in dict(targets).items()}
 
     # -- the team's life ------------------------------------------------------------------
 
@@ -149,12 +154,14 @@ class TeamGuard:
                 detail="the team was run again without resolve_halt(); the message stays withheld",
             )
         self.pending_halt = None
+        self.handoff_targets.clear()
 
     def on_reset(self) -> None:
         """The team starts a new conversation: nothing of the old one carries over."""
         self.guard.forget(self.conversation_id)
         self.turn = 0
         self.pending_halt = None
+        self.handoff_targets.clear()
         self.identity_delivered.clear()
         self.private_deliveries.clear()
         self._checked_calls.clear()
@@ -214,6 +221,8 @@ class TeamGuard:
         )
         if verdict.action is Action.HALT:
             self.pending_halt = verdict
+            if isinstance(message, HandoffMessage):
+                self.handoff_targets[verdict.message_id] = message.target
         delivered = rewrite(message, verdict, text)
         if isinstance(delivered, HandoffMessage) and delivered.context:
             changed = verdict.action in (Action.BLOCK, Action.HALT)
@@ -380,6 +389,10 @@ def rewrite(message: BaseChatMessage, verdict: Verdict, text: str) -> BaseChatMe
         metadata[META_SIGNALS] = ",".join(verdict.signal_names)
     if verdict.reasons:
         metadata[META_REASONS] = "; ".join(verdict.reasons)
+    if verdict.action is Action.HALT and isinstance(message, HandoffMessage):
+        # A withheld handoff must not hand control over either: resolve_halt() hands it over
+        # if the person releases it.
+        return _as_text(message, delivered, metadata)
     return replace_text(message, delivered, metadata, text)
 
 
@@ -393,6 +406,11 @@ def replace_text(
         # Keeps the type, so a Swarm HandoffMessage still hands off; only its words change.
         return message.model_copy(update={"content": text, "metadata": metadata})
     # Multimodal or structured content cannot hold the rewrite: deliver the text instead.
+    return _as_text(message, text, metadata)
+
+
+def _as_text(message: BaseChatMessage, text: str, metadata: dict[str, str]) -> TextMessage:
+    """``message`` as a plain ``TextMessage`` saying ``text`` (same id, sender and time)."""
     return TextMessage(
         id=message.id,
         source=message.source,

@@ -162,7 +162,7 @@ class ScriptedTeam:
         task = resolve_halt(self.team, decision) if self.guard is not None else None
         return await self._record(await self._play(task))
 
-    async def _play(self, task: TextMessage | None) -> TaskResult:
+    async def _play(self, task: BaseChatMessage | None) -> TaskResult:
         if not self.stream:
             return await self.team.run(task=task)
         outcome: TaskResult | None = None

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from autogen_agentchat.agents import UserProxyAgent
 from autogen_agentchat.base import ChatAgent, Team, TerminationCondition
-from autogen_agentchat.messages import TextMessage
+from autogen_agentchat.messages import HandoffMessage, TextMessage
 from autogen_agentchat.teams import BaseGroupChat
 from autogen_core.models import SystemMessage
 
@@ -192,19 +192,24 @@ def pending_halt(team: BaseGroupChat) -> Verdict | None:
     return _require(team).pending_halt
 
 
-def resolve_halt(team: BaseGroupChat, decision: HumanDecision) -> TextMessage | None:
+def resolve_halt(
+    team: BaseGroupChat, decision: HumanDecision
+) -> TextMessage | HandoffMessage | None:
     """Turn a person's decision on the halted message into the task that resumes the team.
 
     ``approve`` releases the message as kinguard would have delivered it, ``edit`` releases the
     person's text; both come back as a ``TextMessage`` from the original sender that the other
-    participants (not the sender) receive when you ``team.run(task=...)`` with it. ``reject``
-    returns ``None``: run the team with no task and the message stays withheld.
+    participants (not the sender) receive when you ``team.run(task=...)`` with it; a Swarm
+    handoff comes back as the ``HandoffMessage``, which hands control over then. ``reject``
+    returns ``None``: run the team with no task and the message stays withheld (a handoff
+    never happens: the sender keeps the turn).
     """
     tg = _require(team)
     verdict = tg.pending_halt
     if verdict is None:
         raise ValueError("this team has no halted message to resolve")
     tg.pending_halt = None
+    target = tg.handoff_targets.pop(verdict.message_id, None)
     text = tg.guard.resolve_halt(verdict, decision)
     _log.info(
         "kinguard.autogen.halt_resolved",
@@ -215,9 +220,14 @@ def resolve_halt(team: BaseGroupChat, decision: HumanDecision) -> TextMessage | 
     )
     if text is None:
         return None
-    message = TextMessage(
-        source=verdict.sender, content=text, metadata={META_RESOLVED: decision.type}
-    )
+    metadata: dict[str, str] = {META_RESOLVED: decision.type}
+    message: TextMessage | HandoffMessage
+    if target is None:
+        message = TextMessage(source=verdict.sender, content=text, metadata=metadata)
+    else:
+        message = HandoffMessage(
+            source=verdict.sender, target=target, content=text, metadata=metadata
+        )
     tg.deliver_privately(message, verdict.sender)
     return message
 

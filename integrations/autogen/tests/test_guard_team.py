@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from autogen_agentchat.agents import BaseChatAgent, UserProxyAgent
-from autogen_agentchat.base import Response, TaskResult
+from autogen_agentchat.base import Handoff, Response, TaskResult
 from autogen_agentchat.conditions import MaxMessageTermination
 from autogen_agentchat.messages import (
     BaseAgentEvent,
@@ -830,3 +830,26 @@ async def test_tool_call_arguments_are_read_however_deep(kit: SimpleNamespace) -
         await team.run(task="Go.")
     assert verdicts[0].action is Action.BLOCK
     assert not sent
+
+
+@pytest.mark.parametrize(("decision", "next_speaker"), [("reject", "buyer"), ("approve", "seller")])
+async def test_a_halted_swarm_handoff_hands_over_only_when_released(
+    kit: SimpleNamespace, decision: Any, next_speaker: str
+) -> None:
+    buyer = kit.agent(
+        "buyer",
+        [kit.handoff("seller", "c1"), "b2", "b3"],
+        handoffs=[Handoff(target="seller", message=f"Take over; remember {kit.KEYWORD}")],
+    )
+    seller = kit.agent("seller", ["s1"], handoffs=["buyer"])
+    team = guard_team(
+        Swarm([buyer, seller], termination_condition=MaxMessageTermination(2)),
+        kit.keyword_guard("halt"),
+    )
+    first = await team.run(task="Negotiate.")
+    assert not any(isinstance(m, HandoffMessage) for m in first.messages)
+    task = resolve_halt(team, HumanDecision(type=decision))
+    assert isinstance(task, HandoffMessage) is (decision == "approve")
+    resumed = await team.run(task=task)
+    speakers = [m.source for m in resumed.messages if isinstance(m, BaseChatMessage)]
+    assert speakers[-1] == next_speaker
