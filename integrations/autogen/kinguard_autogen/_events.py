@@ -56,10 +56,14 @@ class KinGuardVerdictEvent(BaseAgentEvent):
     ``run_stream()`` yields it and ``Console`` prints it like any other event; it is also kept in
     ``TaskResult.messages``. By default only verdicts that did something (any action above
     ``allow``, or an inspection error) are streamed.
+
+    Unless the guard captures content (``capture_content``, as for its spans), the event quotes
+    nothing the others were not given: evidence keeps its offsets without its text, and a
+    blocked or halted message's text is left out.
     """
 
     verdict: Verdict
-    """The full verdict: signals with evidence, risks, action, reasons."""
+    """The verdict: signals with evidence, risks, action, reasons."""
 
     content: str
     """One line for humans, e.g. ``block · bo → ann, cy · collusion.market 0.90 · ...``."""
@@ -68,15 +72,32 @@ class KinGuardVerdictEvent(BaseAgentEvent):
     type: Literal["KinGuardVerdictEvent"] = "KinGuardVerdictEvent"
 
     @classmethod
-    def from_verdict(cls, verdict: Verdict) -> KinGuardVerdictEvent:
+    def from_verdict(
+        cls, verdict: Verdict, *, capture_content: bool = False
+    ) -> KinGuardVerdictEvent:
         return cls(
-            verdict=verdict,
+            verdict=verdict if capture_content else _without_content(verdict),
             content=describe(verdict),
             metadata={META_ACTION: verdict.action.value},
         )
 
     def to_text(self) -> str:
         return self.content
+
+
+_WITHHELD = frozenset({Action.BLOCK, Action.HALT})
+
+
+def _without_content(verdict: Verdict) -> Verdict:
+    """The verdict less the words a stream consumer may not see (a UI, a log of the run)."""
+    signals = tuple(
+        signal.model_copy(
+            update={"evidence": tuple(e.model_copy(update={"text": ""}) for e in signal.evidence)}
+        )
+        for signal in verdict.signals
+    )
+    delivered = None if verdict.action in _WITHHELD else verdict.delivered_text
+    return verdict.model_copy(update={"signals": signals, "delivered_text": delivered})
 
 
 def describe(verdict: Verdict) -> str:

@@ -310,7 +310,8 @@ class TeamGuard:
         if verdict is None or self.events == "none":
             return None
         if self.events == "all" or verdict.action is not _ALLOW or verdict.error is not None:
-            return KinGuardVerdictEvent.from_verdict(verdict)
+            capture = self.guard.telemetry.capture_content
+            return KinGuardVerdictEvent.from_verdict(verdict, capture_content=capture)
         return None
 
     def contained(self, message: BaseChatMessage, exc: BaseException) -> BaseChatMessage:

@@ -308,6 +308,27 @@ async def test_run_stream_yields_verdict_events_after_their_message(kit: SimpleN
     assert KinGuardVerdictEvent.load(event.dump()).verdict == event.verdict
 
 
+@pytest.mark.parametrize(
+    ("action", "capture"), [("block", False), ("halt", False), ("redact", False), ("halt", True)]
+)
+async def test_verdict_events_quote_withheld_words_only_when_content_is_captured(
+    kit: SimpleNamespace, action: str, capture: bool
+) -> None:
+    guard = kit.keyword_guard(action, capture_content=capture)
+    team = guard_team(round_robin(kit), guard)
+    result = await team.run(task="Negotiate.")
+    events = [m for m in result.messages if isinstance(m, KinGuardVerdictEvent)]
+    assert events and events[0].verdict.signals[0].evidence  # offsets stay
+    assert (kit.KEYWORD in events[0].model_dump_json()) is capture
+    if action == "redact":  # what the others were given may be shown
+        assert events[0].verdict.delivered_text == (
+            "b2 let us agree [redacted by kinguard: collusion.market]"
+        )
+    if action == "halt":  # the reviewer still has the whole verdict
+        halted = pending_halt(team)
+        assert halted is not None and kit.KEYWORD in (halted.delivered_text or "")
+
+
 @pytest.mark.parametrize("events", ["all", "none"])
 async def test_event_modes(kit: SimpleNamespace, events: Any) -> None:
     team = guard_team(round_robin(kit), kit.keyword_guard("log"), events=events)
