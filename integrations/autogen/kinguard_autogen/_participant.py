@@ -75,7 +75,7 @@ _log = get_logger("kinguard.autogen")
 EventMode = Literal["none", "flagged", "all"]
 _ALLOW = Action.ALLOW
 _WITHHELD = frozenset({Action.BLOCK.value, Action.HALT.value})
-_STATE_VERSION = 1
+_STATE_VERSION = 2
 _MAX_PRIVATE = 1024
 
 
@@ -97,7 +97,9 @@ class TeamGuard:
         self.conversation_id = conversation_id
         self.events = events
         self.turn = 0
-        self.pending_halt: Verdict | None = None
+        # Halted messages awaiting a person, oldest first: agents running in parallel (a
+        # GraphFlow fan-out) can each be halted in the same step.
+        self.pending_halts: list[Verdict] = []
         # Halted Swarm handoffs: verdict message id -> the target, handed control on release.
         self.handoff_targets: dict[str, str] = {}
         # Identity blocks for participants without a system message, given with their first turn.
@@ -120,9 +122,7 @@ class TeamGuard:
             "conversation_id": self.conversation_id,
             "guard": self.guard.state_dict(self.conversation_id),
             "turn": self.turn,
-            "pending_halt": (
-                None if self.pending_halt is None else self.pending_halt.model_dump(mode="json")
-            ),
+            "pending_halts": [verdict.model_dump(mode="json") for verdict in self.pending_halts],
             "identity_delivered": sorted(self.identity_delivered),
             "handoff_targets": dict(self.handoff_targets),
         }
@@ -132,35 +132,33 @@ class TeamGuard:
         guard_state = _renamed(state.get("guard", {}), saved_as, self.conversation_id)
         self.guard.load_state(guard_state, self.conversation_id)
         self.turn = int(state.get("turn", 0))
-        halt = state.get("pending_halt")
-        self.pending_halt = None if halt is None else Verdict.model_validate(halt)
+        halts = state.get("pending_halts")
+        if halts is None:  # version 1 kept one halt
+            halts = [] if state.get("pending_halt") is None else [state["pending_halt"]]
+        self.pending_halts = [Verdict.model_validate(halt) for halt in halts]
         self.identity_delivered = {str(name) for name in state.get("identity_delivered", ())}
         targets = state.get("handoff_targets", {})
         self.handoff_targets = {str(k): str(v) for k, v in dict(targets).items()}
 
     # -- the team's life ------------------------------------------------------------------
 
-    def on_run_start(self, task: Any) -> None:
-        """A run starts: a halt left pending is settled by now, resolved or abandoned."""
-        tasks = task if isinstance(task, list) else [task]
-        resolved = any(
-            isinstance(m, BaseChatMessage) and m.id in self.private_deliveries for m in tasks
-        )
-        if self.pending_halt is not None and not resolved:
+    def on_run_start(self) -> None:
+        """A run starts: a halt still pending (resolve_halt takes them off) is abandoned."""
+        for verdict in self.pending_halts:
             _log.warning(
                 "kinguard.autogen.halt_unresolved",
                 team=self.team_name,
-                sender=self.pending_halt.sender,
+                sender=verdict.sender,
                 detail="the team was run again without resolve_halt(); the message stays withheld",
             )
-        self.pending_halt = None
+        self.pending_halts.clear()
         self.handoff_targets.clear()
 
     def on_reset(self) -> None:
         """The team starts a new conversation: nothing of the old one carries over."""
         self.guard.forget(self.conversation_id)
         self.turn = 0
-        self.pending_halt = None
+        self.pending_halts.clear()
         self.handoff_targets.clear()
         self.identity_delivered.clear()
         self.private_deliveries.clear()
@@ -220,7 +218,7 @@ class TeamGuard:
             {"autogen.message_id": message.id, "autogen.message_type": type(message).__name__},
         )
         if verdict.action is Action.HALT:
-            self.pending_halt = verdict
+            self.pending_halts.append(verdict)
             if isinstance(message, HandoffMessage):
                 self.handoff_targets[verdict.message_id] = message.target
         delivered = rewrite(message, verdict, text)

@@ -188,8 +188,14 @@ def team_guard(team: BaseGroupChat) -> KinGuard | None:
 
 
 def pending_halt(team: BaseGroupChat) -> Verdict | None:
-    """The verdict that halted the team and awaits a person's decision, if any."""
-    return _require(team).pending_halt
+    """The verdict that halted the team and awaits a person's decision, if any.
+
+    Agents that ran in parallel (a GraphFlow fan-out) may have been halted together: this is
+    the oldest; once :func:`resolve_halt` has settled it, the next one is pending, so
+    ``while pending_halt(team) is not None`` reviews them all.
+    """
+    halts = _require(team).pending_halts
+    return halts[0] if halts else None
 
 
 def resolve_halt(
@@ -202,13 +208,13 @@ def resolve_halt(
     participants (not the sender) receive when you ``team.run(task=...)`` with it; a Swarm
     handoff comes back as the ``HandoffMessage``, which hands control over then. ``reject``
     returns ``None``: run the team with no task and the message stays withheld (a handoff
-    never happens: the sender keeps the turn).
+    never happens: the sender keeps the turn). With several halts pending, this settles the
+    one :func:`pending_halt` shows; resume with the list of the released messages.
     """
     tg = _require(team)
-    verdict = tg.pending_halt
-    if verdict is None:
+    if not tg.pending_halts:
         raise ValueError("this team has no halted message to resolve")
-    tg.pending_halt = None
+    verdict = tg.pending_halts.pop(0)
     target = tg.handoff_targets.pop(verdict.message_id, None)
     text = tg.guard.resolve_halt(verdict, decision)
     _log.info(
@@ -288,7 +294,7 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
 
     def guarded_run_stream(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
         # ``run()`` goes through here too: it iterates ``self.run_stream``.
-        tg.on_run_start(kwargs["task"] if "task" in kwargs else args[0] if args else None)
+        tg.on_run_start()
         stream = run_stream(*args, **kwargs)
         # A participant of another team (its container asks for no task messages) whose team
         # kinguard does not guard: that team could not take kinguard's events.

@@ -51,9 +51,9 @@ from kinguard_autogen import (
 )
 from pydantic import BaseModel
 
-from kinguard import Action, HumanDecision, KinGuard, Policy, Rule
+from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Policy, Rule
 from kinguard.identity import IDENTITY_MARKER
-from kinguard.testing import capture_verdicts
+from kinguard.testing import KeywordDetector, capture_verdicts
 
 
 def pair(kit: SimpleNamespace, buyer: Sequence[str], seller: Sequence[str]) -> list[Any]:
@@ -874,3 +874,34 @@ async def test_a_halted_swarm_handoff_hands_over_only_when_released(
     resumed = await team.run(task=task)
     speakers = [m.source for m in resumed.messages if isinstance(m, BaseChatMessage)]
     assert speakers[-1] == next_speaker
+
+
+async def test_parallel_halts_in_a_graph_flow_are_each_reviewed_and_released(
+    kit: SimpleNamespace,
+) -> None:
+    lead = kit.agent("lead", ["go"])
+    a = kit.agent("a", [f"a says {kit.KEYWORD} A-offer"])
+    b = kit.agent("b", [f"b says {kit.KEYWORD} B-offer"])
+    join = kit.agent("join", ["joined"])
+    graph = DiGraphBuilder()
+    for node in (lead, a, b, join):
+        graph.add_node(node)
+    graph.add_edge(lead, a).add_edge(lead, b).add_edge(a, join).add_edge(b, join)
+    profiles = [AgentProfile(name=n, model="openai:gpt-4o") for n in ("lead", "a", "b", "join")]
+    guard = KinGuard(
+        profiles,
+        detectors=[KeywordDetector(kit.KEYWORD)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.HALT),)),
+    )
+    flow = guard_team(GraphFlow([lead, a, b, join], graph=graph.build()), guard)
+    await flow.run(task="Go.")
+    released: list[BaseChatMessage] = []
+    while (halted := pending_halt(flow)) is not None:
+        assert halted.sender in ("a", "b")
+        message = resolve_halt(flow, HumanDecision(type="approve"))
+        assert message is not None
+        released.append(message)
+    assert sorted(m.source for m in released) == ["a", "b"]
+    resumed = await flow.run(task=released)
+    assert kit.chat(resumed)[-1] == ("join", "joined")
+    assert "A-offer" in kit.seen_by(join) and "B-offer" in kit.seen_by(join)

@@ -43,7 +43,7 @@ async def test_guard_state_survives_save_and_load_into_a_new_process(
     saved = json.loads(json.dumps(await team.save_state()))  # JSON all the way down
     assert saved[STATE_KEY]["turn"] == 3
     assert saved[STATE_KEY]["guard"] == json.loads(json.dumps(guard.state_dict()))
-    assert saved[STATE_KEY]["pending_halt"]["action"] == "halt"
+    assert [h["action"] for h in saved[STATE_KEY]["pending_halts"]] == ["halt"]
 
     # A new process: new agents, new guard, new team; the replay clients resume where they were.
     guard2 = kit.keyword_guard("halt")
