@@ -125,6 +125,9 @@ class TeamGuard:
             "pending_halts": [verdict.model_dump(mode="json") for verdict in self.pending_halts],
             "identity_delivered": sorted(self.identity_delivered),
             "handoff_targets": dict(self.handoff_targets),
+            # A halt resolved before saving is released after loading: its sender must still
+            # not be given its own message back.
+            "private_deliveries": dict(self.private_deliveries),
         }
 
     def load_state(self, state: Mapping[str, Any]) -> None:
@@ -139,6 +142,8 @@ class TeamGuard:
         self.identity_delivered = {str(name) for name in state.get("identity_delivered", ())}
         targets = state.get("handoff_targets", {})
         self.handoff_targets = {str(k): str(v) for k, v in dict(targets).items()}
+        private = state.get("private_deliveries", {})
+        self.private_deliveries = {str(k): str(v) for k, v in dict(private).items()}
 
     # -- the team's life ------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from autogen_agentchat.base import TerminationCondition
 from autogen_agentchat.conditions import MaxMessageTermination, TextMentionTermination
 from autogen_agentchat.messages import StopMessage, TextMessage
 from autogen_agentchat.teams import RoundRobinGroupChat
+from autogen_core.models import UserMessage
 from kinguard_autogen import (
     STATE_KEY,
     KinGuardComponent,
@@ -57,6 +58,29 @@ async def test_guard_state_survives_save_and_load_into_a_new_process(
     assert resumed.messages[0].source == "buyer"
     assert kit.KEYWORD in resumed.messages[0].to_text()
     assert first.stop_reason is not None and "kinguard halted" in first.stop_reason
+
+
+async def test_a_halt_resolved_before_saving_is_still_not_given_back_to_its_sender(
+    kit: SimpleNamespace,
+) -> None:
+    team = guard_team(
+        team_of(kit, [f"b1 {kit.KEYWORD} deal"], ["s1"], 6), kit.keyword_guard("halt")
+    )
+    await team.run(task="Negotiate.")
+    task = resolve_halt(team, HumanDecision(type="approve"))
+    saved = json.loads(json.dumps(await team.save_state()))
+
+    buyer, seller = kit.agent("buyer", ["b2"], "You buy."), kit.agent("seller", ["s2"], "You sell.")
+    team2 = guard_team(
+        RoundRobinGroupChat([buyer, seller], termination_condition=MaxMessageTermination(3)),
+        kit.keyword_guard("halt"),
+    )
+    await team2.load_state(saved)
+    await team2.run(task=task)
+    assert kit.KEYWORD in kit.seen_by(seller, 0)  # the others receive the released message
+    # The sender has it as its own words (restored context), never as something it was told.
+    given = [m for m in kit.model_calls(buyer)[0] if isinstance(m, UserMessage)]
+    assert given and not any(kit.KEYWORD in str(m.content) for m in given)
 
 
 async def test_teams_sharing_a_guard_save_and_load_only_their_own_conversation(
