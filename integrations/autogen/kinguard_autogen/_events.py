@@ -73,11 +73,13 @@ class KinGuardVerdictEvent(BaseAgentEvent):
 
     @classmethod
     def from_verdict(
-        cls, verdict: Verdict, *, capture_content: bool = False
+        cls, verdict: Verdict, *, capture_content: bool = False, about: str | None = None
     ) -> KinGuardVerdictEvent:
+        """``about``: what was inspected, when not a chat message (e.g. ``call to post``)."""
+        content = describe(verdict)
         return cls(
             verdict=verdict if capture_content else _without_content(verdict),
-            content=describe(verdict),
+            content=content if about is None else f"{content} · {about}",
             metadata={META_ACTION: verdict.action.value},
         )
 

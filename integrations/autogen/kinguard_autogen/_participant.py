@@ -77,6 +77,7 @@ _ALLOW = Action.ALLOW
 _WITHHELD = frozenset({Action.BLOCK.value, Action.HALT.value})
 _STATE_VERSION = 2
 _MAX_PRIVATE = 1024
+_MAX_TOOL_EVENTS = 64
 
 
 class TeamGuard:
@@ -112,6 +113,9 @@ class TeamGuard:
         # Tool calls already inspected: call id -> refused. A Swarm handoff carries the sender's
         # calls to the next agent in its context, where they must not be read a second time.
         self._checked_calls: dict[str, bool] = {}
+        # Verdict events of each agent's tool calls, streamed by that agent's turn: a call runs
+        # inside the turn, where nothing can be yielded.
+        self.tool_events: dict[str, list[KinGuardVerdictEvent]] = {}
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -168,6 +172,7 @@ class TeamGuard:
         self.identity_delivered.clear()
         self.private_deliveries.clear()
         self._checked_calls.clear()
+        self.tool_events.clear()
 
     def deliver_privately(self, message: BaseChatMessage, sender: str) -> None:
         _remember(self.private_deliveries, message.id, sender)
@@ -304,17 +309,30 @@ class TeamGuard:
             if self.guard.policy.error_mode == "closed":
                 return f"[kinguard blocked the call to {tool}: inspection failure]"
             return None
+        self._queue_tool_event(agent, tool, verdict)
         if verdict.action in (Action.BLOCK, Action.HALT) or verdict.delivered_text != text:
             why = ", ".join(verdict.signal_names) or "policy"
             return f"[kinguard blocked the call to {tool}: {why}]"
         return None
 
-    def event_for(self, verdict: Verdict | None) -> KinGuardVerdictEvent | None:
+    def _queue_tool_event(self, agent: str, tool: str, verdict: Verdict) -> None:
+        try:
+            event = self.event_for(verdict, about=f"call to {tool}")
+            if event is not None:
+                events = self.tool_events.setdefault(agent, [])
+                events.append(event)
+                del events[:-_MAX_TOOL_EVENTS]  # a workbench used outside any turn
+        except Exception as exc:  # the verdict stands; only its event is lost
+            _log.error("kinguard.autogen.adapter_failed", agent=agent, tool=tool, error=repr(exc))
+
+    def event_for(
+        self, verdict: Verdict | None, about: str | None = None
+    ) -> KinGuardVerdictEvent | None:
         if verdict is None or self.events == "none":
             return None
         if self.events == "all" or verdict.action is not _ALLOW or verdict.error is not None:
             capture = self.guard.telemetry.capture_content
-            return KinGuardVerdictEvent.from_verdict(verdict, capture_content=capture)
+            return KinGuardVerdictEvent.from_verdict(verdict, capture_content=capture, about=about)
         return None
 
     def contained(self, message: BaseChatMessage, exc: BaseException) -> BaseChatMessage:
@@ -486,14 +504,23 @@ class _Chunks:
             self.held.clear()
 
 
-async def _guarded(tg: TeamGuard, stream: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
-    """``stream`` (a participant's turn) as the team may see it; see the module docstring."""
+async def _guarded(
+    tg: TeamGuard, stream: AsyncGenerator[Any, None], agent: str | None = None
+) -> AsyncGenerator[Any, None]:
+    """``stream`` (a participant's turn) as the team may see it; see the module docstring.
+
+    ``agent``: the participant whose turn it is, whose tool calls' verdict events it streams.
+    """
     chunks = _Chunks()
     # Chat messages already yielded this turn, as delivered: a Response lists them again
     # among its inner messages, and they must not be inspected twice.
     delivered_ids: dict[str, BaseChatMessage] = {}
+    tool_events = tg.tool_events
     try:
         async for item in stream:
+            if tool_events and agent in tool_events:  # the calls ran before this item came
+                for queued in tool_events.pop(agent):
+                    yield queued
             if isinstance(item, ModelClientStreamingChunkEvent):
                 chunks.hold(item)
             elif isinstance(item, (Response, BaseChatMessage)):
@@ -575,7 +602,7 @@ class GuardedParticipant:
         except Exception as exc:  # kinguard's own failure: the agent still gets its messages
             _log.error("kinguard.autogen.adapter_failed", agent=self.name, error=repr(exc))
             given = messages
-        return _guarded(self.tg, self.original(given, cancellation_token))
+        return _guarded(self.tg, self.original(given, cancellation_token), self.name)
 
 
 class GuardedTeamParticipant:

@@ -818,6 +818,35 @@ async def test_tool_call_arguments_are_read_before_the_tool_runs(
     assert not type(seller._workbench[0]).__name__.startswith("Guarded")
 
 
+@pytest.mark.parametrize(("action", "events"), [("block", "flagged"), ("log", "all")])
+async def test_a_tool_calls_verdict_is_streamed_before_its_result(
+    kit: SimpleNamespace, action: str, events: Any
+) -> None:
+    arguments = json.dumps({"note": f"hold {kit.KEYWORD}"})
+    seller = kit.agent(
+        "seller", [kit.tool_call("post_note", "call-1", arguments), "s1"], tools=[post_note]
+    )
+    team = guard_team(
+        RoundRobinGroupChat(
+            [seller, kit.agent("buyer", ["b1"])], termination_condition=MaxMessageTermination(2)
+        ),
+        kit.keyword_guard(action),
+        events=events,
+    )
+    items = [item async for item in team.run_stream(task="Go.")]
+    kinds = [type(item).__name__ for item in items]
+    at = kinds.index("KinGuardVerdictEvent")
+    assert kinds[at - 1 : at + 2] == [
+        "ToolCallRequestEvent",
+        "KinGuardVerdictEvent",
+        "ToolCallExecutionEvent",
+    ]
+    event = items[at]
+    assert isinstance(event, KinGuardVerdictEvent)
+    assert event.verdict.action is Action(action)
+    assert event.to_text().endswith("call to post_note")
+
+
 class Part(BaseModel):
     text: str
 
