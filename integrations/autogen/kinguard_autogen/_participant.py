@@ -525,7 +525,11 @@ async def _guarded(
                 chunks.hold(item)
             elif isinstance(item, (Response, BaseChatMessage)):
                 chat = item.chat_message if isinstance(item, Response) else item
-                verdict, delivered = await tg.inspect(chat)
+                known = delivered_ids.get(chat.id)
+                if known is None:
+                    verdict, delivered = await tg.inspect(chat)
+                else:  # yielded already, then ended the turn as its response
+                    verdict, delivered = None, known
                 if isinstance(item, Response):
                     out: Any = await _delivered_response(tg, item, delivered, delivered_ids)
                 else:

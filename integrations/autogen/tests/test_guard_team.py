@@ -419,6 +419,35 @@ class Scripted(BaseChatAgent):
         yield await self.on_messages(messages, cancellation_token)
 
 
+class Announcing(Scripted):
+    """Yields its message as soon as it has it, then ends the turn with it as the response."""
+
+    async def on_messages_stream(
+        self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
+    ) -> AsyncGenerator[BaseAgentEvent | BaseChatMessage | Response, None]:
+        response = await self.on_messages(messages, cancellation_token)
+        yield response.chat_message
+        yield response
+
+
+async def test_a_message_yielded_and_then_returned_is_inspected_once(
+    kit: SimpleNamespace,
+) -> None:
+    guard = kit.keyword_guard("redact")
+    team = guard_team(
+        RoundRobinGroupChat(
+            [Announcing("buyer", [f"b1 {kit.KEYWORD}"]), Announcing("seller", ["s1"])],
+            termination_condition=MaxMessageTermination(3),
+        ),
+        guard,
+    )
+    with capture_verdicts(guard) as verdicts:
+        result = await team.run(task="Go.")
+    assert [v.sender for v in verdicts] == ["buyer", "seller"]
+    assert sum(isinstance(m, KinGuardVerdictEvent) for m in result.messages) == 1
+    assert not any(kit.KEYWORD in text for _, text in kit.chat(result))
+
+
 async def test_any_base_chat_agent_is_guarded(kit: SimpleNamespace) -> None:
     buyer = Scripted("buyer", ["b1", f"b2 {kit.KEYWORD}", "b3"])
     seller = Scripted("seller", ["s1", "s2", "s3"])
