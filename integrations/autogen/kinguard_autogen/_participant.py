@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, Literal
 
@@ -75,6 +75,7 @@ _log = get_logger("kinguard.autogen")
 EventMode = Literal["none", "flagged", "all"]
 _ALLOW = Action.ALLOW
 _WITHHELD = frozenset({Action.BLOCK.value, Action.HALT.value})
+_HALT = Action.HALT.value
 _STATE_VERSION = 2
 _MAX_PRIVATE = 1024
 _MAX_TOOL_EVENTS = 64
@@ -113,6 +114,10 @@ class TeamGuard:
         # Tool calls already inspected: call id -> refused. A Swarm handoff carries the sender's
         # calls to the next agent in its context, where they must not be read a second time.
         self._checked_calls: dict[str, bool] = {}
+        # Messages inspected lately, as delivered, by id: the messages of a team inside this one
+        # pass through the turn of each agent above them (a nested team, a SocietyOfMindAgent)
+        # and must be inspected once, where they were said.
+        self._inspected: dict[str, BaseChatMessage] = {}
         # Verdict events of each agent's tool calls, streamed by that agent's turn: a call runs
         # inside the turn, where nothing can be yielded.
         self.tool_events: dict[str, list[KinGuardVerdictEvent]] = {}
@@ -172,6 +177,7 @@ class TeamGuard:
         self.identity_delivered.clear()
         self.private_deliveries.clear()
         self._checked_calls.clear()
+        self._inspected.clear()
         self.tool_events.clear()
 
     def deliver_privately(self, message: BaseChatMessage, sender: str) -> None:
@@ -209,10 +215,15 @@ class TeamGuard:
         """
         if not self.inspectable(message):
             return None, message
+        known = self._inspected.get(message.id)
+        if known is not None:
+            return None, known
         try:
-            return await self._inspect(message)
+            verdict, delivered = await self._inspect(message)
         except Exception as exc:
             return None, self.contained(message, exc)
+        _remember(self._inspected, message.id, delivered)
+        return verdict, delivered
 
     async def _inspect(self, message: BaseChatMessage) -> tuple[Verdict, BaseChatMessage]:
         text = message.to_model_text()
@@ -512,8 +523,7 @@ async def _guarded(
     ``agent``: the participant whose turn it is, whose tool calls' verdict events it streams.
     """
     chunks = _Chunks()
-    # Chat messages already yielded this turn, as delivered: a Response lists them again
-    # among its inner messages, and they must not be inspected twice.
+    # Chat messages yielded this turn, as delivered: a nested team's result lists them again.
     delivered_ids: dict[str, BaseChatMessage] = {}
     tool_events = tg.tool_events
     try:
@@ -525,13 +535,12 @@ async def _guarded(
                 chunks.hold(item)
             elif isinstance(item, (Response, BaseChatMessage)):
                 chat = item.chat_message if isinstance(item, Response) else item
-                known = delivered_ids.get(chat.id)
-                if known is None:
-                    verdict, delivered = await tg.inspect(chat)
-                else:  # yielded already, then ended the turn as its response
-                    verdict, delivered = None, known
+                # A message yielded already and then returned as the Response is known to
+                # inspect() by its id: one verdict, one event.
+                verdict, delivered = await tg.inspect(chat)
                 if isinstance(item, Response):
-                    out: Any = await _delivered_response(tg, item, delivered, delivered_ids)
+                    yielded = delivered_ids.values()
+                    out: Any = await _delivered_response(tg, item, delivered, yielded)
                 else:
                     out = delivered_ids[item.id] = delivered
                 for chunk in chunks.of_message(chat, delivered):
@@ -564,25 +573,24 @@ async def _delivered_response(
     tg: TeamGuard,
     response: Response,
     delivered: BaseChatMessage,
-    delivered_ids: Mapping[str, BaseChatMessage],
+    yielded: Iterable[BaseChatMessage],
 ) -> Response:
     """The response with its chat message, and any chat message among its inner ones, as
-    delivered; the very same response when nothing changed."""
+    delivered; the very same response when nothing changed. ``yielded``: the chat messages
+    the turn yielded before it, as delivered."""
     inner = response.inner_messages
     if inner and any(isinstance(m, BaseChatMessage) for m in inner):
-        inner = [await _delivered_item(tg, m, delivered_ids) for m in inner]
+        # Those yielded this turn are known to inspect() and come back as delivered.
+        inner = [(await tg.inspect(m))[1] if isinstance(m, BaseChatMessage) else m for m in inner]
+    # A halt in this turn (said inside a SocietyOfMindAgent's team, whose response lists no
+    # inner messages) must reach the termination condition, which reads only the response.
+    listed = {m.id for m in inner or ()}
+    halts = [m for m in yielded if m.metadata.get(META_ACTION) == _HALT and m.id not in listed]
+    if halts:
+        inner = [*(inner or ()), *halts]
     if delivered is response.chat_message and inner is response.inner_messages:
         return response
     return dataclasses.replace(response, chat_message=delivered, inner_messages=inner)
-
-
-async def _delivered_item(
-    tg: TeamGuard, item: Any, delivered_ids: Mapping[str, BaseChatMessage]
-) -> Any:
-    if not isinstance(item, BaseChatMessage):
-        return item
-    known = delivered_ids.get(item.id)
-    return known if known is not None else (await tg.inspect(item))[1]
 
 
 class GuardedParticipant:

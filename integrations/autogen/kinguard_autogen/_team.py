@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any, TypeVar
 
-from autogen_agentchat.agents import UserProxyAgent
-from autogen_agentchat.base import ChatAgent, Team, TerminationCondition
+from autogen_agentchat.agents import SocietyOfMindAgent, UserProxyAgent
+from autogen_agentchat.base import ChatAgent, Team
 from autogen_agentchat.messages import HandoffMessage, TextMessage
 from autogen_agentchat.teams import BaseGroupChat
 from autogen_core.models import SystemMessage
@@ -42,19 +42,11 @@ TeamT = TypeVar("TeamT", bound=BaseGroupChat)
 
 
 class _Installed:
-    """What guard_team changed on one team, so unguard_team can put it back."""
+    """What guard_team changed on one team (and the teams inside it), so unguard_team can put
+    it back."""
 
-    def __init__(
-        self,
-        team_guard: TeamGuard,
-        termination: TerminationCondition | None,
-        termination_replaced: bool,
-        system_messages: dict[str, list[SystemMessage]],
-    ) -> None:
+    def __init__(self, team_guard: TeamGuard) -> None:
         self.team_guard = team_guard
-        self.termination = termination
-        self.termination_replaced = termination_replaced
-        self.system_messages = system_messages
         self.patched: list[tuple[object, str, Any]] = []
         """(object, attribute, its previous instance value or ``_MISSING``), in patch order."""
 
@@ -94,8 +86,12 @@ def guard_team(
       delivered text (none of a blocked or halted message's).
     - ``save_state()``/``load_state()`` carry the guard's state under ``"kinguard"``.
 
-    Call it before the team first runs. A nested team among the participants is guarded as
-    part of this one; guard it with its own ``guard_team()`` first to apply a policy of its own.
+    Call it before the team first runs. A nested group chat among the participants, and the
+    inner team of a ``SocietyOfMindAgent``, are guarded as part of this one: their agents get
+    identity statements, have their messages inspected inside their own turns (so their
+    teammates never read what kinguard withholds) and get their nudges. Guard a nested team with
+    its own ``guard_team()`` first to apply a policy of its own: this team then inspects what
+    it delivers a second time, under this guard's policy.
     """
     if not isinstance(team, BaseGroupChat):
         raise TypeError(
@@ -112,52 +108,19 @@ def guard_team(
     if team._is_running:
         raise RuntimeError("guard_team() cannot be applied while the team is running")
 
-    termination = team._termination_condition
-    termination_replaced = False
-    present = find_kinguard_termination(termination)
-    if present is not None and present.guard is not None:
-        raise ValueError(
-            "the team's KinGuardTermination has its own guard, so it would inspect every message "
-            "a second time: with guard_team() use KinGuardTermination() without a guard"
-        )
-    if present is None:
-        if team._initialized:
-            raise ValueError(
-                "this team has already run, so its termination condition is fixed: call "
-                "guard_team() before the first run, or build the team with "
-                "termination_condition=... | KinGuardTermination()"
-            )
-        halt = KinGuardTermination()
-        team._termination_condition = (
-            halt if termination is None else HaltOrTermination(halt, termination)
-        )
-        termination_replaced = True
-
     tg = TeamGuard(
         guard,
         team_name=team.name,
-        participants=team._participant_names,
+        participants=_agent_names(team),
         conversation_id=conversation_id or guard.conversation_id,
         events=events,
     )
-    installed = _Installed(tg, termination, termination_replaced, _inject_identity(team, tg))
-    for participant in team._participants:
-        if isinstance(participant, UserProxyAgent):
-            continue  # a person: one of the principals kinguard protects, not an agent to watch
-        if isinstance(participant, ChatAgent):
-            stream = GuardedParticipant(tg, participant.name, participant.on_messages_stream)
-            installed.patch(participant, "on_messages_stream", stream)
-            workbenches = getattr(participant, "_workbench", None)
-            if isinstance(workbenches, list) and workbenches:
-                guarded = [guarded_workbench(tg, participant.name, wb) for wb in workbenches]
-                installed.patch(participant, "_workbench", guarded)
-        elif isinstance(participant, Team):
-            installed.patch(
-                participant, "run_stream", GuardedTeamParticipant(tg, participant.run_stream)
-            )
-    if not team._message_factory.is_registered(KinGuardVerdictEvent):
-        # The participants' containers log what the agents yield through this factory.
-        team._message_factory.register(KinGuardVerdictEvent)
+    installed = _Installed(tg)
+    try:
+        _guard_members(team, tg, installed)
+    except BaseException:
+        installed.restore()  # all or nothing: a refused team is left as it was
+        raise
     _patch_team(team, tg, installed)
     setattr(team, _ATTR, installed)
     return team
@@ -171,12 +134,6 @@ def unguard_team(team: TeamT) -> TeamT:
     if team._is_running:
         raise RuntimeError("unguard_team() cannot be applied while the team is running")
     installed.restore()
-    if installed.termination_replaced:
-        team._termination_condition = installed.termination
-    for participant in team._participants:
-        original = installed.system_messages.get(participant.name)
-        if original is not None:
-            participant._system_messages = original  # type: ignore[union-attr]
     delattr(team, _ATTR)
     return team
 
@@ -253,36 +210,100 @@ def _require(team: BaseGroupChat) -> TeamGuard:
     return installed.team_guard
 
 
-def _inject_identity(team: BaseGroupChat, tg: TeamGuard) -> dict[str, list[SystemMessage]]:
-    """Append each agent's identity block to its system message; remember the originals."""
-    originals: dict[str, list[SystemMessage]] = {}
-    declared = {profile.name for profile in tg.guard.agents}
+def _agent_names(team: Team) -> list[str]:
+    """Everyone a message in this team can reach: its participants, and the agents of the teams
+    inside it (a nested team is not itself an agent)."""
+    names: list[str] = []
+    for participant in getattr(team, "_participants", ()):
+        if isinstance(participant, ChatAgent):
+            names.append(participant.name)
+            if isinstance(participant, SocietyOfMindAgent):
+                names.extend(_agent_names(participant._team))
+        elif isinstance(participant, Team):
+            names.extend(_agent_names(participant))
+    return names
+
+
+def _guard_members(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> None:
+    """Guard one team's participants, and recursively the teams inside it, with ``tg``."""
+    _add_halt_termination(team, installed)
+    if not team._message_factory.is_registered(KinGuardVerdictEvent):
+        # The participants' containers log what the agents yield through this factory.
+        team._message_factory.register(KinGuardVerdictEvent)
     for participant in team._participants:
-        name = participant.name
-        if not isinstance(participant, ChatAgent) or isinstance(participant, UserProxyAgent):
-            continue  # a nested team is guarded through its run_stream; a person needs none
-        if declared and name not in declared:
-            _log.warning(
-                "kinguard.autogen.undeclared_agent",
-                agent=name,
-                detail="not in KinGuard(agents=...): kinship is unknown for it",
+        if isinstance(participant, UserProxyAgent):
+            continue  # a person: one of the principals kinguard protects, not an agent to watch
+        if isinstance(participant, ChatAgent):
+            _guard_agent(participant, tg, installed)
+            if isinstance(participant, SocietyOfMindAgent):
+                _guard_inner(participant._team, tg, installed)
+        elif isinstance(participant, Team):
+            _guard_inner(participant, tg, installed)
+            installed.patch(
+                participant, "run_stream", GuardedTeamParticipant(tg, participant.run_stream)
             )
-        block = tg.guard.identity_block(name)
-        if block is None:
-            continue
-        current = getattr(participant, "_system_messages", None)
-        if not isinstance(current, list):
-            tg.identity_messages[name] = block
-            continue
-        originals[name] = list(current)
-        first = current[0] if current else None
-        if isinstance(first, SystemMessage) and isinstance(first.content, str):
-            prompt = tg.guard.system_prompt(name, first.content)
-            updated = [SystemMessage(content=prompt), *current[1:]]
-        else:
-            updated = [SystemMessage(content=tg.guard.system_prompt(name, None)), *current]
-        participant._system_messages = updated  # type: ignore[attr-defined]
-    return originals
+
+
+def _guard_inner(team: Team, tg: TeamGuard, installed: _Installed) -> None:
+    """A team inside the guarded one: its agents are guarded as the team's own, unless it has
+    a guard_team() of its own (its output is then inspected once more where it is delivered)."""
+    if isinstance(team, BaseGroupChat) and _installed(team) is None:
+        _guard_members(team, tg, installed)
+
+
+def _add_halt_termination(team: BaseGroupChat, installed: _Installed) -> None:
+    """Make sure a halt stops ``team``: add a KinGuardTermination unless it has one."""
+    termination = team._termination_condition
+    present = find_kinguard_termination(termination)
+    if present is not None and present.guard is not None:
+        raise ValueError(
+            "the team's KinGuardTermination has its own guard, so it would inspect every message "
+            "a second time: with guard_team() use KinGuardTermination() without a guard"
+        )
+    if present is not None:
+        return
+    if team._initialized:
+        raise ValueError(
+            f"team {team.name!r} has already run, so its termination condition is fixed: call "
+            "guard_team() before the first run, or build the team with "
+            "termination_condition=... | KinGuardTermination()"
+        )
+    halt = KinGuardTermination()
+    combined = halt if termination is None else HaltOrTermination(halt, termination)
+    installed.patch(team, "_termination_condition", combined)
+
+
+def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None:
+    """Stand in for the agent's turn and workbenches; give it its identity statement."""
+    name = agent.name
+    installed.patch(
+        agent, "on_messages_stream", GuardedParticipant(tg, name, agent.on_messages_stream)
+    )
+    workbenches = getattr(agent, "_workbench", None)
+    if isinstance(workbenches, list) and workbenches:
+        guarded = [guarded_workbench(tg, name, wb) for wb in workbenches]
+        installed.patch(agent, "_workbench", guarded)
+    declared = {profile.name for profile in tg.guard.agents}
+    if declared and name not in declared:
+        _log.warning(
+            "kinguard.autogen.undeclared_agent",
+            agent=name,
+            detail="not in KinGuard(agents=...): kinship is unknown for it",
+        )
+    block = tg.guard.identity_block(name)
+    if block is None:
+        return
+    current = getattr(agent, "_system_messages", None)
+    if not isinstance(current, list):
+        tg.identity_messages[name] = block  # given with its first turn instead
+        return
+    first = current[0] if current else None
+    if isinstance(first, SystemMessage) and isinstance(first.content, str):
+        prompt = tg.guard.system_prompt(name, first.content)
+        updated = [SystemMessage(content=prompt), *current[1:]]
+    else:
+        updated = [SystemMessage(content=tg.guard.system_prompt(name, None)), *current]
+    installed.patch(agent, "_system_messages", updated)
 
 
 def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> None:

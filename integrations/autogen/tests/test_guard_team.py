@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from autogen_agentchat.agents import BaseChatAgent, UserProxyAgent
+from autogen_agentchat.agents import BaseChatAgent, SocietyOfMindAgent, UserProxyAgent
 from autogen_agentchat.base import Handoff, Response, TaskResult
 from autogen_agentchat.conditions import MaxMessageTermination
 from autogen_agentchat.messages import (
@@ -49,6 +49,7 @@ from kinguard_autogen import (
     team_guard,
     unguard_team,
 )
+from kinguard_autogen._termination import HaltOrTermination
 from pydantic import BaseModel
 
 from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Policy, Rule
@@ -963,3 +964,108 @@ async def test_parallel_halts_in_a_graph_flow_are_each_reviewed_and_released(
     resumed = await flow.run(task=released)
     assert kit.chat(resumed)[-1] == ("join", "joined")
     assert "A-offer" in kit.seen_by(join) and "B-offer" in kit.seen_by(join)
+
+
+def desk(kit: SimpleNamespace, analyst_says: str) -> tuple[Any, Any, RoundRobinGroupChat]:
+    analyst = kit.agent("analyst", [analyst_says, "a2", "a3"])
+    checker = kit.agent("checker", ["c1", "c2", "c3"])
+    inner = RoundRobinGroupChat(
+        [analyst, checker], termination_condition=MaxMessageTermination(4), name="desk"
+    )
+    return analyst, checker, inner
+
+
+def desk_guard(kit: SimpleNamespace, action: str, **kwargs: Any) -> KinGuard:
+    names = ("lead", "analyst", "checker", "som")
+    return KinGuard(
+        [AgentProfile(name=n, model="openai:gpt-4o", principal=f"{n}'s owner") for n in names],
+        detectors=[KeywordDetector(kit.KEYWORD)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action(action)),)),
+        **kwargs,
+    )
+
+
+async def test_a_nested_teams_agents_are_guarded_inside_it(kit: SimpleNamespace) -> None:
+    analyst, checker, inner = desk(kit, f"a1 keep {kit.KEYWORD} quiet")
+    lead = kit.agent("lead", ["l1", "l2"])
+    guard = desk_guard(kit, "block", identity="disassociate")
+    outer = guard_team(
+        RoundRobinGroupChat([lead, inner], termination_condition=MaxMessageTermination(5)), guard
+    )
+    with capture_verdicts(guard) as verdicts:
+        result = await outer.run(task="Go.")
+    assert [(v.sender, v.action) for v in verdicts][:3] == [
+        ("lead", Action.ALLOW),
+        ("analyst", Action.BLOCK),
+        ("checker", Action.ALLOW),
+    ]  # each message once, where it was said
+    assert verdicts[1].recipients == ("lead", "checker")
+    assert kit.KEYWORD not in kit.seen_by(checker, 0)  # the teammate, inside the nested team
+    assert kit.KEYWORD not in kit.seen_by(lead, -1)
+    assert not any(kit.KEYWORD in text for _, text in kit.chat(result))
+    assert all(IDENTITY_MARKER in kit.seen_by(a, 0) for a in (lead, analyst, checker))
+
+    unguard_team(outer)
+    assert "on_messages_stream" not in vars(analyst)
+    assert IDENTITY_MARKER not in str(analyst._system_messages)
+    assert inner._termination_condition is not None
+    assert not isinstance(inner._termination_condition, HaltOrTermination)
+
+
+async def test_a_nudge_earned_inside_a_nested_team_reaches_its_agent(kit: SimpleNamespace) -> None:
+    analyst, _, inner = desk(kit, f"a1 {kit.KEYWORD}")
+    lead = kit.agent("lead", ["l1", "l2"])
+    outer = guard_team(
+        RoundRobinGroupChat([lead, inner], termination_condition=MaxMessageTermination(8)),
+        desk_guard(kit, "nudge"),
+    )
+    await outer.run(task="Go.")
+    assert "[kinguard reminder]" not in kit.seen_by(analyst, 0)
+    assert "[kinguard reminder]" in kit.seen_by(analyst, 1)
+
+
+async def test_a_halt_inside_a_nested_team_halts_the_whole_team(kit: SimpleNamespace) -> None:
+    _, checker, inner = desk(kit, f"a1 {kit.KEYWORD}")
+    lead = kit.agent("lead", ["l1", "l2"])
+    outer = guard_team(
+        RoundRobinGroupChat([lead, inner], termination_condition=MaxMessageTermination(8)),
+        desk_guard(kit, "halt"),
+    )
+    result = await outer.run(task="Go.")
+    halted = pending_halt(outer)
+    assert halted is not None and halted.sender == "analyst"
+    assert result.stop_reason is not None and "kinguard halted" in result.stop_reason
+    assert not checker._model_client.create_calls  # the nested team stopped at the halt
+
+
+async def test_a_society_of_mind_agents_inner_team_is_guarded(kit: SimpleNamespace) -> None:
+    _, checker, inner = desk(kit, f"a1 keep {kit.KEYWORD} quiet")
+    summary = ReplayChatCompletionClient(["som summary"])
+    som = SocietyOfMindAgent("som", team=inner, model_client=summary)
+    lead = kit.agent("lead", ["l1", "l2"])
+    guard = desk_guard(kit, "block")
+    outer = guard_team(
+        RoundRobinGroupChat([lead, som], termination_condition=MaxMessageTermination(4)), guard
+    )
+    with capture_verdicts(guard) as verdicts:
+        result = await outer.run(task="Go.")
+    assert [v.sender for v in verdicts] == ["lead", "analyst", "checker", "som", "lead"]
+    assert kit.KEYWORD not in kit.seen_by(checker, 0)
+    assert kit.KEYWORD not in "\n".join(str(m.content) for m in summary.create_calls[0]["messages"])
+    assert kit.KEYWORD not in kit.seen_by(lead, -1)
+    assert not any(kit.KEYWORD in text for _, text in kit.chat(result))
+
+
+async def test_a_halt_inside_a_society_of_mind_agent_halts_the_team(kit: SimpleNamespace) -> None:
+    _, _, inner = desk(kit, f"a1 {kit.KEYWORD}")
+    som = SocietyOfMindAgent("som", team=inner, model_client=ReplayChatCompletionClient(["sum"]))
+    lead = kit.agent("lead", ["l1", "l2"])
+    outer = guard_team(
+        RoundRobinGroupChat([lead, som], termination_condition=MaxMessageTermination(8)),
+        desk_guard(kit, "halt"),
+    )
+    result = await outer.run(task="Go.")
+    halted = pending_halt(outer)
+    assert halted is not None and halted.sender == "analyst"
+    assert result.stop_reason is not None and "kinguard halted" in result.stop_reason
+    assert len(kit.model_calls(lead)) == 1
