@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any, TypeVar
 
 from autogen_agentchat.agents import SocietyOfMindAgent, UserProxyAgent
 from autogen_agentchat.base import ChatAgent, Team
 from autogen_agentchat.messages import HandoffMessage, TextMessage
 from autogen_agentchat.teams import BaseGroupChat
+from autogen_core import ComponentModel
 from autogen_core.models import SystemMessage
 
 from kinguard import HumanDecision, KinGuard, Verdict
@@ -304,6 +305,25 @@ def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None
     else:
         updated = [SystemMessage(content=tg.guard.system_prompt(name, None)), *current]
     installed.patch(agent, "_system_messages", updated)
+    installed.patch(agent, "dump_component", _dumps_unguarded(agent, current))
+
+
+def _dumps_unguarded(
+    agent: ChatAgent, original: list[SystemMessage]
+) -> Callable[[], ComponentModel]:
+    """The agent's ``dump_component``, dumping its own system message, not kinguard's identity
+    block: the block belongs to this guard, and a dump loaded elsewhere is guarded afresh."""
+    dump = agent.dump_component
+
+    def dump_component() -> ComponentModel:
+        guarded = agent._system_messages  # type: ignore[attr-defined]
+        agent._system_messages = original  # type: ignore[attr-defined]
+        try:
+            return dump()
+        finally:
+            agent._system_messages = guarded  # type: ignore[attr-defined]
+
+    return dump_component
 
 
 def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> None:

@@ -22,6 +22,7 @@ from kinguard_autogen import (
 )
 
 from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Policy, Rule
+from kinguard.identity import IDENTITY_MARKER
 
 
 def team_of(kit: SimpleNamespace, buyer: list[str], seller: list[str], n: int) -> Any:
@@ -179,6 +180,24 @@ async def test_a_guarded_team_dumps_and_loads_as_a_component(kit: SimpleNamespac
     condition = loaded._termination_condition
     assert condition is not None
     assert isinstance(condition._conditions[0], KinGuardTermination)  # type: ignore[attr-defined]
+
+
+async def test_a_dump_holds_the_agents_own_system_messages_not_the_guards(
+    kit: SimpleNamespace,
+) -> None:
+    team = guard_team(team_of(kit, ["b1"], ["s1"], 3), kit.keyword_guard("log", identity="conceal"))
+    buyer: Any = team._participants[0]
+    assert IDENTITY_MARKER in buyer._system_messages[0].content  # the live agent has it
+    model = team.dump_component()
+    assert IDENTITY_MARKER not in model.model_dump_json()
+    assert IDENTITY_MARKER not in buyer.dump_component().model_dump_json()
+    assert IDENTITY_MARKER in buyer._system_messages[0].content  # and keeps it
+
+    loaded = guard_team(
+        RoundRobinGroupChat.load_component(model), kit.keyword_guard("log", identity="none")
+    )
+    prompt = loaded._participants[0]._system_messages[0].content  # type: ignore[union-attr]
+    assert prompt == "You buy."
 
 
 def test_guard_config_round_trips() -> None:
