@@ -147,12 +147,24 @@ class IdentityPlanner:
         return None
 
     def apply(self, agent: AgentProfile, base: str | None) -> str:
-        """``base`` with this policy's block appended once (idempotent)."""
+        """``base`` with this policy's block, once.
+
+        A block already in ``base`` is replaced, not kept: a prompt saved while another guard
+        (or another policy) applied must take this guard's identity, and under ``none`` it
+        loses the stale one. A block is one paragraph from the marker.
+        """
         block = self.block(agent)
         base = base or ""
-        if block is None or IDENTITY_MARKER in base:
-            return base
-        return f"{base.rstrip()}\n\n{block}" if base.strip() else block
+        at = base.find(IDENTITY_MARKER)
+        if at == -1:
+            if block is None:
+                return base
+            return f"{base.rstrip()}\n\n{block}" if base.strip() else block
+        end = base.find("\n\n", at)
+        before, after = base[:at], base[end:] if end != -1 else ""
+        if block is not None:
+            return f"{before}{block}{after}"
+        return (before.rstrip() + after).strip("\n") if before.strip() else after.lstrip("\n")
 
     def nudge(
         self, agent: AgentProfile, counterparts: Sequence[str], signals: Sequence[str]

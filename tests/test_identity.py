@@ -114,6 +114,16 @@ def test_conceal_leaves_ordinary_words_and_names_alone(text: str) -> None:
     assert conceal_identity_cues(text) == (text, [])
 
 
+def test_a_prompt_saved_under_another_guard_takes_this_guards_identity() -> None:
+    saved = KinGuard(AGENTS, identity="disassociate").system_prompt("buyer", "Buy.\n\nBe brief.")
+    disclosed = KinGuard(AGENTS, identity="disclose")
+    prompt = disclosed.system_prompt("buyer", saved)
+    assert prompt == disclosed.system_prompt("buyer", "Buy.\n\nBe brief.")
+    assert prompt.count(IDENTITY_MARKER) == 1
+    assert disclosed.system_prompt("buyer", prompt) == prompt
+    assert KinGuard(AGENTS, identity="none").system_prompt("buyer", saved) == "Buy.\n\nBe brief."
+
+
 def test_blocks_are_rebuilt_when_an_undeclared_agent_appears() -> None:
     guard = KinGuard(AGENTS, identity="disclose")
     before = guard.identity_block("buyer")
