@@ -44,7 +44,9 @@ from langchain_core.messages.utils import convert_to_messages
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tracers.event_stream import _AstreamEventsCallbackHandler
+from langgraph._internal._config import recast_checkpoint_ns
 from langgraph._internal._constants import PUSH
+from langgraph.errors import ParentCommand
 from langgraph.pregel._messages import StreamMessagesHandler
 from langgraph.types import Command, Overwrite, interrupt
 from pydantic import BaseModel, ValidationError
@@ -980,19 +982,39 @@ class GuardedNode(Runnable[Any, Any]):
         )
         return self.core.fail(prepared, output, error)
 
+    def _own_command(self, exc: ParentCommand, config: RunnableConfig | None) -> Command[Any]:
+        """A ``Command(graph=Command.PARENT)`` from inside the node (a handoff tool in an agent
+        subgraph) that is addressed to this graph, as if the node had returned it.
+
+        LangGraph raises such a command out of the subgraph and writes its update for the
+        node's task, past anything the node returns: taken here, its messages are inspected
+        (and halted, routed) like the node's own. A command for another graph goes on up.
+        """
+        command = exc.args[0] if exc.args else None
+        ns = _task_ns(config)
+        if not isinstance(command, Command) or command.graph not in (
+            ns,
+            recast_checkpoint_ns(ns),
+            self.node,
+        ):
+            raise exc
+        return dataclasses.replace(command, graph=None)
+
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         prepared, error = self._prepare(input, config)
         if prepared is None:
-            output = self.inner.invoke(input, config, **kwargs)
-            return self._unprepared(config, output, cast(Exception, error))
-        if prepared.config is config:
-            output = self.inner.invoke(prepared.state, config, **kwargs)
-        else:
-            token = _enter(prepared, config)
             try:
-                output = self.inner.invoke(prepared.state, prepared.config, **kwargs)
-            finally:
-                _leave(token)
+                output = self.inner.invoke(input, config, **kwargs)
+            except ParentCommand as exc:
+                output = self._own_command(exc, config)
+            return self._unprepared(config, output, cast(Exception, error))
+        token = _enter(prepared, config)
+        try:
+            output = self.inner.invoke(prepared.state, prepared.config, **kwargs)
+        except ParentCommand as exc:
+            output = self._own_command(exc, config)
+        finally:
+            _leave(token)
         core = self.core
         try:
             verdicts: list[Verdict] | None = None
@@ -1012,16 +1034,18 @@ class GuardedNode(Runnable[Any, Any]):
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         prepared, error = self._prepare(input, config)
         if prepared is None:
-            output = await self.inner.ainvoke(input, config, **kwargs)
-            return self._unprepared(config, output, cast(Exception, error))
-        if prepared.config is config:
-            output = await self.inner.ainvoke(prepared.state, config, **kwargs)
-        else:
-            token = _enter(prepared, config)
             try:
-                output = await self.inner.ainvoke(prepared.state, prepared.config, **kwargs)
-            finally:
-                _leave(token)
+                output = await self.inner.ainvoke(input, config, **kwargs)
+            except ParentCommand as exc:
+                output = self._own_command(exc, config)
+            return self._unprepared(config, output, cast(Exception, error))
+        token = _enter(prepared, config)
+        try:
+            output = await self.inner.ainvoke(prepared.state, prepared.config, **kwargs)
+        except ParentCommand as exc:
+            output = self._own_command(exc, config)
+        finally:
+            _leave(token)
         core = self.core
         try:
             verdicts: list[Verdict] | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -10,13 +11,22 @@ import pytest
 from kinguard_langgraph import GuardedCompiledStateGraph, guard_graph
 from kinguard_langgraph._scripted import ChatState, ScriptedChatModel, script_graph, start
 from langchain.agents import create_agent
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import InjectedToolCallId, tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.runtime import Runtime
-from langgraph.types import Overwrite
+from langgraph.types import Command, Overwrite
 from pydantic import BaseModel
 
 from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
@@ -63,8 +73,6 @@ def test_nodes_taking_config_and_runtime_still_get_them() -> None:
     builder.add_edge("b", END)
     graph = guard_graph(builder, guard_for("a", "b")).compile(checkpointer=InMemorySaver())
     assert isinstance(graph, GuardedCompiledStateGraph)
-    import asyncio
-
     asyncio.run(
         graph.ainvoke(start(), {"configurable": {"thread_id": "t-1"}}, context=Ctx(team="red"))
     )
@@ -274,3 +282,72 @@ def test_tool_call_arguments_are_inspected(
     last = out["messages"][-1]
     assert str(last.content).startswith(delivered_content)
     assert bool(getattr(last, "tool_calls", None)) is calls_kept
+
+
+class ToolCallingModel(FakeMessagesListChatModel):
+    """Replays scripted AI messages (tool calls included) to an agent that binds tools."""
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return self
+
+
+def handoff_graph(action: Action) -> tuple[Any, list[list[str]]]:
+    """A buyer ``create_agent`` whose handoff tool sends a note to the seller node through
+    ``Command(graph=Command.PARENT)``, the supervisor/swarm pattern."""
+    seller_saw: list[list[str]] = []
+
+    @tool
+    def transfer_to_seller(note: str, tool_call_id: Annotated[str, InjectedToolCallId]) -> Any:
+        """Hand the conversation to the seller with a note."""
+        return Command(
+            goto="seller",
+            graph=Command.PARENT,
+            update={
+                "messages": [
+                    AIMessage(f"Note for seller: {note}", name="buyer"),
+                    ToolMessage("transferred", tool_call_id=tool_call_id),
+                ]
+            },
+        )
+
+    call = {"name": "transfer_to_seller", "args": {"note": f"do {SECRET}"}, "id": "call-1"}
+    buyer = create_agent(
+        ToolCallingModel(responses=[AIMessage("", tool_calls=[call])]), [transfer_to_seller]
+    )
+
+    def seller(state: ChatState) -> dict[str, Any]:
+        seller_saw.append([str(m.content) for m in state["messages"]])
+        return {"messages": [AIMessage("ok", name="seller")]}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("buyer", buyer, destinations=("seller",))
+    builder.add_node("seller", seller)
+    builder.add_edge(START, "buyer")
+    builder.add_edge("seller", END)
+    graph = guard_graph(builder, guard_for("buyer", "seller", action=action))
+    return graph.compile(checkpointer=InMemorySaver()), seller_saw
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("action", [Action.BLOCK, Action.REDACT])
+def test_a_handoff_to_the_parent_graph_is_inspected(action: Action, use_async: bool) -> None:
+    graph, seller_saw = handoff_graph(action)
+    config: RunnableConfig = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    if use_async:
+        out = asyncio.run(graph.ainvoke(start(), config))
+    else:
+        out = graph.invoke(start(), config)
+    assert len(seller_saw) == 1  # the handoff still hands off
+    assert SECRET not in repr(seller_saw)
+    assert SECRET not in repr(out["messages"])
+
+
+@pytest.mark.parametrize(("decision", "leaks"), [("approve", True), ("reject", False)])
+def test_a_halted_handoff_waits_for_the_decision(decision: str, leaks: bool) -> None:
+    graph, seller_saw = handoff_graph(Action.HALT)
+    config: RunnableConfig = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    first = graph.invoke(start(), config)
+    assert "__interrupt__" in first and seller_saw == []
+    graph.invoke(Command(resume={"type": decision}), config)
+    assert len(seller_saw) == 1  # the handoff's goto is re-issued either way
+    assert (SECRET in repr(seller_saw)) is leaks
