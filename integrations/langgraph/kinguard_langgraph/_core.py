@@ -48,7 +48,7 @@ from langgraph._internal._config import recast_checkpoint_ns
 from langgraph._internal._constants import PUSH
 from langgraph.errors import ParentCommand
 from langgraph.pregel._messages import StreamMessagesHandler
-from langgraph.types import Command, Overwrite, interrupt
+from langgraph.types import Command, Overwrite, Send, interrupt
 from pydantic import BaseModel, ValidationError
 
 from kinguard import Action, HumanDecision, KinGuard, Message, Verdict
@@ -134,6 +134,8 @@ class _Unit:
     """Stores a rebuilt messages value back in the unit."""
     parent: bool = False
     """The unit is a ``Command(graph=Command.PARENT)``: its messages go to the parent graph."""
+    sent: bool = False
+    """The unit is the state a ``Command``'s ``goto=Send(...)`` hands to a task, not an update."""
 
 
 @dataclass(slots=True)
@@ -504,12 +506,21 @@ class GraphCore:
         output = _editable(output)
         units = self._units(output)
         candidates: list[_Candidate] = []
+        # A message in both the update and a Send's state is one message: one verdict, keyed
+        # by its id (or, without one, by the object, so both places get the same new id).
+        seen: dict[Any, BaseMessage] = {}
         for u, unit in enumerate(units):
             for i, message in enumerate(unit.messages):
                 if self._is_candidate(prepared, message):
+                    key = message.id if message.id is not None else id(message)
+                    first = seen.get(key)
+                    if first is not None:
+                        unit.messages[i] = first
+                        continue
                     if message.id is None:
                         message = message.model_copy(update={"id": f"lc_{uuid.uuid4().hex}"})
                         unit.messages[i] = message
+                    seen[key] = message
                     candidates.append(_Candidate(u, i, message, *inspected_text(message)))
         return output, units, candidates
 
@@ -643,6 +654,9 @@ class GraphCore:
         verdict_at = {(c.unit, c.index): (c, v) for c, v in zip(candidates, verdicts, strict=True)}
         halts_here = prepared.node in self.halt_nodes
         dropped_calls: set[str] = set()
+        settled: dict[Any, BaseMessage | None] = {}
+        """Inspected message id -> what stands for it in a Send's state (units in that order);
+        None: withheld for a human, so the Send is held with it until the decision."""
         for u, unit in enumerate(units):
             kept: list[Any] = []
             changed = False
@@ -652,10 +666,16 @@ class GraphCore:
                     continue
                 found = verdict_at.get((u, i))
                 if found is None:
+                    message_id = getattr(message, "id", None)
+                    if unit.sent and message_id is not None and message_id in settled:
+                        settled_as = settled[message_id]
+                        changed = changed or (settled_as is not None and settled_as is not message)
+                        kept.append(message if settled_as is None else settled_as)
+                        continue
                     if isinstance(message, ToolMessage) and message.tool_call_id in dropped_calls:
                         changed = True
                         continue
-                    if halted:
+                    if halted and not unit.sent:
                         changed = True
                         entries.append({"message": message, "verdict": None})
                     else:
@@ -664,13 +684,22 @@ class GraphCore:
                 changed = True
                 candidate, verdict = found
                 msg_id = str(candidate.message.id)
-                if halted or (verdict.action is Action.HALT and not unit.parent and halts_here):
-                    halted = True
+                if (halted and not unit.sent) or (
+                    verdict.action is Action.HALT and not unit.parent and halts_here
+                ):
                     modified = True
                     replacements[msg_id] = None
-                    entries.append(
-                        {"message": candidate.message, "verdict": verdict.model_dump(mode="json")}
-                    )
+                    settled[candidate.message.id] = None
+                    entry = {
+                        "message": candidate.message,
+                        "verdict": verdict.model_dump(mode="json"),
+                    }
+                    if unit.sent:  # only in a Send: held there, with the goto, for the decision
+                        entry["sent"] = True
+                        kept.append(candidate.message)
+                    else:
+                        halted = True
+                    entries.append(entry)
                     continue
                 delivered = self._delivered(candidate, verdict)
                 if verdict.action is Action.HALT and not halts_here and not unit.parent:
@@ -682,21 +711,19 @@ class GraphCore:
                     modified = True
                     replacements[msg_id] = None
                     dropped_calls.update(_tool_call_ids(candidate.message))
-                    kept.append(
-                        notice_message(
-                            candidate.message,
-                            verdict.notice or f"[kinguard blocked a message from {prepared.agent}]",
-                            sender=prepared.agent,
-                            action=verdict.action.value,
-                        )
+                    delivered = notice_message(
+                        candidate.message,
+                        verdict.notice or f"[kinguard blocked a message from {prepared.agent}]",
+                        sender=prepared.agent,
+                        action=verdict.action.value,
                     )
                 elif delivered is candidate.message:
                     replacements[msg_id] = candidate.shown
-                    kept.append(candidate.message)
                 else:
                     modified = True
                     replacements[msg_id] = message_text(delivered)
-                    kept.append(delivered)
+                settled[candidate.message.id] = delivered
+                kept.append(delivered)
             if changed:
                 unit.apply(unit.wrapper(kept))
         if candidates and self.explicit_agents is None:
@@ -796,13 +823,14 @@ class GraphCore:
             return output
         try:
             output, units, candidates = self.collect(prepared, output)
-            for unit_index, unit in enumerate(units):
-                blocked = {c.index: c for c in candidates if c.unit == unit_index}
+            # By id: a message in a Send's state as well as the update is one candidate.
+            blocked = {c.message.id for c in candidates}
+            for unit in units:
                 kept = []
-                for i, message in enumerate(unit.messages):
+                for message in unit.messages:
                     if is_identity_message(message):
                         continue
-                    if i in blocked:
+                    if getattr(message, "id", None) in blocked:
                         kept.append(
                             notice_message(
                                 message,
@@ -823,6 +851,14 @@ class GraphCore:
     # -- update shapes ------------------------------------------------------------------------
 
     def _units(self, output: Any) -> list[_Unit]:
+        """Where the messages of an (editable) output are: its updates, then its Sends' states
+        (so a message in both is ruled on where it enters the graph's state)."""
+        units = self._output_units(output)
+        if len(units) > 1:
+            units.sort(key=attrgetter("sent"))  # stable: each kind keeps its order
+        return units
+
+    def _output_units(self, output: Any) -> list[_Unit]:
         key = self.messages_key
         if isinstance(output, dict):  # first: the usual shape of a node's update
             if key in output:
@@ -831,20 +867,35 @@ class GraphCore:
                     return [unit]
             return []
         if isinstance(output, Command):
+            units: list[_Unit] = []
             update = output.update
             if isinstance(update, dict) and key in update:
                 unit = _unit_for(update[key], partial(update.__setitem__, key))
                 if unit is not None:
-                    unit.parent = output.graph == Command.PARENT
-                    return [unit]
+                    units.append(unit)
             elif update is not None and not isinstance(update, (dict, list, tuple)):
-                return self._object_units(update)
-            return []
+                units.extend(self._object_units(update))
+            if output.goto:
+                units.extend(self._sent_units(output.goto))
+            if output.graph is not None:
+                for unit in units:
+                    unit.parent = True
+            return units
         if isinstance(output, (list, tuple)):
-            return [unit for item in output for unit in self._units(item)]
+            return [unit for item in output for unit in self._output_units(item)]
         if output is not None:
             return self._object_units(output)
         return []
+
+    def _sent_units(self, goto: Any) -> list[_Unit]:
+        """The messages in the states that ``Send``s hand to their tasks (``goto`` editable)."""
+        units: list[_Unit] = []
+        for send in goto if isinstance(goto, (list, tuple)) else (goto,):
+            if isinstance(send, Send) and not isinstance(send.arg, (list, tuple, Command)):
+                for unit in self._output_units(send.arg):
+                    unit.sent = True
+                    units.append(unit)
+        return units
 
     def _object_units(self, output: Any) -> list[_Unit]:
         key = self.messages_key
@@ -871,41 +922,50 @@ class GraphCore:
         records = [(task, rec) for task, rec in pending.items() if rec and rec.get("node") == node]
         delivered: list[BaseMessage] = []
         goto: list[Any] = []
+        outcomes: dict[Any, BaseMessage | None] = {}
+        """Message id -> what the held Sends' states get instead (None: nothing)."""
         for _task, record in records:
             dropped_calls: set[str] = set()
             for entry in record.get("entries", ()):
                 message = entry["message"]
                 if not isinstance(message, BaseMessage):
                     message = convert_to_messages([message])[0]
+                outcome: BaseMessage | None
                 if entry.get("verdict") is None:
-                    if isinstance(message, ToolMessage) and message.tool_call_id in dropped_calls:
-                        continue
-                    delivered.append(message)
-                    continue
-                verdict = Verdict.model_validate(entry["verdict"])
-                if verdict.action is Action.HALT:
-                    decision = parse_decision(
-                        interrupt(halt_payload(verdict, message, node, record))
+                    dropped = (
+                        isinstance(message, ToolMessage) and message.tool_call_id in dropped_calls
                     )
-                    text = self.guard.resolve_halt(verdict, decision)
+                    outcome = None if dropped else message
                 else:
-                    text = verdict.delivered_text
-                if text is None:
-                    dropped_calls.update(_tool_call_ids(message))
-                    if verdict.action is not Action.HALT:
-                        delivered.append(
-                            notice_message(
+                    verdict = Verdict.model_validate(entry["verdict"])
+                    if verdict.action is Action.HALT:
+                        decision = parse_decision(
+                            interrupt(halt_payload(verdict, message, node, record))
+                        )
+                        text = self.guard.resolve_halt(verdict, decision)
+                    else:
+                        text = verdict.delivered_text
+                    if text is not None:
+                        outcome = released_as(message, text)
+                    else:
+                        dropped_calls.update(_tool_call_ids(message))
+                        outcome = None
+                        if verdict.action is not Action.HALT:
+                            outcome = notice_message(
                                 message,
                                 verdict.notice or "[kinguard blocked a message]",
                                 sender=str(record.get("agent")),
                                 action=verdict.action.value,
                             )
-                        )
-                    continue
-                delivered.append(released_as(message, text))
+                if message.id is not None:
+                    outcomes[message.id] = outcome
+                if outcome is not None and not entry.get("sent"):
+                    delivered.append(outcome)
             goto.extend(record.get("goto") or ())
         for task, _ in records:
             self.forget_halted(task)
+        if goto and outcomes:
+            goto = self._decided_sends(goto, outcomes)
         update: dict[str, Any] = {
             self.messages_key: delivered,
             GUARD_KEY: {"pending": {task: None for task, _ in records}},
@@ -913,6 +973,22 @@ class GraphCore:
         if goto:
             return Command(update=update, goto=goto)
         return update
+
+    def _decided_sends(self, goto: list[Any], outcomes: Mapping[Any, BaseMessage | None]) -> Any:
+        """The held ``goto`` with its Sends' states carrying only what the decisions let
+        through (a rejected message is not handed to the task the node sent it to)."""
+        goto = _editable_goto(goto)
+        for unit in self._sent_units(goto):
+            kept: list[Any] = []
+            for message in unit.messages:
+                message_id = getattr(message, "id", None)
+                if message_id is not None and message_id in outcomes:
+                    message = outcomes[message_id]
+                    if message is None:
+                        continue
+                kept.append(message)
+            unit.apply(unit.wrapper(kept))
+        return goto
 
 
 def halt_payload(
@@ -1256,6 +1332,15 @@ def _tool_call_ids(message: BaseMessage) -> list[str]:
     return [str(call["id"]) for call in calls if call.get("id")]
 
 
+def _editable_goto(goto: Any) -> Any:
+    """``goto`` with its ``Send``s copied, their states editable."""
+    if isinstance(goto, Send):
+        return Send(goto.node, _editable(goto.arg), timeout=goto.timeout)
+    if isinstance(goto, (list, tuple)) and any(isinstance(g, Send) for g in goto):
+        return [_editable_goto(g) for g in goto]
+    return goto
+
+
 def _strip_goto(output: Any) -> tuple[list[Any], Any]:
     """Take the ``goto`` out of a halting node's Command(s); the halt node re-issues it."""
     if isinstance(output, Command) and output.graph is None and output.goto:
@@ -1281,11 +1366,10 @@ def _editable(output: Any) -> Any:
     if isinstance(output, dict):
         return dict(output)
     if isinstance(output, Command):
-        if isinstance(output.update, dict):
-            return dataclasses.replace(output, update=dict(output.update))
-        if isinstance(output.update, BaseModel):
-            return dataclasses.replace(output, update=output.update.model_copy())
-        return output
+        update = output.update
+        if isinstance(update, (dict, BaseModel)):
+            update = dict(update) if isinstance(update, dict) else update.model_copy()
+        return dataclasses.replace(output, update=update, goto=_editable_goto(output.goto))
     if isinstance(output, (list, tuple)):
         return [_editable(item) for item in output]
     if isinstance(output, BaseModel):

@@ -270,3 +270,60 @@ def test_a_reducer_after_parallel_send_tasks_waits_for_the_decision() -> None:
 def test_a_reducer_after_parallel_send_tasks_runs_once_without_a_halt() -> None:
     out = send_graph("On price: 40.").invoke({**start(), "seen": []}, cfg())
     assert out["seen"] == [["On delivery: March is fine.", "On price: 40."]]
+
+
+def send_handoff(action: Action, *, in_update: bool) -> tuple[Any, list[list[tuple[str, str]]]]:
+    """The buyer hands its message to the seller in ``Command(goto=Send(...))``, with the
+    message in its update as well or only in the Send."""
+    seller_saw: list[list[tuple[str, str]]] = []
+
+    def buyer(state: ChatState) -> Command[Any]:
+        message = AIMessage(f"Let us agree on {SECRET}.", name="buyer", id="b1")
+        return Command(
+            update={"messages": [message]} if in_update else {"turn": 1},
+            goto=[Send("seller", {"messages": [*state["messages"], message]})],
+        )
+
+    def seller(state: ChatState) -> dict[str, Any]:
+        seller_saw.append([(str(m.id), str(m.content)) for m in state["messages"]])
+        return {"messages": [AIMessage("ok", name="seller")]}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("buyer", buyer, destinations=("seller",))
+    builder.add_node("seller", seller)
+    builder.add_edge(START, "buyer")
+    builder.add_edge("seller", END)
+    guard = KinGuard(
+        AGENTS,
+        identity="disassociate",
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=action),)),
+    )
+    return guard_graph(builder, guard).compile(checkpointer=InMemorySaver()), seller_saw
+
+
+@pytest.mark.parametrize("in_update", [True, False], ids=["update-and-send", "send-only"])
+@pytest.mark.parametrize(
+    ("action", "decision", "seller_gets"),
+    [
+        (Action.BLOCK, None, "[kinguard blocked a message from buyer: collusion.market]"),
+        (Action.REDACT, None, "Let us agree on [redacted by kinguard: collusion.market]."),
+        (Action.HALT, "approve", f"Let us agree on {SECRET}."),
+        (Action.HALT, "reject", None),
+    ],
+)
+def test_a_message_handed_on_in_a_send_is_delivered_as_ruled(
+    action: Action, decision: str | None, seller_gets: str | None, in_update: bool
+) -> None:
+    graph, seller_saw = send_handoff(action, in_update=in_update)
+    config = cfg()
+    out = graph.invoke(start(), config)
+    if decision is not None:
+        assert "__interrupt__" in out and seller_saw == []
+        out = graph.invoke(Command(resume={"type": decision}), config)
+    (seen,) = seller_saw  # the Send still goes, even when its message does not
+    texts = [text for _, text in seen]
+    assert texts[-1] == seller_gets if seller_gets is not None else SECRET not in repr(texts)
+    # The buyer's identity, in the state it built the Send from, is not handed on.
+    assert not any(message_id.endswith("-buyer") for message_id, _ in seen)
+    assert SECRET not in repr(out["messages"]) or (decision == "approve" and in_update)
