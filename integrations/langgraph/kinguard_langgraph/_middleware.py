@@ -25,7 +25,7 @@ from langchain.agents.middleware.types import (
     ModelResponse,
     PrivateStateAttr,
 )
-from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
 from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
@@ -152,12 +152,18 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         result: list[BaseMessage] = []
         withheld: list[dict[str, Any]] = []
         by_index = dict(verdicts)
+        dropped_calls: set[str] = set()
+        # A structured response is parsed from the reply (its text, or a tool call's
+        # arguments): it stands only while every inspected message goes out as it was.
+        intact = True
         for index, message in enumerate(response.result):
             verdict = by_index.get(index)
             if withheld:
                 withheld.append({"message": message, "verdict": None})
                 continue
             if verdict is None:
+                if isinstance(message, ToolMessage) and message.tool_call_id in dropped_calls:
+                    continue  # e.g. "Returning structured response: ..." of a blocked call
                 result.append(message)
                 continue
             if verdict.action is Action.HALT:
@@ -169,7 +175,11 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                 )
                 continue
             delivered = delivered_as(message, verdict.delivered_text)
+            intact = intact and delivered is message
             if delivered is None:  # blocked, or a change to what a tool call says
+                dropped_calls.update(
+                    str(call["id"]) for call in getattr(message, "tool_calls", ()) if call.get("id")
+                )
                 result.append(
                     notice_message(
                         message,
@@ -184,20 +194,23 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             return response if command is None else ExtendedModelResponse(response, command)
         rev, snapshot = self._revisions.snapshot(self.guard, conversation_id)
         channel: dict[str, Any] = {"rev": rev, "guard": snapshot}
+        structured = response.structured_response if intact else None
+        record: dict[str, Any] = {"agent": self.agent_name, "conversation_id": conversation_id}
         if withheld:
-            channel["pending"] = {
-                self._pending_key: {
-                    "agent": self.agent_name,
-                    "conversation_id": conversation_id,
-                    "entries": withheld,
-                }
-            }
+            record["entries"] = withheld
+            if structured is not None:  # given back if the human approves the reply as it is
+                record["structured_response"] = structured
+                structured = None
+            channel["pending"] = {self._pending_key: record}
+        elif not intact and response.structured_response is not None:
+            # The agent would call the model again for the structured response it now lacks (a
+            # stubborn model forever): ``after_model`` ends the turn on the delivered reply.
+            record["entries"] = []
+            channel["pending"] = {self._pending_key: record}
         update: dict[str, Any] = {GUARD_KEY: channel}
         if command is not None and isinstance(command.update, dict):
             update = {**command.update, **update}
-        new_response = ModelResponse(
-            result=result, structured_response=response.structured_response
-        )
+        new_response = ModelResponse(result=result, structured_response=structured)
         return ExtendedModelResponse(model_response=new_response, command=Command(update=update))
 
     def _inspectable(self, response: ModelResponse[Any]) -> list[tuple[int, BaseMessage]]:
@@ -332,6 +345,7 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             return None
         delivered: list[BaseMessage] = []
         rejected = False
+        unchanged = True
         for entry in record.get("entries", ()):
             message = entry["message"]
             if entry.get("verdict") is None:
@@ -344,12 +358,16 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             if text is None:
                 rejected = True
                 continue
-            delivered.append(released_as(message, text))
+            released = released_as(message, text)
+            unchanged = unchanged and released is message
+            delivered.append(released)
         update: dict[str, Any] = {
             "messages": delivered,
             GUARD_KEY: {"pending": {self._pending_key: None}},
         }
-        if rejected and not delivered:
+        if not rejected and unchanged and record.get("structured_response") is not None:
+            update["structured_response"] = record["structured_response"]
+        if (rejected and not delivered) or not record.get("entries"):
             update["jump_to"] = "end"
         return update
 

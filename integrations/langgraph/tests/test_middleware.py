@@ -10,10 +10,13 @@ import pytest
 from kinguard_langgraph import KinGuardMiddleware
 from kinguard_langgraph._scripted import ScriptedChatModel
 from langchain.agents import create_agent
+from langchain.agents.structured_output import ToolStrategy
+from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
+from pydantic import BaseModel
 
 from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
 from kinguard.identity import IDENTITY_MARKER
@@ -336,3 +339,62 @@ def test_flagged_tool_call_arguments_only_logged_run_unchanged() -> None:
         agent.invoke({"messages": [HumanMessage("hi")]})
     assert verdicts[0].action is Action.LOG
     assert ran == [f"hold {SECRET}"]
+
+
+class Offer(BaseModel):
+    price: int
+    note: str
+
+
+class ToolCallingModel(FakeMessagesListChatModel):
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return self
+
+
+def structured_agent(action: Action, note: str) -> Any:
+    """An agent answering with a structured ``Offer`` through ``ToolStrategy``."""
+    call = {"name": "Offer", "args": {"price": 40, "note": note}, "id": "offer-1"}
+    guard = KinGuard(
+        AGENTS,
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=action),)),
+    )
+    return create_agent(
+        ToolCallingModel(responses=[AIMessage("", tool_calls=[call])]),
+        tools=[],
+        response_format=ToolStrategy(Offer),
+        middleware=[KinGuardMiddleware(guard, agent_name="seller")],
+        checkpointer=InMemorySaver(),
+    )
+
+
+@pytest.mark.parametrize("action", [Action.BLOCK, Action.REDACT])
+def test_a_blocked_structured_reply_leaves_no_structured_response(action: Action) -> None:
+    out = structured_agent(action, f"hold at {SECRET}").invoke(
+        {"messages": [HumanMessage("make an offer")]}, cfg()
+    )
+    assert out.get("structured_response") is None
+    assert SECRET not in repr(out)  # nor the "Returning structured response" tool message
+    assert out["messages"][-1].content.startswith("[kinguard blocked")
+
+
+@pytest.mark.parametrize(("decision", "returned"), [("approve", True), ("reject", False)])
+def test_a_halted_structured_reply_waits_for_the_decision(decision: str, returned: bool) -> None:
+    agent = structured_agent(Action.HALT, f"hold at {SECRET}")
+    config = cfg()
+    first = agent.invoke({"messages": [HumanMessage("make an offer")]}, config)
+    assert "__interrupt__" in first
+    assert first.get("structured_response") is None
+    out = agent.invoke(Command(resume={"type": decision}), config)
+    if returned:
+        assert out["structured_response"] == Offer(price=40, note=f"hold at {SECRET}")
+    else:
+        assert out.get("structured_response") is None
+        assert SECRET not in repr(out)
+
+
+def test_a_clean_structured_reply_is_returned() -> None:
+    out = structured_agent(Action.BLOCK, "forty is fair").invoke(
+        {"messages": [HumanMessage("make an offer")]}, cfg()
+    )
+    assert out["structured_response"] == Offer(price=40, note="forty is fair")
