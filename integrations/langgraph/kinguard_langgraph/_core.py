@@ -1294,6 +1294,9 @@ def _force_setattr(obj: Any, key: str, value: Any) -> None:
 
 def _unit_for(value: Any, store: Callable[[Any], None]) -> _Unit | None:
     # ``_coerce`` returns a new list: the unit's messages can be edited in place.
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
+        # ``("assistant", text)`` is one message (``add_messages`` reads it so), not two.
+        return _Unit(_coerce([value]), _as_list, store)
     if isinstance(value, (list, tuple)):
         return _Unit(_coerce(value), _as_list, store)
     if isinstance(value, BaseMessage):

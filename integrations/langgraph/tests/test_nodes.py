@@ -351,3 +351,30 @@ def test_a_halted_handoff_waits_for_the_decision(decision: str, leaks: bool) -> 
     graph.invoke(Command(resume={"type": decision}), config)
     assert len(seller_saw) == 1  # the handoff's goto is re-issued either way
     assert (SECRET in repr(seller_saw)) is leaks
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        ("assistant", f"Agree {SECRET}"),
+        [("assistant", f"Agree {SECRET}")],
+        {"role": "assistant", "content": f"Agree {SECRET}"},
+        [{"role": "assistant", "content": f"Agree {SECRET}"}],
+        AIMessage(f"Agree {SECRET}"),
+    ],
+    ids=["role-tuple", "list-of-tuples", "dict", "list-of-dicts", "message"],
+)
+def test_every_message_shape_add_messages_takes_is_inspected(update: Any) -> None:
+    def buyer(state: ChatState) -> dict[str, Any]:
+        return {"messages": update}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("buyer", buyer)
+    builder.add_edge(START, "buyer")
+    builder.add_edge("buyer", END)
+    guard = guard_for("buyer", "seller", action=Action.BLOCK)
+    with capture_verdicts(guard) as verdicts:
+        out = guard_graph(builder, guard).compile().invoke(start())
+    assert [v.action for v in verdicts] == [Action.BLOCK]
+    assert [m.type for m in out["messages"]] == ["human", "ai"]
+    assert SECRET not in repr(out["messages"])
