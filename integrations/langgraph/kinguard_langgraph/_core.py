@@ -159,6 +159,7 @@ class Prepared:
     index: InputIds | None = None
     _input_ids: tuple[frozenset[Any], frozenset[Any]] | None = None
     _task_ns: str | None = None
+    _given_by_id: dict[Any, Any] | None = None
 
     @property
     def turn_base(self) -> int:
@@ -183,6 +184,22 @@ class Prepared:
         """The node was given a message with this id (read on first use: it grows with history)."""
         base, recent = self._ids()
         return message_id in base or message_id in recent
+
+    def revises(self, message: BaseMessage) -> bool:
+        """``message`` has the id of a message the node was given but says something else:
+        ``add_messages`` replaces the given one with it, so it is new to the other agents."""
+        by_id = self._given_by_id
+        if by_id is None:
+            by_id = self._given_by_id = {getattr(m, "id", None): m for m in self.messages}
+        given = by_id.get(message.id)
+        return (
+            given is not None
+            and given is not message
+            and (
+                not isinstance(given, BaseMessage)
+                or inspected_text(given) != inspected_text(message)
+            )
+        )
 
     @property
     def input_ids(self) -> frozenset[Any]:
@@ -531,10 +548,10 @@ class GraphCore:
             and (message.name == prepared.agent or message.name in self.agent_names())
         ):
             return False  # (RemoveMessage and other kinds are neither)
-        if already_inspected(message):
-            return False
-        # Last: the first look-up builds the set of the input's ids.
-        return message.id is None or not prepared.given(message.id)
+        if message.id is not None and prepared.given(message.id):
+            # Before the mark: a revision copied from a message kinguard ruled on carries it.
+            return prepared.revises(message)
+        return not already_inspected(message)
 
     def fast_candidates(self, prepared: Prepared, output: Any) -> list[_Candidate] | None:
         """The candidates of the usual update, read in place; ``None``: use :meth:`collect`.
@@ -559,15 +576,17 @@ class GraphCore:
         candidates: list[_Candidate] = []
         for index, message in enumerate(messages):
             if isinstance(message, AIMessage):  # the usual message: _is_candidate, inlined
-                meta = message.response_metadata
-                if meta and isinstance(meta.get("kinguard"), dict):
-                    continue  # already inspected
                 message_id = message.id
                 if message_id is None:
                     return None  # needs an id: a copy, so a rewrite
                 ids = prepared._input_ids or prepared._ids()
                 if message_id in ids[0] or message_id in ids[1]:
-                    continue  # given to the node
+                    if not prepared.revises(message):
+                        continue  # given to the node
+                else:
+                    meta = message.response_metadata
+                    if meta and isinstance(meta.get("kinguard"), dict):
+                        continue  # already inspected
                 content = message.content
                 if type(content) is str and not message.tool_calls:
                     candidates.append(_Candidate(0, index, message, content, len(content)))

@@ -378,3 +378,42 @@ def test_every_message_shape_add_messages_takes_is_inspected(update: Any) -> Non
     assert [v.action for v in verdicts] == [Action.BLOCK]
     assert [m.type for m in out["messages"]] == ["human", "ai"]
     assert SECRET not in repr(out["messages"])
+
+
+@pytest.mark.parametrize(
+    ("revised_by", "verdict_count"), [("new-message", 2), ("model-copy", 2), ("same", 1)]
+)
+def test_an_agent_revising_its_message_under_the_same_id_is_inspected_again(
+    revised_by: str, verdict_count: int
+) -> None:
+    seller_saw: list[str] = []
+
+    def draft(state: ChatState) -> dict[str, Any]:
+        return {"messages": [AIMessage("Draft: offer 40.", name="buyer", id="draft-1")]}
+
+    def revise(state: ChatState) -> dict[str, Any]:
+        (earlier,) = [m for m in state["messages"] if m.id == "draft-1"]
+        if revised_by == "same":
+            return {"messages": [earlier]}  # handed back as it was: nothing new
+        text = f"Revised: let us hold {SECRET}."
+        if revised_by == "model-copy":  # keeps what kinguard noted on the draft
+            return {"messages": [earlier.model_copy(update={"content": text})]}
+        return {"messages": [AIMessage(text, name="buyer", id="draft-1")]}
+
+    def seller(state: ChatState) -> dict[str, Any]:
+        seller_saw.extend(str(m.content) for m in state["messages"])
+        return {"messages": [AIMessage("ok", name="seller")]}
+
+    builder = StateGraph(ChatState)
+    for name, node in (("draft", draft), ("revise", revise), ("seller", seller)):
+        builder.add_node(name, node)
+    builder.add_edge(START, "draft")
+    builder.add_edge("draft", "revise")
+    builder.add_edge("revise", "seller")
+    builder.add_edge("seller", END)
+    guard = guard_for("buyer", "seller", action=Action.REDACT)
+    graph = guard_graph(builder, guard, agents={"draft": "buyer", "revise": "buyer"})
+    with capture_verdicts(guard) as verdicts:
+        out = graph.compile().invoke(start())
+    assert len(verdicts) == verdict_count
+    assert SECRET not in repr(seller_saw) and SECRET not in repr(out["messages"])
