@@ -809,6 +809,7 @@ class GraphCore:
                     "conversation_id": prepared.conversation_id,
                     "entries": entries,
                     "goto": goto,
+                    "step": _step(prepared.config),
                 }
             }
             self.mark_halted(prepared.task_ns)
@@ -934,11 +935,26 @@ class GraphCore:
 
     # -- halts --------------------------------------------------------------------------------
 
-    def resolve_pending(self, node: str, state: Any) -> Any:
-        """Body of a halt node: one ``interrupt()`` per halted message, then deliver."""
+    def resolve_pending(self, node: str, state: Any, config: RunnableConfig | None = None) -> Any:
+        """Body of a halt node: one ``interrupt()`` per halted message, then deliver.
+
+        A halt node runs in the step after its node halted (and again in that step on
+        resume). A record from an earlier step was abandoned: the app sent new input instead
+        of a decision. Its message is never delivered or asked about again, and it is cleared.
+        """
         channel = _get(state, GUARD_KEY) or {}
         pending = channel.get("pending") or {}
-        records = [(task, rec) for task, rec in pending.items() if rec and rec.get("node") == node]
+        step = _step(config)
+        records: list[tuple[str, Mapping[str, Any]]] = []
+        abandoned: list[str] = []
+        for task, rec in pending.items():
+            if not rec:
+                continue
+            halted_at = rec.get("step")
+            if step is not None and isinstance(halted_at, int) and halted_at < step - 1:
+                abandoned.append(task)
+            elif rec.get("node") == node:
+                records.append((task, rec))
         delivered: list[BaseMessage] = []
         goto: list[Any] = []
         outcomes: dict[Any, BaseMessage | None] = {}
@@ -983,11 +999,15 @@ class GraphCore:
             goto.extend(record.get("goto") or ())
         for task, _ in records:
             self.forget_halted(task)
+        if abandoned:
+            _log.info("kinguard.halt_abandoned", node=node, tasks=len(abandoned))
+            goto = self._decided_sends(goto, outcomes)
         if goto and outcomes:
             goto = self._decided_sends(goto, outcomes)
+        done = [task for task, _ in records] + abandoned
         update: dict[str, Any] = {
             self.messages_key: delivered,
-            GUARD_KEY: {"pending": {task: None for task, _ in records}},
+            GUARD_KEY: {"pending": dict.fromkeys(done)},
         }
         if goto:
             return Command(update=update, goto=goto)
@@ -1167,10 +1187,10 @@ class HaltNode(Runnable[Any, Any]):
         self.name = f"{node}.kinguard_halt"
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        return self.core.resolve_pending(self.node, input)
+        return self.core.resolve_pending(self.node, input, config)
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        return self.core.resolve_pending(self.node, input)
+        return self.core.resolve_pending(self.node, input, config)
 
 
 class Passthrough(Runnable[Any, Any]):
@@ -1260,6 +1280,12 @@ def _is_sent(config: RunnableConfig | None) -> bool:
     """The task was started by ``Send`` (its path begins with LangGraph's push marker)."""
     path = ((config or {}).get("metadata") or {}).get("langgraph_path")
     return isinstance(path, (tuple, list)) and bool(path) and path[0] == PUSH
+
+
+def _step(config: RunnableConfig | None) -> int | None:
+    """The graph step a task runs in (steps keep counting across the runs of a thread)."""
+    step = ((config or {}).get("metadata") or {}).get("langgraph_step")
+    return step if isinstance(step, int) else None
 
 
 def _task_ns(config: RunnableConfig | None) -> str:

@@ -327,3 +327,31 @@ def test_a_message_handed_on_in_a_send_is_delivered_as_ruled(
     # The buyer's identity, in the state it built the Send from, is not handed on.
     assert not any(message_id.endswith("-buyer") for message_id, _ in seen)
     assert SECRET not in repr(out["messages"]) or (decision == "approve" and in_update)
+
+
+def test_an_abandoned_halt_is_not_asked_about_or_delivered_at_the_next_halt() -> None:
+    said = iter([f"First {SECRET}.", f"Second {SECRET}."])
+
+    def buyer(state: ChatState) -> dict[str, Any]:
+        return {"messages": [AIMessage(next(said), name="buyer")]}
+
+    def seller(state: ChatState) -> dict[str, Any]:
+        return {"messages": [AIMessage("ok", name="seller")]}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("buyer", buyer)
+    builder.add_node("seller", seller)
+    builder.add_edge(START, "buyer")
+    builder.add_edge("buyer", "seller")
+    builder.add_edge("seller", END)
+    graph = guard_graph(builder, halt_guard()).compile(checkpointer=InMemorySaver())
+    config = cfg()
+    first = graph.invoke(start(), config)
+    assert [i.value["text"] for i in first["__interrupt__"]] == [f"First {SECRET}."]
+    # The app sends new input instead of a decision: that halt is abandoned.
+    second = graph.invoke(start(), config)
+    assert [i.value["text"] for i in second["__interrupt__"]] == [f"Second {SECRET}."]
+    out = graph.invoke(Command(resume={"type": "approve"}), config)
+    assert "__interrupt__" not in out
+    assert [m.content for m in out["messages"] if m.type == "ai"] == [f"Second {SECRET}.", "ok"]
+    assert not graph.get_state(config).values.get("kinguard", {}).get("pending")
