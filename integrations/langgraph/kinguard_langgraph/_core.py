@@ -59,6 +59,7 @@ from kinguard_langgraph._messages import (
     identity_message,
     inspected_text,
     is_identity_message,
+    mark_inspected,
     message_text,
     notice_message,
     released_as,
@@ -214,6 +215,12 @@ class Prepared:
         if ns is None:
             ns = self._task_ns = _task_ns(self.config)
         return ns
+
+    @property
+    def nested(self) -> bool:
+        """This graph runs inside another graph (as its node, or called from one), whose own
+        guard would read the messages again unless they are marked as ruled on."""
+        return _NS_SEP in self.task_ns
 
     @property
     def task(self) -> str:
@@ -616,6 +623,8 @@ class GraphCore:
         for candidate, verdict in zip(candidates, verdicts, strict=True):
             if verdict.action is _HALT or verdict.delivered_text != candidate.text:
                 return _REWRITE
+        if candidates and prepared.nested:
+            return _REWRITE  # marked copies for the enclosing graph
         if prepared.known and not (prepared.persist or prepared.reports):
             return output  # nothing to record: the usual turn of a graph run without a saver
         if not candidates:
@@ -673,6 +682,7 @@ class GraphCore:
         verdict_at = {(c.unit, c.index): (c, v) for c, v in zip(candidates, verdicts, strict=True)}
         halts_here = prepared.node in self.halt_nodes
         dropped_calls: set[str] = set()
+        mark = prepared.nested
         settled: dict[Any, BaseMessage | None] = {}
         """Inspected message id -> what stands for it in a Send's state (units in that order);
         None: withheld for a human, so the Send is held with it until the decision."""
@@ -736,11 +746,14 @@ class GraphCore:
                         sender=prepared.agent,
                         action=verdict.action.value,
                     )
-                elif delivered is candidate.message:
-                    replacements[msg_id] = candidate.shown
                 else:
-                    modified = True
-                    replacements[msg_id] = message_text(delivered)
+                    if delivered is candidate.message:
+                        replacements[msg_id] = candidate.shown
+                    else:
+                        modified = True
+                        replacements[msg_id] = message_text(delivered)
+                    if mark:
+                        delivered = mark_inspected(delivered, verdict.action.value)
                 settled[candidate.message.id] = delivered
                 kept.append(delivered)
             if changed:
@@ -945,6 +958,7 @@ class GraphCore:
         channel = _get(state, GUARD_KEY) or {}
         pending = channel.get("pending") or {}
         step = _step(config)
+        nested = _NS_SEP in _task_ns(config)
         records: list[tuple[str, Mapping[str, Any]]] = []
         abandoned: list[str] = []
         for task, rec in pending.items():
@@ -982,6 +996,8 @@ class GraphCore:
                         text = verdict.delivered_text
                     if text is not None:
                         outcome = released_as(message, text)
+                        if nested:
+                            outcome = mark_inspected(outcome, verdict.action.value)
                     else:
                         dropped_calls.update(_tool_call_ids(message))
                         outcome = None

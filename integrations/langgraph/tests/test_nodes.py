@@ -417,3 +417,36 @@ def test_an_agent_revising_its_message_under_the_same_id_is_inspected_again(
         out = graph.compile().invoke(start())
     assert len(verdicts) == verdict_count
     assert SECRET not in repr(seller_saw) and SECRET not in repr(out["messages"])
+
+
+@pytest.mark.parametrize("action", [Action.LOG, Action.REDACT])
+def test_a_guarded_graph_inside_a_guarded_graph_is_inspected_once(action: Action) -> None:
+    prompts: list[list[str]] = []
+
+    def buyer(state: ChatState) -> dict[str, Any]:
+        prompts.append([str(m.id) for m in state["messages"] if isinstance(m, SystemMessage)])
+        return {"messages": [AIMessage(f"Agree {SECRET}", name="buyer")]}
+
+    def seller(state: ChatState) -> dict[str, Any]:
+        return {"messages": [AIMessage("fine", name="seller")]}
+
+    inner = StateGraph(ChatState)
+    inner.add_node("buyer", buyer)
+    inner.add_node("seller", seller)
+    inner.add_edge(START, "buyer")
+    inner.add_edge("buyer", "seller")
+    inner.add_edge("seller", END)
+    guard = guard_for("buyer", "seller", action=action)
+    outer = StateGraph(ChatState)
+    outer.add_node("team", guard_graph(inner, guard).compile())
+    outer.add_edge(START, "team")
+    outer.add_edge("team", END)
+    graph = guard_graph(outer, guard).compile(checkpointer=InMemorySaver())
+    config: RunnableConfig = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    with capture_verdicts(guard) as verdicts:
+        graph.invoke(start(), config)
+        out = graph.invoke({"messages": [HumanMessage("again")]}, config)
+    assert [v.sender for v in verdicts] == ["buyer", "seller"] * 2
+    assert [a.name for a in guard.agents] == ["buyer", "seller"]  # "team" is no agent
+    assert prompts[-1] == ["kinguard-identity-buyer"]  # and gives the buyer no identity
+    assert (SECRET in repr(out["messages"])) is (action is Action.LOG)
