@@ -89,6 +89,7 @@ EVENTS_KEY = "__kinguard_events"
 """Set in ``configurable`` by guarded ``astream_events``: nodes leave verdicts with the core."""
 _RUNTIME_KEY = "__pregel_runtime"  # langgraph's CONFIG_KEY_RUNTIME
 _CHECKPOINTER_KEY = "__pregel_checkpointer"  # langgraph.constants.CONFIG_KEY_CHECKPOINTER
+_READ_KEY = "__pregel_read"  # langgraph's CONFIG_KEY_READ: a task's read of the graph's channels
 _NS_SEP = "|"
 _MAX_HALTED = 4096
 _HALT = Action.HALT
@@ -955,7 +956,7 @@ class GraphCore:
         resume). A record from an earlier step was abandoned: the app sent new input instead
         of a decision. Its message is never delivered or asked about again, and it is cleared.
         """
-        channel = _get(state, GUARD_KEY) or {}
+        channel = _read_channel(config, state) or {}
         pending = channel.get("pending") or {}
         step = _step(config)
         nested = _NS_SEP in _task_ns(config)
@@ -1296,6 +1297,16 @@ def _is_sent(config: RunnableConfig | None) -> bool:
     """The task was started by ``Send`` (its path begins with LangGraph's push marker)."""
     path = ((config or {}).get("metadata") or {}).get("langgraph_path")
     return isinstance(path, (tuple, list)) and bool(path) and path[0] == PUSH
+
+
+def _read_channel(config: RunnableConfig | None, state: Any) -> Any:
+    """kinguard's channel, read by the task rather than taken as its input: a task's input
+    shows in ``tasks``/``debug`` streams, where an enclosing graph that kinguard does not
+    guard passes it on, withheld messages and all."""
+    read = ((config or {}).get("configurable") or _NO_CONF).get(_READ_KEY)
+    if callable(read):
+        return read(GUARD_KEY, False)
+    return _get(state, GUARD_KEY)
 
 
 def _step(config: RunnableConfig | None) -> int | None:

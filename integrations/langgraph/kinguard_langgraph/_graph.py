@@ -149,7 +149,8 @@ def _guarded_builder(
             continue
         halt = _unique(f"{node}.kinguard_halt", guarded.nodes)
         core.halt_nodes[node] = halt
-        guarded.add_node(halt, HaltNode(node, core), input_schema=GuardChannel)
+        # The user's state as input, not kinguard's channel (see ``_read_channel``).
+        guarded.add_node(halt, HaltNode(node, core))
 
         targets = sorted(end for start, end in guarded.edges if start == node)
         if any(node in starts for starts, _ in guarded.waiting_edges):
@@ -197,7 +198,7 @@ def _await_decision(guarded: StateGraph[Any, Any, Any, Any], node: str) -> str:
     step later) and its halt node reaches once the human has ruled.
     """
     done = _unique(f"{node}.kinguard_done", guarded.nodes)
-    guarded.add_node(done, Passthrough(), input_schema=GuardChannel)
+    guarded.add_node(done, Passthrough())
     guarded.waiting_edges = {
         (tuple(done if start == node else start for start in starts), end)
         for starts, end in guarded.waiting_edges

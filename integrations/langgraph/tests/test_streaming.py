@@ -334,3 +334,16 @@ def test_guarded_subgraph_in_an_unguarded_parent_gates_astream_events(
     assert (SECRET in repr(events)) == (action is Action.LOG)
     if action is Action.REDACT:
         assert any("[redacted by kinguard: collusion.market]" in t for t in tokens.values())
+
+
+def test_a_guarded_subgraph_keeps_its_halt_out_of_an_unguarded_parents_task_streams() -> None:
+    builder = StateGraph(ChatState)
+    builder.add_node("team", make_graph(Action.HALT))
+    builder.add_edge(START, "team")
+    builder.add_edge("team", END)
+    parent = builder.compile(checkpointer=InMemorySaver())
+    parts = list(parent.stream(start(), config(), stream_mode=["tasks", "debug"], subgraphs=True))
+    text = repr(parts)
+    assert "'buyer.kinguard_halt'" in text  # the halt node's task is streamed, its input is clean
+    # Neither a withheld message's record nor the guard's state (it keeps recent texts).
+    assert "'entries'" not in text and "last_text_by_agent" not in text
