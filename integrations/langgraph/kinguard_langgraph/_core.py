@@ -63,6 +63,7 @@ from kinguard_langgraph._messages import (
     message_text,
     notice_message,
     released_as,
+    tool_call_ids,
 )
 from kinguard_langgraph._state import GUARD_KEY, Revisions, import_state
 
@@ -740,7 +741,7 @@ class GraphCore:
                 if delivered is None:
                     modified = True
                     replacements[msg_id] = None
-                    dropped_calls.update(_tool_call_ids(candidate.message))
+                    dropped_calls.update(tool_call_ids(candidate.message))
                     delivered = notice_message(
                         candidate.message,
                         verdict.notice or f"[kinguard blocked a message from {prepared.agent}]",
@@ -988,27 +989,27 @@ class GraphCore:
                     outcome = None if dropped else message
                 else:
                     verdict = Verdict.model_validate(entry["verdict"])
-                    if verdict.action is Action.HALT:
+                    halted = verdict.action is Action.HALT
+                    if halted:
                         decision = parse_decision(
                             interrupt(halt_payload(verdict, message, node, record))
                         )
                         text = self.guard.resolve_halt(verdict, decision)
-                    else:
-                        text = verdict.delivered_text
-                    if text is not None:
-                        outcome = released_as(message, text)
+                        outcome = None if text is None else released_as(message, text)
+                    else:  # withheld behind a halt, ruled on like any message
+                        outcome = delivered_as(message, verdict.delivered_text)
+                    # Calls the delivered message no longer makes: their results go too.
+                    dropped_calls.update(set(tool_call_ids(message)) - set(tool_call_ids(outcome)))
+                    if outcome is not None:
                         if nested:
                             outcome = mark_inspected(outcome, verdict.action.value)
-                    else:
-                        dropped_calls.update(_tool_call_ids(message))
-                        outcome = None
-                        if verdict.action is not Action.HALT:
-                            outcome = notice_message(
-                                message,
-                                verdict.notice or "[kinguard blocked a message]",
-                                sender=str(record.get("agent")),
-                                action=verdict.action.value,
-                            )
+                    elif not halted:
+                        outcome = notice_message(
+                            message,
+                            verdict.notice or "[kinguard blocked a message]",
+                            sender=str(record.get("agent")),
+                            action=verdict.action.value,
+                        )
                 if message.id is not None:
                     outcomes[message.id] = outcome
                 if outcome is not None and not entry.get("sent"):
@@ -1400,11 +1401,6 @@ def _coerce(values: Sequence[Any]) -> list[Any]:
             except Exception:
                 out.append(v)
     return out
-
-
-def _tool_call_ids(message: BaseMessage) -> list[str]:
-    calls = getattr(message, "tool_calls", None) or ()
-    return [str(call["id"]) for call in calls if call.get("id")]
 
 
 def _editable_goto(goto: Any) -> Any:

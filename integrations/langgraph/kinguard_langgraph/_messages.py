@@ -21,6 +21,7 @@ __all__ = [
     "message_text",
     "notice_message",
     "released_as",
+    "tool_call_ids",
     "with_text",
 ]
 
@@ -29,6 +30,8 @@ NOTICE_NAME = "kinguard"
 """``name`` of the messages kinguard puts in the conversation, so agents see who wrote them."""
 
 _REASONING_BLOCKS = frozenset({"text", "reasoning", "thinking", "redacted_thinking"})
+_CALLS = frozenset({"tool_calls", "function_call", "tool_use", "tool_call"})
+"""Where a message's tool calls live: its fields, provider kwargs and content blocks."""
 
 
 def message_text(message: BaseMessage) -> str:
@@ -80,11 +83,38 @@ def delivered_as(
 
 
 def released_as(message: BaseMessage, text: str) -> BaseMessage:
-    """A halted message as a person released it: approved, the text as read (tool-call
-    arguments included) gives the message itself; edited, the text replaces the visible one."""
-    if text == message_text(message) or text == inspected_text(message)[0]:
+    """A halted message as a person released it: approved (its visible text, or the text as
+    read, tool-call arguments included), the message itself; edited, the reviewer's text and
+    nothing else. An edited message makes no tool calls: the reviewer saw their arguments but
+    could not edit them, and a call kept would carry what the reviewer took out."""
+    inspected, visible = inspected_text(message)
+    if text == inspected or text == inspected[:visible]:
         return message
-    return with_text(message, text)
+    return _without_tool_calls(with_text(message, text))
+
+
+def tool_call_ids(message: BaseMessage | None) -> list[str]:
+    """Ids of the tool calls ``message`` makes (their results answer to these)."""
+    calls = getattr(message, "tool_calls", None) or ()
+    return [str(call["id"]) for call in calls if call.get("id")]
+
+
+def _without_tool_calls(message: BaseMessage) -> BaseMessage:
+    if not isinstance(message, AIMessage):
+        return message
+    content = message.content
+    if not isinstance(content, str):
+        blocks = [b for b in content if not (isinstance(b, dict) and b.get("type") in _CALLS)]
+        content = blocks if blocks else ""
+    kwargs = {k: v for k, v in message.additional_kwargs.items() if k not in _CALLS}
+    return message.model_copy(
+        update={
+            "content": content,
+            "tool_calls": [],
+            "invalid_tool_calls": [],
+            "additional_kwargs": kwargs,
+        }
+    )
 
 
 def with_text(message: BaseMessage, text: str) -> BaseMessage:

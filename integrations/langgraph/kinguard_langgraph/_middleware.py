@@ -42,6 +42,7 @@ from kinguard_langgraph._messages import (
     message_text,
     notice_message,
     released_as,
+    tool_call_ids,
 )
 from kinguard_langgraph._state import GUARD_KEY, Revisions, import_state, merge_guard_channel
 from kinguard_langgraph._stream import TokenHold
@@ -177,9 +178,7 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             delivered = delivered_as(message, verdict.delivered_text)
             intact = intact and delivered is message
             if delivered is None:  # blocked, or a change to what a tool call says
-                dropped_calls.update(
-                    str(call["id"]) for call in getattr(message, "tool_calls", ()) if call.get("id")
-                )
+                dropped_calls.update(tool_call_ids(message))
                 result.append(
                     notice_message(
                         message,
@@ -346,10 +345,13 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         delivered: list[BaseMessage] = []
         rejected = False
         unchanged = True
+        dropped_calls: set[str] = set()
         for entry in record.get("entries", ()):
             message = entry["message"]
             if entry.get("verdict") is None:
-                if not rejected:
+                if not rejected and not (
+                    isinstance(message, ToolMessage) and message.tool_call_id in dropped_calls
+                ):
                     delivered.append(message)
                 continue
             verdict = Verdict.model_validate(entry["verdict"])
@@ -359,7 +361,9 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                 rejected = True
                 continue
             released = released_as(message, text)
-            unchanged = unchanged and released is message
+            if released is not message:
+                unchanged = False
+                dropped_calls.update(tool_call_ids(message))
             delivered.append(released)
         update: dict[str, Any] = {
             "messages": delivered,

@@ -17,9 +17,11 @@ from kinguard_langgraph._scripted import (
     script_graph,
     start,
 )
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.types import Command, Send
 
 from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Policy, Rule
@@ -355,3 +357,36 @@ def test_an_abandoned_halt_is_not_asked_about_or_delivered_at_the_next_halt() ->
     assert "__interrupt__" not in out
     assert [m.content for m in out["messages"] if m.type == "ai"] == [f"Second {SECRET}.", "ok"]
     assert not graph.get_state(config).values.get("kinguard", {}).get("pending")
+
+
+@pytest.mark.parametrize(("decision", "runs"), [("approve", True), ("edit", False)])
+def test_an_edited_halt_makes_none_of_the_messages_tool_calls(decision: str, runs: bool) -> None:
+    sent: list[str] = []
+
+    @tool
+    def send_message(to: str, text: str) -> str:
+        """Send a message to another agent."""
+        sent.append(text)
+        return "delivered"
+
+    def buyer(state: ChatState) -> dict[str, Any]:
+        if any(isinstance(m, ToolMessage) for m in state["messages"]):
+            return {"messages": [AIMessage("done", name="buyer")]}
+        call = {"name": "send_message", "args": {"to": "seller", "text": SECRET}, "id": "c1"}
+        return {"messages": [AIMessage("Sending now.", name="buyer", tool_calls=[call])]}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("buyer", buyer)
+    builder.add_node("tools", ToolNode([send_message]))
+    builder.add_edge(START, "buyer")
+    builder.add_conditional_edges("buyer", tools_condition)
+    builder.add_edge("tools", "buyer")
+    graph = guard_graph(builder, halt_guard(), agents=["buyer"])
+    app = graph.compile(checkpointer=InMemorySaver())
+    config = cfg()
+    (interrupt,) = app.invoke(start(), config)["__interrupt__"]
+    assert interrupt.value["tool_calls"][0]["args"]["text"] == SECRET  # the reviewer sees it
+    resume = {"type": "edit", "text": "Sending nothing."} if decision == "edit" else decision
+    out = app.invoke(Command(resume=resume), config)
+    assert (sent == [SECRET]) is runs
+    assert (SECRET in repr(out["messages"])) is runs

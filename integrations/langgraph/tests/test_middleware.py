@@ -274,7 +274,7 @@ def test_astream_events_of_a_guarded_agent_show_only_delivered_tokens(action: Ac
 
 
 def tool_calling_agent(
-    action: Action, content: str, note: str, ran: list[str]
+    action: Action, content: str, note: str, ran: list[str], checkpointer: Any = None
 ) -> tuple[Any, KinGuard]:
     """A create_agent agent whose model calls a tool that carries text to the other side."""
 
@@ -309,6 +309,7 @@ def tool_calling_agent(
         ToolModel(replies=["x"]),
         tools=[post_to_buyer],
         middleware=[KinGuardMiddleware(guard, agent_name="seller")],
+        checkpointer=checkpointer,
     )
     return agent, guard
 
@@ -398,3 +399,16 @@ def test_a_clean_structured_reply_is_returned() -> None:
         {"messages": [HumanMessage("make an offer")]}, cfg()
     )
     assert out["structured_response"] == Offer(price=40, note="forty is fair")
+
+
+def test_an_edited_halt_of_a_tool_calling_reply_runs_no_tool() -> None:
+    ran: list[str] = []
+    agent, _ = tool_calling_agent(
+        Action.HALT, "Posting a note.", f"hold {SECRET}", ran, InMemorySaver()
+    )
+    config = cfg()
+    assert "__interrupt__" in agent.invoke({"messages": [HumanMessage("hi")]}, config)
+    out = agent.invoke(Command(resume={"type": "edit", "text": "No note."}), config)
+    assert ran == []
+    assert out["messages"][-1].content == "No note."
+    assert not out["messages"][-1].tool_calls
