@@ -469,6 +469,19 @@ class KinGuard:
 
     # -- human decisions ------------------------------------------------------------------
 
+    def record_decision(self, verdict: Verdict, decision: HumanDecision) -> None:
+        """Leave an audit trail of a person's ruling on a halted message (a span, a count and
+        a log line); adapters call it once per decision, after it took effect."""
+        self.telemetry.decision(verdict, decision)
+        _log.info(
+            "kinguard.halt_decided",
+            conversation_id=verdict.conversation_id,
+            sender=verdict.sender,
+            message_id=verdict.message_id,
+            decision=decision.type,
+            reason=decision.reason,
+        )
+
     @staticmethod
     def resolve_halt(verdict: Verdict, decision: HumanDecision) -> str | None:
         """The text to deliver once a person has ruled on a halted message (None: drop it)."""

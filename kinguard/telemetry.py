@@ -15,13 +15,14 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from kinguard.logs import get_logger
-from kinguard.types import Action, Alert, Message, Verdict
+from kinguard.types import Action, Alert, HumanDecision, Message, Verdict
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
 __all__ = [
+    "DECISION_SPAN_NAME",
     "SPAN_NAME",
     "Telemetry",
     "configure_otlp",
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 SPAN_NAME = "kinguard.inspect"
+DECISION_SPAN_NAME = "kinguard.decide"
 _SCOPE = "kinguard"
 # One attribute set per action, built once; the metrics SDK may keep it, nothing changes it.
 _OUTCOMES = {action: {"kinguard.action": action.value} for action in Action}
@@ -70,6 +72,9 @@ class Telemetry:
         )
         self._duration = meter.create_histogram(
             "kinguard.inspection.duration", unit="ms", description="Inspection latency"
+        )
+        self._decisions = meter.create_counter(
+            "kinguard.decisions", unit="{decision}", description="Human decisions on halts"
         )
 
     def start(self, message: Message) -> tuple[Span, object]:
@@ -184,6 +189,32 @@ class Telemetry:
             )
         for name in alert.signals or ("error" if alert.error else "risk",):
             self._alerts.add(1, {"kinguard.signal": name, "kinguard.action": alert.action.value})
+
+    def decision(self, verdict: Verdict, decision: HumanDecision) -> None:
+        """A person's ruling on a halted message: a span of its own (the inspection's span
+        ended when the message was withheld) and a count, by decision."""
+        try:
+            span = self._tracer.start_span(DECISION_SPAN_NAME, kind=trace.SpanKind.INTERNAL)
+            if span.is_recording():
+                attributes: dict[str, str | list[str]] = {
+                    "gen_ai.operation.name": DECISION_SPAN_NAME,
+                    "gen_ai.agent.name": verdict.sender,
+                    "gen_ai.conversation.id": verdict.conversation_id,
+                    "kinguard.sender": verdict.sender,
+                    "kinguard.message.id": verdict.message_id,
+                    "kinguard.action": verdict.action.value,
+                    "kinguard.signals": list(verdict.signal_names),
+                    "kinguard.decision": decision.type,
+                }
+                if decision.reason:
+                    attributes["kinguard.decision.reason"] = decision.reason
+                if self.capture_content and decision.text is not None:
+                    attributes["kinguard.message.delivered_text"] = decision.text
+                span.set_attributes(attributes)
+            span.end()
+            self._decisions.add(1, {"kinguard.decision": decision.type})
+        except Exception as exc:
+            self._failed("decision", exc)
 
 
 def otlp_configured_by_env() -> bool:

@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from kinguard import Action, AgentProfile, KinGuard, Message, Policy, Rule
+from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Message, Policy, Rule
 from kinguard.testing import KeywordDetector, RaisingDetector
 
 AGENTS = [
@@ -143,3 +143,32 @@ def test_metrics_count_inspections_alerts_and_latency(otel) -> None:
     (alert_point,) = points["kinguard.alerts"]
     assert alert_point.attributes["kinguard.signal"] == "collusion.market"
     assert sum(p.count for p in points["kinguard.inspection.duration"]) == 2
+
+
+@pytest.mark.parametrize("stage", ["start", "end"])
+def test_a_human_decision_is_a_span_and_a_count(otel, stage: str) -> None:
+    guard = make_guard(otel)
+    verdict = guard.inspect(message("FIXPRICE"))
+    otel[2].clear()
+    guard.record_decision(verdict, HumanDecision(type="edit", text="44", reason="price talk"))
+    (span,) = otel[2].get_finished_spans()
+    attrs = dict(span.attributes)
+    assert span.name == "kinguard.decide"
+    assert attrs["gen_ai.conversation.id"] == "conv-9"
+    assert attrs["kinguard.message.id"] == verdict.message_id
+    assert attrs["kinguard.decision"] == "edit"
+    assert attrs["kinguard.decision.reason"] == "price talk"
+    assert "kinguard.message.delivered_text" not in attrs  # content capture is off
+    data = otel[3].get_metrics_data()
+    (point,) = [
+        p
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == "kinguard.decisions"
+        for p in metric.data.data_points
+    ]
+    assert point.value == 1 and point.attributes["kinguard.decision"] == "edit"
+    otel[0].add_span_processor(_RaisingProcessor(stage))
+    guard.record_decision(verdict, HumanDecision(type="approve"))  # contained
+    assert guard.telemetry.failures == 1

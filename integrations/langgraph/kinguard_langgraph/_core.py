@@ -975,6 +975,7 @@ class GraphCore:
         goto: list[Any] = []
         outcomes: dict[Any, BaseMessage | None] = {}
         """Message id -> what the held Sends' states get instead (None: nothing)."""
+        decided: list[tuple[Verdict, HumanDecision]] = []
         for _task, record in records:
             dropped_calls: set[str] = set()
             for entry in record.get("entries", ()):
@@ -994,6 +995,7 @@ class GraphCore:
                         decision = parse_decision(
                             interrupt(halt_payload(verdict, message, node, record))
                         )
+                        decided.append((verdict, decision))
                         text = self.guard.resolve_halt(verdict, decision)
                         outcome = None if text is None else released_as(message, text)
                     else:  # withheld behind a halt, ruled on like any message
@@ -1017,6 +1019,9 @@ class GraphCore:
             goto.extend(record.get("goto") or ())
         for task, _ in records:
             self.forget_halted(task)
+        # Here, not at each interrupt: the node re-runs from the start for every answer.
+        for verdict, decision in decided:
+            self.guard.record_decision(verdict, decision)
         if abandoned:
             _log.info("kinguard.halt_abandoned", node=node, tasks=len(abandoned))
             goto = self._decided_sends(goto, outcomes)

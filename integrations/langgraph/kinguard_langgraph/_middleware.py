@@ -31,7 +31,7 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 
-from kinguard import Action, KinGuard, Message, Verdict
+from kinguard import Action, HumanDecision, KinGuard, Message, Verdict
 from kinguard.logs import get_logger
 from kinguard_langgraph._core import TaskVerdicts, halt_payload, parse_decision
 from kinguard_langgraph._messages import (
@@ -346,6 +346,7 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         rejected = False
         unchanged = True
         dropped_calls: set[str] = set()
+        decided: list[tuple[Verdict, HumanDecision]] = []
         for entry in record.get("entries", ()):
             message = entry["message"]
             if entry.get("verdict") is None:
@@ -356,6 +357,7 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                 continue
             verdict = Verdict.model_validate(entry["verdict"])
             decision = parse_decision(interrupt(halt_payload(verdict, message, self.name, record)))
+            decided.append((verdict, decision))
             text = self.guard.resolve_halt(verdict, decision)
             if text is None:
                 rejected = True
@@ -365,6 +367,9 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                 unchanged = False
                 dropped_calls.update(tool_call_ids(message))
             delivered.append(released)
+        # Here, not at each interrupt: the hook re-runs from the start for every answer.
+        for verdict, decision in decided:
+            self.guard.record_decision(verdict, decision)
         update: dict[str, Any] = {
             "messages": delivered,
             GUARD_KEY: {"pending": {self._pending_key: None}},

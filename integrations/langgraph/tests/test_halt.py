@@ -23,6 +23,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.types import Command, Send
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Policy, Rule
 from kinguard.testing import KeywordDetector
@@ -390,3 +393,35 @@ def test_an_edited_halt_makes_none_of_the_messages_tool_calls(decision: str, run
     out = app.invoke(Command(resume=resume), config)
     assert (sent == [SECRET]) is runs
     assert (SECRET in repr(out["messages"])) is runs
+
+
+def test_each_human_decision_is_recorded_once() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+    def buyer(state: ChatState) -> dict[str, Any]:
+        said = [f"First {SECRET}.", f"Second {SECRET}."]
+        return {"messages": [AIMessage(text, name="buyer") for text in said]}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("buyer", buyer)
+    builder.add_edge(START, "buyer")
+    builder.add_edge("buyer", END)
+    guard = KinGuard(
+        AGENTS,
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.HALT),)),
+        tracer_provider=provider,
+    )
+    graph = guard_graph(builder, guard).compile(checkpointer=InMemorySaver())
+    config = cfg()
+    out = graph.invoke(start(), config)
+    decisions = iter([{"type": "reject", "reason": "price talk"}, {"type": "approve"}])
+    while "__interrupt__" in out:  # the halt node asks twice, re-running for each answer
+        out = graph.invoke(Command(resume=next(decisions)), config)
+    decided = [s for s in exporter.get_finished_spans() if s.name == "kinguard.decide"]
+    assert [(s.attributes or {}).get("kinguard.decision") for s in decided] == ["reject", "approve"]
+    assert {(s.attributes or {}).get("gen_ai.conversation.id") for s in decided} == {
+        config["configurable"]["thread_id"]
+    }

@@ -16,6 +16,9 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel
 
 from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
@@ -412,3 +415,26 @@ def test_an_edited_halt_of_a_tool_calling_reply_runs_no_tool() -> None:
     assert ran == []
     assert out["messages"][-1].content == "No note."
     assert not out["messages"][-1].tool_calls
+
+
+def test_a_human_decision_on_a_halted_reply_is_recorded_once() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    guard = KinGuard(
+        AGENTS,
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.HALT),)),
+        tracer_provider=provider,
+    )
+    agent = create_agent(
+        ScriptedChatModel(replies=[f"Deal at {SECRET}."]),
+        tools=[],
+        middleware=[KinGuardMiddleware(guard, agent_name="seller")],
+        checkpointer=InMemorySaver(),
+    )
+    config = cfg()
+    agent.invoke({"messages": [HumanMessage("hi")]}, config)
+    agent.invoke(Command(resume={"type": "reject"}), config)
+    decided = [s for s in exporter.get_finished_spans() if s.name == "kinguard.decide"]
+    assert [(s.attributes or {}).get("kinguard.decision") for s in decided] == ["reject"]
