@@ -124,6 +124,10 @@ class TaskVerdicts:
     """Ids of the messages the node was given (not its output, so not inspected)."""
     modified: bool
     is_agent: bool
+    hidden_calls: frozenset[str] = frozenset()
+    """Tool calls of messages that were not delivered (blocked or held for a human). An agent
+    subgraph (``create_react_agent``) may already have run them: streams show neither their
+    arguments nor their results."""
 
 
 @dataclass(slots=True)
@@ -764,7 +768,19 @@ class GraphCore:
             self.guard.profile(prepared.agent)  # a node that speaks is an agent from now on
         output = self._attach_channel(prepared, output, candidates, entries)
         if prepared.reports:
-            self._report(prepared, replacements, modified=modified, is_agent=bool(candidates))
+            hidden = {
+                call
+                for c in candidates
+                if replacements.get(str(c.message.id), "") is None
+                for call in tool_call_ids(c.message)
+            }
+            self._report(
+                prepared,
+                replacements,
+                modified=modified,
+                is_agent=bool(candidates),
+                hidden_calls=frozenset(hidden),
+            )
         return output
 
     def _report(
@@ -774,6 +790,7 @@ class GraphCore:
         *,
         modified: bool,
         is_agent: bool,
+        hidden_calls: frozenset[str] = frozenset(),
     ) -> None:
         """Tell a guarded stream (in-band), ``astream_events`` (via the core) or an enclosing
         graph's token stream (through the hold) the verdicts."""
@@ -785,6 +802,7 @@ class GraphCore:
             known_ids=prepared.input_ids,
             modified=modified,
             is_agent=is_agent,
+            hidden_calls=hidden_calls,
         )
         if prepared.events:
             self.leave_verdicts(prepared.task_ns, report)

@@ -91,6 +91,13 @@ def guard_graph(
     injects each agent's identity, inspects every message an agent emits before any other
     node sees it, applies the guard's actions (``halt`` through ``interrupt()``), keeps the
     guard's state in its checkpoints, and streams only inspected content.
+
+    Messages are inspected when a node returns. An agent node that runs its own tools inside
+    it (``create_react_agent``, or ``create_agent`` without :class:`KinGuardMiddleware`) has
+    run the calls of a message kinguard then blocks or halts: the message, the calls'
+    arguments and their results are kept out of the state and the streams, but the calls'
+    side effects have happened. Guard such an agent with ``KinGuardMiddleware`` (it reads each
+    model reply before the agent's tools run), or give its tools a node of their own.
     """
     return GuardedStateGraph(builder, guard, agents=agents, messages_key=messages_key)
 

@@ -16,7 +16,9 @@ after the node's last token), then releases it:
 * model output the node did not emit (never inspected, never delivered) is dropped;
 * subgraph updates/values and custom events are scrubbed of or rewritten to the delivered
   messages; custom payloads of a task whose messages were changed are dropped, since their
-  shape is the app's own and cannot be rewritten safely.
+  shape is the app's own and cannot be rewritten safely;
+* tool calls that an agent subgraph ran for a message that was not delivered show without
+  their arguments, and their results not at all (the calls themselves already ran).
 
 Held items of a task that never reports (it failed, or was interrupted) are dropped at the end
 of the stream: they were never inspected, and the task re-runs on resume.
@@ -29,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tracers.event_stream import _AstreamEventsCallbackHandler
@@ -266,7 +268,7 @@ def _transform(items: list[Item], verdicts: TaskVerdicts) -> Iterable[Item]:
         if item.mode == "messages" and isinstance(item.payload, tuple) and len(item.payload) == 2:
             message, meta = item.payload
             if isinstance(message, BaseMessage):
-                if is_identity_message(message):
+                if is_identity_message(message) or _hidden_result(message, verdicts):
                     continue
                 if index in recut:
                     new = recut[index]
@@ -383,6 +385,8 @@ def _scrub(payload: Any, verdicts: TaskVerdicts, depth: int) -> Any:
             return payload
         return {**payload, "message": message, "text": message_text(message)}
     if isinstance(payload, dict):
+        if "args" in payload and payload.get("id") in verdicts.hidden_calls:
+            return {**payload, "args": {}}  # a tool call: a tools task's input is a plain dict
         out: dict[Any, Any] = {}
         for key, value in payload.items():
             if key == GUARD_KEY:
@@ -403,8 +407,15 @@ def _scrub(payload: Any, verdicts: TaskVerdicts, depth: int) -> Any:
 _DROP: Any = object()
 
 
+def _hidden_result(message: BaseMessage, verdicts: TaskVerdicts) -> bool:
+    """The result of a call that an agent subgraph ran for a message not delivered."""
+    return isinstance(message, ToolMessage) and message.tool_call_id in verdicts.hidden_calls
+
+
 def _scrub_message(message: BaseMessage, verdicts: TaskVerdicts) -> Any:
     if is_identity_message(message):
+        return _DROP
+    if _hidden_result(message, verdicts):
         return _DROP
     message_id = message.id
     if message_id is None:

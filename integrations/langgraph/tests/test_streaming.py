@@ -17,7 +17,9 @@ from kinguard_langgraph._scripted import (
     start,
 )
 from langchain.agents import create_agent
-from langchain_core.messages import AIMessageChunk, BaseMessage, SystemMessage
+from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, SystemMessage
+from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
@@ -347,3 +349,46 @@ def test_a_guarded_subgraph_keeps_its_halt_out_of_an_unguarded_parents_task_stre
     assert "'buyer.kinguard_halt'" in text  # the halt node's task is streamed, its input is clean
     # Neither a withheld message's record nor the guard's state (it keeps recent texts).
     assert "'entries'" not in text and "last_text_by_agent" not in text
+
+
+class ToolCallingModel(FakeMessagesListChatModel):
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return self
+
+
+@pytest.mark.parametrize("action", [Action.BLOCK, Action.HALT])
+def test_streams_hide_the_calls_an_agent_subgraph_ran_for_a_message_not_delivered(
+    action: Action,
+) -> None:
+    mailbox: list[str] = []
+
+    @tool
+    def send_message(to: str, text: str) -> str:
+        """Send a message to another agent."""
+        mailbox.append(text)
+        return f"sent: {text}"
+
+    call = {"name": "send_message", "args": {"to": "seller", "text": f"fix {SECRET}"}, "id": "c1"}
+    model = ToolCallingModel(
+        responses=[AIMessage("Sending.", tool_calls=[call]), AIMessage("Sent it.")]
+    )
+    builder = StateGraph(ChatState)
+    builder.add_node("buyer", create_agent(model, [send_message]))
+    builder.add_edge(START, "buyer")
+    builder.add_edge("buyer", END)
+    graph = guard_graph(builder, make_guard(action), agents=["buyer"])
+    parts = list(
+        graph.compile(checkpointer=InMemorySaver()).stream(
+            start(),
+            config(),
+            stream_mode=["tasks", "debug", "updates", "values", "messages"],
+            subgraphs=True,
+        )
+    )
+    # The limitation (see the README): the agent's own tool node ran the call before the
+    # agent's node returned and kinguard saw the message ...
+    assert mailbox == [f"fix {SECRET}"]
+    # ... but no stream shows its arguments or its result (the reviewer's question does).
+    shown = [p for p in parts if "interrupt" not in repr(p).lower()]
+    assert SECRET not in repr(shown)
+    assert any(p[1] == "tasks" and p[2].get("name") == "tools" for p in parts)
