@@ -175,13 +175,7 @@ def resolve_halt(
     verdict = tg.pending_halts.pop(0)
     target = tg.handoff_targets.pop(verdict.message_id, None)
     text = tg.guard.resolve_halt(verdict, decision)
-    _log.info(
-        "kinguard.autogen.halt_resolved",
-        team=tg.team_name,
-        sender=verdict.sender,
-        decision=decision.type,
-        reason=decision.reason,
-    )
+    tg.guard.record_decision(verdict, decision)
     if text is None:
         return None
     metadata: dict[str, str] = {META_RESOLVED: decision.type}

@@ -51,6 +51,7 @@ from kinguard_autogen import (
 )
 from kinguard_autogen._termination import HaltOrTermination
 from pydantic import BaseModel
+from structlog.testing import capture_logs
 
 from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Policy, Rule
 from kinguard.identity import IDENTITY_MARKER
@@ -245,8 +246,12 @@ async def test_halt_stops_withholds_and_resumes_on_a_decision(
     assert halted is not None and halted.sender == "buyer"
     assert kit.KEYWORD not in "".join(t for _, t in kit.chat(first))
 
-    task = resolve_halt(team, decision)
+    with capture_logs() as logs:
+        task = resolve_halt(team, decision)
     assert pending_halt(team) is None
+    # The ruling leaves the same audit trail as in every adapter: kinguard.decide span, log line.
+    (ruling,) = [entry for entry in logs if entry["event"] == "kinguard.halt_decided"]
+    assert ruling["decision"] == decision.type and ruling["message_id"] == halted.message_id
     second = await team.run(task=task)
 
     after = kit.seen_by(seller, 1)
