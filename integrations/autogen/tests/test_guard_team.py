@@ -50,8 +50,10 @@ from kinguard_autogen import (
     unguard_team,
 )
 from kinguard_autogen._termination import HaltOrTermination
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel
-from structlog.testing import capture_logs
 
 from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Policy, Rule
 from kinguard.identity import IDENTITY_MARKER
@@ -235,7 +237,10 @@ async def test_halt_stops_withholds_and_resumes_on_a_decision(
 ) -> None:
     team = round_robin(kit, n=6)
     buyer, seller = team._participants
-    guard_team(team, kit.keyword_guard("halt"))
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    guard_team(team, kit.keyword_guard("halt", tracer_provider=provider))
 
     first = await team.run(task="Negotiate.")
     assert first.stop_reason is not None
@@ -246,12 +251,12 @@ async def test_halt_stops_withholds_and_resumes_on_a_decision(
     assert halted is not None and halted.sender == "buyer"
     assert kit.KEYWORD not in "".join(t for _, t in kit.chat(first))
 
-    with capture_logs() as logs:
-        task = resolve_halt(team, decision)
+    task = resolve_halt(team, decision)
     assert pending_halt(team) is None
-    # The ruling leaves the same audit trail as in every adapter: kinguard.decide span, log line.
-    (ruling,) = [entry for entry in logs if entry["event"] == "kinguard.halt_decided"]
-    assert ruling["decision"] == decision.type and ruling["message_id"] == halted.message_id
+    # The ruling leaves the same audit trail as in every adapter: a kinguard.decide span.
+    (ruling,) = [s for s in spans.get_finished_spans() if s.name == "kinguard.decide"]
+    assert ruling.attributes["kinguard.decision"] == decision.type
+    assert ruling.attributes["kinguard.message.id"] == halted.message_id
     second = await team.run(task=task)
 
     after = kit.seen_by(seller, 1)
