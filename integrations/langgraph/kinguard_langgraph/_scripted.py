@@ -160,6 +160,18 @@ def script_graph(
     return builder
 
 
+def chain_graph(*nodes: tuple[str, Any]) -> StateGraph[Any, Any, Any, Any]:
+    """``(name, node)`` pairs run one after the other, from START to END."""
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(ChatState)
+    previous = START
+    for name, node in nodes:
+        builder.add_node(name, node)
+        builder.add_edge(previous, name)
+        previous = name
+    builder.add_edge(previous, END)
+    return builder
+
+
 def start(task: str = "Begin.") -> dict[str, Any]:
     return {"messages": [HumanMessage(task)], "turn": 0}
 

@@ -13,6 +13,7 @@ from kinguard_langgraph import guard_graph
 from kinguard_langgraph._scripted import (
     ChatState,
     ScriptedChatModel,
+    chain_graph,
     delivered,
     script_graph,
     start,
@@ -343,12 +344,7 @@ def test_an_abandoned_halt_is_not_asked_about_or_delivered_at_the_next_halt() ->
     def seller(state: ChatState) -> dict[str, Any]:
         return {"messages": [AIMessage("ok", name="seller")]}
 
-    builder = StateGraph(ChatState)
-    builder.add_node("buyer", buyer)
-    builder.add_node("seller", seller)
-    builder.add_edge(START, "buyer")
-    builder.add_edge("buyer", "seller")
-    builder.add_edge("seller", END)
+    builder = chain_graph(("buyer", buyer), ("seller", seller))
     graph = guard_graph(builder, halt_guard()).compile(checkpointer=InMemorySaver())
     config = cfg()
     first = graph.invoke(start(), config)

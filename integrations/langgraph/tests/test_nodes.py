@@ -9,7 +9,13 @@ from typing import Annotated, Any
 
 import pytest
 from kinguard_langgraph import GuardedCompiledStateGraph, guard_graph
-from kinguard_langgraph._scripted import ChatState, ScriptedChatModel, script_graph, start
+from kinguard_langgraph._scripted import (
+    ChatState,
+    ScriptedChatModel,
+    chain_graph,
+    script_graph,
+    start,
+)
 from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import (
@@ -430,12 +436,7 @@ def test_a_guarded_graph_inside_a_guarded_graph_is_inspected_once(action: Action
     def seller(state: ChatState) -> dict[str, Any]:
         return {"messages": [AIMessage("fine", name="seller")]}
 
-    inner = StateGraph(ChatState)
-    inner.add_node("buyer", buyer)
-    inner.add_node("seller", seller)
-    inner.add_edge(START, "buyer")
-    inner.add_edge("buyer", "seller")
-    inner.add_edge("seller", END)
+    inner = chain_graph(("buyer", buyer), ("seller", seller))
     guard = guard_for("buyer", "seller", action=action)
     outer = StateGraph(ChatState)
     outer.add_node("team", guard_graph(inner, guard).compile())

@@ -12,6 +12,7 @@ from kinguard_langgraph import GUARD_KEY, guard_graph
 from kinguard_langgraph._scripted import (
     ChatState,
     ScriptedChatModel,
+    chain_graph,
     delivered,
     script_graph,
     start,
@@ -202,12 +203,7 @@ def test_create_agent_subgraph_streams_are_gated(use_async: bool) -> None:
         reply = buyer_model.invoke([SystemMessage("You buy."), *state["messages"]])
         return {"messages": [reply.model_copy(update={"name": "buyer"})]}
 
-    builder = StateGraph(ChatState)
-    builder.add_node("buyer", buyer)
-    builder.add_node("seller", seller)
-    builder.add_edge(START, "buyer")
-    builder.add_edge("buyer", "seller")
-    builder.add_edge("seller", END)
+    builder = chain_graph(("buyer", buyer), ("seller", seller))
     graph = guard_graph(builder, make_guard(Action.REDACT)).compile(checkpointer=InMemorySaver())
     cfg = config()
     parts = collect(
