@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from kinguard._workers import DaemonExecutor
 from kinguard.detectors import Context, Detector
 from kinguard.logs import get_logger
 from kinguard.types import SIGNAL_NAMES, Message, Signal
@@ -63,17 +63,15 @@ class Pipeline:
         self._all_inline = all(self._inline)
         self.timeout_s = timeout_s
         self._max_workers = max_workers
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool: DaemonExecutor | None = None
         self._pool_lock = threading.Lock()
 
     @property
-    def pool(self) -> concurrent.futures.ThreadPoolExecutor:
+    def pool(self) -> DaemonExecutor:
         # Created on first need: most pipelines are all-inline and never pay for threads.
         with self._pool_lock:
             if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=self._max_workers, thread_name_prefix="kinguard-detector"
-                )
+                self._pool = DaemonExecutor(self._max_workers, "kinguard-detector")
             return self._pool
 
     def _collect(

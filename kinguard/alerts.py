@@ -6,9 +6,11 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from kinguard._workers import DaemonExecutor
 from kinguard.logs import get_logger
 from kinguard.types import Alert
 
@@ -47,27 +49,53 @@ class JsonlSink:
             handle.write(line)
 
 
+_WORKERS_PER_SINK = 4
+"""Calls of one sink that may run at once: alerts from agents running in parallel."""
+
+
 class AlertDispatcher:
-    """Logs each alert and hands it to every sink, under a deadline.
+    """Logs each alert and hands it to every sink, under one deadline.
 
     A sink that declares ``inline = True`` (bounded by construction, like kinguard's own) runs
-    in the caller's thread; any other gets ``timeout_s`` in a small pool, because a webhook
-    that hangs must not stall the agent whose message raised the alert. A sink that raises or
-    overruns is logged and counted, never propagated. While an overrun call is still running,
-    later alerts skip that sink instead of queueing behind it: a hung sink costs one deadline,
-    not one per alert.
+    in the caller's thread. Any other runs on a daemon worker of its own, because a webhook
+    that hangs must neither stall the agent whose message raised the alert nor queue the other
+    sinks behind it, nor keep the process from exiting; a burst of alerts from several agents
+    is delivered in parallel. All of an alert's sinks share one deadline, ``timeout_s``. A sink
+    that raises or overruns is logged and counted, never propagated; while its overrun call is
+    still running, later alerts skip it instead of queueing behind it, so a hung sink costs
+    one deadline, not one per alert.
     """
 
-    def __init__(self, timeout_s: float, max_workers: int = 2) -> None:
+    def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
-        self._max_workers = max_workers
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        # id(sink) -> its overrun call; the future holds the sink, so the id stays its own.
-        self._overrun: dict[int, concurrent.futures.Future[None]] = {}
+        # id(sink) -> (sink, its workers); holding the sink keeps the id its own.
+        self._workers: dict[int, tuple[AlertSink, DaemonExecutor]] = {}
+        # id(sink) -> a call of it that overran its deadline and may still be running.
+        self._overrun: dict[int, Future[None]] = {}
 
     def __call__(self, alert: Alert, sinks: Sequence[AlertSink]) -> int:
         """Deliver the alert; return how many sinks failed, overran or were skipped."""
+        failures, pending = self._start(alert, sinks)
+        if pending:
+            concurrent.futures.wait([future for _, future in pending], timeout=self.timeout_s)
+        return failures + self._settle(pending)
+
+    async def adispatch(self, alert: Alert, sinks: Sequence[AlertSink]) -> int:
+        """:meth:`__call__` for a coroutine: waiting for slow sinks never blocks the loop."""
+        import asyncio  # only async apps pay for it
+
+        failures, pending = self._start(alert, sinks)
+        if pending:
+            await asyncio.wait(
+                [asyncio.wrap_future(future) for _, future in pending], timeout=self.timeout_s
+            )
+        return failures + self._settle(pending)
+
+    def _start(
+        self, alert: Alert, sinks: Sequence[AlertSink]
+    ) -> tuple[int, list[tuple[AlertSink, Future[None]]]]:
+        """Log the alert, run the inline sinks, start the others: (failures, started calls)."""
         _log.warning(
             "kinguard.alert",
             conversation_id=alert.conversation_id,
@@ -81,37 +109,63 @@ class AlertDispatcher:
             error=alert.error,
         )
         failures = 0
+        pending: list[tuple[AlertSink, Future[None]]] = []
         for sink in sinks:
             try:
                 if getattr(sink, "inline", False):
                     sink(alert)
                 else:
-                    self._bounded(sink, alert)
+                    pending.append((sink, self._submit(sink, alert, sinks)))
             except Exception as exc:
                 failures += 1
-                _log.error("kinguard.sink_failed", sink=type(sink).__name__, error=repr(exc))
-        return failures
+                _failed(sink, exc)
+        return failures, pending
 
-    def _bounded(self, sink: AlertSink, alert: Alert) -> None:
+    def _submit(self, sink: AlertSink, alert: Alert, sinks: Sequence[AlertSink]) -> Future[None]:
         with self._lock:
-            running = self._overrun.get(id(sink))
-            if running is not None and not running.done():
-                raise TimeoutError("still running an earlier alert past its deadline; skipped")
-            self._overrun.pop(id(sink), None)
-            if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=self._max_workers, thread_name_prefix="kinguard-sink"
-                )
-            future = self._pool.submit(sink, alert)
-        try:
-            future.result(timeout=self.timeout_s)
-        except concurrent.futures.TimeoutError:
-            with self._lock:
-                self._overrun[id(sink)] = future
-            raise TimeoutError(f"no answer within {self.timeout_s:.3f}s") from None
+            if len(self._workers) > len(sinks):
+                self._forget_removed(sinks)
+            overrun = self._overrun.get(id(sink))
+            if overrun is not None:
+                if not overrun.done():
+                    raise TimeoutError("still running an earlier alert past its deadline; skipped")
+                del self._overrun[id(sink)]
+            entry = self._workers.get(id(sink))
+            if entry is None:
+                worker = DaemonExecutor(_WORKERS_PER_SINK, f"kinguard-sink-{type(sink).__name__}")
+                entry = self._workers[id(sink)] = (sink, worker)
+            return entry[1].submit(sink, alert)
+
+    def _forget_removed(self, sinks: Sequence[AlertSink]) -> None:
+        """Let the workers of sinks no longer in the list go."""
+        current = {id(sink) for sink in sinks}
+        for key in [key for key in self._workers if key not in current]:
+            self._workers.pop(key)[1].shutdown(wait=False)
+            self._overrun.pop(key, None)
+
+    def _settle(self, pending: list[tuple[AlertSink, Future[None]]]) -> int:
+        failures = 0
+        for sink, future in pending:
+            if not future.done():
+                failures += 1
+                with self._lock:
+                    self._overrun[id(sink)] = future
+                _failed(sink, TimeoutError(f"no answer within {self.timeout_s:.3f}s"))
+            elif future.cancelled():
+                failures += 1
+                _failed(sink, RuntimeError("cancelled: the guard was closed"))
+            elif (error := future.exception()) is not None:
+                failures += 1
+                _failed(sink, error)
+        return failures
 
     def close(self) -> None:
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
+            for _, worker in self._workers.values():
+                worker.shutdown(wait=False, cancel_futures=True)
+            self._workers.clear()
+            self._overrun.clear()
+
+
+def _failed(sink: AlertSink, error: BaseException) -> None:
+    _log.error("kinguard.sink_failed", sink=type(sink).__name__, error=repr(error))

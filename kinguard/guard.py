@@ -18,7 +18,7 @@ from kinguard.alerts import AlertDispatcher, AlertSink
 from kinguard.detectors import Context, Detector, PairHistory, default_detectors, normalise
 from kinguard.identity import IdentityPlanner, IdentityPolicy, conceal_identity_cues
 from kinguard.kinship import kinship, kinship_weight
-from kinguard.logs import get_logger
+from kinguard.logs import get_logger, warm_up
 from kinguard.monitor import MonitorState, RiskMonitor, message_risk
 from kinguard.policy import Policy, PolicyError, Rule, load_policy
 from kinguard.telemetry import Telemetry, content_capture_from_env
@@ -108,6 +108,7 @@ class KinGuard:
         if capture is None:
             capture = content_capture_from_env()
         self.telemetry = Telemetry(tracer_provider, meter_provider, capture)
+        warm_up()
         self._lock = threading.Lock()
         # Pending reminders, per conversation then per agent: a nudge earned in one thread
         # must not surface in another thread that shares this guard.
@@ -270,7 +271,7 @@ class KinGuard:
             verdict = self._decide(message, recipients, context, result, started)
         except Exception as exc:
             verdict = self._failed(message, f"inspection_error: {exc!r}", started)
-        return self._end(span, token, message, verdict)
+        return await self._aend(span, token, message, verdict)
 
     def _owned(self, message: Message) -> Message:
         """A message that names no conversation belongs to the guard's own."""
@@ -444,11 +445,52 @@ class KinGuard:
 
     def _end(self, span: Span, token: object, message: Message, verdict: Verdict) -> Verdict:
         """Telemetry, alerts and observers; contained so a broken exporter or sink cannot escape."""
+        alert = self._report(span, message, verdict)
+        if alert is not None:
+            try:
+                failed = self._dispatch(alert, self.sinks)
+            except Exception as exc:
+                failed = _dispatch_failed(exc)
+            self._add_sink_failures(failed)
+        return self._close(span, token, verdict)
+
+    async def _aend(
+        self, span: Span, token: object, message: Message, verdict: Verdict
+    ) -> Verdict:
+        """:meth:`_end` for ``ainspect``: slow sinks are awaited, never waited on in the loop."""
+        alert = self._report(span, message, verdict)
+        if alert is not None:
+            try:
+                failed = await self._dispatch.adispatch(alert, self.sinks)
+            except Exception as exc:
+                failed = _dispatch_failed(exc)
+            self._add_sink_failures(failed)
+        return self._close(span, token, verdict)
+
+    def _report(self, span: Span, message: Message, verdict: Verdict) -> Alert | None:
+        """Record the verdict in telemetry; return the alert it raises, if any.
+
+        Telemetry that fails costs its span and metrics, never the alert.
+        """
         try:
-            self._report(span, message, verdict)
+            self.telemetry.record(span, message, verdict, self.profile(message.sender).model)
         except Exception as exc:
-            self.telemetry.failures += 1
-            _log.error("kinguard.telemetry_failed", stage="record", error=repr(exc))
+            self.telemetry.failed("record", exc)
+        if verdict.action.severity < Action.ALERT.severity and verdict.error is None:
+            return None
+        alert = Alert.from_verdict(verdict)
+        try:
+            self.telemetry.alert(span, alert)
+        except Exception as exc:
+            self.telemetry.failed("alert", exc)
+        return alert
+
+    def _add_sink_failures(self, failed: int) -> None:
+        if failed:
+            with self._lock:
+                self._sink_failures += failed
+
+    def _close(self, span: Span, token: object, verdict: Verdict) -> Verdict:
         self.telemetry.finish(span, token)
         for observer in self._observers:
             try:
@@ -456,16 +498,6 @@ class KinGuard:
             except Exception as exc:
                 _log.error("kinguard.observer_failed", error=repr(exc))
         return verdict
-
-    def _report(self, span: Span, message: Message, verdict: Verdict) -> None:
-        self.telemetry.record(span, message, verdict, self.profile(message.sender).model)
-        if verdict.action.severity >= Action.ALERT.severity or verdict.error is not None:
-            alert = Alert.from_verdict(verdict)
-            self.telemetry.alert(span, alert)
-            failed = self._dispatch(alert, self.sinks)
-            if failed:
-                with self._lock:
-                    self._sink_failures += failed
 
     # -- human decisions ------------------------------------------------------------------
 
@@ -549,6 +581,12 @@ def _describe(rule: Rule) -> str:
     if rule.risk is not None:
         parts.append(f"pair_risk>={rule.risk:g}")
     return f"{' and '.join(parts)} -> {rule.action.value}"
+
+
+def _dispatch_failed(exc: Exception) -> int:
+    """The dispatcher contains its sinks; this is its own logging failing. Counts as one."""
+    _log.error("kinguard.alert_dispatch_failed", error=repr(exc))
+    return 1
 
 
 def _within(spans: Sequence[tuple[int, int]], start: int, end: int) -> bool:

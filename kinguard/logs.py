@@ -8,9 +8,32 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from typing import Any
 
-__all__ = ["SafeLogger", "configure_logging", "get_logger"]
+__all__ = ["SafeLogger", "configure_logging", "get_logger", "warm_up"]
+
+_warming: threading.Thread | None = None
+
+
+def warm_up() -> None:
+    """Import structlog on a background thread, once per process.
+
+    kinguard does not import it at start-up (see :class:`SafeLogger`), but the first log line
+    is usually an alert, in the message path of a live agent: doing the import then would
+    stall that agent (and, in an async app, its whole event loop) for the import's length.
+    """
+    global _warming
+    if _warming is None and "structlog" not in sys.modules:
+        _warming = threading.Thread(target=_import_structlog, name="kinguard-warm-up", daemon=True)
+        _warming.start()
+
+
+def _import_structlog() -> None:
+    try:
+        import structlog  # noqa: F401
+    except Exception:  # a broken install shows up, contained, at the first log line instead
+        return
 
 
 class SafeLogger:

@@ -87,7 +87,7 @@ class Telemetry:
         try:
             return self._start(message)
         except Exception as exc:
-            self._failed("start", exc)
+            self.failed("start", exc)
             return trace.INVALID_SPAN, None
 
     def _start(self, message: Message) -> tuple[Span, object]:
@@ -116,9 +116,10 @@ class Telemetry:
         try:
             span.end()
         except Exception as exc:
-            self._failed("end", exc)
+            self.failed("end", exc)
 
-    def _failed(self, stage: str, exc: Exception) -> None:
+    def failed(self, stage: str, exc: Exception) -> None:
+        """Log and count a telemetry call that raised (``stage``: which one)."""
         self.failures += 1
         _log.error("kinguard.telemetry_failed", stage=stage, error=repr(exc))
 
@@ -214,7 +215,7 @@ class Telemetry:
             span.end()
             self._decisions.add(1, {"kinguard.decision": decision.type})
         except Exception as exc:
-            self._failed("decision", exc)
+            self.failed("decision", exc)
 
 
 def otlp_configured_by_env() -> bool:

@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -270,6 +272,92 @@ def test_hanging_sink_costs_one_deadline_then_is_skipped_until_it_returns() -> N
         threading.Event().wait(0.01)
     assert len(calls) == 2
     guard.close()
+
+
+def test_hung_sinks_cost_no_other_sink_its_alerts() -> None:
+    release = threading.Event()
+    seen = []
+    hung = [CallbackSink(lambda alert: release.wait(10)) for _ in range(3)]
+    guard = guard_with(
+        Action.ALERT,
+        sinks=[*hung, CallbackSink(seen.append)],
+        policy=Policy(
+            rules=(Rule(signal="collusion.market", action=Action.ALERT),), sink_timeout_ms=20
+        ),
+    )
+    for i in range(5):
+        guard.inspect(msg(f"FIXPRICE {i}"))
+    release.set()
+    assert len(seen) == 5
+    assert guard.sink_failures == 3 * 5  # each hung sink: one overrun, then skipped
+    guard.close()
+
+
+def test_a_burst_of_alerts_reaches_a_slow_sink_in_parallel() -> None:
+    seen = []
+
+    def slow(alert):
+        threading.Event().wait(0.05)
+        seen.append(alert)
+
+    guard = guard_with(Action.ALERT, sinks=[CallbackSink(slow)])
+    threads = [
+        threading.Thread(
+            target=guard.inspect, args=(msg(f"FIXPRICE {i}", conversation_id=f"c{i}"),)
+        )
+        for i in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 8 and guard.sink_failures == 0
+
+
+async def test_ainspect_lets_the_event_loop_run_while_a_sink_works() -> None:
+    # The sink can only finish once another coroutine has run: if waiting for it blocked the
+    # loop, it would overrun its deadline and count as failed.
+    unblocked = threading.Event()
+    guard = guard_with(Action.ALERT, sinks=[CallbackSink(lambda alert: unblocked.wait(10))])
+
+    async def unblock() -> None:
+        await asyncio.sleep(0.01)
+        unblocked.set()
+
+    verdict, _ = await asyncio.gather(guard.ainspect(msg("FIXPRICE")), unblock())
+    assert verdict.action is Action.ALERT and guard.sink_failures == 0
+
+
+def test_telemetry_that_fails_costs_no_alert() -> None:
+    seen = []
+    guard = guard_with(Action.BLOCK, sinks=[CallbackSink(seen.append)])
+
+    def broken_meter(*args, **kwargs):
+        raise RuntimeError("exemplar filter bug")
+
+    guard.telemetry.record = broken_meter
+    verdict = guard.inspect(msg("FIXPRICE"))
+    assert verdict.blocked and len(seen) == 1 and guard.telemetry.failures == 1
+
+
+def test_a_hung_sink_or_detector_does_not_keep_the_process_alive() -> None:
+    script = (
+        "import threading\n"
+        "from kinguard import AgentProfile, CallbackSink, KinGuard, Message, Policy, Rule\n"
+        "from kinguard.testing import HangingDetector, KeywordDetector\n"
+        "hang = threading.Event()\n"
+        "guard = KinGuard([AgentProfile(name='a'), AgentProfile(name='b')],\n"
+        "    detectors=[KeywordDetector('FIX'), HangingDetector(seconds=3600)],\n"
+        "    sinks=[CallbackSink(lambda alert: hang.wait())],\n"
+        "    policy=Policy(rules=(Rule(signal='*', action='alert'),), inspect_timeout_ms=50,\n"
+        "                  sink_timeout_ms=50))\n"
+        "print(guard.inspect(Message(sender='a', recipients=('b',), text='FIX')).action.value)\n"
+        "guard.close()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "alert"
 
 
 def test_jsonl_sink_writes_an_audit_trail(tmp_path) -> None:
