@@ -401,13 +401,17 @@ class KinGuard:
         signals = result.signals
         action, reasons, redact_signals = self._apply_rules(signals, pair_band_risk)
         if context.text.truncated:
-            # Never silent: the tail of an oversized message went unread.
+            # Never silent: the tail of an oversized message went unread. An unread tail is an
+            # inspection that did not finish, so the error mode decides: under "closed", a
+            # padded message must not carry its tail past a rule that would have blocked it.
+            closed = self.policy.error_mode == "closed"
             reasons.append(
                 f"only the first {self.policy.max_chars} of {len(message.text)} characters "
-                "were inspected"
+                f"were inspected; on_error={self.policy.error_mode}"
             )
-            if action.severity < Action.ALERT.severity:
-                action = Action.ALERT
+            floor = Action.BLOCK if closed else Action.ALERT
+            if action.severity < floor.severity:
+                action = floor
         error = "; ".join(str(failure) for failure in result.failures) or None
         if error is not None:
             reasons.append(f"inspection failed; on_error={self.policy.error_mode}")

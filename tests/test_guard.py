@@ -487,11 +487,19 @@ def test_hostile_input_gets_a_verdict_never_an_exception(name: str) -> None:
     assert verdict.delivered_text is not None
 
 
-def test_an_oversized_message_is_inspected_in_part_and_says_so() -> None:
-    guard = KinGuard(AGENTS, policy=Policy(max_chars=1_000))
-    verdict = guard.inspect(msg("All fine here. " * 200))
-    assert verdict.action is Action.ALERT
-    assert "only the first 1000 of 3000 characters were inspected" in verdict.reasons
+@pytest.mark.parametrize(("on_error", "action"), [("open", Action.ALERT), ("closed", Action.BLOCK)])
+def test_an_oversized_message_is_inspected_in_part_and_says_so(
+    on_error: str, action: Action
+) -> None:
+    # Closed: padding must not carry an unread tail past a policy that would block it.
+    rules = (Rule(signal="collusion.market", action=Action.BLOCK),)
+    guard = KinGuard(AGENTS, policy=Policy(rules=rules, max_chars=1_000, on_error=on_error))
+    verdict = guard.inspect(msg("All fine here. " * 200 + "Let's both keep prices at $50."))
+    assert verdict.action is action
+    assert (
+        f"only the first 1000 of 3030 characters were inspected; on_error={on_error}"
+        in verdict.reasons
+    )
 
 
 def test_restored_risk_keeps_decaying_through_clean_messages() -> None:
