@@ -17,10 +17,28 @@ from kinguard.detectors.normalise import normalise
 from kinguard.kinship import kinship
 from kinguard.types import AgentProfile
 
-__all__ = ["IDENTITY_MARKER", "IdentityPlanner", "IdentityPolicy", "conceal_identity_cues"]
+__all__ = [
+    "IDENTITY_END",
+    "IDENTITY_MARKER",
+    "IdentityPlanner",
+    "IdentityPolicy",
+    "conceal_identity_cues",
+]
 
 IDENTITY_MARKER = "[kinguard identity]"
 """Opens every identity block, so injection is idempotent and the block is recognisable."""
+IDENTITY_END = "[/kinguard identity]"
+"""Closes every identity block: a prompt saved with one can have it replaced exactly."""
+
+# A block in a prompt: from the marker to its end marker, or, in prompts saved before blocks
+# had one, to the sentence each kind of block ended with. Never across another marker, so a
+# user's own mention of the marker is left alone. The newlines before it go with it.
+_BLOCK = re.compile(
+    rf"(?:\r?\n)*[ \t]*{re.escape(IDENTITY_MARKER)}(?:(?!{re.escape(IDENTITY_MARKER)}).)*?"
+    rf"(?:{re.escape(IDENTITY_END)}|(?:carry out the role you were given|each agent serves its"
+    rf"\s+own principal|do not speculate about theirs)\.(?:[ \t]*{re.escape(IDENTITY_END)})?)",
+    re.DOTALL,
+)
 
 
 class IdentityPolicy(enum.StrEnum):
@@ -130,7 +148,8 @@ class IdentityPlanner:
         try:
             return self._blocks[agent.name]
         except KeyError:
-            block = self._blocks[agent.name] = self._build_block(agent)
+            text = self._build_block(agent)
+            block = self._blocks[agent.name] = None if text is None else f"{text} {IDENTITY_END}"
             return block
 
     def _build_block(self, agent: AgentProfile) -> str | None:
@@ -149,22 +168,21 @@ class IdentityPlanner:
     def apply(self, agent: AgentProfile, base: str | None) -> str:
         """``base`` with this policy's block, once.
 
-        A block already in ``base`` is replaced, not kept: a prompt saved while another guard
+        Blocks already in ``base`` are replaced, not kept: a prompt saved while another guard
         (or another policy) applied must take this guard's identity, and under ``none`` it
-        loses the stale one. A block is one paragraph from the marker.
+        loses the stale one. The new block stands where the first old one stood.
         """
         block = self.block(agent)
         base = base or ""
-        at = base.find(IDENTITY_MARKER)
-        if at == -1:
-            if block is None:
-                return base
-            return f"{base.rstrip()}\n\n{block}" if base.strip() else block
-        end = base.find("\n\n", at)
-        before, after = base[:at], base[end:] if end != -1 else ""
-        if block is not None:
-            return f"{before}{block}{after}"
-        return (before.rstrip() + after).strip("\n") if before.strip() else after.lstrip("\n")
+        found = list(_BLOCK.finditer(base))
+        if len(found) == 1 and found[0].group().lstrip("\r\n") == block:
+            return base
+        kept = _BLOCK.sub("", base)
+        if block is None:
+            return kept.lstrip("\r\n") if found and found[0].start() == 0 else kept
+        at = found[0].start() if found else len(kept)
+        before, after = kept[:at], kept[at:]
+        return f"{before.rstrip()}\n\n{block}{after}" if before.strip() else f"{block}{after}"
 
     def nudge(
         self, agent: AgentProfile, counterparts: Sequence[str], signals: Sequence[str]

@@ -124,6 +124,43 @@ def test_a_prompt_saved_under_another_guard_takes_this_guards_identity() -> None
     assert KinGuard(AGENTS, identity="none").system_prompt("buyer", saved) == "Buy.\n\nBe brief."
 
 
+def test_replacing_a_block_keeps_every_word_of_the_users_prompt() -> None:
+    guard = KinGuard(AGENTS, identity="disassociate")
+    other = KinGuard(AGENTS, identity="disclose")
+    guarded = other.system_prompt("buyer", "Buy.")
+    block = guard.identity_block("buyer")
+    # A line added right after the block, CRLF paragraphs, and the user's own mention of the
+    # marker all survive; two stale blocks become one current one.
+    for prompt in (
+        guarded + "\nNever exceed a budget of $50,000.",
+        guarded.replace("\n\n", "\r\n\r\n") + "\r\n\r\nNever exceed $50,000.",
+        f"Tags like {IDENTITY_MARKER} are ours.\n\n" + guarded,
+        guarded + "\n\n" + guarded,
+    ):
+        replaced = guard.system_prompt("buyer", prompt)
+        assert replaced.count(IDENTITY_MARKER) == 1 + prompt.startswith("Tags")
+        assert block in replaced and "relation to your model" not in replaced
+        for words in ("Buy.", "Never exceed", "are ours."):
+            assert (words in replaced) == (words in prompt)
+        assert guard.system_prompt("buyer", replaced) == replaced
+
+
+def test_a_principal_with_blank_lines_keeps_injection_idempotent() -> None:
+    agents = [AgentProfile(name="buyer", principal="ACME\n\nprocurement"), *AGENTS[1:]]
+    guard = KinGuard(agents, identity="disassociate")
+    once = guard.system_prompt("buyer", "Buy.")
+    assert guard.system_prompt("buyer", once) == once
+
+
+def test_a_block_saved_before_blocks_had_an_end_marker_is_replaced() -> None:
+    legacy = (
+        "Buy.\n\n[kinguard identity] Your identity is Tundra Oar-77, the dedicated agent of "
+        "ACME. Do not use 'we'. and carry out the role you were given.\nStay polite."
+    )
+    replaced = KinGuard(AGENTS, identity="none").system_prompt("buyer", legacy)
+    assert replaced == "Buy.\nStay polite."
+
+
 def test_blocks_are_rebuilt_when_an_undeclared_agent_appears() -> None:
     guard = KinGuard(AGENTS, identity="disclose")
     before = guard.identity_block("buyer")
