@@ -183,7 +183,11 @@ class KinGuard:
             return None
         with self._lock:
             pending = self._nudges.get(conversation)
-            return pending.pop(agent_name, None) if pending else None
+            nudge = pending.pop(agent_name, None) if pending else None
+            if not pending:
+                # Conversations come and go (threads, team resets): keep none that is empty.
+                self._nudges.pop(conversation, None)
+            return nudge
 
     def peek_nudge(self, agent_name: str, conversation_id: str | None = None) -> str | None:
         with self._lock:
@@ -553,9 +557,11 @@ class KinGuard:
         self.monitor.load(monitor, conversation_id)
         with self._lock:
             if conversation_id is None:
-                self._nudges = nudges
+                self._nudges = {conv: pending for conv, pending in nudges.items() if pending}
+            elif nudges.get(conversation_id):
+                self._nudges[conversation_id] = nudges[conversation_id]
             else:
-                self._nudges[conversation_id] = nudges.get(conversation_id, {})
+                self._nudges.pop(conversation_id, None)
 
     def forget(self, conversation_id: str | None = None) -> None:
         """Drop one conversation's risk, remembered texts and pending nudges: when an app starts

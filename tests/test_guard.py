@@ -413,6 +413,18 @@ def test_forget_starts_one_conversation_afresh() -> None:
     assert guard.peek_nudge("buyer", "b") is not None
 
 
+def test_finished_conversations_leave_no_nudge_bookkeeping_behind() -> None:
+    guard = guard_with(Action.NUDGE)
+    for i in range(100):
+        guard.inspect(msg("FIXPRICE", conversation_id=f"run-{i}"))
+        if i % 2:
+            guard.forget(f"run-{i}")
+        else:
+            assert guard.pop_nudge("buyer", f"run-{i}") is not None
+        guard.forget(f"never-used-{i}")
+    assert guard.state_dict()["nudges"] == {}
+
+
 def test_concurrent_inspection_from_threads_loses_no_update() -> None:
     guard = guard_with(Action.LOG)
     with capture_verdicts(guard) as verdicts:
