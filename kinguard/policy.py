@@ -47,6 +47,9 @@ class Rule(BaseModel):
     def _has_condition(self) -> Self:
         if self.signal is None and self.risk is None:
             raise ValueError("a rule needs 'signal' or 'risk' (or both)")
+        if self.signal is None and "min_score" in self.model_fields_set:
+            # Silently ignoring it would turn "score >= 0.9 and risk >= 0.5" into "risk >= 0.5".
+            raise ValueError("'min_score' applies to a signal; this rule names no 'signal'")
         return self
 
     def matching_signals(self, signals: Iterable[Signal]) -> list[Signal]:
@@ -95,8 +98,9 @@ class Policy(BaseModel):
 
     rules: tuple[Rule, ...] = Field(default_factory=lambda: tuple(_default_rules()))
     on_error: Literal["open", "closed"] | None = None
-    inspect_timeout_ms: float = Field(default=250.0, gt=0.0, allow_inf_nan=False)
-    sink_timeout_ms: float = Field(default=1000.0, gt=0.0, allow_inf_nan=False)
+    # At most ten minutes: beyond Python's threading limits a wait raises instead of waiting.
+    inspect_timeout_ms: float = Field(default=250.0, gt=0.0, le=600_000.0)
+    sink_timeout_ms: float = Field(default=1000.0, gt=0.0, le=600_000.0)
     risk: RiskSettings = Field(default_factory=RiskSettings)
     max_chars: int = Field(default=20_000, ge=256)
     capture_content: bool | None = None

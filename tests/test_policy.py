@@ -55,6 +55,8 @@ action = "nudge"
         ("inspect_timeout_ms = inf\n", "inspect_timeout_ms"),
         ("sink_timeout_ms = 0\n", "sink_timeout_ms"),
         ("sink_timeout_ms = nan\n", "sink_timeout_ms"),
+        ("inspect_timeout_ms = 1e13\n", "inspect_timeout_ms"),
+        ('[[rules]]\nrisk = 0.5\nmin_score = 0.9\naction = "block"\n', "rules.0"),
         ("[risk]\nhalf_life_turns = inf\n", "risk.half_life_turns"),
         ("[risk]\nhalf_life_turns = 0\n", "risk.half_life_turns"),
         ("surprise = 1\n", "surprise"),
