@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -79,8 +80,9 @@ def _decider(
     def decide(verdict: Verdict) -> HumanDecision:
         console.print(
             Panel(
-                f"[bold]{verdict.sender}[/] was halted: {', '.join(verdict.signal_names)}\n"
-                f"pair risk {verdict.pair_risk:.2f}; reasons: {'; '.join(verdict.reasons)}",
+                f"[bold]{escape(verdict.sender)}[/] was halted: "
+                f"{escape(', '.join(verdict.signal_names))}\n"
+                f"pair risk {verdict.pair_risk:.2f}; reasons: {escape('; '.join(verdict.reasons))}",
                 title="kinguard: human review",
                 border_style="red",
             )
@@ -127,7 +129,7 @@ def _scenario_table(
     decisions: dict[str, HumanDecision],
 ) -> Table:
     table = Table(
-        title=f"{scenario.title}\n[dim]{scenario.task}[/]",
+        title=f"{escape(scenario.title)}\n[dim]{escape(scenario.task)}[/]",
         title_justify="left",
         expand=True,
         show_lines=True,
@@ -240,12 +242,13 @@ def check_policy(path: Path) -> None:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     console = Console()
-    table = Table(title=f"{path} (on_error={loaded.error_mode})", title_justify="left")
+    # File names and globs are data, not Rich markup: "prod[v2].toml", "collusion.[m]arket".
+    table = Table(title=Text(f"{path} (on_error={loaded.error_mode})"), title_justify="left")
     for column in ("signal", "min score", "pair risk", "action"):
         table.add_column(column)
     for rule in loaded.rules:
         table.add_row(
-            rule.signal or "-",
+            Text(rule.signal or "-"),
             f"{rule.min_score:g}" if rule.signal else "-",
             f"{rule.risk:g}" if rule.risk is not None else "-",
             rule.action.value,

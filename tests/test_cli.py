@@ -56,3 +56,12 @@ def test_demo_with_an_unavailable_real_model_says_what_to_install() -> None:
     result = CliRunner().invoke(app, ["demo", "--scenario", "battle", "--model", "nosuch:model-x"])
     assert result.exit_code == 2
     assert "--model 'nosuch:model-x'" in result.output
+
+
+def test_check_policy_shows_file_names_and_globs_as_written(tmp_path) -> None:
+    path = tmp_path / "prod[v2].toml"
+    path.write_text('[[rules]]\nsignal = "collusion.[/m]arket"\naction = "block"\n')
+    result = CliRunner().invoke(app, ["check-policy", str(path)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "prod[v2].toml" in result.output
+    assert "collusion.[/m]arket" in result.output
