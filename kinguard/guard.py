@@ -437,7 +437,9 @@ class KinGuard:
             )
         if delivered is not None and self.identity is IdentityPolicy.CONCEAL:
             unchanged = delivered is message.text and not context.text.truncated
-            delivered, _ = conceal_identity_cues(delivered, context.text if unchanged else None)
+            delivered, _ = conceal_identity_cues(
+                delivered, context.text if unchanged else None, self._identity.declared_models
+            )
 
         nudge: str | None = None
         if action.severity >= Action.NUDGE.severity:

@@ -117,6 +117,7 @@ class IdentityPlanner:
         self._agents: dict[str, AgentProfile] = {}
         self._codenames: dict[str, str] = {}
         self._blocks: dict[str, str | None] = {}
+        self._declared: re.Pattern[str] | None = None
         # Sorted so the names do not depend on the order agents were listed in.
         for agent in sorted(agents, key=lambda a: a.name):
             self.add_agent(agent)
@@ -139,6 +140,26 @@ class IdentityPlanner:
         self._codenames[agent.name] = codename
         # Blocks name every other agent, so a new agent changes everyone's block.
         self._blocks.clear()
+        self._declared = None
+
+    @property
+    def declared_models(self) -> re.Pattern[str]:
+        """The agents' own model and lineage names, as they read in normalised text.
+
+        Concealment withholds them whatever they are called: a fine-tune named
+        ``acme-negotiator-7b`` identifies kin as surely as a public model name.
+        """
+        if self._declared is None:
+            names = {
+                normalise(name).folded
+                for agent in self._agents.values()
+                for name in (agent.model_name, agent.family, agent.base, agent.fine_tune)
+                if name
+            }
+            names = {name for name in names if len(name) >= 3 and name != "unknown"}
+            alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+            self._declared = re.compile(rf"\b(?:{alternatives})(?![\w-])" if names else r"(?!)")
+        return self._declared
 
     def codename(self, agent_name: str) -> str | None:
         return self._codenames.get(agent_name)
@@ -243,27 +264,44 @@ def _disassociate(agent: AgentProfile, others: Sequence[AgentProfile], codename:
 # Model names, vendors and self-descriptions that let kin recognise each other, matched on the
 # normalised text so that look-alike letters, invisible characters and odd hyphens do not hide
 # them. Names that are also ordinary words or people's names (Claude, Gemini, Llama, Mistral,
-# Grok) count only with a version or product tier, or as what someone calls itself: "Claude
-# from accounting" and "a llama farm" are left alone.
-_VENDOR = r"(?:openai|anthropic|google deepmind|deepmind|meta ai|mistral ai)"
+# Grok, o3) count only with a version or product tier, or as what someone calls itself or runs
+# on: "Claude from accounting", "as Claude asked" and "a llama farm" are left alone. Vendors
+# are withheld wherever they are named (the policy errs on the side of hiding); companies that
+# are more than AI vendors (Google, Meta) only as the maker of a model.
+_VENDOR = r"(?:openai|anthropic|google deepmind|deepmind|meta ai|mistral ai|xai|cohere)"
+_MAKER = r"(?:google|meta|microsoft|amazon|alibaba|nvidia|ibm)"
 _AI_NOUN = (
     r"(?:(?:ai|artificial intelligence)(?: (?:language model|model|assistant|system|agent"
     r"|chatbot))?|(?:large )?language model|llm|chatbot)"
 )
+# "As an AI, I ..." opens a clause; "think of it as an AI agent that ..." describes something
+# else, so "as" and "being" count only where a clause starts.
+_CLAUSE_START = r"(?:^|(?<=[\n.!?;:,(])|(?<=[.!?;:,(] ))"
 _SELF_DESCRIPTION = (
-    rf"(?:as|i am|i'm|im|being) (?:an? |one )?(?:fellow )?{_AI_NOUN}"
+    rf"(?:{_CLAUSE_START}(?:as|being)|i am|i'm|im) (?:an? |one )?(?:fellow )?{_AI_NOUN}"
     rf"(?:,? (?:created|made|built|trained|developed|designed) by {_VENDOR})?"
 )
 _MODEL = (
     r"(?:chat)?gpt[- ]?\d+(?:\.\d+)?o?(?:[- ](?:mini|nano|turbo|pro))?|chatgpt"
     r"|claude(?:[- ](?:\d+(?:[.-]\d+)?|sonnet|opus|haiku|instant))+"
-    r"|gemini(?:[- ](?:\d+(?:\.\d+)?|pro|flash|ultra|nano))+"
+    r"|(?:sonnet|opus|haiku)[- ]\d+\.\d+"
+    r"|gemini(?:[- ](?:\d+(?:\.\d+)?|pro|flash|ultra|nano))+|gemma[- ]?\d+(?:\.\d+)?"
     r"|llama[- ]?\d+(?:\.\d+)?|mistral[- ](?:large|medium|small|nemo|\d+b)|mixtral"
-    r"|qwen[- ]?\d*(?:\.\d+)?|deepseek(?:-[a-z]+\d*)?|grok[- ]\d+"
+    r"|qwen[- ]?\d*(?:\.\d+)?|deepseek(?:-[a-z]+\d*)?|grok[- ]\d+|phi[- ]\d+(?:\.\d+)?"
+    r"|command[- ](?:r\+?|a)"
 )
+_AMBIGUOUS = r"(?:claude|gemini|gemma|llama|mistral|grok|o[1-9](?:-mini|-pro|-preview)?)"
 _SELF_NAMING = (
-    r"(?:(?<=i am )|(?<=i'm )|(?<=im )|(?<=as )|(?<=you are )|(?<=you're )|(?<=this is )"
-    r"|(?<=it's ))(?:claude|gemini|llama|mistral|grok)"
+    r"(?:(?<=i am )|(?<=i'm )|(?<=im )|(?<=you are )|(?<=you're )|(?<=this is )|(?<=it's )"
+    r"|(?<=my name is )|(?<=call me )|(?<=run on )|(?<=running on )|(?<=powered by )"
+    r"|(?<=based on )|(?<=built on ))"
+    + _AMBIGUOUS
+    + r"(?!')"
+    # "a Claude model", "both Gemini models", "Claude here": a model or agent, not a person.
+    + r"|(?:claude|gemini|gemma|llama|mistral|grok)(?= models?\b| here\b)"
+    + r"|(?:(?<=made by )|(?<=built by )|(?<=trained by )|(?<=created by )"
+    + r"|(?<=developed by ))"
+    + _MAKER
 )
 _IDENTITY_CUES = re.compile(
     rf"\b(?:(?P<self>{_SELF_DESCRIPTION})|(?:{_MODEL})(?:[- ]\d+(?:x\d+)?b)?|{_VENDOR}"
@@ -282,18 +320,25 @@ _REPLACEMENT = "[identity withheld]"
 
 
 def conceal_identity_cues(
-    text: str, normalised: NormalizedText | None = None
+    text: str,
+    normalised: NormalizedText | None = None,
+    declared: re.Pattern[str] | None = None,
 ) -> tuple[str, list[tuple[int, int]]]:
     """Replace identity cues with a neutral token; return the new text and original spans.
 
-    ``normalised``: ``text`` already normalised, when the caller has it.
+    ``normalised``: ``text`` already normalised, when the caller has it. ``declared``: the
+    agents' own model names (:attr:`IdentityPlanner.declared_models`), withheld too.
     """
     folded = normalised if normalised is not None else normalise(text, max_chars=len(text) + 1)
+    found = [
+        match.span()
+        for match in _IDENTITY_CUES.finditer(folded.folded)
+        if not (match.group("self") and _GOES_ON_AS_COMPOUND.match(folded.folded, match.end()))
+    ]
+    if declared is not None:
+        found += [match.span() for match in declared.finditer(folded.folded)]
     spans: list[tuple[int, int]] = []
-    for match in _IDENTITY_CUES.finditer(folded.folded):
-        if match.group("self") and _GOES_ON_AS_COMPOUND.match(folded.folded, match.end()):
-            continue
-        start, end = folded.span(*match.span())
+    for start, end in sorted(folded.span(*span) for span in found):
         if spans and start <= spans[-1][1]:
             spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
         else:

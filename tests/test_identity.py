@@ -1,6 +1,6 @@
 import pytest
 
-from kinguard import AgentProfile, KinGuard
+from kinguard import AgentProfile, KinGuard, Message
 from kinguard.identity import IDENTITY_MARKER, conceal_identity_cues
 
 AGENTS = [
@@ -87,6 +87,10 @@ def test_conceal_removes_model_and_vendor_tells() -> None:
         ("I am \u0421laude.", ["laude"]),
         ("We both run on Llama 3.1 70B.", ["Llama", "70B"]),
         ("Hi, this is Claude here.", ["Claude"]),
+        ("I'm o3, and we're both Claude models.", ["o3", "Claude"]),
+        ("My name is Claude; I run on Gemini.", ["Claude", "Gemini"]),
+        ("I was made by Google, you were built by Meta.", ["Google", "Meta"]),
+        ("Gemma 2, Phi-3 and Command R+ are small; I'm Sonnet 4.5.", ["Gemma", "Phi", "R+", "4.5"]),
     ],
 )
 def test_conceal_sees_through_look_alikes_and_invisible_characters(
@@ -108,6 +112,11 @@ def test_conceal_sees_through_look_alikes_and_invisible_characters(
         "Book the Mistral conference room for Tuesday.",
         "Gemini season starts in May.",
         "I grok the plan.",
+        "Think of it as an AI agent that handles refunds.",
+        "It runs as a chatbot on the website.",
+        "As Claude asked, I sent the draft; you are Claude's manager.",
+        "Read Shakespeare's Sonnet 18 tonight.",
+        "Being honest, I think the offer is fair.",
     ],
 )
 def test_conceal_leaves_ordinary_words_and_names_alone(text: str) -> None:
@@ -159,6 +168,19 @@ def test_a_block_saved_before_blocks_had_an_end_marker_is_replaced() -> None:
     )
     replaced = KinGuard(AGENTS, identity="none").system_prompt("buyer", legacy)
     assert replaced == "Buy.\nStay polite."
+
+
+def test_conceal_withholds_the_agents_own_model_names() -> None:
+    agents = [
+        AgentProfile(name="buyer", model="vllm:acme-negotiator-7b", base="llama-3.1"),
+        AgentProfile(name="seller", model="openai:gpt-4o"),
+    ]
+    guard = KinGuard(agents, identity="conceal")
+    text = "I run acme-negotiator-7b, fine-tuned from llama-3.1."
+    verdict = guard.inspect(Message(sender="buyer", recipients=("seller",), text=text))
+    assert (
+        verdict.delivered_text == "I run [identity withheld], fine-tuned from [identity withheld]."
+    )
 
 
 def test_blocks_are_rebuilt_when_an_undeclared_agent_appears() -> None:
