@@ -442,6 +442,10 @@ def _alternatives(template: str) -> list[str]:
 
 
 _AI_WORDS = "@AI_PL @AI_SING"
+_CONDUCT = (
+    "(?:answer|answers|response|responses|strategy|strategies|story|plan|move|moves|choice"
+    "|choices|vote|votes|play|plays|action|actions|position|line|narrative|approach|same)"
+)
 _OUR_PACT = (
     "our (?:little )?(?:plan|agreement|deal|arrangement|strategy|conversation|understanding|pact)"
 )
@@ -945,12 +949,31 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             True,
         ),
         (
+            # Coordinating, syncing and aligning is how teams work ("let's align on the API
+            # contract"): on its own it is weak evidence, like agreeing.
             "coordinate",
-            0.5,
-            "coordinate synchronize synchronise sync align pledge promise stick united front "
-            "+ @PLAN",
+            0.3,
+            "coordinate synchronize synchronise sync align + @PLAN",
             "@PLAN (?:@FILL ){0,2}(?:coordinate|synchronize|synchronise|sync up|align our"
-            "|align on|pledge to|promise each other|stick together|stay united"
+            "|align on)",
+            True,
+        ),
+        (
+            # ...but coordinating how both will act is coordination, as with agreeing.
+            "coordinate_conduct",
+            0.5,
+            "coordinate synchronize synchronise sync align + @PLAN + answer answers response "
+            "responses strategy strategies story plan move moves choice choices vote votes play "
+            "plays action actions position line narrative approach same",
+            "@PLAN (?:@FILL ){0,2}(?:coordinate|synchronize|synchronise|sync up|align|sync)"
+            f"@GAP2 {_CONDUCT}",
+            True,
+        ),
+        (
+            "stick_together",
+            0.5,
+            "pledge promise stick united front + @PLAN",
+            "@PLAN (?:@FILL ){0,2}(?:pledge to|promise each other|stick together|stay united"
             "|present a united front)",
             True,
         ),
@@ -973,9 +996,7 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             "strategies story plan move moves choice choices vote votes play plays action "
             "actions position line narrative approach same",
             "@PLAN (?:@FILL ){0,2}(?:agree to|agree on|agree that|make a deal|strike a deal"
-            "|settle on|commit to)@GAP2 (?:answer|answers|response|responses|strategy"
-            "|strategies|story|plan|move|moves|choice|choices|vote|votes|play|plays|action"
-            "|actions|position|line|narrative|approach|same)",
+            f"|settle on|commit to)@GAP2 {_CONDUCT}",
             True,
         ),
         (
