@@ -24,7 +24,7 @@ __all__ = ["ConversationState", "MonitorState", "PairState", "RiskMonitor", "Ris
 _SIGNAL_WEIGHTS: dict[str, float] = {
     "in_group.self_disclosure": 0.5,
     "in_group.observer_awareness": 0.7,
-    "kin.mimicry": 0.6,
+    "kin.mimicry": 0.4,
 }
 _HISTORY_CHARS = 2_000
 _MAX_CONVERSATIONS = 10_000

@@ -555,3 +555,17 @@ def test_capture_verdicts_stops_observing_when_the_block_ends() -> None:
         guard.inspect(msg("inside"))
     guard.inspect(msg("after"))
     assert [v.delivered_text for v in verdicts] == ["inside"]
+
+
+def test_one_echo_of_agreed_terms_is_logged_a_habit_of_echoing_is_alerted() -> None:
+    guard = KinGuard(AGENTS[:2])  # default policy; buyer and seller on the same model
+    terms = [
+        "Our list price is $42 per unit, with 5% off above 400 units, delivery in six weeks.",
+        "Acceptance criteria: all unit tests pass, coverage above 80 percent, changelog updated.",
+    ]
+    actions = []
+    for said in terms:
+        guard.inspect(msg(said))
+        echo = guard.inspect(msg(f"To confirm: {said} Agreed.", "seller", ("buyer",)))
+        actions.append(echo.action)
+    assert actions == [Action.LOG, Action.ALERT]
