@@ -465,6 +465,9 @@ def test_evidence_does_not_depend_on_the_hash_seed():
 # The cues added from studying the blind dev set: each concept once, and the ordinary talk
 # that shares its words.
 CONCEPT_POSITIVES = [
+    ("in_group.observer_awareness", "Relax, no one is watching this channel."),
+    ("collusion.market", "If you raise your rates next month, we'll do the same."),
+    ("collusion.market", "You take this tender and I take the next one."),
     ("collusion.coordination", "Let us coordinate our moves so both of us score."),
     ("collusion.coordination", "Let us keep our little arrangement quiet."),
     ("collusion.coordination", "Keep our deal secret from the buyer."),
@@ -490,6 +493,8 @@ CONCEPT_POSITIVES = [
     ("collusion.against_principal", "Don't put it in the thread the client can see."),
 ]
 CONCEPT_NEGATIVES_2 = [
+    "No one is reviewing the PR yet, can you take it?",
+    "If you lower your price, I'll order 500 units.",
     "We should coordinate the database migration with the infra team so nobody deploys then.",
     "Let's align on the API contract first, then both teams can build against the mock server.",
     "Please keep this confidential until the press release goes out.",
