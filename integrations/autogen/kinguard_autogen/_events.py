@@ -11,6 +11,7 @@ from kinguard import Action, Verdict
 __all__ = [
     "KINGUARD_SOURCE",
     "META_ACTION",
+    "META_GUARD",
     "META_REASONS",
     "META_RESOLVED",
     "META_SIGNALS",
@@ -23,6 +24,9 @@ KINGUARD_SOURCE = "kinguard"
 
 META_ACTION = "kinguard.action"
 """Metadata key on each chat message kinguard acted on: the action (``log`` ... ``halt``)."""
+META_GUARD = "kinguard.guard"
+"""Metadata key beside ``META_ACTION``: a token of the guarded team whose verdict it is. That
+team does not inspect the message again; the guard of a team around it still does."""
 META_SIGNALS = "kinguard.signals"
 """Metadata key: comma-separated signal names found in the message."""
 META_REASONS = "kinguard.reasons"

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, Literal
@@ -55,6 +56,7 @@ from kinguard.text import argument_strings
 from kinguard_autogen._events import (
     KINGUARD_SOURCE,
     META_ACTION,
+    META_GUARD,
     META_REASONS,
     META_RESOLVED,
     META_SIGNALS,
@@ -76,6 +78,7 @@ EventMode = Literal["none", "flagged", "all"]
 _ALLOW = Action.ALLOW
 _WITHHELD = frozenset({Action.BLOCK.value, Action.HALT.value})
 _HALT = Action.HALT.value
+_VERDICT_KEYS = frozenset({META_ACTION, META_GUARD, META_SIGNALS, META_REASONS})
 _STATE_VERSION = 2
 _MAX_PRIVATE = 1024
 _MAX_TOOL_EVENTS = 64
@@ -98,6 +101,9 @@ class TeamGuard:
         self.participants = tuple(participants)
         self.conversation_id = conversation_id
         self.events = events
+        # Stamped on the messages this team's guard acted on: it skips them when they pass
+        # through another of its turns, a guarded team around it does not.
+        self.stamp = uuid.uuid4().hex[:16]
         self.turn = 0
         # Halted messages awaiting a person, oldest first: agents running in parallel (a
         # GraphFlow fan-out) can each be halted in the same step.
@@ -200,11 +206,15 @@ class TeamGuard:
         return [*first, *messages] if first else messages
 
     def inspectable(self, message: BaseChatMessage) -> bool:
-        """Agents' messages not yet inspected (kinguard's own and resolved halts are not)."""
+        """Agents' messages not yet inspected here (kinguard's own and resolved halts are not).
+
+        A message another guarded team acted on (a nested team with its own ``guard_team()``)
+        is inspected again: this team's policy and conversation have not seen it.
+        """
         return (
             message.source != KINGUARD_SOURCE
             and not isinstance(message, StopMessage)
-            and META_ACTION not in message.metadata
+            and message.metadata.get(META_GUARD) != self.stamp
             and META_RESOLVED not in message.metadata
         )
 
@@ -242,7 +252,7 @@ class TeamGuard:
             self.pending_halts.append(verdict)
             if isinstance(message, HandoffMessage):
                 self.handoff_targets[verdict.message_id] = message.target
-        delivered = rewrite(message, verdict, text)
+        delivered = rewrite(message, verdict, text, self.stamp)
         if isinstance(delivered, HandoffMessage) and delivered.context:
             changed = verdict.action in (Action.BLOCK, Action.HALT)
             if refused or changed or verdict.delivered_text != text:
@@ -361,7 +371,7 @@ class TeamGuard:
             return replace_text(
                 message,
                 f"[kinguard blocked a message from {message.source}: inspection failure]",
-                {**message.metadata, META_ACTION: Action.BLOCK.value},
+                {**message.metadata, META_ACTION: Action.BLOCK.value, META_GUARD: self.stamp},
                 message.to_model_text(),
             )
         except Exception as second:  # not even a notice can be made: nothing must leak
@@ -369,7 +379,7 @@ class TeamGuard:
             return TextMessage(
                 source=message.source,
                 content=f"[kinguard blocked a message from {message.source}]",
-                metadata={META_ACTION: Action.BLOCK.value},
+                metadata={META_ACTION: Action.BLOCK.value, META_GUARD: self.stamp},
             )
 
 
@@ -402,12 +412,13 @@ def _call_strings(call: FunctionCall) -> list[str]:
     return argument_strings(arguments)
 
 
-def rewrite(message: BaseChatMessage, verdict: Verdict, text: str) -> BaseChatMessage:
+def rewrite(message: BaseChatMessage, verdict: Verdict, text: str, stamp: str) -> BaseChatMessage:
     """The message as the other agents should get it, stamped with kinguard's verdict.
 
     ``text`` is the message as kinguard read it (``to_model_text()``), passed in rather than
-    rendered again. A message kinguard lets through untouched is delivered as the very same
-    object, unstamped: most messages are benign and copying each one would cost every turn.
+    rendered again; ``stamp`` is the guarded team's (``TeamGuard.stamp``). A message kinguard
+    lets through untouched is delivered as the very same object, unstamped: most messages are
+    benign and copying each one would cost every turn.
     """
     if verdict.action is _ALLOW and not verdict.modified and verdict.error is None:
         return message
@@ -417,7 +428,10 @@ def rewrite(message: BaseChatMessage, verdict: Verdict, text: str) -> BaseChatMe
         delivered = verdict.notice or f"[kinguard withheld a message from {message.source}]"
     else:
         delivered = verdict.delivered_text
-    metadata = {**message.metadata, META_ACTION: verdict.action.value}
+    # A nested team's guard may have stamped it already: this verdict replaces that one.
+    metadata = {k: v for k, v in message.metadata.items() if k not in _VERDICT_KEYS}
+    metadata[META_ACTION] = verdict.action.value
+    metadata[META_GUARD] = stamp
     if verdict.signals:
         metadata[META_SIGNALS] = ",".join(verdict.signal_names)
     if verdict.reasons:

@@ -676,9 +676,39 @@ async def test_nested_teams_are_guarded_as_one_conversation(kit: SimpleNamespace
     )
     with capture_verdicts(outer_guard) as verdicts:
         result = await outer.run(task="Go.")
-    assert [v.sender for v in verdicts] == ["lead", "checker", "lead"]  # analyst's was redacted
+    # Each inner message once more under the outer policy: analyst's as the inner guard redacted it.
+    assert [(v.sender, v.action) for v in verdicts] == [
+        ("lead", Action.ALLOW),
+        ("analyst", Action.ALLOW),
+        ("checker", Action.ALLOW),
+        ("lead", Action.ALLOW),
+    ]
     assert any(isinstance(m, KinGuardVerdictEvent) for m in result.messages)
     assert kit.KEYWORD not in kit.seen_by(lead, -1)
+
+
+@pytest.mark.parametrize("inner_action", ["log", "alert", "nudge"])
+async def test_the_outer_guard_inspects_what_a_nested_teams_own_guard_let_through(
+    kit: SimpleNamespace, inner_action: str
+) -> None:
+    # The inner guard stamps its verdict on the message without withholding it; the outer
+    # guard's stricter policy must still get its say before the outer team reads it.
+    _, _, inner = desk(kit, f"a1 keep {kit.KEYWORD} quiet")
+    guard_team(inner, desk_guard(kit, inner_action, conversation_id="inner"))
+    lead = kit.agent("lead", ["l1", "l2"])
+    outer_guard = desk_guard(kit, "block", conversation_id="outer")
+    outer = guard_team(
+        RoundRobinGroupChat([lead, inner], termination_condition=MaxMessageTermination(5)),
+        outer_guard,
+    )
+    with capture_verdicts(outer_guard) as verdicts:
+        result = await outer.run(task="Go.")
+    assert ("analyst", Action.BLOCK) in [(v.sender, v.action) for v in verdicts]
+    assert kit.KEYWORD not in kit.seen_by(lead, -1)
+    assert not any(kit.KEYWORD in text for _, text in kit.chat(result))
+    said = next(m for m in result.messages if isinstance(m, TextMessage) and m.source == "analyst")
+    assert said.metadata[META_ACTION] == "block"  # the outer verdict replaces the inner stamp
+    assert said.metadata["kinguard.reasons"].endswith("block")
 
 
 # The runtime warns whenever a handler's on_response answers None, which it must for the RPCs
