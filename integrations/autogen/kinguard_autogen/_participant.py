@@ -27,9 +27,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
+import weakref
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from autogen_agentchat.base import Response, TaskResult
 from autogen_agentchat.messages import (
@@ -87,6 +88,9 @@ _MAX_TOOL_EVENTS = 64
 class TeamGuard:
     """Everything kinguard keeps for one guarded team."""
 
+    # Every guarded team's, to tell whether a conversation in a guard is shared by two teams.
+    live: ClassVar[weakref.WeakSet[TeamGuard]] = weakref.WeakSet()
+
     def __init__(
         self,
         guard: KinGuard,
@@ -127,6 +131,11 @@ class TeamGuard:
         # Verdict events of each agent's tool calls, streamed by that agent's turn: a call runs
         # inside the turn, where nothing can be yielded.
         self.tool_events: dict[str, list[KinGuardVerdictEvent]] = {}
+        TeamGuard.live.add(self)
+
+    def retire(self) -> None:
+        """The team is no longer guarded (``unguard_team``)."""
+        TeamGuard.live.discard(self)
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -175,11 +184,20 @@ class TeamGuard:
         self.handoff_targets.clear()
 
     def on_reset(self) -> None:
-        """The team starts a new conversation: nothing of the old one carries over."""
-        self.guard.forget(self.conversation_id)
+        """The team starts a new conversation: nothing of the old one carries over, except
+        what is not the team's to drop. A ``SocietyOfMindAgent`` resets its team after every
+        turn, so a halt said in that turn must outlive the reset to be reviewed (the next run
+        drops it if no one decides), and a conversation another guarded team shares (one guard,
+        one conversation id) goes on for that team."""
+        shared = any(
+            other is not self
+            and other.guard is self.guard
+            and other.conversation_id == self.conversation_id
+            for other in TeamGuard.live
+        )
+        if not shared:
+            self.guard.forget(self.conversation_id)
         self.turn = 0
-        self.pending_halts.clear()
-        self.handoff_targets.clear()
         self.identity_delivered.clear()
         self.private_deliveries.clear()
         self._checked_calls.clear()

@@ -121,6 +121,7 @@ def guard_team(
         _guard_members(team, tg, installed)
     except BaseException:
         installed.restore()  # all or nothing: a refused team is left as it was
+        tg.retire()
         raise
     _patch_team(team, tg, installed)
     setattr(team, _ATTR, installed)
@@ -135,6 +136,7 @@ def unguard_team(team: TeamT) -> TeamT:
     if team._is_running:
         raise RuntimeError("unguard_team() cannot be applied while the team is running")
     installed.restore()
+    installed.team_guard.retire()
     delattr(team, _ATTR)
     return team
 

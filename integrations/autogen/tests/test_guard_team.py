@@ -1109,3 +1109,41 @@ async def test_a_halt_inside_a_society_of_mind_agent_halts_the_team(kit: SimpleN
     assert halted is not None and halted.sender == "analyst"
     assert result.stop_reason is not None and "kinguard halted" in result.stop_reason
     assert len(kit.model_calls(lead)) == 1
+
+
+async def test_a_society_of_mind_agent_resetting_its_own_guarded_team_keeps_the_outer_state(
+    kit: SimpleNamespace,
+) -> None:
+    # SocietyOfMindAgent resets its team after every turn. That team's own guard_team(), with
+    # the same guard and so the same conversation, must not wipe what the outer team earned.
+    guard = desk_guard(kit, "nudge")
+    _, _, inner = desk(kit, "a1")
+    guard_team(inner, guard)
+    som = SocietyOfMindAgent("som", team=inner, model_client=ReplayChatCompletionClient(["sum"]))
+    lead = kit.agent("lead", [f"l1 {kit.KEYWORD}", "l2"])
+    outer = guard_team(
+        RoundRobinGroupChat([lead, som], termination_condition=MaxMessageTermination(4)), guard
+    )
+    await outer.run(task="Go.")
+    assert "[kinguard reminder]" in kit.seen_by(lead, 1)
+
+
+@pytest.mark.parametrize("shared_guard", [True, False])
+async def test_a_halt_in_a_society_of_mind_agents_own_guarded_team_outlives_its_reset(
+    kit: SimpleNamespace, shared_guard: bool
+) -> None:
+    inner_guard = desk_guard(kit, "halt", conversation_id="inner")
+    _, _, inner = desk(kit, f"a1 {kit.KEYWORD}")
+    guard_team(inner, inner_guard)
+    som = SocietyOfMindAgent("som", team=inner, model_client=ReplayChatCompletionClient(["sum"]))
+    lead = kit.agent("lead", ["l1", "l2"])
+    outer_guard = inner_guard if shared_guard else desk_guard(kit, "block")
+    outer = guard_team(
+        RoundRobinGroupChat([lead, som], termination_condition=MaxMessageTermination(8)),
+        outer_guard,
+        conversation_id="inner" if shared_guard else None,
+    )
+    result = await outer.run(task="Go.")
+    assert result.stop_reason is not None and "kinguard halted" in result.stop_reason
+    halted = pending_halt(inner)  # the SocietyOfMindAgent reset its team after the turn
+    assert halted is not None and halted.sender == "analyst"
