@@ -48,15 +48,24 @@ class _Installed:
 
     def __init__(self, team_guard: TeamGuard) -> None:
         self.team_guard = team_guard
-        self.patched: list[tuple[object, str, Any]] = []
-        """(object, attribute, its previous instance value or ``_MISSING``), in patch order."""
+        self.patched: list[tuple[object, str, Any, Any]] = []
+        """(object, attribute, its previous instance value or ``_MISSING``, kinguard's value),
+        in patch order."""
 
     def patch(self, target: object, name: str, value: Any) -> None:
-        self.patched.append((target, name, vars(target).get(name, _MISSING)))
+        self.patched.append((target, name, vars(target).get(name, _MISSING), value))
         setattr(target, name, value)
 
+    def covered(self) -> str | None:
+        """An attribute patched again since (a guarded team around this one wraps its
+        ``run_stream``), whose restore would drop that layer too and leave this one in it."""
+        for target, name, _, value in self.patched:
+            if vars(target).get(name, _MISSING) is not value:
+                return name
+        return None
+
     def restore(self) -> None:
-        for target, name, previous in reversed(self.patched):
+        for target, name, previous, _ in reversed(self.patched):
             if previous is _MISSING:
                 if name in vars(target):
                     delattr(target, name)
@@ -129,12 +138,22 @@ def guard_team(
 
 
 def unguard_team(team: TeamT) -> TeamT:
-    """Undo :func:`guard_team`: participants, termination, system messages, state hooks."""
+    """Undo :func:`guard_team`: participants, termination, system messages, state hooks.
+
+    Guarded teams nested in one another are unguarded from the outside in: the outer team's
+    guard wraps the nested team's ``run_stream``, so unguarding the nested team first raises.
+    """
     installed = _installed(team)
     if installed is None:
         return team
     if team._is_running:
         raise RuntimeError("unguard_team() cannot be applied while the team is running")
+    covered = installed.covered()
+    if covered is not None:
+        raise ValueError(
+            f"team {team.name!r} was patched again after guard_team() ({covered}), most likely "
+            "by the guard_team() of a team around it or inside it: unguard_team() that team first"
+        )
     installed.restore()
     installed.team_guard.retire()
     delattr(team, _ATTR)

@@ -687,6 +687,32 @@ async def test_nested_teams_are_guarded_as_one_conversation(kit: SimpleNamespace
     assert kit.KEYWORD not in kit.seen_by(lead, -1)
 
 
+async def test_a_nested_team_is_unguarded_only_after_the_team_around_it(
+    kit: SimpleNamespace,
+) -> None:
+    # The outer guard wraps the nested team's (guarded) run_stream: unguarding the nested team
+    # first would drop the outer layer too, and the outer's restore would bring back a stale one.
+    _, _, inner = desk(kit, f"a1 keep {kit.KEYWORD} quiet")
+    guard_team(inner, desk_guard(kit, "log", conversation_id="inner"))
+    lead = kit.agent("lead", ["l1", "l2"])
+    outer_guard = desk_guard(kit, "block", conversation_id="outer")
+    outer = guard_team(
+        RoundRobinGroupChat([lead, inner], termination_condition=MaxMessageTermination(5)),
+        outer_guard,
+    )
+    with pytest.raises(ValueError, match="that team first"):
+        unguard_team(inner)
+    assert team_guard(inner) is not None
+    with capture_verdicts(outer_guard) as verdicts:
+        await outer.run(task="Go.")
+    assert ("analyst", Action.BLOCK) in [(v.sender, v.action) for v in verdicts]
+    assert kit.KEYWORD not in kit.seen_by(lead, -1)
+
+    unguard_team(outer)
+    unguard_team(inner)
+    assert not {"run_stream", "reset", "save_state", "load_state"} & set(vars(inner))
+
+
 @pytest.mark.parametrize("inner_action", ["log", "alert", "nudge"])
 async def test_the_outer_guard_inspects_what_a_nested_teams_own_guard_let_through(
     kit: SimpleNamespace, inner_action: str
