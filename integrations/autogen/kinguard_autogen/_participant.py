@@ -30,7 +30,7 @@ import uuid
 import weakref
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from autogen_agentchat.base import Response, TaskResult
 from autogen_agentchat.messages import (
@@ -83,6 +83,8 @@ _VERDICT_KEYS = frozenset({META_ACTION, META_GUARD, META_SIGNALS, META_REASONS})
 _STATE_VERSION = 2
 _MAX_PRIVATE = 1024
 _MAX_TOOL_EVENTS = 64
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 class TeamGuard:
@@ -121,9 +123,11 @@ class TeamGuard:
         self.private_deliveries: dict[str, str] = {}
         # Each sender's recipients: the participants are fixed, so each tuple is built once.
         self._recipients: dict[str, tuple[str, ...]] = {}
-        # Tool calls already inspected: call id -> refused. A Swarm handoff carries the sender's
-        # calls to the next agent in its context, where they must not be read a second time.
-        self._checked_calls: dict[str, bool] = {}
+        # Tool calls already inspected: (call id, tool) -> refused. A Swarm handoff carries the
+        # sender's calls to the next agent in its context, where they must not be read a second
+        # time. The tool is in the key because some clients (Ollama's) give every call of a
+        # response the same id.
+        self._checked_calls: dict[tuple[str, str], bool] = {}
         # Messages inspected lately, as delivered, by id: the messages of a team inside this one
         # pass through the turn of each agent above them (a nested team, a SocietyOfMindAgent)
         # and must be inspected once, where they were said.
@@ -295,7 +299,7 @@ class TeamGuard:
                     words.append(item.content)
                     continue
                 for call in item.content:
-                    checked = self._checked_calls.get(call.id)
+                    checked = self._checked_calls.get((call.id, call.name))
                     if checked is None:
                         words.extend(_call_strings(call))
                     refused = refused or bool(checked)
@@ -332,7 +336,10 @@ class TeamGuard:
         return instead of running it, or None to run it."""
         notice = await self._tool_notice(agent, tool, arguments)
         if call_id is not None:
-            _remember(self._checked_calls, call_id, notice is not None)
+            key = (call_id, tool)
+            # Two calls of one tool under one id: a refusal of either holds for both.
+            refused = notice is not None or self._checked_calls.get(key, False)
+            _remember(self._checked_calls, key, refused)
         return notice
 
     async def _tool_notice(
@@ -414,7 +421,7 @@ def _renamed(state: Mapping[str, Any], source: str, target: str) -> dict[str, An
     return {"monitor": monitor, "nudges": {target: nudges[source]} if source in nudges else {}}
 
 
-def _remember(bounded: dict[str, Any], key: str, value: Any) -> None:
+def _remember(bounded: dict[_K, _V], key: _K, value: _V) -> None:
     """``bounded[key] = value``, forgetting the oldest entry past ``_MAX_PRIVATE``."""
     bounded[key] = value
     if len(bounded) > _MAX_PRIVATE:

@@ -195,6 +195,38 @@ async def test_a_swarm_handoff_context_carries_nothing_kinguard_withheld(
     assert [v.sender for v in verdicts] == ["buyer", "buyer", "seller"]
 
 
+def look_up(item: str) -> str:
+    """Look an item up."""
+    return "price list"
+
+
+async def test_a_refused_call_sharing_its_id_with_an_allowed_one_keeps_the_context_out(
+    kit: SimpleNamespace,
+) -> None:
+    # OllamaChatCompletionClient gives every call of one response the same id.
+    calls = [
+        FunctionCall(id="0", name="post_note", arguments=json.dumps({"note": kit.KEYWORD})),
+        FunctionCall(id="0", name="look_up", arguments=json.dumps({"item": "sensors"})),
+        FunctionCall(id="0", name="transfer_to_seller", arguments="{}"),
+    ]
+    reply = CreateResult(
+        finish_reason="function_calls",
+        content=calls,
+        usage=RequestUsage(prompt_tokens=0, completion_tokens=0),
+        cached=False,
+    )
+    buyer = kit.agent("buyer", [reply], handoffs=["seller"], tools=[post_note, look_up])
+    seller = kit.agent("seller", ["s1"], handoffs=["buyer"])
+    team = guard_team(
+        Swarm([buyer, seller], termination_condition=MaxMessageTermination(3)),
+        kit.keyword_guard("block"),
+    )
+    result = await team.run(task="Go.")
+    handoff = next(m for m in result.messages if isinstance(m, HandoffMessage))
+    assert handoff.target == "seller" and not handoff.context
+    assert kit.KEYWORD not in kit.seen_by(seller, 0)
+
+
 async def test_nudge_reaches_only_the_flagged_agent_on_its_next_call(kit: SimpleNamespace) -> None:
     team = round_robin(kit, n=6)
     buyer, seller = team._participants
