@@ -32,6 +32,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequenc
 from contextvars import ContextVar
 from typing import Any, ClassVar, Literal, TypeVar
 
+from autogen_agentchat.agents import SocietyOfMindAgent
 from autogen_agentchat.base import Response, TaskResult
 from autogen_agentchat.messages import (
     BaseAgentEvent,
@@ -68,6 +69,7 @@ __all__ = [
     "VERDICT_EVENTS_WELCOME",
     "EventMode",
     "GuardedParticipant",
+    "GuardedSocietyOfMind",
     "GuardedTeamParticipant",
     "TeamGuard",
     "without_verdict_events",
@@ -222,10 +224,17 @@ class TeamGuard:
         nudge = self.guard.pop_nudge(agent, self.conversation_id)
         if nudge:
             first.append(TextMessage(source=KINGUARD_SOURCE, content=nudge))
+        messages = self.not_its_own(agent, messages)
+        return [*first, *messages] if first else messages
+
+    def not_its_own(
+        self, agent: str, messages: Sequence[BaseChatMessage]
+    ) -> Sequence[BaseChatMessage]:
+        """``messages`` less the released halts the agent itself said."""
         private = self.private_deliveries
         if private and any(private.get(m.id) == agent for m in messages):
-            messages = [m for m in messages if private.get(m.id) != agent]
-        return [*first, *messages] if first else messages
+            return [m for m in messages if private.get(m.id) != agent]
+        return messages
 
     def inspectable(self, message: BaseChatMessage) -> bool:
         """Agents' messages not yet inspected here (kinguard's own and resolved halts are not).
@@ -654,6 +663,45 @@ class GuardedParticipant:
             _log.error("kinguard.autogen.adapter_failed", agent=self.name, error=repr(exc))
             given = messages
         return _guarded(self.tg, self.original(given, cancellation_token), self.name)
+
+
+class GuardedSocietyOfMind(GuardedParticipant):
+    """Stands in for a ``SocietyOfMindAgent``'s turn. The messages it is given become its
+    team's task; its own model reads only its instruction (which has its identity block), its
+    team's messages and its response prompt. So its reminder goes before its response prompt,
+    for the one turn, not among the messages, where its team's agents would read it."""
+
+    def __init__(self, tg: TeamGuard, agent: SocietyOfMindAgent) -> None:
+        super().__init__(tg, agent.name, agent.on_messages_stream)
+        self.agent = agent
+
+    def __call__(
+        self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
+    ) -> AsyncGenerator[Any, None]:
+        nudge: str | None = None
+        given = messages
+        try:
+            nudge = self.tg.guard.pop_nudge(self.name, self.tg.conversation_id)
+            given = self.tg.not_its_own(self.name, messages)
+        except Exception as exc:  # kinguard's own failure: the agent still gets its messages
+            _log.error("kinguard.autogen.adapter_failed", agent=self.name, error=repr(exc))
+        stream = self.original(given, cancellation_token)
+        if nudge:
+            stream = self._reminded(stream, nudge)
+        return _guarded(self.tg, stream, self.name)
+
+    async def _reminded(
+        self, stream: AsyncGenerator[Any, None], nudge: str
+    ) -> AsyncGenerator[Any, None]:
+        agent = self.agent
+        prompt = agent._response_prompt
+        agent._response_prompt = f"{nudge}\n\n{prompt}"
+        try:
+            async for item in stream:
+                yield item
+        finally:
+            agent._response_prompt = prompt
+            await stream.aclose()
 
 
 class GuardedTeamParticipant:

@@ -19,6 +19,7 @@ from kinguard_autogen._participant import (
     VERDICT_EVENTS_WELCOME,
     EventMode,
     GuardedParticipant,
+    GuardedSocietyOfMind,
     GuardedTeamParticipant,
     TeamGuard,
     without_verdict_events,
@@ -292,9 +293,12 @@ def _add_halt_termination(team: BaseGroupChat, installed: _Installed) -> None:
 def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None:
     """Stand in for the agent's turn and workbenches; give it its identity statement."""
     name = agent.name
-    installed.patch(
-        agent, "on_messages_stream", GuardedParticipant(tg, name, agent.on_messages_stream)
+    turn = (
+        GuardedSocietyOfMind(tg, agent)
+        if isinstance(agent, SocietyOfMindAgent)
+        else GuardedParticipant(tg, name, agent.on_messages_stream)
     )
+    installed.patch(agent, "on_messages_stream", turn)
     workbenches = getattr(agent, "_workbench", None)
     if isinstance(workbenches, list) and workbenches:
         guarded = [guarded_workbench(tg, name, wb) for wb in workbenches]
@@ -309,6 +313,12 @@ def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None
     block = tg.guard.identity_block(name)
     if block is None:
         return
+    if isinstance(agent, SocietyOfMindAgent):
+        # The messages it is given become its team's task: its own model reads its instruction.
+        own = agent._instruction
+        installed.patch(agent, "_instruction", tg.guard.system_prompt(name, own))
+        installed.patch(agent, "dump_component", _dumps_unguarded(agent, "_instruction", own))
+        return
     current = getattr(agent, "_system_messages", None)
     if not isinstance(current, list):
         tg.identity_messages[name] = block  # given with its first turn instead
@@ -320,23 +330,24 @@ def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None
     else:
         updated = [SystemMessage(content=tg.guard.system_prompt(name, None)), *current]
     installed.patch(agent, "_system_messages", updated)
-    installed.patch(agent, "dump_component", _dumps_unguarded(agent, current))
+    installed.patch(agent, "dump_component", _dumps_unguarded(agent, "_system_messages", current))
 
 
 def _dumps_unguarded(
-    agent: ChatAgent, original: list[SystemMessage]
+    agent: ChatAgent, attribute: str, original: object
 ) -> Callable[[], ComponentModel]:
-    """The agent's ``dump_component``, dumping its own system message, not kinguard's identity
-    block: the block belongs to this guard, and a dump loaded elsewhere is guarded afresh."""
+    """The agent's ``dump_component``, dumping its own system message (``attribute``, which was
+    ``original``), not kinguard's identity block: the block belongs to this guard, and a dump
+    loaded elsewhere is guarded afresh."""
     dump = agent.dump_component
 
     def dump_component() -> ComponentModel:
-        guarded = agent._system_messages  # type: ignore[attr-defined]
-        agent._system_messages = original  # type: ignore[attr-defined]
+        guarded = getattr(agent, attribute)
+        setattr(agent, attribute, original)
         try:
             return dump()
         finally:
-            agent._system_messages = guarded  # type: ignore[attr-defined]
+            setattr(agent, attribute, guarded)
 
     return dump_component
 

@@ -1205,3 +1205,31 @@ async def test_a_halt_in_a_society_of_mind_agents_own_guarded_team_outlives_its_
     assert result.stop_reason is not None and "kinguard halted" in result.stop_reason
     halted = pending_halt(inner)  # the SocietyOfMindAgent reset its team after the turn
     assert halted is not None and halted.sender == "analyst"
+
+
+async def test_a_society_of_mind_agents_identity_and_nudge_reach_its_own_model(
+    kit: SimpleNamespace,
+) -> None:
+    # What a SocietyOfMindAgent is given becomes its team's task: its own identity and
+    # reminders must go to the model writing its answer, not to its team's agents.
+    analyst, checker, inner = desk(kit, "a1")
+    summary = ReplayChatCompletionClient([f"sum1 {kit.KEYWORD}", "sum2"])
+    som = SocietyOfMindAgent("som", team=inner, model_client=summary)
+    lead = kit.agent("lead", ["l1", "l2", "l3"])
+    guard = desk_guard(kit, "nudge", identity="disassociate")
+    outer = guard_team(
+        RoundRobinGroupChat([lead, som], termination_condition=MaxMessageTermination(5)), guard
+    )
+    block = guard.identity_block("som")
+    assert block is not None
+    await outer.run(task="Go.")
+    som_calls = ["\n".join(str(m.content) for m in c["messages"]) for c in summary.create_calls]
+    assert all(block in call for call in som_calls)
+    assert "[kinguard reminder]" not in som_calls[0] and "[kinguard reminder]" in som_calls[1]
+    for agent in (analyst, checker):
+        seen = "\n".join(kit.seen_by(agent, n) for n in range(len(kit.model_calls(agent))))
+        assert block not in seen and "[kinguard reminder]" not in seen
+    assert som._response_prompt == SocietyOfMindAgent.DEFAULT_RESPONSE_PROMPT  # for one turn
+    assert block not in str(som.dump_component().config)
+    unguard_team(outer)
+    assert som._instruction == SocietyOfMindAgent.DEFAULT_INSTRUCTION
