@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any, TypeVar
 
 from autogen_agentchat.agents import SocietyOfMindAgent, UserProxyAgent
-from autogen_agentchat.base import ChatAgent, Team
+from autogen_agentchat.base import ChatAgent, TaskResult, Team
 from autogen_agentchat.messages import HandoffMessage, TextMessage
 from autogen_agentchat.teams import BaseGroupChat
 from autogen_core import ComponentModel
@@ -188,8 +188,11 @@ def resolve_halt(
     participants (not the sender) receive when you ``team.run(task=...)`` with it; a Swarm
     handoff comes back as the ``HandoffMessage``, which hands control over then. ``reject``
     returns ``None``: run the team with no task and the message stays withheld (a handoff
-    never happens: the sender keeps the turn). With several halts pending, this settles the
-    one :func:`pending_halt` shows; resume with the list of the released messages.
+    never happens: the sender keeps the turn). A run on a released handoff to someone outside
+    the team (``handoffs=["user"]`` with ``HandoffTermination``) ends at once with the handoff as
+    its result, as it would have without the halt: resume with that person's reply. With
+    several halts pending, this settles the one :func:`pending_halt` shows; resume with the
+    list of the released messages.
     """
     tg = _require(team)
     if not tg.pending_halts:
@@ -361,6 +364,13 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
 
     def guarded_run_stream(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
         # ``run()`` goes through here too: it iterates ``self.run_stream``.
+        task = kwargs.get("task")
+        if (
+            isinstance(task, HandoffMessage)
+            and META_RESOLVED in task.metadata
+            and task.target not in team._participant_names
+        ):
+            return _handed_out(task, output=kwargs.get("output_task_messages", True))
         tg.on_run_start()
         stream = run_stream(*args, **kwargs)
         # A participant of another team (its container asks for no task messages) whose team
@@ -397,3 +407,16 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
     installed.patch(team, "reset", guarded_reset)
     installed.patch(team, "save_state", save_state)
     installed.patch(team, "load_state", load_state)
+
+
+async def _handed_out(handoff: HandoffMessage, *, output: bool) -> AsyncGenerator[Any, None]:
+    """A run on a released handoff to someone outside the team (the ``"user"`` of AgentChat's
+    ``HandoffTermination`` pattern): the handoff had stopped the team had kinguard not halted
+    it, so the run ends with it, for the app to give that person; their reply resumes the team.
+    (The team cannot take it as a task: a Swarm refuses a handoff to a non-participant.)"""
+    if output:
+        yield handoff
+    yield TaskResult(
+        messages=[handoff] if output else [],
+        stop_reason=f"kinguard released a handoff to {handoff.target}, who is not in the team",
+    )

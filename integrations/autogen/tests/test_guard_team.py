@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from autogen_agentchat.agents import BaseChatAgent, SocietyOfMindAgent, UserProxyAgent
 from autogen_agentchat.base import Handoff, Response, TaskResult
-from autogen_agentchat.conditions import MaxMessageTermination
+from autogen_agentchat.conditions import HandoffTermination, MaxMessageTermination
 from autogen_agentchat.messages import (
     BaseAgentEvent,
     BaseChatMessage,
@@ -1031,6 +1031,31 @@ async def test_a_halted_swarm_handoff_hands_over_only_when_released(
     resumed = await team.run(task=task)
     speakers = [m.source for m in resumed.messages if isinstance(m, BaseChatMessage)]
     assert speakers[-1] == next_speaker
+
+
+async def test_a_released_handoff_to_the_user_ends_the_run_for_the_users_reply(
+    kit: SimpleNamespace,
+) -> None:
+    # AgentChat's human-in-the-loop Swarm: a handoff to "user" stops the team; the user's reply
+    # resumes it. A Swarm refuses a task handing off to someone outside it.
+    buyer = kit.agent(
+        "buyer",
+        [kit.handoff("user", "c1"), "b2", "b3", "b4"],
+        handoffs=["seller", Handoff(target="user", message=f"Ask: {kit.KEYWORD}?")],
+    )
+    seller = kit.agent("seller", ["s1"], handoffs=["buyer"])
+    condition = HandoffTermination(target="user") | MaxMessageTermination(3)
+    team = guard_team(
+        Swarm([buyer, seller], termination_condition=condition), kit.keyword_guard("halt")
+    )
+    await team.run(task="Negotiate.")
+    task = resolve_halt(team, HumanDecision(type="approve"))
+    assert isinstance(task, HandoffMessage) and task.target == "user"
+    handed = await team.run(task=task)
+    assert handed.messages == [task]  # for the app to show the user, as without the halt
+    reply = HandoffMessage(source="user", target="buyer", content="Yes, go on.")
+    resumed = await team.run(task=reply)
+    assert kit.chat(resumed)[:2] == [("user", "Yes, go on."), ("buyer", "b2")]
 
 
 async def test_parallel_halts_in_a_graph_flow_are_each_reviewed_and_released(
