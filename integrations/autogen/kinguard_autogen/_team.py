@@ -368,7 +368,7 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
         if (
             isinstance(task, HandoffMessage)
             and META_RESOLVED in task.metadata
-            and task.target not in team._participant_names
+            and task.target not in tg.participants  # a nested Swarm's agents are in it
         ):
             return _handed_out(task, output=kwargs.get("output_task_messages", True))
         tg.on_run_start()

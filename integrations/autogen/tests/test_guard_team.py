@@ -1058,6 +1058,29 @@ async def test_a_released_handoff_to_the_user_ends_the_run_for_the_users_reply(
     assert kit.chat(resumed)[:2] == [("user", "Yes, go on."), ("buyer", "b2")]
 
 
+async def test_a_released_handoff_inside_a_nested_swarm_hands_over_there(
+    kit: SimpleNamespace,
+) -> None:
+    # The target is an agent of the nested Swarm, not a participant of the outer team.
+    x = kit.agent(
+        "x",
+        [kit.handoff("y", "c1"), "x2"],
+        handoffs=[Handoff(target="y", message=f"Over to you: {kit.KEYWORD}")],
+    )
+    y = kit.agent("y", ["y1", "y2"], handoffs=["x"])
+    swarm = Swarm([x, y], termination_condition=MaxMessageTermination(3))
+    lead = kit.agent("lead", ["l1", "l2", "l3"])
+    outer = guard_team(
+        RoundRobinGroupChat([lead, swarm], termination_condition=MaxMessageTermination(4)),
+        kit.keyword_guard("halt"),
+    )
+    await outer.run(task="Go.")
+    task = resolve_halt(outer, HumanDecision(type="approve"))
+    assert isinstance(task, HandoffMessage) and task.target == "y"
+    resumed = await outer.run(task=task)
+    assert ("y", "y1") in kit.chat(resumed)
+
+
 async def test_parallel_halts_in_a_graph_flow_are_each_reviewed_and_released(
     kit: SimpleNamespace,
 ) -> None:
