@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from autogen_agentchat.agents import SocietyOfMindAgent, UserProxyAgent
@@ -172,10 +172,14 @@ def pending_halt(team: BaseGroupChat) -> Verdict | None:
 
     Agents that ran in parallel (a GraphFlow fan-out) may have been halted together: this is
     the oldest; once :func:`resolve_halt` has settled it, the next one is pending, so
-    ``while pending_halt(team) is not None`` reviews them all.
+    ``while pending_halt(team) is not None`` reviews them all. A halt in a nested team with a
+    ``guard_team()`` of its own (which stopped this team too) is pending here as well.
     """
-    halts = _require(team).pending_halts
-    return halts[0] if halts else None
+    _require(team)
+    for tg in _guards_within(team):
+        if tg.pending_halts:
+            return tg.pending_halts[0]
+    return None
 
 
 def resolve_halt(
@@ -194,8 +198,9 @@ def resolve_halt(
     several halts pending, this settles the one :func:`pending_halt` shows; resume with the
     list of the released messages.
     """
-    tg = _require(team)
-    if not tg.pending_halts:
+    _require(team)
+    tg = next((tg for tg in _guards_within(team) if tg.pending_halts), None)
+    if tg is None:
         raise ValueError("this team has no halted message to resolve")
     verdict = tg.pending_halts.pop(0)
     target = tg.handoff_targets.pop(verdict.message_id, None)
@@ -228,6 +233,18 @@ def _require(team: BaseGroupChat) -> TeamGuard:
     if installed is None:
         raise ValueError("this team is not guarded: call guard_team(team, guard) first")
     return installed.team_guard
+
+
+def _guards_within(team: Team) -> Iterator[TeamGuard]:
+    """The guards of the team and of the guarded teams nested in it, outside in: a halt in a
+    nested team with its own guard_team() stops this one too, and is resolved where it was said."""
+    installed = _installed(team) if isinstance(team, BaseGroupChat) else None
+    if installed is not None:
+        yield installed.team_guard
+    for participant in getattr(team, "_participants", ()):
+        nested = participant._team if isinstance(participant, SocietyOfMindAgent) else participant
+        if isinstance(nested, Team):
+            yield from _guards_within(nested)
 
 
 def _agent_names(team: Team) -> list[str]:

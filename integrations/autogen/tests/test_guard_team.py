@@ -1253,6 +1253,29 @@ async def test_a_halt_in_a_society_of_mind_agents_own_guarded_team_outlives_its_
     assert result.stop_reason is not None and "kinguard halted" in result.stop_reason
     halted = pending_halt(inner)  # the SocietyOfMindAgent reset its team after the turn
     assert halted is not None and halted.sender == "analyst"
+    assert pending_halt(outer) is halted  # and the outer team, which it stopped, shows it
+
+
+async def test_a_halt_in_a_nested_team_with_its_own_guard_is_resolved_from_the_outer_team(
+    kit: SimpleNamespace,
+) -> None:
+    analyst, checker, inner = desk(kit, f"a1 {kit.KEYWORD}")
+    guard_team(inner, desk_guard(kit, "halt", conversation_id="inner"))
+    lead = kit.agent("lead", ["l1", "l2", "l3"])
+    outer = guard_team(
+        RoundRobinGroupChat([lead, inner], termination_condition=MaxMessageTermination(8)),
+        desk_guard(kit, "block", conversation_id="outer"),
+    )
+    result = await outer.run(task="Go.")
+    assert result.stop_reason is not None and "pending_halt(team)" in result.stop_reason
+    halted = pending_halt(outer)
+    assert halted is not None and halted.sender == "analyst"
+    task = resolve_halt(outer, HumanDecision(type="approve"))
+    assert pending_halt(outer) is None and pending_halt(inner) is None
+    assert task is not None
+    await outer.run(task=task)
+    assert f"a1 {kit.KEYWORD}" in kit.seen_by(checker, 0)  # released to the analyst's teammate
+    assert kit.seen_by(analyst, 1).count(f"a1 {kit.KEYWORD}") == 1  # its own turn, not given back
 
 
 async def test_a_society_of_mind_agents_identity_and_nudge_reach_its_own_model(
