@@ -297,7 +297,7 @@ def _add_halt_termination(team: BaseGroupChat, installed: _Installed) -> None:
             "the team's KinGuardTermination has its own guard, so it would inspect every message "
             "a second time: with guard_team() use KinGuardTermination() without a guard"
         )
-    if present is not None:
+    if find_kinguard_termination(termination, alone=True) is not None:
         return
     if team._initialized:
         raise ValueError(

@@ -177,15 +177,23 @@ class HaltOrTermination(OrTerminationCondition):
         )
 
 
-def find_kinguard_termination(condition: TerminationCondition | None) -> KinGuardTermination | None:
-    """The first KinGuardTermination in an ``|``/``&`` tree of conditions, if any."""
+def find_kinguard_termination(
+    condition: TerminationCondition | None, *, alone: bool = False
+) -> KinGuardTermination | None:
+    """The first KinGuardTermination in an ``|``/``&`` tree of conditions, if any.
+
+    ``alone``: only one that stops the team by itself, reached through ``|`` alone (under
+    ``&`` a halt would wait for the other conditions, and the team runs on past it).
+    """
     if condition is None:
         return None
     if isinstance(condition, KinGuardTermination):
         return condition
+    if alone and not isinstance(condition, OrTerminationCondition):
+        return None
     children: Sequence[TerminationCondition] = getattr(condition, "_conditions", ())
     for child in children:
-        found = find_kinguard_termination(child)
+        found = find_kinguard_termination(child, alone=alone)
         if found is not None:
             return found
     return None

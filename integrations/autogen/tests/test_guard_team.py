@@ -10,7 +10,11 @@ from typing import Any
 import pytest
 from autogen_agentchat.agents import BaseChatAgent, SocietyOfMindAgent, UserProxyAgent
 from autogen_agentchat.base import Handoff, Response, TaskResult
-from autogen_agentchat.conditions import HandoffTermination, MaxMessageTermination
+from autogen_agentchat.conditions import (
+    HandoffTermination,
+    MaxMessageTermination,
+    TextMentionTermination,
+)
 from autogen_agentchat.messages import (
     BaseAgentEvent,
     BaseChatMessage,
@@ -556,6 +560,20 @@ async def test_a_team_that_already_has_the_termination_can_be_guarded_late(
     guard_team(team, kit.keyword_guard("halt"))
     condition: Any = team._termination_condition
     assert isinstance(condition._conditions[1], KinGuardTermination)
+
+
+async def test_a_kinguard_termination_under_and_does_not_count_as_stopping_on_a_halt(
+    kit: SimpleNamespace,
+) -> None:
+    # Under & the halt would wait for the other condition while the team talks on.
+    agents = pair(kit, [f"b1 {kit.KEYWORD}", "b2", "b3"], ["s1", "s2", "s3 DONE"])
+    condition = MaxMessageTermination(20) | (TextMentionTermination("DONE") & KinGuardTermination())
+    team = guard_team(
+        RoundRobinGroupChat(agents, termination_condition=condition), kit.keyword_guard("halt")
+    )
+    result = await team.run(task="Go.")
+    assert result.stop_reason is not None and "kinguard halted" in result.stop_reason
+    assert [source for source, _ in kit.chat(result)] == ["user", "buyer"]
 
 
 async def redacting_team_on(kit: SimpleNamespace, runtime: SingleThreadedAgentRuntime) -> Any:
