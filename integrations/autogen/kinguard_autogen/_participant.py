@@ -161,8 +161,11 @@ class TeamGuard:
         }
 
     def load_state(self, state: Mapping[str, Any]) -> None:
-        saved_as = str(state.get("conversation_id", self.conversation_id))
-        guard_state = _renamed(state.get("guard", {}), saved_as, self.conversation_id)
+        saved = state.get("guard", {})
+        saved_as = state.get("conversation_id")
+        if saved_as is None:  # saved before states named their conversation
+            saved_as = self._conversation_in(saved)
+        guard_state = _renamed(saved, str(saved_as), self.conversation_id)
         self.guard.load_state(guard_state, self.conversation_id)
         self.turn = int(state.get("turn", 0))
         halts = state.get("pending_halts")
@@ -174,6 +177,24 @@ class TeamGuard:
         self.handoff_targets = {str(k): str(v) for k, v in dict(targets).items()}
         private = state.get("private_deliveries", {})
         self.private_deliveries = {str(k): str(v) for k, v in dict(private).items()}
+
+    def _conversation_in(self, saved: Mapping[str, Any]) -> str:
+        """The team's conversation in a guard state saved without its id (the whole guard's):
+        this team's id if it is there, else the only one there is."""
+        monitor = saved.get("monitor", {})
+        conversations = {
+            str(c) for c in (*monitor.get("conversations", {}), *saved.get("nudges", {}))
+        }
+        if self.conversation_id not in conversations:
+            if len(conversations) == 1:
+                return next(iter(conversations))
+            if conversations:
+                _log.warning(
+                    "kinguard.autogen.state_conversation_unknown",
+                    team=self.team_name,
+                    detail="a state saved without its conversation id holds several: none loaded",
+                )
+        return self.conversation_id
 
     # -- the team's life ------------------------------------------------------------------
 

@@ -121,6 +121,27 @@ async def test_a_restored_team_continues_its_conversation_under_a_new_id(
     assert guard2.peek_nudge("seller") is not None
 
 
+async def test_a_state_saved_without_its_conversation_id_keeps_its_risk_under_a_new_id(
+    kit: SimpleNamespace,
+) -> None:
+    # Version-1 states held the whole guard's state, without naming the team's conversation.
+    guard = kit.keyword_guard("nudge", conversation_id=None)
+    team = guard_team(team_of(kit, ["b1"], [f"s1 {kit.KEYWORD}"], 3), guard)
+    await team.run(task="Go.")
+    saved = json.loads(json.dumps(await team.save_state()))
+    old = saved[STATE_KEY]
+    old["version"] = 1
+    del old["conversation_id"]
+    old["pending_halt"] = None
+    del old["pending_halts"]
+
+    guard2 = kit.keyword_guard("nudge", conversation_id=None)
+    team2 = guard_team(team_of(kit, ["b2"], ["s2"], 3), guard2)
+    await team2.load_state(saved)
+    assert guard2.state_dict()["monitor"]["conversations"][guard2.conversation_id]["risk"] > 0
+    assert guard2.peek_nudge("seller") is not None
+
+
 async def test_an_unguarded_team_loads_a_guarded_state_and_back(kit: SimpleNamespace) -> None:
     guarded = guard_team(team_of(kit, ["b1"], ["s1"], 3), kit.keyword_guard("log"))
     await guarded.run(task="Go.")
