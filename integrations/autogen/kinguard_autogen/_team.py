@@ -111,11 +111,18 @@ def guard_team(
         )
     installed = _installed(team)
     if installed is not None:
-        if installed.team_guard.guard is guard:
-            return team
-        raise ValueError(
-            "this team is already guarded by another KinGuard; unguard_team() it first"
-        )
+        tg = installed.team_guard
+        if tg.guard is not guard:
+            raise ValueError(
+                "this team is already guarded by another KinGuard; unguard_team() it first"
+            )
+        wanted = (conversation_id or guard.conversation_id, events)
+        if wanted != (tg.conversation_id, tg.events):
+            raise ValueError(
+                f"this team is already guarded with conversation_id={tg.conversation_id!r}, "
+                f"events={tg.events!r}; unguard_team() it first to change them"
+            )
+        return team
     if team._is_running:
         raise RuntimeError("guard_team() cannot be applied while the team is running")
 

@@ -528,6 +528,10 @@ async def test_guard_team_is_idempotent_and_reversible(kit: SimpleNamespace) -> 
     assert buyer._system_messages[0].content.count(IDENTITY_MARKER) == 1
     with pytest.raises(ValueError, match="another KinGuard"):
         guard_team(team, kit.keyword_guard("log"))
+    with pytest.raises(ValueError, match="conversation_id='test', events='flagged'"):
+        guard_team(team, guard, conversation_id="another")  # not silently ignored
+    with pytest.raises(ValueError, match="unguard_team\\(\\) it first to change them"):
+        guard_team(team, guard, events="all")
 
     unguard_team(team)
     assert team_guard(team) is None
