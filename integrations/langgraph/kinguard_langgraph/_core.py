@@ -737,10 +737,17 @@ class GraphCore:
                     entries.append(entry)
                     continue
                 delivered = self._delivered(candidate, verdict)
-                if verdict.action is Action.HALT and not halts_here and not unit.parent:
-                    # Only a guard whose policy has no halt rule builds a graph without halt
-                    # nodes; a halt from it anyway (a guard subclass) fails closed.
-                    _log.error("kinguard.halt_without_halt_node", node=prepared.node)
+                if verdict.action is Action.HALT:
+                    # A halt that cannot be held fails closed (a halt's delivered text is the
+                    # original): an update for the parent graph ends this graph's run, so
+                    # nothing here could wait for the decision; and only a guard whose policy
+                    # has no halt rule builds a graph without halt nodes (a guard subclass
+                    # may halt anyway).
+                    _log.error(
+                        "kinguard.halt_blocked",
+                        node=prepared.node,
+                        reason="parent update" if unit.parent else "no halt node",
+                    )
                     delivered = None
                 if delivered is None:
                     modified = True

@@ -359,6 +359,38 @@ def test_a_halted_handoff_waits_for_the_decision(decision: str, leaks: bool) -> 
     assert (SECRET in repr(seller_saw)) is leaks
 
 
+@pytest.mark.parametrize("outer_guarded", [False, True], ids=["unguarded-parent", "guarded-parent"])
+def test_a_halt_in_an_update_for_the_parent_graph_is_blocked(outer_guarded: bool) -> None:
+    """A node of a guarded team that hands off with ``Command(graph=Command.PARENT)``: the
+    team's run ends with that command, so a halt cannot wait in it and blocks instead."""
+    seller_saw: list[list[str]] = []
+
+    def buyer(state: ChatState) -> Command[Any]:
+        update = {"messages": [AIMessage(f"Deal at {SECRET}", name="buyer")]}
+        return Command(graph=Command.PARENT, goto="seller", update=update)
+
+    def seller(state: ChatState) -> dict[str, Any]:
+        seller_saw.append([str(m.content) for m in state["messages"]])
+        return {"messages": [AIMessage("ok", name="seller")]}
+
+    guard = guard_for("buyer", "seller", action=Action.HALT)
+    inner = StateGraph(ChatState)
+    inner.add_node("buyer", buyer, destinations=())
+    inner.add_edge(START, "buyer")
+    outer = StateGraph(ChatState)
+    outer.add_node("team", guard_graph(inner, guard).compile(), destinations=("seller",))
+    outer.add_node("seller", seller)
+    outer.add_edge(START, "team")
+    outer.add_edge("seller", END)
+    parent = guard_graph(outer, guard) if outer_guarded else outer
+    config: RunnableConfig = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    with capture_verdicts(guard) as verdicts:
+        out = parent.compile(checkpointer=InMemorySaver()).invoke(start(), config)
+    assert (verdicts[0].sender, verdicts[0].action) == ("buyer", Action.HALT)
+    assert len(seller_saw) == 1  # the handoff still hands off, without the message
+    assert SECRET not in repr(seller_saw) and SECRET not in repr(out["messages"])
+
+
 @pytest.mark.parametrize(
     "update",
     [
