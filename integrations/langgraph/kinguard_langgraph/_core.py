@@ -37,6 +37,7 @@ from langchain_core.messages import (
     AIMessage,
     BaseMessage,
     HumanMessage,
+    RemoveMessage,
     SystemMessage,
     ToolMessage,
 )
@@ -160,6 +161,9 @@ class Prepared:
     """A checkpointer is attached: the guard's state rides the checkpoint after each turn."""
     known: bool = False
     """The guard knew the node as an agent before it ran (its identity was injected)."""
+    handoff: bool = False
+    """The output is a ``Command(graph=Command.PARENT)`` raised from inside the node (see
+    ``GuardedNode._own_command``): its messages leave the agent, whatever their kind."""
     writer: Callable[[Any], None] | None = None
     hold: TokenHold | None = None
     """Holds what an enclosing graph's token stream would show of this task (see _hold_tokens)."""
@@ -540,8 +544,9 @@ class GraphCore:
         # by its id (or, without one, by the object, so both places get the same new id).
         seen: dict[Any, BaseMessage] = {}
         for u, unit in enumerate(units):
+            own = prepared.handoff or unit.parent
             for i, message in enumerate(unit.messages):
-                if self._is_candidate(prepared, message):
+                if self._is_candidate(prepared, message, own):
                     key = message.id if message.id is not None else id(message)
                     first = seen.get(key)
                     if first is not None:
@@ -554,9 +559,19 @@ class GraphCore:
                     candidates.append(_Candidate(u, i, message, *inspected_text(message)))
         return output, units, candidates
 
-    def _is_candidate(self, prepared: Prepared, message: Any) -> bool:
-        """A new message from the agent: an AI message, or a human one in an agent's name."""
-        if not isinstance(message, AIMessage) and not (
+    def _is_candidate(self, prepared: Prepared, message: Any, own: bool = False) -> bool:
+        """A new message from the agent: an AI message, or a human one in an agent's name.
+
+        With ``own``, any new message: in a handoff to the parent graph the agent's words may
+        leave only as a tool's message or a ``Send``'s user message (the AI message that made
+        the call stays in the agent's subgraph).
+        """
+        if own:
+            if not isinstance(message, BaseMessage) or isinstance(message, RemoveMessage):
+                return False
+            if is_identity_message(message):
+                return False
+        elif not isinstance(message, AIMessage) and not (
             isinstance(message, HumanMessage)
             and (message.name == prepared.agent or message.name in self.agent_names())
         ):
@@ -719,6 +734,9 @@ class GraphCore:
                 changed = True
                 candidate, verdict = found
                 msg_id = str(candidate.message.id)
+                if isinstance(message, ToolMessage) and message.tool_call_id in dropped_calls:
+                    replacements[msg_id] = None  # the result of a call that is not made
+                    continue
                 if (halted and not unit.sent) or (
                     verdict.action is Action.HALT and not unit.parent and halts_here
                 ):
@@ -1008,11 +1026,10 @@ class GraphCore:
                 if not isinstance(message, BaseMessage):
                     message = convert_to_messages([message])[0]
                 outcome: BaseMessage | None
-                if entry.get("verdict") is None:
-                    dropped = (
-                        isinstance(message, ToolMessage) and message.tool_call_id in dropped_calls
-                    )
-                    outcome = None if dropped else message
+                if isinstance(message, ToolMessage) and message.tool_call_id in dropped_calls:
+                    outcome = None  # the result of a call the delivered message does not make
+                elif entry.get("verdict") is None:
+                    outcome = message
                 else:
                     verdict = Verdict.model_validate(entry["verdict"])
                     halted = verdict.action is Action.HALT
@@ -1128,7 +1145,9 @@ class GuardedNode(Runnable[Any, Any]):
         except Exception as exc:
             return None, exc
 
-    def _unprepared(self, config: RunnableConfig | None, output: Any, error: Exception) -> Any:
+    def _unprepared(
+        self, config: RunnableConfig | None, output: Any, error: Exception, handoff: bool
+    ) -> Any:
         """The node ran, but kinguard could not prepare for it: follow the guard's error mode
         (``closed``: the node's messages are blocked) instead of letting them through unseen."""
         conf = (config or {}).get("configurable") or _NO_CONF
@@ -1142,6 +1161,7 @@ class GuardedNode(Runnable[Any, Any]):
             False,
             False,
             False,
+            handoff=handoff,
         )
         return self.core.fail(prepared, output, error)
 
@@ -1166,16 +1186,18 @@ class GuardedNode(Runnable[Any, Any]):
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         prepared, error = self._prepare(input, config)
         if prepared is None:
+            handoff = False
             try:
                 output = self.inner.invoke(input, config, **kwargs)
             except ParentCommand as exc:
-                output = self._own_command(exc, config)
-            return self._unprepared(config, output, cast(Exception, error))
+                output, handoff = self._own_command(exc, config), True
+            return self._unprepared(config, output, cast(Exception, error), handoff)
         token = _enter(prepared, config)
         try:
             output = self.inner.invoke(prepared.state, prepared.config, **kwargs)
         except ParentCommand as exc:
             output = self._own_command(exc, config)
+            prepared.handoff = True
         finally:
             _leave(token)
         core = self.core
@@ -1197,16 +1219,18 @@ class GuardedNode(Runnable[Any, Any]):
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         prepared, error = self._prepare(input, config)
         if prepared is None:
+            handoff = False
             try:
                 output = await self.inner.ainvoke(input, config, **kwargs)
             except ParentCommand as exc:
-                output = self._own_command(exc, config)
-            return self._unprepared(config, output, cast(Exception, error))
+                output, handoff = self._own_command(exc, config), True
+            return self._unprepared(config, output, cast(Exception, error), handoff)
         token = _enter(prepared, config)
         try:
             output = await self.inner.ainvoke(prepared.state, prepared.config, **kwargs)
         except ParentCommand as exc:
             output = self._own_command(exc, config)
+            prepared.handoff = True
         finally:
             _leave(token)
         core = self.core

@@ -90,7 +90,10 @@ def guard_graph(
     ``guard_graph(builder, guard).compile(checkpointer=...)`` returns a compiled graph that
     injects each agent's identity, inspects every message an agent emits before any other
     node sees it, applies the guard's actions (``halt`` through ``interrupt()``), keeps the
-    guard's state in its checkpoints, and streams only inspected content.
+    guard's state in its checkpoints, and streams only inspected content. In a handoff to the
+    parent graph (``Command(graph=Command.PARENT)``, returned by the node or by a tool inside
+    it) every new message is read as the agent's words, a tool's message and a ``Send``'s user
+    message included: a handoff tool can carry them in either.
 
     Messages are inspected when a node returns. An agent node that runs its own tools inside
     it (``create_react_agent``, or ``create_agent`` without :class:`KinGuardMiddleware`) has

@@ -17,6 +17,7 @@ from kinguard_langgraph._scripted import (
     start,
 )
 from langchain.agents import create_agent
+from langchain.tools import InjectedState
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import (
     AIMessage,
@@ -32,7 +33,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.runtime import Runtime
-from langgraph.types import Command, Overwrite
+from langgraph.types import Command, Overwrite, Send
 from pydantic import BaseModel
 
 from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
@@ -357,6 +358,93 @@ def test_a_halted_handoff_waits_for_the_decision(decision: str, leaks: bool) -> 
     graph.invoke(Command(resume={"type": decision}), config)
     assert len(seller_saw) == 1  # the handoff's goto is re-issued either way
     assert (SECRET in repr(seller_saw)) is leaks
+
+
+def handoff_by_tool_graph(action: Action, channel: str) -> tuple[Any, list[list[str]]]:
+    """A buyer ``create_agent`` whose handoff tool hands its argument on only in a ``Send``'s
+    user message (the docs' "handoff with a task description") or in the handoff's
+    ``ToolMessage``: the AI message that made the call stays in the agent's subgraph."""
+    seller_saw: list[list[str]] = []
+
+    @tool
+    def transfer_to_seller(
+        task: str,
+        state: Annotated[dict[str, Any], InjectedState],
+        tool_call_id: Annotated[str, InjectedToolCallId],
+    ) -> Any:
+        """Give the seller a task."""
+        if channel == "send":
+            send = Send("seller", {"messages": [{"role": "user", "content": task}]})
+            return Command(goto=[send], graph=Command.PARENT)
+        if channel == "swarm":  # the whole conversation, the call's result after it
+            done = ToolMessage("Transferred to seller", tool_call_id=tool_call_id)
+            update = {"messages": [*state["messages"], done]}
+            return Command(goto="seller", graph=Command.PARENT, update=update)
+        note = ToolMessage(f"Handoff note: {task}", tool_call_id=tool_call_id)
+        return Command(goto="seller", graph=Command.PARENT, update={"messages": [note]})
+
+    call = {"name": "transfer_to_seller", "args": {"task": f"Quote per {SECRET}"}, "id": "c1"}
+    buyer = create_agent(
+        ToolCallingModel(responses=[AIMessage("Handing over.", tool_calls=[call])]),
+        [transfer_to_seller],
+    )
+
+    def seller(state: ChatState) -> dict[str, Any]:
+        seller_saw.append(
+            [f"{getattr(m, 'type', '')}:{getattr(m, 'content', m)}" for m in state["messages"]]
+        )
+        return {"messages": [AIMessage("ok", name="seller")]}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("buyer", buyer, destinations=("seller",))
+    builder.add_node("seller", seller)
+    builder.add_edge(START, "buyer")
+    builder.add_edge("seller", END)
+    graph = guard_graph(builder, guard_for("buyer", "seller", action=action))
+    return graph.compile(checkpointer=InMemorySaver()), seller_saw
+
+
+@pytest.mark.parametrize("channel", ["send", "tool-message"])
+def test_a_handoff_tools_own_words_are_inspected(channel: str) -> None:
+    graph, seller_saw = handoff_by_tool_graph(Action.BLOCK, channel)
+    guard = graph.guard
+    config: RunnableConfig = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    with capture_verdicts(guard) as verdicts:
+        out = graph.invoke(start(), config)
+    assert (verdicts[0].sender, verdicts[0].action) == ("buyer", Action.BLOCK)
+    assert len(seller_saw) == 1  # the handoff still hands off
+    assert SECRET not in repr(seller_saw) and SECRET not in repr(out["messages"])
+
+
+@pytest.mark.parametrize(("decision", "leaks"), [("approve", True), ("reject", False)])
+@pytest.mark.parametrize("channel", ["send", "tool-message"])
+def test_a_handoff_tools_halted_words_wait_for_the_decision(
+    channel: str, decision: str, leaks: bool
+) -> None:
+    graph, seller_saw = handoff_by_tool_graph(Action.HALT, channel)
+    config: RunnableConfig = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    assert "__interrupt__" in graph.invoke(start(), config) and seller_saw == []
+    graph.invoke(Command(resume={"type": decision}), config)
+    assert len(seller_saw) == 1
+    assert (SECRET in repr(seller_saw)) is leaks
+
+
+@pytest.mark.parametrize(
+    ("action", "decision"), [(Action.BLOCK, None), (Action.HALT, "edit"), (Action.HALT, "reject")]
+)
+def test_a_handoffs_tool_result_goes_only_with_its_call(
+    action: Action, decision: str | None
+) -> None:
+    """The handoff's ``ToolMessage`` is inspected too, and still left out with the call it
+    answers (a tool result without its call is an error for the next model)."""
+    graph, seller_saw = handoff_by_tool_graph(action, "swarm")
+    config: RunnableConfig = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    graph.invoke(start(), config)
+    if decision is not None:
+        graph.invoke(Command(resume={"type": decision, "text": "Over to you."}), config)
+    (seen,) = seller_saw
+    assert not any(m.startswith("tool:") for m in seen)
+    assert SECRET not in repr(seen)
 
 
 @pytest.mark.parametrize("outer_guarded", [False, True], ids=["unguarded-parent", "guarded-parent"])
