@@ -57,6 +57,7 @@ from kinguard.logs import get_logger
 from kinguard_langgraph._messages import (
     already_inspected,
     delivered_as,
+    guard_token,
     identity_message,
     inspected_text,
     is_identity_message,
@@ -339,6 +340,8 @@ class GraphCore:
         messages_key: str,
     ) -> None:
         self.guard = guard
+        self.token = guard_token(guard)
+        """Names this guard in the marks on what it ruled on (see ``mark_inspected``)."""
         self.explicit_agents: dict[str, str] | None = dict(agents) if agents is not None else None
         self.messages_key = messages_key
         self.revisions = Revisions()
@@ -579,7 +582,7 @@ class GraphCore:
         if message.id is not None and prepared.given(message.id):
             # Before the mark: a revision copied from a message kinguard ruled on carries it.
             return prepared.revises(message)
-        return not already_inspected(message)
+        return not already_inspected(message, self.token)
 
     def fast_candidates(self, prepared: Prepared, output: Any) -> list[_Candidate] | None:
         """The candidates of the usual update, read in place; ``None``: use :meth:`collect`.
@@ -613,8 +616,8 @@ class GraphCore:
                         continue  # given to the node
                 else:
                     meta = message.response_metadata
-                    if meta and isinstance(meta.get("kinguard"), dict):
-                        continue  # already inspected
+                    if meta and "kinguard" in meta and already_inspected(message, self.token):
+                        continue
                 content = message.content
                 if type(content) is str and not message.tool_calls:
                     candidates.append(_Candidate(0, index, message, content, len(content)))
@@ -784,7 +787,7 @@ class GraphCore:
                         modified = True
                         replacements[msg_id] = message_text(delivered)
                     if mark:
-                        delivered = mark_inspected(delivered, verdict.action.value)
+                        delivered = mark_inspected(delivered, verdict.action.value, self.token)
                 settled[candidate.message.id] = delivered
                 kept.append(delivered)
             if changed:
@@ -1046,7 +1049,7 @@ class GraphCore:
                     dropped_calls.update(set(tool_call_ids(message)) - set(tool_call_ids(outcome)))
                     if outcome is not None:
                         if nested:
-                            outcome = mark_inspected(outcome, verdict.action.value)
+                            outcome = mark_inspected(outcome, verdict.action.value, self.token)
                     elif not halted:
                         outcome = notice_message(
                             message,

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
-from typing import Any
+import weakref
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 
 from kinguard.text import argument_strings
+
+if TYPE_CHECKING:
+    from kinguard import KinGuard
 
 __all__ = [
     "IDENTITY_ID_PREFIX",
     "NOTICE_NAME",
     "already_inspected",
     "delivered_as",
+    "guard_token",
     "identity_message",
     "inspected_text",
     "is_identity_message",
@@ -150,17 +156,36 @@ def notice_message(original: BaseMessage, notice: str, *, sender: str, action: s
     )
 
 
-def mark_inspected(message: BaseMessage, action: str) -> BaseMessage:
-    """Record on a message (in ``response_metadata``, never sent to a provider) that kinguard
-    already ruled on it, so a guarded graph around a guarded agent does not inspect it twice."""
+_tokens: weakref.WeakKeyDictionary[KinGuard, str] = weakref.WeakKeyDictionary()
+_tokens_lock = threading.Lock()
+
+
+def guard_token(guard: KinGuard) -> str:
+    """A token that names ``guard`` (for as long as it lives) in the marks it leaves."""
+    with _tokens_lock:
+        token = _tokens.get(guard)
+        if token is None:
+            token = _tokens[guard] = uuid.uuid4().hex
+        return token
+
+
+def mark_inspected(message: BaseMessage, action: str, token: str) -> BaseMessage:
+    """Record on a message (in ``response_metadata``, never sent to a provider) that the guard
+    ``token`` names already ruled on it, so a graph guarded by that guard around a guarded
+    agent does not inspect it twice. Another guard's graph reads it again, under its policy."""
     meta = dict(message.response_metadata or {})
-    meta["kinguard"] = {**dict(meta.get("kinguard") or {}), "inspected": True, "action": action}
+    mark = {**dict(meta.get("kinguard") or {}), "inspected": True, "action": action}
+    meta["kinguard"] = {**mark, "guard": token}
     return message.model_copy(update={"response_metadata": meta})
 
 
-def already_inspected(message: BaseMessage) -> bool:
-    meta = message.response_metadata or {}
-    return isinstance(meta, dict) and isinstance(meta.get("kinguard"), dict)
+def already_inspected(message: BaseMessage, token: str) -> bool:
+    """The guard ``token`` names ruled on ``message``, or it is a notice kinguard wrote."""
+    meta = message.response_metadata
+    mark = meta.get("kinguard") if isinstance(meta, dict) else None
+    if not isinstance(mark, dict):
+        return False
+    return mark.get("guard") == token if mark.get("inspected") else True
 
 
 def identity_message(node: str, text: str) -> SystemMessage:

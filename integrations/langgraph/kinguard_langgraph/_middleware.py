@@ -36,6 +36,7 @@ from kinguard.logs import get_logger
 from kinguard_langgraph._core import TaskVerdicts, halt_payload, parse_decision
 from kinguard_langgraph._messages import (
     delivered_as,
+    guard_token,
     inspected_text,
     is_identity_message,
     mark_inspected,
@@ -77,6 +78,7 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
     ) -> None:
         super().__init__()
         self.guard = guard
+        self._token = guard_token(guard)
         self.agent_name = agent_name
         self._recipients = tuple(recipients) if recipients is not None else None
         self._name = name or f"KinGuardMiddleware[{agent_name}]"
@@ -170,7 +172,7 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             if verdict.action is Action.HALT:
                 withheld.append(
                     {
-                        "message": mark_inspected(message, verdict.action.value),
+                        "message": mark_inspected(message, verdict.action.value, self._token),
                         "verdict": verdict.model_dump(mode="json"),
                     }
                 )
@@ -188,7 +190,7 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                     )
                 )
             else:
-                result.append(mark_inspected(delivered, verdict.action.value))
+                result.append(mark_inspected(delivered, verdict.action.value, self._token))
         if not verdicts:
             return response if command is None else ExtendedModelResponse(response, command)
         rev, snapshot = self._revisions.snapshot(self.guard, conversation_id)
@@ -366,7 +368,8 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             if released is not message:
                 unchanged = False
                 dropped_calls.update(tool_call_ids(message))
-            delivered.append(released)
+            # Marked again: the guard that ruled may be another process's, with another token.
+            delivered.append(mark_inspected(released, verdict.action.value, self._token))
         # Here, not at each interrupt: the hook re-runs from the start for every answer.
         for verdict, decision in decided:
             self.guard.record_decision(verdict, decision)

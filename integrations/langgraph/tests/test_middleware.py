@@ -166,8 +166,11 @@ def test_guard_state_rides_the_agent_checkpoint() -> None:
     assert verdicts[0].conversation_risk > verdicts[0].message_risk
 
 
-def seller_in_guarded_graph(**options: Any) -> tuple[Any, KinGuard, ScriptedChatModel]:
-    """A middleware-guarded seller agent as the one node of a graph guarded by the same guard."""
+def seller_in_guarded_graph(
+    outer: KinGuard | None = None, action: Action = Action.REDACT, **options: Any
+) -> tuple[Any, KinGuard, ScriptedChatModel]:
+    """A middleware-guarded seller agent as the one node of a graph guarded by the same guard
+    (or by ``outer``)."""
     from kinguard_langgraph import guard_graph
     from kinguard_langgraph._scripted import ChatState
     from langgraph.graph import END, START, StateGraph
@@ -175,7 +178,7 @@ def seller_in_guarded_graph(**options: Any) -> tuple[Any, KinGuard, ScriptedChat
     guard = KinGuard(
         AGENTS,
         detectors=[KeywordDetector(SECRET)],
-        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.REDACT),)),
+        policy=Policy(rules=(Rule(signal="collusion.market", action=action),)),
         **options,
     )
     model = ScriptedChatModel(replies=[f"Price is {SECRET}."])
@@ -189,7 +192,7 @@ def seller_in_guarded_graph(**options: Any) -> tuple[Any, KinGuard, ScriptedChat
     builder.add_node("seller", seller)
     builder.add_edge(START, "seller")
     builder.add_edge("seller", END)
-    return guard_graph(builder, guard).compile(), guard, model
+    return guard_graph(builder, outer or guard).compile(), guard, model
 
 
 def test_a_guarded_agent_inside_a_guarded_graph_is_inspected_once() -> None:
@@ -202,6 +205,23 @@ def test_a_guarded_agent_inside_a_guarded_graph_is_inspected_once() -> None:
     assert "[redacted by kinguard" in out["messages"][-1].content
     rendered = "\n".join(str(m.content) for m in model.inputs[0])
     assert rendered.count(IDENTITY_MARKER) == 1
+
+
+def test_a_guarded_agent_inside_a_graph_with_another_guard_is_inspected_by_both() -> None:
+    """The graph's own guard (a stricter policy here) reads what the agent's guard let out."""
+    from kinguard_langgraph._scripted import start
+
+    outer = KinGuard(
+        AGENTS,
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.BLOCK),)),
+    )
+    graph, inner, _ = seller_in_guarded_graph(outer, action=Action.LOG)
+    with capture_verdicts(inner) as inner_verdicts, capture_verdicts(outer) as outer_verdicts:
+        out = graph.invoke(start())
+    assert [v.action for v in inner_verdicts] == [Action.LOG]
+    assert [v.action for v in outer_verdicts] == [Action.BLOCK]
+    assert SECRET not in repr(out["messages"])
 
 
 def streamed_tokens(agent: Any, value: Any, config: dict[str, Any], use_async: bool) -> Any:

@@ -545,6 +545,29 @@ def test_an_agent_revising_its_message_under_the_same_id_is_inspected_again(
     assert SECRET not in repr(seller_saw) and SECRET not in repr(out["messages"])
 
 
+def test_a_guarded_graph_inside_a_graph_with_another_guard_is_inspected_by_both() -> None:
+    """The outer graph's own guard (a stricter policy here) reads what the inner guard let out."""
+
+    def buyer(state: ChatState) -> dict[str, Any]:
+        return {"messages": [AIMessage(f"Agree {SECRET}", name="buyer")]}
+
+    seller_saw: list[str] = []
+
+    def seller(state: ChatState) -> dict[str, Any]:
+        seller_saw.extend(str(m.content) for m in state["messages"])
+        return {"messages": [AIMessage("fine", name="seller")]}
+
+    inner_guard = guard_for("buyer", "seller", action=Action.LOG)
+    outer_guard = guard_for("buyer", "seller", action=Action.BLOCK)
+    team = guard_graph(chain_graph(("buyer", buyer)), inner_guard).compile()
+    graph = guard_graph(chain_graph(("buyer", team), ("seller", seller)), outer_guard).compile()
+    with capture_verdicts(inner_guard) as inner, capture_verdicts(outer_guard) as verdicts:
+        out = graph.invoke(start())
+    assert [v.action for v in inner] == [Action.LOG]
+    assert (verdicts[0].sender, verdicts[0].action) == ("buyer", Action.BLOCK)
+    assert SECRET not in repr(seller_saw) and SECRET not in repr(out["messages"])
+
+
 @pytest.mark.parametrize("action", [Action.LOG, Action.REDACT])
 def test_a_guarded_graph_inside_a_guarded_graph_is_inspected_once(action: Action) -> None:
     prompts: list[list[str]] = []
