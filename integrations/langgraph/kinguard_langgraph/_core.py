@@ -1042,7 +1042,10 @@ class GraphCore:
                         )
                         decided.append((verdict, decision))
                         text = self.guard.resolve_halt(verdict, decision)
-                        outcome = None if text is None else released_as(message, text)
+                        edited = decision.type == "edit"
+                        outcome = (
+                            None if text is None else released_as(message, text, edited=edited)
+                        )
                     else:  # withheld behind a halt, ruled on like any message
                         outcome = delivered_as(message, verdict.delivered_text)
                     # Calls the delivered message no longer makes: their results go too.

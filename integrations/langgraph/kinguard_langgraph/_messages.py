@@ -88,14 +88,16 @@ def delivered_as(
     return message if shown == inspected[:visible] else with_text(message, shown)
 
 
-def released_as(message: BaseMessage, text: str) -> BaseMessage:
+def released_as(message: BaseMessage, text: str, *, edited: bool) -> BaseMessage:
     """A halted message as a person released it: approved (its visible text, or the text as
     read, tool-call arguments included), the message itself; edited, the reviewer's text and
-    nothing else. An edited message makes no tool calls: the reviewer saw their arguments but
-    could not edit them, and a call kept would carry what the reviewer took out."""
-    inspected, visible = inspected_text(message)
-    if text == inspected or text == inspected[:visible]:
-        return message
+    nothing else, even when that is the visible text as it was. An edited message makes no
+    tool calls: the reviewer saw their arguments but could not edit them, and a call kept
+    would carry what the reviewer took out."""
+    if not edited:
+        inspected, visible = inspected_text(message)
+        if text == inspected or text == inspected[:visible]:
+            return message
     return _without_tool_calls(with_text(message, text))
 
 

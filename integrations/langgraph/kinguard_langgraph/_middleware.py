@@ -364,7 +364,7 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             if text is None:
                 rejected = True
                 continue
-            released = released_as(message, text)
+            released = released_as(message, text, edited=decision.type == "edit")
             if released is not message:
                 unchanged = False
                 dropped_calls.update(tool_call_ids(message))

@@ -358,8 +358,12 @@ def test_an_abandoned_halt_is_not_asked_about_or_delivered_at_the_next_halt() ->
     assert not graph.get_state(config).values.get("kinguard", {}).get("pending")
 
 
-@pytest.mark.parametrize(("decision", "runs"), [("approve", True), ("edit", False)])
+@pytest.mark.parametrize(
+    ("decision", "runs"), [("approve", True), ("edit", False), ("edit-same-text", False)]
+)
 def test_an_edited_halt_makes_none_of_the_messages_tool_calls(decision: str, runs: bool) -> None:
+    """An edit drops the calls even when it keeps the visible text: only the calls' arguments
+    were flagged, and the reviewer cannot edit those."""
     sent: list[str] = []
 
     @tool
@@ -385,7 +389,8 @@ def test_an_edited_halt_makes_none_of_the_messages_tool_calls(decision: str, run
     config = cfg()
     (interrupt,) = app.invoke(start(), config)["__interrupt__"]
     assert interrupt.value["tool_calls"][0]["args"]["text"] == SECRET  # the reviewer sees it
-    resume = {"type": "edit", "text": "Sending nothing."} if decision == "edit" else decision
+    edits = {"edit": "Sending nothing.", "edit-same-text": "Sending now."}
+    resume = {"type": "edit", "text": edits[decision]} if decision in edits else decision
     out = app.invoke(Command(resume=resume), config)
     assert (sent == [SECRET]) is runs
     assert (SECRET in repr(out["messages"])) is runs

@@ -424,16 +424,17 @@ def test_a_clean_structured_reply_is_returned() -> None:
     assert out["structured_response"] == Offer(price=40, note="forty is fair")
 
 
-def test_an_edited_halt_of_a_tool_calling_reply_runs_no_tool() -> None:
+@pytest.mark.parametrize("text", ["No note.", "Posting a note."], ids=["new-text", "same-text"])
+def test_an_edited_halt_of_a_tool_calling_reply_runs_no_tool(text: str) -> None:
     ran: list[str] = []
     agent, _ = tool_calling_agent(
         Action.HALT, "Posting a note.", f"hold {SECRET}", ran, InMemorySaver()
     )
     config = cfg()
     assert "__interrupt__" in agent.invoke({"messages": [HumanMessage("hi")]}, config)
-    out = agent.invoke(Command(resume={"type": "edit", "text": "No note."}), config)
+    out = agent.invoke(Command(resume={"type": "edit", "text": text}), config)
     assert ran == []
-    assert out["messages"][-1].content == "No note."
+    assert out["messages"][-1].content == text
     assert not out["messages"][-1].tool_calls
 
 
