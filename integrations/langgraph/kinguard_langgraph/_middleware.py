@@ -10,6 +10,12 @@
   agent's turn on a rejection.
 * ``before_agent`` restores the guard's state for the thread from the agent's checkpointed
   state, so a new process resumes with the same risk.
+
+That state (and a withheld reply, until the decision) is in the agent's ``kinguard`` key.
+``invoke()`` leaves it out of its output, but a middleware cannot take a key out of the agent
+graph's streams: ``get_state()`` and the ``values``, ``updates``, ``tasks``, ``debug`` and
+``checkpoints`` streams show it, withheld and blocked text included. A UI should get the
+``messages`` stream or ``invoke()`` output, or the state without ``kinguard``.
 """
 
 from __future__ import annotations
