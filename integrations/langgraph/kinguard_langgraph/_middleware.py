@@ -51,7 +51,7 @@ from kinguard_langgraph._messages import (
     released_as,
     tool_call_ids,
 )
-from kinguard_langgraph._state import GUARD_KEY, Revisions, import_state, merge_guard_channel
+from kinguard_langgraph._state import GUARD_KEY, GuardStateChannel, Revisions, import_state
 from kinguard_langgraph._stream import TokenHold
 
 __all__ = ["KinGuardMiddleware"]
@@ -62,7 +62,10 @@ _log = get_logger("kinguard.langgraph")
 class KinGuardState(AgentState[Any]):
     """``create_agent`` state plus kinguard's private key (hidden from input and output)."""
 
-    kinguard: NotRequired[Annotated[dict[str, Any], merge_guard_channel, PrivateStateAttr]]
+    # The channel instance, not the reducer: LangGraph takes only the last annotation for a
+    # reducer, and that is PrivateStateAttr (the key was a LastValue, and an update of the
+    # pending halts alone dropped the guard's state).
+    kinguard: NotRequired[Annotated[dict[str, Any], GuardStateChannel(), PrivateStateAttr]]
 
 
 class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):

@@ -136,7 +136,9 @@ def test_nudge_reaches_the_next_model_call_only() -> None:
     assert "[kinguard reminder]" in second
 
 
-def test_guard_state_rides_the_agent_checkpoint() -> None:
+@pytest.mark.parametrize("action", [Action.LOG, Action.HALT])
+def test_guard_state_rides_the_agent_checkpoint(action: Action) -> None:
+    """Also past a halt's decision, whose update clears only the pending halt."""
     saver = InMemorySaver()
     config = cfg()
     thread = config["configurable"]["thread_id"]
@@ -153,11 +155,13 @@ def test_guard_state_rides_the_agent_checkpoint() -> None:
         return KinGuard(
             AGENTS,
             detectors=[KeywordDetector(SECRET)],
-            policy=Policy(rules=(Rule(signal="collusion.market", action=Action.LOG),)),
+            policy=Policy(rules=(Rule(signal="collusion.market", action=action),)),
         )
 
     first = new_guard()
-    agent_with(first).invoke({"messages": [HumanMessage("hi")]}, config)
+    out = agent_with(first).invoke({"messages": [HumanMessage("hi")]}, config)
+    if "__interrupt__" in out:
+        agent_with(first).invoke(Command(resume={"type": "approve"}), config)
     risk = first.monitor.conversation(thread).risk
     assert risk > 0
     second = new_guard()  # e.g. a new process
