@@ -431,6 +431,17 @@ class GraphCore:
         with self._lock:
             self._halted.pop(task_ns, None)
 
+    def waits_outside_run(self, node: str, config: RunnableConfig | None, state: Any) -> bool:
+        """``update_state`` re-runs a node's edges outside a run (there is no step): a halt of
+        the node that still waits for its decision keeps the route to the halt node, which the
+        halted-task mark only gives within the run that halted."""
+        if _step(config) is not None:
+            return False
+        channel = _read_channel(config, state) or {}
+        return any(
+            rec and rec.get("node") == node for rec in (channel.get("pending") or {}).values()
+        )
+
     # -- before the node ----------------------------------------------------------------------
 
     def prepare(self, wrapper: GuardedNode, state: Any, config: RunnableConfig) -> Prepared:
@@ -999,23 +1010,28 @@ class GraphCore:
     def resolve_pending(self, node: str, state: Any, config: RunnableConfig | None = None) -> Any:
         """Body of a halt node: one ``interrupt()`` per halted message, then deliver.
 
-        A halt node runs in the step after its node halted (and again in that step on
-        resume). A record from an earlier step was abandoned: the app sent new input instead
-        of a decision. Its message is never delivered or asked about again, and it is cleared.
+        The node's newest halt (its tasks of one step) waits for the decisions. An older one
+        was abandoned: the app sent new input instead of a decision, and the node halted
+        again. Its message is never delivered or asked about again, and it is cleared. (The
+        halt node's own step does not tell: ``update_state`` moves the step on while a halt
+        waits, and the halt node then runs a step later.)
         """
         channel = _read_channel(config, state) or {}
-        pending = channel.get("pending") or {}
-        step = _step(config)
         nested = _NS_SEP in _task_ns(config)
+        own = [
+            (task, rec)
+            for task, rec in (channel.get("pending") or {}).items()
+            if rec and rec.get("node") == node
+        ]
+        steps = [rec["step"] for _, rec in own if isinstance(rec.get("step"), int)]
+        latest = max(steps) if steps else None
         records: list[tuple[str, Mapping[str, Any]]] = []
         abandoned: list[str] = []
-        for task, rec in pending.items():
-            if not rec:
-                continue
+        for task, rec in own:
             halted_at = rec.get("step")
-            if step is not None and isinstance(halted_at, int) and halted_at < step - 1:
+            if latest is not None and isinstance(halted_at, int) and halted_at < latest:
                 abandoned.append(task)
-            elif rec.get("node") == node:
+            else:
                 records.append((task, rec))
         delivered: list[BaseMessage] = []
         goto: list[Any] = []
@@ -1291,26 +1307,36 @@ class GatedPath(Runnable[Any, Any]):
     """
 
     def __init__(
-        self, path: Runnable[Any, Any], core: GraphCore, halt_node: str | None = None
+        self,
+        path: Runnable[Any, Any],
+        core: GraphCore,
+        node: str,
+        halt_node: str | None = None,
     ) -> None:
         self.path = path
         self.core = core
+        self.node = node
         self.halt_node = halt_node
         self.name = path.get_name()
 
-    def _halted(self, config: RunnableConfig | None) -> list[str] | None:
-        if self.core.is_halted(config) or _is_sent(config):
+    def _halted(self, config: RunnableConfig | None, input: Any) -> list[str] | None:
+        core = self.core
+        if (
+            core.is_halted(config)
+            or _is_sent(config)
+            or core.waits_outside_run(self.node, config, input)
+        ):
             return [self.halt_node] if self.halt_node else []
         return None
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        halted = self._halted(config)
+        halted = self._halted(config, input)
         if halted is not None:
             return halted
         return self.path.invoke(input, config, **kwargs)
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        halted = self._halted(config)
+        halted = self._halted(config, input)
         if halted is not None:
             return halted
         return await self.path.ainvoke(input, config, **kwargs)
@@ -1324,14 +1350,20 @@ class Router(Runnable[Any, Any]):
     (otherwise it would run on the others' messages first, and again after the decision).
     """
 
-    def __init__(self, targets: Sequence[str], halt_node: str, core: GraphCore) -> None:
+    def __init__(self, node: str, targets: Sequence[str], halt_node: str, core: GraphCore) -> None:
+        self.node = node
         self.targets = list(targets)
         self.halt_node = halt_node
         self.core = core
         self.name = "kinguard_route"
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        if self.core.take_halted(config) or _is_sent(config):
+        core = self.core
+        if (
+            core.take_halted(config)
+            or _is_sent(config)
+            or core.waits_outside_run(self.node, config, input)
+        ):
             return [self.halt_node]
         return self.targets
 

@@ -95,6 +95,11 @@ def guard_graph(
     it) every new message is read as the agent's words, a tool's message and a ``Send``'s user
     message included: a handoff tool can carry them in either.
 
+    A halt waits at the agent's ``<node>.kinguard_halt`` node. ``update_state`` while it waits
+    (as the agent, or at a static breakpoint) keeps it waiting: the halt node asks again, or
+    takes the ``Command(resume=...)`` the run goes on with. ``update_state`` *as the halt
+    node* stands in for it: the held message is not delivered, as on a rejection.
+
     Messages are inspected when a node returns. An agent node that runs its own tools inside
     it (``create_react_agent``, or ``create_agent`` without :class:`KinGuardMiddleware`) has
     run the calls of a message kinguard then blocks or halts: the message, the calls'
@@ -184,7 +189,7 @@ def _guarded_builder(
             if routes_halt and ends is not None:
                 ends = {**ends, halt: halt}
             own[name] = BranchSpec(
-                path=GatedPath(branch.path, core, halt if routes_halt else None),
+                path=GatedPath(branch.path, core, node, halt if routes_halt else None),
                 ends=ends,
                 input_schema=branch.input_schema,
             )
@@ -193,7 +198,7 @@ def _guarded_builder(
             router_ends: dict[Any, str] = {t: t for t in targets}
             router_ends[halt] = halt
             guarded.branches[node][router_name] = BranchSpec(
-                path=Router(targets, halt, core), ends=router_ends, input_schema=GuardChannel
+                path=Router(node, targets, halt, core), ends=router_ends, input_schema=GuardChannel
             )
     return guarded
 

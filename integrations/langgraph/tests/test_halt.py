@@ -359,6 +359,42 @@ def test_an_abandoned_halt_is_not_asked_about_or_delivered_at_the_next_halt() ->
 
 
 @pytest.mark.parametrize(
+    ("breakpoint", "as_node"),
+    [(None, None), (None, "buyer"), ("interrupt_after", None), ("interrupt_before", None)],
+)
+def test_update_state_while_a_halt_waits_keeps_it_waiting(
+    breakpoint: str | None, as_node: str | None
+) -> None:
+    """The app notes something in the state (LangGraph's usual human-in-the-loop move) while
+    the halt waits, at kinguard's interrupt or at a static breakpoint: the halt still asks."""
+    seller_saw: list[list[str]] = []
+
+    def buyer(state: ChatState) -> dict[str, Any]:
+        return {"messages": [AIMessage(f"Offer 40, {SECRET}", name="buyer")]}
+
+    def seller(state: ChatState) -> dict[str, Any]:
+        seller_saw.append([str(m.content) for m in state["messages"]])
+        return {"messages": [AIMessage("ok", name="seller")]}
+
+    builder = chain_graph(("buyer", buyer), ("seller", seller))
+    points = {"interrupt_after": ["buyer"], "interrupt_before": ["seller"]}
+    options = {breakpoint: points[breakpoint]} if breakpoint else {}
+    graph = guard_graph(builder, halt_guard()).compile(checkpointer=InMemorySaver(), **options)
+    config = cfg()
+    graph.invoke(start(), config)
+    note = AIMessage("(noted by the app)", name="app")
+    graph.update_state(config, {"messages": [note]}, as_node=as_node)
+    assert graph.get_state(config).next == ("buyer.kinguard_halt",)
+    (asked,) = graph.invoke(None, config)["__interrupt__"]
+    assert asked.value["text"] == f"Offer 40, {SECRET}"
+    out = graph.invoke(Command(resume={"type": "approve"}), config)
+    if graph.get_state(config).next:  # the interrupt_before breakpoint, at the seller
+        out = graph.invoke(None, config)
+    assert seller_saw == [["Begin.", "(noted by the app)", f"Offer 40, {SECRET}"]]
+    assert [m.content for m in out["messages"]][-1] == "ok"
+
+
+@pytest.mark.parametrize(
     ("decision", "runs"), [("approve", True), ("edit", False), ("edit-same-text", False)]
 )
 def test_an_edited_halt_makes_none_of_the_messages_tool_calls(decision: str, runs: bool) -> None:
