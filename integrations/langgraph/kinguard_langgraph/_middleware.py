@@ -208,7 +208,9 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         record: dict[str, Any] = {"agent": self.agent_name, "conversation_id": conversation_id}
         if withheld:
             record["entries"] = withheld
-            if structured is not None:  # given back if the human approves the reply as it is
+            if response.structured_response is not None:
+                # Given back if the human approves the reply as it is (None: it cannot be);
+                # otherwise ``after_model`` ends the turn, as below.
                 record["structured_response"] = structured
                 structured = None
             channel["pending"] = {self._pending_key: record}
@@ -386,9 +388,13 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             "messages": delivered,
             GUARD_KEY: {"pending": {self._pending_key: None}},
         }
+        lacks_structured = "structured_response" in record
         if not rejected and unchanged and record.get("structured_response") is not None:
             update["structured_response"] = record["structured_response"]
-        if (rejected and not delivered) or not record.get("entries"):
+            lacks_structured = False
+        # Without its structured response the agent would call the model again (and a model
+        # that insists would be halted again, forever): the turn ends on the delivered reply.
+        if (rejected and not delivered) or not record.get("entries") or lacks_structured:
             update["jump_to"] = "end"
         return update
 

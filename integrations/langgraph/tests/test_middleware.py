@@ -406,14 +406,19 @@ def test_a_blocked_structured_reply_leaves_no_structured_response(action: Action
     assert out["messages"][-1].content.startswith("[kinguard blocked")
 
 
-@pytest.mark.parametrize(("decision", "returned"), [("approve", True), ("reject", False)])
+@pytest.mark.parametrize(
+    ("decision", "returned"), [("approve", True), ("reject", False), ("edit", False)]
+)
 def test_a_halted_structured_reply_waits_for_the_decision(decision: str, returned: bool) -> None:
+    """Without the structured response (the model insists on the same one) the turn ends:
+    asking the model again would halt again, forever."""
     agent = structured_agent(Action.HALT, f"hold at {SECRET}")
     config = cfg()
     first = agent.invoke({"messages": [HumanMessage("make an offer")]}, config)
     assert "__interrupt__" in first
     assert first.get("structured_response") is None
-    out = agent.invoke(Command(resume={"type": decision}), config)
+    out = agent.invoke(Command(resume={"type": decision, "text": "No offer yet."}), config)
+    assert "__interrupt__" not in out
     if returned:
         assert out["structured_response"] == Offer(price=40, note=f"hold at {SECRET}")
     else:
