@@ -105,8 +105,13 @@ class Telemetry:
                 "kinguard.recipients": ",".join(message.recipients),
                 "kinguard.turn": message.turn,
                 "kinguard.message.chars": len(message.text),
+                # The verdict's message id: a decision's span names the message by it too.
+                "kinguard.message.id": message.id,
             }
         )
+        framework_id = message.metadata.get("message_id")
+        if framework_id is not None:  # the framework's own id, when the adapter gives it
+            span.set_attribute("kinguard.framework.message.id", str(framework_id))
         return span, otel_context.attach(trace.set_span_in_context(span))
 
     def finish(self, span: Span, token: object) -> None:

@@ -128,6 +128,19 @@ def test_a_raising_span_processor_never_reaches_the_message_path(
     assert otel_context.get_current() == before  # the span's context was detached all the same
 
 
+def test_the_inspection_span_names_the_message_by_kinguards_and_the_frameworks_id(otel) -> None:
+    guard = make_guard(otel)
+    verdict = guard.inspect(
+        message("FIXPRICE").model_copy(update={"metadata": {"message_id": "msg-42"}})
+    )
+    plain = guard.inspect(message("clean"))
+    first, second = (dict(span.attributes) for span in otel[2].get_finished_spans())
+    assert first["kinguard.message.id"] == verdict.message_id  # what a decision's span names
+    assert first["kinguard.framework.message.id"] == "msg-42"
+    assert second["kinguard.message.id"] == plain.message_id
+    assert "kinguard.framework.message.id" not in second
+
+
 def test_metrics_count_inspections_alerts_and_latency(otel) -> None:
     guard = make_guard(otel)
     guard.inspect(message("FIXPRICE"))

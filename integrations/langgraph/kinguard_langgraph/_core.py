@@ -1133,6 +1133,7 @@ def halt_payload(
             for call in getattr(message, "tool_calls", None) or ()
         ],
         "verdict": {
+            "message_id": verdict.message_id,  # kinguard's: the decision's span names it
             "action": verdict.action.value,
             "signals": list(verdict.signal_names),
             "reasons": list(verdict.reasons),

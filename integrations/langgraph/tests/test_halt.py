@@ -462,3 +462,30 @@ def test_each_human_decision_is_recorded_once() -> None:
     assert {(s.attributes or {}).get("gen_ai.conversation.id") for s in decided} == {
         config["configurable"]["thread_id"]
     }
+
+
+def test_a_decision_can_be_joined_to_its_inspection_and_message() -> None:
+    """The decision's span and the inspection's name the message by kinguard's id, which the
+    reviewer's payload carries too; the inspection's span also has the LangGraph id."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+    def buyer(state: ChatState) -> dict[str, Any]:
+        return {"messages": [AIMessage(f"Agree {SECRET}", name="buyer", id="msg-42")]}
+
+    guard = KinGuard(
+        AGENTS,
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.HALT),)),
+        tracer_provider=provider,
+    )
+    graph = guard_graph(chain_graph(("buyer", buyer)), guard).compile(checkpointer=InMemorySaver())
+    config = cfg()
+    (asked,) = graph.invoke(start(), config)["__interrupt__"]
+    graph.invoke(Command(resume={"type": "approve"}), config)
+    spans = {s.name: dict(s.attributes or {}) for s in exporter.get_finished_spans()}
+    inspected, decided = spans["kinguard.inspect"], spans["kinguard.decide"]
+    assert decided["kinguard.message.id"] == inspected["kinguard.message.id"]
+    assert decided["kinguard.message.id"] == asked.value["verdict"]["message_id"]
+    assert inspected["kinguard.framework.message.id"] == asked.value["message_id"] == "msg-42"
