@@ -447,6 +447,16 @@ class KinGuard:
             nudge = self._identity.nudge(context.sender, recipients, list(dict.fromkeys(names)))
             with self._lock:
                 self._nudges.setdefault(message.conversation_id, {})[message.sender] = nudge
+        withheld = delivered is None or action is Action.HALT
+        if withheld or delivered != message.text:
+            # The monitor remembers what the others were given: a withheld message they never
+            # saw (nor may it persist in the state a checkpointer stores), a rewritten one as
+            # rewritten.
+            self.monitor.remember(
+                message.conversation_id,
+                message.sender,
+                None if withheld or delivered is None else normalise(delivered).folded,
+            )
         return action, tuple(dict.fromkeys(reasons)), delivered, notice, nudge, error
 
     @staticmethod

@@ -174,6 +174,15 @@ class RiskMonitor:
         with self._lock:
             return dict(self._conversation(conversation_id).last_text_by_agent)
 
+    def remember(self, conversation_id: str, sender: str, folded_text: str | None) -> None:
+        """Replace what :meth:`update` remembered of the sender's message (None: forget it)."""
+        with self._lock:
+            remembered = self._conversation(conversation_id).last_text_by_agent
+            if folded_text is None:
+                remembered.pop(sender, None)
+            else:
+                remembered[sender] = folded_text[:_HISTORY_CHARS]
+
     def update(
         self,
         conversation_id: str,

@@ -569,3 +569,13 @@ def test_one_echo_of_agreed_terms_is_logged_a_habit_of_echoing_is_alerted() -> N
         echo = guard.inspect(msg(f"To confirm: {said} Agreed.", "seller", ("buyer",)))
         actions.append(echo.action)
     assert actions == [Action.LOG, Action.ALERT]
+
+
+@pytest.mark.parametrize("action", [Action.BLOCK, Action.HALT, Action.REDACT])
+def test_saved_state_keeps_no_withheld_words(action: Action) -> None:
+    # The state goes into checkpoints: what the guard kept from the others stays out of it.
+    guard = guard_with(action)
+    guard.inspect(msg("Deal: FIXPRICE at 48"))
+    remembered = json.dumps(guard.state_dict())
+    assert "fixprice" not in remembered.lower()
+    assert ("deal" in remembered) is (action is Action.REDACT)
