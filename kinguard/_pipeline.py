@@ -110,7 +110,13 @@ class Pipeline:
                     outcome = detector(message, context)
                 else:
                     future = self.pool.submit(detector, message, context)
-                    outcome = future.result(timeout=max(deadline - time.monotonic(), 0.0))
+                    try:
+                        outcome = future.result(timeout=max(deadline - time.monotonic(), 0.0))
+                    except TimeoutError:
+                        # Still queued behind slow calls: it must not run for nobody later
+                        # and push the next messages' calls past their deadlines too.
+                        future.cancel()
+                        raise
             except Exception as exc:  # contained: recorded as this detector's failure
                 outcome = exc
             if type(outcome) is not list or outcome:  # nothing found: nothing to record
@@ -132,6 +138,12 @@ class Pipeline:
                 else:
                     future = loop.run_in_executor(self.pool, detector, message, context)
                     outcome = await asyncio.wait_for(future, max(deadline - loop.time(), 0.0))
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the caller's task is being cancelled: that is not ours to stop
+                # The call itself was cancelled: the guard was closed while it waited.
+                outcome = RuntimeError("cancelled: the guard was closed")
             except Exception as exc:
                 outcome = exc
             if type(outcome) is not list or outcome:

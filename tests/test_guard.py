@@ -579,3 +579,64 @@ def test_saved_state_keeps_no_withheld_words(action: Action) -> None:
     remembered = json.dumps(guard.state_dict())
     assert "fixprice" not in remembered.lower()
     assert ("deal" in remembered) is (action is Action.REDACT)
+
+
+class _GatedDetector:
+    """Not inline; each call waits for the gate and is counted when it starts."""
+
+    inline = False
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.started = 0
+
+    def __call__(self, message, context):
+        self.started += 1
+        self.gate.wait(10)
+        return []
+
+
+def test_a_detector_call_that_timed_out_in_the_queue_never_runs() -> None:
+    detector = _GatedDetector()
+    guard = KinGuard(
+        AGENTS, detectors=[detector], policy=Policy(inspect_timeout_ms=50, on_error="open")
+    )
+    threads = [
+        threading.Thread(target=guard.inspect, args=(msg(f"m{i}", conversation_id=str(i)),))
+        for i in range(7)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    detector.gate.set()
+    threading.Event().wait(0.2)  # time for any queued call to start, had it not been cancelled
+    assert detector.started == 4  # the pool's workers; the three queued calls were cancelled
+    guard.close()
+
+
+async def test_closing_the_guard_under_a_waiting_ainspect_is_a_failure_verdict() -> None:
+    detector = _GatedDetector()
+    guard = KinGuard(
+        AGENTS, detectors=[detector], policy=Policy(inspect_timeout_ms=5_000, on_error="closed")
+    )
+    waiting = [asyncio.ensure_future(guard.ainspect(msg(f"m{i}"))) for i in range(6)]
+    while detector.started < 4:
+        await asyncio.sleep(0.01)
+    guard.close()  # the two calls still queued are cancelled
+    detector.gate.set()
+    verdicts = await asyncio.gather(*waiting)
+    assert sum("the guard was closed" in (v.error or "") for v in verdicts) == 2
+
+
+async def test_cancelling_the_callers_task_still_cancels_it() -> None:
+    detector = _GatedDetector()
+    guard = KinGuard(AGENTS, detectors=[detector], policy=Policy(inspect_timeout_ms=5_000))
+    task = asyncio.ensure_future(guard.ainspect(msg("m")))
+    while detector.started < 1:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    detector.gate.set()
+    guard.close()
