@@ -23,10 +23,12 @@ KINGUARD_SOURCE = "kinguard"
 """``source`` of every message and event kinguard itself puts into a team."""
 
 META_ACTION = "kinguard.action"
-"""Metadata key on each chat message kinguard acted on: the action (``log`` ... ``halt``)."""
+"""Metadata key on each chat message kinguard acted on: the action (``log`` ... ``halt``). When
+the guards of a nested team and of a team around it both acted, the stricter verdict's (with its
+signals and reasons)."""
 META_GUARD = "kinguard.guard"
-"""Metadata key beside ``META_ACTION``: a token of the guarded team whose verdict it is. That
-team does not inspect the message again; the guard of a team around it still does."""
+"""Metadata key beside ``META_ACTION``: a token of the guarded team that acted on the message
+last. That team does not inspect the message again; the guard of a team around it still does."""
 META_SIGNALS = "kinguard.signals"
 """Metadata key: comma-separated signal names found in the message."""
 META_REASONS = "kinguard.reasons"

@@ -63,6 +63,7 @@ from kinguard_autogen._events import (
     META_RESOLVED,
     META_SIGNALS,
     KinGuardVerdictEvent,
+    kinguard_action,
 )
 
 __all__ = [
@@ -483,14 +484,20 @@ def rewrite(message: BaseChatMessage, verdict: Verdict, text: str, stamp: str) -
         delivered = verdict.notice or f"[kinguard withheld a message from {message.source}]"
     else:
         delivered = verdict.delivered_text
-    # A nested team's guard may have stamped it already: this verdict replaces that one.
+    # A nested team's guard may have stamped it already. The stricter of the two verdicts is
+    # stamped: a halt said inside (this is its notice) must still stop this team and await a
+    # person, whatever this guard makes of the notice; a weaker stamp is replaced.
     metadata = {k: v for k, v in message.metadata.items() if k not in _VERDICT_KEYS}
-    metadata[META_ACTION] = verdict.action.value
+    earlier = kinguard_action(message)
+    if earlier is not None and earlier.severity > verdict.action.severity:
+        metadata.update((k, v) for k, v in message.metadata.items() if k in _VERDICT_KEYS)
+    else:
+        metadata[META_ACTION] = verdict.action.value
+        if verdict.signals:
+            metadata[META_SIGNALS] = ",".join(verdict.signal_names)
+        if verdict.reasons:
+            metadata[META_REASONS] = "; ".join(verdict.reasons)
     metadata[META_GUARD] = stamp
-    if verdict.signals:
-        metadata[META_SIGNALS] = ",".join(verdict.signal_names)
-    if verdict.reasons:
-        metadata[META_REASONS] = "; ".join(verdict.reasons)
     if verdict.action is Action.HALT and isinstance(message, HandoffMessage):
         # A withheld handoff must not hand control over either: resolve_halt() hands it over
         # if the person releases it.

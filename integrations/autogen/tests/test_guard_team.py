@@ -1300,6 +1300,44 @@ async def test_a_halt_in_a_nested_team_with_its_own_guard_is_resolved_from_the_o
     assert kit.seen_by(analyst, 1).count(f"a1 {kit.KEYWORD}") == 1  # its own turn, not given back
 
 
+@pytest.mark.parametrize("outer_action", ["alert", "redact"])
+@pytest.mark.parametrize("society_of_mind", [False, True])
+async def test_a_nested_teams_halt_stops_the_team_whatever_the_outer_guard_makes_of_its_notice(
+    kit: SimpleNamespace, outer_action: str, society_of_mind: bool
+) -> None:
+    # The outer guard inspects the inner halt's notice once more; its verdict on the notice (a
+    # risk alert, say) must not replace the halt, or the outer team talks on past it and the
+    # nested team's next run abandons it.
+    _, checker, inner = desk(kit, f"a1 {kit.KEYWORD}")
+    guard_team(inner, desk_guard(kit, "halt", conversation_id="inner"))
+    outer_guard = KinGuard(
+        desk_guard(kit, "log").agents,
+        detectors=[KeywordDetector("human review")],  # words of the halt notice
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action(outer_action)),)),
+        conversation_id="outer",
+    )
+    nested: Any = inner
+    if society_of_mind:
+        nested = SocietyOfMindAgent(
+            "som", team=inner, model_client=ReplayChatCompletionClient(["s"])
+        )
+    lead = kit.agent("lead", ["l1", "l2", "l3"])
+    outer = guard_team(
+        RoundRobinGroupChat([lead, nested], termination_condition=MaxMessageTermination(8)),
+        outer_guard,
+    )
+    with capture_verdicts(outer_guard) as verdicts:
+        result = await outer.run(task="Go.")
+    assert ("analyst", Action(outer_action)) in [(v.sender, v.action) for v in verdicts]
+    assert result.stop_reason is not None and "kinguard halted" in result.stop_reason
+    halted = pending_halt(outer)
+    assert halted is not None and halted.sender == "analyst"
+    assert len(kit.model_calls(lead)) == 1 and not kit.model_calls(checker)
+    notice = next(m for m in result.messages if m.source == "analyst")
+    assert kinguard_action(notice) is Action.HALT
+    assert notice.metadata["kinguard.reasons"].endswith("halt")  # the inner verdict's
+
+
 async def test_a_society_of_mind_agents_identity_and_nudge_reach_its_own_model(
     kit: SimpleNamespace,
 ) -> None:
