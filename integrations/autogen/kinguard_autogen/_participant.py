@@ -110,9 +110,20 @@ class TeamGuard:
         self.participants = tuple(participants)
         self.conversation_id = conversation_id
         self.events = events
+        # A guarded team nested in this one (or around it) with the same guard and conversation
+        # is one conversation to the guard, where each message is inspected once: the two
+        # share the stamp and the messages inspected.
+        kin = next(
+            (
+                other
+                for other in TeamGuard.live
+                if other.guard is guard and other.conversation_id == conversation_id
+            ),
+            None,
+        )
         # Stamped on the messages this team's guard acted on: it skips them when they pass
         # through another of its turns, a guarded team around it does not.
-        self.stamp = uuid.uuid4().hex[:16]
+        self.stamp: str = uuid.uuid4().hex[:16] if kin is None else kin.stamp
         self.turn = 0
         # Halted messages awaiting a person, oldest first: agents running in parallel (a
         # GraphFlow fan-out) can each be halted in the same step.
@@ -134,7 +145,7 @@ class TeamGuard:
         # Messages inspected lately, as delivered, by id: the messages of a team inside this one
         # pass through the turn of each agent above them (a nested team, a SocietyOfMindAgent)
         # and must be inspected once, where they were said.
-        self._inspected: dict[str, BaseChatMessage] = {}
+        self._inspected: dict[str, BaseChatMessage] = {} if kin is None else kin._inspected
         # Verdict events of each agent's tool calls, streamed by that agent's turn: a call runs
         # inside the turn, where nothing can be yielded.
         self.tool_events: dict[str, list[KinGuardVerdictEvent]] = {}
@@ -225,11 +236,11 @@ class TeamGuard:
         )
         if not shared:
             self.guard.forget(self.conversation_id)
+            self._inspected.clear()
         self.turn = 0
         self.identity_delivered.clear()
         self.private_deliveries.clear()
         self._checked_calls.clear()
-        self._inspected.clear()
         self.tool_events.clear()
 
     def deliver_privately(self, message: BaseChatMessage, sender: str) -> None:
@@ -262,7 +273,8 @@ class TeamGuard:
         """Agents' messages not yet inspected here (kinguard's own and resolved halts are not).
 
         A message another guarded team acted on (a nested team with its own ``guard_team()``)
-        is inspected again: this team's policy and conversation have not seen it.
+        is inspected again: this team's policy and conversation have not seen it (unless that
+        team has the same guard and conversation, and so the same stamp).
         """
         return (
             message.source != KINGUARD_SOURCE

@@ -102,7 +102,8 @@ def guard_team(
     identity statements, have their messages inspected inside their own turns (so their
     teammates never read what kinguard withholds) and get their nudges. Guard a nested team with
     its own ``guard_team()`` first to apply a policy of its own: this team then inspects what
-    it delivers a second time, under this guard's policy.
+    it delivers a second time, under this guard's policy (not with the same guard and
+    conversation id, which make one conversation, where each message is inspected once).
     """
     if not isinstance(team, BaseGroupChat):
         raise TypeError(
@@ -291,8 +292,17 @@ def _guard_members(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) ->
 def _guard_inner(team: Team, tg: TeamGuard, installed: _Installed) -> None:
     """A team inside the guarded one: its agents are guarded as the team's own, unless it has
     a guard_team() of its own (its output is then inspected once more where it is delivered)."""
-    if isinstance(team, BaseGroupChat) and _installed(team) is None:
+    if not isinstance(team, BaseGroupChat):
+        return
+    if _installed(team) is None:
         _guard_members(team, tg, installed)
+        return
+    for inner in _guards_within(team):
+        if inner.stamp == tg.stamp:
+            # The same guard and conversation: the guard inspects each message once, inside,
+            # so there it must reach everyone this team's messages reach.
+            installed.patch(inner, "participants", tg.participants)
+            installed.patch(inner, "_recipients", {})
 
 
 def _add_halt_termination(team: BaseGroupChat, installed: _Installed) -> None:

@@ -53,6 +53,7 @@ from kinguard_autogen import (
     team_guard,
     unguard_team,
 )
+from kinguard_autogen._team import _installed
 from kinguard_autogen._termination import HaltOrTermination
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -1336,6 +1337,40 @@ async def test_a_nested_teams_halt_stops_the_team_whatever_the_outer_guard_makes
     notice = next(m for m in result.messages if m.source == "analyst")
     assert kinguard_action(notice) is Action.HALT
     assert notice.metadata["kinguard.reasons"].endswith("halt")  # the inner verdict's
+
+
+@pytest.mark.parametrize("society_of_mind", [False, True])
+async def test_one_guard_and_conversation_inside_and_around_a_nested_team_inspect_each_message_once(
+    kit: SimpleNamespace, society_of_mind: bool
+) -> None:
+    # The same guard and conversation id for a nested team's own guard_team() and the team
+    # around it are one conversation: a second inspection would count each message's risk and
+    # fire its alerts twice. The one inspection, inside, reaches everyone the message reaches.
+    guard = desk_guard(kit, "block", conversation_id="desk")
+    _, _, inner = desk(kit, f"a1 keep {kit.KEYWORD} quiet")
+    guard_team(inner, guard)
+    nested: Any = inner
+    if society_of_mind:
+        nested = SocietyOfMindAgent(
+            "som", team=inner, model_client=ReplayChatCompletionClient(["s1", "s2"])
+        )
+    lead = kit.agent("lead", ["l1", "l2"])
+    outer = guard_team(
+        RoundRobinGroupChat([lead, nested], termination_condition=MaxMessageTermination(5)),
+        guard,
+        conversation_id="desk",
+    )
+    with capture_verdicts(guard) as verdicts:
+        await outer.run(task="Go.")
+    senders = [v.sender for v in verdicts][:4]
+    assert senders == ["lead", "analyst", "checker", "som" if society_of_mind else "lead"]
+    analyst = verdicts[1]
+    assert analyst.action is Action.BLOCK and {"lead", "checker"} <= set(analyst.recipients)
+    assert kit.KEYWORD not in kit.seen_by(lead, -1)
+
+    unguard_team(outer)
+    inner_guard = _installed(inner)
+    assert inner_guard is not None and inner_guard.team_guard.participants == ("analyst", "checker")
 
 
 async def test_a_society_of_mind_agents_identity_and_nudge_reach_its_own_model(
