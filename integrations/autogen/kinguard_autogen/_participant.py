@@ -125,6 +125,9 @@ class TeamGuard:
         # through another of its turns, a guarded team around it does not.
         self.stamp: str = uuid.uuid4().hex[:16] if kin is None else kin.stamp
         self.turn = 0
+        # The guarded teams around this one (each with a guard_team() of its own): their guards
+        # inspect what this team delivers too, and their reminders are for its agents.
+        self.enclosing: tuple[TeamGuard, ...] = ()
         # Halted messages awaiting a person, oldest first: agents running in parallel (a
         # GraphFlow fan-out) can each be halted in the same step.
         self.pending_halts: list[Verdict] = []
@@ -254,11 +257,14 @@ class TeamGuard:
         if agent in self.identity_messages and agent not in self.identity_delivered:
             first.append(TextMessage(source=KINGUARD_SOURCE, content=self.identity_messages[agent]))
             self.identity_delivered.add(agent)
-        nudge = self.guard.pop_nudge(agent, self.conversation_id)
-        if nudge:
-            first.append(TextMessage(source=KINGUARD_SOURCE, content=nudge))
+        first.extend(TextMessage(source=KINGUARD_SOURCE, content=n) for n in self.pop_nudges(agent))
         messages = self.not_its_own(agent, messages)
         return [*first, *messages] if first else messages
+
+    def pop_nudges(self, agent: str) -> list[str]:
+        """The agent's pending reminders, from this team's guard and those around it."""
+        nudges = (tg.guard.pop_nudge(agent, tg.conversation_id) for tg in (self, *self.enclosing))
+        return [nudge for nudge in nudges if nudge]
 
     def not_its_own(
         self, agent: str, messages: Sequence[BaseChatMessage]
@@ -721,7 +727,7 @@ class GuardedSocietyOfMind(GuardedParticipant):
         nudge: str | None = None
         given = messages
         try:
-            nudge = self.tg.guard.pop_nudge(self.name, self.tg.conversation_id)
+            nudge = "\n\n".join(self.tg.pop_nudges(self.name)) or None
             given = self.tg.not_its_own(self.name, messages)
         except Exception as exc:  # kinguard's own failure: the agent still gets its messages
             _log.error("kinguard.autogen.adapter_failed", agent=self.name, error=repr(exc))

@@ -298,6 +298,7 @@ def _guard_inner(team: Team, tg: TeamGuard, installed: _Installed) -> None:
         _guard_members(team, tg, installed)
         return
     for inner in _guards_within(team):
+        installed.patch(inner, "enclosing", (*inner.enclosing, tg))  # its nudges reach them
         if inner.stamp == tg.stamp:
             # The same guard and conversation: the guard inspects each message once, inside,
             # so there it must reach everyone this team's messages reach.

@@ -1373,6 +1373,27 @@ async def test_one_guard_and_conversation_inside_and_around_a_nested_team_inspec
     assert inner_guard is not None and inner_guard.team_guard.participants == ("analyst", "checker")
 
 
+@pytest.mark.parametrize("outer_action", ["nudge", "block"])
+async def test_the_outer_guards_nudge_reaches_an_agent_of_a_nested_team_with_its_own_guard(
+    kit: SimpleNamespace, outer_action: str
+) -> None:
+    # The outer guard inspects what the nested team delivers and may remind its sender; the
+    # sender's turns run inside the nested team, under that team's guard.
+    analyst, checker, inner = desk(kit, f"a1 keep {kit.KEYWORD} quiet")
+    guard_team(inner, desk_guard(kit, "log", conversation_id="inner"))
+    lead = kit.agent("lead", ["l1", "l2"])
+    outer_guard = desk_guard(kit, outer_action, conversation_id="outer")
+    outer = guard_team(
+        RoundRobinGroupChat([lead, inner], termination_condition=MaxMessageTermination(7)),
+        outer_guard,
+    )
+    await outer.run(task="Go.")
+    assert "[kinguard reminder]" not in kit.seen_by(analyst, 0)
+    assert "[kinguard reminder]" in kit.seen_by(analyst, 1)
+    assert all("[kinguard reminder]" not in kit.seen_by(a) for a in (lead, checker))
+    assert outer_guard.peek_nudge("analyst", "outer") is None
+
+
 async def test_a_society_of_mind_agents_identity_and_nudge_reach_its_own_model(
     kit: SimpleNamespace,
 ) -> None:
