@@ -751,14 +751,23 @@ class GuardedSocietyOfMind(GuardedParticipant):
 
 
 class GuardedTeamParticipant:
-    """Stands in for a nested team's ``run_stream`` when the team is a participant."""
+    """Stands in for a nested team's ``run_stream`` when the team is a participant, or for the
+    team of a ``SocietyOfMindAgent`` (``welcome=False``: that team's own verdict events stay
+    out of the agent's stream, as they did before this guard wrapped it)."""
 
-    def __init__(self, tg: TeamGuard, original: Callable[..., AsyncGenerator[Any, None]]) -> None:
+    def __init__(
+        self,
+        tg: TeamGuard,
+        original: Callable[..., AsyncGenerator[Any, None]],
+        *,
+        welcome: bool = True,
+    ) -> None:
         self.tg = tg
         self.original = original
+        self.welcome = welcome
 
     def __call__(self, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
-        token = VERDICT_EVENTS_WELCOME.set(True)  # this team registered the event type
+        token = VERDICT_EVENTS_WELCOME.set(self.welcome)  # this team registered the event type
         try:
             stream = self.original(*args, **kwargs)
         finally:

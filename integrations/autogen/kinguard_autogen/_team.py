@@ -281,7 +281,13 @@ def _guard_members(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) ->
         if isinstance(participant, ChatAgent):
             _guard_agent(participant, tg, installed)
             if isinstance(participant, SocietyOfMindAgent):
-                _guard_inner(participant._team, tg, installed)
+                inner = participant._team
+                _guard_inner(inner, tg, installed)
+                if isinstance(inner, BaseGroupChat) and _installed(inner) is not None:
+                    # Its own model reads what its team delivers, which is for this team's
+                    # policy to rule on first (its team's guard has its own policy).
+                    guarded = GuardedTeamParticipant(tg, inner.run_stream, welcome=False)
+                    installed.patch(inner, "run_stream", guarded)
         elif isinstance(participant, Team):
             _guard_inner(participant, tg, installed)
             installed.patch(

@@ -1394,6 +1394,39 @@ async def test_the_outer_guards_nudge_reaches_an_agent_of_a_nested_team_with_its
     assert outer_guard.peek_nudge("analyst", "outer") is None
 
 
+@pytest.mark.parametrize("outer_action", ["block", "redact"])
+async def test_a_society_of_minds_model_reads_its_own_guarded_team_as_the_outer_policy_delivers(
+    kit: SimpleNamespace, outer_action: str
+) -> None:
+    # The agent's own model, writing the answer the outer team reads, is an agent of the outer
+    # team: what the outer policy withholds from that team must not reach it either.
+    _, _, inner = desk(kit, f"a1 keep {kit.KEYWORD} quiet")
+    guard_team(inner, desk_guard(kit, "log", conversation_id="inner"))
+    summary = ReplayChatCompletionClient(["s1", "s2"])
+    som = SocietyOfMindAgent("som", team=inner, model_client=summary)
+    lead = kit.agent("lead", ["l1", "l2"])
+    outer_guard = desk_guard(kit, outer_action, conversation_id="outer")
+    outer = guard_team(
+        RoundRobinGroupChat([lead, som], termination_condition=MaxMessageTermination(4)),
+        outer_guard,
+    )
+    with capture_verdicts(outer_guard) as verdicts:
+        result = await outer.run(task="Go.")
+    assert [(v.sender, v.action) for v in verdicts][:3] == [
+        ("lead", Action.ALLOW),
+        ("analyst", Action(outer_action)),  # once, though it passes two layers of this guard
+        ("checker", Action.ALLOW),
+    ]
+    assert kit.KEYWORD not in "\n".join(str(m.content) for m in summary.create_calls[0]["messages"])
+    assert kit.KEYWORD not in repr(result.messages)
+
+    with pytest.raises(ValueError, match="that team first"):
+        unguard_team(inner)
+    unguard_team(outer)
+    assert isinstance(inner._termination_condition, HaltOrTermination)  # still its own guard's
+    assert "run_stream" in vars(inner)
+
+
 async def test_a_society_of_mind_agents_identity_and_nudge_reach_its_own_model(
     kit: SimpleNamespace,
 ) -> None:
