@@ -474,9 +474,7 @@ class KinGuard:
             self._add_sink_failures(failed)
         return self._close(span, token, verdict)
 
-    async def _aend(
-        self, span: Span, token: object, message: Message, verdict: Verdict
-    ) -> Verdict:
+    async def _aend(self, span: Span, token: object, message: Message, verdict: Verdict) -> Verdict:
         """:meth:`_end` for ``ainspect``: slow sinks are awaited, never waited on in the loop."""
         alert = self._report(span, message, verdict)
         if alert is not None:
