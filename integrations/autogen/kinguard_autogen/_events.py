@@ -92,6 +92,12 @@ class KinGuardVerdictEvent(BaseAgentEvent):
     def to_text(self) -> str:
         return self.content
 
+    def without_words(self) -> KinGuardVerdictEvent:
+        """This event quoting none of the message: what a team around the guarded one may
+        show, whose own guard may withhold what this one let through."""
+        verdict = _without_content(self.verdict).model_copy(update={"delivered_text": None})
+        return self.model_copy(update={"verdict": verdict})
+
 
 _WITHHELD = frozenset({Action.BLOCK, Action.HALT})
 

@@ -620,6 +620,7 @@ async def _guarded(
     # Chat messages yielded this turn, as delivered: a nested team's result lists them again.
     delivered_ids: dict[str, BaseChatMessage] = {}
     tool_events = tg.tool_events
+    capture = tg.guard.telemetry.capture_content
     try:
         async for item in stream:
             if tool_events and agent in tool_events:  # the calls ran before this item came
@@ -644,13 +645,17 @@ async def _guarded(
                 if event is not None:
                     yield event
             elif isinstance(item, TaskResult):  # a nested team's result: what it delivered
-                if delivered_ids:
+                if delivered_ids or not capture:
                     messages = [
-                        delivered_ids.get(m.id, m) if isinstance(m, BaseChatMessage) else m
+                        delivered_ids.get(m.id, m)
+                        if isinstance(m, BaseChatMessage)
+                        else _foreign_event(tg, m, capture)
                         for m in item.messages
                     ]
                     item = item.model_copy(update={"messages": messages})
                 yield item
+            elif isinstance(item, KinGuardVerdictEvent):  # a nested team's own guard's verdict
+                yield _foreign_event(tg, item, capture)
             else:
                 if isinstance(item, BaseAgentEvent):
                     for chunk in chunks.of_event(item):
@@ -661,6 +666,18 @@ async def _guarded(
         close = getattr(stream, "aclose", None)
         if close is not None:
             await close()
+
+
+def _foreign_event(tg: TeamGuard, item: Any, capture: bool) -> Any:
+    """A nested team's own guard's verdict event, quoting nothing unless this guard captures
+    content: this guard may withhold what that one let through."""
+    if (
+        capture
+        or not isinstance(item, KinGuardVerdictEvent)
+        or item.verdict.conversation_id == tg.conversation_id
+    ):
+        return item
+    return item.without_words()
 
 
 async def _delivered_response(

@@ -787,6 +787,8 @@ async def test_the_outer_guard_inspects_what_a_nested_teams_own_guard_let_throug
     assert ("analyst", Action.BLOCK) in [(v.sender, v.action) for v in verdicts]
     assert kit.KEYWORD not in kit.seen_by(lead, -1)
     assert not any(kit.KEYWORD in text for _, text in kit.chat(result))
+    # Nor does the inner guard's verdict event, which rises into the outer stream, quote it.
+    assert kit.KEYWORD not in repr(result.messages)
     said = next(m for m in result.messages if isinstance(m, TextMessage) and m.source == "analyst")
     assert said.metadata[META_ACTION] == "block"  # the outer verdict replaces the inner stamp
     assert said.metadata["kinguard.reasons"].endswith("block")
