@@ -203,7 +203,14 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         if not verdicts:
             return response if command is None else ExtendedModelResponse(response, command)
         rev, snapshot = self._revisions.snapshot(self.guard, conversation_id)
-        channel: dict[str, Any] = {"rev": rev, "guard": snapshot}
+        # A halt still pending here was skipped: the app sent new input instead of a decision.
+        # The key merges updates, so the record is cleared, or ``after_model`` would ask about
+        # (and deliver) that old reply after this one.
+        channel: dict[str, Any] = {
+            "rev": rev,
+            "guard": snapshot,
+            "pending": {self._pending_key: None},
+        }
         structured = response.structured_response if intact else None
         record: dict[str, Any] = {"agent": self.agent_name, "conversation_id": conversation_id}
         if withheld:
@@ -219,11 +226,8 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             # stubborn model forever): ``after_model`` ends the turn on the delivered reply.
             record["entries"] = []
             channel["pending"] = {self._pending_key: record}
-        update: dict[str, Any] = {GUARD_KEY: channel}
-        if command is not None and isinstance(command.update, dict):
-            update = {**command.update, **update}
         new_response = ModelResponse(result=result, structured_response=structured)
-        return ExtendedModelResponse(model_response=new_response, command=Command(update=update))
+        return _with_channel(new_response, command, channel)
 
     def _inspectable(self, response: ModelResponse[Any]) -> list[tuple[int, BaseMessage]]:
         return [(i, m) for i, m in enumerate(response.result) if isinstance(m, AIMessage)]
@@ -347,7 +351,8 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                 ],
                 structured_response=None,
             )
-        return response if command is None else ExtendedModelResponse(response, command)
+        # As in ``_apply``: a skipped halt must not come back after this reply.
+        return _with_channel(response, command, {"pending": {self._pending_key: None}})
 
     @hook_config(can_jump_to=["end"])
     def after_model(self, state: KinGuardState, runtime: Runtime[Any]) -> dict[str, Any] | None:
@@ -403,6 +408,16 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         self, state: KinGuardState, runtime: Runtime[Any]
     ) -> dict[str, Any] | None:
         return self.after_model(state, runtime)
+
+
+def _with_channel(
+    response: ModelResponse[Any], command: Command[Any] | None, channel: dict[str, Any]
+) -> ExtendedModelResponse[Any]:
+    """``response`` with an update of kinguard's key, merged into the model call's own."""
+    update: dict[str, Any] = {GUARD_KEY: channel}
+    if command is not None and isinstance(command.update, dict):
+        update = {**command.update, **update}
+    return ExtendedModelResponse(model_response=response, command=Command(update=update))
 
 
 _Held = tuple[TokenHold, Token[Any]]

@@ -468,3 +468,16 @@ def test_a_human_decision_on_a_halted_reply_is_recorded_once() -> None:
     agent.invoke(Command(resume={"type": "reject"}), config)
     decided = [s for s in exporter.get_finished_spans() if s.name == "kinguard.decide"]
     assert [(s.attributes or {}).get("kinguard.decision") for s in decided] == ["reject"]
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_a_halt_skipped_by_new_input_is_not_asked_about_again(use_async: bool) -> None:
+    agent, _, model = make(Action.HALT, [f"Deal at {SECRET}.", "Fine, 41."])
+    config = cfg()
+    assert "__interrupt__" in ask(agent, {"messages": [HumanMessage("hi")]}, config, use_async)
+    # The user types again instead of deciding; the new reply is clean.
+    out = ask(agent, {"messages": [HumanMessage("your price?")]}, config, use_async)
+    assert "__interrupt__" not in out
+    assert model.calls == 2
+    assert [m.content for m in out["messages"]] == ["hi", "your price?", "Fine, 41."]
+    assert not agent.get_state(config).next
