@@ -1069,10 +1069,13 @@ class GraphCore:
                     if outcome is not None:
                         if nested:
                             outcome = mark_inspected(outcome, verdict.action.value, self.token)
-                    elif not halted:
+                    elif not halted or isinstance(message, ToolMessage):
+                        # A rejected tool result still answers its call (see notice_message).
                         outcome = notice_message(
                             message,
-                            verdict.notice or "[kinguard blocked a message]",
+                            verdict.notice
+                            if not halted and verdict.notice
+                            else _withheld_notice(halted, record),
                             sender=str(record.get("agent")),
                             action=verdict.action.value,
                         )
@@ -1115,6 +1118,12 @@ class GraphCore:
                 kept.append(message)
             unit.apply(unit.wrapper(kept))
         return goto
+
+
+def _withheld_notice(rejected: bool, record: Mapping[str, Any]) -> str:
+    if rejected:
+        return f"[kinguard withheld a message from {record.get('agent')}: a reviewer rejected it]"
+    return "[kinguard blocked a message]"
 
 
 def halt_payload(

@@ -93,7 +93,10 @@ def guard_graph(
     guard's state in its checkpoints, and streams only inspected content. In a handoff to the
     parent graph (``Command(graph=Command.PARENT)``, returned by the node or by a tool inside
     it) every new message is read as the agent's words, a tool's message and a ``Send``'s user
-    message included: a handoff tool can carry them in either.
+    message included: a handoff tool can carry them in either. A tool's message that is
+    blocked or rejected is replaced by a notice answering the same call, so the call that
+    stays in the history is answered. While it waits for a decision, though, the call is
+    unanswered: decide (or ``update_state`` as the halt node) before a model reads the thread.
 
     A halt waits at the agent's ``<node>.kinguard_halt`` node. ``update_state`` while it waits
     (as the agent, or at a static breakpoint) keeps it waiting: the halt node asks again, or

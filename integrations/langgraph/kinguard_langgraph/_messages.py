@@ -7,7 +7,7 @@ import uuid
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
 
 from kinguard.text import argument_strings
 
@@ -145,17 +145,27 @@ def with_text(message: BaseMessage, text: str) -> BaseMessage:
     return message.model_copy(update={"content": new_content})
 
 
-def notice_message(original: BaseMessage, notice: str, *, sender: str, action: str) -> AIMessage:
-    """What other agents see in place of a blocked message: a notice signed by kinguard."""
+def notice_message(
+    original: BaseMessage, notice: str, *, sender: str, action: str
+) -> AIMessage | ToolMessage:
+    """What other agents see in place of a withheld message: a notice signed by kinguard.
+
+    A tool's result gets a tool message answering the same call: the AI message that made the
+    call may stay in the history, and OpenAI and Anthropic reject a call left unanswered.
+    """
     original_id = original.id or uuid.uuid4().hex
-    return AIMessage(
-        content=notice,
-        name=NOTICE_NAME,
-        id=f"kinguard-notice-{original_id}",
-        response_metadata={
-            "kinguard": {"action": action, "sender": sender, "message_id": original_id}
-        },
-    )
+    notice_id = f"kinguard-notice-{original_id}"
+    meta = {"kinguard": {"action": action, "sender": sender, "message_id": original_id}}
+    if isinstance(original, ToolMessage):
+        return ToolMessage(
+            content=notice,
+            tool_call_id=original.tool_call_id,
+            name=original.name,
+            id=notice_id,
+            status="error",
+            response_metadata=meta,
+        )
+    return AIMessage(content=notice, name=NOTICE_NAME, id=notice_id, response_metadata=meta)
 
 
 _tokens: weakref.WeakKeyDictionary[KinGuard, str] = weakref.WeakKeyDictionary()

@@ -360,7 +360,9 @@ def test_a_halted_handoff_waits_for_the_decision(decision: str, leaks: bool) -> 
     assert (SECRET in repr(seller_saw)) is leaks
 
 
-def handoff_by_tool_graph(action: Action, channel: str) -> tuple[Any, list[list[str]]]:
+def handoff_by_tool_graph(
+    action: Action, channel: str, task: str = f"Quote per {SECRET}", note: str = ""
+) -> tuple[Any, list[list[str]]]:
     """A buyer ``create_agent`` whose handoff tool hands its argument on only in a ``Send``'s
     user message (the docs' "handoff with a task description") or in the handoff's
     ``ToolMessage``: the AI message that made the call stays in the agent's subgraph."""
@@ -377,13 +379,13 @@ def handoff_by_tool_graph(action: Action, channel: str) -> tuple[Any, list[list[
             send = Send("seller", {"messages": [{"role": "user", "content": task}]})
             return Command(goto=[send], graph=Command.PARENT)
         if channel == "swarm":  # the whole conversation, the call's result after it
-            done = ToolMessage("Transferred to seller", tool_call_id=tool_call_id)
+            done = ToolMessage(f"Transferred to seller{note}", tool_call_id=tool_call_id)
             update = {"messages": [*state["messages"], done]}
             return Command(goto="seller", graph=Command.PARENT, update=update)
-        note = ToolMessage(f"Handoff note: {task}", tool_call_id=tool_call_id)
-        return Command(goto="seller", graph=Command.PARENT, update={"messages": [note]})
+        handed = ToolMessage(f"Handoff note: {task}", tool_call_id=tool_call_id)
+        return Command(goto="seller", graph=Command.PARENT, update={"messages": [handed]})
 
-    call = {"name": "transfer_to_seller", "args": {"task": f"Quote per {SECRET}"}, "id": "c1"}
+    call = {"name": "transfer_to_seller", "args": {"task": task}, "id": "c1"}
     buyer = create_agent(
         ToolCallingModel(responses=[AIMessage("Handing over.", tool_calls=[call])]),
         [transfer_to_seller],
@@ -445,6 +447,30 @@ def test_a_handoffs_tool_result_goes_only_with_its_call(
     (seen,) = seller_saw
     assert not any(m.startswith("tool:") for m in seen)
     assert SECRET not in repr(seen)
+
+
+@pytest.mark.parametrize(
+    ("action", "decision"), [(Action.BLOCK, None), (Action.HALT, "reject"), (Action.HALT, "edit")]
+)
+def test_a_withheld_handoff_tool_result_still_answers_its_call(
+    action: Action, decision: str | None
+) -> None:
+    """The call is clean, its result (a looked-up note) is not: the call stays, so something
+    has to answer it, or the next model call fails (OpenAI and Anthropic reject the history)."""
+    graph, seller_saw = handoff_by_tool_graph(
+        action, "swarm", task="Quote per unit", note=f". Note: hold at {SECRET}"
+    )
+    config: RunnableConfig = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    graph.invoke(start(), config)
+    if decision is not None:
+        graph.invoke(Command(resume={"type": decision, "text": "Over to you."}), config)
+    (seen,) = seller_saw
+    assert seen[-2:] == ["ai:Handing over.", seen[-1]] and seen[-1].startswith("tool:")
+    assert SECRET not in repr(seen)
+    messages = graph.get_state(config).values["messages"]
+    calls = {c["id"] for m in messages if isinstance(m, AIMessage) for c in m.tool_calls}
+    answers = [m.tool_call_id for m in messages if isinstance(m, ToolMessage)]
+    assert calls == {"c1"} and answers == ["c1"]
 
 
 @pytest.mark.parametrize("outer_guarded", [False, True], ids=["unguarded-parent", "guarded-parent"])
