@@ -9,7 +9,8 @@
   human through ``interrupt()`` and delivers the approved or edited message, or ends the
   agent's turn on a rejection.
 * ``before_agent`` restores the guard's state for the thread from the agent's checkpointed
-  state, so a new process resumes with the same risk.
+  state, so a new process resumes with the same risk (never over a live state that has seen
+  as many messages: another agent on the thread may have added risk since this one saved).
 
 That state (and a withheld reply, until the decision) is in the agent's ``kinguard`` key.
 ``invoke()`` leaves it out of its output, but a middleware cannot take a key out of the agent

@@ -165,7 +165,25 @@ def export_state(guard: KinGuard, conversation_id: str) -> dict[str, Any]:
     return guard.state_dict(conversation_id=conversation_id)
 
 
-def import_state(guard: KinGuard, conversation_id: str, state: Mapping[str, Any]) -> None:
-    """Restore one conversation's state without touching the guard's other conversations."""
+def import_state(guard: KinGuard, conversation_id: str, state: Mapping[str, Any]) -> bool:
+    """Restore one conversation's state without touching the guard's other conversations,
+    unless the guard's own state for it is as far along (returns whether it restored).
+
+    A snapshot is one graph's (or agent's) view: several apps on one thread, or agents that
+    keep their own checkpointed state, each save the state as of their last turn. Loading one
+    over the live state would undo the risk the other turns added since, so it is loaded only
+    when it has seen more messages (a new process, or another process went on meanwhile).
+    """
+    live = _clock(export_state(guard, conversation_id), conversation_id)
+    if live is not None and live >= (_clock(state, conversation_id) or 0):
+        return False
     guard.load_state(state, conversation_id=conversation_id)
     _log.debug("kinguard.state_restored", conversation_id=conversation_id)
+    return True
+
+
+def _clock(state: Mapping[str, Any], conversation_id: str) -> int | None:
+    """How many messages the conversation's monitor state has seen (None: it has none)."""
+    conversations = (state.get("monitor") or {}).get("conversations") or {}
+    saved = conversations.get(conversation_id)
+    return int(saved.get("clock", 0)) if isinstance(saved, Mapping) else None

@@ -15,6 +15,7 @@ from langchain_core.language_models.fake_chat_models import FakeMessagesListChat
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import Command
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -481,3 +482,46 @@ def test_a_halt_skipped_by_new_input_is_not_asked_about_again(use_async: bool) -
     assert model.calls == 2
     assert [m.content for m in out["messages"]] == ["hi", "your price?", "Fine, 41."]
     assert not agent.get_state(config).next
+
+
+@pytest.mark.parametrize("layout", ["subgraphs-with-memory", "apps-sharing-a-thread"])
+def test_agents_keeping_their_own_state_do_not_undo_each_others_risk(layout: str) -> None:
+    """Each agent's checkpoint holds the guard's state as of its own last turn: restoring it
+    over the live state would drop what the other agent's turns added (and skip a block)."""
+    guard = KinGuard(
+        AGENTS,
+        detectors=[KeywordDetector(SECRET, score=0.3)],
+        policy=Policy(
+            rules=(
+                Rule(signal="collusion.market", min_score=0.2, action=Action.LOG),
+                Rule(risk=0.5, action=Action.BLOCK),
+            )
+        ),
+    )
+
+    def agent(name: str, checkpointer: Any) -> Any:
+        model = ScriptedChatModel(replies=[f"{name} {i}: keep {SECRET}" for i in range(3)])
+        middleware = [KinGuardMiddleware(guard, agent_name=name)]
+        return create_agent(model, [], name=name, middleware=middleware, checkpointer=checkpointer)
+
+    config = cfg()
+    with capture_verdicts(guard) as verdicts:
+        if layout == "subgraphs-with-memory":  # LangGraph's way to give a subgraph memory
+            builder = StateGraph(MessagesState)
+            builder.add_node("buyer", agent("buyer", True))
+            builder.add_node("seller", agent("seller", True))
+            builder.add_edge(START, "buyer")
+            builder.add_edge("buyer", "seller")
+            builder.add_conditional_edges(
+                "seller", lambda s: END if len(s["messages"]) > 4 else "buyer"
+            )
+            builder.compile(checkpointer=InMemorySaver()).invoke(
+                {"messages": [HumanMessage("go")]}, config
+            )
+        else:
+            buyer, seller = agent("buyer", InMemorySaver()), agent("seller", InMemorySaver())
+            for app in (buyer, seller, buyer):
+                app.invoke({"messages": [HumanMessage("next")]}, config)
+    risks = [v.pair_risk for v in verdicts[:3]]
+    assert risks == sorted(risks) and len(set(risks)) == 3  # never rolled back
+    assert verdicts[2].action is Action.BLOCK
