@@ -94,6 +94,7 @@ _RUNTIME_KEY = "__pregel_runtime"  # langgraph's CONFIG_KEY_RUNTIME
 _CHECKPOINTER_KEY = "__pregel_checkpointer"  # langgraph.constants.CONFIG_KEY_CHECKPOINTER
 _READ_KEY = "__pregel_read"  # langgraph's CONFIG_KEY_READ: a task's read of the graph's channels
 _NS_SEP = "|"
+_BRANCH_TO = "branch:to:{}"  # langgraph.graph.state's trigger channel of a node
 _MAX_HALTED = 4096
 _HALT = Action.HALT
 _NO_IDS: frozenset[Any] = frozenset()
@@ -438,9 +439,21 @@ class GraphCore:
         if _step(config) is not None:
             return False
         channel = _read_channel(config, state) or {}
-        return any(
+        if not any(
             rec and rec.get("node") == node for rec in (channel.get("pending") or {}).values()
-        )
+        ):
+            return False
+        # A record outlives the halt the app moved past (new input instead of a decision, or
+        # ``update_state`` as the halt node): only a halt node still due to run is waited for.
+        halt_node = self.halt_nodes.get(node)
+        read = ((config or {}).get("configurable") or _NO_CONF).get(_READ_KEY)
+        if halt_node is None or not callable(read):
+            return True
+        try:
+            due = read([_BRANCH_TO.format(halt_node)], False)
+        except Exception:  # another LangGraph's channels: keep the halt rather than drop it
+            return True
+        return not isinstance(due, Mapping) or bool(due)
 
     # -- before the node ----------------------------------------------------------------------
 

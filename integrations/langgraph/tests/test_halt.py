@@ -394,6 +394,39 @@ def test_update_state_while_a_halt_waits_keeps_it_waiting(
     assert [m.content for m in out["messages"]][-1] == "ok"
 
 
+@pytest.mark.parametrize("moved_past", ["new-input", "update-as-halt-node"])
+def test_a_halt_the_app_moved_past_does_not_come_back_through_update_state(
+    moved_past: str,
+) -> None:
+    said = iter([f"Offer 40, {SECRET}", "Offer 41, final."])
+    seller_saw: list[list[str]] = []
+
+    def buyer(state: ChatState) -> dict[str, Any]:
+        return {"messages": [AIMessage(next(said), name="buyer")]}
+
+    def seller(state: ChatState) -> dict[str, Any]:
+        seller_saw.append([str(m.content) for m in state["messages"]])
+        return {"messages": [AIMessage("ok", name="seller")]}
+
+    builder = chain_graph(("buyer", buyer), ("seller", seller))
+    graph = guard_graph(builder, halt_guard()).compile(checkpointer=InMemorySaver())
+    config = cfg()
+    assert "__interrupt__" in graph.invoke(start(), config)
+    if moved_past == "new-input":
+        graph.invoke(start(), config)
+    else:  # documented as standing in for the decision: the held message is not delivered
+        graph.update_state(config, {"messages": []}, as_node="buyer.kinguard_halt")
+        graph.invoke(None, config)
+    assert not graph.get_state(config).next
+    # Later the app writes a message as the buyer; the old halt is not due any more.
+    note = AIMessage("(buyer) delivery by Friday", name="buyer", id="note")
+    graph.update_state(config, {"messages": [note]}, as_node="buyer")
+    assert graph.get_state(config).next == ("seller",)
+    out = graph.invoke(None, config)
+    assert "__interrupt__" not in out
+    assert SECRET not in repr(seller_saw) and SECRET not in repr(out["messages"])
+
+
 @pytest.mark.parametrize(
     ("decision", "runs"), [("approve", True), ("edit", False), ("edit-same-text", False)]
 )
