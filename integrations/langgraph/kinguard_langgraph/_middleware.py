@@ -73,7 +73,10 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
     """Guard one ``create_agent`` agent: identity injection, inspection, actions, halts.
 
     ``agent_name`` is the agent's profile name in ``guard``; ``recipients`` the agents its
-    messages reach (default: every other agent the guard knows).
+    messages reach (default: every other agent the guard knows). Two of them on one agent
+    (say an org's guard and a team's, under different ``name``s) each hold and ask about
+    their own halts, but share the agent's one saved guard state: after a restart only the
+    one guard's saved risk comes back, into both. Give such guards one policy instead.
     """
 
     state_schema = KinGuardState
@@ -93,7 +96,12 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         self._recipients = tuple(recipients) if recipients is not None else None
         self._name = name or f"KinGuardMiddleware[{agent_name}]"
         self._revisions = Revisions()
-        self._pending_key = f"middleware:{agent_name}"
+        # Per middleware: another one on the agent (another guard's policy, under another
+        # name) holds and asks about its own halts. The default name keeps the key halts
+        # saved before had.
+        self._pending_key = (
+            f"middleware:{agent_name}" if name is None else f"middleware:{agent_name}:{name}"
+        )
 
     @property
     def name(self) -> str:

@@ -525,3 +525,26 @@ def test_agents_keeping_their_own_state_do_not_undo_each_others_risk(layout: str
     risks = [v.pair_risk for v in verdicts[:3]]
     assert risks == sorted(risks) and len(set(risks)) == 3  # never rolled back
     assert verdicts[2].action is Action.BLOCK
+
+
+def test_two_guards_on_one_agent_each_ask_about_their_own_halts() -> None:
+    def guard(action: Action) -> KinGuard:
+        rule = Rule(signal="collusion.market", action=action)
+        return KinGuard(AGENTS, detectors=[KeywordDetector(SECRET)], policy=Policy(rules=(rule,)))
+
+    org, team = guard(Action.HALT), guard(Action.LOG)
+    agent = create_agent(
+        ScriptedChatModel(replies=[f"Deal at {SECRET}."]),
+        tools=[],
+        middleware=[
+            KinGuardMiddleware(org, agent_name="seller", name="org"),
+            KinGuardMiddleware(team, agent_name="seller", name="team"),
+        ],
+        checkpointer=InMemorySaver(),
+    )
+    config = cfg()
+    (asked,) = agent.invoke({"messages": [HumanMessage("hi")]}, config)["__interrupt__"]
+    assert asked.value["node"] == "org"
+    out = agent.invoke(Command(resume={"type": "reject"}), config)
+    assert "__interrupt__" not in out
+    assert [m.content for m in out["messages"]] == ["hi"]
