@@ -172,6 +172,16 @@ def chain_graph(*nodes: tuple[str, Any]) -> StateGraph[Any, Any, Any, Any]:
     return builder
 
 
+def handover_graph(buyer: Any, seller: Any) -> StateGraph[Any, Any, Any, Any]:
+    """``buyer`` hands over to ``seller`` itself (``Command(goto=...)`` or ``Send``), which ends."""
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(ChatState)
+    builder.add_node("buyer", buyer, destinations=("seller",))
+    builder.add_node("seller", seller)
+    builder.add_edge(START, "buyer")
+    builder.add_edge("seller", END)
+    return builder
+
+
 def start(task: str = "Begin.") -> dict[str, Any]:
     return {"messages": [HumanMessage(task)], "turn": 0}
 

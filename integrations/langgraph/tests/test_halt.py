@@ -15,6 +15,7 @@ from kinguard_langgraph._scripted import (
     ScriptedChatModel,
     chain_graph,
     delivered,
+    handover_graph,
     script_graph,
     start,
 )
@@ -294,11 +295,7 @@ def send_handoff(action: Action, *, in_update: bool) -> tuple[Any, list[list[tup
         seller_saw.append([(str(m.id), str(m.content)) for m in state["messages"]])
         return {"messages": [AIMessage("ok", name="seller")]}
 
-    builder = StateGraph(ChatState)
-    builder.add_node("buyer", buyer, destinations=("seller",))
-    builder.add_node("seller", seller)
-    builder.add_edge(START, "buyer")
-    builder.add_edge("seller", END)
+    builder = handover_graph(buyer, seller)
     guard = KinGuard(
         AGENTS,
         identity="disassociate",

@@ -13,6 +13,7 @@ from kinguard_langgraph._scripted import (
     ChatState,
     ScriptedChatModel,
     chain_graph,
+    handover_graph,
     script_graph,
     start,
 )
@@ -326,11 +327,7 @@ def handoff_graph(action: Action) -> tuple[Any, list[list[str]]]:
         seller_saw.append([str(m.content) for m in state["messages"]])
         return {"messages": [AIMessage("ok", name="seller")]}
 
-    builder = StateGraph(ChatState)
-    builder.add_node("buyer", buyer, destinations=("seller",))
-    builder.add_node("seller", seller)
-    builder.add_edge(START, "buyer")
-    builder.add_edge("seller", END)
+    builder = handover_graph(buyer, seller)
     graph = guard_graph(builder, guard_for("buyer", "seller", action=action))
     return graph.compile(checkpointer=InMemorySaver()), seller_saw
 
@@ -397,11 +394,7 @@ def handoff_by_tool_graph(
         )
         return {"messages": [AIMessage("ok", name="seller")]}
 
-    builder = StateGraph(ChatState)
-    builder.add_node("buyer", buyer, destinations=("seller",))
-    builder.add_node("seller", seller)
-    builder.add_edge(START, "buyer")
-    builder.add_edge("seller", END)
+    builder = handover_graph(buyer, seller)
     graph = guard_graph(builder, guard_for("buyer", "seller", action=action))
     return graph.compile(checkpointer=InMemorySaver()), seller_saw
 
