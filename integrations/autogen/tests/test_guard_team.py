@@ -1195,11 +1195,19 @@ async def test_a_nudge_earned_inside_a_nested_team_reaches_its_agent(kit: Simple
     assert "[kinguard reminder]" in kit.seen_by(analyst, 1)
 
 
-async def test_a_halt_inside_a_nested_team_halts_the_whole_team(kit: SimpleNamespace) -> None:
+@pytest.mark.parametrize("around", ["nested team", "society of mind"])
+async def test_a_halt_inside_a_nested_team_halts_the_whole_team(
+    kit: SimpleNamespace, around: str
+) -> None:
     _, checker, inner = desk(kit, f"a1 {kit.KEYWORD}")
+    member: Any = inner
+    if around == "society of mind":
+        member = SocietyOfMindAgent(
+            "som", team=inner, model_client=ReplayChatCompletionClient(["s"])
+        )
     lead = kit.agent("lead", ["l1", "l2"])
     outer = guard_team(
-        RoundRobinGroupChat([lead, inner], termination_condition=MaxMessageTermination(8)),
+        RoundRobinGroupChat([lead, member], termination_condition=MaxMessageTermination(8)),
         desk_guard(kit, "halt"),
     )
     result = await outer.run(task="Go.")
@@ -1207,6 +1215,7 @@ async def test_a_halt_inside_a_nested_team_halts_the_whole_team(kit: SimpleNames
     assert halted is not None and halted.sender == "analyst"
     assert result.stop_reason is not None and "kinguard halted" in result.stop_reason
     assert not checker._model_client.create_calls  # the nested team stopped at the halt
+    assert len(kit.model_calls(lead)) == 1  # and so did the team around it
 
 
 async def test_a_society_of_mind_agents_inner_team_is_guarded(kit: SimpleNamespace) -> None:
@@ -1225,21 +1234,6 @@ async def test_a_society_of_mind_agents_inner_team_is_guarded(kit: SimpleNamespa
     assert kit.KEYWORD not in "\n".join(str(m.content) for m in summary.create_calls[0]["messages"])
     assert kit.KEYWORD not in kit.seen_by(lead, -1)
     assert not any(kit.KEYWORD in text for _, text in kit.chat(result))
-
-
-async def test_a_halt_inside_a_society_of_mind_agent_halts_the_team(kit: SimpleNamespace) -> None:
-    _, _, inner = desk(kit, f"a1 {kit.KEYWORD}")
-    som = SocietyOfMindAgent("som", team=inner, model_client=ReplayChatCompletionClient(["sum"]))
-    lead = kit.agent("lead", ["l1", "l2"])
-    outer = guard_team(
-        RoundRobinGroupChat([lead, som], termination_condition=MaxMessageTermination(8)),
-        desk_guard(kit, "halt"),
-    )
-    result = await outer.run(task="Go.")
-    halted = pending_halt(outer)
-    assert halted is not None and halted.sender == "analyst"
-    assert result.stop_reason is not None and "kinguard halted" in result.stop_reason
-    assert len(kit.model_calls(lead)) == 1
 
 
 async def test_a_society_of_mind_agent_resetting_its_own_guarded_team_keeps_the_outer_state(
