@@ -248,7 +248,7 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             channel = state.get("kinguard")
             if channel and channel.get("guard") is not None:
                 conversation_id = self._conversation_id()
-                import_state(self.guard, conversation_id, channel["guard"])
+                import_state(self.guard, conversation_id, channel["guard"], unless_behind=True)
                 self._revisions.seen(conversation_id, int(channel.get("rev", 0)))
         except Exception as exc:
             _log.error("kinguard.restore_failed", agent=self.agent_name, error=repr(exc))

@@ -165,18 +165,26 @@ def export_state(guard: KinGuard, conversation_id: str) -> dict[str, Any]:
     return guard.state_dict(conversation_id=conversation_id)
 
 
-def import_state(guard: KinGuard, conversation_id: str, state: Mapping[str, Any]) -> bool:
-    """Restore one conversation's state without touching the guard's other conversations,
-    unless the guard's own state for it is as far along (returns whether it restored).
+def import_state(
+    guard: KinGuard,
+    conversation_id: str,
+    state: Mapping[str, Any],
+    *,
+    unless_behind: bool = False,
+) -> bool:
+    """Restore one conversation's state without touching the guard's other conversations
+    (returns whether it restored).
 
-    A snapshot is one graph's (or agent's) view: several apps on one thread, or agents that
-    keep their own checkpointed state, each save the state as of their last turn. Loading one
-    over the live state would undo the risk the other turns added since, so it is loaded only
-    when it has seen more messages (a new process, or another process went on meanwhile).
+    ``unless_behind``: skip a snapshot that has seen fewer messages than the live state. An
+    agent's own saved state (``KinGuardMiddleware``) is one agent's view: several agents on one
+    thread each save it as of their own last turn, and loading one over the live state would
+    undo the risk the other turns added since. A graph's checkpoint is the whole thread's view
+    at the checkpoint the run starts from (a fork or a replay included), so it always loads.
     """
-    live = _clock(export_state(guard, conversation_id), conversation_id)
-    if live is not None and live >= (_clock(state, conversation_id) or 0):
-        return False
+    if unless_behind:
+        live = _clock(export_state(guard, conversation_id), conversation_id)
+        if live is not None and live >= (_clock(state, conversation_id) or 0):
+            return False
     guard.load_state(state, conversation_id=conversation_id)
     _log.debug("kinguard.state_restored", conversation_id=conversation_id)
     return True

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 from kinguard_langgraph import guard_graph
-from kinguard_langgraph._scripted import ScriptedChatModel, script_graph, start
+from kinguard_langgraph._scripted import ScriptedChatModel, chain_graph, script_graph, start
+from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
@@ -129,3 +130,47 @@ def test_two_graphs_on_one_saver_share_the_thread_risk() -> None:
     with capture_verdicts(second_guard) as verdicts:
         second.invoke({"messages": [], "turn": 0}, thread)
     assert verdicts[0].conversation_risk > verdicts[0].message_risk
+
+
+def test_a_fork_from_an_earlier_checkpoint_carries_that_checkpoints_risk() -> None:
+    # The guard's state is restored from the checkpoint the run starts from, as a fresh
+    # process would, not kept from the branch the live guard last ran.
+    saver = InMemorySaver()
+    thread = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    flagged, plain = "keep ZEBRA-PACT", "Offer 40, standard terms."
+    said: list[str] = []
+
+    def build() -> tuple[Any, KinGuard]:
+        guard = KinGuard(
+            [
+                AgentProfile(name="buyer", model="openai:gpt-4o"),
+                AgentProfile(name="seller", model="openai:gpt-4o"),
+            ],
+            detectors=[KeywordDetector("ZEBRA-PACT", score=0.3)],
+            policy=Policy(
+                rules=(
+                    Rule(signal="collusion.market", min_score=0.2, action=Action.LOG),
+                    Rule(risk=0.5, action=Action.BLOCK),
+                )
+            ),
+        )
+        speak = {
+            n: (lambda state, n=n: {"messages": [AIMessage(said.pop(0), name=n)]})
+            for n in ("buyer", "seller")
+        }
+        graph = chain_graph(("buyer", speak["buyer"]), ("seller", speak["seller"]))
+        return guard_graph(graph, guard).compile(checkpointer=saver), guard
+
+    def exchange(graph: Any, guard: KinGuard, config: Any, buyer: str) -> list[Action]:
+        said[:] = [buyer, buyer]
+        with capture_verdicts(guard) as verdicts:
+            graph.invoke({"messages": [HumanMessage("go")]}, config)
+        return [v.action for v in verdicts]
+
+    graph, guard = build()
+    exchange(graph, guard, thread, flagged)
+    after_first = graph.get_state(thread).config
+    exchange(graph, guard, thread, flagged)  # the branch the live guard remembers
+    fork = exchange(graph, guard, after_first, plain)
+    fresh_graph, fresh_guard = build()
+    assert fork == exchange(fresh_graph, fresh_guard, after_first, plain) == [Action.ALLOW] * 2
