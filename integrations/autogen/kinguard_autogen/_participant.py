@@ -427,7 +427,9 @@ class TeamGuard:
             return None
         if self.events == "all" or verdict.action is not _ALLOW or verdict.error is not None:
             capture = self.guard.telemetry.capture_content
-            return KinGuardVerdictEvent.from_verdict(verdict, capture_content=capture, about=about)
+            event = KinGuardVerdictEvent.from_verdict(verdict, capture_content=capture, about=about)
+            event.metadata[META_GUARD] = self.stamp  # whose verdict: see _foreign_event
+            return event
         return None
 
     def contained(self, message: BaseChatMessage, exc: BaseException) -> BaseChatMessage:
@@ -671,13 +673,10 @@ async def _guarded(
 def _foreign_event(tg: TeamGuard, item: Any, capture: bool) -> Any:
     """A nested team's own guard's verdict event, quoting nothing unless this guard captures
     content: this guard may withhold what that one let through."""
-    if (
-        capture
-        or not isinstance(item, KinGuardVerdictEvent)
-        or item.verdict.conversation_id == tg.conversation_id
-    ):
+    if capture or not isinstance(item, KinGuardVerdictEvent):
         return item
-    return item.without_words()
+    # Compared by the acting team's stamp: two guards may well share a conversation id.
+    return item if item.metadata.get(META_GUARD) == tg.stamp else item.without_words()
 
 
 async def _delivered_response(

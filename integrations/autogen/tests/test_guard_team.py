@@ -769,15 +769,17 @@ async def test_a_nested_team_is_unguarded_only_after_the_team_around_it(
 
 
 @pytest.mark.parametrize("inner_action", ["log", "alert", "nudge"])
+@pytest.mark.parametrize("ids", [("inner", "outer"), ("session", "session")])
 async def test_the_outer_guard_inspects_what_a_nested_teams_own_guard_let_through(
-    kit: SimpleNamespace, inner_action: str
+    kit: SimpleNamespace, inner_action: str, ids: tuple[str, str]
 ) -> None:
     # The inner guard stamps its verdict on the message without withholding it; the outer
-    # guard's stricter policy must still get its say before the outer team reads it.
+    # guard's stricter policy must still get its say before the outer team reads it. Two
+    # guards may share a conversation id (an app's session id): they are still two guards.
     _, _, inner = desk(kit, f"a1 keep {kit.KEYWORD} quiet")
-    guard_team(inner, desk_guard(kit, inner_action, conversation_id="inner"))
+    guard_team(inner, desk_guard(kit, inner_action, conversation_id=ids[0]), events="all")
     lead = kit.agent("lead", ["l1", "l2"])
-    outer_guard = desk_guard(kit, "block", conversation_id="outer")
+    outer_guard = desk_guard(kit, "block", conversation_id=ids[1])
     outer = guard_team(
         RoundRobinGroupChat([lead, inner], termination_condition=MaxMessageTermination(5)),
         outer_guard,
