@@ -55,9 +55,11 @@ from pydantic import BaseModel, ValidationError
 from kinguard import Action, HumanDecision, KinGuard, Message, Verdict
 from kinguard.logs import get_logger
 from kinguard_langgraph._messages import (
+    HELD_NOTICE,
     already_inspected,
     delivered_as,
     guard_token,
+    held_stand_in,
     identity_message,
     inspected_text,
     is_identity_message,
@@ -352,6 +354,9 @@ class GraphCore:
         self.gated_nodes: set[str] = set()
         self.halt_nodes: dict[str, str] = {}
         """Node name -> its halt node's name."""
+        self.replaces_by_id = False
+        """The messages channel replaces a message by id (``add_messages``): a held tool result
+        can answer its call with a stand-in that the decision's outcome replaces in place."""
         self._halted: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._identity_cache: dict[tuple[str, str], SystemMessage] = {}
@@ -754,7 +759,10 @@ class GraphCore:
                         continue
                     if halted and not unit.sent:
                         changed = True
-                        entries.append({"message": message, "verdict": None})
+                        entry = {"message": message, "verdict": None}
+                        message = self._hold(prepared, message, entry, kept)
+                        entry["message"] = message
+                        entries.append(entry)
                     else:
                         kept.append(message)
                     continue
@@ -779,6 +787,9 @@ class GraphCore:
                         kept.append(candidate.message)
                     else:
                         halted = True
+                        self._hold(prepared, candidate.message, entry, kept)
+                        if entry.get("stand_in"):
+                            replacements[msg_id] = HELD_NOTICE  # what the streams show for it
                     entries.append(entry)
                     continue
                 delivered = self._delivered(candidate, verdict)
@@ -834,6 +845,25 @@ class GraphCore:
                 hidden_calls=frozenset(hidden),
             )
         return output
+
+    def _hold(
+        self, prepared: Prepared, message: Any, entry: dict[str, Any], kept: list[Any]
+    ) -> Any:
+        """Hold ``message`` for a human (``entry`` is its pending record). A tool result whose
+        call is delivered is answered meanwhile by a stand-in (``entry["stand_in"]``) with the
+        result's id, which the decision's outcome replaces. Returns the held message (given an
+        id if it needs one for that)."""
+        if not (
+            self.replaces_by_id
+            and isinstance(message, ToolMessage)
+            and _is_delivered_call(message.tool_call_id, kept, prepared.messages)
+        ):
+            return message
+        if message.id is None:
+            message = message.model_copy(update={"id": f"lc_{uuid.uuid4().hex}"})
+        kept.append(held_stand_in(message, sender=prepared.agent))
+        entry["stand_in"] = True
+        return message
 
     def _report(
         self,
@@ -1092,6 +1122,8 @@ class GraphCore:
                             sender=str(record.get("agent")),
                             action=verdict.action.value,
                         )
+                if entry.get("stand_in") and outcome is not None and outcome.id != message.id:
+                    outcome = outcome.model_copy(update={"id": message.id})  # in its place
                 if message.id is not None:
                     outcomes[message.id] = outcome
                 if outcome is not None and not entry.get("sent"):
@@ -1131,6 +1163,16 @@ class GraphCore:
                 kept.append(message)
             unit.apply(unit.wrapper(kept))
         return goto
+
+
+def _is_delivered_call(call_id: str, kept: Sequence[Any], given: Sequence[Any]) -> bool:
+    """An AI message in the update so far (``kept``) or in the state the node was given makes
+    the call ``call_id`` (searched newest first: a call is answered soon after it is made)."""
+    for messages in (kept, given):
+        for message in reversed(messages):
+            if isinstance(message, AIMessage) and call_id in tool_call_ids(message):
+                return True
+    return False
 
 
 def _withheld_notice(rejected: bool, record: Mapping[str, Any]) -> str:

@@ -6,11 +6,13 @@ import copy
 import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.runnables import Runnable
 from langgraph.graph import StateGraph
 from langgraph.graph._branch import BranchSpec
+from langgraph.graph.message import add_messages
 
 from kinguard import KinGuard
 from kinguard_langgraph._core import (
@@ -95,8 +97,11 @@ def guard_graph(
     it) every new message is read as the agent's words, a tool's message and a ``Send``'s user
     message included: a handoff tool can carry them in either. A tool's message that is
     blocked or rejected is replaced by a notice answering the same call, so the call that
-    stays in the history is answered. While it waits for a decision, though, the call is
-    unanswered: decide (or ``update_state`` as the halt node) before a model reads the thread.
+    stays in the history is answered. While it waits for a decision a stand-in answers the
+    call (``[kinguard withheld this tool result for human review]``), which the decision's
+    outcome replaces in place; a halt never decided (new input instead, or ``update_state`` as
+    the halt node) leaves it. This needs ``add_messages`` as the messages reducer (it replaces
+    a message by id): with another reducer the call is unanswered until the decision.
 
     A halt waits at the agent's ``<node>.kinguard_halt`` node. ``update_state`` while it waits
     (as the agent, or at a static breakpoint) keeps it waiting: the halt node asks again, or
@@ -151,6 +156,7 @@ def _guarded_builder(
     else:
         nodes = [n for n, spec in builder.nodes.items() if not spec.is_error_handler]
 
+    core.replaces_by_id = _replaces_by_id(builder.channels[core.messages_key])
     guarded = _copy_builder(builder)
     # The private channel, registered whether or not halt nodes (which read it) are added.
     guarded._add_schema(GuardChannel)
@@ -222,6 +228,18 @@ def _await_decision(guarded: StateGraph[Any, Any, Any, Any], node: str) -> str:
         for starts, end in guarded.waiting_edges
     }
     return done
+
+
+def _replaces_by_id(channel: Any) -> bool:
+    """The channel's reducer is ``add_messages`` (a message with an id it holds replaces that
+    one). Another reducer may append instead, so nothing relies on it there."""
+    operator = getattr(channel, "operator", None)
+    if isinstance(operator, partial):  # ``add_messages(format=...)``
+        operator = operator.func
+    return operator is add_messages or (
+        getattr(operator, "__module__", None) == add_messages.__module__
+        and getattr(operator, "__name__", None) == "add_messages"
+    )
 
 
 def _unique(name: str, taken: Mapping[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
 
@@ -15,11 +15,13 @@ if TYPE_CHECKING:
     from kinguard import KinGuard
 
 __all__ = [
+    "HELD_NOTICE",
     "IDENTITY_ID_PREFIX",
     "NOTICE_NAME",
     "already_inspected",
     "delivered_as",
     "guard_token",
+    "held_stand_in",
     "identity_message",
     "inspected_text",
     "is_identity_message",
@@ -166,6 +168,18 @@ def notice_message(
             response_metadata=meta,
         )
     return AIMessage(content=notice, name=NOTICE_NAME, id=notice_id, response_metadata=meta)
+
+
+HELD_NOTICE = "[kinguard withheld this tool result for human review]"
+
+
+def held_stand_in(message: ToolMessage, *, sender: str) -> ToolMessage:
+    """What answers a tool call while its result is held for a human: the call stays in the
+    history, and a model reading it unanswered (new input instead of a decision) fails at
+    OpenAI and Anthropic. It has the held result's id, so what the decision delivers replaces
+    it in place; true enough to stay if nobody ever decides."""
+    notice = notice_message(message, HELD_NOTICE, sender=sender, action="halt")
+    return cast(ToolMessage, notice).model_copy(update={"id": message.id})
 
 
 _tokens: weakref.WeakKeyDictionary[KinGuard, str] = weakref.WeakKeyDictionary()

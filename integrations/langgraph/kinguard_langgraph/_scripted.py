@@ -172,9 +172,11 @@ def chain_graph(*nodes: tuple[str, Any]) -> StateGraph[Any, Any, Any, Any]:
     return builder
 
 
-def handover_graph(buyer: Any, seller: Any) -> StateGraph[Any, Any, Any, Any]:
+def handover_graph(
+    buyer: Any, seller: Any, state: type[Any] = ChatState
+) -> StateGraph[Any, Any, Any, Any]:
     """``buyer`` hands over to ``seller`` itself (``Command(goto=...)`` or ``Send``), which ends."""
-    builder: StateGraph[Any, Any, Any, Any] = StateGraph(ChatState)
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(state)
     builder.add_node("buyer", buyer, destinations=("seller",))
     builder.add_node("seller", seller)
     builder.add_edge(START, "buyer")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import operator
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 import pytest
 from kinguard_langgraph import GuardedCompiledStateGraph, guard_graph
+from kinguard_langgraph._messages import HELD_NOTICE
 from kinguard_langgraph._scripted import (
     ChatState,
     ScriptedChatModel,
@@ -358,7 +360,11 @@ def test_a_halted_handoff_waits_for_the_decision(decision: str, leaks: bool) -> 
 
 
 def handoff_by_tool_graph(
-    action: Action, channel: str, task: str = f"Quote per {SECRET}", note: str = ""
+    action: Action,
+    channel: str,
+    task: str = f"Quote per {SECRET}",
+    note: str = "",
+    state: type[Any] = ChatState,
 ) -> tuple[Any, list[list[str]]]:
     """A buyer ``create_agent`` whose handoff tool hands its argument on only in a ``Send``'s
     user message (the docs' "handoff with a task description") or in the handoff's
@@ -384,17 +390,20 @@ def handoff_by_tool_graph(
 
     call = {"name": "transfer_to_seller", "args": {"task": task}, "id": "c1"}
     buyer = create_agent(
-        ToolCallingModel(responses=[AIMessage("Handing over.", tool_calls=[call])]),
+        # The second reply is for a second turn (new input instead of a decision on a halt).
+        ToolCallingModel(
+            responses=[AIMessage("Handing over.", tool_calls=[call]), AIMessage("New plan.")]
+        ),
         [transfer_to_seller],
     )
 
-    def seller(state: ChatState) -> dict[str, Any]:
+    def seller(state: dict[str, Any]) -> dict[str, Any]:
         seller_saw.append(
             [f"{getattr(m, 'type', '')}:{getattr(m, 'content', m)}" for m in state["messages"]]
         )
         return {"messages": [AIMessage("ok", name="seller")]}
 
-    builder = handover_graph(buyer, seller)
+    builder = handover_graph(buyer, seller, state)
     graph = guard_graph(builder, guard_for("buyer", "seller", action=action))
     return graph.compile(checkpointer=InMemorySaver()), seller_saw
 
@@ -464,6 +473,81 @@ def test_a_withheld_handoff_tool_result_still_answers_its_call(
     calls = {c["id"] for m in messages if isinstance(m, AIMessage) for c in m.tool_calls}
     answers = [m.tool_call_id for m in messages if isinstance(m, ToolMessage)]
     assert calls == {"c1"} and answers == ["c1"]
+
+
+def unanswered(messages: list[BaseMessage]) -> set[str]:
+    """Tool calls a model reading ``messages`` finds unanswered, or results that answer no
+    call (OpenAI and Anthropic reject either): the results must follow their AI message."""
+    wrong: set[str] = set()
+    open_calls: set[str] = set()
+    for message in messages:
+        if isinstance(message, ToolMessage):
+            if message.tool_call_id not in open_calls:
+                wrong.add(message.tool_call_id)
+            open_calls.discard(message.tool_call_id)
+        elif open_calls:
+            wrong |= open_calls
+            open_calls = set()
+        if isinstance(message, AIMessage):
+            open_calls = {str(c["id"]) for c in message.tool_calls}
+    return wrong | open_calls
+
+
+@pytest.mark.parametrize(
+    ("then", "result"),
+    [
+        ("approve", f"Transferred to seller. Note: hold at {SECRET}"),
+        ("edit", "Over to you."),
+        ("reject", "[kinguard withheld a message from buyer: a reviewer rejected it]"),
+        ("new input", HELD_NOTICE),
+        ("update_state as the halt node", HELD_NOTICE),
+    ],
+)
+def test_a_held_handoff_tool_result_leaves_no_call_unanswered(then: str, result: str) -> None:
+    """While a tool result waits for a human, its call (delivered) is answered by a stand-in
+    that the decision's outcome replaces; a halt nobody decides leaves the stand-in."""
+    graph, _ = handoff_by_tool_graph(
+        Action.HALT, "swarm", task="Quote per unit", note=f". Note: hold at {SECRET}"
+    )
+    config: RunnableConfig = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    assert "__interrupt__" in graph.invoke(start(), config)
+    waiting = graph.get_state(config).values["messages"]
+    assert not unanswered(waiting) and SECRET not in repr(waiting)
+    assert [m.content for m in waiting if isinstance(m, ToolMessage)] == [HELD_NOTICE]
+    if then == "new input":  # the buyer's model reads the thread with the halt undecided
+        graph.invoke({"messages": [HumanMessage("Make a new offer.")]}, config)
+    elif then == "update_state as the halt node":
+        graph.update_state(
+            config, {"messages": [HumanMessage("Not this one.")]}, as_node="buyer.kinguard_halt"
+        )
+        graph.invoke(None, config)
+    else:
+        graph.invoke(Command(resume={"type": then, "text": "Over to you."}), config)
+    messages = graph.get_state(config).values["messages"]
+    assert not unanswered(messages)
+    assert [m.content for m in messages if isinstance(m, ToolMessage)] == [result]
+    if then == "new input":
+        assert messages[-1].content == "New plan."
+
+
+def test_a_held_tool_result_has_no_stand_in_without_add_messages() -> None:
+    """Another reducer may not replace a message by id: the stand-in would stay beside the
+    released result, so the result is held as before (its call unanswered while it waits)."""
+
+    class AppendState(TypedDict):
+        messages: Annotated[list[BaseMessage], operator.add]
+
+    graph, _ = handoff_by_tool_graph(
+        Action.HALT, "swarm", "Quote per unit", f". Note: hold at {SECRET}", AppendState
+    )
+    config: RunnableConfig = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    graph.invoke(start(), config)
+    waiting = graph.get_state(config).values["messages"]
+    assert not any(isinstance(m, ToolMessage) for m in waiting)
+    graph.invoke(Command(resume="approve"), config)
+    messages = graph.get_state(config).values["messages"]
+    results = [m.content for m in messages if isinstance(m, ToolMessage)]
+    assert results == [f"Transferred to seller. Note: hold at {SECRET}"]
 
 
 @pytest.mark.parametrize("outer_guarded", [False, True], ids=["unguarded-parent", "guarded-parent"])
