@@ -232,9 +232,12 @@ def _await_decision(guarded: StateGraph[Any, Any, Any, Any], node: str) -> str:
 
 def _replaces_by_id(channel: Any) -> bool:
     """The channel's reducer is ``add_messages`` (a message with an id it holds replaces that
-    one). Another reducer may append instead, so nothing relies on it there."""
+    one). Another reducer may append instead, so nothing relies on it there; nor does a
+    ``format`` of ``add_messages``, whose round trip through the provider's format drops ids."""
     operator = getattr(channel, "operator", None)
     if isinstance(operator, partial):  # ``add_messages(format=...)``
+        if operator.keywords.get("format") is not None:
+            return False
         operator = operator.func
     return operator is add_messages or (
         getattr(operator, "__module__", None) == add_messages.__module__

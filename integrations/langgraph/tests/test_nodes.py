@@ -530,15 +530,21 @@ def test_a_held_handoff_tool_result_leaves_no_call_unanswered(then: str, result:
         assert messages[-1].content == "New plan."
 
 
-def test_a_held_tool_result_has_no_stand_in_without_add_messages() -> None:
-    """Another reducer may not replace a message by id: the stand-in would stay beside the
-    released result, so the result is held as before (its call unanswered while it waits)."""
+class _AppendState(TypedDict):
+    messages: Annotated[list[BaseMessage], operator.add]
 
-    class AppendState(TypedDict):
-        messages: Annotated[list[BaseMessage], operator.add]
 
+class _OpenAIFormatState(TypedDict):
+    messages: Annotated[list[BaseMessage], add_messages(format="langchain-openai")]
+
+
+@pytest.mark.parametrize("schema", [_AppendState, _OpenAIFormatState], ids=["append", "openai"])
+def test_a_held_tool_result_has_no_stand_in_without_add_messages(schema: type) -> None:
+    """Another reducer may not replace a message by id (nor does ``add_messages`` with a
+    ``format``, whose round trip drops ids): the stand-in would stay beside the released
+    result, so the result is held as before (its call unanswered while it waits)."""
     graph, _ = handoff_by_tool_graph(
-        Action.HALT, "swarm", "Quote per unit", f". Note: hold at {SECRET}", AppendState
+        Action.HALT, "swarm", "Quote per unit", f". Note: hold at {SECRET}", schema
     )
     config: RunnableConfig = {"configurable": {"thread_id": uuid.uuid4().hex}}
     graph.invoke(start(), config)
