@@ -100,8 +100,11 @@ def guard_graph(
     stays in the history is answered. While it waits for a decision a stand-in answers the
     call (``[kinguard withheld this tool result for human review]``), which the decision's
     outcome replaces in place; a halt never decided (new input instead, or ``update_state`` as
-    the halt node) leaves it. This needs ``add_messages`` as the messages reducer (it replaces
-    a message by id): with another reducer the call is unanswered until the decision.
+    the halt node) leaves it. This needs ``add_messages`` without a ``format`` as the messages
+    reducer (it replaces a message by id): with another reducer the call is unanswered until
+    the decision. ``stream_mode="messages"`` shows the stand-in but not what replaces it (the
+    stream skips a message whose id the halt node was given); ``updates`` and ``values`` show
+    both.
 
     A halt waits at the agent's ``<node>.kinguard_halt`` node. ``update_state`` while it waits
     (as the agent, or at a static breakpoint) keeps it waiting: the halt node asks again, or
