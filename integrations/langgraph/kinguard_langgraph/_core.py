@@ -1077,6 +1077,8 @@ class GraphCore:
             else:
                 records.append((task, rec))
         delivered: list[BaseMessage] = []
+        history = _get_messages(state, self.messages_key)
+        last_message = history[-1] if history else None
         goto: list[Any] = []
         outcomes: dict[Any, BaseMessage | None] = {}
         """Message id -> what the held Sends' states get instead (None: nothing)."""
@@ -1122,8 +1124,16 @@ class GraphCore:
                             sender=str(record.get("agent")),
                             action=verdict.action.value,
                         )
-                if entry.get("stand_in") and outcome is not None and outcome.id != message.id:
-                    outcome = outcome.model_copy(update={"id": message.id})  # in its place
+                if entry.get("stand_in") and outcome is not None:
+                    if getattr(last_message, "id", None) == message.id and not entry.get("sent"):
+                        # The stand-in ends the history: the outcome can take its place under
+                        # a new id, which the messages stream shows (it skips ids the halt node
+                        # was given, the stand-in's among them).
+                        delivered.append(RemoveMessage(id=str(message.id)))
+                        if outcome.id == message.id:
+                            outcome = outcome.model_copy(update={"id": f"{message.id}-decided"})
+                    elif outcome.id != message.id:
+                        outcome = outcome.model_copy(update={"id": message.id})  # in its place
                 if message.id is not None:
                     outcomes[message.id] = outcome
                 if outcome is not None and not entry.get("sent"):

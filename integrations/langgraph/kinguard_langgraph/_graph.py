@@ -102,9 +102,10 @@ def guard_graph(
     outcome replaces in place; a halt never decided (new input instead, or ``update_state`` as
     the halt node) leaves it. This needs ``add_messages`` without a ``format`` as the messages
     reducer (it replaces a message by id): with another reducer the call is unanswered until
-    the decision. ``stream_mode="messages"`` shows the stand-in but not what replaces it (the
-    stream skips a message whose id the halt node was given); ``updates`` and ``values`` show
-    both.
+    the decision. ``stream_mode="messages"`` shows the stand-in, then the outcome, which
+    takes its place under a new id; only when messages came after the stand-in meanwhile
+    (``update_state``) does the outcome keep the stand-in's id to stay next to its call, and
+    that stream then skips it (``updates`` and ``values`` show it).
 
     A halt waits at the agent's ``<node>.kinguard_halt`` node. ``update_state`` while it waits
     (as the agent, or at a static breakpoint) keeps it waiting: the halt node asks again, or

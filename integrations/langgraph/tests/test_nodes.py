@@ -522,7 +522,13 @@ def test_a_held_handoff_tool_result_leaves_no_call_unanswered(then: str, result:
         )
         graph.invoke(None, config)
     else:
-        graph.invoke(Command(resume={"type": then, "text": "Over to you."}), config)
+        decision = Command(resume={"type": then, "text": "Over to you."})
+        streamed = [
+            part.content
+            for part, _ in graph.stream(decision, config, stream_mode="messages")
+            if isinstance(part, ToolMessage)
+        ]
+        assert streamed == [result]  # a chat UI on the messages stream sees the outcome too
     messages = graph.get_state(config).values["messages"]
     assert not unanswered(messages)
     assert [m.content for m in messages if isinstance(m, ToolMessage)] == [result]
