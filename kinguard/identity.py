@@ -195,6 +195,13 @@ class IdentityPlanner:
         """
         block = self.block(agent)
         base = base or ""
+        # Asked on every model call by some adapters: the usual cases skip the regex.
+        if IDENTITY_MARKER not in base:
+            if block is None:
+                return base
+            return f"{base.rstrip()}\n\n{block}" if base.strip() else block
+        if block is not None and base.endswith(block) and base.count(IDENTITY_MARKER) == 1:
+            return base
         found = list(_BLOCK.finditer(base))
         if len(found) == 1 and found[0].group().lstrip("\r\n") == block:
             return base
