@@ -447,16 +447,13 @@ class KinGuard:
             nudge = self._identity.nudge(context.sender, recipients, list(dict.fromkeys(names)))
             with self._lock:
                 self._nudges.setdefault(message.conversation_id, {})[message.sender] = nudge
-        withheld = delivered is None or action is Action.HALT
-        if withheld or delivered != message.text:
-            # The monitor remembers what the others were given: a withheld message they never
-            # saw (nor may it persist in the state a checkpointer stores), a rewritten one as
-            # rewritten.
-            self.monitor.remember(
-                message.conversation_id,
-                message.sender,
-                None if withheld or delivered is None else normalise(delivered).folded,
-            )
+        # The monitor remembers what the others were given: a withheld message they never saw
+        # (nor may it persist in the state a checkpointer stores), a rewritten one as rewritten.
+        if delivered is None or action is Action.HALT:
+            self.monitor.remember(message.conversation_id, message.sender, None)
+        elif delivered != message.text:
+            folded = normalise(delivered).folded
+            self.monitor.remember(message.conversation_id, message.sender, folded)
         return action, tuple(dict.fromkeys(reasons)), delivered, notice, nudge, error
 
     @staticmethod
