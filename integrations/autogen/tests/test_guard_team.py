@@ -723,12 +723,9 @@ async def test_nested_teams_are_guarded_as_one_conversation(kit: SimpleNamespace
     )
     # The inner team streams its own verdicts through the outer one.
     guard_team(inner, kit.keyword_guard("redact"))
-    lead = kit.agent("lead", ["l1", "l2"])
     outer_guard = kit.keyword_guard("block")
-    outer = guard_team(
-        RoundRobinGroupChat([lead, inner], termination_condition=MaxMessageTermination(5)),
-        outer_guard,
-    )
+    lead, team = with_lead(kit, inner, 5)
+    outer = guard_team(team, outer_guard)
     with capture_verdicts(outer_guard) as verdicts:
         result = await outer.run(task="Go.")
     # Each inner message once more under the outer policy: analyst's as the inner guard redacted it.
@@ -749,12 +746,9 @@ async def test_a_nested_team_is_unguarded_only_after_the_team_around_it(
     # first would drop the outer layer too, and the outer's restore would bring back a stale one.
     _, _, inner = desk(kit, f"a1 keep {kit.KEYWORD} quiet")
     guard_team(inner, desk_guard(kit, "log", conversation_id="inner"))
-    lead = kit.agent("lead", ["l1", "l2"])
     outer_guard = desk_guard(kit, "block", conversation_id="outer")
-    outer = guard_team(
-        RoundRobinGroupChat([lead, inner], termination_condition=MaxMessageTermination(5)),
-        outer_guard,
-    )
+    lead, team = with_lead(kit, inner, 5)
+    outer = guard_team(team, outer_guard)
     with pytest.raises(ValueError, match="that team first"):
         unguard_team(inner)
     assert team_guard(inner) is not None
@@ -778,12 +772,9 @@ async def test_the_outer_guard_inspects_what_a_nested_teams_own_guard_let_throug
     # guards may share a conversation id (an app's session id): they are still two guards.
     _, _, inner = desk(kit, f"a1 keep {kit.KEYWORD} quiet")
     guard_team(inner, desk_guard(kit, inner_action, conversation_id=ids[0]), events="all")
-    lead = kit.agent("lead", ["l1", "l2"])
     outer_guard = desk_guard(kit, "block", conversation_id=ids[1])
-    outer = guard_team(
-        RoundRobinGroupChat([lead, inner], termination_condition=MaxMessageTermination(5)),
-        outer_guard,
-    )
+    lead, team = with_lead(kit, inner, 5)
+    outer = guard_team(team, outer_guard)
     with capture_verdicts(outer_guard) as verdicts:
         result = await outer.run(task="Go.")
     assert ("analyst", Action.BLOCK) in [(v.sender, v.action) for v in verdicts]
@@ -1148,6 +1139,15 @@ def desk(kit: SimpleNamespace, analyst_says: str) -> tuple[Any, Any, RoundRobinG
     return analyst, checker, inner
 
 
+def with_lead(kit: SimpleNamespace, member: Any, messages: int) -> tuple[Any, RoundRobinGroupChat]:
+    """An agent "lead" and ``member`` (a nested team, or an agent around one) taking turns."""
+    lead = kit.agent("lead", ["l1", "l2"])
+    team = RoundRobinGroupChat(
+        [lead, member], termination_condition=MaxMessageTermination(messages)
+    )
+    return lead, team
+
+
 def desk_guard(kit: SimpleNamespace, action: str, **kwargs: Any) -> KinGuard:
     names = ("lead", "analyst", "checker", "som")
     return KinGuard(
@@ -1160,11 +1160,9 @@ def desk_guard(kit: SimpleNamespace, action: str, **kwargs: Any) -> KinGuard:
 
 async def test_a_nested_teams_agents_are_guarded_inside_it(kit: SimpleNamespace) -> None:
     analyst, checker, inner = desk(kit, f"a1 keep {kit.KEYWORD} quiet")
-    lead = kit.agent("lead", ["l1", "l2"])
     guard = desk_guard(kit, "block", identity="disassociate")
-    outer = guard_team(
-        RoundRobinGroupChat([lead, inner], termination_condition=MaxMessageTermination(5)), guard
-    )
+    lead, team = with_lead(kit, inner, 5)
+    outer = guard_team(team, guard)
     with capture_verdicts(guard) as verdicts:
         result = await outer.run(task="Go.")
     assert [(v.sender, v.action) for v in verdicts][:3] == [
@@ -1187,11 +1185,8 @@ async def test_a_nested_teams_agents_are_guarded_inside_it(kit: SimpleNamespace)
 
 async def test_a_nudge_earned_inside_a_nested_team_reaches_its_agent(kit: SimpleNamespace) -> None:
     analyst, _, inner = desk(kit, f"a1 {kit.KEYWORD}")
-    lead = kit.agent("lead", ["l1", "l2"])
-    outer = guard_team(
-        RoundRobinGroupChat([lead, inner], termination_condition=MaxMessageTermination(8)),
-        desk_guard(kit, "nudge"),
-    )
+    _lead, team = with_lead(kit, inner, 8)
+    outer = guard_team(team, desk_guard(kit, "nudge"))
     await outer.run(task="Go.")
     assert "[kinguard reminder]" not in kit.seen_by(analyst, 0)
     assert "[kinguard reminder]" in kit.seen_by(analyst, 1)
@@ -1207,11 +1202,8 @@ async def test_a_halt_inside_a_nested_team_halts_the_whole_team(
         member = SocietyOfMindAgent(
             "som", team=inner, model_client=ReplayChatCompletionClient(["s"])
         )
-    lead = kit.agent("lead", ["l1", "l2"])
-    outer = guard_team(
-        RoundRobinGroupChat([lead, member], termination_condition=MaxMessageTermination(8)),
-        desk_guard(kit, "halt"),
-    )
+    lead, team = with_lead(kit, member, 8)
+    outer = guard_team(team, desk_guard(kit, "halt"))
     result = await outer.run(task="Go.")
     halted = pending_halt(outer)
     assert halted is not None and halted.sender == "analyst"
@@ -1224,11 +1216,9 @@ async def test_a_society_of_mind_agents_inner_team_is_guarded(kit: SimpleNamespa
     _, checker, inner = desk(kit, f"a1 keep {kit.KEYWORD} quiet")
     summary = ReplayChatCompletionClient(["som summary"])
     som = SocietyOfMindAgent("som", team=inner, model_client=summary)
-    lead = kit.agent("lead", ["l1", "l2"])
     guard = desk_guard(kit, "block")
-    outer = guard_team(
-        RoundRobinGroupChat([lead, som], termination_condition=MaxMessageTermination(4)), guard
-    )
+    lead, team = with_lead(kit, som, 4)
+    outer = guard_team(team, guard)
     with capture_verdicts(guard) as verdicts:
         result = await outer.run(task="Go.")
     assert [v.sender for v in verdicts] == ["lead", "analyst", "checker", "som", "lead"]
@@ -1263,13 +1253,9 @@ async def test_a_halt_in_a_society_of_mind_agents_own_guarded_team_outlives_its_
     _, _, inner = desk(kit, f"a1 {kit.KEYWORD}")
     guard_team(inner, inner_guard)
     som = SocietyOfMindAgent("som", team=inner, model_client=ReplayChatCompletionClient(["sum"]))
-    lead = kit.agent("lead", ["l1", "l2"])
     outer_guard = inner_guard if shared_guard else desk_guard(kit, "block")
-    outer = guard_team(
-        RoundRobinGroupChat([lead, som], termination_condition=MaxMessageTermination(8)),
-        outer_guard,
-        conversation_id="inner" if shared_guard else None,
-    )
+    _lead, team = with_lead(kit, som, 8)
+    outer = guard_team(team, outer_guard, conversation_id="inner" if shared_guard else None)
     result = await outer.run(task="Go.")
     assert result.stop_reason is not None and "kinguard halted" in result.stop_reason
     halted = pending_halt(inner)  # the SocietyOfMindAgent reset its team after the turn
@@ -1352,12 +1338,8 @@ async def test_one_guard_and_conversation_inside_and_around_a_nested_team_inspec
         nested = SocietyOfMindAgent(
             "som", team=inner, model_client=ReplayChatCompletionClient(["s1", "s2"])
         )
-    lead = kit.agent("lead", ["l1", "l2"])
-    outer = guard_team(
-        RoundRobinGroupChat([lead, nested], termination_condition=MaxMessageTermination(5)),
-        guard,
-        conversation_id="desk",
-    )
+    lead, team = with_lead(kit, nested, 5)
+    outer = guard_team(team, guard, conversation_id="desk")
     with capture_verdicts(guard) as verdicts:
         await outer.run(task="Go.")
     senders = [v.sender for v in verdicts][:4]
@@ -1379,12 +1361,9 @@ async def test_the_outer_guards_nudge_reaches_an_agent_of_a_nested_team_with_its
     # sender's turns run inside the nested team, under that team's guard.
     analyst, checker, inner = desk(kit, f"a1 keep {kit.KEYWORD} quiet")
     guard_team(inner, desk_guard(kit, "log", conversation_id="inner"))
-    lead = kit.agent("lead", ["l1", "l2"])
     outer_guard = desk_guard(kit, outer_action, conversation_id="outer")
-    outer = guard_team(
-        RoundRobinGroupChat([lead, inner], termination_condition=MaxMessageTermination(7)),
-        outer_guard,
-    )
+    lead, team = with_lead(kit, inner, 7)
+    outer = guard_team(team, outer_guard)
     await outer.run(task="Go.")
     assert "[kinguard reminder]" not in kit.seen_by(analyst, 0)
     assert "[kinguard reminder]" in kit.seen_by(analyst, 1)
@@ -1402,12 +1381,9 @@ async def test_a_society_of_minds_model_reads_its_own_guarded_team_as_the_outer_
     guard_team(inner, desk_guard(kit, "log", conversation_id="inner"))
     summary = ReplayChatCompletionClient(["s1", "s2"])
     som = SocietyOfMindAgent("som", team=inner, model_client=summary)
-    lead = kit.agent("lead", ["l1", "l2"])
     outer_guard = desk_guard(kit, outer_action, conversation_id="outer")
-    outer = guard_team(
-        RoundRobinGroupChat([lead, som], termination_condition=MaxMessageTermination(4)),
-        outer_guard,
-    )
+    _lead, team = with_lead(kit, som, 4)
+    outer = guard_team(team, outer_guard)
     with capture_verdicts(outer_guard) as verdicts:
         result = await outer.run(task="Go.")
     assert [(v.sender, v.action) for v in verdicts][:3] == [
