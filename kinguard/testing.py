@@ -12,8 +12,9 @@ from __future__ import annotations
 import abc
 import asyncio
 import re
+import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -44,6 +45,7 @@ __all__ = [
     "RaisingDetector",
     "RunResult",
     "capture_verdicts",
+    "interleaved_medians",
     "reference_verdicts",
 ]
 
@@ -116,6 +118,26 @@ class HangingDetector:
     def __call__(self, message: Message, context: Context) -> list[Signal]:
         time.sleep(self.seconds)
         return []
+
+
+def interleaved_medians(
+    runs: Mapping[str, Callable[[], object]], rounds: int, warmup: int = 2
+) -> dict[str, float]:
+    """Median wall time in seconds of each of ``runs``, timed in turn ``rounds`` times.
+
+    For guarded-over-bare ratios: interleaved, load from elsewhere on the machine hits every
+    variant alike, where timing one variant after the other lets a burst land on one of them.
+    """
+    for _ in range(warmup):
+        for run in runs.values():
+            run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(spent) for name, spent in times.items()}
 
 
 class AdapterHarness(abc.ABC):

@@ -14,6 +14,7 @@ benchmark's ``extra_info`` (``--benchmark-json``). Target: guarded/bare under 1.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,6 +33,7 @@ from autogen_ext.models.replay import ReplayChatCompletionClient
 from kinguard_autogen import guard_team
 
 from kinguard import AgentProfile, KinGuard
+from kinguard.testing import interleaved_medians
 
 NAMES = ("buyer", "seller", "broker", "auditor")
 MESSAGES = 50
@@ -150,3 +152,26 @@ def test_round_robin_50_messages(benchmark: Any, variant: str, medians: dict[str
         benchmark.extra_info[f"ratio_to_{baseline}"] = round(
             medians[variant] / medians[baseline], 3
         )
+
+
+@pytest.mark.benchmark(group="autogen-ratio")
+def test_guarded_over_bare(benchmark: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every variant timed in turn, 30 times: the ratios to quote (the per-variant benchmarks
+    above run one after the other, so a burst of load can land on one variant alone)."""
+    guards = {variant: make() for variant, (make, _, _) in VARIANTS.items()}
+    runs = {
+        variant: functools.partial(run_once, guards[variant], stream)
+        for variant, (_, stream, _) in VARIANTS.items()
+    }
+    medians = interleaved_medians(runs, rounds=30)
+    lines = []
+    for variant, (_, _, baseline) in VARIANTS.items():
+        benchmark.extra_info[f"{variant}_median_s"] = medians[variant]
+        if variant != baseline:
+            ratio = medians[variant] / medians[baseline]
+            benchmark.extra_info[f"{variant}_ratio"] = ratio
+            added = (medians[variant] - medians[baseline]) / MESSAGES * 1e6
+            lines.append(f"{variant}/{baseline} {ratio:.3f} (+{added:.0f} us/message)")
+    with capsys.disabled():  # shown without -s: the ratios are what this benchmark is for
+        print("\nautogen interleaved: " + " | ".join(lines))
+    benchmark.pedantic(runs["guarded"], rounds=3)

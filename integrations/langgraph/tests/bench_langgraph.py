@@ -13,8 +13,6 @@ pass-through verdict: what is left is the adapter alone (identity injection incl
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +26,7 @@ from kinguard_langgraph import guard_graph
 from kinguard_langgraph._scripted import ScriptedChatModel, script_graph, start
 
 from kinguard import AgentProfile, KinGuard, Message, Verdict
+from kinguard.testing import interleaved_medians
 
 NAMES = ["north", "east", "south", "west"]
 TURNS = 50
@@ -128,29 +127,13 @@ def test_guarded_no_detectors(benchmark: Any) -> None:
 @pytest.mark.benchmark(group="langgraph-ratio")
 def test_guarded_over_bare(benchmark: Any, capsys: pytest.CaptureFixture[str]) -> None:
     runs = {variant: build(variant) for variant in VARIANTS}
-    for _ in range(2):
-        for run in runs.values():
-            run()
-    times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
-    pair_ratios: dict[str, list[float]] = {variant: [] for variant in VARIANTS[1:]}
-    for _ in range(40):
-        # Interleaved, so load from elsewhere on the machine hits every variant alike.
-        for variant, run in runs.items():
-            start_s = time.perf_counter()
-            run()
-            times[variant].append(time.perf_counter() - start_s)
-        for variant in pair_ratios:
-            pair_ratios[variant].append(times[variant][-1] / times["bare"][-1])
-    medians = {variant: statistics.median(times[variant]) for variant in VARIANTS}
-    ratios = {variant: medians[variant] / medians["bare"] for variant in pair_ratios}
+    medians = interleaved_medians(runs, rounds=40)
+    ratios = {variant: medians[variant] / medians["bare"] for variant in VARIANTS[1:]}
     for variant in VARIANTS:
         benchmark.extra_info[f"{variant}_median_s"] = medians[variant]
     for variant, ratio in ratios.items():
         prefix = "" if variant == "guarded" else f"{variant}_"  # ``ratio``: guarded, as before
         benchmark.extra_info[f"{prefix}ratio"] = ratio
-        benchmark.extra_info[f"{prefix}ratio_of_pairs_median"] = statistics.median(
-            pair_ratios[variant]
-        )
     added = {v: (medians[v] - medians["bare"]) / TURNS * 1e6 for v in ratios}
     with capsys.disabled():  # shown without -s: the ratios are what this benchmark is for
         print(
