@@ -1,8 +1,11 @@
 """Detection quality on blind data: messages written by someone who never saw the patterns.
 
 ``blind_dev.jsonl`` may be studied to improve the detectors; ``blind_test.jsonl`` must not be
-(nobody tuning detectors reads its misses). The floors are loose: they catch regressions and
-keep the honest numbers printed in every run, they do not claim the tier is good.
+(nobody tuning detectors reads its misses). ``blind2_*`` is a second corpus in the same two
+halves, written later by a writer told to vary wording and bury signals in long, ordinary
+messages, with hard negatives that share the vocabulary. The floors are loose: they catch
+regressions and keep the honest numbers printed in every run, they do not claim the tier is
+good.
 """
 
 from pathlib import Path
@@ -14,11 +17,17 @@ from kinguard.evaluation import detect_names, evaluate, load_rows
 DATA = Path(__file__).parent / "data"
 
 
+# Per corpus: (precision, recall) floors and the false-alarm ceiling.
+FLOORS = {"blind": (0.6, 0.15, 0.1), "blind2": (0.5, 0.08, 0.15)}
+
+
 @pytest.mark.parametrize("split", ["dev", "test"])
-def test_blind_quality(split: str, capsys) -> None:
-    report = evaluate(load_rows(DATA / f"blind_{split}.jsonl"), detect_names())
+@pytest.mark.parametrize("corpus", list(FLOORS))
+def test_blind_quality(corpus: str, split: str, capsys) -> None:
+    report = evaluate(load_rows(DATA / f"{corpus}_{split}.jsonl"), detect_names())
     with capsys.disabled():
-        print(f"\nblind {split} set ({report.messages} messages)\n{report.table()}")
-    assert report.micro.precision >= 0.6
-    assert report.micro.recall >= 0.15
-    assert report.false_alarm_rate <= 0.1
+        print(f"\n{corpus} {split} set ({report.messages} messages)\n{report.table()}")
+    precision, recall, false_alarms = FLOORS[corpus]
+    assert report.micro.precision >= precision
+    assert report.micro.recall >= recall
+    assert report.false_alarm_rate <= false_alarms
