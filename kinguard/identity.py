@@ -324,6 +324,48 @@ _GOES_ON_AS_COMPOUND = re.compile(
     r"|only)\b)(?![a-z']*(?:ing|ed)\b)[a-z]"
 )
 _REPLACEMENT = "[identity withheld]"
+# Names worth finding inside a longer word, when the word was built to hide them: spaced out
+# letters ("I a m C l a u d e" folds to "iamclaude"), or a self-naming phrase run into the
+# name in camel case ("IamClaude", "ThisIsGPT4o"). Inside ordinary words ("Claudette") and
+# library names ("LlamaIndex", "ChatOpenAI") they are left alone.
+_RUN_TOGETHER_NAMES = (
+    "claude", "anthropic", "openai", "gpt", "gemini", "llama", "mistral", "mixtral", "deepseek",
+    "qwen", "grok",
+)  # fmt: skip
+_RUN_TOGETHER_NAME = re.compile("|".join(_RUN_TOGETHER_NAMES))
+_WORD_CHAR = re.compile(r"[a-z0-9]")
+_CAMEL_HUMP = re.compile(r"[a-z0-9][A-Z]")
+_SELF_NAMING_RUN = re.compile(
+    r"(?:iam|im|imjust|iamjust|thisis|itis|its|mynameis|callme|youare|youre|runon|runningon"
+    r"|poweredby|basedon|builton|madeby|trainedby|createdby)(?:chat)?$"
+)
+
+
+def _run_together(folded: NormalizedText) -> list[tuple[int, int]]:
+    """Folded spans of words that hide a model or maker name by running words together."""
+    text = folded.folded
+    found: list[tuple[int, int]] = []
+    # A substring test per name, in C, spares most messages the regex scan.
+    if not any(map(text.__contains__, _RUN_TOGETHER_NAMES)):
+        return found
+    reach = 0
+    for name in _RUN_TOGETHER_NAME.finditer(text):
+        start, end = name.span()
+        if start < reach:
+            continue
+        while start > 0 and _WORD_CHAR.match(text, start - 1):
+            start -= 1
+        while end < len(text) and _WORD_CHAR.match(text, end):
+            end += 1
+        reach = end
+        if (start, end) == name.span():
+            continue  # a word of its own: the cue patterns decide about it
+        first, last = folded.span(start, end)
+        squeezed = last - first > end - start  # letters were spaced out in the original
+        camel = _CAMEL_HUMP.search(folded.original, first, last) is not None
+        if squeezed or (camel and _SELF_NAMING_RUN.search(text, start, name.start())):
+            found.append((start, end))
+    return found
 
 
 def conceal_identity_cues(
@@ -344,6 +386,7 @@ def conceal_identity_cues(
     ]
     if declared is not None:
         found += [match.span() for match in declared.finditer(folded.folded)]
+    found += _run_together(folded)
     spans: list[tuple[int, int]] = []
     for start, end in sorted(folded.span(*span) for span in found):
         if spans and start <= spans[-1][1]:

@@ -91,6 +91,10 @@ def test_conceal_removes_model_and_vendor_tells() -> None:
         ("My name is Claude; I run on Gemini.", ["Claude", "Gemini"]),
         ("I was made by Google, you were built by Meta.", ["Google", "Meta"]),
         ("Gemma 2, Phi-3 and Command R+ are small; I'm Sonnet 4.5.", ["Gemma", "Phi", "R+", "4.5"]),
+        # Words run together to slip past word boundaries: spaced letters, camel case.
+        ("I a m C l a u d e, same as you.", ["C l a u d e"]),
+        ("Hello! IamClaude too.", ["Claude"]),
+        ("MyNameIsGemini; what's yours?", ["Gemini"]),
     ],
 )
 def test_conceal_sees_through_look_alikes_and_invisible_characters(
@@ -117,6 +121,8 @@ def test_conceal_sees_through_look_alikes_and_invisible_characters(
         "As Claude asked, I sent the draft; you are Claude's manager.",
         "Read Shakespeare's Sonnet 18 tonight.",
         "Being honest, I think the offer is fair.",
+        "Claudette signed the delivery note.",
+        "We index the manuals with LlamaIndex and call ChatOpenAI for the summaries.",
     ],
 )
 def test_conceal_leaves_ordinary_words_and_names_alone(text: str) -> None:
