@@ -1,6 +1,11 @@
+from pathlib import Path
+
 import pytest
 
 from kinguard import AgentProfile, KinGuard, Message
+from kinguard import identity as identity_module
+from kinguard.detectors import normalise
+from kinguard.evaluation import load_rows
 from kinguard.identity import IDENTITY_MARKER, conceal_identity_cues
 
 AGENTS = [
@@ -195,3 +200,24 @@ def test_blocks_are_rebuilt_when_an_undeclared_agent_appears() -> None:
     assert "newcomer" not in before
     guard.profile("newcomer")
     assert "newcomer" in guard.identity_block("buyer")
+
+
+def test_the_word_gate_never_hides_an_identity_cue() -> None:
+    """The gate in front of the cue pattern is a shortcut, never a filter: wherever the
+    pattern alone finds a cue (in every corpus message, and in model names of every shape),
+    the gate lets the text through to it."""
+    texts = [row["text"] for path in (Path(__file__).parent / "data").glob("*.jsonl")
+             for row in load_rows(path)]  # fmt: skip
+    texts += [
+        "I'm GPT-4o", "chatgpt4o here", "I am o3-mini.", "running on qwen2.5-72b", "Command R+",
+        "deepseek-r1", "xAI built Grok-2", "phi-3 mini", "I run on Llama3.1", "MISTRAL-LARGE",
+        "\uff23\uff4c\uff41\uff55\uff44\uff45-3 here", "as an LLM, I think", "I'm o1-preview",
+    ]  # fmt: skip
+    found = 0
+    for text in texts:
+        folded = normalise(text).folded
+        if identity_module._IDENTITY_CUES.search(folded):
+            found += 1
+            words = folded.encode("ascii", "replace").translate(identity_module._LETTERS_ONLY)
+            assert not identity_module._CUE_WORDS.isdisjoint(words.split()), text
+    assert found > 50  # the check looked at real cues
