@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import ProxyTracerProvider, Span, Status, StatusCode
 
 from kinguard.logs import get_logger
 from kinguard.types import Action, Alert, HumanDecision, Message, Verdict
@@ -46,6 +46,19 @@ def content_capture_from_env() -> bool:
     )
 
 
+_UNKNOWN = object()
+
+
+def _global_provider_set() -> bool:
+    """Whether a global tracer provider is set: the test the API's proxy tracer makes itself
+    on every span (its module global, read directly: ``get_tracer_provider()`` would probe
+    ``os.environ`` with a raised ``KeyError`` on every message)."""
+    provider = getattr(trace, "_TRACER_PROVIDER", _UNKNOWN)
+    if provider is _UNKNOWN:  # an API version without it: ask the public way
+        return not isinstance(trace.get_tracer_provider(), ProxyTracerProvider)
+    return provider is not None
+
+
 class Telemetry:
     def __init__(
         self,
@@ -60,6 +73,8 @@ class Telemetry:
         """Telemetry calls that raised (a broken span processor, exporter or meter): each is
         logged and counted here, and never reaches the message path."""
         self._tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider=tracer_provider)
+        self._awaiting_sdk = tracer_provider is None
+        """Following the global tracer provider, and none was set when last looked."""
         meter = metrics.get_meter(_SCOPE, __version__, meter_provider=meter_provider)
         self._inspections = meter.create_counter(
             "kinguard.inspections", unit="{message}", description="Messages inspected"
@@ -91,6 +106,13 @@ class Telemetry:
             return trace.INVALID_SPAN, None
 
     def _start(self, message: Message) -> tuple[Span, object]:
+        if self._awaiting_sdk:
+            # No SDK set anywhere yet: the API's no-op span would cost a dozen calls into the
+            # context machinery on every message, for nothing. The global provider can be set
+            # once, later; from then on every span goes through the tracer.
+            if not _global_provider_set():
+                return trace.INVALID_SPAN, None
+            self._awaiting_sdk = False
         span = self._tracer.start_span(SPAN_NAME, kind=trace.SpanKind.INTERNAL)
         if not span.is_recording():
             # No SDK, or sampled out: nothing reads the attributes, and children of a span

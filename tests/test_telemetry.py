@@ -1,6 +1,8 @@
 """Spans, events and metrics through the real OpenTelemetry SDK with in-memory exporters."""
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 from opentelemetry import context as otel_context
@@ -185,3 +187,30 @@ def test_a_human_decision_is_a_span_and_a_count(otel, stage: str) -> None:
     otel[0].add_span_processor(_RaisingProcessor(stage))
     guard.record_decision(verdict, HumanDecision(type="approve"))  # contained
     assert guard.telemetry.failures == 1
+
+
+def test_a_guard_built_before_the_global_provider_is_set_traces_once_it_is() -> None:
+    """Without an SDK a guard skips the no-op span; it must notice an SDK set after it was
+    built (apps often build guards at import and configure telemetry in ``main``). The global
+    provider can be set once per process, hence a process of its own."""
+    code = """
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from kinguard import AgentProfile, KinGuard, Message
+
+guard = KinGuard([AgentProfile(name="a"), AgentProfile(name="b")])
+message = Message(sender="a", recipients=("b",), text="hello")
+guard.inspect(message)
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+guard.inspect(message)
+print([span.name for span in exporter.get_finished_spans()])
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "['kinguard.inspect']"
