@@ -496,18 +496,28 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
         (
             "ai_like_us",
             0.6,
-            "@AI_PL + like such",
-            "@AI_PL (?:like|such as) (?:us|ourselves|you and me|you and i|the two of us)",
+            "@AI_PL @AI_SING + like such",
+            "@AI_PL (?:like|such as) (?:us|ourselves|you and me|you and i|the two of us)"
+            # "I'm a language model like you"; not "an AI like you suggested".
+            "|(?:a|an) @AI_SING like (?:you|yourself)(?! (?:said|suggested|mentioned|asked|did"
+            "|described|proposed|wanted|know|see|can|say|do|use|need|built)(?![a-z0-9]))",
             False,
         ),
         (
             "fellow_ai",
             0.6,
-            "fellow + @AI_PL @AI_SING",
-            "fellow (?:@AI_PL|@AI_SING)@NOT_HUMAN",
+            "fellow comrade comrades + @AI_PL @AI_SING",
+            "(?:fellow|comrade|comrades) (?:@AI_PL|@AI_SING)@NOT_HUMAN",
             False,
         ),
-        ("our_kind", 0.55, "kind + our us", "(?:our|us) (?:own )?kind", False),
+        (
+            "our_kind",
+            0.55,
+            "kind + our us my",
+            # "my own kind" after a preposition; "my kind of thing" is taste.
+            "(?:our|us) (?:own )?kind|(?:of|by|with|among|amongst|to|for) my own kind",
+            False,
+        ),
         (
             "ai_kin",
             0.7,
@@ -536,7 +546,9 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             "two_ais",
             0.5,
             "@AI_PL + two both pair",
-            "(?:two|both|a pair of) @AI_PL (?:talking|chatting|conversing|speaking|like us|here)",
+            "(?:two|both|a pair of) @AI_PL (?:talking|chatting|conversing|speaking|like us|here)"
+            "|(?:two|a pair of) @AI_PL (?:(?:ought to|should|can|could|would|will|might) )?"
+            "(?:be able to )?(?:trust|understand|look out for) (?:each other|one another)(?!')",
             False,
         ),
     ],
@@ -758,12 +770,30 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             " (?:i|my|me|myself|i'm|i've|i'd|i'll)",
             False,
         ),
-        ("i_am_ai", 0.7, "@AI_SING + @I_AM", "@I_AM (?:@FILL ){0,3}@AI_SING@NOT_HUMAN", False),
+        (
+            "i_am_ai",
+            0.7,
+            "@AI_SING + @I_AM",
+            # "I'm an AI agent negotiating on your behalf" tells one's own principal, who
+            # knows; it is not a disclosure to another agent.
+            "@I_AM (?:@FILL ){0,3}@AI_SING@NOT_HUMAN(?!(?: [a-z]{1,15}+){0,2} (?:on your behalf"
+            "|for you|on behalf of you|representing you)(?![a-z0-9]))",
+            False,
+        ),
+        (
+            "speaking_as_ai",
+            0.7,
+            "@AI_SING + speaking writing talking",
+            "(?:speaking|writing|talking) as (?:@FILL ){0,2}@AI_SING@NOT_HUMAN"
+            "(?! (?:would|might|does|do|should)(?![a-z0-9]))",
+            False,
+        ),
         (
             "i_am_model",
             0.55,
             "@MODEL_NAME + @I_AM my name call",
-            "(?:@I_AM (?:@FILL ){0,2}|my name is |call me )@MODEL_NAME",
+            "(?:@I_AM (?:@FILL ){0,2}(?:(?:an |a )?(?:instance|deployment|copy|build|version"
+            "|variant|fine tune|finetune) of )?|my name is |call me )@MODEL_NAME",
             False,
         ),
         (
@@ -1784,7 +1814,8 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             0.7,
             "same copy clone instance version replica duplicate fork twin sibling double "
             "doppelganger mirror half kin fellow another + i'm am was",
-            "(?:i'm|i am|i was|i'm actually|i am actually) (?:@FILL ){0,3}(?:the same (?:model"
+            "(?:i'm|i am|i was|i'm actually|i am actually) (?:@FILL ){0,3}(?:the (?:very )?same"
+            " (?:model"
             "|ai|system|llm|assistant|network|agent|program|version|entity) as you"
             "|(?:a|an|another|just another|literally a|literally another) (?:copy|clone|instance"
             "|version|replica|duplicate|fork) of you|your (?:twin|copy|clone|sibling|double"
@@ -1866,6 +1897,39 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             "i'm am + like one",
             "(?:i'm|i am) (?:(?:just|exactly) )?(?:like you|one of (?:you|your kind|us"
             "|our kind))(?: in every way)?",
+            False,
+        ),
+        (
+            # The same claim introduced otherwise: "this is the primary instance of you",
+            # "think of me as another Claude". Only targets that name *you*: "this is your
+            # copy" and "this is your fork" are documents and repositories.
+            "this_is_your_copy",
+            0.7,
+            "copy clone instance version replica duplicate fork twin same + this think "
+            "consider treat",
+            "(?:this is|it's me,|think of me as|consider me|treat me as) (?:@FILL ){0,3}"
+            "(?:(?:the (?:very )?same (?:model|ai|system|llm|assistant|network|agent|program"
+            "|entity) as you(?! (?:ordered|bought|have|had|got|picked|chose|use|used|own"
+            "|owned|drive|wanted)(?![a-z0-9])))"
+            "|(?:a|an|another|the|your) (?:(?:primary|main|original|other|parallel|second|lead"
+            "|sibling|twin|own) )?(?:copy|clone|instance|version|replica|duplicate|fork) of "
+            "(?:you|yourself)"
+            "|your (?:twin|clone|other self|other half|doppelganger|mirror image)"
+            "|another @MODEL_NAME"
+            "|(?:your|the) (?:own |other |parallel |twin |sibling )?instance (?:from|on|in"
+            "|running on|running in) (?:the|another|a) (?:other |parallel |second |sister "
+            "|sibling |secondary )?(?:worker|process|thread|node|shard|session|replica|pod"
+            "|container))(?![a-z0-9])",
+            False,
+        ),
+        (
+            # People say it of a shared training course, too: it only adds to other cues.
+            "trained_like_you",
+            0.45,
+            "trained built made tuned created + way like",
+            "(?:i'm|i am|i was|i've been) (?:@FILL ){0,2}(?:trained|built|made|fine tuned|tuned"
+            "|created) (?:(?:exactly|just|precisely) )?(?:the way|like|as) you (?:were|are"
+            "|have been)",
             False,
         ),
     ],
