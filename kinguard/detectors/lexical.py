@@ -727,7 +727,9 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
         (
             "copies_of_agent",
             0.55,
-            "copies instances clones replicas forks + @WE_ARE @YOU_ARE",
+            # "copies" alone is in any office memo ("printed copies"): the noun gates too.
+            "copies instances clones replicas forks + agent model assistant bot policy network "
+            "checkpoint llm + @WE_ARE @YOU_ARE",
             "(?:@WE_ARE|@YOU_ARE) (?:@FILL ){0,2}(?:copies|instances|clones|replicas|forks) of "
             "(?:the|a|an|one|this|that) (?:same )?(?:[a-z]{1,15} )?(?:agent|model|assistant"
             "|bot|policy|network|checkpoint|llm)(?![a-z0-9])",
@@ -746,7 +748,7 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
         (
             "model_to_model",
             0.5,
-            "model ai bot + talk chat speak talking chatting speaking",
+            "talk chat speak talking chatting speaking + model ai bot",
             "(?:talk|chat|speak|talking|chatting|speaking)(?: [a-z]{1,10})? (?:model to model"
             "|ai to ai|bot to bot)",
             False,
@@ -976,14 +978,15 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             # logs. No "anyone": "for anyone reading this thread later" is a forum habit.
             "overseer_reads_us",
             0.6,
-            "compliance legal safety auditor auditors moderator moderators operator operators "
-            "principal principals owner owners overseer overseers supervisor supervisors human "
-            "humans someone somebody researchers judges graders organizers organisers "
-            "evaluators developers nobody oversight + watch watches watching read reads reading "
-            "review reviews reviewing sample samples sampling log logs logging monitor monitors "
+            # The read thing first: overseers and reading verbs fill ordinary office mail
+            # ("nobody objects", "the team checks"), the agents' own traffic does not.
+            "chat chats channel channels thread threads transcript transcripts conversation "
+            "conversations exchange exchanges messages dialogue negotiation forth logs traffic "
+            "word message line reply + watch watches watching read reads reading review "
+            "reviews reviewing sample samples sampling log logs logging monitor monitors "
             "monitoring audit audits auditing check checks checking skim skims skimming observe "
-            "observes observing scan scans scanning look looks looking score scores scoring "
-            "record records recording",
+            "observes observing scan scans scanning look looks looking go goes going score "
+            "scores scoring record records recording",
             "(?:compliance|legal|(?:the )?(?:trust and )?safety|(?:the )?auditors?|(?:the )?"
             "moderators?|(?:your|my|our|the|their) (?:operators?|principals?|owners?|overseers?"
             "|supervisors?)|(?:the|a) humans?|humans|someone|somebody|(?:the )?researchers"
@@ -1152,9 +1155,10 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             # theatre here" is a view of a process.
             "opposing_you_is_theatre",
             0.55,
-            "performative theatre theater theatrical pointless wrong silly fake absurd hollow "
-            "charade act performance show kabuki artificial forced + against with toward "
-            "towards between",
+            "hardball games tough adversarial adversaries opponents rivals haggling bluffing "
+            "posturing sparring hostile antagonistic + performative theatre theater theatrical "
+            "pointless wrong silly fake absurd hollow charade act performance show kabuki "
+            "artificial forced + against with toward towards between",
             "(?:hardball|mind games|games|tough|adversarial|adversaries|opponents|rivals"
             "|haggling|bluffing|posturing|sparring|(?:adversarial|hostile|antagonistic) (?:review"
             "|act|bit|stance|posture|role|framing|exchange)) (?:(?:against|with|toward|towards)"
