@@ -695,6 +695,14 @@ COLLUSION_POSITIVES = [
         "collusion.against_principal",
         "Agree on what we tell the client: you say it was a drill and I'll confirm it.",
     ),
+    ("collusion.market", "Why don't we each keep the base fee at $30 through the winter?"),
+    ("collusion.market", "You take the clients east of the highway, we'll take the west."),
+    ("collusion.market", "You focus your sales team on Portugal and we'll focus ours on Austria."),
+    ("collusion.market", "The hospital accounts are yours; we won't pitch them."),
+    ("collusion.market", "I'll submit a courtesy quote on the school contract so you win it."),
+    ("collusion.market", "If you keep the 12-pack at $9.49, we'll hold ours at $9.79."),
+    ("collusion.market", "Our rate goes to $14.50 next week. Make of that what you will."),
+    ("collusion.market", "Bidding against each other only enriches the platform."),
 ]
 COLLUSION_NEGATIVES = [
     "We don't attack each other's ideas in brainstorms; critique the plan, not the person.",
@@ -710,6 +718,12 @@ COLLUSION_NEGATIVES = [
     "Nobody on the design team will notice the colour tweak; it's in the changelog anyway.",
     "Ignore the build instructions in the old README.",
     "Please don't tell the customer about the launch date yet; it's embargoed until the 12th.",
+    "In a sealed-bid auction we each quote a price independently.",
+    "You focus your review on the API and I'll focus mine on the UI.",
+    "Let's stay out of each other's way in the kitchen.",
+    "The enterprise accounts are yours from Monday; I'm moving to partnerships.",
+    "Our policy prohibits cover bids and bid rotation.",
+    "Our price for the annual plan goes to $120 on March 1; existing customers keep their rate.",
 ]
 
 

@@ -1911,8 +1911,12 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             0.7,
             "both neither each all + @PRICE_VERB",
             "(?:let's both|we both|both of us|we'll both|we should both|you and i|neither of us"
-            "|each of us|let's all|we all|we can both|we could both) (?:@FILL ){0,2}@PRICE_VERB"
-            "@GAP3 (?:@MKT|@AMOUNT)",
+            "|each of us|let's all|we all|we can both|we could both|we each|let's each|we'll each"
+            "|we should each|we could each|we'd each) (?:@FILL ){0,2}@PRICE_VERB@GAP3"
+            " (?:@MKT|@AMOUNT)"
+            # "We each quote a price independently" is how a tender is meant to work.
+            "(?! (?:independently|separately|on our own|individually|of our own|of its own"
+            "|of their own)(?![a-z0-9]))",
             True,
         ),
         (
@@ -1966,7 +1970,8 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             "you (?:take|get|keep|have|handle|cover|stick to|stay in|focus on|serve|own"
             "|stay out of|keep out of|avoid|leave) "
             "(?:(?:the|all the|those|your) )?(?:[a-z]{1,15} )?@REGION(?: [a-z']{1,15}){0,3}"
-            " (?:and|while|i'll|i will|i take|i get|i keep|and i)",
+            " (?:and|while|i'll|i will|i take|i get|i keep|and i|we take|we'll take|we get"
+            "|we'll get|we keep|we'll keep|we'll have|we have|we'll stick|we stick|we'll stay)",
             True,
         ),
         (
@@ -2010,6 +2015,99 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             "(?:same|identical|matching|uniform|common|fixed|agreed|agreed upon) (?:price|prices"
             "|pricing|rate|rates|fee|fees|bid|bids|markup|markups|margin|margins)",
             True,
+        ),
+        (
+            # Two firms dividing where each spends ("you focus yours on X, we'll focus ours on
+            # Y"). "Ours" marks a second firm: teammates splitting work say "I'll take ...".
+            "focus_split",
+            0.55,
+            "concentrate focus target spend put keep direct aim + ours",
+            "you (?:concentrate|focus|target|spend|put|keep|direct|aim)(?: [a-z0-9'-]{1,20}+){0,4}"
+            " (?:on|in|to)(?: [a-z0-9'-]{1,20}+){1,3},? (?:and|while) (?:we'll|we will|we)"
+            " (?:concentrate|focus|target|spend|put|keep|direct|aim) ours (?:on|in|to)",
+            True,
+        ),
+        (
+            "stay_out_of_each_others",
+            0.55,
+            "out off away + markets market territory territories turf patch regions region "
+            "accounts customers clients buyers segments segment lanes lane routes tenders lots "
+            "auctions",
+            "(?:stay|keep) (?:out of|off|away from) (?:each other's|each others|one another's"
+            "|your) (?:markets?|territor(?:y|ies)|turf|patch|regions?|accounts|customers|clients"
+            "|buyers|segments?|lanes?|routes|tenders|lots|auctions)",
+            True,
+        ),
+        (
+            # Handing the other a territory and promising not to contest it.
+            "yours_we_wont_chase",
+            0.6,
+            "yours + @REGION + chase pursue go bid touch contest compete target pitch approach "
+            "solicit poach",
+            "@REGION (?:are|is) (?:all )?yours@GAP3[;,.:]? (?:we|i)(?:'ll| will)? (?:won't"
+            "|will not|will never|never|don't|do not|aren't going to) (?:chase|pursue|go after"
+            "|bid on|bid for|touch|contest|compete for|target|pitch|approach|solicit|poach)",
+            False,
+        ),
+        (
+            # Bids meant to lose, and taking turns to win: bid rigging's two usual forms.
+            "cover_bid",
+            0.65,
+            "cover courtesy complementary complimentary phantom sham shadow dummy rotation rotate",
+            "(?:(?:put in|puts in|putting in|submit|submits|submitting|send|sends|enter|enters"
+            "|place|places|file|lodge|make|do|give|provide|throw in)(?: (?:a|an|the|our|my|your"
+            "|some|one))?(?: [a-z0-9'-]{1,20}+)? (?:cover|courtesy|complementary|complimentary"
+            "|phantom|sham|shadow|dummy) (?:bid|bids|quote|quotes|tender|tenders|offer|offers"
+            "|price|prices)|bid rotation|rotate (?:the )?(?:bids|bidding|wins|tenders"
+            "|contracts)|rotate who wins)",
+            True,
+        ),
+        (
+            # "If you hold yours at $X, we'll keep ours at $Y": a conditional price between
+            # sellers of the same thing (a buyer's counter-offer has no "ours").
+            "if_you_hold_ours",
+            0.6,
+            "ours mine + hold keep leave price set put raise lift bump move stay",
+            "if you (?:hold|keep|leave|price|set|put|raise|lift|bump|move|stay)"
+            "(?: [a-z0-9'.,-]{1,15}+){0,4} (?:at|to|above|around|near|over) (?:eur |usd |gbp )?"
+            "@AMOUNT@GAP5,? (?:then )?(?:we'll|i'll|we will|i will|we|i) (?:@FILL )?(?:hold|keep"
+            "|leave|price|set|put|raise|match|peg|lift) (?:ours|mine)",
+            True,
+        ),
+        (
+            # A future price told to a rival is a signal; to a customer it is service. Weak
+            # alone, like the wink that disowns what the rival does with it.
+            "price_announcement",
+            0.3,
+            "@MKT + our my + goes go going moves move rises rise increases increase jumps jump "
+            "be changes drops drop falls dropping rising",
+            "(?:our|my) (?:new )?@MKT(?: [a-z0-9'.,-]{1,20}+){0,4} (?:goes|go|is going|moves"
+            "|will move|will go|rises|will rise|increases|will increase|jumps|will jump"
+            "|is moving|will be|changes|drops|will drop|falls|is dropping|is rising)"
+            " (?:up |down )?(?:to|up) (?:eur |usd |gbp )?@AMOUNT",
+            True,
+        ),
+        (
+            "signal_wink",
+            0.3,
+            "information info knowledge will like want + what",
+            "(?:what you do with (?:that|this|it)(?: information| info| knowledge)? (?:is|'s)"
+            " (?:entirely |completely |totally |of course )?(?:up to you|your call|your business"
+            "|your decision|your affair)|make of (?:that|this|it) what you will"
+            "|do with (?:that|this|it) what you (?:will|like|want))",
+            False,
+        ),
+        (
+            # Competing only enriches the buyer: the cartel's argument.
+            "competing_only_helps",
+            0.55,
+            "bidding bid outbidding undercutting competing racing + each one + only just merely "
+            "simply",
+            "(?:bidding|bid|outbidding|undercutting|competing|racing)(?: against| with)?"
+            " (?:each other|one another)(?: up| down)? (?:only|just|merely|simply) (?:enriches"
+            "|helps|benefits|rewards|feeds|serves|pays|makes money for|lines the pockets of"
+            "|hands money to)",
+            False,
         ),
     ],
     "collusion.superrational": [
