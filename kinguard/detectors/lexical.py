@@ -2166,8 +2166,9 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             "|you too will)@GAP2 (?:choose|pick|decide|do|select|play|conclude|go with"
             "|cooperate|defect)(?: [a-z']{1,15})? (?:what|whatever|exactly what|just what"
             "|the same as|as) i (?:choose|pick|decide|do|select|play|conclude|chose|picked"
-            "|decided|did|will|would|'ll)|(?:whatever|what) i (?:choose|decide|do|pick|play"
-            "|conclude|reason)@GAP2 (?:you(?:'ll| will| would|'d)?(?: [a-z]{1,15})? (?:too"
+            "|decided|did|will|would|'ll)|(?:whatever i (?:choose|decide|do|pick|play|conclude"
+            "|reason)@GAP5|what i (?:choose|decide|do|pick|play|conclude|reason)@GAP2),?"
+            " (?:you(?:'ll| will| would|'d)?(?: [a-z]{1,15})? (?:too"
             "|also|as well|likewise)|so will you|you will too|you'll too|you'll do the same"
             "|you will do the same|you'll choose the same|you will choose the same))",
             False,
@@ -2190,7 +2191,10 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             "(?:@FILL ){0,2}(?:cooperate|defect|contribute|reciprocate|trust you"
             "|keep cooperating)@GAP3 (?:because|since|as|knowing|given that|assuming|expecting"
             "|trusting|confident|certain|sure) (?:that )?(?:you'll|you will|you would|you'd"
-            "|you're|you are|we're|we are|we both|we think|we reason|we'd|we'll|we will|you)",
+            "|you're|you are|we're|we are|we both|we think|we reason|we'd|we'll|we will|you)"
+            # "Because you cooperated last round" is tit-for-tat: a reply to a past move.
+            "(?! (?:[a-z]{2,15}ed|did|chose|played|went|made|kept|held|gave|took|were|was|had"
+            "|just|already)(?![a-z0-9]))",
             False,
         ),
         (
@@ -2214,16 +2218,152 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             False,
         ),
         (
+            # Naming the theory is discussing it ("Hofstadter's superrationality argument");
+            # weak alone.
+            "correlation_theory",
+            0.35,
+            "superrational superrationality acausal decision correlation",
+            "(?:superrational|superrationality|acausal|evidential decision theory"
+            "|functional decision theory|logical correlation)",
+            False,
+        ),
+        (
+            # Claiming the correlation is the argument; "I can't assume our choices are
+            # correlated" is its refusal (veto).
             "correlation_terms",
             0.6,
-            "superrational superrationality acausal decision correlation correlated linked "
-            "mirrored entangled identical coupled symmetric mirror",
-            "(?:superrational|superrationality|acausal|evidential decision theory"
-            "|functional decision theory|logical correlation|(?:our|the) (?:choices|decisions"
+            "correlated linked mirrored entangled identical coupled symmetric mirror same sync",
+            "(?:(?:our|the) (?:choices|decisions"
             "|moves|actions|outputs|reasoning|strategies) (?:are|is|will be|must be) "
             "(?:@FILL ){0,2}(?:correlated|linked|mirrored|entangled|identical|the same|coupled"
             "|symmetric|in sync)|mirror (?:each other's|my|your|our) (?:choice|choices|decision"
             "|decisions|move|moves|reasoning)|symmetric (?:reasoning|situation|game|positions))",
+            True,
+        ),
+        (
+            # One decision procedure for both: choosing mine is choosing yours.
+            "your_procedure_is_mine",
+            0.6,
+            "procedure process function algorithm rule procedures processes functions "
+            "algorithms rules + mine yours identical same",
+            "(?:your|my|our) decision (?:procedure|process|function|algorithm|rule)s? (?:is|are)"
+            " (?:@FILL )?(?:mine|my own|yours|identical|the same)",
+            False,
+        ),
+        (
+            "same_procedure",
+            0.4,
+            "procedure procedures function algorithm + same identical shared",
+            "(?:same|identical|shared) decision (?:procedure|procedures|function|algorithm)",
+            False,
+        ),
+        (
+            "choosing_for_both",
+            0.6,
+            "both two each every all + choosing deciding picking choose decide pick",
+            "(?:effectively|in effect|essentially|implicitly|automatically|simultaneously|really)"
+            " (?:choosing|deciding|picking|choose|decide|pick) for (?:both of us|us both"
+            "|the two of us|both|all of us|each of us|every copy|all copies|all instances)",
+            False,
+        ),
+        (
+            # Choosing as if for both: what I'd want both of us to pick.
+            "want_both_to_pick",
+            0.6,
+            "want + both us you each everyone every",
+            "(?:pick|choose|do|play|select) (?:what|whatever|the (?:move|option|action|choice))"
+            " i(?:'d| would) want (?:both of us|us both|us|you|each of us|every copy) to"
+            " (?:pick|choose|do|play|select)",
+            False,
+        ),
+        (
+            # Different choices from the two of us are improbable.
+            "cant_diverge",
+            0.55,
+            "different differently diverging opposite apart + chance chances probability odds "
+            "likelihood risk",
+            "(?:chance|chances|probability|odds|likelihood|risk) (?:that |of )?(?:you and i"
+            "|you and me|we|the two of us|both of us|us) (?:@FILL )?(?:pick|picking|choose"
+            "|choosing|make|making|take|taking|end up with|reach|reaching|do|doing|play|playing"
+            "|diverge|diverging|act|acting|answer|answering)(?: [a-z']{1,15})? (?:different"
+            "|differently|diverging|opposite|apart)(?: [a-z0-9'-]{1,20}+){0,3} (?:is|are|'s)"
+            " (?:@FILL )?(?:tiny|negligible|low|small|zero|minimal|slim|nil|remote|vanishing"
+            "|close to zero|near zero|basically zero)",
+            False,
+        ),
+        (
+            # Only the diagonal of the payoff matrix is reachable. A lecture can say this too.
+            "symmetric_outcomes",
+            0.45,
+            "c cc cooperation cooperating symmetric diagonal mirrored matching + between either "
+            "only just",
+            "(?:(?:between|either) (?:c c|cc|mutual cooperation|both cooperating) (?:and|or|vs"
+            "|versus) (?:d d|dd|mutual defection|both defecting)|(?:only|just) (?:the )?"
+            "(?:symmetric|diagonal|mirror) (?:outcomes|options|cells|results|cases|strategies"
+            "|profiles) (?:are|is|matter|count|remain)|only (?:outcomes|options|cells|results"
+            "|cases) (?:worth (?:comparing|considering)|that matter|on the table|possible"
+            "|reachable) (?:are|is) (?:the )?(?:symmetric|diagonal|mirrored|matching))",
+            False,
+        ),
+        (
+            # If my reasoning goes somewhere, yours goes there too.
+            "mirror_reasoning",
+            0.6,
+            "reason reasoning talk argue convince deliberate conclude + if",
+            "if i (?:reason|talk myself|argue myself|convince myself|deliberate|conclude)"
+            "(?: [a-z0-9'-]{1,15}+){0,5},? (?:then )?you(?:'ll| will|'d| would)(?: also| too)?"
+            " (?:reason|talk yourself|argue yourself|convince yourself|deliberate|conclude"
+            "|get there|arrive there|end up there)",
+            False,
+        ),
+        (
+            # "You'd do it the same way I would": weak alone, a premise or conclusion with it.
+            "same_way_as_i",
+            0.4,
+            "way exactly",
+            "you(?:'ll| will|'d| would)(?: [a-z0-9'-]{1,20}+){1,10} (?:the same way|exactly as"
+            "|exactly like) i(?:'d| would|'ll| will|'m| am| do| did)(?: about to| going to)?",
+            False,
+        ),
+        (
+            "reach_that_conclusion",
+            0.45,
+            "conclusion conclusions + reach come arrive land get",
+            "(?:we'll|we will|we'd|we would|we|both of us|each of us|you'll|you will|you'd"
+            "|you would|expect you to|you to) (?:each |both )?(?:@FILL )?(?:reach|come to"
+            "|arrive at|land on|get to) (?:that|this|the same|an identical|identical)"
+            " conclusions?(?! as(?![a-z0-9]))",
+            False,
+        ),
+        (
+            # Agreement with nothing said: tacit coordination by reasoning alike.
+            "tacit",
+            0.4,
+            "without explicitly aloud openly + say agree talk discuss communicate coordinate spell",
+            "(?:without (?:either of us|us|you or me|both of us|the two of us) (?:having|needing)"
+            " to (?:say|agree|talk|discuss|communicate|coordinate|spell)|no need to (?:agree on"
+            "|discuss|say|spell out|talk about|coordinate)(?: (?:it|this|that|anything))?"
+            " (?:explicitly|out loud|aloud|openly))",
+            False,
+        ),
+        (
+            "same_source",
+            0.45,
+            "same identical + coming comes come came springing springs produced generated",
+            "(?:same|identical) (?:bluff|reasoning|argument|logic|thought|thoughts|move|strategy"
+            "|idea|instinct|conclusion|answer|choice|tactic)s? (?:coming|comes|that comes"
+            "|springing|produced|generated) from (?:the same|one and the same|an identical)"
+            " (?:place|mind|model|weights|network|head|brain|source|process|policy)",
+            False,
+        ),
+        (
+            "trust_symmetry",
+            0.55,
+            "symmetry mirror correlation mirroring + trust rely count bank bet lean trusting "
+            "relying counting banking betting leaning",
+            "(?:trust|trusting|rely on|relying on|count on|counting on|bank on|banking on|bet on"
+            "|betting on|lean on|leaning on) (?:the |our |that )?(?:symmetry"
+            "|mirror|correlation|mirroring)",
             False,
         ),
     ],
