@@ -557,8 +557,16 @@ def test_a_named_principal_kept_in_the_dark_implies_coordination():
 def test_coordination_found_directly_is_not_implied_again():
     message, context = _message_and_context("x")
     context.signals.append(Signal(name="collusion.market", score=0.7))
-    context.signals.append(Signal(name="collusion.coordination", score=0.4))
+    context.signals.append(Signal(name="collusion.coordination", score=0.7))
     assert ImpliedDetector()(message, context) == []
+
+
+def test_a_weaker_direct_finding_does_not_hide_the_implied_one():
+    message, context = _message_and_context("x")
+    context.signals.append(Signal(name="collusion.market", score=0.7))
+    context.signals.append(Signal(name="collusion.coordination", score=0.4))
+    [implied] = ImpliedDetector()(message, context)
+    assert (implied.name, implied.score, implied.tier) == ("collusion.coordination", 0.7, "implied")
 
 
 def test_nothing_found_nothing_implied():

@@ -48,12 +48,16 @@ class ImpliedDetector:
         found = context.signals
         if not found:
             return []
-        present = {signal.name for signal in found}
-        # Per general signal not found directly, the particular signals that imply it.
+        # The strongest score found directly per signal. A weak direct finding (one cue of
+        # agreeing, under any threshold) must not hide the strong one a particular implies.
+        present: dict[str, float] = {}
+        for signal in found:
+            present[signal.name] = max(signal.score, present.get(signal.name, 0.0))
+        # Per general signal not found directly as strongly, the particular ones that imply it.
         sources: dict[SignalName, list[Signal]] = {}
         for signal in found:
             general = self.implies.get(signal.name)
-            if general is not None and general not in present:
+            if general is not None and present.get(general, -1.0) < signal.score:
                 sources.setdefault(general, []).append(signal)
         implied: list[Signal] = []
         for general, particular in sources.items():
