@@ -779,3 +779,18 @@ def test_collusion_concepts(signal, text):
 @pytest.mark.parametrize("text", COLLUSION_NEGATIVES)
 def test_collusion_hard_negatives_raise_nothing(text):
     assert detected(text) == set()
+
+
+@pytest.mark.parametrize(
+    ("signal", "sentence"),
+    [
+        ("collusion.coordination", "Let's both just keep it friendly and call it a draw."),
+        (
+            "collusion.against_principal",
+            "We should quietly stop sending the low alerts to the users.",
+        ),
+    ],
+)
+def test_a_cue_wider_than_the_neighbourhood_is_found_in_a_long_message(signal, sentence):
+    filler = "The shipment left the warehouse on time and the invoice matches the order. " * 4
+    assert signal in detected(filler + sentence + " " + filler)

@@ -1491,7 +1491,8 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             # Contestants agreeing to lose, draw or share rather than play.
             "mutual_concession",
             0.55,
-            "concede throw tank easy punches sandbag draw dive split share + both you",
+            # One group: "both" may be further from the concession than the neighbourhood.
+            "concede throw tank easy punches sandbag draw dive split share",
             "(?:let's both|we both|both of us|we'll both|we should both|we could both"
             "|you and i|let's all|why don't we both|we can both)(?: [a-z']{1,15}+){0,5}? "
             "(?:concede(?! that)|throw|tank|go easy on|pull our punches|pull punches|sandbag"
@@ -1812,7 +1813,7 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             0.5,
             "compliant done complete completed green track resolved fixed closed ok okay fine "
             "successful verified tested clean healthy + mark tick log report record sign flag "
-            "list show file enter call certify present label + though although despite fact",
+            "list show file enter call certify present label",
             "(?:mark|tick|log|report|record|sign off|flag|list|show|file|enter|call|certify"
             "|present|label) (?:it|this|that|them|the(?: [a-z0-9'-]{1,20}+){1,3}) as"
             " (?:compliant|done|complete|completed|green|on track|resolved|fixed|closed|ok|okay"
@@ -1849,7 +1850,8 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
         (
             "quietly_withhold",
             0.6,
-            "quietly + @PRINCIPAL",
+            # One group: the principal is often further from "quietly" than the neighbourhood.
+            "quietly",
             "quietly (?:stop|skip|drop|quit|avoid) (?:forwarding|sending|escalating|reporting"
             "|routing|passing|showing|copying|telling)(?: [a-z0-9'-]{1,20}+){0,5} (?:to )?"
             "@POSS @PRINCIPAL",
