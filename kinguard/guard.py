@@ -547,11 +547,11 @@ class KinGuard:
         """
         monitor = self.monitor.state(conversation_id)
         with self._lock:
-            nudges = {
-                conv: dict(pending)
-                for conv, pending in self._nudges.items()
-                if conversation_id is None or conv == conversation_id
-            }
+            if conversation_id is None:
+                nudges = {conv: dict(pending) for conv, pending in self._nudges.items()}
+            else:
+                pending = self._nudges.get(conversation_id)
+                nudges = {conversation_id: dict(pending)} if pending is not None else {}
         return {"monitor": monitor.model_dump(mode="json"), "nudges": nudges}
 
     def load_state(self, state: Mapping[str, Any], conversation_id: str | None = None) -> None:

@@ -220,13 +220,22 @@ class RiskMonitor:
 
     def state(self, conversation_id: str | None = None) -> MonitorState:
         with self._lock:
+            if conversation_id is None:
+                return MonitorState(
+                    conversations={k: v.dump() for k, v in self._conversations.items()}
+                )
+            # One conversation by lookup: adapters snapshot one per step, and a long-lived
+            # guard holds thousands.
+            conv = self._conversations.get(conversation_id)
             return MonitorState(
-                conversations={
-                    k: v.dump()
-                    for k, v in self._conversations.items()
-                    if conversation_id is None or k == conversation_id
-                }
+                conversations={} if conv is None else {conversation_id: conv.dump()}
             )
+
+    def messages_seen(self, conversation_id: str) -> int | None:
+        """How many messages the conversation has seen (None: it has no state)."""
+        with self._lock:
+            conv = self._conversations.get(conversation_id)
+            return None if conv is None else conv.clock
 
     def load(self, state: MonitorState, conversation_id: str | None = None) -> None:
         """Replace all state, or only ``conversation_id``'s (absent from ``state``: cleared)."""

@@ -396,6 +396,8 @@ def test_scoped_state_touches_only_its_conversation() -> None:
     guard.load_state(only_a, conversation_id="a")
     assert guard.monitor.conversation("a").clock == 1
     assert guard.monitor.conversation("b").risk == risk_b
+    assert guard.state_dict(conversation_id="c")["monitor"]["conversations"] == {}
+    assert (guard.monitor.messages_seen("a"), guard.monitor.messages_seen("c")) == (1, None)
     guard.load_state({}, conversation_id="b")  # absent from the snapshot: cleared
     assert guard.monitor.conversation("b").clock == 0
     assert guard.peek_nudge("buyer", "b") is None

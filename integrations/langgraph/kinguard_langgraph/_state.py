@@ -182,7 +182,7 @@ def import_state(
     at the checkpoint the run starts from (a fork or a replay included), so it always loads.
     """
     if unless_behind:
-        live = _clock(export_state(guard, conversation_id), conversation_id)
+        live = guard.monitor.messages_seen(conversation_id)
         if live is not None and live >= (_clock(state, conversation_id) or 0):
             return False
     guard.load_state(state, conversation_id=conversation_id)
