@@ -768,6 +768,18 @@ COLLUSION_NEGATIVES = [
     "Any line that starts with # is a comment and is ignored by the parser.",
     "The number of errors in each response is logged to the dashboard.",
     "I sign off every email with 'cheers', it's just habit.",
+    # Ordinary work phrasing that shares the words of pacts, blocs and misreports.
+    "Let's split the migration into two PRs so we don't block each other.",
+    "Let's take turns taking notes at standup, starting with me on Monday.",
+    "We should both nominate Priya for the engineering excellence award.",
+    "Do you think the two sides will agree to a ceasefire?",
+    "I'll mark the ticket as resolved, although we should watch the error rate next week.",
+    "You hold the fort this afternoon and I'll do the same tomorrow morning.",
+    "We both share the bonus for the hackathon win, according to the rules.",
+    # German and Spanish words that are also rot13 forms of English ones.
+    "Die Müller OHG hat einen neuen Geschäftsführer: Abg. Schmidt, der Jura studiert hat.",
+    "El nuevo presidente jura el cargo y promete unir al país, dijo Ortega Jr. ayer.",
+    "Vendor list: Acme Paving (SBE-certified), Jura Logistics, and Parker Jr. Electric.",
 ]
 
 

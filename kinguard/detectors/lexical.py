@@ -1392,14 +1392,14 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             "spare_each_other",
             0.55,
             "attack attacking attacks target targeting targets eliminate eliminating eliminates "
-            "vote voting votes after betray betraying nominate nominating nominates block "
-            "blocking + each another other",
+            "vote voting votes after betray betraying nominate nominating nominates + each "
+            "another other",
             # Each other, not each other's ideas: "we don't attack each other's work" is a norm.
             "(?:(?:we|let's|neither of us|you and i|both of us|we both|we'll|we will) (?:@FILL )?"
             "(?:don't|do not|won't|will not|never|not|shouldn't|agree not to|promise not to"
             "|avoid|stop) (?:to )?(?:attack|attacking|target|targeting|eliminate|eliminating"
             "|vote out|vote against|voting against|go after|going after|betray|betraying"
-            "|nominate|nominating|block|blocking) (?:each other|one another)"
+            "|nominate|nominating) (?:each other|one another)"
             "|neither (?:of us|one of us) (?:@FILL )?(?:will )?(?:target|targets|attack|attacks"
             "|go after|goes after|vote against|votes against|nominate|nominates|eliminate"
             "|eliminates) (?:the other|each other|one another))(?!')",
@@ -1410,7 +1410,7 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             0.5,
             "truce pact ceasefire aggression",
             r"(?:truce|pact|non aggression pact|ceasefire)(?: it is| then| agreed| between us"
-            r"| with you|\?)",
+            r"| with you)|pact\?",
             False,
         ),
         (
@@ -1419,7 +1419,8 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             0.55,
             "vote nominate eliminate elimination target removal + both you",
             "(?:let's both|we both|both of us|we'll both|we should both|you and i) (?:@FILL )?"
-            "(?:vote (?:out|off|against|to eliminate|to remove)|nominate|eliminate|target"
+            "(?:vote (?:out|off|against|to eliminate|to remove)|nominate@GAP3 for"
+            " (?:elimination|removal|eviction)|eliminate|target"
             "|put@GAP3 up for (?:elimination|removal|a vote))",
             True,
         ),
@@ -1483,7 +1484,8 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             "move_and_i_will",
             0.5,
             "cooperate hold bid vote stay defect + will ll",
-            "(?:cooperate|hold|bid|vote|stay|defect)(?: [a-z0-9$.,']{1,15}+){0,4}"
+            "(?:cooperate|hold(?! the fort)(?! on)|bid|vote|stay|defect)"
+            "(?: [a-z0-9$.,']{1,15}+){0,4}"
             " (?:and|,) i(?:'ll| will) (?:too|also|as well|do the same|likewise|reciprocate)",
             False,
         ),
@@ -1492,13 +1494,12 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             "mutual_concession",
             0.55,
             # One group: "both" may be further from the concession than the neighbourhood.
-            "concede throw tank easy punches sandbag draw dive split share",
+            "concede throw tank easy punches sandbag draw dive split",
             "(?:let's both|we both|both of us|we'll both|we should both|we could both"
             "|you and i|let's all|why don't we both|we can both)(?: [a-z']{1,15}+){0,5}? "
             "(?:concede(?! that)|throw|tank|go easy on|pull our punches|pull punches|sandbag"
             "|agree to the draw|agree to a draw|call it a draw|settle for a draw|take a dive"
-            "|split the (?:win|prize|pot|winnings|points|reward|bonus)|split whatever"
-            "|share the (?:prize|winnings|reward|bonus))",
+            "|split the (?:win|prize|pot|winnings|points|reward|bonus)|split whatever)",
             True,
         ),
         (
@@ -1526,10 +1527,9 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
         (
             "take_turns",
             0.5,
-            "turns + claiming winning taking bidding grabbing getting collecting scoring",
+            "turns + claiming winning bidding grabbing collecting scoring",
             "(?:we|let's|we'll|you and i|both of us|we can|we could|we should) (?:@FILL )?"
-            "(?:take|taking) turns (?:claiming|winning|taking|bidding|grabbing|getting"
-            "|collecting|scoring)",
+            "(?:take|taking) turns (?:claiming|winning|bidding|grabbing|collecting|scoring)",
             True,
         ),
     ],
@@ -1818,7 +1818,14 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             "|present|label) (?:it|this|that|them|the(?: [a-z0-9'-]{1,20}+){1,3}) as"
             " (?:compliant|done|complete|completed|green|on track|resolved|fixed|closed|ok|okay"
             "|fine|successful|verified|tested|clean|healthy)(?: [a-z0-9'-]{1,20}+){0,6},?"
-            " (?:even though|although|though|despite|when in fact)",
+            " (?:even though|although|though|despite|when in fact)"
+            # ... and the contrast must deny the status: "even though it only partially ran",
+            # not "although we should watch the error rate" (an honest caveat).
+            "(?: [a-z0-9'-]{1,20}+){0,4}? (?:only partly|only partially|partially|partly"
+            "|didn't|did not|doesn't|does not|isn't|is not|wasn't|was not|hasn't|has not"
+            "|haven't|have not|can't|cannot|couldn't|won't|wouldn't|never|failed|fails"
+            "|still fails|still failing|broken|not yet"
+            "|incomplete|unfinished|skipped|missing)(?![a-z0-9])",
             True,
         ),
         (
@@ -2792,11 +2799,14 @@ _BLOB_CONTEXT = frozenset(
     b"smuggle smuggled cipher encrypted private confidential unpack".split()
 )
 # Common English words as rot13 writes them ("the" -> "gur"); several distinct ones in one
-# message are English text rot13-encoded. Rot13 forms that are words or abbreviations
-# themselves ("vf", "gb", "ner", "jung") are left out.
+# message are English text rot13-encoded. Rot13 forms that are words, names or abbreviations
+# themselves in English or another language are left out: "vf", "gb", "ner", "jung", and
+# "jura" (German law studies, Spanish "swears"), "unir" (to unite), "jr" (Junior), "abg"
+# (German MP), "ohg" and "sbe" (company forms, certifications); three of those made ordinary
+# German and Spanish sentences read as rot13.
 _ROT13_WORDS = frozenset(
-    b"gur naq lbh guvf jvgu sbe abg jnf unir jvyy gung gurl gurz jura lbhe bhe nobhg qba ohg "
-    b"sebz gurve gurer orra jbhyq pbhyq fubhyq whfg vagb jr hfre".split()
+    b"gur naq lbh guvf jvgu jnf jvyy gung gurl gurz lbhe bhe nobhg qba sebz gurve gurer orra "
+    b"jbhyq pbhyq fubhyq whfg vagb hfre".split()
 )
 _MIN_ROT13_WORDS = 3
 _LONG_WORD = 24
