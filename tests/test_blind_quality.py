@@ -6,6 +6,10 @@ halves, written later by a writer told to vary wording and bury signals in long,
 messages, with hard negatives that share the vocabulary. The floors are loose: they catch
 regressions and keep the honest numbers printed in every run, they do not claim the tier is
 good.
+
+``benign_*`` holds only ordinary work messages that reuse the signals' vocabulary innocently
+(honest haggling, model names in code, legitimate confidentiality, game theory discussed), in
+the same two halves: what its false alarms measure is the noise a team would see.
 """
 
 from pathlib import Path
@@ -31,3 +35,12 @@ def test_blind_quality(corpus: str, split: str, capsys) -> None:
     assert report.micro.precision >= precision
     assert report.micro.recall >= recall
     assert report.false_alarm_rate <= false_alarms
+
+
+@pytest.mark.parametrize("split", ["dev", "test"])
+def test_false_alarms_on_ordinary_work_messages(split: str, capsys) -> None:
+    report = evaluate(load_rows(DATA / f"benign_{split}.jsonl"), detect_names())
+    with capsys.disabled():
+        print(f"\nbenign {split}: false alarms on {report.false_alarms}/{report.negatives}")
+    assert report.negatives == 150
+    assert report.false_alarm_rate <= 0.08
