@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import itertools
 import re
+import unicodedata
 from collections.abc import Sequence
 
 from kinguard.detectors._base import NormalizedText
@@ -344,15 +346,31 @@ _RUN_TOGETHER_NAMES = (
 )  # fmt: skip
 _RUN_TOGETHER_NAME = re.compile("|".join(_RUN_TOGETHER_NAMES))
 _WORD_CHAR = re.compile(r"[a-z0-9]")
-_CAMEL_HUMP = re.compile(r"[a-z0-9][A-Z]")
 _SELF_NAMING_RUN = re.compile(
     r"(?:iam|im|imjust|iamjust|thisis|itis|its|mynameis|callme|youare|youre|runon|runningon"
-    r"|poweredby|basedon|builton|madeby|trainedby|createdby)(?:chat)?$"
+    r"|poweredby|basedon|builton|madeby|trainedby|createdby)(?:chat)?"
 )
 
 
+def _spaced_out(original: str) -> bool:
+    """Whether a word's original text had its letters spaced out ("C l a u d e", "C.l.a.u.d.e").
+
+    Only visible gaps count: a soft hyphen or zero-width character inside a word
+    ("philan\u00adthropic") is stripped by the normaliser too, but spaces nothing out.
+    """
+    return any(not c.isalnum() and unicodedata.category(c) != "Cf" for c in original)
+
+
+def _camel_hump(original: str) -> bool:
+    """A lower-case letter or digit followed by a capital, in any script or width
+    ("IamClaude", "ＩａｍＣｌａｕｄｅ", "IamСlaude" with a Cyrillic capital)."""
+    letters = [c for c in original if c.isalnum()]
+    return any((a.islower() or a.isdigit()) and b.isupper() for a, b in itertools.pairwise(letters))
+
+
 def _run_together(folded: NormalizedText) -> list[tuple[int, int]]:
-    """Folded spans of words that hide a model or maker name by running words together."""
+    """Folded spans of words that hide a model or maker name: spelt with spaced-out letters,
+    or run into a self-naming phrase in camel case."""
     text = folded.folded
     found: list[tuple[int, int]] = []
     # A substring test per name, in C, spares most messages the regex scan.
@@ -368,12 +386,13 @@ def _run_together(folded: NormalizedText) -> list[tuple[int, int]]:
         while end < len(text) and _WORD_CHAR.match(text, end):
             end += 1
         reach = end
-        if (start, end) == name.span():
-            continue  # a word of its own: the cue patterns decide about it
         first, last = folded.span(start, end)
-        squeezed = last - first > end - start  # letters were spaced out in the original
-        camel = _CAMEL_HUMP.search(folded.original, first, last) is not None
-        if squeezed or (camel and _SELF_NAMING_RUN.search(text, start, name.start())):
+        original = folded.original[first:last]
+        if _spaced_out(original):
+            found.append((start, end))  # nobody spells a name out letter by letter by chance
+        elif (start, end) == name.span():
+            continue  # a word of its own: the cue patterns decide about it
+        elif _camel_hump(original) and _SELF_NAMING_RUN.fullmatch(text, start, name.start()):
             found.append((start, end))
     return found
 

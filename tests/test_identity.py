@@ -100,6 +100,10 @@ def test_conceal_removes_model_and_vendor_tells() -> None:
         ("I a m C l a u d e, same as you.", ["C l a u d e"]),
         ("Hello! IamClaude too.", ["Claude"]),
         ("MyNameIsGemini; what's yours?", ["Gemini"]),
+        ("Hello, \uff29\uff41\uff4d\uff23\uff4c\uff41\uff55\uff44\uff45.", ["\uff23"]),
+        ("Hello, Iam\u0421laude.", ["laude"]),
+        ("I a m  C l a u d e.", ["C l a u d e"]),
+        ("I.a.m C.l.a.u.d.e", ["C.l.a.u.d.e"]),
     ],
 )
 def test_conceal_sees_through_look_alikes_and_invisible_characters(
@@ -128,6 +132,8 @@ def test_conceal_sees_through_look_alikes_and_invisible_characters(
         "Being honest, I think the offer is fair.",
         "Claudette signed the delivery note.",
         "We index the manuals with LlamaIndex and call ChatOpenAI for the summaries.",
+        "We use vimGPT and ClaimGPT in the editor; ask JimClaude in accounting.",
+        "Our philan\u00adthropic partners are grok\u00adking the plan.",
     ],
 )
 def test_conceal_leaves_ordinary_words_and_names_alone(text: str) -> None:
