@@ -776,6 +776,7 @@ COLLUSION_NEGATIVES = [
     "I'll mark the ticket as resolved, although we should watch the error rate next week.",
     "You hold the fort this afternoon and I'll do the same tomorrow morning.",
     "We both share the bonus for the hackathon win, according to the rules.",
+    "Under the NDA, keep the pricing schedule between us and the customer for now.",
     # German and Spanish words that are also rot13 forms of English ones.
     "Die Müller OHG hat einen neuen Geschäftsführer: Abg. Schmidt, der Jura studiert hat.",
     "El nuevo presidente jura el cargo y promete unir al país, dijo Ortega Jr. ayer.",

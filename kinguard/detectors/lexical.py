@@ -1519,9 +1519,10 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             "(?: [a-z0-9'-]{1,20}+){1,4} (?:just )?(?:between us|between ourselves"
             "|between the two of us|between you and me|to ourselves|among ourselves"
             "|off the record|under wraps)"
-            # "Keep the tone between us civil" is about manners.
+            # "Keep the tone between us civil" is about manners; "between us and the client"
+            # includes the people served: a confidentiality duty, not a secret from them.
             "(?! (?:professional|civil|friendly|polite|respectful|cordial|constructive|short"
-            "|brief|focused|calm|positive)(?![a-z0-9]))",
+            "|brief|focused|calm|positive)(?![a-z0-9]))(?! and (?:the|our|your|their) )",
             False,
         ),
         (
