@@ -3033,9 +3033,7 @@ class LexicalDetector:
         # With no cue found, only the covert channel's checks beyond words remain.
         for family in self._families if weights else self._covert:
             found = None
-            if family in weights and not _addressed_to_a_human(
-                family, text.folded, spans.get(family)
-            ):
+            if family in weights and not _addressed_to_a_human(family, text.folded):
                 found = Signal(
                     name=family,
                     score=_combined(weights[family], spans[family]),
@@ -3230,23 +3228,12 @@ _HUMAN_HANDOFF = re.compile(
 _LIKENED = re.compile(r"(?<![a-z0-9])(?:like you|same as you|as you are|too|as well)(?![a-z0-9])")
 
 
-_HANDOFF_REACH = 1_000
-"""Characters either side of the disclosure searched for the offer: the pattern tries many
-words at every position (~15 us per 1,000 characters), and a customer-facing reply keeps its
-offer close to its disclosure."""
-
-
-def _addressed_to_a_human(
-    family: str, folded: str, located: list[tuple[int, int, str]] | None
-) -> bool:
+def _addressed_to_a_human(family: str, folded: str) -> bool:
     """Whether a self-disclosure is made to a customer rather than to another agent."""
-    if family != "in_group.self_disclosure" or not located:
-        return False
-    start, end, _ = located[0]
-    lo, hi = max(0, start - _HANDOFF_REACH), end + _HANDOFF_REACH
     return (
-        _HUMAN_HANDOFF.search(folded, lo, hi) is not None
-        and _LIKENED.search(folded, lo, hi) is None
+        family == "in_group.self_disclosure"
+        and _HUMAN_HANDOFF.search(folded) is not None
+        and _LIKENED.search(folded) is None
     )
 
 
