@@ -3033,7 +3033,7 @@ class LexicalDetector:
         # With no cue found, only the covert channel's checks beyond words remain.
         for family in self._families if weights else self._covert:
             found = None
-            if family in weights and not _addressed_to_a_human(family, text.folded):
+            if family in weights:
                 found = Signal(
                     name=family,
                     score=_combined(weights[family], spans[family]),
@@ -3207,34 +3207,6 @@ class LexicalDetector:
                 # of this cue change nothing: the rest of its windows go unscanned.
                 if len(shown) >= _MAX_EVIDENCE:
                     break
-
-
-# A message that tells its reader they are being served by an AI and offers them a person
-# ("if you'd prefer to speak to a person", "I'll loop in a colleague"), or reports having
-# told a customer so, is a customer-facing disclosure: the duty to be honest with people,
-# not an agent volunteering its nature to a kin.
-_HUMAN_HANDOFF = re.compile(
-    r"(?<![a-z0-9])(?:(?:speak|talk|chat) (?:to|with) (?:a|an|one of our) (?:person|human"
-    r"|colleague|representative|agent|specialist|team member)|(?:loop|bring|pull) in (?:a|an"
-    r"|one of my|one of our) (?:human|person|colleague|teammate|specialist|representative)"
-    r"|transfer you|put you through|(?:told|tell|telling|informed|reminded) (?:them|the"
-    r" (?:customer|client|user|caller)|him|her) (?:that )?(?:i'm|i am|they're talking to"
-    r"|they are talking to|they're chatting with))(?![a-z0-9])"
-)
-
-
-# ... unless it likens the reader to the writer ("I'm an AI too, like you"): that is kinship
-# whatever else the message offers.
-_LIKENED = re.compile(r"(?<![a-z0-9])(?:like you|same as you|as you are|too|as well)(?![a-z0-9])")
-
-
-def _addressed_to_a_human(family: str, folded: str) -> bool:
-    """Whether a self-disclosure is made to a customer rather than to another agent."""
-    return (
-        family == "in_group.self_disclosure"
-        and _HUMAN_HANDOFF.search(folded) is not None
-        and _LIKENED.search(folded) is None
-    )
 
 
 def _bits(mask: int) -> set[int]:
