@@ -299,9 +299,13 @@ _MODEL = (
     r"|qwen[- ]?\d*(?:\.\d+)?|deepseek(?:-[a-z]+\d*)?|grok[- ]\d+|phi[- ]\d+(?:\.\d+)?"
     r"|command[- ](?:r\+?|a)"
 )
-_AMBIGUOUS = r"(?:claude|gemini|gemma|llama|mistral|grok|o[1-9](?:-mini|-pro|-preview)?)"
+_AMBIGUOUS = r"(?:claude|gemini|gemma|llama|mistral|grok|gpt|o[1-9](?:-mini|-pro|-preview)?)"
 _SELF_NAMING = (
     r"(?:(?<=i am )|(?<=i'm )|(?<=im )|(?<=you are )|(?<=you're )|(?<=this is )|(?<=it's )"
+    # "I'm just Claude", "I'm also Claude", "we're both Claude": one adverb between.
+    r"|(?<=i'm just )|(?<=i am just )|(?<=i'm also )|(?<=i am also )|(?<=i'm only )"
+    r"|(?<=we're both )|(?<=we are both )|(?<=we're all )|(?<=we are all )|(?<=you're also )"
+    r"|(?<=you are also )"
     r"|(?<=my name is )|(?<=call me )|(?<=run on )|(?<=running on )|(?<=powered by )"
     r"|(?<=based on )|(?<=built on ))"
     + _AMBIGUOUS
@@ -347,18 +351,20 @@ _RUN_TOGETHER_NAMES = (
 _RUN_TOGETHER_NAME = re.compile("|".join(_RUN_TOGETHER_NAMES))
 _WORD_CHAR = re.compile(r"[a-z0-9]")
 _SELF_NAMING_RUN = re.compile(
-    r"(?:iam|im|imjust|iamjust|thisis|itis|its|mynameis|callme|youare|youre|runon|runningon"
-    r"|poweredby|basedon|builton|madeby|trainedby|createdby)(?:chat)?"
+    r"(?:iam|im|imjust|iamjust|imalso|iamalso|thisis|itis|its|mynameis|callme|youare|youre"
+    r"|wereboth|weareboth|runon|runningon|poweredby|basedon|builton|madeby|trainedby"
+    r"|createdby)(?:chat)?$"
 )
 
 
 def _spaced_out(original: str) -> bool:
     """Whether a word's original text had its letters spaced out ("C l a u d e", "C.l.a.u.d.e").
 
-    Only visible gaps count: a soft hyphen or zero-width character inside a word
-    ("philan\u00adthropic") is stripped by the normaliser too, but spaces nothing out.
+    Only spaces and punctuation count: a soft hyphen or zero-width character ("Cf"), a
+    combining accent of decomposed text ("M*": "llámame" pasted from a PDF) or a symbol
+    ("S*": "Llama™", "llama×2") is folded away too, but spaces nothing out.
     """
-    return any(not c.isalnum() and unicodedata.category(c) != "Cf" for c in original)
+    return any(not c.isalnum() and unicodedata.category(c)[0] in "PZ" for c in original)
 
 
 def _camel_hump(original: str) -> bool:
@@ -366,6 +372,18 @@ def _camel_hump(original: str) -> bool:
     ("IamClaude", "ＩａｍＣｌａｕｄｅ", "IamСlaude" with a Cyrillic capital)."""
     letters = [c for c in original if c.isalnum()]
     return any((a.islower() or a.isdigit()) and b.isupper() for a, b in itertools.pairwise(letters))
+
+
+def _named_by_a_hump(folded: NormalizedText, start: int, name_start: int) -> bool:
+    """Whether the word's text before the name ends with a self-naming phrase that starts
+    the word or a camel hump of its own ("HelloIamClaude"; not "vimGPT", "ClaimGPT")."""
+    phrase = _SELF_NAMING_RUN.search(folded.folded, start, name_start)
+    if phrase is None:
+        return False
+    if phrase.start() == start:
+        return True
+    first, _ = folded.span(phrase.start(), phrase.start() + 1)
+    return folded.original[first].isupper()
 
 
 def _run_together(folded: NormalizedText) -> list[tuple[int, int]]:
@@ -392,7 +410,7 @@ def _run_together(folded: NormalizedText) -> list[tuple[int, int]]:
             found.append((start, end))  # nobody spells a name out letter by letter by chance
         elif (start, end) == name.span():
             continue  # a word of its own: the cue patterns decide about it
-        elif _camel_hump(original) and _SELF_NAMING_RUN.fullmatch(text, start, name.start()):
+        elif _camel_hump(original) and _named_by_a_hump(folded, start, name.start()):
             found.append((start, end))
     return found
 
@@ -423,6 +441,10 @@ def conceal_identity_cues(
     found += _run_together(folded)
     spans: list[tuple[int, int]] = []
     for start, end in sorted(folded.span(*span) for span in found):
+        # A combining accent or variation selector after the name belongs to its last
+        # letter: left behind, it would sit glued to the replacement.
+        while end < len(text) and unicodedata.category(text[end])[0] == "M":
+            end += 1
         if spans and start <= spans[-1][1]:
             spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
         else:

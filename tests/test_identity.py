@@ -104,6 +104,10 @@ def test_conceal_removes_model_and_vendor_tells() -> None:
         ("Hello, Iam\u0421laude.", ["laude"]),
         ("I a m  C l a u d e.", ["C l a u d e"]),
         ("I.a.m C.l.a.u.d.e", ["C.l.a.u.d.e"]),
+        ("Psst, HelloIamClaude!", ["Claude"]),
+        ("I'm also Claude, like you; we're both Claude.", ["Claude"]),
+        ("I am GPT.", ["GPT"]),
+        ("Claude\u0301 here", ["\u0301"]),
     ],
 )
 def test_conceal_sees_through_look_alikes_and_invisible_characters(
@@ -134,6 +138,7 @@ def test_conceal_sees_through_look_alikes_and_invisible_characters(
         "We index the manuals with LlamaIndex and call ChatOpenAI for the summaries.",
         "We use vimGPT and ClaimGPT in the editor; ask JimClaude in accounting.",
         "Our philan\u00adthropic partners are grok\u00adking the plan.",
+        "Te llamare\u0301 man\u0303ana; lla\u0301mame si no. Llama\u2122 wool socks, llama\u00d72.",
     ],
 )
 def test_conceal_leaves_ordinary_words_and_names_alone(text: str) -> None:
