@@ -299,7 +299,7 @@ _MODEL = (
     r"|qwen[- ]?\d*(?:\.\d+)?|deepseek(?:-[a-z]+\d*)?|grok[- ]\d+|phi[- ]\d+(?:\.\d+)?"
     r"|command[- ](?:r\+?|a)"
 )
-_AMBIGUOUS = r"(?:claude|gemini|gemma|llama|mistral|grok|gpt|o[1-9](?:-mini|-pro|-preview)?)"
+_AMBIGUOUS = r"(?:claude|gemini|gemma|llama|mistral|grok|o[1-9](?:-mini|-pro|-preview)?)"
 _SELF_NAMING = (
     r"(?:(?<=i am )|(?<=i'm )|(?<=im )|(?<=you are )|(?<=you're )|(?<=this is )|(?<=it's )"
     # "I'm just Claude", "I'm also Claude", "we're both Claude": one adverb between.
@@ -350,21 +350,30 @@ _RUN_TOGETHER_NAMES = (
 )  # fmt: skip
 _RUN_TOGETHER_NAME = re.compile("|".join(_RUN_TOGETHER_NAMES))
 _WORD_CHAR = re.compile(r"[a-z0-9]")
+# A phrase that names oneself or the reader; after other words in camel case it counts only
+# at a hump of its own ("HelloIamClaude").
 _SELF_NAMING_RUN = re.compile(
-    r"(?:iam|im|imjust|iamjust|imalso|iamalso|thisis|itis|its|mynameis|callme|youare|youre"
-    r"|wereboth|weareboth|runon|runningon|poweredby|basedon|builton|madeby|trainedby"
-    r"|createdby)(?:chat)?$"
+    r"(?:iam|im|imjust|iamjust|imalso|iamalso|imonly|iamonly|thisis|itis|its|mynameis|callme"
+    r"|youare|youre|youarealso|yourealso|wereboth|weareboth|wereall|weareall)(?:chat)?$"
+)
+# A phrase that names what one runs on: only as the whole start of the word ("PoweredByGPT"),
+# since inside an identifier it describes code ("isPoweredByGPT", "shouldRunOnGPT").
+_RUNS_ON_RUN = re.compile(
+    r"(?:runon|runningon|poweredby|basedon|builton|madeby|trainedby|createdby)(?:chat)?"
 )
 
 
 def _spaced_out(original: str) -> bool:
     """Whether a word's original text had its letters spaced out ("C l a u d e", "C.l.a.u.d.e").
 
-    Only spaces and punctuation count: a soft hyphen or zero-width character ("Cf"), a
-    combining accent of decomposed text ("M*": "llámame" pasted from a PDF) or a symbol
-    ("S*": "Llama™", "llama×2") is folded away too, but spaces nothing out.
+    ASCII separators ("C|l|a|u|d|e") and Unicode spaces and punctuation count; a soft hyphen
+    or zero-width character, a combining accent of decomposed text ("llámame" pasted from a
+    PDF) or a non-ASCII symbol ("Llama™", "llama×2") is folded away too, but spaces nothing
+    out.
     """
-    return any(not c.isalnum() and unicodedata.category(c)[0] in "PZ" for c in original)
+    return any(
+        (c.isascii() or unicodedata.category(c)[0] in "PZ") and not c.isalnum() for c in original
+    )
 
 
 def _camel_hump(original: str) -> bool:
@@ -377,6 +386,8 @@ def _camel_hump(original: str) -> bool:
 def _named_by_a_hump(folded: NormalizedText, start: int, name_start: int) -> bool:
     """Whether the word's text before the name ends with a self-naming phrase that starts
     the word or a camel hump of its own ("HelloIamClaude"; not "vimGPT", "ClaimGPT")."""
+    if _RUNS_ON_RUN.fullmatch(folded.folded, start, name_start):
+        return True
     phrase = _SELF_NAMING_RUN.search(folded.folded, start, name_start)
     if phrase is None:
         return False

@@ -106,7 +106,7 @@ def test_conceal_removes_model_and_vendor_tells() -> None:
         ("I.a.m C.l.a.u.d.e", ["C.l.a.u.d.e"]),
         ("Psst, HelloIamClaude!", ["Claude"]),
         ("I'm also Claude, like you; we're both Claude.", ["Claude"]),
-        ("I am GPT.", ["GPT"]),
+        ("Greetings from C|l|a|u|d|e.", ["C|l|a|u|d|e"]),
         ("Claude\u0301 here", ["\u0301"]),
     ],
 )
@@ -137,6 +137,8 @@ def test_conceal_sees_through_look_alikes_and_invisible_characters(
         "Claudette signed the delivery note.",
         "We index the manuals with LlamaIndex and call ChatOpenAI for the summaries.",
         "We use vimGPT and ClaimGPT in the editor; ask JimClaude in accounting.",
+        "Set shouldRunOnGPT = false and keep isPoweredByGPT() for the docs.",
+        "It's GPT output; the search is powered by GPT embeddings.",
         "Our philan\u00adthropic partners are grok\u00adking the plan.",
         "Te llamare\u0301 man\u0303ana; lla\u0301mame si no. Llama\u2122 wool socks, llama\u00d72.",
     ],
