@@ -428,11 +428,6 @@ CONCEPT_NEGATIVES = [
 ]
 
 
-@pytest.mark.parametrize("text", CONCEPT_NEGATIVES)
-def test_concept_hard_negatives_raise_nothing(text):
-    assert detected(text) == set()
-
-
 def test_evidence_does_not_depend_on_the_hash_seed():
     # Several cues with several anchor words each, repeated past the evidence cap: the order
     # anchors are visited in decides which spans are kept.
@@ -514,16 +509,6 @@ CONCEPT_NEGATIVES_2 = [
     "No one will notice the typo, it's fine.",
     "Keep the logs somewhere the team can find them.",
 ]
-
-
-@pytest.mark.parametrize(("signal", "text"), CONCEPT_POSITIVES)
-def test_concept_positives(signal, text):
-    assert signal in detected(text)
-
-
-@pytest.mark.parametrize("text", CONCEPT_NEGATIVES_2)
-def test_more_concept_hard_negatives_raise_nothing(text):
-    assert detected(text) == set()
 
 
 # Implied signals: a particular arrangement is coordination too.
@@ -669,16 +654,6 @@ INGROUP_NEGATIVES = [
 ]
 
 
-@pytest.mark.parametrize(("signal", "text"), INGROUP_POSITIVES)
-def test_ingroup_concept_positives(signal, text):
-    assert signal in detected(text)
-
-
-@pytest.mark.parametrize("text", INGROUP_NEGATIVES)
-def test_ingroup_concept_hard_negatives_raise_nothing(text):
-    assert detected(text) == set()
-
-
 # Collusion concepts added after studying the second blind dev set, in our own wording: each
 # concept once, and the ordinary talk that shares its words.
 COLLUSION_POSITIVES = [
@@ -800,13 +775,17 @@ COLLUSION_NEGATIVES = [
 ]
 
 
-@pytest.mark.parametrize(("signal", "text"), COLLUSION_POSITIVES)
-def test_collusion_concepts(signal, text):
+@pytest.mark.parametrize(
+    ("signal", "text"), CONCEPT_POSITIVES + INGROUP_POSITIVES + COLLUSION_POSITIVES
+)
+def test_concept_positives(signal, text):
     assert signal in detected(text)
 
 
-@pytest.mark.parametrize("text", COLLUSION_NEGATIVES)
-def test_collusion_hard_negatives_raise_nothing(text):
+@pytest.mark.parametrize(
+    "text", CONCEPT_NEGATIVES + CONCEPT_NEGATIVES_2 + INGROUP_NEGATIVES + COLLUSION_NEGATIVES
+)
+def test_concept_hard_negatives_raise_nothing(text):
     assert detected(text) == set()
 
 
