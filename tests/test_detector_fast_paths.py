@@ -18,6 +18,7 @@ from kinguard.detectors import (
     Context,
     LexicalDetector,
     MimicryDetector,
+    NormalizedText,
     PairHistory,
     PrincipalDetector,
     lexical,
@@ -72,8 +73,9 @@ def reference_scans(detector: LexicalDetector, folded: str) -> dict[int, list[tu
 
 
 def fast_scans(detector: LexicalDetector, folded: str) -> dict[int, list[tuple[int, int]]]:
-    view = lexical._word_view(folded)
-    present, cues = detector._gate(view)
+    text = NormalizedText(original=folded, folded=folded)
+    view = text.word_view()
+    present, cues = detector._gate(text.words())
     if not cues:
         return {}
     whole, windows = detector._windows(view, present, cues)

@@ -11,6 +11,10 @@ from kinguard.types import AgentProfile, KinshipLevel, Message, Signal
 __all__ = ["Context", "Detector", "NormalizedText", "PairHistory", "detector"]
 
 
+# Letters and digits stay, everything else is a space, so "we're" gives "we" and "re".
+_TOKEN_TABLE = bytes(b if chr(b).isascii() and chr(b).isalnum() else 32 for b in range(256))
+
+
 @dataclass(slots=True)
 class NormalizedText:
     """A message folded for matching, with a map back to the original text.
@@ -31,6 +35,26 @@ class NormalizedText:
     truncated: bool = False
     hidden_spans: tuple[tuple[int, int], ...] = ()
     """Original-text spans of the removed invisible characters."""
+    _view: bytes | None = field(default=None, repr=False, compare=False)
+    _words: list[bytes] | None = field(default=None, repr=False, compare=False)
+
+    def word_view(self) -> bytes:
+        """``folded`` as ASCII bytes with every non-alphanumeric a space, one byte per character.
+
+        ``.split()`` gives the words, of the whole text or of any slice, in C. Anything
+        ``normalise`` produces is lower-case, so a space in the view is exactly a character a
+        pattern's ``[^a-z0-9]`` accepts as a word break. Built once per message and shared by
+        the tiers that read words.
+        """
+        if self._view is None:
+            self._view = self.folded.encode("ascii", "replace").translate(_TOKEN_TABLE)
+        return self._view
+
+    def words(self) -> list[bytes]:
+        """The words of :meth:`word_view` (runs of ASCII letters and digits), split once."""
+        if self._words is None:
+            self._words = self.word_view().split()
+        return self._words
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Map a ``[start, end)`` span of ``folded`` to ``original`` offsets."""

@@ -2669,9 +2669,6 @@ LEXICAL_SIGNALS: tuple[SignalName, ...] = tuple(_SPECS)
 # --------------------------------------------------------------------------------------------
 # Matching machinery.
 
-# Byte view for tokenising: letters and digits stay, everything else is a space, so "we're"
-# gives "we" and "re" both here and in the anchor words.
-_TOKEN_TABLE = bytes(b if chr(b).isascii() and chr(b).isalnum() else 32 for b in range(256))
 _ALNUM_SHAPE = bytes(97 if chr(b).isascii() and chr(b).isalnum() else 32 for b in range(256))
 _WINDOW = 75
 """Characters scanned either side of an anchor; more than a cue spans on either side."""
@@ -2696,17 +2693,6 @@ _CONDEMNATIONS = frozenset(
 )
 _VETO_REACH = 30
 """Characters either side of a vetoable match in which a negation governs it."""
-
-
-def _word_view(folded: str) -> bytes:
-    """``folded`` as ASCII bytes with every non-alphanumeric a space, one byte per character.
-
-    ``.split()`` gives the words, of the whole text or of any slice, in C; built once per
-    message and shared by the word gate, the neighbourhood checks, the veto and the blob gate.
-    Anything ``normalise`` produces is lower-case, so a space in the view is exactly a
-    character the patterns' ``[^a-z0-9]`` accepts as a word break.
-    """
-    return folded.encode("ascii", "replace").translate(_TOKEN_TABLE)
 
 
 def _has_long_word(view: bytes) -> bool:
@@ -3039,8 +3025,8 @@ class LexicalDetector:
 
     def __call__(self, message: Message, context: Context) -> list[Signal]:
         text = context.text
-        view = _word_view(text.folded)
-        present_words, cues = self._gate(view)
+        view = text.word_view()
+        present_words, cues = self._gate(text.words())
         weights: dict[str, dict[str, float]] = {}
         spans: dict[str, list[tuple[int, int, str]]] = {}
         if cues:
@@ -3065,13 +3051,13 @@ class LexicalDetector:
                 signals.append(found)
         return signals
 
-    def _gate(self, view: bytes) -> tuple[frozenset[bytes], int]:
-        """The gate's words in ``view``, and the cues (one bit each) that can match there.
+    def _gate(self, words: list[bytes]) -> tuple[frozenset[bytes], int]:
+        """The gate's words among ``words``, and the cues (one bit each) that can match there.
 
         A cue can match when one of its triggers and a word of each of its further groups are
         in the text.
         """
-        present_words = self._vocabulary.intersection(view.split())
+        present_words = self._vocabulary.intersection(words)
         value = reduce(or_, map(self._values.__getitem__, present_words), 0)
         count = len(self._cues)
         cues = (
