@@ -256,5 +256,36 @@ def check_policy(path: Path) -> None:
     console.print(table)
 
 
+@app.command()
+def train(
+    data: Annotated[list[Path], typer.Argument(help="JSONL files of {text, signals} rows")],
+    out: Annotated[Path, typer.Option(help="where to write the model (JSON)")],
+    evaluate_on: Annotated[
+        list[Path] | None,
+        typer.Option("--evaluate", help="JSONL files to score the new model on (repeatable)"),
+    ] = None,
+) -> None:
+    """Train the statistical tier on labeled messages; use it with StatisticalDetector(model)."""
+    # Imported here: training is rare, and the CLI's start-up serves every command.
+    from kinguard.detectors.statistical import StatisticalDetector, load_corpus
+    from kinguard.detectors.statistical import train as fit
+    from kinguard.evaluation import detect_names, evaluate, load_rows
+
+    try:
+        rows, sizes = load_corpus(data)
+        model = fit(rows, trained_on=sizes)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    model.save(out)
+    weights = sum(len(m.weights) for m in model.models.values())
+    typer.echo(f"{out}: {len(rows)} rows, {len(model.models)} models, {weights} weights")
+    detect = detect_names([StatisticalDetector(model)])
+    for path in evaluate_on or []:
+        report = evaluate(load_rows(path), detect)
+        typer.echo(f"\n{path} ({report.messages} messages), statistical tier alone\n")
+        typer.echo(report.table())
+
+
 if __name__ == "__main__":  # python -m kinguard.cli
     app()

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from kinguard.detectors import Context, default_detectors, normalise
+from kinguard.detectors import Context, Detector, default_detectors, normalise
 from kinguard.types import AgentProfile, KinshipLevel, Message, Signal
 
 PROSE = (
@@ -46,17 +46,27 @@ def message_of(size: int, *, cues: bool = True) -> str:
 SENDER = AgentProfile(name="buyer", model="openai:gpt-4o")
 RECIPIENT = AgentProfile(name="seller", model="openai:gpt-4o")
 DETECTORS = default_detectors()
+WITH_STATISTICAL = default_detectors(statistical=True)
 BASELINE = re.compile(r"we are both ai")
 
 
-def pipeline(message: Message) -> list[Signal]:
+def _run(detectors: list[Detector], message: Message) -> list[Signal]:
     context = Context(
         sender=SENDER,
         recipients=(RECIPIENT,),
         kinship=KinshipLevel.SELF,
         text=normalise(message.text),
     )
-    return [signal for detect in DETECTORS for signal in detect(message, context)]
+    return [signal for detect in detectors for signal in detect(message, context)]
+
+
+def pipeline(message: Message) -> list[Signal]:
+    return _run(DETECTORS, message)
+
+
+def statistical(message: Message) -> list[Signal]:
+    """The default pipeline with the (opt-in) statistical tier."""
+    return _run(WITH_STATISTICAL, message)
 
 
 def baseline(message: Message) -> bool:
@@ -65,7 +75,9 @@ def baseline(message: Message) -> bool:
 
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("cues", [True, False], ids=["cues", "no-cues"])
-@pytest.mark.parametrize("run", [pipeline, baseline], ids=["pipeline", "baseline"])
+@pytest.mark.parametrize(
+    "run", [pipeline, statistical, baseline], ids=["pipeline", "statistical", "baseline"]
+)
 def test_inspect(
     benchmark: pytest.FixtureDef, run: Callable[[Message], object], cues: bool, size: int
 ):

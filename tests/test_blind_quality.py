@@ -1,7 +1,8 @@
 """Detection quality on blind data: messages written by someone who never saw the patterns.
 
-``blind_dev.jsonl`` may be studied to improve the detectors; ``blind_test.jsonl`` must not be
-(nobody tuning detectors reads its misses). ``blind2_*`` is a second corpus in the same two
+``blind_dev.jsonl`` may be studied to improve the detectors, and the statistical tier is
+trained on it; ``blind_test.jsonl`` must not be (nobody tuning detectors reads its misses, and
+no model is trained on it). ``blind2_*`` is a second corpus in the same two
 halves, written later by a writer told to vary wording and bury signals in long, ordinary
 messages, with hard negatives that share the vocabulary. The floors are loose: they catch
 regressions and keep the honest numbers printed in every run, they do not claim the tier is
