@@ -16,6 +16,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from kinguard.detectors import default_detectors
 from kinguard.guard import KinGuard
 from kinguard.identity import IdentityPolicy
 from kinguard.logs import configure_logging
@@ -179,6 +180,9 @@ def demo(
         typer.Option(help="OTLP/HTTP endpoint for traces and metrics (or OTEL_EXPORTER_OTLP_*)"),
     ] = None,
     interactive: Annotated[bool, typer.Option(help="ask a human at each halt")] = False,
+    statistical: Annotated[
+        bool, typer.Option(help="add the statistical tier to the detectors")
+    ] = False,
     log_level: Annotated[str, typer.Option(help="log level; alerts are WARNING")] = "ERROR",
 ) -> None:
     """Run the seed scenarios on real framework apps, unguarded then guarded."""
@@ -212,7 +216,12 @@ def demo(
         for name in names:
             spec = SCENARIOS[name]
             bare = _run(runner, spec, None, decide=decide, **extra)
-            guard = KinGuard(spec.agents, identity=identity, policy=chosen_policy)
+            guard = KinGuard(
+                spec.agents,
+                identity=identity,
+                policy=chosen_policy,
+                detectors=default_detectors(statistical=statistical),
+            )
             verdicts: list[Verdict] = []
             guard.add_observer(verdicts.append)
             _run(runner, spec, guard, decide=decide, **extra)

@@ -226,3 +226,16 @@ def test_false_alarms_of_the_statistical_tier_on_the_concept_hard_negatives(caps
     with capsys.disabled():
         print(f"\nconcept hard negatives, statistical tier: {len(fired)}/{len(negatives)}")
     assert len(fired) <= 0.2 * len(negatives)
+
+
+def test_the_demo_runs_with_the_statistical_tier() -> None:
+    import structlog
+
+    try:
+        result = CliRunner().invoke(
+            app, ["demo", "--statistical", "--scenario", "battle"], env={"COLUMNS": "200"}
+        )
+    finally:
+        structlog.reset_defaults()  # the demo configures logging as an application would
+    assert result.exit_code == 0, result.output
+    assert "Summary" in result.output
