@@ -33,6 +33,7 @@ from autogen_ext.models.replay import ReplayChatCompletionClient
 from kinguard_autogen import guard_team
 
 from kinguard import AgentProfile, KinGuard
+from kinguard.detectors import default_detectors
 from kinguard.testing import interleaved_medians
 
 NAMES = ("buyer", "seller", "broker", "auditor")
@@ -110,6 +111,14 @@ VARIANTS: dict[str, tuple[Callable[[], KinGuard | None], bool, str]] = {
     "guarded": (_guarded, False, "bare"),
     "no-detectors": (
         lambda: KinGuard(PROFILES, identity="disassociate", detectors=[]),
+        False,
+        "bare",
+    ),
+    # The opt-in statistical tier on top of the default detectors.
+    "statistical": (
+        lambda: KinGuard(
+            PROFILES, identity="disassociate", detectors=default_detectors(statistical=True)
+        ),
         False,
         "bare",
     ),

@@ -7,6 +7,7 @@ All graphs run on the same scripted models in the same process. ``no_detectors``
 (risk, telemetry, verdicts) without any detector, so the adapter's share can be told apart from
 the detectors'. ``adapter_only`` guards with a guard whose ``inspect`` hands back a ready-made
 pass-through verdict: what is left is the adapter alone (identity injection included).
+``statistical`` adds the opt-in statistical tier to the default detectors.
 ``test_guarded_over_bare`` interleaves them and reports the wall-time ratios over bare (target
 < 1.10 for ``guarded``) in ``extra_info`` and on the terminal.
 """
@@ -26,6 +27,7 @@ from kinguard_langgraph import guard_graph
 from kinguard_langgraph._scripted import ScriptedChatModel, script_graph, start
 
 from kinguard import AgentProfile, KinGuard, Message, Verdict
+from kinguard.detectors import default_detectors
 from kinguard.testing import interleaved_medians
 
 NAMES = ["north", "east", "south", "west"]
@@ -58,7 +60,7 @@ LINES = {
 }
 
 
-VARIANTS = ("bare", "guarded", "no_detectors", "adapter_only")
+VARIANTS = ("bare", "guarded", "no_detectors", "adapter_only", "statistical")
 
 
 class PassThroughGuard(KinGuard):
@@ -93,10 +95,11 @@ def build(variant: str) -> Callable[[], Any]:
         graph: Any = builder.compile()
     else:
         guard_type = PassThroughGuard if variant == "adapter_only" else KinGuard
+        detectors = {"guarded": None, "statistical": default_detectors(statistical=True)}
         guard = guard_type(
             [AgentProfile(name=n, model="openai:gpt-4o", principal=f"{n} corp") for n in NAMES],
             identity="disassociate",
-            detectors=None if variant == "guarded" else [],
+            detectors=detectors.get(variant, []),
         )
         graph = guard_graph(builder, guard).compile()
     config = {"recursion_limit": 4 * TURNS}
