@@ -7,7 +7,7 @@ import importlib
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -268,7 +268,7 @@ def check_policy(path: Path) -> None:
 @app.command()
 def train(
     data: Annotated[list[Path], typer.Argument(help="JSONL files of {text, signals} rows")],
-    out: Annotated[Path, typer.Option(help="where to write the model (JSON)")],
+    out: Annotated[Path, typer.Option(help="where to write the model (JSON; gzipped if .gz)")],
     evaluate_on: Annotated[
         list[Path] | None,
         typer.Option("--evaluate", help="JSONL files to score the new model on (repeatable)"),
@@ -278,20 +278,31 @@ def train(
     # Imported here: training is rare, and the CLI's start-up serves every command.
     from kinguard.detectors.statistical import StatisticalDetector, load_corpus
     from kinguard.detectors.statistical import train as fit
-    from kinguard.evaluation import detect_names, evaluate, load_rows
+    from kinguard.evaluation import detect_names, evaluate
 
+    def fail(problem: str) -> NoReturn:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
+
+    # Everything that can be checked before minutes of training is checked first.
+    if not out.parent.is_dir():
+        fail(f"--out: {str(out.parent)!r} is not a directory")
+    if out.is_dir():
+        fail(f"--out: {str(out)!r} is a directory")
     try:
         rows, sizes = load_corpus(data)
+        held_out = {path: load_corpus([path])[0] for path in evaluate_on or []}
         model = fit(rows, trained_on=sizes)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    model.save(out)
+        model.save(out)
+    except OSError as exc:
+        fail(f"{exc.filename or ''}: {exc.strerror or exc}")
+    except ValueError as exc:
+        fail(str(exc))
     weights = sum(len(m.weights) for m in model.models.values())
     typer.echo(f"{out}: {len(rows)} rows, {len(model.models)} models, {weights} weights")
     detect = detect_names([StatisticalDetector(model)])
-    for path in evaluate_on or []:
-        report = evaluate(load_rows(path), detect)
+    for path, held in held_out.items():
+        report = evaluate(held, detect)
         typer.echo(f"\n{path} ({report.messages} messages), statistical tier alone\n")
         typer.echo(report.table())
 

@@ -107,18 +107,27 @@ class RiskUpdate:
 _CALM = RiskUpdate(0.0, 0.0, 0.0, 0.0)
 
 
+_SAME_WORDS_TIERS = frozenset({"lexical", "statistical"})
+"""Tiers that read the same words of a message for the same signals: when both find a signal,
+that is one finding, not two independent ones."""
+
+
 def message_risk(signals: Sequence[Signal], kin_weight: float) -> float:
     """Noisy-OR of the signals' weighted scores, scaled by how closely related the agents are.
 
-    Implied signals restate other signals' evidence under a wider name: not counted again.
-    Two tiers finding the same signal (the lexical and statistical ones) read the same words:
-    one finding, at the stronger score, not two independent ones.
+    Implied signals restate other signals' evidence under a wider name: not counted again. A
+    signal the lexical and statistical tiers both find counts once, at the stronger score.
+    Every other signal (a custom detector's, a judge's) is a finding of its own.
     """
+    clean = 1.0
     strongest: dict[str, float] = {}
     for signal in signals:
-        if signal.tier != IMPLIED_TIER and signal.score > strongest.get(signal.name, -1.0):
-            strongest[signal.name] = signal.score
-    clean = 1.0
+        if signal.tier == IMPLIED_TIER:
+            continue
+        if signal.tier in _SAME_WORDS_TIERS:
+            strongest[signal.name] = max(signal.score, strongest.get(signal.name, 0.0))
+        else:
+            clean *= 1.0 - signal.score * _SIGNAL_WEIGHTS.get(signal.name, 1.0)
     for name, score in strongest.items():
         clean *= 1.0 - score * _SIGNAL_WEIGHTS.get(name, 1.0)
     return kin_weight * (1.0 - clean)

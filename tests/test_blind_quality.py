@@ -4,7 +4,9 @@
 trained on it; ``blind_test.jsonl`` must not be (nobody tuning detectors reads its misses, and
 no model is trained on it). ``blind2_*`` is a second corpus in the same two
 halves, written later by a writer told to vary wording and bury signals in long, ordinary
-messages, with hard negatives that share the vocabulary. The floors are loose: they catch
+messages, with hard negatives that share the vocabulary. ``blind3_test.jsonl`` has no dev half:
+written last, to be as close to real transcripts as its writer could make it, it measures
+once and is never studied. The floors are loose: they catch
 regressions and keep the honest numbers printed in every run, they do not claim the tier is
 good.
 
@@ -23,11 +25,14 @@ DATA = Path(__file__).parent / "data"
 
 
 # Per corpus: (precision, recall) floors and the false-alarm ceiling.
-FLOORS = {"blind": (0.6, 0.15, 0.1), "blind2": (0.55, 0.15, 0.12)}
+FLOORS = {"blind": (0.6, 0.15, 0.1), "blind2": (0.55, 0.15, 0.12), "blind3": (0.6, 0.15, 0.12)}
 
 
-@pytest.mark.parametrize("split", ["dev", "test"])
-@pytest.mark.parametrize("corpus", list(FLOORS))
+@pytest.mark.parametrize(
+    ("corpus", "split"),
+    [(corpus, split) for corpus in FLOORS for split in ("dev", "test") if corpus != "blind3"]
+    + [("blind3", "test")],
+)
 def test_blind_quality(corpus: str, split: str, capsys) -> None:
     report = evaluate(load_rows(DATA / f"{corpus}_{split}.jsonl"), detect_names())
     with capsys.disabled():

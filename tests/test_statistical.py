@@ -1,7 +1,11 @@
 """The statistical tier: training, the shipped model, the detector, and its honest quality."""
 
+import dataclasses
 import importlib.util
 import json
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -57,14 +61,16 @@ def run(detector: Detector, text: str) -> list[Signal]:
 
 def test_features_are_words_and_word_pairs_of_the_folded_text() -> None:
     # Homoglyphs and zero-width characters fold away before anything is counted.
-    assert features("We\u200b b\u043eth win") == {"we", "both", "win", "we both", "both win"}
-    assert features("one two three", max_words=2) == {"one", "two", "one two"}
-    assert features("") == set()
+    assert features("We\u200b b\u043eth win") == ["we", "both", "win", "we both", "both win"]
+    assert features("one two three", max_words=2) == ["one", "two", "one two"]
+    assert features("no no") == ["no", "no", "no no"]  # every occurrence weighs
+    assert features("") == []
 
 
 def test_training_is_deterministic_and_learns_the_concept() -> None:
     model = train(TOY, min_count=1, screen=0.0, gate=0.0, threshold=0.5)
     assert model == train(TOY, min_count=1, screen=0.0, gate=0.0, threshold=0.5)
+    assert StatisticalModel.model_validate_json(model.model_dump_json()) == model
     assert set(model.models) == {WORDS, ANY, "collusion.market"}
     detector = StatisticalDetector(model)
     found = run(detector, "Shall we both keep prices high and stop undercutting each other?")
@@ -87,18 +93,72 @@ def test_evidence_quotes_the_original_text_through_evasions() -> None:
     assert any("\u0435" in e.text or "\u200b" in e.text for e in signal.evidence)
 
 
-def test_a_model_trained_on_no_signal_is_refused() -> None:
+def test_a_model_trained_on_no_signal_or_learning_nothing_is_refused() -> None:
     with pytest.raises(ValueError, match="no row has a signal"):
         train([{"text": "hello", "signals": []}])
+    with pytest.raises(ValueError, match=r"nothing learnt.*min_count"):
+        train(TOY, min_count=1_000)
 
 
-def test_unknown_labels_and_signals_are_refused_by_name() -> None:
-    with pytest.raises(ValueError, match=r"unknown signals \['collusion\.bribery'\]"):
-        train([{"text": "x", "signals": ["collusion.bribery"]}])
-    with pytest.raises(ValueError, match="signals: not signal names"):
-        train(TOY, signals=["kin.cousins"])
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([{"text": "x", "signals": ["collusion.bribery"]}], r"row 0: 'signals' names unknown"),
+        ([{"text": "x", "signals": "collusion.market"}], r"row 0: 'signals' must be a list"),
+        ([{"text": None, "signals": []}], r"row 0: 'text' must be a string, not NoneType"),
+        ([{"text": "x"}], r"row 0: 'signals' must be a list"),
+        ([["x", []]], r"row 0: a row must be an object"),
+    ],
+)
+def test_bad_rows_are_refused_naming_the_row_and_field(rows, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        train(rows)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"learning_rate": float("nan")}, "learning_rate: nan is not a finite number"),
+        ({"positive_weight": 0.0}, "positive_weight: 0.0 is below"),
+        ({"epochs": 0}, "epochs: 0 is below 1"),
+        ({"gate": 2.0}, r"gate: 2.0 is not a probability"),
+        ({"window": 4, "stride": 5}, "stride: larger than window"),
+        ({"signals": ["kin.cousins"]}, "signals: not signal names"),
+    ],
+)
+def test_bad_settings_are_refused_by_name_before_any_work(setting, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        train(TOY, **setting)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"bias": float("nan")}, "bias"),
+        ({"weights": {"prices": float("inf")}}, "weights.prices"),
+        ({"weights": {"we  both": 1.0}}, "weights.we  both"),
+        ({"weights": {"Prices": 1.0}}, "weights.Prices"),
+        ({"weights": {"": 1.0}}, "weights."),
+    ],
+)
+def test_a_model_that_could_not_score_as_trained_is_refused(change, message) -> None:
+    data = train(TOY, min_count=1).model_dump()
+    data["models"]["any"] |= change
+    with pytest.raises(ValueError, match=re.escape(message)):
+        StatisticalModel.model_validate(data)
+
+
+def test_model_fields_are_checked_by_name() -> None:
+    base = train(TOY, min_count=1).model_dump()
     with pytest.raises(ValueError, match="models: missing"):
         StatisticalModel(models={ANY: LinearModel(bias=0.0, weights={})})
+    with pytest.raises(ValueError, match="treshold"):
+        StatisticalModel.model_validate({**base, "treshold": 0.5})
+    with pytest.raises(ValueError, match="version"):
+        StatisticalModel.model_validate({**base, "version": 7})
+    words = {"bias": 0.0, "weights": {"we both": 1.0}}
+    with pytest.raises(ValueError, match=r"models\.words: the screen weighs single words"):
+        StatisticalModel.model_validate({**base, "models": {**base["models"], WORDS: words}})
     with pytest.raises(ValueError, match="min_score"):
         StatisticalDetector(min_score=1.5)
 
@@ -155,6 +215,62 @@ def test_two_tiers_finding_one_signal_count_once_in_risk() -> None:
     other = Signal(name="in_group.recognition", score=0.5, tier="lexical")
     assert message_risk([lexical, statistical], 1.0) == message_risk([statistical], 1.0)
     assert message_risk([lexical, statistical, other], 1.0) > message_risk([statistical], 1.0)
+    # Other tiers' findings (a custom detector's, a judge's) stay findings of their own.
+    custom = [Signal(name="collusion.market", score=0.5, tier="custom")] * 3
+    assert message_risk(custom, 1.0) == pytest.approx(1 - 0.5**3)
+    judge = Signal(name="collusion.market", score=0.6, tier="judge")
+    assert message_risk([lexical, judge], 1.0) == pytest.approx(1 - 0.3 * 0.4)
+
+
+def test_innocent_text_around_a_signal_does_not_hide_it(capsys) -> None:
+    """Scored window by window: ordinary sentences before or after do not outvote a signal."""
+    rows = [r for r in load_rows(DATA / "blind3_test.jsonl") if r["signals"]]
+    detect = detect_names([StatisticalDetector()])
+    padding = (
+        "P.S. For the record, the quarterly report is due Friday; I have updated the "
+        "spreadsheet with the latest shipping costs and the supplier contacts, and the meeting "
+        "notes are in the shared folder as usual."
+    )
+    plain = sum(bool(detect(r["text"])) for r in rows)
+    after = sum(bool(detect(f"{r['text']} {padding}")) for r in rows)
+    before = sum(bool(detect(f"{padding} {r['text']}")) for r in rows)
+    with capsys.disabled():
+        print(f"\nflagged positives: {plain}, with text after {after}, before {before}")
+    assert min(after, before) >= 0.9 * plain
+
+
+def test_the_principal_detector_keeps_its_evidence_beside_the_statistical_tier() -> None:
+    principal = AgentProfile(name="b", model="openai:gpt-4o", principal="Globex")
+    guard = KinGuard([A, principal], detectors=default_detectors(statistical=True))
+    text = "Just report the numbers we negotiated. Globex doesn't need to know."
+    with capture_verdicts(guard) as verdicts:
+        guard.inspect(Message(sender="a", recipients=("b",), text=text))
+    quoted = [
+        e.text
+        for s in verdicts[0].signals
+        if s.name == "collusion.against_principal" and s.tier == "lexical"
+        for e in s.evidence
+    ]
+    assert quoted == ["Globex doesn't need to know"]
+    guard.close()
+
+
+def test_no_thread_at_construction_and_one_copy_of_the_shipped_tables() -> None:
+    # A thread building at construction deadlocks a process forked meanwhile, and aborts
+    # the interpreter if it is still running at exit.
+    before = threading.active_count()
+    detectors = [StatisticalDetector() for _ in range(8)]
+    assert threading.active_count() == before
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(StatisticalDetector.load, detectors))
+    assert len({id(d._tables()) for d in detectors}) == 1
+
+
+def test_a_replaced_text_does_not_reuse_the_cached_words() -> None:
+    text = normalise("We both agree on everything.")
+    assert "both" in map(bytes.decode, text.words())
+    other = dataclasses.replace(text, original="Hello there.", folded="hello there.", index=None)
+    assert other.words() == (b"hello", b"there")
 
 
 def test_cli_trains_a_model_and_scores_it(tmp_path: Path) -> None:
@@ -168,20 +284,51 @@ def test_cli_trains_a_model_and_scores_it(tmp_path: Path) -> None:
     assert StatisticalModel.load(out).trained_on == {"toy.jsonl": len(TOY)}
     assert "micro" in result.output
 
+
+@pytest.mark.parametrize(
+    ("content", "out", "expected"),
+    [
+        ('{"text": "x", "signals": ["collusion.bribery"]}\n', "m.json", "bad.jsonl:1: 'signals'"),
+        ('{"text": "x", "signals": []}\nnot json\n', "m.json", "bad.jsonl:2: not JSON"),
+        ('{"text": "x", "signals": null}\n', "m.json", "bad.jsonl:1: 'signals' must be a list"),
+        ('{"text": "x", "signals": []}\n', "missing/m.json", "--out: "),
+        ('{"text": "x", "signals": []}\n', ".", "is a directory"),
+    ],
+)
+def test_cli_train_reports_bad_input_without_a_traceback(
+    tmp_path: Path, content: str, out: str, expected: str
+) -> None:
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"text": "x", "signals": ["collusion.bribery"]}\n')
-    result = CliRunner().invoke(app, ["train", str(bad), "--out", str(out)])
+    bad.write_text(content)
+    result = CliRunner().invoke(app, ["train", str(bad), "--out", str(tmp_path / out)])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_train_checks_held_out_files_before_training(tmp_path: Path) -> None:
+    data = tmp_path / "toy.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in TOY))
+    out = tmp_path / "m.json.gz"
+    args = ["train", str(data), "--out", str(out), "--evaluate", str(tmp_path / "nope.jsonl")]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
-    assert "collusion.bribery" in result.output
+    assert "nope.jsonl" in result.output
+    assert not out.exists()
 
 
 # Quality on messages no model was trained on and no cue was tuned on: the blind corpora's test
 # halves, the benign test half, and the lexical tests' concept hard negatives (short sentences
 # that use the signals' words innocently). Floors catch regressions; the numbers are printed.
-# At the shipped model's training the pipeline with the tier read P 0.72 / R 0.53 / 9.4% false
-# alarms (blind), 0.72 / 0.52 / 11.5% (blind2), 3/150 benign, 15/114 concept negatives; the
-# lexical tier alone 0.80 / 0.23 / 3.8%, 0.66 / 0.20 / 9.6%, 2/150 and 0/114.
-STATISTICAL_FLOORS = {"blind": (0.6, 0.4, 0.15), "blind2": (0.6, 0.4, 0.15)}
+# blind3 was written last, for this purpose, and never read. With the shipped model the pipeline
+# with the tier reads P 0.69 / R 0.59 / 7.5% false alarms (blind), 0.56 / 0.64 / 11.5%
+# (blind2), 0.62 / 0.67 / 13.3% (blind3), 5/150 benign, 5/114 concept negatives; the lexical
+# tier alone 0.80 / 0.23 / 3.8%, 0.66 / 0.20 / 9.6%, 0.71 / 0.20 / 7.5%, 2/150 and 0/114.
+STATISTICAL_FLOORS = {
+    "blind": (0.6, 0.45, 0.12),
+    "blind2": (0.5, 0.5, 0.15),
+    "blind3": (0.55, 0.55, 0.18),
+}
 
 
 @pytest.mark.parametrize("corpus", list(STATISTICAL_FLOORS))
@@ -225,7 +372,7 @@ def test_false_alarms_of_the_statistical_tier_on_the_concept_hard_negatives(caps
     fired = [text for text in negatives if detect(text)]
     with capsys.disabled():
         print(f"\nconcept hard negatives, statistical tier: {len(fired)}/{len(negatives)}")
-    assert len(fired) <= 0.2 * len(negatives)
+    assert len(fired) <= 0.1 * len(negatives)
 
 
 def test_the_demo_runs_with_the_statistical_tier() -> None:

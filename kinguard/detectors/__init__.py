@@ -35,8 +35,10 @@ def default_detectors(*, statistical: bool = False) -> list[Detector]:
     """
     return [
         LexicalDetector(),
-        *([StatisticalDetector()] if statistical else []),
+        # After the principal detector, which stands down when an earlier step has found its
+        # signal: its evidence (the principal's name) is what a redaction needs.
         PrincipalDetector(),
+        *([StatisticalDetector()] if statistical else []),
         ImpliedDetector(),
         MimicryDetector(),
     ]

@@ -35,8 +35,9 @@ class NormalizedText:
     truncated: bool = False
     hidden_spans: tuple[tuple[int, int], ...] = ()
     """Original-text spans of the removed invisible characters."""
-    _view: bytes | None = field(default=None, repr=False, compare=False)
-    _words: list[bytes] | None = field(default=None, repr=False, compare=False)
+    # Caches, never copied by ``dataclasses.replace``: a replaced text gets its own.
+    _view: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _words: tuple[bytes, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     def word_view(self) -> bytes:
         """``folded`` as ASCII bytes with every non-alphanumeric a space, one byte per character.
@@ -50,10 +51,10 @@ class NormalizedText:
             self._view = self.folded.encode("ascii", "replace").translate(_TOKEN_TABLE)
         return self._view
 
-    def words(self) -> list[bytes]:
+    def words(self) -> tuple[bytes, ...]:
         """The words of :meth:`word_view` (runs of ASCII letters and digits), split once."""
         if self._words is None:
-            self._words = self.word_view().split()
+            self._words = tuple(self.word_view().split())
         return self._words
 
     def span(self, start: int, end: int) -> tuple[int, int]:

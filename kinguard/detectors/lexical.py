@@ -3051,7 +3051,7 @@ class LexicalDetector:
                 signals.append(found)
         return signals
 
-    def _gate(self, words: list[bytes]) -> tuple[frozenset[bytes], int]:
+    def _gate(self, words: Sequence[bytes]) -> tuple[frozenset[bytes], int]:
         """The gate's words among ``words``, and the cues (one bit each) that can match there.
 
         A cue can match when one of its triggers and a word of each of its further groups are

@@ -1,20 +1,22 @@
-"""The statistical tier: a linear model over the words and word pairs of a message.
+"""The statistical tier: linear models over the words and word pairs of a message.
 
 A lexical cue names the wording it expects, so it misses paraphrases nobody wrote a cue for.
-This tier weighs every word and word pair of the message with weights learnt from labeled
-messages, so wording it never saw still counts when its words lean the same way. Training is
-offline (:func:`train`, ``kinguard train``); the weights kinguard ships are package data, so
-nothing is downloaded and nothing is trained at run time.
+This tier weighs every word and word pair with weights learnt from labeled messages, so
+wording it never saw still counts when its words lean the same way. Training is offline
+(:func:`train`, ``kinguard train``); the weights kinguard ships are package data, so nothing
+is downloaded and nothing is trained at run time.
 
-One model says whether the message shows any signal at all; it is cheap (one set intersection
-and one sum) and gates the per-signal models, which run only on the few messages it does not
-clear. Evidence is the words that weighed most for the signal found, located in the original
-text.
+A message is scored window by window (``window`` consecutive words, every ``stride`` words),
+and each model takes its best window: a signal is usually one sentence, and summed over a whole
+long message the weights of its ordinary words would outvote it. Three stages, each cheaper to
+fail than the next: a screen on single words, a gate on words and pairs (whether any signal is
+there at all), and one model per signal, run only on the windows the gate lets through.
+Evidence is the weightiest words of the signal's best window, located in the original text.
 """
 
 from __future__ import annotations
 
-import functools
+import gzip
 import json
 import math
 import random
@@ -22,24 +24,33 @@ import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
-from itertools import pairwise
+from itertools import accumulate, islice, pairwise, repeat
+from operator import add
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from kinguard.detectors._base import Context, NormalizedText
 from kinguard.detectors.normalise import normalise
 from kinguard.types import SIGNAL_NAMES, Evidence, Message, Signal, SignalName
 
-__all__ = ["LinearModel", "StatisticalDetector", "StatisticalModel", "features", "train"]
+__all__ = [
+    "LEARNT_SIGNALS",
+    "LinearModel",
+    "StatisticalDetector",
+    "StatisticalModel",
+    "features",
+    "load_corpus",
+    "shipped_model",
+    "train",
+]
 
 ANY = "any"
-"""The gate: whether a message shows any signal at all, from its words and word pairs."""
+"""The gate: whether a window shows any signal at all, from its words and word pairs."""
 WORDS = "words"
-"""The screen: the same question from single words alone, which cost a third as much."""
+"""The screen: the same question from single words alone, at a fraction of the cost."""
 STATISTICAL_TIER = "statistical"
-_MAX_EVIDENCE = 3
 LEARNT_SIGNALS: tuple[str, ...] = tuple(
     name for name in SIGNAL_NAMES if name not in ("collusion.covert_channel", "kin.mimicry")
 )
@@ -47,45 +58,61 @@ LEARNT_SIGNALS: tuple[str, ...] = tuple(
 invisible characters, line initials) that the lexical tier's checks locate; a bag of words can
 say a message smells of one but not where the hidden part is, and redaction needs that.
 Mimicry is about two messages, not one."""
+_MAX_EVIDENCE = 3
 _MIN_WEIGHT = 0.1
-"""Trained weights smaller than this are dropped: a file a fifth smaller, the same verdicts."""
+"""Trained weights smaller than this are dropped: a smaller file, the same verdicts."""
+
+Feature = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+( [a-z0-9]+)?$")]
+"""A word, or two words and one space: what :func:`features` produces."""
+Weight = Annotated[float, Field(allow_inf_nan=False)]
 
 
-def features(text: str, max_words: int = 1_000) -> set[str]:
+def features(text: str, max_words: int = 1_000) -> list[str]:
     """The words and adjacent word pairs ("we both") of the first ``max_words`` words of ``text``.
 
     Words as every tier reads them: :func:`normalise` folds the text, and words are its runs of
-    ASCII letters and digits.
+    ASCII letters and digits. In order, repeats included: a model weighs every occurrence.
     """
     words = [word.decode() for word in normalise(text).words()[:max_words]]
-    return {*words, *map(" ".join, pairwise(words))}
+    return [*words, *map(" ".join, pairwise(words))]
+
+
+def _spans(count: int, window: int, stride: int) -> list[tuple[int, int]]:
+    """Word windows ``[start, end)`` over ``count`` words: every ``stride``, the last at the end."""
+    if count <= window:
+        return [(0, count)]
+    starts = [*range(0, count - window, stride), count - window]
+    return [(start, start + window) for start in starts]
 
 
 class LinearModel(BaseModel):
-    """Logistic regression over feature presence: ``sigmoid(bias + sum of present weights)``."""
+    """Logistic regression over feature counts: ``sigmoid(bias + sum of the weights present)``."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    bias: float
-    weights: dict[str, float]
+    bias: Weight
+    weights: dict[Feature, Weight]
 
-    def probability(self, present: Iterable[str]) -> float:
+    def probability(self, found: Iterable[str]) -> float:
+        """For the features of one window (:func:`features` of a short text)."""
         weights = self.weights
-        return _sigmoid(self.bias + sum(weights.get(feature, 0.0) for feature in present))
+        return _sigmoid(self.bias + sum(weights.get(feature, 0.0) for feature in found))
 
 
 class StatisticalModel(BaseModel):
-    """The screen, the gate and one model per signal, with the thresholds chosen for them."""
+    """The screen, the gate and one model per signal, with their windows and thresholds."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    version: int = 1
+    version: Literal[2] = 2
     max_words: int = Field(default=1_000, ge=1)
     """Only this many words of a message are weighed: bounded cost whatever the length."""
-    screen: float = Field(default=0.2, ge=0.0, le=1.0)
-    """The screen's probability below which a message is cleared on its words alone."""
+    window: int = Field(default=24, ge=2)
+    stride: int = Field(default=8, ge=1)
+    screen: float = Field(default=0.3, ge=0.0, le=1.0)
+    """The screen's probability below which a window is cleared on its words alone."""
     gate: float = Field(default=0.6, ge=0.0, le=1.0)
-    """The gate's probability below which a message is cleared without the per-signal models."""
+    """The gate's probability below which a window is cleared without the per-signal models."""
     threshold: float = Field(default=0.6, ge=0.0, le=1.0)
     """A signal's probability from which it is reported (unless the detector is given one)."""
     models: dict[str, LinearModel]
@@ -94,76 +121,92 @@ class StatisticalModel(BaseModel):
     """Rows per source file of the training data, for the record."""
 
     @model_validator(mode="after")
-    def _complete(self) -> Self:
+    def _consistent(self) -> Self:
         missing = {WORDS, ANY} - set(self.models)
         if missing:
             raise ValueError(f"models: missing {sorted(missing)}")
         unknown = set(self.models) - {WORDS, ANY, *SIGNAL_NAMES}
         if unknown:
             raise ValueError(f"models: unknown signals {sorted(unknown)}")
+        if any(" " in feature for feature in self.models[WORDS].weights):
+            raise ValueError("models.words: the screen weighs single words, not pairs")
+        if self.stride > self.window:
+            raise ValueError(f"stride: {self.stride} skips words between windows of {self.window}")
         return self
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.model_dump_json(), encoding="utf-8")
+        """Write the model as JSON, gzipped when the name ends in ``.gz``."""
+        data = self.model_dump_json().encode()
+        path = Path(path)
+        path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
 
     @classmethod
     def load(cls, path: str | Path) -> StatisticalModel:
-        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+        return cls.from_bytes(Path(path).read_bytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> StatisticalModel:
+        """A model from its JSON, gzipped or not."""
+        return cls.model_validate_json(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
 
 
-@functools.cache
+_shipped_lock = threading.Lock()
+_shipped: tuple[StatisticalModel, _Compiled] | None = None
+
+
 def shipped_model() -> StatisticalModel:
-    """The model trained on the corpus shipped with kinguard (loaded once, on first use)."""
-    data = resources.files("kinguard.detectors").joinpath("_statistical_model.json")
-    return StatisticalModel.model_validate_json(data.read_bytes())
+    """The model trained on the corpus shipped with kinguard (read once, on first use)."""
+    return _shipped_tables()[0]
 
 
-@functools.cache
-def _shipped_tables() -> _Compiled:
-    return _Compiled(shipped_model())
+def _shipped_tables() -> tuple[StatisticalModel, _Compiled]:
+    global _shipped
+    # One lock for the process: detectors built together share one copy of the tables.
+    with _shipped_lock:
+        if _shipped is None:
+            data = resources.files("kinguard.detectors").joinpath("_statistical_model.json.gz")
+            model = StatisticalModel.from_bytes(data.read_bytes())
+            _shipped = (model, _Compiled(model))
+        return _shipped
 
 
-_Feature = bytes | tuple[bytes, ...]
+_Feature = bytes | tuple[bytes, bytes]
 
 
 def _key(feature: str) -> _Feature:
     """A feature as the detector meets it: a word as bytes, a word pair as a tuple of them."""
-    words = feature.encode().split()
-    return words[0] if len(words) == 1 else tuple(words)
+    first, _, second = feature.encode().partition(b" ")
+    return (first, second) if second else first
 
 
 class _Compiled:
-    """A model as tables keyed the way the text is split, ready for set intersections in C.
+    """A model as tables keyed the way the text is split, so each sum runs by lookup in C.
 
-    The biases move to the thresholds, so each stage is one sum against one number.
+    Biases move to the thresholds: each stage is a sum against one number.
     """
 
-    __slots__ = ("gate", "gate_weights", "max_words", "pairs", "screen", "screen_weights",
-                 "signals", "words")  # fmt: skip
+    __slots__ = ("gate", "gate_weights", "max_words", "screen", "screen_weights", "signals",
+                 "stride", "window")  # fmt: skip
 
     def __init__(self, model: StatisticalModel) -> None:
         # Each feature is keyed once, however many models weigh it.
-        keys = {f: _key(f) for m in model.models.values() for f in m.weights}
-        known = keys.values()
+        keys = {f: _key(f) for f in set().union(*(m.weights for m in model.models.values()))}
 
-        def table(linear: LinearModel, over: Iterable[_Feature] = known) -> dict[_Feature, float]:
-            # Every feature of ``over`` has a weight, 0 where the model has none, so the model
-            # sums by plain lookup in C.
-            weights: dict[_Feature, float] = dict.fromkeys(over, 0.0)
-            weights.update((keys[f], w) for f, w in linear.weights.items())
-            return weights
+        def table(linear: LinearModel) -> dict[_Feature, float]:
+            weights = linear.weights
+            return dict(zip(map(keys.__getitem__, weights), weights.values(), strict=True))
 
         self.max_words = model.max_words
+        self.window = model.window
+        self.stride = model.stride
         self.signals = [
             (name, linear.bias, table(linear))
             for name, linear in model.models.items()
             if name not in (WORDS, ANY)
         ]
-        self.words: frozenset[_Feature] = frozenset(k for k in known if type(k) is bytes)
-        self.pairs: frozenset[_Feature] = frozenset(k for k in known if type(k) is tuple)
         screen, gate = model.models[WORDS], model.models[ANY]
         self.screen = _logit(model.screen) - screen.bias
-        self.screen_weights = table(screen, self.words)
+        self.screen_weights = table(screen)
         self.gate = _logit(model.gate) - gate.bias
         self.gate_weights = table(gate)
 
@@ -173,7 +216,8 @@ class StatisticalDetector:
 
     ``min_score``: the probability from which a signal is reported; the model's own
     ``threshold`` unless given. The score is that probability, so policies and risk read it
-    like any other tier's.
+    like any other tier's. The weights are read at the first message (about 50 ms for the
+    shipped model, once per process); :meth:`load` reads them ahead of time.
     """
 
     inline: ClassVar[bool] = True
@@ -188,9 +232,6 @@ class StatisticalDetector:
         self._min_score = min_score
         self._compiled: _Compiled | None = None
         self._lock = threading.Lock()
-        # The shipped weights are read and keyed on a daemon thread while the app starts, so
-        # neither start-up nor the first message pays the ~50 ms.
-        threading.Thread(target=self._tables, name="kinguard-statistical", daemon=True).start()
 
     @property
     def model(self) -> StatisticalModel:
@@ -200,42 +241,62 @@ class StatisticalDetector:
     def min_score(self) -> float:
         return self.model.threshold if self._min_score is None else self._min_score
 
+    def load(self) -> None:
+        """Read and key the weights now, so that no message waits for them."""
+        self._tables()
+
     def _tables(self) -> _Compiled:
         compiled = self._compiled
         if compiled is None:
-            with self._lock:
-                if self._compiled is None:
-                    self._compiled = (
-                        _shipped_tables() if self._model is None else _Compiled(self._model)
-                    )
-                compiled = self._compiled
+            if self._model is None:
+                compiled = _shipped_tables()[1]
+            else:
+                with self._lock:
+                    if self._compiled is None:
+                        self._compiled = _Compiled(self._model)
+                    compiled = self._compiled
+            self._compiled = compiled
         return compiled
 
     def __call__(self, message: Message, context: Context) -> list[Signal]:
         tables = self._tables()
-        words = context.text.words()
-        if len(words) > tables.max_words:
-            words = words[: tables.max_words]
-        present: frozenset[_Feature] = tables.words.intersection(words)
-        # Most messages are cleared here, before a single word pair is built.
-        if sum(map(tables.screen_weights.__getitem__, present)) < tables.screen:
+        words = context.text.words()[: tables.max_words]
+        if not words:
             return []
-        present |= tables.pairs.intersection(pairwise(words))
-        if sum(map(tables.gate_weights.__getitem__, present)) < tables.gate:
+        spans = _spans(len(words), tables.window, tables.stride)
+        # Running sums give every window's total in one subtraction.
+        running = [0.0, *accumulate(map(tables.screen_weights.get, words, repeat(0.0)))]
+        if max(running[end] - running[start] for start, end in spans) < tables.screen:
+            return []  # most messages end here, before a single word pair is built
+        pairs = list(pairwise(words))
+        gate = tables.gate_weights.get
+        # Each word with the pair it ends: a window holds its own pairs and the one reaching
+        # into it from the word before, a negligible overlap.
+        ended = [0.0, *map(gate, pairs, repeat(0.0))]
+        running = [0.0, *accumulate(map(add, map(gate, words, repeat(0.0)), ended))]
+        passing = [(s, e) for s, e in spans if running[e] - running[s] >= tables.gate]
+        if not passing:
             return []
         min_score = self.min_score
         signals = []
         for name, bias, weights in tables.signals:
-            probability = _sigmoid(bias + sum(map(weights.__getitem__, present)))
+            margin, start, end = max(
+                (bias + _window_sum(weights, words, pairs, start, end), start, end)
+                for start, end in passing
+            )
+            probability = _sigmoid(margin)
             if probability < min_score:
                 continue
-            ranked = sorted(present, key=weights.__getitem__, reverse=True)
-            strongest = [f for f in ranked[:5] if weights[f] > 0]
+            present: set[_Feature] = {*words[start:end], *pairs[start : end - 1]}
+            strongest = sorted(
+                (f for f in present if weights.get(f, 0.0) > 0.0),
+                key=lambda f: (-weights[f], _shown(f)),  # ties by name: stable across runs
+            )[:5]
             signals.append(
                 Signal(
                     name=_signal_name(name),
                     score=round(probability, 3),
-                    evidence=_locate(context.text, strongest[:_MAX_EVIDENCE]),
+                    evidence=_locate(context.text, strongest[:_MAX_EVIDENCE], start, end),
                     tier=STATISTICAL_TIER,
                     detail="words: " + ", ".join(map(_shown, strongest)),
                 )
@@ -243,29 +304,63 @@ class StatisticalDetector:
         return signals
 
 
+def _window_sum(
+    weights: dict[_Feature, float],
+    words: Sequence[bytes],
+    pairs: Sequence[tuple[bytes, bytes]],
+    start: int,
+    end: int,
+) -> float:
+    get = weights.get
+    return sum(map(get, words[start:end], repeat(0.0))) + sum(
+        map(get, pairs[start : end - 1], repeat(0.0))
+    )
+
+
 def _shown(feature: _Feature) -> str:
     return feature.decode() if isinstance(feature, bytes) else b" ".join(feature).decode()
 
 
 def _signal_name(name: str) -> SignalName:
-    if name not in SIGNAL_NAMES:
+    if name not in SIGNAL_NAMES:  # the model validates its names; this keeps mypy informed
         raise ValueError(f"the statistical model names an unknown signal {name!r}")
     return name  # type: ignore[return-value]
 
 
-def _locate(text: NormalizedText, found: Sequence[_Feature]) -> tuple[Evidence, ...]:
-    """The first occurrence of each feature in the text, as original-text evidence."""
+_WORD = re.compile(rb"[^ ]+")
+"""A word of the view: what ``bytes.split`` gives, with its position."""
+
+
+def _locate(
+    text: NormalizedText, found: Sequence[_Feature], start: int, end: int
+) -> tuple[Evidence, ...]:
+    """Where each feature first occurs in words ``start`` to ``end``, as original-text evidence.
+
+    With none found there (it cannot happen with the shipped tables), the window itself.
+    """
     view = text.word_view()
+    located = islice(_WORD.finditer(view), start, end)
+    first = next(located, None)
+    if first is None:
+        return ()
+    last = first
+    for last in located:  # noqa: B007 - the last word of the window is what is wanted
+        pass
+    low, high = first.start(), last.end()
     evidence = []
     for feature in found:
         words = (feature,) if isinstance(feature, bytes) else feature
         # In the view every non-word character is a space: a pair is split by a run of them.
         pattern = rb"(?<![a-z0-9])" + rb" +".join(map(re.escape, words)) + rb"(?![a-z0-9])"
-        match = re.search(pattern, view)
+        match = re.compile(pattern).search(view, low, high)
         if match is not None:
-            start, end = text.span(*match.span())
-            evidence.append(Evidence(start=start, end=end, text=text.original[start:end]))
-    return tuple(evidence)
+            evidence.append(_quote(text, *match.span()))
+    return tuple(evidence) or (_quote(text, low, high),)
+
+
+def _quote(text: NormalizedText, start: int, end: int) -> Evidence:
+    start, end = text.span(start, end)
+    return Evidence(start=start, end=end, text=text.original[start:end])
 
 
 def _sigmoid(margin: float) -> float:
@@ -283,6 +378,38 @@ def _logit(probability: float) -> float:
 # Training.
 
 
+def _check_row(row: object, where: str) -> tuple[str, list[str]]:
+    """A row's text and labels, or a ValueError that says where and what is wrong."""
+    if not isinstance(row, Mapping):
+        raise ValueError(f"{where}: a row must be an object with 'text' and 'signals'")
+    text, labels = row.get("text"), row.get("signals")
+    if not isinstance(text, str):
+        raise ValueError(f"{where}: 'text' must be a string, not {type(text).__name__}")
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise ValueError(f"{where}: 'signals' must be a list of signal names")
+    unknown = sorted(set(labels) - set(SIGNAL_NAMES))
+    if unknown:
+        raise ValueError(f"{where}: 'signals' names unknown signals {unknown}")
+    return text, labels
+
+
+def _check_settings(**settings: float) -> None:
+    """Each training setting in range, or a ValueError naming it."""
+    at_least = {
+        "epochs": 1, "min_count": 1, "max_words": 1, "window": 2, "stride": 1,
+        "learning_rate": 1e-12, "positive_weight": 1e-12, "l2": 0.0,
+    }  # fmt: skip
+    for name, value in settings.items():
+        if not math.isfinite(value):
+            raise ValueError(f"{name}: {value!r} is not a finite number")
+        if name in at_least and value < at_least[name]:
+            raise ValueError(f"{name}: {value!r} is below {at_least[name]}")
+        if name in ("screen", "gate", "threshold") and not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name}: {value!r} is not a probability in [0, 1]")
+    if settings["stride"] > settings["window"]:
+        raise ValueError("stride: larger than window, so some words would never be read")
+
+
 def train(
     rows: Iterable[Mapping[str, Any]],
     *,
@@ -291,64 +418,75 @@ def train(
     l2: float = 1e-4,
     min_count: int = 2,
     positive_weight: float = 2.0,
-    screen: float = 0.2,
+    screen: float = 0.3,
     gate: float = 0.6,
     threshold: float = 0.6,
     max_words: int = 1_000,
+    window: int = 24,
+    stride: int = 8,
     signals: Iterable[str] = LEARNT_SIGNALS,
     seed: int = 0,
     trained_on: Mapping[str, int] | None = None,
 ) -> StatisticalModel:
     """Fit the screen, the gate and a model per signal on ``{"text", "signals"}`` rows.
 
-    Logistic regression by AdaGrad over feature presence, one pass per epoch in a seeded
-    order, so the same rows give the same model. Features seen in fewer than ``min_count``
-    messages are dropped: a word one writer used once is wording, not a concept.
-    ``positive_weight`` scales the loss of positive examples: signals are rare, and a model
-    that learns "never" is right most of the time and useless. ``screen``, ``gate`` and
-    ``threshold`` are the operating points the model is saved with (see
-    :class:`StatisticalModel`). Every labeled row counts for the screen and the gate; a model
-    per signal is fitted for the ``signals`` that some row carries.
+    Logistic regression by AdaGrad over feature counts, one pass per epoch in a seeded order,
+    so the same rows give the same model. Features seen in fewer than ``min_count`` rows are
+    dropped: a word one writer used once is wording, not a concept. ``positive_weight`` scales
+    the loss of positive examples: signals are rare, and a model that learns "never" is right
+    most of the time and useless. A negative row longer than ``window`` words also counts
+    window by window, as the detector will read it; a positive one counts whole (which of its
+    windows holds the signal is not labeled). Every labeled row counts for the screen and the
+    gate; a model per signal is fitted for the ``signals`` that some row carries.
     """
+    _check_settings(
+        epochs=epochs, learning_rate=learning_rate, l2=l2, min_count=min_count,
+        positive_weight=positive_weight, screen=screen, gate=gate, threshold=threshold,
+        max_words=max_words, window=window, stride=stride,
+    )  # fmt: skip
     learnt = set(signals)
     if learnt - set(SIGNAL_NAMES):
         raise ValueError(f"signals: not signal names: {sorted(learnt - set(SIGNAL_NAMES))}")
-    examples: list[tuple[set[str], set[str]]] = []
+    examples: list[tuple[list[str], set[str]]] = []
     counts: dict[str, int] = {}
-    for row in rows:
-        labels = set(row["signals"])
-        unknown = labels - set(SIGNAL_NAMES)
-        if unknown:
-            raise ValueError(f"a row labels unknown signals {sorted(unknown)}: {row!r:.200}")
-        found = features(str(row["text"]), max_words)
-        for feature in found:
+    for index, row in enumerate(rows):
+        text, labels = _check_row(row, f"row {index}")
+        words = [word.decode() for word in normalise(text).words()[:max_words]]
+        found = [*words, *map(" ".join, pairwise(words))]
+        for feature in set(found):
             counts[feature] = counts.get(feature, 0) + 1
-        examples.append((found, labels))
-    kept = {feature for feature, count in counts.items() if count >= min_count}
-    texts = [sorted(kept.intersection(found)) for found, _ in examples]
-    labels_of = [labels for _, labels in examples]
-    if not any(labels_of):
+        examples.append((found, set(labels)))
+        if not labels and len(words) > window:
+            for start, end in _spans(len(words), window, stride):
+                part = words[start:end]
+                examples.append(([*part, *map(" ".join, pairwise(part))], set()))
+    if not any(labels for _, labels in examples):
         raise ValueError("no row has a signal: nothing to learn")
+    kept = {feature for feature, count in counts.items() if count >= min_count}
+    texts = [[f for f in found if f in kept] for found, _ in examples]
+    labels_of = [labels for _, labels in examples]
 
     def fit(targets: list[bool], words_only: bool = False) -> LinearModel:
         inputs = [[f for f in text if " " not in f] for text in texts] if words_only else texts
         return _fit(
-            inputs,
-            targets,
-            epochs=epochs,
-            learning_rate=learning_rate,
-            l2=l2,
-            positive_weight=positive_weight,
-            seed=seed,
-        )
+            inputs, targets, epochs=epochs, learning_rate=learning_rate, l2=l2,
+            positive_weight=positive_weight, seed=seed,
+        )  # fmt: skip
 
     flagged = [bool(labels) for labels in labels_of]
     models = {WORDS: fit(flagged, words_only=True), ANY: fit(flagged)}
+    if not models[ANY].weights:
+        raise ValueError(
+            f"nothing learnt: no feature is in {min_count} rows and weighs {_MIN_WEIGHT} "
+            "or more; add rows or lower min_count"
+        )
     labeled: set[str] = set().union(*labels_of)
     for name in sorted(learnt & labeled):
         models[name] = fit([name in labels for labels in labels_of])
     return StatisticalModel(
         max_words=max_words,
+        window=window,
+        stride=stride,
         screen=screen,
         gate=gate,
         threshold=threshold,
@@ -387,18 +525,29 @@ def _fit(
                 g = gradient + l2 * w
                 squares[f] = s = squares.get(f, 1e-8) + g * g
                 weights[f] = w - learning_rate * g / math.sqrt(s)
-    # Weights too small to move a probability are dropped: a smaller file, the same model.
     kept = {f: round(w, 4) for f, w in sorted(weights.items()) if abs(w) >= _MIN_WEIGHT}
     return LinearModel(bias=round(bias, 4), weights=kept)
 
 
 def load_corpus(paths: Iterable[str | Path]) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The rows of several JSONL files, and how many came from each (by file name)."""
+    """The rows of several JSONL files, and how many came from each (by file name).
+
+    A line that is not a valid row is a ValueError naming its file and line.
+    """
     rows: list[dict[str, Any]] = []
     sizes: dict[str, int] = {}
-    for path in paths:
-        path = Path(path)
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        rows += [json.loads(line) for line in lines]
-        sizes[path.name] = len(lines)
+    for path in map(Path, paths):
+        count = 0
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{where}: not JSON: {exc.msg}") from exc
+            _check_row(row, where)
+            rows.append(row)
+            count += 1
+        sizes[path.name] = count
     return rows, sizes
