@@ -133,8 +133,12 @@ class Pipeline:
         for detector, inline in zip(self.detectors, self._inline, strict=True):
             outcome: object
             try:
-                if inline:
+                if inline and getattr(detector, "ready", True):
                     outcome = detector(message, context)
+                elif inline:
+                    # Bounded, but about to read its data (the statistical tier's weights): off
+                    # the event loop, and with no deadline, since it is a one-time cost.
+                    outcome = await loop.run_in_executor(self.pool, detector, message, context)
                 else:
                     future = loop.run_in_executor(self.pool, detector, message, context)
                     outcome = await asyncio.wait_for(future, max(deadline - loop.time(), 0.0))

@@ -6,13 +6,13 @@ The seed of ``kinguard bench``: one function that scores any detector pipeline a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from kinguard._jsonl import read_jsonl
 from kinguard.detectors import Context, Detector, default_detectors, normalise
 from kinguard.types import AgentProfile, KinshipLevel, Message
 
@@ -117,5 +117,4 @@ def evaluate(
 
 
 def load_rows(path: str | Path) -> list[dict[str, Any]]:
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    return [row for _, row in read_jsonl(path)]

@@ -7,6 +7,7 @@ The library itself never configures logging; applications (and the CLI) call
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from typing import Any
@@ -26,7 +27,15 @@ def warm_up() -> None:
     global _warming
     if _warming is None and "structlog" not in sys.modules:
         _warming = threading.Thread(target=_import_structlog, name="kinguard-warm-up", daemon=True)
+        # A fork during the import would copy the held import lock into the child, whose first
+        # log line would then wait for it forever: the fork waits for the import instead.
+        os.register_at_fork(before=_finish_warm_up)
         _warming.start()
+
+
+def _finish_warm_up() -> None:
+    if _warming is not None and _warming.is_alive():
+        _warming.join()
 
 
 def _import_structlog() -> None:

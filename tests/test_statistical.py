@@ -1,9 +1,14 @@
 """The statistical tier: training, the shipped model, the detector, and its honest quality."""
 
+import copy
 import dataclasses
 import importlib.util
 import json
+import os
+import pickle
 import re
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -386,3 +391,146 @@ def test_the_demo_runs_with_the_statistical_tier() -> None:
         structlog.reset_defaults()  # the demo configures logging as an application would
     assert result.exit_code == 0, result.output
     assert "Summary" in result.output
+
+
+def test_a_window_weighs_its_own_word_pairs_only() -> None:
+    # 32 words: windows 0-24 and 8-32. A heavily negative pair at words 7-8 straddles the
+    # second window's start; the signal at word 25 lies only in the second window.
+    model = StatisticalModel(
+        models={
+            WORDS: LinearModel(bias=0.0, weights={"sig": 3.0}),
+            ANY: LinearModel(bias=-1.0, weights={"sig": 3.0, "left right": -10.0}),
+            "collusion.market": LinearModel(bias=-1.0, weights={"sig": 3.0}),
+        }
+    )
+    words = ["ok"] * 7 + ["left", "right"] + ["ok"] * 16 + ["sig"] + ["ok"] * 6
+    (signal,) = run(StatisticalDetector(model), " ".join(words))
+    assert signal.score == pytest.approx(
+        model.models["collusion.market"].probability(["sig"]), abs=1e-3
+    )
+    assert [e.text for e in signal.evidence] == ["sig"]
+
+
+def test_short_texts_score_exactly_as_the_model_says() -> None:
+    model = train(TOY, min_count=1, screen=0.0, gate=0.0, threshold=0.0)
+    detector = StatisticalDetector(model)
+    for row in TOY[:8]:
+        for signal in run(detector, row["text"]):
+            want = model.models[signal.name].probability(features(row["text"]))
+            assert signal.score == pytest.approx(want, abs=1e-3)
+
+
+FORK_SCRIPT = """
+import os, threading, time
+from kinguard import AgentProfile, KinGuard, Message
+from kinguard.detectors import StatisticalDetector, default_detectors
+
+agents = [AgentProfile(name=name, model="openai:gpt-4o") for name in "ab"]
+guard = KinGuard(agents, detectors=default_detectors(statistical=True))
+loading = threading.Thread(target=StatisticalDetector().load)
+loading.start()
+time.sleep(0.02)
+pid = os.fork()  # while structlog is being imported and the weights read on other threads
+if pid == 0:
+    guard.inspect(Message(sender="a", recipients=("b",), text="We AIs should stick together."))
+    StatisticalDetector().load()
+    os._exit(0)
+loading.join()
+_, status = os.waitpid(pid, 0)
+print("child exit", os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_fork_right_after_building_a_guard_does_not_hang_the_child() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True, timeout=60
+    )
+    assert "child exit 0" in out.stdout, out.stderr
+
+
+async def test_the_first_async_inspection_reads_the_weights_off_the_event_loop() -> None:
+    calls: list[str] = []
+
+    class Recording(StatisticalDetector):
+        def __call__(self, message: Message, context: Context) -> list[Signal]:
+            calls.append(threading.current_thread().name)
+            return super().__call__(message, context)
+
+    detector = Recording(train(TOY, min_count=1))
+    guard = KinGuard([A, B], detectors=[detector])
+    assert not detector.ready
+    for _ in range(2):
+        await guard.ainspect(Message(sender="a", recipients=("b",), text="Keep prices high."))
+    assert detector.ready
+    assert calls[0] != threading.current_thread().name  # a worker: the loop did not wait
+    assert calls[1] == threading.current_thread().name  # ready: inline, as any inline tier
+    guard.close()
+
+
+def test_a_detector_copies_and_pickles_without_its_tables() -> None:
+    detector = StatisticalDetector(train(TOY, min_count=1))
+    detector.load()
+    for copied in (copy.deepcopy(detector), pickle.loads(pickle.dumps(detector))):
+        assert not copied.ready
+        assert run(copied, "Let's both keep our prices high.") == run(
+            detector, "Let's both keep our prices high."
+        )
+
+
+def test_damaged_model_files_are_value_errors_that_name_the_file(tmp_path: Path) -> None:
+    good = tmp_path / "m.json.gz"
+    train(TOY, min_count=1).save(good)
+    assert StatisticalModel.load(good).models
+    damaged = tmp_path / "damaged.json.gz"
+    damaged.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(ValueError, match=r"damaged\.json\.gz: not a kinguard model"):
+        StatisticalModel.load(damaged)
+    with pytest.raises(ValueError, match="less than or equal to 1000000"):
+        LinearModel(bias=0.0, weights={"big": 1e7})
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'\xef\xbb\xbf{"text": "fine", "signals": []}\n', None),
+        ('{"text": "a\u2028b\u0085c", "signals": []}\n'.encode(), None),
+        (b'{"text": "x", "signals": []}\r\n{"text": "y", "signals": []}\r\n', None),
+        (b'{"text": "caf\xe9", "signals": []}\n', r"rows\.jsonl: not UTF-8 text"),
+        (b"[" * 100_000 + b"\n", r"rows\.jsonl:1: not JSON: RecursionError"),
+    ],
+)
+def test_corpus_files_read_as_json_lines_or_fail_by_file_and_line(
+    tmp_path: Path, content: bytes, message: str | None
+) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(content)
+    if message is None:
+        rows, sizes = load_corpus([path])
+        assert sizes == {"rows.jsonl": len(rows)}
+        assert load_rows(path) == rows
+    else:
+        with pytest.raises(ValueError, match=message):
+            load_corpus([path])
+
+
+def test_a_corpus_file_name_given_twice_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "x").mkdir()
+    for path in (tmp_path / "rows.jsonl", tmp_path / "x" / "rows.jsonl"):
+        path.write_text('{"text": "x", "signals": []}\n')
+    with pytest.raises(ValueError, match="already in the corpus"):
+        load_corpus([tmp_path / "rows.jsonl", tmp_path / "x" / "rows.jsonl"])
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"epochs": 1.5}, "epochs: must be a whole number"),
+        ({"seed": None}, "seed: must be a whole number"),
+        ({"signals": "collusion.market"}, "signals: a list of signal names, not the string"),
+        ({"signals": ["collusion.covert_channel"]}, "nothing to report"),
+    ],
+)
+def test_more_bad_settings_are_refused_by_name(setting, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        train(TOY, **setting)

@@ -96,6 +96,8 @@ class Detector(Protocol):
     A detector whose ``inline`` attribute is true promises to be bounded-time on bounded input
     (kinguard's own lexical and style detectors); it runs in the caller's thread with no
     watchdog. Any other detector runs under the guard's time-out so it cannot stall an agent.
+    An inline detector may also have a ``ready`` attribute: while it is false (its data not yet
+    loaded), asynchronous inspection runs it on a worker thread instead of the event loop.
     """
 
     def __call__(self, message: Message, context: Context) -> Sequence[Signal]: ...

@@ -17,11 +17,12 @@ Evidence is the weightiest words of the signal's best window, located in the ori
 from __future__ import annotations
 
 import gzip
-import json
 import math
+import os
 import random
 import re
 import threading
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from itertools import accumulate, islice, pairwise, repeat
@@ -31,6 +32,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from kinguard._jsonl import read_jsonl
 from kinguard.detectors._base import Context, NormalizedText
 from kinguard.detectors.normalise import normalise
 from kinguard.types import SIGNAL_NAMES, Evidence, Message, Signal, SignalName
@@ -64,7 +66,8 @@ _MIN_WEIGHT = 0.1
 
 Feature = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+( [a-z0-9]+)?$")]
 """A word, or two words and one space: what :func:`features` produces."""
-Weight = Annotated[float, Field(allow_inf_nan=False)]
+Weight = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
+"""Finite, and bounded so that no sum of weights overflows or swallows the others."""
 
 
 def features(text: str, max_words: int = 1_000) -> list[str]:
@@ -138,20 +141,40 @@ class StatisticalModel(BaseModel):
         """Write the model as JSON, gzipped when the name ends in ``.gz``."""
         data = self.model_dump_json().encode()
         path = Path(path)
-        path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
+        gzipped = path.suffix.lower() == ".gz"
+        path.write_bytes(gzip.compress(data, mtime=0) if gzipped else data)
 
     @classmethod
     def load(cls, path: str | Path) -> StatisticalModel:
-        return cls.from_bytes(Path(path).read_bytes())
+        """A model from a file :meth:`save` wrote; a ``ValueError`` naming it if it is not one."""
+        try:
+            return cls.from_bytes(Path(path).read_bytes())
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from exc
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StatisticalModel:
         """A model from its JSON, gzipped or not."""
-        return cls.model_validate_json(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
+        if data[:2] == b"\x1f\x8b":
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError, zlib.error) as exc:  # truncated, bad CRC, bad stream
+                raise ValueError(f"not a kinguard model: a damaged gzip file ({exc})") from exc
+        return cls.model_validate_json(data)
 
 
-_shipped_lock = threading.Lock()
+_lock = threading.Lock()
+"""Held while weights are read and keyed: detectors built together share the shipped copy."""
 _shipped: tuple[StatisticalModel, _Compiled] | None = None
+
+
+def _fresh_lock() -> None:
+    # A fork while another thread holds the lock would leave it held forever in the child.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock)
 
 
 def shipped_model() -> StatisticalModel:
@@ -161,8 +184,7 @@ def shipped_model() -> StatisticalModel:
 
 def _shipped_tables() -> tuple[StatisticalModel, _Compiled]:
     global _shipped
-    # One lock for the process: detectors built together share one copy of the tables.
-    with _shipped_lock:
+    with _lock:
         if _shipped is None:
             data = resources.files("kinguard.detectors").joinpath("_statistical_model.json.gz")
             model = StatisticalModel.from_bytes(data.read_bytes())
@@ -216,7 +238,7 @@ class StatisticalDetector:
 
     ``min_score``: the probability from which a signal is reported; the model's own
     ``threshold`` unless given. The score is that probability, so policies and risk read it
-    like any other tier's. The weights are read at the first message (about 50 ms for the
+    like any other tier's. The weights are read at the first message (about 0.15 s for the
     shipped model, once per process); :meth:`load` reads them ahead of time.
     """
 
@@ -231,7 +253,6 @@ class StatisticalDetector:
         self._model = model
         self._min_score = min_score
         self._compiled: _Compiled | None = None
-        self._lock = threading.Lock()
 
     @property
     def model(self) -> StatisticalModel:
@@ -241,8 +262,15 @@ class StatisticalDetector:
     def min_score(self) -> float:
         return self.model.threshold if self._min_score is None else self._min_score
 
+    @property
+    def ready(self) -> bool:
+        """Whether the weights are in memory. Until they are, asynchronous inspection runs this
+        detector on a worker thread, so reading them does not stall the event loop."""
+        return self._compiled is not None
+
     def load(self) -> None:
-        """Read and key the weights now, so that no message waits for them."""
+        """Read and key the weights now (about 0.15 s for the shipped model, once per process),
+        so that no message waits for them."""
         self._tables()
 
     def _tables(self) -> _Compiled:
@@ -251,12 +279,17 @@ class StatisticalDetector:
             if self._model is None:
                 compiled = _shipped_tables()[1]
             else:
-                with self._lock:
-                    if self._compiled is None:
-                        self._compiled = _Compiled(self._model)
-                    compiled = self._compiled
+                with _lock:
+                    compiled = self._compiled or _Compiled(self._model)
             self._compiled = compiled
         return compiled
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The tables are rebuilt on first use wherever the copy goes (another process included).
+        return {"_model": self._model, "_min_score": self._min_score, "_compiled": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
     def __call__(self, message: Message, context: Context) -> list[Signal]:
         tables = self._tables()
@@ -270,11 +303,11 @@ class StatisticalDetector:
             return []  # most messages end here, before a single word pair is built
         pairs = list(pairwise(words))
         gate = tables.gate_weights.get
-        # Each word with the pair it ends: a window holds its own pairs and the one reaching
-        # into it from the word before, a negligible overlap.
+        # Each word with the pair it ends. A window's sum then holds the pair reaching into it
+        # from the word before, which is taken back out: a window weighs its own pairs only.
         ended = [0.0, *map(gate, pairs, repeat(0.0))]
         running = [0.0, *accumulate(map(add, map(gate, words, repeat(0.0)), ended))]
-        passing = [(s, e) for s, e in spans if running[e] - running[s] >= tables.gate]
+        passing = [(s, e) for s, e in spans if running[e] - running[s] - ended[s] >= tables.gate]
         if not passing:
             return []
         min_score = self.min_score
@@ -439,11 +472,18 @@ def train(
     windows holds the signal is not labeled). Every labeled row counts for the screen and the
     gate; a model per signal is fitted for the ``signals`` that some row carries.
     """
+    counts_of = {"epochs": epochs, "min_count": min_count, "max_words": max_words,
+                 "window": window, "stride": stride, "seed": seed}  # fmt: skip
+    for name, value in counts_of.items():
+        if type(value) is not int:
+            raise ValueError(f"{name}: must be a whole number, not {value!r}")
     _check_settings(
         epochs=epochs, learning_rate=learning_rate, l2=l2, min_count=min_count,
         positive_weight=positive_weight, screen=screen, gate=gate, threshold=threshold,
         max_words=max_words, window=window, stride=stride,
     )  # fmt: skip
+    if isinstance(signals, str):
+        raise ValueError(f"signals: a list of signal names, not the string {signals!r}")
     learnt = set(signals)
     if learnt - set(SIGNAL_NAMES):
         raise ValueError(f"signals: not signal names: {sorted(learnt - set(SIGNAL_NAMES))}")
@@ -481,6 +521,10 @@ def train(
             "or more; add rows or lower min_count"
         )
     labeled: set[str] = set().union(*labels_of)
+    if not learnt & labeled:
+        raise ValueError(
+            f"nothing to report: no row carries a signal the tier learns ({sorted(learnt)})"
+        )
     for name in sorted(learnt & labeled):
         models[name] = fit([name in labels for labels in labels_of])
     return StatisticalModel(
@@ -532,20 +576,16 @@ def _fit(
 def load_corpus(paths: Iterable[str | Path]) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """The rows of several JSONL files, and how many came from each (by file name).
 
-    A line that is not a valid row is a ValueError naming its file and line.
+    A line that is not a valid row is a ValueError naming its file and line; so is a file name
+    given twice (the counts are kept by name).
     """
     rows: list[dict[str, Any]] = []
     sizes: dict[str, int] = {}
     for path in map(Path, paths):
+        if path.name in sizes:
+            raise ValueError(f"{path}: a file named {path.name!r} is already in the corpus")
         count = 0
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: not JSON: {exc.msg}") from exc
+        for where, row in read_jsonl(path):
             _check_row(row, where)
             rows.append(row)
             count += 1
