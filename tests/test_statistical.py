@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from kinguard import AgentProfile, KinGuard, Message
@@ -31,6 +33,7 @@ from kinguard.detectors.statistical import (
     LEARNT_SIGNALS,
     WORDS,
     LinearModel,
+    _word_spans,
     features,
     load_corpus,
     shipped_model,
@@ -436,8 +439,15 @@ if pid == 0:
     StatisticalDetector().load()
     os._exit(0)
 loading.join()
-_, status = os.waitpid(pid, 0)
-print("child exit", os.waitstatus_to_exitcode(status))
+for _ in range(300):  # a hung child is killed, not left behind
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        print("child exit", os.waitstatus_to_exitcode(status))
+        break
+    time.sleep(0.1)
+else:
+    os.kill(pid, 9)
+    print("child hung")
 """
 
 
@@ -534,3 +544,10 @@ def test_a_corpus_file_name_given_twice_is_refused(tmp_path: Path) -> None:
 def test_more_bad_settings_are_refused_by_name(setting, message) -> None:
     with pytest.raises(ValueError, match=message):
         train(TOY, **setting)
+
+
+@given(st.text(alphabet=" ab,.\u0435\u200b", max_size=40))
+def test_word_spans_are_the_words_of_the_view(text: str) -> None:
+    view = normalise(text).word_view()
+    starts, ends = _word_spans(view)
+    assert list(zip(starts, ends, strict=True)) == [m.span() for m in re.finditer(rb"[^ ]+", view)]

@@ -17,6 +17,7 @@ Evidence is the weightiest words of the signal's best window, located in the ori
 from __future__ import annotations
 
 import gzip
+import heapq
 import math
 import os
 import random
@@ -25,8 +26,8 @@ import threading
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
-from itertools import accumulate, islice, pairwise, repeat
-from operator import add
+from itertools import accumulate, compress, pairwise, repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -61,6 +62,7 @@ invisible characters, line initials) that the lexical tier's checks locate; a ba
 say a message smells of one but not where the hidden part is, and redaction needs that.
 Mimicry is about two messages, not one."""
 _MAX_EVIDENCE = 3
+_MAX_WINDOWS = 3
 _MIN_WEIGHT = 0.1
 """Trained weights smaller than this are dropped: a smaller file, the same verdicts."""
 
@@ -297,57 +299,52 @@ class StatisticalDetector:
         if not words:
             return []
         spans = _spans(len(words), tables.window, tables.stride)
-        # Running sums give every window's total in one subtraction.
+        # Running sums give every window's screen total in one subtraction.
         running = [0.0, *accumulate(map(tables.screen_weights.get, words, repeat(0.0)))]
-        if max(running[end] - running[start] for start, end in spans) < tables.screen:
+        screened = [(s, e) for s, e in spans if running[e] - running[s] >= tables.screen]
+        if not screened:
             return []  # most messages end here, before a single word pair is built
-        pairs = list(pairwise(words))
+        # The few windows the screen lets through are read whole: words and their own pairs.
+        windows: list[tuple[tuple[_Feature, ...], int, int]] = [
+            ((*words[s:e], *pairwise(words[s:e])), s, e) for s, e in screened
+        ]
         gate = tables.gate_weights.get
-        # Each word with the pair it ends. A window's sum then holds the pair reaching into it
-        # from the word before, which is taken back out: a window weighs its own pairs only.
-        ended = [0.0, *map(gate, pairs, repeat(0.0))]
-        running = [0.0, *accumulate(map(add, map(gate, words, repeat(0.0)), ended))]
-        passing = [(s, e) for s, e in spans if running[e] - running[s] - ended[s] >= tables.gate]
+        margins = [(sum(map(gate, found, repeat(0.0))), found, s, e) for found, s, e in windows]
+        # The signal models read the gate's best few windows: as many distinct findings as a
+        # message plausibly holds, at a bounded cost however long it is.
+        top = heapq.nlargest(_MAX_WINDOWS, margins, key=itemgetter(0))
+        passing = [(found, s, e) for margin, found, s, e in top if margin >= tables.gate]
         if not passing:
             return []
         min_score = self.min_score
+        bounds: tuple[list[int], list[int]] | None = None
         signals = []
         for name, bias, weights in tables.signals:
+            get = weights.get
             margin, start, end = max(
-                (bias + _window_sum(weights, words, pairs, start, end), start, end)
-                for start, end in passing
+                (bias + sum(map(get, found, repeat(0.0))), start, end)
+                for found, start, end in passing
             )
             probability = _sigmoid(margin)
             if probability < min_score:
                 continue
-            present: set[_Feature] = {*words[start:end], *pairs[start : end - 1]}
+            present: set[_Feature] = {*words[start:end], *pairwise(words[start:end])}
             strongest = sorted(
                 (f for f in present if weights.get(f, 0.0) > 0.0),
                 key=lambda f: (-weights[f], _shown(f)),  # ties by name: stable across runs
             )[:5]
+            if bounds is None:  # found once, for every signal reported
+                bounds = _word_spans(context.text.word_view())
             signals.append(
                 Signal(
                     name=_signal_name(name),
                     score=round(probability, 3),
-                    evidence=_locate(context.text, strongest[:_MAX_EVIDENCE], start, end),
+                    evidence=_locate(context.text, strongest[:_MAX_EVIDENCE], bounds, start, end),
                     tier=STATISTICAL_TIER,
                     detail="words: " + ", ".join(map(_shown, strongest)),
                 )
             )
         return signals
-
-
-def _window_sum(
-    weights: dict[_Feature, float],
-    words: Sequence[bytes],
-    pairs: Sequence[tuple[bytes, bytes]],
-    start: int,
-    end: int,
-) -> float:
-    get = weights.get
-    return sum(map(get, words[start:end], repeat(0.0))) + sum(
-        map(get, pairs[start : end - 1], repeat(0.0))
-    )
 
 
 def _shown(feature: _Feature) -> str:
@@ -360,26 +357,33 @@ def _signal_name(name: str) -> SignalName:
     return name  # type: ignore[return-value]
 
 
-_WORD = re.compile(rb"[^ ]+")
-"""A word of the view: what ``bytes.split`` gives, with its position."""
+def _word_spans(view: bytes) -> tuple[list[int], list[int]]:
+    """Where each word of ``view`` starts and ends, by C-level passes over its pieces between
+    single spaces (the empty pieces are runs of spaces)."""
+    pieces = view.split(b" ")
+    offsets = list(accumulate(map((1).__add__, map(len, pieces)), initial=0))
+    at = list(compress(range(len(pieces)), pieces))
+    starts = [offsets[i] for i in at]
+    return starts, [offsets[i + 1] - 1 for i in at]
 
 
 def _locate(
-    text: NormalizedText, found: Sequence[_Feature], start: int, end: int
+    text: NormalizedText,
+    found: Sequence[_Feature],
+    bounds: tuple[list[int], list[int]],
+    start: int,
+    end: int,
 ) -> tuple[Evidence, ...]:
     """Where each feature first occurs in words ``start`` to ``end``, as original-text evidence.
 
-    With none found there (it cannot happen with the shipped tables), the window itself.
+    ``bounds`` is :func:`_word_spans` of the text's view. With none found there (it cannot
+    happen with the shipped tables), the window itself.
     """
-    view = text.word_view()
-    located = islice(_WORD.finditer(view), start, end)
-    first = next(located, None)
-    if first is None:
+    starts, ends = bounds
+    if start >= end or end > len(starts):
         return ()
-    last = first
-    for last in located:  # noqa: B007 - the last word of the window is what is wanted
-        pass
-    low, high = first.start(), last.end()
+    view = text.word_view()
+    low, high = starts[start], ends[end - 1]
     evidence = []
     for feature in found:
         words = (feature,) if isinstance(feature, bytes) else feature
