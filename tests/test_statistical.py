@@ -33,7 +33,7 @@ from kinguard.detectors.statistical import (
     LEARNT_SIGNALS,
     WORDS,
     LinearModel,
-    _word_spans,
+    _WordSpans,
     features,
     load_corpus,
     shipped_model,
@@ -549,5 +549,6 @@ def test_more_bad_settings_are_refused_by_name(setting, message) -> None:
 @given(st.text(alphabet=" ab,.\u0435\u200b", max_size=40))
 def test_word_spans_are_the_words_of_the_view(text: str) -> None:
     view = normalise(text).word_view()
-    starts, ends = _word_spans(view)
-    assert list(zip(starts, ends, strict=True)) == [m.span() for m in re.finditer(rb"[^ ]+", view)]
+    spans = _WordSpans(view)
+    found = [(spans.start(i), spans.end(i)) for i in range(len(spans))]
+    assert found == [m.span() for m in re.finditer(rb"[^ ]+", view)]

@@ -317,7 +317,7 @@ class StatisticalDetector:
         if not passing:
             return []
         min_score = self.min_score
-        bounds: tuple[list[int], list[int]] | None = None
+        spans_of_words: _WordSpans | None = None
         signals = []
         for name, bias, weights in tables.signals:
             get = weights.get
@@ -333,13 +333,15 @@ class StatisticalDetector:
                 (f for f in present if weights.get(f, 0.0) > 0.0),
                 key=lambda f: (-weights[f], _shown(f)),  # ties by name: stable across runs
             )[:5]
-            if bounds is None:  # found once, for every signal reported
-                bounds = _word_spans(context.text.word_view())
+            if spans_of_words is None:  # found once, for every signal reported
+                spans_of_words = _WordSpans(context.text.word_view())
             signals.append(
                 Signal(
                     name=_signal_name(name),
                     score=round(probability, 3),
-                    evidence=_locate(context.text, strongest[:_MAX_EVIDENCE], bounds, start, end),
+                    evidence=_locate(
+                        context.text, strongest[:_MAX_EVIDENCE], spans_of_words, start, end
+                    ),
                     tier=STATISTICAL_TIER,
                     detail="words: " + ", ".join(map(_shown, strongest)),
                 )
@@ -357,33 +359,41 @@ def _signal_name(name: str) -> SignalName:
     return name  # type: ignore[return-value]
 
 
-def _word_spans(view: bytes) -> tuple[list[int], list[int]]:
-    """Where each word of ``view`` starts and ends, by C-level passes over its pieces between
-    single spaces (the empty pieces are runs of spaces)."""
-    pieces = view.split(b" ")
-    offsets = list(accumulate(map((1).__add__, map(len, pieces)), initial=0))
-    at = list(compress(range(len(pieces)), pieces))
-    starts = [offsets[i] for i in at]
-    return starts, [offsets[i + 1] - 1 for i in at]
+class _WordSpans:
+    """Where the words of a view start and end, found by C-level passes over its pieces between
+    single spaces (the empty pieces are runs of spaces); built only for a reported signal."""
+
+    __slots__ = ("at", "offsets", "pieces")
+
+    def __init__(self, view: bytes) -> None:
+        self.pieces = view.split(b" ")
+        self.offsets = list(accumulate(map((1).__add__, map(len, self.pieces)), initial=0))
+        self.at = list(compress(range(len(self.pieces)), self.pieces))
+        """The index among the pieces of each word."""
+
+    def __len__(self) -> int:
+        return len(self.at)
+
+    def start(self, word: int) -> int:
+        return self.offsets[self.at[word]]
+
+    def end(self, word: int) -> int:
+        piece = self.at[word]
+        return self.offsets[piece] + len(self.pieces[piece])
 
 
 def _locate(
-    text: NormalizedText,
-    found: Sequence[_Feature],
-    bounds: tuple[list[int], list[int]],
-    start: int,
-    end: int,
+    text: NormalizedText, found: Sequence[_Feature], spans: _WordSpans, start: int, end: int
 ) -> tuple[Evidence, ...]:
     """Where each feature first occurs in words ``start`` to ``end``, as original-text evidence.
 
-    ``bounds`` is :func:`_word_spans` of the text's view. With none found there (it cannot
+    ``spans`` locates the words of the text's view. With no feature found there (it cannot
     happen with the shipped tables), the window itself.
     """
-    starts, ends = bounds
-    if start >= end or end > len(starts):
+    if start >= end or end > len(spans):
         return ()
     view = text.word_view()
-    low, high = starts[start], ends[end - 1]
+    low, high = spans.start(start), spans.end(end - 1)
     evidence = []
     for feature in found:
         words = (feature,) if isinstance(feature, bytes) else feature
