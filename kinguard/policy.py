@@ -8,7 +8,16 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from kinguard.types import SIGNAL_NAMES, Action, Signal
 
@@ -42,6 +51,15 @@ class Rule(BaseModel):
                 f"{value!r} matches no signal; known signals: {', '.join(SIGNAL_NAMES)}"
             )
         return value
+
+    @model_serializer(mode="wrap")
+    def _without_unused_min_score(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A rule without a signal has no use for min_score and refuses one when loaded: left
+        # out, every dumped policy (the default one included) loads back as it was.
+        data = handler(self)
+        if self.signal is None and isinstance(data, dict):
+            data.pop("min_score", None)
+        return data
 
     @model_validator(mode="after")
     def _has_condition(self) -> Self:

@@ -93,3 +93,12 @@ def test_bad_identity_and_duplicate_agents_name_the_field() -> None:
         KinGuard(identity="hide")
     with pytest.raises(PolicyError, match="agents"):
         KinGuard([AgentProfile(name="a"), AgentProfile(name="a")])
+
+
+def test_every_policy_dumps_and_loads_back_unchanged() -> None:
+    # The default policy has risk-only rules; their unused min_score must not be dumped, or
+    # the dump is refused when loaded (an AutoGen component round trip did exactly that).
+    for policy in (Policy(), Policy(rules=(Rule(risk=0.4, action=Action.ALERT),))):
+        assert Policy.model_validate(policy.model_dump()) == policy
+        assert Policy.model_validate_json(policy.model_dump_json()) == policy
+        assert Policy.from_mapping(policy.model_dump(mode="json")) == policy
