@@ -261,6 +261,11 @@ class StatisticalDetector:
         return shipped_model() if self._model is None else self._model
 
     @property
+    def shipped(self) -> bool:
+        """Whether this detector reads the model shipped with kinguard (not one given to it)."""
+        return self._model is None
+
+    @property
     def min_score(self) -> float:
         return self.model.threshold if self._min_score is None else self._min_score
 

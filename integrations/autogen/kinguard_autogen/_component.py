@@ -8,6 +8,7 @@ from autogen_core import Component, ComponentBase
 from pydantic import BaseModel, Field
 
 from kinguard import AgentProfile, KinGuard
+from kinguard.detectors import StatisticalDetector, default_detectors
 
 __all__ = ["KinGuardComponent", "KinGuardConfig"]
 
@@ -16,8 +17,9 @@ class KinGuardConfig(BaseModel):
     """Everything needed to rebuild a :class:`~kinguard.KinGuard` except code objects.
 
     Custom detectors, alert sinks and tracer/meter providers are code, not configuration: a
-    guard loaded from this config uses the default detectors and no sinks. Monitor state is not
-    configuration either; it rides in the team's ``save_state()``.
+    guard loaded from this config uses the default detectors (with the statistical tier when
+    ``statistical``) and no sinks. Monitor state is not configuration either; it rides in the
+    team's ``save_state()``.
     """
 
     agents: list[AgentProfile] = Field(default_factory=list)
@@ -26,6 +28,8 @@ class KinGuardConfig(BaseModel):
     conversation_id: str | None = None
     identity_seed: str = "0"
     capture_content: bool | None = None
+    statistical: bool = False
+    """Whether the guard runs the statistical tier with the model shipped with kinguard."""
 
 
 class KinGuardComponent(ComponentBase[KinGuardConfig], Component[KinGuardConfig]):
@@ -52,6 +56,10 @@ class KinGuardComponent(ComponentBase[KinGuardConfig], Component[KinGuardConfig]
             conversation_id=guard.conversation_id,
             identity_seed=guard.identity_seed,
             capture_content=guard.telemetry.capture_content,
+            statistical=any(
+                isinstance(detector, StatisticalDetector) and detector.shipped
+                for detector in guard.pipeline.detectors
+            ),
         )
 
     @classmethod
@@ -64,5 +72,6 @@ class KinGuardComponent(ComponentBase[KinGuardConfig], Component[KinGuardConfig]
                 conversation_id=config.conversation_id,
                 identity_seed=config.identity_seed,
                 capture_content=config.capture_content,
+                detectors=default_detectors(statistical=config.statistical),
             )
         )

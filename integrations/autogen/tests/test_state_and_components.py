@@ -22,6 +22,7 @@ from kinguard_autogen import (
 )
 
 from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Policy, Rule
+from kinguard.detectors import StatisticalDetector, default_detectors
 from kinguard.identity import IDENTITY_MARKER
 
 
@@ -238,6 +239,20 @@ def test_guard_config_round_trips() -> None:
     assert rebuilt.identity is guard.identity
     assert rebuilt.conversation_id == "deal-7"
     assert rebuilt.identity_block("buyer") == guard.identity_block("buyer")  # same seed
+    assert not any(isinstance(d, StatisticalDetector) for d in rebuilt.pipeline.detectors)
+
+
+def test_guard_config_keeps_the_statistical_tier() -> None:
+    guard = KinGuard(
+        [_profile("buyer"), _profile("seller")],
+        detectors=default_detectors(statistical=True),
+    )
+    model = KinGuardComponent(guard).dump_component()
+    assert model.config["statistical"] is True
+    rebuilt = KinGuardComponent.load_component(model).guard
+    assert [type(d) for d in rebuilt.pipeline.detectors] == [
+        type(d) for d in guard.pipeline.detectors
+    ]
 
 
 async def test_standalone_termination_with_its_own_guard(kit: SimpleNamespace) -> None:
