@@ -4,8 +4,10 @@ and counted, never propagated."""
 from __future__ import annotations
 
 import concurrent.futures
+import functools
+import inspect
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -21,7 +23,9 @@ _log = get_logger("kinguard.alerts")
 
 @runtime_checkable
 class AlertSink(Protocol):
-    def __call__(self, alert: Alert) -> None: ...
+    """Receives alerts; an ``async def`` sink is run to completion on its worker thread."""
+
+    def __call__(self, alert: Alert) -> object: ...
 
 
 class CallbackSink:
@@ -30,8 +34,8 @@ class CallbackSink:
     def __init__(self, callback: Callable[[Alert], object]) -> None:
         self._callback = callback
 
-    def __call__(self, alert: Alert) -> None:
-        self._callback(alert)
+    def __call__(self, alert: Alert) -> object:
+        return self._callback(alert)  # an async callback's coroutine is awaited by the caller
 
 
 class JsonlSink:
@@ -87,9 +91,12 @@ class AlertDispatcher:
 
         failures, pending = self._start(alert, sinks)
         if pending:
-            await asyncio.wait(
-                [asyncio.wrap_future(future) for _, future in pending], timeout=self.timeout_s
+            # Waited for on a thread: asyncio futures wrapping the calls would report every
+            # failed sink a second time, as an exception "never retrieved".
+            wait = functools.partial(
+                concurrent.futures.wait, [future for _, future in pending], timeout=self.timeout_s
             )
+            await asyncio.get_running_loop().run_in_executor(None, wait)
         return failures + self._settle(pending)
 
     def _start(
@@ -113,7 +120,9 @@ class AlertDispatcher:
         for sink in sinks:
             try:
                 if getattr(sink, "inline", False):
-                    sink(alert)
+                    if inspect.isawaitable(result := sink(alert)):
+                        _discard(result)
+                        raise TypeError("an inline sink must not be async: it would never run")
                 else:
                     pending.append((sink, self._submit(sink, alert, sinks)))
             except Exception as exc:
@@ -134,7 +143,7 @@ class AlertDispatcher:
             if entry is None:
                 worker = DaemonExecutor(_WORKERS_PER_SINK, f"kinguard-sink-{type(sink).__name__}")
                 entry = self._workers[id(sink)] = (sink, worker)
-            return entry[1].submit(sink, alert)
+            return entry[1].submit(_deliver, sink, alert)
 
     def _forget_removed(self, sinks: Sequence[AlertSink]) -> None:
         """Let the workers of sinks no longer in the list go."""
@@ -165,6 +174,24 @@ class AlertDispatcher:
                 worker.shutdown(wait=False, cancel_futures=True)
             self._workers.clear()
             self._overrun.clear()
+
+
+def _deliver(sink: AlertSink, alert: Alert) -> None:
+    """Call the sink on its worker; an ``async def`` sink is run to completion there."""
+    result = sink(alert)
+    if inspect.isawaitable(result):
+        import asyncio  # only apps with async sinks pay for it
+
+        asyncio.run(_completed(result))
+
+
+async def _completed(awaitable: Awaitable[object]) -> None:
+    await awaitable
+
+
+def _discard(awaitable: Awaitable[object]) -> None:
+    if inspect.iscoroutine(awaitable):
+        awaitable.close()  # no "never awaited" warning on top of the logged failure
 
 
 def _failed(sink: AlertSink, error: BaseException) -> None:

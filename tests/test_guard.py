@@ -1,6 +1,7 @@
 """KinGuard's decisions, independent of detector quality (a keyword detector drives them)."""
 
 import asyncio
+import gc
 import json
 import subprocess
 import sys
@@ -642,3 +643,48 @@ async def test_cancelling_the_callers_task_still_cancels_it() -> None:
         await task
     detector.gate.set()
     guard.close()
+
+
+@pytest.mark.parametrize("inspect_async", [False, True])
+async def test_an_async_sink_is_run_to_completion(inspect_async: bool) -> None:
+    delivered: list[str] = []
+
+    async def webhook(alert) -> None:
+        await asyncio.sleep(0)
+        delivered.append(alert.sender)
+
+    guard = guard_with(Action.ALERT, sinks=[webhook, CallbackSink(webhook)])
+    if inspect_async:
+        await guard.ainspect(msg("FIXPRICE"))
+    else:
+        guard.inspect(msg("FIXPRICE"))
+    assert delivered == ["buyer", "buyer"]
+    assert guard.sink_failures == 0
+
+
+def test_an_inline_async_sink_is_a_counted_failure_not_a_silent_one() -> None:
+    async def webhook(alert) -> None:
+        raise AssertionError("never runs")
+
+    webhook.inline = True  # type: ignore[attr-defined]
+    guard = guard_with(Action.ALERT, sinks=[webhook])
+    with capture_logs() as logs:
+        guard.inspect(msg("FIXPRICE"))
+    assert guard.sink_failures == 1
+    assert any("must not be async" in str(e.get("error")) for e in logs)
+
+
+async def test_a_failing_sink_is_reported_once_not_again_by_asyncio() -> None:
+    def explode(alert):
+        raise OSError("disk full")
+
+    reported: list[object] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    guard = guard_with(Action.ALERT, sinks=[CallbackSink(explode)])
+    for _ in range(3):
+        await guard.ainspect(msg("FIXPRICE"))
+    gc.collect()  # "Future exception was never retrieved" is reported when a future is freed
+    await asyncio.sleep(0)
+    assert guard.sink_failures == 3
+    assert reported == []
