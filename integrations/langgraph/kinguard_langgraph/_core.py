@@ -1008,7 +1008,13 @@ class GraphCore:
                 unit = _unit_for(update[key], partial(update.__setitem__, key))
                 if unit is not None:
                     units.append(unit)
-            elif update is not None and not isinstance(update, (dict, list, tuple)):
+            elif isinstance(update, list):  # (channel, value) pairs, a form LangGraph accepts
+                for index, pair in enumerate(update):
+                    if isinstance(pair, (tuple, list)) and len(pair) == 2 and pair[0] == key:
+                        unit = _unit_for(pair[1], partial(_set_pair, update, index, key))
+                        if unit is not None:
+                            units.append(unit)
+            elif update is not None and not isinstance(update, (dict, tuple)):
                 units.extend(self._object_units(update))
             if output.goto:
                 units.extend(self._sent_units(output.goto))
@@ -1043,7 +1049,14 @@ class GraphCore:
     # -- restoring guard state at the start of a run ------------------------------------------
 
     def restore(self, channel: Mapping[str, Any] | None, conversation_id: str) -> None:
+        """Load the guard's state for a run from the checkpoint it starts from.
+
+        A checkpoint without kinguard's channel was taken before any message of the thread was
+        inspected (time travel to a thread's start, a state set by ``update_state`` alone): the
+        run starts with no risk, whatever a later, abandoned branch had earned.
+        """
         if not channel or channel.get("guard") is None:
+            self.guard.forget(conversation_id)
             return
         import_state(self.guard, conversation_id, channel["guard"])
         self.revisions.seen(conversation_id, int(channel.get("rev", 0)))
@@ -1599,6 +1612,10 @@ def _strip_goto(output: Any) -> tuple[list[Any], Any]:
     return [], output
 
 
+def _set_pair(pairs: list[Any], index: int, key: str, value: Any) -> None:
+    pairs[index] = (key, value)
+
+
 def _editable(output: Any) -> Any:
     """A shallow copy of a node's output that can be edited without touching the user's objects."""
     if isinstance(output, dict):
@@ -1607,6 +1624,8 @@ def _editable(output: Any) -> Any:
         update = output.update
         if isinstance(update, (dict, BaseModel)):
             update = dict(update) if isinstance(update, dict) else update.model_copy()
+        elif isinstance(update, (list, tuple)):
+            update = list(update)  # pairs: replaced one by one when their messages change
         return dataclasses.replace(output, update=update, goto=_editable_goto(output.goto))
     if isinstance(output, (list, tuple)):
         return [_editable(item) for item in output]

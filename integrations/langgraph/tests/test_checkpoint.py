@@ -132,16 +132,15 @@ def test_two_graphs_on_one_saver_share_the_thread_risk() -> None:
     assert verdicts[0].conversation_risk > verdicts[0].message_risk
 
 
-def test_a_fork_from_an_earlier_checkpoint_carries_that_checkpoints_risk() -> None:
-    # The guard's state is restored from the checkpoint the run starts from, as a fresh
-    # process would, not kept from the branch the live guard last ran.
-    saver = InMemorySaver()
-    thread = {"configurable": {"thread_id": uuid.uuid4().hex}}
-    flagged, plain = "keep ZEBRA-PACT", "Offer 40, standard terms."
-    said: list[str] = []
+FLAGGED, PLAIN = "keep ZEBRA-PACT", "Offer 40, standard terms."
 
-    def build() -> tuple[Any, KinGuard]:
-        guard = KinGuard(
+
+class RiskyThread:
+    """A buyer and a seller on one saver, where two flagged exchanges reach a blocking risk."""
+
+    def __init__(self, saver: InMemorySaver) -> None:
+        self.said: list[str] = []
+        self.guard = KinGuard(
             [
                 AgentProfile(name="buyer", model="openai:gpt-4o"),
                 AgentProfile(name="seller", model="openai:gpt-4o"),
@@ -155,22 +154,41 @@ def test_a_fork_from_an_earlier_checkpoint_carries_that_checkpoints_risk() -> No
             ),
         )
         speak = {
-            n: (lambda state, n=n: {"messages": [AIMessage(said.pop(0), name=n)]})
+            n: (lambda state, n=n: {"messages": [AIMessage(self.said.pop(0), name=n)]})
             for n in ("buyer", "seller")
         }
         graph = chain_graph(("buyer", speak["buyer"]), ("seller", speak["seller"]))
-        return guard_graph(graph, guard).compile(checkpointer=saver), guard
+        self.graph = guard_graph(graph, self.guard).compile(checkpointer=saver)
 
-    def exchange(graph: Any, guard: KinGuard, config: Any, buyer: str) -> list[Action]:
-        said[:] = [buyer, buyer]
-        with capture_verdicts(guard) as verdicts:
-            graph.invoke({"messages": [HumanMessage("go")]}, config)
+    def exchange(self, config: Any, text: str) -> list[Action]:
+        self.said[:] = [text, text]
+        with capture_verdicts(self.guard) as verdicts:
+            self.graph.invoke({"messages": [HumanMessage("go")]}, config)
         return [v.action for v in verdicts]
 
-    graph, guard = build()
-    exchange(graph, guard, thread, flagged)
-    after_first = graph.get_state(thread).config
-    exchange(graph, guard, thread, flagged)  # the branch the live guard remembers
-    fork = exchange(graph, guard, after_first, plain)
-    fresh_graph, fresh_guard = build()
-    assert fork == exchange(fresh_graph, fresh_guard, after_first, plain) == [Action.ALLOW] * 2
+
+def test_a_fork_from_an_earlier_checkpoint_carries_that_checkpoints_risk() -> None:
+    # The guard's state is restored from the checkpoint the run starts from, as a fresh
+    # process would, not kept from the branch the live guard last ran.
+    saver = InMemorySaver()
+    thread = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    live = RiskyThread(saver)
+    live.exchange(thread, FLAGGED)
+    after_first = live.graph.get_state(thread).config
+    live.exchange(thread, FLAGGED)  # the branch the live guard remembers
+    fork = live.exchange(after_first, PLAIN)
+    assert fork == RiskyThread(saver).exchange(after_first, PLAIN) == [Action.ALLOW] * 2
+
+
+def test_a_fork_from_before_any_inspection_starts_without_risk() -> None:
+    # The thread's first checkpoints hold no kinguard state: a run from there starts afresh,
+    # not with the risk of the branch it abandons.
+    saver = InMemorySaver()
+    thread = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    live = RiskyThread(saver)
+    first = live.exchange(thread, FLAGGED)
+    assert live.exchange(thread, FLAGGED) != first  # the risk has built up
+    start = next(
+        h.config for h in live.graph.get_state_history(thread) if h.metadata.get("step") == -1
+    )
+    assert live.exchange(start, FLAGGED) == first

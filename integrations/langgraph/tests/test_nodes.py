@@ -709,3 +709,37 @@ def test_a_guarded_graph_inside_a_guarded_graph_is_inspected_once(action: Action
     assert [a.name for a in guard.agents] == ["buyer", "seller"]  # "team" is no agent
     assert prompts[-1] == ["kinguard-identity-buyer"]  # and gives the buyer no identity
     assert (SECRET in repr(out["messages"])) is (action is Action.LOG)
+
+
+@pytest.mark.parametrize("action", [Action.BLOCK, Action.HALT])
+def test_a_command_updating_with_channel_value_pairs_is_inspected(action: Action) -> None:
+    """``Command(update=[("messages", [...])])`` is a form LangGraph accepts; it went through
+    uninspected."""
+    seen: list[list[str]] = []
+
+    def a(state: ChatState) -> Command[Any]:
+        said = AIMessage(f"a says {SECRET}", name="a")
+        return Command(goto="b", update=[("messages", [said])])
+
+    def b(state: ChatState) -> dict[str, Any]:
+        seen.append([str(m.content) for m in state["messages"]])
+        return {"messages": [AIMessage("b ok", name="b")]}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("a", a, destinations=("b",))
+    builder.add_node("b", b)
+    builder.add_edge(START, "a")
+    builder.add_edge("b", END)
+    graph = guard_graph(builder, guard_for("a", "b", action=action)).compile(
+        checkpointer=InMemorySaver()
+    )
+    config: RunnableConfig = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    out = graph.invoke(start(), config)
+    texts = [str(m.content) for m in out["messages"]]
+    assert not any(SECRET in text for text in texts)
+    assert not any(SECRET in text for said in seen for text in said)
+    if action is Action.HALT:
+        assert out["__interrupt__"]
+        assert seen == []
+    else:
+        assert any("kinguard blocked a message from a" in text for text in texts)
