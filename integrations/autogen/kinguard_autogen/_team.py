@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from autogen_agentchat.agents import SocietyOfMindAgent, UserProxyAgent
 from autogen_agentchat.base import ChatAgent, TaskResult, Team
 from autogen_agentchat.messages import HandoffMessage, TextMessage
 from autogen_agentchat.teams import BaseGroupChat
-from autogen_core import ComponentModel
+from autogen_core import ComponentModel, MessageHandlerContext
 from autogen_core.models import SystemMessage
 
 from kinguard import HumanDecision, KinGuard, Verdict
@@ -110,6 +110,8 @@ def guard_team(
             f"guard_team() takes an AgentChat group chat (RoundRobinGroupChat, SelectorGroupChat, "
             f"Swarm, ...), not {type(team).__name__}"
         )
+    if events not in get_args(EventMode):
+        raise ValueError(f"events: {events!r} is not one of {', '.join(get_args(EventMode))}")
     installed = _installed(team)
     if installed is not None:
         tg = installed.team_guard
@@ -143,7 +145,38 @@ def guard_team(
         raise
     _patch_team(team, tg, installed)
     setattr(team, _ATTR, installed)
+    _warn_if_shared(team, tg)
     return team
+
+
+def _inside_a_team() -> bool:
+    """Whether this runs inside an AgentChat runtime's message handler (a team's participant)."""
+    try:
+        MessageHandlerContext.agent_id()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _warn_if_shared(team: BaseGroupChat, tg: TeamGuard) -> None:
+    """Two teams that are not nested in one another, on one guard and conversation id, are one
+    conversation: risk, reminders and echo memory flow between them. Legitimate (a team split
+    in two), but more often an accident of reusing a guard."""
+    nested = {id(inner) for inner in _guards_within(team)}
+    others = [
+        other.team_name
+        for other in TeamGuard.live
+        if other is not tg and other.stamp == tg.stamp and id(other) not in nested
+    ]
+    if others:
+        _log.warning(
+            "kinguard.autogen.shared_conversation",
+            team=team.name,
+            conversation_id=tg.conversation_id,
+            other_teams=sorted(others),
+            detail="one conversation with those teams (risk, reminders, echo memory); pass "
+            "guard_team(..., conversation_id=...) to keep the teams apart",
+        )
 
 
 def unguard_team(team: TeamT) -> TeamT:
@@ -337,6 +370,13 @@ def _add_halt_termination(team: BaseGroupChat, installed: _Installed) -> None:
 def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None:
     """Stand in for the agent's turn and workbenches; give it its identity statement."""
     name = agent.name
+    if isinstance(agent.on_messages_stream, (GuardedParticipant, GuardedSocietyOfMind)):
+        # Wrapped twice, its turn would be inspected twice and its halts filed with the team
+        # that guarded it first.
+        raise ValueError(
+            f"agent {name!r} is already guarded as a participant of another guarded team: "
+            "unguard_team() that team first, or give this team agents of its own"
+        )
     turn = (
         GuardedSocietyOfMind(tg, agent)
         if isinstance(agent, SocietyOfMindAgent)
@@ -414,9 +454,14 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
             return _handed_out(task, output=kwargs.get("output_task_messages", True))
         tg.on_run_start()
         stream = run_stream(*args, **kwargs)
-        # A participant of another team (its container asks for no task messages) whose team
-        # kinguard does not guard: that team could not take kinguard's events.
-        if kwargs.get("output_task_messages") is False and not VERDICT_EVENTS_WELCOME.get():
+        # A participant of another team (run inside one of its message handlers, asking for no
+        # task messages) whose team kinguard does not guard: that team could not take
+        # kinguard's events. A user's own run_stream(output_task_messages=False) gets them.
+        if (
+            kwargs.get("output_task_messages") is False
+            and _inside_a_team()
+            and not VERDICT_EVENTS_WELCOME.get()
+        ):
             return without_verdict_events(stream)
         return stream
 

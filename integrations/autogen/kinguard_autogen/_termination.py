@@ -86,6 +86,12 @@ class KinGuardTermination(TerminationCondition, Component[KinGuardTerminationCon
                 return stop
         return None
 
+    def _watches(self, source: str) -> bool:
+        """Whether a message from ``source`` is an agent's, to be inspected on its own."""
+        assert self._guard is not None
+        declared = {profile.name for profile in self._guard.agents}
+        return source in declared if declared else source != "user"
+
     async def _check(self, message: BaseChatMessage) -> StopMessage | None:
         action = kinguard_action(message)
         stamped = action is not None
@@ -94,6 +100,8 @@ class KinGuardTermination(TerminationCondition, Component[KinGuardTerminationCon
         signals = message.metadata.get(META_SIGNALS, "")
         reasons = message.metadata.get(META_REASONS, "")
         if action is None and self._guard is not None:
+            if not self._watches(message.source):
+                return None  # the user's task, a person: the principals kinguard protects
             verdict = await self._guard.ainspect(
                 Message(
                     conversation_id=self._guard.conversation_id,

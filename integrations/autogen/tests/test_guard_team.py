@@ -59,6 +59,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel
+from structlog.testing import capture_logs
 
 from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Policy, Rule
 from kinguard.identity import IDENTITY_MARKER
@@ -1427,3 +1428,70 @@ async def test_a_society_of_mind_agents_identity_and_nudge_reach_its_own_model(
     assert block not in str(som.dump_component().config)
     unguard_team(outer)
     assert som._instruction == SocietyOfMindAgent.DEFAULT_INSTRUCTION
+
+
+async def test_agents_guarded_in_one_team_are_refused_by_a_second(kit: SimpleNamespace) -> None:
+    # Wrapped twice, their turns were inspected twice and halts filed with the first team.
+    guard = kit.keyword_guard("halt")
+    buyer, seller = kit.agent("buyer", ["b1"]), kit.agent("seller", ["s1"])
+    first = guard_team(RoundRobinGroupChat([buyer, seller]), guard)
+    with pytest.raises(ValueError, match="agent 'buyer' is already guarded"):
+        guard_team(RoundRobinGroupChat([buyer, seller]), guard)
+    assert _installed(first) is not None  # the first team is untouched
+    unguard_team(first)
+    second = guard_team(
+        RoundRobinGroupChat([buyer, seller], termination_condition=MaxMessageTermination(2)),
+        guard,
+    )
+    result = await second.run(task="go")
+    assert kit.chat(result)[1:] == [("buyer", "b1")]
+
+
+def test_two_independent_teams_on_one_conversation_are_warned_about(kit: SimpleNamespace) -> None:
+    guard = kit.keyword_guard("block")
+    guard_team(RoundRobinGroupChat([kit.agent("buyer", ["b"]), kit.agent("seller", ["s"])]), guard)
+    with capture_logs() as logs:
+        guard_team(
+            RoundRobinGroupChat([kit.agent("buyer", ["b"]), kit.agent("seller", ["s"])]), guard
+        )
+        guard_team(
+            RoundRobinGroupChat([kit.agent("buyer", ["b"]), kit.agent("seller", ["s"])]),
+            guard,
+            conversation_id="another deal",
+        )
+    warned = [e for e in logs if e["event"] == "kinguard.autogen.shared_conversation"]
+    assert len(warned) == 1
+    assert warned[0]["conversation_id"] == "test"
+
+
+def test_an_unknown_events_mode_is_refused_by_name(kit: SimpleNamespace) -> None:
+    team = RoundRobinGroupChat([kit.agent("buyer", ["b"]), kit.agent("seller", ["s"])])
+    with pytest.raises(ValueError, match="events: 'None' is not one of none, flagged, all"):
+        guard_team(team, kit.keyword_guard("block"), events="None")  # type: ignore[arg-type]
+
+
+async def test_a_users_run_stream_without_task_messages_still_gets_verdicts(
+    kit: SimpleNamespace,
+) -> None:
+    team = guard_team(
+        RoundRobinGroupChat(
+            [kit.agent("buyer", [f"b {kit.KEYWORD}"]), kit.agent("seller", ["s"])],
+            termination_condition=MaxMessageTermination(2),
+        ),
+        kit.keyword_guard("redact"),
+    )
+    items = [item async for item in team.run_stream(task="go", output_task_messages=False)]
+    assert [i for i in items if isinstance(i, KinGuardVerdictEvent)]
+
+
+async def test_a_standalone_termination_leaves_the_users_task_alone(kit: SimpleNamespace) -> None:
+    guard = kit.keyword_guard("halt")
+    team = RoundRobinGroupChat(
+        [kit.agent("buyer", ["b1", f"b2 {kit.KEYWORD}"]), kit.agent("seller", ["s1"])],
+        termination_condition=MaxMessageTermination(10) | KinGuardTermination(guard=guard),
+    )
+    with capture_verdicts(guard) as verdicts:
+        result = await team.run(task=f"Task mentioning {kit.KEYWORD}.")
+    assert [v.sender for v in verdicts] == ["buyer", "seller", "buyer"]
+    assert result.stop_reason is not None
+    assert "message from buyer" in result.stop_reason
