@@ -169,7 +169,7 @@ class HaltOrTermination(OrTerminationCondition):
         halt = self._halt
         condition = self._condition
         if halt.terminated or condition.terminated:
-            raise RuntimeError("Termination condition has already been reached")
+            raise TerminatedException("Termination condition has already been reached")
         stop = None
         for message in messages:
             if META_ACTION in message.metadata:
