@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from autogen_agentchat.base import Response, TerminationCondition
+from autogen_agentchat.base import Response, TerminatedException, TerminationCondition
 from autogen_agentchat.conditions import MaxMessageTermination
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, StopMessage, TextMessage
 from autogen_agentchat.teams import RoundRobinGroupChat
@@ -103,7 +103,7 @@ async def test_the_halt_check_runs_only_on_stamped_messages() -> None:
     stop = await condition(clean)  # fourth message: the other condition's stop, alone
     assert isinstance(stop, StopMessage) and "Maximum number of messages" in stop.content
     assert halt.calls == 1
-    with pytest.raises(RuntimeError, match="already been reached"):
+    with pytest.raises(TerminatedException, match="already been reached"):  # as AgentChat's Or
         await condition(clean)
 
     await condition.reset()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from autogen_agentchat.agents import BaseChatAgent, SocietyOfMindAgent, UserProxyAgent
-from autogen_agentchat.base import Handoff, Response, TaskResult, TerminatedException
+from autogen_agentchat.base import Handoff, Response, TaskResult
 from autogen_agentchat.conditions import (
     HandoffTermination,
     MaxMessageTermination,
@@ -1495,11 +1495,3 @@ async def test_a_standalone_termination_leaves_the_users_task_alone(kit: SimpleN
     assert [v.sender for v in verdicts] == ["buyer", "seller", "buyer"]
     assert result.stop_reason is not None
     assert "message from buyer" in result.stop_reason
-
-
-async def test_the_added_halt_condition_raises_as_agentchats_own_once_terminated() -> None:
-    combined = HaltOrTermination(KinGuardTermination(), MaxMessageTermination(1))
-    said = TextMessage(content="hi", source="buyer")
-    assert await combined([said]) is not None
-    with pytest.raises(TerminatedException):
-        await combined([said])
