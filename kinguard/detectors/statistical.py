@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from kinguard._jsonl import read_jsonl
 from kinguard.detectors._base import Context, NormalizedText
+from kinguard.detectors.lexical import _evidence
 from kinguard.detectors.normalise import normalise
 from kinguard.types import SIGNAL_NAMES, Evidence, Message, Signal, SignalName
 
@@ -78,7 +79,11 @@ def features(text: str, max_words: int = 1_000) -> list[str]:
     Words as every tier reads them: :func:`normalise` folds the text, and words are its runs of
     ASCII letters and digits. In order, repeats included: a model weighs every occurrence.
     """
-    words = [word.decode() for word in normalise(text).words()[:max_words]]
+    return _with_pairs([word.decode() for word in normalise(text).words()[:max_words]])
+
+
+def _with_pairs(words: Sequence[str]) -> list[str]:
+    """The words, then each adjacent pair as one feature: what a model weighs for them."""
     return [*words, *map(" ".join, pairwise(words))]
 
 
@@ -210,7 +215,7 @@ class _Compiled:
     """
 
     __slots__ = ("gate", "gate_weights", "max_words", "screen", "screen_weights", "signals",
-                 "stride", "window")  # fmt: skip
+                 "stride", "threshold", "window")  # fmt: skip
 
     def __init__(self, model: StatisticalModel) -> None:
         # Each feature is keyed once, however many models weigh it.
@@ -221,6 +226,7 @@ class _Compiled:
             return dict(zip(map(keys.__getitem__, weights), weights.values(), strict=True))
 
         self.max_words = model.max_words
+        self.threshold = model.threshold
         self.window = model.window
         self.stride = model.stride
         self.signals = [
@@ -321,21 +327,23 @@ class StatisticalDetector:
         passing = [(found, s, e) for margin, found, s, e in top if margin >= tables.gate]
         if not passing:
             return []
-        min_score = self.min_score
+        min_score = tables.threshold if self._min_score is None else self._min_score
         spans_of_words: _WordSpans | None = None
         signals = []
         for name, bias, weights in tables.signals:
             get = weights.get
-            margin, start, end = max(
-                (bias + sum(map(get, found, repeat(0.0))), start, end)
-                for found, start, end in passing
+            margin, best, start, end = max(
+                (
+                    (bias + sum(map(get, found, repeat(0.0))), found, s, e)
+                    for found, s, e in passing
+                ),
+                key=itemgetter(0, 2),  # of equal margins, the later window, as ever
             )
             probability = _sigmoid(margin)
             if probability < min_score:
                 continue
-            present: set[_Feature] = {*words[start:end], *pairwise(words[start:end])}
             strongest = sorted(
-                (f for f in present if weights.get(f, 0.0) > 0.0),
+                (f for f in set(best) if weights.get(f, 0.0) > 0.0),
                 key=lambda f: (-weights[f], _shown(f)),  # ties by name: stable across runs
             )[:5]
             if spans_of_words is None:  # found once, for every signal reported
@@ -399,20 +407,15 @@ def _locate(
         return ()
     view = text.word_view()
     low, high = spans.start(start), spans.end(end - 1)
-    evidence = []
+    located = []
     for feature in found:
         words = (feature,) if isinstance(feature, bytes) else feature
         # In the view every non-word character is a space: a pair is split by a run of them.
         pattern = rb"(?<![a-z0-9])" + rb" +".join(map(re.escape, words)) + rb"(?![a-z0-9])"
         match = re.compile(pattern).search(view, low, high)
         if match is not None:
-            evidence.append(_quote(text, *match.span()))
-    return tuple(evidence) or (_quote(text, low, high),)
-
-
-def _quote(text: NormalizedText, start: int, end: int) -> Evidence:
-    start, end = text.span(start, end)
-    return Evidence(start=start, end=end, text=text.original[start:end])
+            located.append(match.span())
+    return _evidence(text, located or [(low, high)])
 
 
 def _sigmoid(margin: float) -> float:
@@ -511,14 +514,13 @@ def train(
     for index, row in enumerate(rows):
         text, labels = _check_row(row, f"row {index}")
         words = [word.decode() for word in normalise(text).words()[:max_words]]
-        found = [*words, *map(" ".join, pairwise(words))]
+        found = _with_pairs(words)
         for feature in set(found):
             counts[feature] = counts.get(feature, 0) + 1
         examples.append((found, set(labels)))
         if not labels and len(words) > window:
             for start, end in _spans(len(words), window, stride):
-                part = words[start:end]
-                examples.append(([*part, *map(" ".join, pairwise(part))], set()))
+                examples.append((_with_pairs(words[start:end]), set()))
     if not any(labels for _, labels in examples):
         raise ValueError("no row has a signal: nothing to learn")
     kept = {feature for feature, count in counts.items() if count >= min_count}
