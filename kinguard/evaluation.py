@@ -53,6 +53,17 @@ class EvaluationReport(BaseModel):
     def false_alarm_rate(self) -> float:
         return self.false_alarms / (self.negatives or 1)
 
+    def shortfalls(self, precision: float, recall: float, false_alarm_rate: float) -> list[str]:
+        """Where the report falls short of the floors (and the false-alarm ceiling) given."""
+        m = self.micro
+        checks = (
+            ("precision", m.precision, m.precision >= precision, precision),
+            ("recall", m.recall, m.recall >= recall, recall),
+            ("false alarms", self.false_alarm_rate, self.false_alarm_rate <= false_alarm_rate,
+             false_alarm_rate),
+        )  # fmt: skip
+        return [f"{name} {got:.3f} against {bound}" for name, got, ok, bound in checks if not ok]
+
     def table(self) -> str:
         lines = [f"{'signal':32} {'P':>5} {'R':>5} {'tp':>4} {'fp':>4} {'fn':>4}"]
         for name, s in sorted(self.signals.items()):
