@@ -31,7 +31,14 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from kinguard._jsonl import read_jsonl
 from kinguard.detectors._base import Context, NormalizedText
@@ -44,6 +51,7 @@ __all__ = [
     "LinearModel",
     "StatisticalDetector",
     "StatisticalModel",
+    "TrainingSettings",
     "features",
     "load_corpus",
     "shipped_model",
@@ -109,22 +117,61 @@ class LinearModel(BaseModel):
         return _sigmoid(self.bias + sum(weights.get(feature, 0.0) for feature in found))
 
 
-class StatisticalModel(BaseModel):
-    """The screen, the gate and one model per signal, with their windows and thresholds."""
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Reading(BaseModel):
+    """How a message is read and scored: set when a model is trained, and kept in it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    version: Literal[2] = 2
-    max_words: int = Field(default=1_000, ge=1)
+    max_words: int = Field(default=1_000, ge=1, le=1_000_000, strict=True)
     """Only this many words of a message are weighed: bounded cost whatever the length."""
-    window: int = Field(default=24, ge=2)
-    stride: int = Field(default=8, ge=1)
-    screen: float = Field(default=0.3, ge=0.0, le=1.0)
+    window: int = Field(default=24, ge=2, le=10_000, strict=True)
+    stride: int = Field(default=8, ge=1, strict=True)
+    screen: Probability = 0.3
     """The screen's probability below which a window is cleared on its words alone."""
-    gate: float = Field(default=0.6, ge=0.0, le=1.0)
+    gate: Probability = 0.6
     """The gate's probability below which a window is cleared without the per-signal models."""
-    threshold: float = Field(default=0.6, ge=0.0, le=1.0)
+    threshold: Probability = 0.6
     """A signal's probability from which it is reported (unless the detector is given one)."""
+
+    @model_validator(mode="after")
+    def _strided(self) -> Self:
+        if self.stride > self.window:
+            raise ValueError(f"stride: {self.stride} skips words between windows of {self.window}")
+        return self
+
+
+class TrainingSettings(_Reading):
+    """Everything :func:`train` can be told, with its bounds. The reading settings are kept in
+    the model it trains; the rest shape the fit only."""
+
+    epochs: int = Field(default=12, ge=1, le=1_000, strict=True)
+    learning_rate: float = Field(default=0.3, gt=0.0, le=100.0, allow_inf_nan=False)
+    l2: float = Field(default=1e-4, ge=0.0, le=1.0, allow_inf_nan=False)
+    """Shrinks every weight a little each step."""
+    min_count: int = Field(default=2, ge=1, strict=True)
+    """Features seen in fewer rows are dropped: a word one writer used once is wording."""
+    positive_weight: float = Field(default=2.0, gt=0.0, le=1_000.0, allow_inf_nan=False)
+    """Scales the loss of positive rows: signals are rare, and "never" is mostly right."""
+    seed: int = Field(default=0, strict=True)
+    signals: tuple[SignalName, ...] = Field(
+        default=LEARNT_SIGNALS,  # type: ignore[arg-type]  # checked names, typed as str
+        min_length=1,
+    )
+    """The signals a model is fitted for (those that some row carries)."""
+
+    @property
+    def reading(self) -> dict[str, Any]:
+        """The settings the trained model keeps."""
+        return self.model_dump(include=set(_Reading.model_fields))
+
+
+class StatisticalModel(_Reading):
+    """The screen, the gate and one model per signal, with their windows and thresholds."""
+
+    version: Literal[2] = 2
     models: dict[str, LinearModel]
     """``"words"`` (the screen), ``"any"`` (the gate) and signal name -> model."""
     trained_on: dict[str, int] = Field(default_factory=dict)
@@ -140,8 +187,6 @@ class StatisticalModel(BaseModel):
             raise ValueError(f"models: unknown signals {sorted(unknown)}")
         if any(" " in feature for feature in self.models[WORDS].weights):
             raise ValueError("models.words: the screen weighs single words, not pairs")
-        if self.stride > self.window:
-            raise ValueError(f"stride: {self.stride} skips words between windows of {self.window}")
         return self
 
     def save(self, path: str | Path) -> None:
@@ -448,99 +493,74 @@ def _check_row(row: object, where: str) -> tuple[str, list[str]]:
     return text, labels
 
 
-def _check_settings(**settings: float) -> None:
-    """Each training setting in range, or a ValueError naming it."""
-    at_least = {
-        "epochs": 1, "min_count": 1, "max_words": 1, "window": 2, "stride": 1,
-        "learning_rate": 1e-12, "positive_weight": 1e-12, "l2": 0.0,
-    }  # fmt: skip
-    for name, value in settings.items():
-        if not math.isfinite(value):
-            raise ValueError(f"{name}: {value!r} is not a finite number")
-        if name in at_least and value < at_least[name]:
-            raise ValueError(f"{name}: {value!r} is below {at_least[name]}")
-        if name in ("screen", "gate", "threshold") and not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name}: {value!r} is not a probability in [0, 1]")
-    if settings["stride"] > settings["window"]:
-        raise ValueError("stride: larger than window, so some words would never be read")
+def _settings(settings: TrainingSettings | None, overrides: Mapping[str, Any]) -> TrainingSettings:
+    """The settings with ``overrides`` applied, or a ValueError naming each bad one."""
+    base = {} if settings is None else settings.model_dump(exclude_unset=True)
+    if isinstance(overrides.get("signals"), str):
+        raise ValueError(
+            f"signals: a list of signal names, not the string {overrides['signals']!r}"
+        )
+    try:
+        return TrainingSettings.model_validate({**base, **overrides})
+    except ValidationError as exc:
+        raise ValueError(
+            "; ".join(
+                f"{'.'.join(map(str, error['loc'])) or 'settings'}: {error['msg']}"
+                f" (got {error['input']!r})"
+                for error in exc.errors()
+            )
+        ) from None
 
 
 def train(
     rows: Iterable[Mapping[str, Any]],
+    settings: TrainingSettings | None = None,
     *,
-    epochs: int = 12,
-    learning_rate: float = 0.3,
-    l2: float = 1e-4,
-    min_count: int = 2,
-    positive_weight: float = 2.0,
-    screen: float = 0.3,
-    gate: float = 0.6,
-    threshold: float = 0.6,
-    max_words: int = 1_000,
-    window: int = 24,
-    stride: int = 8,
-    signals: Iterable[str] = LEARNT_SIGNALS,
-    seed: int = 0,
     trained_on: Mapping[str, int] | None = None,
+    **overrides: Any,
 ) -> StatisticalModel:
     """Fit the screen, the gate and a model per signal on ``{"text", "signals"}`` rows.
 
+    ``settings`` (a :class:`TrainingSettings`), or any of its fields as keywords, which win:
+    ``train(rows, l2=0.01)``. Every setting is checked before any work.
+
     Logistic regression by AdaGrad over feature counts, one pass per epoch in a seeded order,
-    so the same rows give the same model. Features seen in fewer than ``min_count`` rows are
-    dropped: a word one writer used once is wording, not a concept. ``positive_weight`` scales
-    the loss of positive examples: signals are rare, and a model that learns "never" is right
-    most of the time and useless. A negative row longer than ``window`` words also counts
-    window by window, as the detector will read it; a positive one counts whole (which of its
-    windows holds the signal is not labeled). Every labeled row counts for the screen and the
-    gate; a model per signal is fitted for the ``signals`` that some row carries.
+    so the same rows give the same model. A negative row longer than ``window`` words also
+    counts window by window, as the detector will read it; a positive one counts whole (which
+    of its windows holds the signal is not labeled). Every labeled row counts for the screen
+    and the gate; a model per signal is fitted for the ``signals`` that some row carries.
     """
-    counts_of = {"epochs": epochs, "min_count": min_count, "max_words": max_words,
-                 "window": window, "stride": stride, "seed": seed}  # fmt: skip
-    for name, value in counts_of.items():
-        if type(value) is not int:
-            raise ValueError(f"{name}: must be a whole number, not {value!r}")
-    _check_settings(
-        epochs=epochs, learning_rate=learning_rate, l2=l2, min_count=min_count,
-        positive_weight=positive_weight, screen=screen, gate=gate, threshold=threshold,
-        max_words=max_words, window=window, stride=stride,
-    )  # fmt: skip
-    if isinstance(signals, str):
-        raise ValueError(f"signals: a list of signal names, not the string {signals!r}")
-    learnt = set(signals)
-    if learnt - set(SIGNAL_NAMES):
-        raise ValueError(f"signals: not signal names: {sorted(learnt - set(SIGNAL_NAMES))}")
+    chosen = _settings(settings, overrides)
     examples: list[tuple[list[str], set[str]]] = []
     counts: dict[str, int] = {}
     for index, row in enumerate(rows):
         text, labels = _check_row(row, f"row {index}")
-        words = [word.decode() for word in normalise(text).words()[:max_words]]
+        words = [word.decode() for word in normalise(text).words()[: chosen.max_words]]
         found = _with_pairs(words)
         for feature in set(found):
             counts[feature] = counts.get(feature, 0) + 1
         examples.append((found, set(labels)))
-        if not labels and len(words) > window:
-            for start, end in _spans(len(words), window, stride):
+        if not labels and len(words) > chosen.window:
+            for start, end in _spans(len(words), chosen.window, chosen.stride):
                 examples.append((_with_pairs(words[start:end]), set()))
     if not any(labels for _, labels in examples):
         raise ValueError("no row has a signal: nothing to learn")
-    kept = {feature for feature, count in counts.items() if count >= min_count}
+    kept = {feature for feature, count in counts.items() if count >= chosen.min_count}
     texts = [[f for f in found if f in kept] for found, _ in examples]
     labels_of = [labels for _, labels in examples]
 
     def fit(targets: list[bool], words_only: bool = False) -> LinearModel:
         inputs = [[f for f in text if " " not in f] for text in texts] if words_only else texts
-        return _fit(
-            inputs, targets, epochs=epochs, learning_rate=learning_rate, l2=l2,
-            positive_weight=positive_weight, seed=seed,
-        )  # fmt: skip
+        return _fit(inputs, targets, chosen)
 
     flagged = [bool(labels) for labels in labels_of]
     models = {WORDS: fit(flagged, words_only=True), ANY: fit(flagged)}
     if not models[ANY].weights:
         raise ValueError(
-            f"nothing learnt: no feature is in {min_count} rows and weighs {_MIN_WEIGHT} "
+            f"nothing learnt: no feature is in {chosen.min_count} rows and weighs {_MIN_WEIGHT} "
             "or more; add rows or lower min_count"
         )
+    learnt = set(chosen.signals)
     labeled: set[str] = set().union(*labels_of)
     if not learnt & labeled:
         raise ValueError(
@@ -548,39 +568,24 @@ def train(
         )
     for name in sorted(learnt & labeled):
         models[name] = fit([name in labels for labels in labels_of])
-    return StatisticalModel(
-        max_words=max_words,
-        window=window,
-        stride=stride,
-        screen=screen,
-        gate=gate,
-        threshold=threshold,
-        models=models,
-        trained_on=dict(trained_on or {}),
-    )
+    return StatisticalModel(**chosen.reading, models=models, trained_on=dict(trained_on or {}))
 
 
 def _fit(
-    rows: Sequence[Sequence[str]],
-    targets: Sequence[bool],
-    *,
-    epochs: int,
-    learning_rate: float,
-    l2: float,
-    positive_weight: float,
-    seed: int,
+    rows: Sequence[Sequence[str]], targets: Sequence[bool], settings: TrainingSettings
 ) -> LinearModel:
+    learning_rate, l2 = settings.learning_rate, settings.l2
     weights: dict[str, float] = {}
     squares: dict[str, float] = {}
     bias = bias_squares = 0.0
     order = list(range(len(rows)))
-    shuffle = random.Random(seed).shuffle
-    for _ in range(epochs):
+    shuffle = random.Random(settings.seed).shuffle
+    for _ in range(settings.epochs):
         shuffle(order)
         for i in order:
             found = rows[i]
             margin = bias + sum(weights.get(f, 0.0) for f in found)
-            scale = positive_weight if targets[i] else 1.0
+            scale = settings.positive_weight if targets[i] else 1.0
             # d(loss)/d(margin) for the log loss, scaled for the class.
             gradient = scale * (_sigmoid(margin) - targets[i])
             bias_squares += gradient * gradient
