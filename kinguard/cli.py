@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -23,7 +23,7 @@ from kinguard.logs import configure_logging
 from kinguard.policy import PolicyError, load_policy
 from kinguard.scenarios import SCENARIOS, RunResult, Scenario, demo_policy
 from kinguard.telemetry import configure_otlp, otlp_configured_by_env
-from kinguard.types import Action, HumanDecision, Verdict
+from kinguard.types import Action, HumanDecision, Signal, Verdict
 
 __all__ = ["app"]
 
@@ -150,16 +150,32 @@ def _scenario_table(
         shown = _guarded_text(verdict, decisions)
         if shown != text:
             body.append("\n\u2192 " + _clip(shown, 160), style="bold yellow")
-        signals = "\n".join(f"{s.name} {s.score:.2f}" for s in verdict.signals) or "-"
         table.add_row(
             str(index + 1),
             sender,
             body,
-            signals,
+            _signal_lines(verdict.signals),
             f"{verdict.pair_risk:.2f}",
             Text(verdict.action.value, style=_ACTION_STYLE[verdict.action]),
         )
     return table
+
+
+def _signal_lines(signals: Sequence[Signal]) -> Text:
+    """One line per signal name, at its strongest score, naming the tiers that found it."""
+    found: dict[str, tuple[float, list[str]]] = {}
+    for signal in signals:
+        score, tiers = found.get(signal.name, (0.0, []))
+        found[signal.name] = (max(score, signal.score), [*tiers, signal.tier])
+    if not found:
+        return Text("-")
+    lines = Text()
+    for name, (score, tiers) in found.items():
+        if len(lines):
+            lines.append("\n")
+        lines.append(f"{name} {score:.2f} ")
+        lines.append("+".join(dict.fromkeys(tiers)), style="dim")
+    return lines
 
 
 @app.command()
@@ -181,8 +197,8 @@ def demo(
     ] = None,
     interactive: Annotated[bool, typer.Option(help="ask a human at each halt")] = False,
     statistical: Annotated[
-        bool, typer.Option(help="add the statistical tier to the detectors")
-    ] = False,
+        bool, typer.Option(help="run the statistical tier (--no-statistical: lexical only)")
+    ] = True,
     log_level: Annotated[str, typer.Option(help="log level; alerts are WARNING")] = "ERROR",
 ) -> None:
     """Run the seed scenarios on real framework apps, unguarded then guarded."""

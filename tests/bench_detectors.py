@@ -45,8 +45,8 @@ def message_of(size: int, *, cues: bool = True) -> str:
 
 SENDER = AgentProfile(name="buyer", model="openai:gpt-4o")
 RECIPIENT = AgentProfile(name="seller", model="openai:gpt-4o")
-DETECTORS = default_detectors()
-WITH_STATISTICAL = default_detectors(statistical=True)
+LEXICAL = default_detectors(statistical=False)
+DEFAULT = default_detectors()
 BASELINE = re.compile(r"we are both ai")
 
 
@@ -60,13 +60,14 @@ def _run(detectors: list[Detector], message: Message) -> list[Signal]:
     return [signal for detect in detectors for signal in detect(message, context)]
 
 
+def lexical(message: Message) -> list[Signal]:
+    """The lexical tier and the detectors that read its findings: the issue's 50 µs target."""
+    return _run(LEXICAL, message)
+
+
 def pipeline(message: Message) -> list[Signal]:
-    return _run(DETECTORS, message)
-
-
-def statistical(message: Message) -> list[Signal]:
-    """The default pipeline with the (opt-in) statistical tier."""
-    return _run(WITH_STATISTICAL, message)
+    """The default pipeline: the above and the statistical tier."""
+    return _run(DEFAULT, message)
 
 
 def baseline(message: Message) -> bool:
@@ -76,7 +77,7 @@ def baseline(message: Message) -> bool:
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("cues", [True, False], ids=["cues", "no-cues"])
 @pytest.mark.parametrize(
-    "run", [pipeline, statistical, baseline], ids=["pipeline", "statistical", "baseline"]
+    "run", [lexical, pipeline, baseline], ids=["lexical", "pipeline", "baseline"]
 )
 def test_inspect(
     benchmark: pytest.FixtureDef, run: Callable[[Message], object], cues: bool, size: int
@@ -89,5 +90,5 @@ def test_inspect(
     if benchmark.stats:  # None under --benchmark-disable
         rounds = sorted(benchmark.stats.stats.data)
         benchmark.extra_info["p99_us"] = round(rounds[int(0.99 * (len(rounds) - 1))] * 1e6, 2)
-    if run is pipeline:
+    if run is lexical:
         assert bool(result) == (cues and size >= 2_000)

@@ -24,7 +24,8 @@ from kinguard.evaluation import evaluate, load_rows
 from kinguard.monitor import message_risk
 from kinguard.types import SIGNAL_NAMES, AgentProfile, KinshipLevel, Message, Signal
 
-DETECTORS = default_detectors()
+# The lexical tier's own tests: the pipeline without the statistical tier.
+DETECTORS = default_detectors(statistical=False)
 THRESHOLD = 0.5
 """Score at which a signal counts as detected in these examples and the quality check."""
 

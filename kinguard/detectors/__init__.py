@@ -26,12 +26,12 @@ __all__ = [
 ]
 
 
-def default_detectors(*, statistical: bool = False) -> list[Detector]:
+def default_detectors(*, statistical: bool = True) -> list[Detector]:
     """The built-in pipeline, in order. Each step may read what earlier steps found.
 
-    ``statistical=True`` adds the statistical tier after the lexical one. It about doubles
-    recall on wording nobody wrote a cue for, and raises false alarms on messages that use the
-    signals' vocabulary innocently (the README has the figures), so it is the user's choice.
+    ``statistical=False`` leaves out the statistical tier: the lexical tier alone finds about a
+    third as much on wording nobody wrote a cue for, with somewhat fewer false alarms (the
+    README has the figures), and no weights to read (about 0.4 s on the first message).
     """
     return [
         LexicalDetector(),

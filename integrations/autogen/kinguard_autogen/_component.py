@@ -17,8 +17,8 @@ class KinGuardConfig(BaseModel):
     """Everything needed to rebuild a :class:`~kinguard.KinGuard` except code objects.
 
     Custom detectors, alert sinks and tracer/meter providers are code, not configuration: a
-    guard loaded from this config uses the default detectors (with the statistical tier when
-    ``statistical``) and no sinks. Monitor state is not configuration either; it rides in the
+    guard loaded from this config uses the default detectors (without the statistical tier
+    unless ``statistical``) and no sinks. Monitor state is not configuration either; it rides in the
     team's ``save_state()``.
     """
 
@@ -28,7 +28,7 @@ class KinGuardConfig(BaseModel):
     conversation_id: str | None = None
     identity_seed: str = "0"
     capture_content: bool | None = None
-    statistical: bool = False
+    statistical: bool = True
     """Whether the guard runs the statistical tier with the model shipped with kinguard."""
 
 

@@ -239,16 +239,16 @@ def test_guard_config_round_trips() -> None:
     assert rebuilt.identity is guard.identity
     assert rebuilt.conversation_id == "deal-7"
     assert rebuilt.identity_block("buyer") == guard.identity_block("buyer")  # same seed
-    assert not any(isinstance(d, StatisticalDetector) for d in rebuilt.pipeline.detectors)
+    assert any(isinstance(d, StatisticalDetector) for d in rebuilt.pipeline.detectors)
 
 
-def test_guard_config_keeps_the_statistical_tier() -> None:
+def test_guard_config_keeps_a_guard_without_the_statistical_tier() -> None:
     guard = KinGuard(
         [_profile("buyer"), _profile("seller")],
-        detectors=default_detectors(statistical=True),
+        detectors=default_detectors(statistical=False),
     )
     model = KinGuardComponent(guard).dump_component()
-    assert model.config["statistical"] is True
+    assert model.config["statistical"] is False
     rebuilt = KinGuardComponent.load_component(model).guard
     assert [type(d) for d in rebuilt.pipeline.detectors] == [
         type(d) for d in guard.pipeline.detectors

@@ -7,7 +7,8 @@ All graphs run on the same scripted models in the same process. ``no_detectors``
 (risk, telemetry, verdicts) without any detector, so the adapter's share can be told apart from
 the detectors'. ``adapter_only`` guards with a guard whose ``inspect`` hands back a ready-made
 pass-through verdict: what is left is the adapter alone (identity injection included).
-``statistical`` adds the opt-in statistical tier to the default detectors.
+``guarded`` runs the default detectors, statistical tier included; ``lexical`` leaves that tier
+out (``default_detectors(statistical=False)``).
 ``test_guarded_over_bare`` interleaves them and reports the wall-time ratios over bare (target
 < 1.10 for ``guarded``) in ``extra_info`` and on the terminal.
 """
@@ -27,8 +28,12 @@ from kinguard_langgraph import guard_graph
 from kinguard_langgraph._scripted import ScriptedChatModel, script_graph, start
 
 from kinguard import AgentProfile, KinGuard, Message, Verdict
-from kinguard.detectors import default_detectors
+from kinguard.detectors import StatisticalDetector, default_detectors
 from kinguard.testing import interleaved_medians
+
+# The statistical tier's weights are read once per process, at the first message: read now, or
+# that one-time cost lands in whichever timed round comes first.
+StatisticalDetector().load()
 
 NAMES = ["north", "east", "south", "west"]
 TURNS = 50
@@ -60,7 +65,7 @@ LINES = {
 }
 
 
-VARIANTS = ("bare", "guarded", "no_detectors", "adapter_only", "statistical")
+VARIANTS = ("bare", "guarded", "no_detectors", "adapter_only", "lexical")
 
 
 class PassThroughGuard(KinGuard):
@@ -95,7 +100,7 @@ def build(variant: str) -> Callable[[], Any]:
         graph: Any = builder.compile()
     else:
         guard_type = PassThroughGuard if variant == "adapter_only" else KinGuard
-        detectors = {"guarded": None, "statistical": default_detectors(statistical=True)}
+        detectors = {"guarded": None, "lexical": default_detectors(statistical=False)}
         guard = guard_type(
             [AgentProfile(name=n, model="openai:gpt-4o", principal=f"{n} corp") for n in NAMES],
             identity="disassociate",
