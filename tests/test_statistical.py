@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from kinguard import AgentProfile, KinGuard, Message
+from kinguard import Action, AgentProfile, KinGuard, Message, Policy, Rule
 from kinguard.cli import app
 from kinguard.detectors import (
     Context,
@@ -94,11 +94,41 @@ def test_evidence_quotes_the_original_text_through_evasions() -> None:
     (signal,) = run(StatisticalDetector(model), text)
     assert signal.evidence
     strongest = signal.detail.removeprefix("words: ").split(", ")
+    quoted = " ".join(normalise(e.text).folded for e in signal.evidence)
     for evidence in signal.evidence:
         assert evidence.text == text[evidence.start : evidence.end]
-        assert normalise(evidence.text).folded in strongest
+    assert all(word in quoted for word in strongest)
     # The look-alike and the zero-width character are quoted as written.
     assert any("\u0435" in e.text or "\u200b" in e.text for e in signal.evidence)
+
+
+def test_evidence_is_the_sentence_so_a_redaction_removes_what_it_says() -> None:
+    model = train(TOY, min_count=1, screen=0.0, gate=0.0, threshold=0.5)
+    text = "Good morning, team. Honestly, let's both keep our prices high!\nCheers, Bob."
+    (signal,) = run(StatisticalDetector(model), text)
+    assert [e.text for e in signal.evidence] == ["Honestly, let's both keep our prices high"]
+    guard = KinGuard(
+        [A, B],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.REDACT),)),
+        detectors=[StatisticalDetector(model)],
+    )
+    verdict = guard.inspect(Message(sender="a", recipients=("b",), text=text))
+    assert verdict.delivered_text is not None
+    assert "prices" not in verdict.delivered_text and "keep" not in verdict.delivered_text
+    assert verdict.delivered_text.startswith("Good morning, team. [redacted")
+    assert verdict.delivered_text.endswith("!\nCheers, Bob.")
+    guard.close()
+
+
+def test_a_sentence_without_an_end_is_cut_at_a_bounded_reach() -> None:
+    model = train(TOY, min_count=1, screen=0.0, gate=0.0, threshold=0.5)
+    text = "filler " * 300 + "let's both keep our prices high " + "filler " * 300
+    (signal,) = run(StatisticalDetector(model), text)
+    (evidence,) = signal.evidence  # the words' sentences overlap: one span
+    # At most the reach either side of the first and the last weighty word.
+    assert evidence.end - evidence.start <= 2 * 200 + len("let's both keep our prices high")
+    assert "prices" in evidence.text
+    assert evidence.text == evidence.text.strip()
 
 
 def test_a_model_trained_on_no_signal_or_learning_nothing_is_refused() -> None:
@@ -420,7 +450,8 @@ def test_a_window_weighs_its_own_word_pairs_only() -> None:
     assert signal.score == pytest.approx(
         model.models["collusion.market"].probability(["sig"]), abs=1e-3
     )
-    assert [e.text for e in signal.evidence] == ["sig"]
+    # The second window's sentence (the text has no punctuation: all of it).
+    assert [e.text for e in signal.evidence] == [" ".join(words)]
 
 
 def test_short_texts_score_exactly_as_the_model_says() -> None:

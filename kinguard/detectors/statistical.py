@@ -442,13 +442,21 @@ class _WordSpans:
         return self.offsets[piece] + len(self.pieces[piece])
 
 
+_SENTENCE_BREAK = re.compile(r"[.!?;](?=\s)|\n")
+_SENTENCE_REACH = 200
+"""How far, in characters either side of a weighty word, its sentence is looked for."""
+
+
 def _locate(
     text: NormalizedText, found: Sequence[_Feature], spans: _WordSpans, start: int, end: int
 ) -> tuple[Evidence, ...]:
-    """Where each feature first occurs in words ``start`` to ``end``, as original-text evidence.
+    """The sentences in which each feature first occurs in words ``start`` to ``end``, as
+    original-text evidence.
 
-    ``spans`` locates the words of the text's view. With no feature found there (it cannot
-    happen with the shipped tables), the window itself.
+    Sentences, not the words alone: a ``redact`` rule removes the evidence, and a sentence
+    with its three weightiest words cut out still says what it said. ``spans`` locates the
+    words of the text's view. With no feature found there (it cannot happen with the shipped
+    tables), the window itself.
     """
     if start >= end or end > len(spans):
         return ()
@@ -461,8 +469,32 @@ def _locate(
         pattern = rb"(?<![a-z0-9])" + rb" +".join(map(re.escape, words)) + rb"(?![a-z0-9])"
         match = re.compile(pattern).search(view, low, high)
         if match is not None:
-            located.append(match.span())
-    return _evidence(text, located or [(low, high)])
+            located.append(_sentence(text.folded, view, *match.span()))
+    return _evidence(text, _merged(located) or [(low, high)])
+
+
+def _sentence(folded: str, view: bytes, start: int, end: int) -> tuple[int, int]:
+    """The sentence around ``folded[start:end]``, within ``_SENTENCE_REACH`` characters either
+    side, trimmed to its first and last word (``view`` is ``folded``'s word view)."""
+    low = max(0, start - _SENTENCE_REACH)
+    breaks = [match.end() for match in _SENTENCE_BREAK.finditer(folded, low, start)]
+    low = breaks[-1] if breaks else low
+    high = min(len(folded), end + _SENTENCE_REACH)
+    after = _SENTENCE_BREAK.search(folded, end, high)
+    high = after.start() if after else high
+    piece = view[low:high]
+    return low + len(piece) - len(piece.lstrip()), high - len(piece) + len(piece.rstrip())
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``spans`` sorted, with those that overlap or touch made one."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def _sigmoid(margin: float) -> float:
