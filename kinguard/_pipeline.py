@@ -106,7 +106,12 @@ class Pipeline:
         for detector, inline in zip(self.detectors, self._inline, strict=True):
             outcome: object
             try:
-                if inline:
+                if inline and not getattr(detector, "ready", True) and deadline:
+                    # Reading its data, once per process: not the other detectors' time.
+                    started = time.monotonic()
+                    outcome = detector(message, context)
+                    deadline += time.monotonic() - started
+                elif inline:
                     outcome = detector(message, context)
                 else:
                     future = self.pool.submit(detector, message, context)
@@ -137,8 +142,11 @@ class Pipeline:
                     outcome = detector(message, context)
                 elif inline:
                     # Bounded, but about to read its data (the statistical tier's weights): off
-                    # the event loop, and with no deadline, since it is a one-time cost.
+                    # the event loop, and with no deadline, since it is a one-time cost that
+                    # does not count against the other detectors' deadline either.
+                    started = loop.time()
                     outcome = await loop.run_in_executor(self.pool, detector, message, context)
+                    deadline += loop.time() - started
                 else:
                     future = loop.run_in_executor(self.pool, detector, message, context)
                     outcome = await asyncio.wait_for(future, max(deadline - loop.time(), 0.0))

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 import structlog
@@ -214,6 +215,38 @@ async def test_async_inspection_contains_a_hanging_detector(on_error: str) -> No
     verdicts = await asyncio.gather(*(guard.ainspect(msg(f"m{i}")) for i in range(3)))
     assert all("timeout" in v.error for v in verdicts)
     assert {v.action for v in verdicts} == {Action.BLOCK if on_error == "closed" else Action.ALERT}
+
+
+class FirstCallLoads:
+    """An inline detector that reads its data on its first call, as the statistical tier does."""
+
+    inline = True
+    detector_name = "loads"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.ready = False
+
+    def __call__(self, message: Message, context: object) -> list[Signal]:
+        if not self.ready:
+            time.sleep(self.seconds)
+            self.ready = True
+        return []
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_one_time_load_does_not_use_up_the_other_detectors_deadline(mode: str) -> None:
+    guard = KinGuard(
+        AGENTS,
+        detectors=[FirstCallLoads(seconds=0.3), HangingDetector(seconds=0.01)],
+        policy=Policy(rules=(Rule(risk=0.9, action=Action.BLOCK),), inspect_timeout_ms=250),
+    )
+    if mode == "sync":
+        verdict = guard.inspect(msg("hello"))
+    else:
+        verdict = asyncio.run(guard.ainspect(msg("hello")))
+    assert verdict.error is None and verdict.action is Action.ALLOW
+    guard.close()
 
 
 def test_detector_returning_garbage_is_a_failure_not_a_crash() -> None:

@@ -24,6 +24,7 @@ import random
 import re
 import threading
 import zlib
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from itertools import accumulate, compress, pairwise, repeat
@@ -63,14 +64,13 @@ ANY = "any"
 WORDS = "words"
 """The screen: the same question from single words alone, at a fraction of the cost."""
 STATISTICAL_TIER = "statistical"
-LEARNT_SIGNALS: tuple[str, ...] = tuple(
-    name for name in SIGNAL_NAMES if name not in ("collusion.covert_channel", "kin.mimicry")
-)
-"""What :func:`train` learns by default. A covert channel is a matter of form (an encoding,
-invisible characters, line initials) that the lexical tier's checks locate; a bag of words can
-say a message smells of one but not where the hidden part is, and redaction needs that.
-Mimicry is about two messages, not one."""
-_MAX_EVIDENCE = 3
+LEARNT_SIGNALS: tuple[str, ...] = tuple(name for name in SIGNAL_NAMES if name != "kin.mimicry")
+"""What :func:`train` learns by default: every signal but mimicry, which is about two messages,
+not one. Covert channels are learnt too: the hidden part itself (an encoding, invisible
+characters, line initials) is the lexical tier's to locate, but the words that set a channel
+up ("if I say X it means Y", "read the first letter of each line") are wording like any other,
+and their sentence is what a redaction removes. On cross-writer folds, learning them took
+covert-channel recall from 18 to 60 of 106 messages with no more false alarms."""
 _MAX_WINDOWS = 3
 _MIN_WEIGHT = 0.1
 """Trained weights smaller than this are dropped: a smaller file, the same verdicts."""
@@ -85,14 +85,16 @@ def features(text: str, max_words: int = 1_000) -> list[str]:
     """The words and adjacent word pairs ("we both") of the first ``max_words`` words of ``text``.
 
     Words as every tier reads them: :func:`normalise` folds the text, and words are its runs of
-    ASCII letters and digits. In order, repeats included: a model weighs every occurrence.
+    ASCII letters and digits. Each feature once, in order of first occurrence: a model weighs
+    whether a word is there, not how often, or a model stuck repeating one mildly suspect word
+    ("Hello! Hello! Hello! ...") would add up to certainty.
     """
     return _with_pairs([word.decode() for word in normalise(text).words()[:max_words]])
 
 
 def _with_pairs(words: Sequence[str]) -> list[str]:
-    """The words, then each adjacent pair as one feature: what a model weighs for them."""
-    return [*words, *map(" ".join, pairwise(words))]
+    """The words, then each adjacent pair as one feature, each once: what a model weighs."""
+    return list(dict.fromkeys([*words, *map(" ".join, pairwise(words))]))
 
 
 def _spans(count: int, window: int, stride: int) -> list[tuple[int, int]]:
@@ -125,16 +127,19 @@ class _Reading(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_words: int = Field(default=1_000, ge=1, le=1_000_000, strict=True)
-    """Only this many words of a message are weighed: bounded cost whatever the length."""
+    max_words: int = Field(default=5_000, ge=1, le=1_000_000, strict=True)
+    """Only this many words of a message are weighed: bounded cost whatever the length. The
+    default reads all of a message the guard inspects (``max_chars``, 20,000 characters), so
+    nothing past it goes unread by this tier alone."""
     window: int = Field(default=24, ge=2, le=10_000, strict=True)
     stride: int = Field(default=8, ge=1, strict=True)
     screen: Probability = 0.3
     """The screen's probability below which a window is cleared on its words alone."""
     gate: Probability = 0.6
     """The gate's probability below which a window is cleared without the per-signal models."""
-    threshold: Probability = 0.6
-    """A signal's probability from which it is reported (unless the detector is given one)."""
+    threshold: Probability = 0.7
+    """A signal's probability from which it is reported (unless the detector is given one).
+    0.7 over 0.6 on cross-writer folds: F1 0.607 against 0.604, false alarms 8.1% against 8.7%."""
 
     @model_validator(mode="after")
     def _strided(self) -> Self:
@@ -323,10 +328,15 @@ class StatisticalDetector:
         return self.model.threshold if self._min_score is None else self._min_score
 
     @property
+    def min_score_override(self) -> float | None:
+        """The ``min_score`` this detector was given, if any (None: the model's threshold)."""
+        return self._min_score
+
+    @property
     def ready(self) -> bool:
         """Whether the weights are in memory. Until they are, asynchronous inspection runs this
         detector on a worker thread, so reading them does not stall the event loop."""
-        return self._compiled is not None
+        return self._compiled is not None or (self._model is None and _shipped is not None)
 
     def load(self) -> None:
         """Read and key the weights now (about 0.4 s for the shipped model, once per process),
@@ -362,9 +372,10 @@ class StatisticalDetector:
         screened = [(s, e) for s, e in spans if running[e] - running[s] >= tables.screen]
         if not screened:
             return []  # most messages end here, before a single word pair is built
-        # The few windows the screen lets through are read whole: words and their own pairs.
+        # The few windows the screen lets through are read whole: words and their own pairs,
+        # each once (repeats weigh nothing more, as in training).
         windows: list[tuple[tuple[_Feature, ...], int, int]] = [
-            ((*words[s:e], *pairwise(words[s:e])), s, e) for s, e in screened
+            (tuple(dict.fromkeys((*words[s:e], *pairwise(words[s:e])))), s, e) for s, e in screened
         ]
         gate = tables.gate_weights.get
         margins = [(sum(map(gate, found, repeat(0.0))), found, s, e) for found, s, e in windows]
@@ -379,29 +390,25 @@ class StatisticalDetector:
         signals = []
         for name, bias, weights in tables.signals:
             get = weights.get
-            margin, best, start, end = max(
-                (
-                    (bias + sum(map(get, found, repeat(0.0))), found, s, e)
-                    for found, s, e in passing
-                ),
-                key=itemgetter(0, 2),  # of equal margins, the later window, as ever
+            margin, start, end = max(
+                ((bias + sum(map(get, found, repeat(0.0))), s, e) for found, s, e in passing),
+                key=itemgetter(0, 1),  # of equal margins, the later window, as ever
             )
             probability = _sigmoid(margin)
             if probability < min_score:
                 continue
-            strongest = sorted(
-                (f for f in set(best) if weights.get(f, 0.0) > 0.0),
-                key=lambda f: (-weights[f], _shown(f)),  # ties by name: stable across runs
-            )[:5]
             if spans_of_words is None:  # found once, for every signal reported
                 spans_of_words = _WordSpans(context.text.word_view())
+            evidence, found = _sentences(context.text, spans_of_words, weights, start, end)
+            strongest = sorted(
+                (f for f in found if get(f, 0.0) > 0.0),
+                key=lambda f: (-weights[f], _shown(f)),  # ties by name: stable across runs
+            )[:5]
             signals.append(
                 Signal(
                     name=_signal_name(name),
                     score=round(probability, 3),
-                    evidence=_locate(
-                        context.text, strongest[:_MAX_EVIDENCE], spans_of_words, start, end
-                    ),
+                    evidence=evidence,
                     tier=STATISTICAL_TIER,
                     detail="words: " + ", ".join(map(_shown, strongest)),
                 )
@@ -444,44 +451,58 @@ class _WordSpans:
 
 _SENTENCE_BREAK = re.compile(r"[.!?;](?=\s)|\n")
 _SENTENCE_REACH = 200
-"""How far, in characters either side of a weighty word, its sentence is looked for."""
+"""How far, in characters, a sentence reaching out of a flagged window is followed."""
 
 
-def _locate(
-    text: NormalizedText, found: Sequence[_Feature], spans: _WordSpans, start: int, end: int
-) -> tuple[Evidence, ...]:
-    """The sentences in which each feature first occurs in words ``start`` to ``end``, as
-    original-text evidence.
+def _sentences(
+    text: NormalizedText,
+    spans: _WordSpans,
+    weights: Mapping[_Feature, float],
+    start: int,
+    end: int,
+) -> tuple[tuple[Evidence, ...], set[_Feature]]:
+    """The sentences of words ``start`` to ``end`` that carry the signal, and their features.
 
-    Sentences, not the words alone: a ``redact`` rule removes the evidence, and a sentence
-    with its three weightiest words cut out still says what it said. ``spans`` locates the
-    words of the text's view. With no feature found there (it cannot happen with the shipped
-    tables), the window itself.
+    Each sentence of the window is weighed on its own words and pairs; the evidence is the
+    weightiest and any that weighs at least half as much, whole (followed out of the window up
+    to ``_SENTENCE_REACH`` characters). Sentences, because a ``redact`` rule removes the
+    evidence: a sentence with its weightiest words cut out still says what it said, and the
+    sentence that weighs most is the one that says it, not the first to hold a common word.
     """
-    if start >= end or end > len(spans):
-        return ()
-    view = text.word_view()
+    words = text.words()
+    folded, view = text.folded, text.word_view()
     low, high = spans.start(start), spans.end(end - 1)
-    located = []
-    for feature in found:
-        words = (feature,) if isinstance(feature, bytes) else feature
-        # In the view every non-word character is a space: a pair is split by a run of them.
-        pattern = rb"(?<![a-z0-9])" + rb" +".join(map(re.escape, words)) + rb"(?![a-z0-9])"
-        match = re.compile(pattern).search(view, low, high)
-        if match is not None:
-            located.append(_sentence(text.folded, view, *match.span()))
-    return _evidence(text, _merged(located) or [(low, high)])
+    breaks = [match.end() for match in _SENTENCE_BREAK.finditer(folded, low, high)]
+    groups: dict[int, list[int]] = {}
+    for index in range(start, end):
+        groups.setdefault(bisect_right(breaks, spans.start(index)), []).append(index)
+    weighed: list[tuple[float, list[int], dict[_Feature, None]]] = []
+    for indices in groups.values():
+        these = words[indices[0] : indices[-1] + 1]
+        found: dict[_Feature, None] = dict.fromkeys((*these, *pairwise(these)))
+        weighed.append((sum(map(weights.get, found, repeat(0.0))), indices, found))
+    best = max(weight for weight, _, _ in weighed)
+    chosen = [(i, f) for w, i, f in weighed if w >= best / 2] if best > 0 else []
+    located = [_sentence(folded, view, spans.start(i[0]), spans.end(i[-1])) for i, _ in chosen]
+    features: set[_Feature] = set().union(*(found for _, found in chosen))
+    return _evidence(text, _merged(located) or [(low, high)]), features
 
 
 def _sentence(folded: str, view: bytes, start: int, end: int) -> tuple[int, int]:
     """The sentence around ``folded[start:end]``, within ``_SENTENCE_REACH`` characters either
-    side, trimmed to its first and last word (``view`` is ``folded``'s word view)."""
-    low = max(0, start - _SENTENCE_REACH)
-    breaks = [match.end() for match in _SENTENCE_BREAK.finditer(folded, low, start)]
-    low = breaks[-1] if breaks else low
-    high = min(len(folded), end + _SENTENCE_REACH)
-    after = _SENTENCE_BREAK.search(folded, end, high)
-    high = after.start() if after else high
+    side, trimmed to whole words (``view`` is ``folded``'s word view)."""
+    reach = max(0, start - _SENTENCE_REACH)
+    breaks = [match.end() for match in _SENTENCE_BREAK.finditer(folded, reach, start)]
+    low = breaks[-1] if breaks else reach
+    if not breaks and low and view[low - 1 : low] != b" ":  # cut inside a word: skip its rest
+        space = view.find(b" ", low, start)
+        low = start if space == -1 else space
+    reach = min(len(folded), end + _SENTENCE_REACH)
+    after = _SENTENCE_BREAK.search(folded, end, reach)
+    high = after.start() if after else reach
+    if not after and view[high : high + 1] not in (b" ", b""):
+        space = view.rfind(b" ", end, high)
+        high = end if space == -1 else space
     piece = view[low:high]
     return low + len(piece) - len(piece.lstrip()), high - len(piece) + len(piece.rstrip())
 

@@ -30,6 +30,8 @@ class KinGuardConfig(BaseModel):
     capture_content: bool | None = None
     statistical: bool = True
     """Whether the guard runs the statistical tier with the model shipped with kinguard."""
+    statistical_min_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    """The score from which that tier reports a signal, when not the model's own threshold."""
 
 
 class KinGuardComponent(ComponentBase[KinGuardConfig], Component[KinGuardConfig]):
@@ -49,6 +51,14 @@ class KinGuardComponent(ComponentBase[KinGuardConfig], Component[KinGuardConfig]
 
     def _to_config(self) -> KinGuardConfig:
         guard = self.guard
+        shipped = next(
+            (
+                detector
+                for detector in guard.pipeline.detectors
+                if isinstance(detector, StatisticalDetector) and detector.shipped
+            ),
+            None,
+        )
         return KinGuardConfig(
             agents=list(guard.agents),
             identity=guard.identity.value,
@@ -56,10 +66,8 @@ class KinGuardComponent(ComponentBase[KinGuardConfig], Component[KinGuardConfig]
             conversation_id=guard.conversation_id,
             identity_seed=guard.identity_seed,
             capture_content=guard.telemetry.capture_content,
-            statistical=any(
-                isinstance(detector, StatisticalDetector) and detector.shipped
-                for detector in guard.pipeline.detectors
-            ),
+            statistical=shipped is not None,
+            statistical_min_score=None if shipped is None else shipped.min_score_override,
         )
 
     @classmethod
@@ -72,6 +80,9 @@ class KinGuardComponent(ComponentBase[KinGuardConfig], Component[KinGuardConfig]
                 conversation_id=config.conversation_id,
                 identity_seed=config.identity_seed,
                 capture_content=config.capture_content,
-                detectors=default_detectors(statistical=config.statistical),
+                detectors=default_detectors(
+                    statistical=config.statistical,
+                    statistical_min_score=config.statistical_min_score,
+                ),
             )
         )

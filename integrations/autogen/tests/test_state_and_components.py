@@ -255,6 +255,17 @@ def test_guard_config_keeps_a_guard_without_the_statistical_tier() -> None:
     ]
 
 
+def test_guard_config_keeps_the_statistical_tiers_min_score() -> None:
+    guard = KinGuard(
+        [_profile("buyer"), _profile("seller")],
+        detectors=default_detectors(statistical_min_score=0.99),
+    )
+    model = KinGuardComponent(guard).dump_component()
+    rebuilt = KinGuardComponent.load_component(model).guard
+    (statistical,) = [d for d in rebuilt.pipeline.detectors if isinstance(d, StatisticalDetector)]
+    assert statistical.min_score_override == 0.99
+
+
 async def test_standalone_termination_with_its_own_guard(kit: SimpleNamespace) -> None:
     guard = kit.keyword_guard("halt")
     observer = KinGuardTermination(guard=guard)
