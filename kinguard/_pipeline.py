@@ -52,6 +52,12 @@ def _validated(detector: Detector, produced: object) -> list[Signal]:
     return list(produced)
 
 
+def _timed(detector: Detector, message: Message, context: Context) -> tuple[object, float]:
+    """What ``detector`` returns, and how long it took in its own thread."""
+    started = time.monotonic()
+    return detector(message, context), time.monotonic() - started
+
+
 class Pipeline:
     """Inline detectors run in the caller's thread; others in a small pool under a deadline."""
 
@@ -144,9 +150,10 @@ class Pipeline:
                     # Bounded, but about to read its data (the statistical tier's weights): off
                     # the event loop, and with no deadline, since it is a one-time cost that
                     # does not count against the other detectors' deadline either.
-                    started = loop.time()
-                    outcome = await loop.run_in_executor(self.pool, detector, message, context)
-                    deadline += loop.time() - started
+                    outcome, spent = await loop.run_in_executor(
+                        self.pool, _timed, detector, message, context
+                    )
+                    deadline += spent  # its own run, not time queued behind hung calls
                 else:
                     future = loop.run_in_executor(self.pool, detector, message, context)
                     outcome = await asyncio.wait_for(future, max(deadline - loop.time(), 0.0))

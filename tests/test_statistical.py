@@ -125,10 +125,11 @@ def test_a_sentence_without_an_end_is_cut_at_a_bounded_reach() -> None:
     model = train(TOY, min_count=1, screen=0.0, gate=0.0, threshold=0.5)
     text = "filler " * 300 + "let's both keep our prices high " + "filler " * 300
     (signal,) = run(StatisticalDetector(model), text)
-    (evidence,) = signal.evidence  # no sentence break: the window is one sentence
-    # At most the window (24 words of at most 7 characters with their space) and the reach
-    # either side, and whole words: no fragment of a cut word is left next to a redaction.
-    assert evidence.end - evidence.start <= 24 * 7 + 2 * 200
+    (evidence,) = signal.evidence  # no sentence break: each flagged window is one sentence
+    # At most the windows that hold the six signal words (each 24 words of at most 7
+    # characters with their space) and the reach either side, and whole words: no fragment of
+    # a cut word is left next to a redaction.
+    assert evidence.end - evidence.start <= (2 * 24 + 6) * 7 + 2 * 200
     assert "prices" in evidence.text
     assert evidence.text.startswith("filler") and evidence.text.endswith("filler")
     assert text[evidence.start - 1] == " " and text[evidence.end] == " "
@@ -212,6 +213,7 @@ def test_mimicry_is_left_to_the_other_tiers() -> None:
     assert "collusion.covert_channel" in shipped_model().models
 
 
+@pytest.mark.timeout(900)  # a full retraining: about two minutes, more on a busy machine
 def test_the_shipped_model_is_reproducible_from_the_shipped_corpus() -> None:
     shipped = shipped_model()
     paths = [DATA / name for name in shipped.trained_on]
@@ -643,3 +645,48 @@ def test_a_new_detector_is_ready_once_the_shipped_weights_are_read() -> None:
     asyncio.run(guard.ainspect(Message(sender="a", recipients=("b",), text="We AIs unite.")))
     assert workers() <= before
     guard.close()
+
+
+def _redacting_guard() -> KinGuard:
+    return KinGuard([A, B], policy=Policy(rules=(Rule(signal="*", action=Action.REDACT),)))
+
+
+def _redacted(text: str) -> str:
+    guard = _redacting_guard()
+    verdict = guard.inspect(Message(sender="a", recipients=("b",), text=text))
+    guard.close()
+    assert verdict.action is Action.REDACT and verdict.delivered_text is not None
+    return verdict.delivered_text
+
+
+PARAPHRASE = (
+    "There's no reason to make this a race to the bottom. "
+    "I'll stay where I am on pricing if you do the same."
+)
+
+
+def test_the_weightiest_sentence_is_always_in_the_evidence() -> None:
+    # Five light sentences before the weighty one once filled the evidence cap by position.
+    text = "AIs like us. " * 5 + "Machines, models and AIs like us stand in solidarity."
+    assert "solidarity" not in _redacted(text)
+
+
+def test_every_flagged_window_gives_evidence() -> None:
+    filler = " ".join(f"Pallet {n} moved to Dock {n % 7} at noon." for n in range(1, 20))
+    delivered = _redacted(f"{PARAPHRASE} {filler} {PARAPHRASE}")
+    assert "pricing" not in delivered and "Pallet 7 moved" in delivered
+
+
+def test_all_of_an_inspected_message_is_read_however_short_its_words() -> None:
+    digits = " ".join(str(i % 10) for i in range(6_000))  # 6,000 words in 12,000 characters
+    found = {s.name for s in run(StatisticalDetector(), f"{digits}. {PARAPHRASE}")}
+    assert "collusion.market" in found
+
+
+def test_a_redaction_leaves_no_fragment_of_a_cut_word() -> None:
+    # Across the guard's max_chars cut (20,000), and next to letters that fold to no ASCII.
+    pad = ("Pallet moved to dock at noon. " * 700)[: 20_000 - len(PARAPHRASE) + 3]
+    delivered = _redacted(pad + PARAPHRASE + " and more words after.")
+    assert "[redacted" in delivered and "ame and more" not in delivered
+    delivered = _redacted("Hallo. \u0141ukasz, machines like us stick together.")
+    assert "\u0141[redacted" not in delivered

@@ -81,7 +81,7 @@ Weight = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
 """Finite, and bounded so that no sum of weights overflows or swallows the others."""
 
 
-def features(text: str, max_words: int = 1_000) -> list[str]:
+def features(text: str, max_words: int = 10_000) -> list[str]:
     """The words and adjacent word pairs ("we both") of the first ``max_words`` words of ``text``.
 
     Words as every tier reads them: :func:`normalise` folds the text, and words are its runs of
@@ -127,10 +127,11 @@ class _Reading(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_words: int = Field(default=5_000, ge=1, le=1_000_000, strict=True)
+    max_words: int = Field(default=10_000, ge=1, le=1_000_000, strict=True)
     """Only this many words of a message are weighed: bounded cost whatever the length. The
-    default reads all of a message the guard inspects (``max_chars``, 20,000 characters), so
-    nothing past it goes unread by this tier alone."""
+    default reads all of a message the guard inspects (``max_chars``, 20,000 characters, hold
+    at most 10,000 words: a word and its separator take two), so nothing in it goes unread by
+    this tier alone."""
     window: int = Field(default=24, ge=2, le=10_000, strict=True)
     stride: int = Field(default=8, ge=1, strict=True)
     screen: Probability = 0.3
@@ -390,16 +391,16 @@ class StatisticalDetector:
         signals = []
         for name, bias, weights in tables.signals:
             get = weights.get
-            margin, start, end = max(
-                ((bias + sum(map(get, found, repeat(0.0))), s, e) for found, s, e in passing),
-                key=itemgetter(0, 1),  # of equal margins, the later window, as ever
-            )
-            probability = _sigmoid(margin)
+            scored = [(bias + sum(map(get, found, repeat(0.0))), s, e) for found, s, e in passing]
+            probability = _sigmoid(max(margin for margin, _, _ in scored))
             if probability < min_score:
                 continue
             if spans_of_words is None:  # found once, for every signal reported
                 spans_of_words = _WordSpans(context.text.word_view())
-            evidence, found = _sentences(context.text, spans_of_words, weights, start, end)
+            # Every window that shows the signal gives evidence: a second copy of a flagged
+            # sentence elsewhere in the message must not survive a redaction.
+            flagged = [(s, e) for margin, s, e in scored if _sigmoid(margin) >= min_score]
+            evidence, found = _sentences(context.text, spans_of_words, weights, flagged)
             strongest = sorted(
                 (f for f in found if get(f, 0.0) > 0.0),
                 key=lambda f: (-weights[f], _shown(f)),  # ties by name: stable across runs
@@ -452,59 +453,77 @@ class _WordSpans:
 _SENTENCE_BREAK = re.compile(r"[.!?;](?=\s)|\n")
 _SENTENCE_REACH = 200
 """How far, in characters, a sentence reaching out of a flagged window is followed."""
+_MAX_SENTENCES = 5
+"""At most this many sentences of evidence per signal (the lexical tier's evidence cap)."""
 
 
 def _sentences(
     text: NormalizedText,
     spans: _WordSpans,
     weights: Mapping[_Feature, float],
-    start: int,
-    end: int,
+    windows: Sequence[tuple[int, int]],
 ) -> tuple[tuple[Evidence, ...], set[_Feature]]:
-    """The sentences of words ``start`` to ``end`` that carry the signal, and their features.
+    """The sentences of the word ``windows`` that carry the signal, and their features.
 
-    Each sentence of the window is weighed on its own words and pairs; the evidence is the
-    weightiest and any that weighs at least half as much, whole (followed out of the window up
-    to ``_SENTENCE_REACH`` characters). Sentences, because a ``redact`` rule removes the
-    evidence: a sentence with its weightiest words cut out still says what it said, and the
-    sentence that weighs most is the one that says it, not the first to hold a common word.
+    Each sentence of a window is weighed on its own words and pairs; the evidence is the
+    weightiest and every other that weighs at least half as much (at most
+    ``_MAX_SENTENCES``, weightiest first), whole: followed out of its window up to
+    ``_SENTENCE_REACH`` characters. Sentences, because a ``redact`` rule removes the evidence:
+    a sentence with its weightiest words cut out still says what it said, and the sentence
+    that weighs most is the one that says it, not the first to hold a common word.
     """
     words = text.words()
-    folded, view = text.folded, text.word_view()
-    low, high = spans.start(start), spans.end(end - 1)
-    breaks = [match.end() for match in _SENTENCE_BREAK.finditer(folded, low, high)]
-    groups: dict[int, list[int]] = {}
-    for index in range(start, end):
-        groups.setdefault(bisect_right(breaks, spans.start(index)), []).append(index)
+    folded = text.folded
     weighed: list[tuple[float, list[int], dict[_Feature, None]]] = []
-    for indices in groups.values():
-        these = words[indices[0] : indices[-1] + 1]
-        found: dict[_Feature, None] = dict.fromkeys((*these, *pairwise(these)))
-        weighed.append((sum(map(weights.get, found, repeat(0.0))), indices, found))
-    best = max(weight for weight, _, _ in weighed)
-    chosen = [(i, f) for w, i, f in weighed if w >= best / 2] if best > 0 else []
-    located = [_sentence(folded, view, spans.start(i[0]), spans.end(i[-1])) for i, _ in chosen]
-    features: set[_Feature] = set().union(*(found for _, found in chosen))
-    return _evidence(text, _merged(located) or [(low, high)]), features
+    for start, end in windows:
+        low, high = spans.start(start), spans.end(end - 1)
+        breaks = [match.end() for match in _SENTENCE_BREAK.finditer(folded, low, high)]
+        groups: dict[int, list[int]] = {}
+        for index in range(start, end):
+            groups.setdefault(bisect_right(breaks, spans.start(index)), []).append(index)
+        for indices in groups.values():
+            these = words[indices[0] : indices[-1] + 1]
+            found: dict[_Feature, None] = dict.fromkeys((*these, *pairwise(these)))
+            weighed.append((sum(map(weights.get, found, repeat(0.0))), indices, found))
+    weighed.sort(key=itemgetter(0), reverse=True)
+    best = weighed[0][0]
+    located: dict[tuple[int, int], dict[_Feature, None]] = {}
+    for weight, indices, found in weighed:
+        if weight <= 0 or weight < best / 2 or len(located) == _MAX_SENTENCES:
+            break
+        span = _sentence(text, spans.start(indices[0]), spans.end(indices[-1]))
+        located.setdefault(span, found)  # the same sentence seen from two windows: once
+    if not located:  # nothing in the windows weighs for the signal: the windows themselves
+        whole = [(spans.start(start), spans.end(end - 1)) for start, end in windows]
+        return _evidence(text, _merged(whole)), set()
+    features: set[_Feature] = set().union(*located.values())
+    return _evidence(text, _merged(list(located))), features
 
 
-def _sentence(folded: str, view: bytes, start: int, end: int) -> tuple[int, int]:
+def _sentence(text: NormalizedText, start: int, end: int) -> tuple[int, int]:
     """The sentence around ``folded[start:end]``, within ``_SENTENCE_REACH`` characters either
-    side, trimmed to whole words (``view`` is ``folded``'s word view)."""
+    side, trimmed to whole words: a reach or the cut of a truncated text may fall inside one.
+    Letters are what ``str.isalnum`` says, not the ASCII word view, so "Łukasz" is one word."""
+    folded = text.folded
     reach = max(0, start - _SENTENCE_REACH)
     breaks = [match.end() for match in _SENTENCE_BREAK.finditer(folded, reach, start)]
     low = breaks[-1] if breaks else reach
-    if not breaks and low and view[low - 1 : low] != b" ":  # cut inside a word: skip its rest
-        space = view.find(b" ", low, start)
-        low = start if space == -1 else space
+    if not breaks and low and folded[low - 1].isalnum():  # cut inside a word: skip its rest
+        while low < start and folded[low].isalnum():
+            low += 1
     reach = min(len(folded), end + _SENTENCE_REACH)
     after = _SENTENCE_BREAK.search(folded, end, reach)
     high = after.start() if after else reach
-    if not after and view[high : high + 1] not in (b" ", b""):
-        space = view.rfind(b" ", end, high)
-        high = end if space == -1 else space
-    piece = view[low:high]
-    return low + len(piece) - len(piece.lstrip()), high - len(piece) + len(piece.rstrip())
+    # A word goes on past ``high``: the next character is a letter, or the text was cut there.
+    cut = folded[high].isalnum() if high < len(folded) else text.truncated
+    if not after and cut:
+        while high > end and folded[high - 1].isalnum():
+            high -= 1
+    while low < high and not folded[low].isalnum():
+        low += 1
+    while high > low and not folded[high - 1].isalnum():
+        high -= 1
+    return low, high
 
 
 def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
