@@ -149,11 +149,12 @@ class Pipeline:
                 elif inline:
                     # Bounded, but about to read its data (the statistical tier's weights): off
                     # the event loop, and with no deadline, since it is a one-time cost that
-                    # does not count against the other detectors' deadline either.
+                    # does not count against the other detectors' deadline either. On the
+                    # loop's own executor: the guard's pool may be full of hung detectors.
                     outcome, spent = await loop.run_in_executor(
-                        self.pool, _timed, detector, message, context
+                        None, _timed, detector, message, context
                     )
-                    deadline += spent  # its own run, not time queued behind hung calls
+                    deadline += spent
                 else:
                     future = loop.run_in_executor(self.pool, detector, message, context)
                     outcome = await asyncio.wait_for(future, max(deadline - loop.time(), 0.0))

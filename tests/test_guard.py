@@ -249,6 +249,27 @@ def test_a_one_time_load_does_not_use_up_the_other_detectors_deadline(mode: str)
     guard.close()
 
 
+async def test_a_one_time_load_does_not_queue_behind_hung_detectors() -> None:
+    # The guard's pool has four workers: four hung detectors fill it for two seconds.
+    loading = FirstCallLoads(seconds=0.0)
+    threads: list[str] = []
+
+    def record(message: Message, context: object) -> list[Signal]:
+        threads.append(threading.current_thread().name)
+        return loading(message, context)
+
+    record.inline = True  # type: ignore[attr-defined]
+    record.ready = False  # type: ignore[attr-defined]
+    guard = KinGuard(
+        AGENTS,
+        detectors=[*(HangingDetector(seconds=2.0) for _ in range(4)), record],
+        policy=Policy(rules=(Rule(risk=0.9, action=Action.LOG),), inspect_timeout_ms=50),
+    )
+    await guard.ainspect(msg("hello"))
+    assert threads and not threads[0].startswith("kinguard-detector")
+    guard.close()
+
+
 def test_detector_returning_garbage_is_a_failure_not_a_crash() -> None:
     def garbage(message, context):
         return "not signals"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Self
 
 from autogen_core import Component, ComponentBase
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from kinguard import AgentProfile, KinGuard
 from kinguard.detectors import StatisticalDetector, default_detectors
@@ -32,6 +32,12 @@ class KinGuardConfig(BaseModel):
     """Whether the guard runs the statistical tier with the model shipped with kinguard."""
     statistical_min_score: float | None = Field(default=None, ge=0.0, le=1.0)
     """The score from which that tier reports a signal, when not the model's own threshold."""
+
+    @model_validator(mode="after")
+    def _score_needs_the_tier(self) -> Self:
+        if self.statistical_min_score is not None and not self.statistical:
+            raise ValueError("statistical_min_score: set, but statistical is false")
+        return self
 
 
 class KinGuardComponent(ComponentBase[KinGuardConfig], Component[KinGuardConfig]):

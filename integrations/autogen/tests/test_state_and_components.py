@@ -15,6 +15,7 @@ from autogen_core.models import UserMessage
 from kinguard_autogen import (
     STATE_KEY,
     KinGuardComponent,
+    KinGuardConfig,
     KinGuardTermination,
     guard_team,
     pending_halt,
@@ -264,6 +265,8 @@ def test_guard_config_keeps_the_statistical_tiers_min_score() -> None:
     rebuilt = KinGuardComponent.load_component(model).guard
     (statistical,) = [d for d in rebuilt.pipeline.detectors if isinstance(d, StatisticalDetector)]
     assert statistical.min_score_override == 0.99
+    with pytest.raises(ValueError, match="statistical_min_score: set, but statistical is false"):
+        KinGuardConfig(statistical=False, statistical_min_score=0.9)
 
 
 async def test_standalone_termination_with_its_own_guard(kit: SimpleNamespace) -> None:
