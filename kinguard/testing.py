@@ -91,6 +91,9 @@ class KeywordDetector:
                 score=self.score,
                 evidence=(Evidence(start=m.start(), end=m.end(), text=m.group()),),
                 tier="test",
+                # Quoting the message, as the statistical tier's detail does: what hides
+                # evidence text from a consumer must hide this too.
+                detail=f"matched {m.group()!r}",
             )
             for m in re.finditer(re.escape(self.keyword), message.text)
         ]

@@ -151,6 +151,8 @@ class Signal(BaseModel):
     evidence: tuple[Evidence, ...] = ()
     tier: str = "lexical"
     detail: str = ""
+    """How the tier reached it. It may quote the message (the statistical tier names its
+    weightiest words), so whatever hides evidence text must hide it too."""
 
 
 class Message(BaseModel):

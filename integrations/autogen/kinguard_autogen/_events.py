@@ -106,7 +106,10 @@ def _without_content(verdict: Verdict) -> Verdict:
     """The verdict less the words a stream consumer may not see (a UI, a log of the run)."""
     signals = tuple(
         signal.model_copy(
-            update={"evidence": tuple(e.model_copy(update={"text": ""}) for e in signal.evidence)}
+            update={
+                "evidence": tuple(e.model_copy(update={"text": ""}) for e in signal.evidence),
+                "detail": "",  # may quote the message: the statistical tier's weighty words
+            }
         )
         for signal in verdict.signals
     )
