@@ -105,6 +105,37 @@ def _spans(count: int, window: int, stride: int) -> list[tuple[int, int]]:
     return [(start, start + window) for start in starts]
 
 
+_BLANK_LINE = re.compile(r"\n\s*\n")
+
+
+def _text_spans(
+    text: NormalizedText, count: int, window: int, stride: int
+) -> list[tuple[int, int]]:
+    """:func:`_spans` over the first ``count`` words of ``text``, none across a blank line.
+
+    Adapters join a message's parts (its text, a tool call's arguments, a handoff) with a blank
+    line, as writers separate paragraphs: a window reaching across would let one part's words
+    outvote the other's signal.
+    """
+    folded = text.folded
+    if "\n" not in folded:
+        return _spans(count, window, stride)
+    view = text.word_view()
+    cuts: list[int] = []
+    before, position = 0, 0
+    for match in _BLANK_LINE.finditer(folded):
+        before += len(view[position : match.start()].split())
+        position = match.start()
+        if before >= count:
+            break
+        if before and (not cuts or before > cuts[-1]):
+            cuts.append(before)
+    spans: list[tuple[int, int]] = []
+    for low, high in pairwise([0, *cuts, count]):
+        spans.extend((low + start, low + end) for start, end in _spans(high - low, window, stride))
+    return spans
+
+
 class LinearModel(BaseModel):
     """Logistic regression over feature counts: ``sigmoid(bias + sum of the weights present)``."""
 
@@ -367,7 +398,7 @@ class StatisticalDetector:
         words = context.text.words()[: tables.max_words]
         if not words:
             return []
-        spans = _spans(len(words), tables.window, tables.stride)
+        spans = _text_spans(context.text, len(words), tables.window, tables.stride)
         # Running sums give every window's screen total in one subtraction.
         running = [0.0, *accumulate(map(tables.screen_weights.get, words, repeat(0.0)))]
         screened = [(s, e) for s, e in spans if running[e] - running[s] >= tables.screen]
@@ -609,13 +640,15 @@ def train(
     counts: dict[str, int] = {}
     for index, row in enumerate(rows):
         text, labels = _check_row(row, f"row {index}")
-        words = [word.decode() for word in normalise(text).words()[: chosen.max_words]]
+        normalized = normalise(text)
+        words = [word.decode() for word in normalized.words()[: chosen.max_words]]
         found = _with_pairs(words)
         for feature in set(found):
             counts[feature] = counts.get(feature, 0) + 1
         examples.append((found, set(labels)))
         if not labels and len(words) > chosen.window:
-            for start, end in _spans(len(words), chosen.window, chosen.stride):
+            spans = _text_spans(normalized, len(words), chosen.window, chosen.stride)
+            for start, end in spans:
                 examples.append((_with_pairs(words[start:end]), set()))
     if not any(labels for _, labels in examples):
         raise ValueError("no row has a signal: nothing to learn")
