@@ -11,7 +11,8 @@ and each model takes its best window: a signal is usually one sentence, and summ
 long message the weights of its ordinary words would outvote it. Three stages, each cheaper to
 fail than the next: a screen on single words, a gate on words and pairs (whether any signal is
 there at all), and one model per signal, run only on the windows the gate lets through.
-Evidence is the weightiest words of the signal's best window, located in the original text.
+Evidence is the sentences of the flagged windows that weigh most for the signal, located in the
+original text, so that a redaction removes what was said.
 """
 
 from __future__ import annotations
@@ -97,6 +98,11 @@ def _with_pairs(words: Sequence[str]) -> list[str]:
     return list(dict.fromkeys([*words, *map(" ".join, pairwise(words))]))
 
 
+def _window_features(words: Sequence[bytes]) -> tuple[_Feature, ...]:
+    """:func:`_with_pairs` as the detector keys it: bytes words and pairs of them, each once."""
+    return tuple(dict.fromkeys((*words, *pairwise(words))))
+
+
 def _spans(count: int, window: int, stride: int) -> list[tuple[int, int]]:
     """Word windows ``[start, end)`` over ``count`` words: every ``stride``, the last at the end."""
     if count <= window:
@@ -137,7 +143,7 @@ def _text_spans(
 
 
 class LinearModel(BaseModel):
-    """Logistic regression over feature counts: ``sigmoid(bias + sum of the weights present)``."""
+    """Logistic regression over features present: ``sigmoid(bias + sum of their weights)``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -406,9 +412,7 @@ class StatisticalDetector:
             return []  # most messages end here, before a single word pair is built
         # The few windows the screen lets through are read whole: words and their own pairs,
         # each once (repeats weigh nothing more, as in training).
-        windows: list[tuple[tuple[_Feature, ...], int, int]] = [
-            (tuple(dict.fromkeys((*words[s:e], *pairwise(words[s:e])))), s, e) for s, e in screened
-        ]
+        windows = [(_window_features(words[s:e]), s, e) for s, e in screened]
         gate = tables.gate_weights.get
         margins = [(sum(map(gate, found, repeat(0.0))), found, s, e) for found, s, e in windows]
         # The signal models read the gate's best few windows: as many distinct findings as a
@@ -505,7 +509,7 @@ def _sentences(
     """
     words = text.words()
     folded = text.folded
-    weighed: list[tuple[float, list[int], dict[_Feature, None]]] = []
+    weighed: list[tuple[float, list[int], tuple[_Feature, ...]]] = []
     for start, end in windows:
         low, high = spans.start(start), spans.end(end - 1)
         breaks = [match.end() for match in _SENTENCE_BREAK.finditer(folded, low, high)]
@@ -513,12 +517,11 @@ def _sentences(
         for index in range(start, end):
             groups.setdefault(bisect_right(breaks, spans.start(index)), []).append(index)
         for indices in groups.values():
-            these = words[indices[0] : indices[-1] + 1]
-            found: dict[_Feature, None] = dict.fromkeys((*these, *pairwise(these)))
+            found = _window_features(words[indices[0] : indices[-1] + 1])
             weighed.append((sum(map(weights.get, found, repeat(0.0))), indices, found))
     weighed.sort(key=itemgetter(0), reverse=True)
     best = weighed[0][0]
-    located: dict[tuple[int, int], dict[_Feature, None]] = {}
+    located: dict[tuple[int, int], tuple[_Feature, ...]] = {}
     for weight, indices, found in weighed:
         if weight <= 0 or weight < best / 2 or len(located) == _MAX_SENTENCES:
             break
