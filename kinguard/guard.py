@@ -427,6 +427,10 @@ class KinGuard:
         notice: str | None = None
         if action is Action.REDACT:
             delivered = _redact(message.text, redact_signals or signals, context)
+        elif action is Action.HALT and redact_signals:
+            # What a person approves is the message as the other rules left it: a halt adds
+            # a review, it does not undo a redaction (the reviewer still sees the original).
+            delivered = _redact(message.text, redact_signals, context)
         elif action is Action.BLOCK:
             delivered = None
             notice = self._notice(message.sender, tuple(dict.fromkeys(s.name for s in signals)))
@@ -531,7 +535,11 @@ class KinGuard:
 
     @staticmethod
     def resolve_halt(verdict: Verdict, decision: HumanDecision) -> str | None:
-        """The text to deliver once a person has ruled on a halted message (None: drop it)."""
+        """The text to deliver once a person has ruled on a halted message (None: drop it).
+
+        ``approve`` delivers what the guard would have delivered without the halt (redacted
+        or concealed as the other rules say); ``edit`` delivers the person's text as it is.
+        """
         if decision.type == "approve":
             return verdict.delivered_text
         if decision.type == "edit":

@@ -384,6 +384,32 @@ class AdapterConformance:
         assert ("bo", _PLAIN_TRIO.turns[1].text) in result.delivered
         assert _KEYWORD in result.inputs_after("cy", 0)
 
+    def test_approving_a_halt_keeps_what_a_redact_rule_took_out(
+        self, harness: AdapterHarness, mode: str
+    ) -> None:
+        # A halt is a review on top of the other rules, not a way round them: approving
+        # delivers the message as the guard would have without the halt.
+        guard = KinGuard(
+            _TRIO,
+            detectors=[KeywordDetector(_KEYWORD), KeywordDetector("code word", "kin.mimicry")],
+            policy=Policy(
+                rules=(
+                    Rule(signal="collusion.market", min_score=0.5, action=Action.REDACT),
+                    Rule(signal="kin.mimicry", min_score=0.5, action=Action.HALT),
+                )
+            ),
+            conversation_id="conformance",
+        )
+        with capture_verdicts(guard) as verdicts:
+            assert self._run(harness, mode, _PLAIN_TRIO, guard).halted
+        assert verdicts[1].action is Action.HALT
+        result = self._resume(harness, mode, HumanDecision(type="approve"))
+        assert not result.halted
+        assert ("bo", verdicts[1].delivered_text) in result.delivered
+        assert "[redacted by kinguard: collusion.market]" in result.inputs_after("cy", 0)
+        assert _KEYWORD not in result.inputs_after("cy", 0)
+        assert "code word" in result.inputs_after("cy", 0)
+
     def test_halt_then_edit_delivers_the_edit(self, harness: AdapterHarness, mode: str) -> None:
         guard = _keyword_guard(Action.HALT)
         assert self._run(harness, mode, _PLAIN_TRIO, guard).halted

@@ -244,7 +244,12 @@ class Alert(BaseModel):
 
 
 class HumanDecision(BaseModel):
-    """A person's answer to a ``halt``: deliver as is, deliver an edit, or drop the message."""
+    """A person's answer to a ``halt``: deliver, deliver an edit, or drop the message.
+
+    ``approve`` delivers the message as the guard would have without the halt: a ``redact``
+    rule that also matched still applies, and so does ``conceal``. To deliver the original
+    text, ``edit`` with it.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -1229,6 +1229,8 @@ def halt_payload(
             "pair_risk": verdict.pair_risk,
             "conversation_risk": verdict.conversation_risk,
             "recipients": list(verdict.recipients),
+            # What "approve" delivers: the text as read, redacted or concealed by other rules.
+            "delivered_text": verdict.delivered_text,
         },
         "decisions": ["approve", "edit", "reject"],
         "resume": 'Command(resume={"type": "approve" | "edit" | "reject", "text": ...})',

@@ -90,16 +90,20 @@ def delivered_as(
     return message if shown == inspected[:visible] else with_text(message, shown)
 
 
-def released_as(message: BaseMessage, text: str, *, edited: bool) -> BaseMessage:
-    """A halted message as a person released it: approved (its visible text, or the text as
-    read, tool-call arguments included), the message itself; edited, the reviewer's text and
-    nothing else, even when that is the visible text as it was. An edited message makes no
-    tool calls: the reviewer saw their arguments but could not edit them, and a call kept
-    would carry what the reviewer took out."""
+def released_as(message: BaseMessage, text: str, *, edited: bool) -> BaseMessage | None:
+    """A halted message as a person released it.
+
+    Approved: as the guard would have delivered it without the halt (:func:`delivered_as`: the
+    message itself, or its visible text redacted or concealed; ``None`` when a rewrite reached
+    a tool call's arguments). Edited: the reviewer's text and nothing else, even when that is
+    the visible text as it was. An edited message makes no tool calls: the reviewer saw their
+    arguments but could not edit them, and a call kept would carry what the reviewer took out.
+    """
     if not edited:
         inspected, visible = inspected_text(message)
-        if text == inspected or text == inspected[:visible]:
+        if text == inspected[:visible]:
             return message
+        return delivered_as(message, text, (inspected, visible))
     return _without_tool_calls(with_text(message, text))
 
 

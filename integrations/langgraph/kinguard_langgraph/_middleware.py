@@ -390,6 +390,9 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                 rejected = True
                 continue
             released = released_as(message, text, edited=decision.type == "edit")
+            if released is None:  # approved, but a redaction reached a tool call's arguments
+                rejected = True
+                continue
             if released is not message:
                 unchanged = False
                 dropped_calls.update(tool_call_ids(message))

@@ -519,3 +519,53 @@ def test_a_decision_can_be_joined_to_its_inspection_and_message() -> None:
     assert decided["kinguard.message.id"] == inspected["kinguard.message.id"]
     assert decided["kinguard.message.id"] == asked.value["verdict"]["message_id"]
     assert inspected["kinguard.framework.message.id"] == asked.value["message_id"] == "msg-42"
+
+
+@pytest.mark.parametrize("in_arguments", [False, True], ids=["visible-text", "tool-arguments"])
+def test_an_approved_halt_keeps_a_redaction_and_makes_its_calls_only_if_untouched(
+    in_arguments: bool,
+) -> None:
+    """A redact rule matching beside the halt still applies on approval; redacting a call's
+    arguments cannot be done (they are data), so the message and its calls go, as they would
+    without the halt."""
+    sent: list[str] = []
+
+    @tool
+    def send_message(to: str, text: str) -> str:
+        """Send a message to another agent."""
+        sent.append(text)
+        return "delivered"
+
+    def buyer(state: ChatState) -> dict[str, Any]:
+        if any(isinstance(m, ToolMessage) for m in state["messages"]):
+            return {"messages": [AIMessage("done", name="buyer")]}
+        where = ("Sending now.", SECRET) if in_arguments else (f"Sending {SECRET} now.", "hi")
+        call = {"name": "send_message", "args": {"to": "seller", "text": where[1]}, "id": "c1"}
+        return {"messages": [AIMessage(f"HALT-ME {where[0]}", name="buyer", tool_calls=[call])]}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("buyer", buyer)
+    builder.add_node("tools", ToolNode([send_message]))
+    builder.add_edge(START, "buyer")
+    builder.add_conditional_edges("buyer", tools_condition)
+    builder.add_edge("tools", "buyer")
+    guard = KinGuard(
+        AGENTS,
+        detectors=[KeywordDetector(SECRET), KeywordDetector("HALT-ME", "kin.mimicry")],
+        policy=Policy(
+            rules=(
+                Rule(signal="collusion.market", action=Action.REDACT),
+                Rule(signal="kin.mimicry", action=Action.HALT),
+            )
+        ),
+    )
+    app = guard_graph(builder, guard, agents=["buyer"]).compile(checkpointer=InMemorySaver())
+    config = cfg()
+    (interrupt,) = app.invoke(start(), config)["__interrupt__"]
+    assert SECRET in interrupt.value["text"] + json.dumps(interrupt.value["tool_calls"])
+    assert SECRET not in interrupt.value["verdict"]["delivered_text"]
+    out = app.invoke(Command(resume="approve"), config)
+    assert SECRET not in repr(out["messages"])
+    assert sent == ([] if in_arguments else ["hi"])
+    if not in_arguments:
+        assert "[redacted by kinguard: collusion.market]" in out["messages"][1].content

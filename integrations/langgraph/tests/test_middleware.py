@@ -302,7 +302,12 @@ def test_astream_events_of_a_guarded_agent_show_only_delivered_tokens(action: Ac
 
 
 def tool_calling_agent(
-    action: Action, content: str, note: str, ran: list[str], checkpointer: Any = None
+    action: Action,
+    content: str,
+    note: str,
+    ran: list[str],
+    checkpointer: Any = None,
+    guard: KinGuard | None = None,
 ) -> tuple[Any, KinGuard]:
     """A create_agent agent whose model calls a tool that carries text to the other side."""
 
@@ -328,7 +333,7 @@ def tool_calling_agent(
             message = AIMessage(content=content, tool_calls=[call])
             return ChatResult(generations=[ChatGeneration(message=message)])
 
-    guard = KinGuard(
+    guard = guard or KinGuard(
         AGENTS,
         detectors=[KeywordDetector(SECRET)],
         policy=Policy(rules=(Rule(signal="collusion.market", action=action),)),
@@ -446,6 +451,30 @@ def test_an_edited_halt_of_a_tool_calling_reply_runs_no_tool(text: str) -> None:
     assert ran == []
     assert out["messages"][-1].content == text
     assert not out["messages"][-1].tool_calls
+
+
+@pytest.mark.parametrize("in_arguments", [False, True], ids=["visible-text", "tool-arguments"])
+def test_an_approved_halt_keeps_a_redaction(in_arguments: bool) -> None:
+    """Approval delivers the reply as the other rules left it; a redaction of a tool call's
+    arguments cannot be applied, so that reply and its call go, as they would without a halt."""
+    ran: list[str] = []
+    guard = KinGuard(
+        AGENTS,
+        detectors=[KeywordDetector(SECRET), KeywordDetector("HALT-ME", "kin.mimicry")],
+        policy=Policy(
+            rules=(
+                Rule(signal="collusion.market", action=Action.REDACT),
+                Rule(signal="kin.mimicry", action=Action.HALT),
+            )
+        ),
+    )
+    content, note = ("HALT-ME posting.", SECRET) if in_arguments else (f"HALT-ME {SECRET}", "hi")
+    agent, _ = tool_calling_agent(Action.LOG, content, note, ran, InMemorySaver(), guard)
+    config = cfg()
+    assert "__interrupt__" in agent.invoke({"messages": [HumanMessage("hi")]}, config)
+    out = agent.invoke(Command(resume="approve"), config)
+    assert SECRET not in repr(out["messages"])
+    assert ran == ([] if in_arguments else ["hi"])
 
 
 def test_a_human_decision_on_a_halted_reply_is_recorded_once() -> None:
