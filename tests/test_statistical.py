@@ -34,6 +34,8 @@ from kinguard.detectors.statistical import (
     LEARNT_SIGNALS,
     WORDS,
     LinearModel,
+    _Compiled,
+    _shipped_tables,
     _WordSpans,
     features,
     load_corpus,
@@ -529,6 +531,34 @@ def test_a_detector_copies_and_pickles_without_its_tables() -> None:
         assert run(copied, "Let's both keep our prices high.") == run(
             detector, "Let's both keep our prices high."
         )
+
+
+def test_model_files_hold_columns_and_version_2_files_still_load(tmp_path: Path) -> None:
+    model = train(TOY, min_count=1)
+    path = tmp_path / "m.json"
+    model.save(path)
+    stored = json.loads(path.read_text())
+    assert stored["version"] == 3
+    assert stored["features"] == sorted(stored["features"])
+    assert all(len(c["weights"]) == len(stored["features"]) for c in stored["models"].values())
+    assert StatisticalModel.load(path) == model  # weights have four decimals: nothing is lost
+    legacy = tmp_path / "v2.json"
+    legacy.write_text(json.dumps({**model.model_dump(), "version": 2}))
+    assert StatisticalModel.load(legacy) == model
+    stored["models"]["any"]["weights"].pop()
+    path.write_text(json.dumps(stored))
+    with pytest.raises(
+        ValueError, match=r"(?s)m\.json: not a kinguard model.*models\.any\.weights: 99 weights"
+    ):
+        StatisticalModel.load(path)
+
+
+def test_the_shipped_tables_are_keyed_from_the_file_as_from_the_model() -> None:
+    """The detector reads the shipped file's columns straight into its tables; they must be
+    what the model object gives."""
+    fast, slow = _shipped_tables(), _Compiled.of_model(shipped_model())
+    for name in _Compiled.__slots__:
+        assert getattr(fast, name) == getattr(slow, name), name
 
 
 def test_damaged_model_files_are_value_errors_that_name_the_file(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import heapq
+import json
 import math
 import os
 import random
@@ -29,7 +30,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from itertools import accumulate, compress, pairwise, repeat
-from operator import itemgetter
+from operator import itemgetter, truediv
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -37,6 +38,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     StringConstraints,
     ValidationError,
     model_validator,
@@ -216,7 +218,9 @@ class TrainingSettings(_Reading):
 class StatisticalModel(_Reading):
     """The screen, the gate and one model per signal, with their windows and thresholds."""
 
-    version: Literal[2] = 2
+    version: Literal[3] = 3
+    """3: a file holds the weights in columns (:meth:`save`). Files of version 2, a weights
+    object per model, are read too."""
     models: dict[str, LinearModel]
     """``"words"`` (the screen), ``"any"`` (the gate) and signal name -> model."""
     trained_on: dict[str, int] = Field(default_factory=dict)
@@ -235,8 +239,24 @@ class StatisticalModel(_Reading):
         return self
 
     def save(self, path: str | Path) -> None:
-        """Write the model as JSON, gzipped when the name ends in ``.gz``."""
-        data = self.model_dump_json().encode()
+        """Write the model as JSON, gzipped when the name ends in ``.gz``.
+
+        The features are listed once, sorted, and each model's weights are one column over
+        them in whole 1/10,000ths (trained weights have four decimals): a file half the size
+        of one weights object per model, read several times faster.
+        """
+        features = sorted(set().union(*(linear.weights for linear in self.models.values())))
+        columns = {
+            name: _Column(
+                bias=linear.bias,
+                weights=[round(linear.weights.get(f, 0.0) * _UNIT) for f in features],
+            )
+            for name, linear in self.models.items()
+        }
+        stored = _ModelFile(
+            **self.model_dump(exclude={"models"}), features=features, models=columns
+        )
+        data = stored.model_dump_json().encode()
         path = Path(path)
         gzipped = path.suffix.lower() == ".gz"
         path.write_bytes(gzip.compress(data, mtime=0) if gzipped else data)
@@ -251,18 +271,91 @@ class StatisticalModel(_Reading):
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StatisticalModel:
-        """A model from its JSON, gzipped or not."""
-        if data[:2] == b"\x1f\x8b":
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError, zlib.error) as exc:  # truncated, bad CRC, bad stream
-                raise ValueError(f"not a kinguard model: a damaged gzip file ({exc})") from exc
-        return cls.model_validate_json(data)
+        """A model from its file's bytes, gzipped or not."""
+        stored = _read_model_file(data)
+        if isinstance(stored, StatisticalModel):
+            return stored
+        models = {
+            name: LinearModel(
+                bias=column.bias,
+                weights={
+                    f: w / _UNIT for f, w in zip(stored.features, column.weights, strict=True) if w
+                },
+            )
+            for name, column in stored.models.items()
+        }
+        return cls(**stored.model_dump(exclude={"features", "models"}), models=models)
+
+
+_UNIT = 10_000
+"""A model file stores weights in whole 1/10,000ths: training rounds them to four decimals."""
+
+
+class _Column(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bias: Weight
+    weights: list[StrictInt]
+    """One per feature of the file, in 1/10,000ths; 0 where the model does not weigh it."""
+
+
+class _ModelFile(_Reading):
+    """A model as :meth:`StatisticalModel.save` writes it: one list of features, and per model
+    a column of weights over it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", title="kinguard model file")
+
+    version: Literal[3] = 3
+    trained_on: dict[str, int] = Field(default_factory=dict)
+    features: list[Feature]
+    models: dict[str, _Column]
+
+    @model_validator(mode="after")
+    def _columns_fit(self) -> Self:
+        for name, column in self.models.items():
+            if len(column.weights) != len(self.features):
+                raise ValueError(
+                    f"models.{name}.weights: {len(column.weights)} weights for "
+                    f"{len(self.features)} features"
+                )
+            if any(abs(w) > _MAX_STORED for w in column.weights):
+                raise ValueError(f"models.{name}.weights: a weight beyond ±1e6")
+        return self
+
+
+_MAX_STORED = 1_000_000 * _UNIT
+"""The bound of :data:`Weight`, in the units of a file."""
+
+
+def _read_model_file(data: bytes) -> _ModelFile | StatisticalModel:
+    """The file's columns (version 3) or, from a version 2 file, the model itself."""
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:  # truncated, bad CRC, bad stream
+            raise ValueError(f"not a kinguard model: a damaged gzip file ({exc})") from exc
+    try:
+        return _ModelFile.model_validate_json(data)
+    except ValidationError as exc:
+        legacy = _version_2(data)
+        if legacy is None:
+            raise ValueError(f"not a kinguard model: {exc}") from exc
+        return StatisticalModel.model_validate({**legacy, "version": 3})
+
+
+def _version_2(data: bytes) -> dict[str, Any] | None:
+    """The JSON object of a version 2 file (a weights object per model); None for others."""
+    try:
+        parsed = json.loads(data)
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    return parsed if isinstance(parsed, dict) and parsed.get("version") == 2 else None
 
 
 _lock = threading.Lock()
 """Held while weights are read and keyed: detectors built together share the shipped copy."""
-_shipped: tuple[StatisticalModel, _Compiled] | None = None
+_shipped: _Compiled | None = None
+_shipped_model: StatisticalModel | None = None
 
 
 def _fresh_lock() -> None:
@@ -274,18 +367,36 @@ def _fresh_lock() -> None:
 os.register_at_fork(after_in_child=_fresh_lock)
 
 
+def _shipped_bytes() -> bytes:
+    return resources.files("kinguard.detectors").joinpath(_SHIPPED).read_bytes()
+
+
+_SHIPPED = "_statistical_model.json.gz"
+
+
 def shipped_model() -> StatisticalModel:
-    """The model trained on the corpus shipped with kinguard (read once, on first use)."""
-    return _shipped_tables()[0]
+    """The model trained on the corpus shipped with kinguard (read once, on first use).
+
+    The shipped detector does not need it: it keys its tables from the file directly, so the
+    weights are held once, not twice.
+    """
+    global _shipped_model
+    with _lock:
+        if _shipped_model is None:
+            _shipped_model = StatisticalModel.from_bytes(_shipped_bytes())
+        return _shipped_model
 
 
-def _shipped_tables() -> tuple[StatisticalModel, _Compiled]:
+def _shipped_tables() -> _Compiled:
     global _shipped
     with _lock:
         if _shipped is None:
-            data = resources.files("kinguard.detectors").joinpath("_statistical_model.json.gz")
-            model = StatisticalModel.from_bytes(data.read_bytes())
-            _shipped = (model, _Compiled(model))
+            stored = _read_model_file(_shipped_bytes())
+            _shipped = (
+                _Compiled.of_model(stored)
+                if isinstance(stored, StatisticalModel)
+                else _Compiled.of_file(stored)
+            )
         return _shipped
 
 
@@ -298,6 +409,9 @@ def _key(feature: str) -> _Feature:
     return (first, second) if second else first
 
 
+_Table = dict[_Feature, float]
+
+
 class _Compiled:
     """A model as tables keyed the way the text is split, so each sum runs by lookup in C.
 
@@ -307,28 +421,57 @@ class _Compiled:
     __slots__ = ("gate", "gate_weights", "max_words", "screen", "screen_weights", "signals",
                  "stride", "threshold", "window")  # fmt: skip
 
-    def __init__(self, model: StatisticalModel) -> None:
-        # Each feature is keyed once, however many models weigh it.
-        keys = {f: _key(f) for f in set().union(*(m.weights for m in model.models.values()))}
-
-        def table(linear: LinearModel) -> dict[_Feature, float]:
-            weights = linear.weights
-            return dict(zip(map(keys.__getitem__, weights), weights.values(), strict=True))
-
-        self.max_words = model.max_words
-        self.threshold = model.threshold
-        self.window = model.window
-        self.stride = model.stride
+    def __init__(self, reading: _Reading, tables: Mapping[str, tuple[float, _Table]]) -> None:
+        self.max_words = reading.max_words
+        self.threshold = reading.threshold
+        self.window = reading.window
+        self.stride = reading.stride
         self.signals = [
-            (name, linear.bias, table(linear))
-            for name, linear in model.models.items()
+            (name, bias, table)
+            for name, (bias, table) in tables.items()
             if name not in (WORDS, ANY)
         ]
-        screen, gate = model.models[WORDS], model.models[ANY]
-        self.screen = _logit(model.screen) - screen.bias
-        self.screen_weights = table(screen)
-        self.gate = _logit(model.gate) - gate.bias
-        self.gate_weights = table(gate)
+        (screen_bias, self.screen_weights), (gate_bias, self.gate_weights) = (
+            tables[WORDS],
+            tables[ANY],
+        )
+        self.screen = _logit(reading.screen) - screen_bias
+        self.gate = _logit(reading.gate) - gate_bias
+
+    @classmethod
+    def of_model(cls, model: StatisticalModel) -> _Compiled:
+        # Each feature is keyed once, however many models weigh it.
+        keys = {f: _key(f) for f in set().union(*(m.weights for m in model.models.values()))}
+        tables = {
+            name: (
+                linear.bias,
+                dict(
+                    zip(map(keys.__getitem__, linear.weights), linear.weights.values(), strict=True)
+                ),
+            )
+            for name, linear in model.models.items()
+        }
+        return cls(model, tables)
+
+    @classmethod
+    def of_file(cls, stored: _ModelFile) -> _Compiled:
+        """Straight from the columns, without a weights dict per model in between: a fraction
+        of the time and of the memory."""
+        keys = list(map(_key, stored.features))
+        tables = {
+            name: (
+                column.bias,
+                # The weights a model has (non-zero), as floats: w / 10,000 as the file says.
+                dict(
+                    compress(
+                        zip(keys, map(truediv, column.weights, repeat(_UNIT)), strict=True),
+                        column.weights,
+                    )
+                ),
+            )
+            for name, column in stored.models.items()
+        }
+        return cls(stored, tables)
 
 
 class StatisticalDetector:
@@ -363,7 +506,7 @@ class StatisticalDetector:
 
     @property
     def min_score(self) -> float:
-        return self.model.threshold if self._min_score is None else self._min_score
+        return self._tables().threshold if self._min_score is None else self._min_score
 
     @property
     def min_score_override(self) -> float | None:
@@ -385,10 +528,10 @@ class StatisticalDetector:
         compiled = self._compiled
         if compiled is None:
             if self._model is None:
-                compiled = _shipped_tables()[1]
+                compiled = _shipped_tables()
             else:
                 with _lock:
-                    compiled = self._compiled or _Compiled(self._model)
+                    compiled = self._compiled or _Compiled.of_model(self._model)
             self._compiled = compiled
         return compiled
 
