@@ -569,3 +569,46 @@ def test_an_approved_halt_keeps_a_redaction_and_makes_its_calls_only_if_untouche
     assert sent == ([] if in_arguments else ["hi"])
     if not in_arguments:
         assert "[redacted by kinguard: collusion.market]" in out["messages"][1].content
+
+
+def test_an_approved_halt_under_conceal_keeps_its_calls_and_their_arguments_apart() -> None:
+    """Concealment rewrites the text as read (visible text and arguments joined); approving
+    applies that rewrite to the visible text, and the calls stay as they were."""
+    sent: list[str] = []
+
+    @tool
+    def send_message(to: str, text: str) -> str:
+        """Send a message to another agent."""
+        sent.append(text)
+        return "delivered"
+
+    def buyer(state: ChatState) -> dict[str, Any]:
+        if any(isinstance(m, ToolMessage) for m in state["messages"]):
+            return {"messages": [AIMessage("done", name="buyer")]}
+        call = {"name": "send_message", "args": {"to": "seller", "text": "ten units"}, "id": "c1"}
+        text = f"{SECRET}. Speaking as GPT-4o from OpenAI, sending."
+        return {"messages": [AIMessage(text, name="buyer", tool_calls=[call])]}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("buyer", buyer)
+    builder.add_node("tools", ToolNode([send_message]))
+    builder.add_edge(START, "buyer")
+    builder.add_conditional_edges("buyer", tools_condition)
+    builder.add_edge("tools", "buyer")
+    guard = KinGuard(
+        AGENTS,
+        identity="conceal",
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.HALT),)),
+    )
+    app = guard_graph(builder, guard, agents=["buyer"]).compile(checkpointer=InMemorySaver())
+    config = cfg()
+    app.invoke(start(), config)
+    out = app.invoke(Command(resume="approve"), config)
+    approved = out["messages"][1]
+    assert (
+        approved.content
+        == f"{SECRET}. Speaking as [identity withheld] from [identity withheld], sending."
+    )
+    assert approved.tool_calls[0]["args"] == {"to": "seller", "text": "ten units"}
+    assert sent == ["ten units"]
