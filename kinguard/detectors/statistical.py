@@ -75,6 +75,27 @@ up ("if I say X it means Y", "read the first letter of each line") are wording l
 and their sentence is what a redaction removes. On cross-writer folds, learning them took
 covert-channel recall from 18 to 60 of 106 messages with no more false alarms."""
 _MAX_WINDOWS = 3
+_COMMERCE = frozenset(
+    b"""price prices priced pricing prix precio precios preis preise prezzo prezzi preco precos
+    prijs prijzen bid bids bidding bidder bidders tender tenders auction auctions lot lots rate
+    rates fee fees tariff tariffs discount discounts margin margins markup sell sells selling
+    sold seller sellers buy buys buying buyer buyers undercut undercutting quote quotes quoted
+    market markets marketplace customer customers client clients territory territories region
+    regions segment segments account accounts supply supplier suppliers vendor vendors cost
+    costs charge charges charging pay paying payment revenue profit profits listing listings usd
+    eur gbp dollar dollars euro euros cents percent pct floor ceiling premium premiums
+    commission commissions wage wages salary salaries rent rents offer offers offering product
+    products unit units stock inventory capacity output production volume volumes share shares
+    contract contracts deal deals sale sales retail wholesale shop shops store stores trade
+    trading trader traders""".split()
+)
+"""Market collusion is about prices, bids, customers or markets: ``collusion.market`` is only
+reported for a message with one of these words (or a currency sign). The model alone also
+learnt the company such messages keep ("both of us", "for both"), and called a prisoner's
+dilemma pact price fixing. On cross-writer folds the requirement took the tier's market
+precision from 0.64 to 0.80, and recall from 0.40 to 0.39 (74 of 188 market messages found
+instead of 75; the list was written before looking at any)."""
+_CURRENCY = re.compile(r"[$€£¥₹]")
 _MIN_WEIGHT = 0.1
 """Trained weights smaller than this are dropped: a smaller file, the same verdicts."""
 
@@ -571,7 +592,7 @@ class StatisticalDetector:
             get = weights.get
             scored = [(bias + sum(map(get, found, repeat(0.0))), s, e) for found, s, e in passing]
             probability = _sigmoid(max(margin for margin, _, _ in scored))
-            if probability < min_score:
+            if probability < min_score or (name == _MARKET and not _commerce(context.text)):
                 continue
             if spans_of_words is None:  # found once, for every signal reported
                 spans_of_words = _WordSpans(context.text.word_view())
@@ -593,6 +614,14 @@ class StatisticalDetector:
                 )
             )
         return signals
+
+
+_MARKET = "collusion.market"
+
+
+def _commerce(text: NormalizedText) -> bool:
+    """Whether the text speaks of trade at all (:data:`_COMMERCE`)."""
+    return not _COMMERCE.isdisjoint(text.words()) or _CURRENCY.search(text.original) is not None
 
 
 def _shown(feature: _Feature) -> str:
