@@ -83,7 +83,9 @@ def _decider(
             Panel(
                 f"[bold]{escape(verdict.sender)}[/] was halted: "
                 f"{escape(', '.join(verdict.signal_names))}\n"
-                f"pair risk {verdict.pair_risk:.2f}; reasons: {escape('; '.join(verdict.reasons))}",
+                f"pair risk {verdict.pair_risk:.2f}; "
+                f"reasons: {escape('; '.join(verdict.reasons))}\n"
+                f"approve delivers: {escape(_approved(verdict))}",
                 title="kinguard: human review",
                 border_style="red",
             )
@@ -103,6 +105,12 @@ def _decider(
         return decision
 
     return decide
+
+
+def _approved(verdict: Verdict) -> str:
+    """What approving a halted message delivers, for the reviewer to read before deciding."""
+    text = KinGuard.resolve_halt(verdict, HumanDecision(type="approve"))
+    return "nothing (another rule blocks it; edit to send a text)" if text is None else text
 
 
 def _guarded_text(verdict: Verdict, decisions: dict[str, HumanDecision]) -> str:

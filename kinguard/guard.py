@@ -316,18 +316,20 @@ class KinGuard:
         """
         if self.identity is IdentityPolicy.CONCEAL:
             return None
-        action, reasons, _ = self._apply_rules((), 0.0)
+        action, reasons, _, _ = self._apply_rules((), 0.0)
         if action.severity >= Action.NUDGE.severity:
             return None
         return action, tuple(dict.fromkeys(reasons))
 
     def _apply_rules(
         self, signals: Sequence[Signal], pair_band_risk: float
-    ) -> tuple[Action, list[str], list[Signal]]:
-        """The most severe matching rule's action, every match's reason, the signals to redact."""
-        action = Action.ALLOW
+    ) -> tuple[Action, list[str], list[Signal] | None, Action]:
+        """The most severe matching rule's action, every match's reason, the signals the
+        matching redact rules name (``None``: no redact rule matched; empty: only risk rules
+        did, and every signal is redacted), and the most severe action short of a halt."""
+        action = unhalted = Action.ALLOW
         reasons: list[str] = []
-        redact_signals: list[Signal] = []
+        redact_signals: list[Signal] | None = None
         # Signal rules cannot match a message without signals: most messages skip them.
         for rule in self.policy.rules if signals else self._risk_rules:
             matched = _rule_matches(rule, signals, pair_band_risk)
@@ -335,10 +337,12 @@ class KinGuard:
                 continue
             if rule.action.severity > action.severity:
                 action = rule.action
+            if rule.action is not Action.HALT and rule.action.severity > unhalted.severity:
+                unhalted = rule.action
             reasons.append(_describe(rule))
             if rule.action is Action.REDACT:
-                redact_signals.extend(matched)
-        return action, reasons, redact_signals
+                redact_signals = [*(redact_signals or ()), *matched]
+        return action, reasons, redact_signals, unhalted
 
     def _decide(
         self,
@@ -403,7 +407,7 @@ class KinGuard:
     ) -> tuple[Action, tuple[str, ...], str | None, str | None, str | None, str | None]:
         """The full decision: action, reasons, delivered text, notice, nudge and error."""
         signals = result.signals
-        action, reasons, redact_signals = self._apply_rules(signals, pair_band_risk)
+        action, reasons, redact_signals, unhalted = self._apply_rules(signals, pair_band_risk)
         if context.text.truncated:
             # Never silent: the tail of an oversized message went unread. An unread tail is an
             # inspection that did not finish, so the error mode decides: under "closed", a
@@ -427,10 +431,6 @@ class KinGuard:
         notice: str | None = None
         if action is Action.REDACT:
             delivered = _redact(message.text, redact_signals or signals, context)
-        elif action is Action.HALT and redact_signals:
-            # What a person approves is the message as the other rules left it: a halt adds
-            # a review, it does not undo a redaction (the reviewer still sees the original).
-            delivered = _redact(message.text, redact_signals, context)
         elif action is Action.BLOCK:
             delivered = None
             notice = self._notice(message.sender, tuple(dict.fromkeys(s.name for s in signals)))
@@ -439,6 +439,13 @@ class KinGuard:
                 f"[kinguard halted the conversation for human review of a message from "
                 f"{message.sender}]"
             )
+            # A halt adds a person's review to the other rules, it does not undo them: what an
+            # approval delivers is what they would have (the reviewer still sees the original),
+            # and nothing if one of them blocks it (an edit delivers what the person wants).
+            if unhalted is Action.REDACT:
+                delivered = _redact(message.text, redact_signals or signals, context)
+            elif unhalted is Action.BLOCK:
+                delivered = None
         if delivered is not None and self.identity is IdentityPolicy.CONCEAL:
             unchanged = delivered is message.text and not context.text.truncated
             delivered, _ = conceal_identity_cues(
@@ -537,8 +544,9 @@ class KinGuard:
     def resolve_halt(verdict: Verdict, decision: HumanDecision) -> str | None:
         """The text to deliver once a person has ruled on a halted message (None: drop it).
 
-        ``approve`` delivers what the guard would have delivered without the halt (redacted
-        or concealed as the other rules say); ``edit`` delivers the person's text as it is.
+        ``approve`` delivers what the guard would have delivered without the halt: redacted
+        or concealed as the other rules say, or nothing when one of them blocks the message;
+        ``edit`` delivers the person's text as it is.
         """
         if decision.type == "approve":
             return verdict.delivered_text

@@ -410,6 +410,27 @@ class AdapterConformance:
         assert _KEYWORD not in result.inputs_after("cy", 0)
         assert "code word" in result.inputs_after("cy", 0)
 
+    def test_approving_a_halt_a_block_rule_also_matched_delivers_nothing(
+        self, harness: AdapterHarness, mode: str
+    ) -> None:
+        guard = KinGuard(
+            _TRIO,
+            detectors=[KeywordDetector(_KEYWORD), KeywordDetector("code word", "kin.mimicry")],
+            policy=Policy(
+                rules=(
+                    Rule(signal="collusion.market", min_score=0.5, action=Action.BLOCK),
+                    Rule(signal="kin.mimicry", min_score=0.5, action=Action.HALT),
+                )
+            ),
+            conversation_id="conformance",
+        )
+        assert self._run(harness, mode, _PLAIN_TRIO, guard).halted
+        result = self._resume(harness, mode, HumanDecision(type="approve"))
+        assert not result.halted
+        assert _KEYWORD not in result.inputs_after("cy", 0)
+        assert _KEYWORD not in result.inputs_after("ann", 1)
+        assert result.delivered[-1] == _script(_PLAIN_TRIO)[-1]
+
     def test_halt_then_edit_delivers_the_edit(self, harness: AdapterHarness, mode: str) -> None:
         guard = _keyword_guard(Action.HALT)
         assert self._run(harness, mode, _PLAIN_TRIO, guard).halted

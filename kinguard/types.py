@@ -247,8 +247,9 @@ class HumanDecision(BaseModel):
     """A person's answer to a ``halt``: deliver, deliver an edit, or drop the message.
 
     ``approve`` delivers the message as the guard would have without the halt: a ``redact``
-    rule that also matched still applies, and so does ``conceal``. To deliver the original
-    text, ``edit`` with it.
+    rule that also matched still applies, and so does ``conceal``; a ``block`` rule that also
+    matched means nothing is delivered, as on ``reject``. To deliver the original text,
+    ``edit`` with it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -742,3 +742,30 @@ async def test_a_failing_sink_is_reported_once_not_again_by_asyncio() -> None:
     await asyncio.sleep(0)
     assert guard.sink_failures == 3
     assert reported == []
+
+
+@pytest.mark.parametrize(
+    ("beside", "approved"),
+    [
+        (Rule(signal="collusion.market", action=Action.REDACT), "meet [redacted"),
+        (Rule(risk=0.3, action=Action.REDACT), "meet [redacted"),  # a risk rule names no signal
+        (Rule(signal="collusion.market", action=Action.BLOCK), None),
+        (Rule(signal="collusion.market", action=Action.LOG), "meet FIXPRICE"),
+    ],
+)
+def test_approving_a_halt_delivers_what_the_other_rules_would(
+    beside: Rule, approved: str | None
+) -> None:
+    guard = KinGuard(
+        AGENTS,
+        detectors=[KeywordDetector("FIXPRICE"), KeywordDetector("HALT-ME", "kin.mimicry")],
+        policy=Policy(rules=(beside, Rule(signal="kin.mimicry", action=Action.HALT))),
+    )
+    message = Message(sender="buyer", recipients=("seller",), text="meet FIXPRICE HALT-ME")
+    verdict = guard.inspect(message)
+    assert verdict.action is Action.HALT
+    assert verdict.notice is not None and "halted" in verdict.notice
+    text = KinGuard.resolve_halt(verdict, HumanDecision(type="approve"))
+    assert text == approved if approved is None else (text or "").startswith(approved)
+    edited = KinGuard.resolve_halt(verdict, HumanDecision(type="edit", text=message.text))
+    assert edited == message.text  # the person can still deliver the original

@@ -568,6 +568,14 @@ def test_model_files_hold_columns_and_version_2_files_still_load(tmp_path: Path)
     legacy = tmp_path / "v2.json"
     legacy.write_text(json.dumps({**model.model_dump(), "version": 2}))
     assert StatisticalModel.load(legacy) == model
+    for field, bad, message in [
+        ("features", [*stored["features"][:-1], stored["features"][0]], "listed twice"),
+        ("trained_on", {"x": True}, "trained_on.x"),
+        ("models", {**stored["models"], "any": {**stored["models"]["any"], "bias": True}}, "bias"),
+    ]:
+        path.write_text(json.dumps({**stored, field: bad}))
+        with pytest.raises(ValueError, match=re.escape(message)):
+            StatisticalModel.load(path)
     stored["models"]["any"]["weights"].pop()
     path.write_text(json.dumps(stored))
     with pytest.raises(

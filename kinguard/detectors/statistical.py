@@ -244,7 +244,7 @@ class StatisticalModel(_Reading):
     object per model, are read too."""
     models: dict[str, LinearModel]
     """``"words"`` (the screen), ``"any"`` (the gate) and signal name -> model."""
-    trained_on: dict[str, int] = Field(default_factory=dict)
+    trained_on: dict[str, Annotated[int, Field(ge=0, strict=True)]] = Field(default_factory=dict)
     """Rows per source file of the training data, for the record."""
 
     @model_validator(mode="after")
@@ -263,8 +263,10 @@ class StatisticalModel(_Reading):
         """Write the model as JSON, gzipped when the name ends in ``.gz``.
 
         The features are listed once, sorted, and each model's weights are one column over
-        them in whole 1/10,000ths (trained weights have four decimals): a file half the size
-        of one weights object per model, read several times faster.
+        them in whole 1/10,000ths: a file half the size of one weights object per model, read
+        several times faster. :func:`train` gives weights of four decimals, which are kept
+        exactly; a finer weight of a model built by hand is rounded to four decimals, and one
+        under 0.00005 is dropped.
         """
         features = sorted(set().union(*(linear.weights for linear in self.models.values())))
         columns = {
@@ -315,7 +317,7 @@ _UNIT = 10_000
 class _Column(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    bias: Weight
+    bias: Annotated[Weight, Field(strict=True)]
     weights: list[StrictInt]
     """One per feature of the file, in 1/10,000ths; 0 where the model does not weigh it."""
 
@@ -327,12 +329,14 @@ class _ModelFile(_Reading):
     model_config = ConfigDict(frozen=True, extra="forbid", title="kinguard model file")
 
     version: Literal[3] = 3
-    trained_on: dict[str, int] = Field(default_factory=dict)
+    trained_on: dict[str, Annotated[int, Field(ge=0, strict=True)]] = Field(default_factory=dict)
     features: list[Feature]
     models: dict[str, _Column]
 
     @model_validator(mode="after")
     def _columns_fit(self) -> Self:
+        if len(set(self.features)) != len(self.features):
+            raise ValueError("features: a feature is listed twice")
         for name, column in self.models.items():
             if len(column.weights) != len(self.features):
                 raise ValueError(

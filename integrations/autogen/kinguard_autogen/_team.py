@@ -228,8 +228,10 @@ def resolve_halt(
 ) -> TextMessage | HandoffMessage | None:
     """Turn a person's decision on the halted message into the task that resumes the team.
 
-    ``approve`` releases the message as kinguard would have delivered it, ``edit`` releases the
-    person's text; both come back as a ``TextMessage`` from the original sender that the other
+    ``approve`` releases the message as kinguard would have delivered it without the halt (a
+    redact rule that also matched still applies; a block rule that also matched means nothing
+    is released, and ``None`` comes back as on ``reject``), ``edit`` releases the person's
+    text; both come back as a ``TextMessage`` from the original sender that the other
     participants (not the sender) receive when you ``team.run(task=...)`` with it; a Swarm
     handoff comes back as the ``HandoffMessage``, which hands control over then. ``reject``
     returns ``None``: run the team with no task and the message stays withheld (a handoff

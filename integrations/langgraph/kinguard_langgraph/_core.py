@@ -1117,9 +1117,7 @@ class GraphCore:
                         decided.append((verdict, decision))
                         text = self.guard.resolve_halt(verdict, decision)
                         edited = decision.type == "edit"
-                        outcome = (
-                            None if text is None else released_as(message, text, edited=edited)
-                        )
+                        outcome = released_as(message, text, edited=edited)
                     else:  # withheld behind a halt, ruled on like any message
                         outcome = delivered_as(message, verdict.delivered_text)
                     # Calls the delivered message no longer makes: their results go too.
@@ -1208,6 +1206,7 @@ def halt_payload(
     verdict: Verdict, message: BaseMessage, node: str, record: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The JSON-able value a halt hands to ``interrupt()``: what a reviewer needs to decide."""
+    approved = released_as(message, verdict.delivered_text, edited=False)
     return {
         "kinguard": "halt",
         "node": node,
@@ -1229,9 +1228,10 @@ def halt_payload(
             "pair_risk": verdict.pair_risk,
             "conversation_risk": verdict.conversation_risk,
             "recipients": list(verdict.recipients),
-            # What "approve" delivers: the text as read, redacted or concealed by other rules.
-            "delivered_text": verdict.delivered_text,
         },
+        # What "approve" delivers (the visible text, as the other rules leave it), or None when
+        # it delivers nothing: another rule blocks the message, or redacts a call's arguments.
+        "approve_delivers": None if approved is None else message_text(approved),
         "decisions": ["approve", "edit", "reject"],
         "resume": 'Command(resume={"type": "approve" | "edit" | "reject", "text": ...})',
     }

@@ -90,15 +90,19 @@ def delivered_as(
     return message if shown == inspected[:visible] else with_text(message, shown)
 
 
-def released_as(message: BaseMessage, text: str, *, edited: bool) -> BaseMessage | None:
-    """A halted message as a person released it.
+def released_as(message: BaseMessage, text: str | None, *, edited: bool) -> BaseMessage | None:
+    """A halted message as a person released it (``text``: what the guard's decision gives;
+    ``None``, as on a rejection, gives ``None``).
 
     Approved: as the guard would have delivered it without the halt (:func:`delivered_as`: the
-    message itself, or its visible text redacted or concealed; ``None`` when a rewrite reached
-    a tool call's arguments). Edited: the reviewer's text and nothing else, even when that is
-    the visible text as it was. An edited message makes no tool calls: the reviewer saw their
-    arguments but could not edit them, and a call kept would carry what the reviewer took out.
+    message itself, or its visible text redacted or concealed; ``None`` when another rule
+    blocks it or a rewrite reached a tool call's arguments). Edited: the reviewer's text and
+    nothing else, even when that is the visible text as it was. An edited message makes no
+    tool calls: the reviewer saw their arguments but could not edit them, and a call kept
+    would carry what the reviewer took out.
     """
+    if text is None:
+        return None
     if not edited:
         inspected, visible = inspected_text(message)
         if text == inspected[:visible]:

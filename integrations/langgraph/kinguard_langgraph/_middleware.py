@@ -386,16 +386,14 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             decision = parse_decision(interrupt(halt_payload(verdict, message, self.name, record)))
             decided.append((verdict, decision))
             text = self.guard.resolve_halt(verdict, decision)
-            if text is None:
-                rejected = True
-                continue
             released = released_as(message, text, edited=decision.type == "edit")
-            if released is None:  # approved, but a redaction reached a tool call's arguments
+            if released is None:  # rejected, or approved while another rule blocks it
                 rejected = True
                 continue
             if released is not message:
                 unchanged = False
-                dropped_calls.update(tool_call_ids(message))
+                # Calls the released message no longer makes: their results go too.
+                dropped_calls.update(set(tool_call_ids(message)) - set(tool_call_ids(released)))
             # Marked again: the guard that ruled may be another process's, with another token.
             delivered.append(mark_inspected(released, verdict.action.value, self._token))
         # Here, not at each interrupt: the hook re-runs from the start for every answer.

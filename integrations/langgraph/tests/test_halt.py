@@ -563,7 +563,8 @@ def test_an_approved_halt_keeps_a_redaction_and_makes_its_calls_only_if_untouche
     config = cfg()
     (interrupt,) = app.invoke(start(), config)["__interrupt__"]
     assert SECRET in interrupt.value["text"] + json.dumps(interrupt.value["tool_calls"])
-    assert SECRET not in interrupt.value["verdict"]["delivered_text"]
+    assert (interrupt.value["approve_delivers"] is None) is in_arguments
+    assert SECRET not in (interrupt.value["approve_delivers"] or "")
     out = app.invoke(Command(resume="approve"), config)
     assert SECRET not in repr(out["messages"])
     assert sent == ([] if in_arguments else ["hi"])

@@ -12,7 +12,7 @@ from kinguard_langgraph._scripted import ScriptedChatModel
 from langchain.agents import create_agent
 from langchain.agents.structured_output import ToolStrategy
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -410,6 +410,37 @@ def test_a_blocked_structured_reply_leaves_no_structured_response(action: Action
     assert out.get("structured_response") is None
     assert SECRET not in repr(out)  # nor the "Returning structured response" tool message
     assert out["messages"][-1].content.startswith("[kinguard blocked")
+
+
+def test_an_approved_redacted_structured_reply_keeps_its_tool_result() -> None:
+    """Approval redacts the visible text and keeps the call: its result must stay too, or the
+    next model request carries a call nobody answered."""
+    call = {"name": "Offer", "args": {"price": 40, "note": "forty is fair"}, "id": "offer-1"}
+    guard = KinGuard(
+        AGENTS,
+        detectors=[KeywordDetector(SECRET), KeywordDetector("HALT-ME", "kin.mimicry")],
+        policy=Policy(
+            rules=(
+                Rule(signal="collusion.market", action=Action.REDACT),
+                Rule(signal="kin.mimicry", action=Action.HALT),
+            )
+        ),
+    )
+    reply = AIMessage(f"HALT-ME offering; {SECRET} noted", tool_calls=[call])
+    agent = create_agent(
+        ToolCallingModel(responses=[reply]),
+        tools=[],
+        response_format=ToolStrategy(Offer),
+        middleware=[KinGuardMiddleware(guard, agent_name="seller")],
+        checkpointer=InMemorySaver(),
+    )
+    config = cfg()
+    assert "__interrupt__" in agent.invoke({"messages": [HumanMessage("make an offer")]}, config)
+    out = agent.invoke(Command(resume="approve"), config)
+    calls = {c["id"] for m in out["messages"] if isinstance(m, AIMessage) for c in m.tool_calls}
+    answered = {m.tool_call_id for m in out["messages"] if isinstance(m, ToolMessage)}
+    assert calls == answered == {"offer-1"}
+    assert SECRET not in repr(out["messages"])
 
 
 @pytest.mark.parametrize(
