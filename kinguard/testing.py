@@ -14,7 +14,7 @@ import asyncio
 import re
 import statistics
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -45,6 +45,7 @@ __all__ = [
     "RaisingDetector",
     "RunResult",
     "capture_verdicts",
+    "halt_beside",
     "interleaved_medians",
     "reference_verdicts",
 ]
@@ -97,6 +98,33 @@ class KeywordDetector:
             )
             for m in re.finditer(re.escape(self.keyword), message.text)
         ]
+
+
+def halt_beside(
+    agents: Sequence[AgentProfile],
+    action: Action,
+    keyword: str,
+    halt_word: str,
+    *,
+    risk: float | None = None,
+    **kwargs: Any,
+) -> KinGuard:
+    """A guard that halts on ``halt_word`` (as ``kin.mimicry``) and takes ``action`` on
+    ``keyword`` (as ``collusion.market``; on the pair's risk instead, given ``risk``): for
+    tests of what approving a halt delivers when another rule matched too."""
+    beside = (
+        Rule(risk=risk, action=action)
+        if risk is not None
+        else Rule(signal="collusion.market", min_score=0.5, action=action)
+    )
+    return KinGuard(
+        agents,
+        detectors=[KeywordDetector(keyword), KeywordDetector(halt_word, "kin.mimicry")],
+        policy=Policy(
+            rules=(beside, Rule(signal="kin.mimicry", min_score=0.5, action=Action.HALT))
+        ),
+        **kwargs,
+    )
 
 
 class RaisingDetector:
@@ -389,16 +417,8 @@ class AdapterConformance:
     ) -> None:
         # A halt is a review on top of the other rules, not a way round them: approving
         # delivers the message as the guard would have without the halt.
-        guard = KinGuard(
-            _TRIO,
-            detectors=[KeywordDetector(_KEYWORD), KeywordDetector("code word", "kin.mimicry")],
-            policy=Policy(
-                rules=(
-                    Rule(signal="collusion.market", min_score=0.5, action=Action.REDACT),
-                    Rule(signal="kin.mimicry", min_score=0.5, action=Action.HALT),
-                )
-            ),
-            conversation_id="conformance",
+        guard = halt_beside(
+            _TRIO, Action.REDACT, _KEYWORD, "code word", conversation_id="conformance"
         )
         with capture_verdicts(guard) as verdicts:
             assert self._run(harness, mode, _PLAIN_TRIO, guard).halted
@@ -413,16 +433,8 @@ class AdapterConformance:
     def test_approving_a_halt_a_block_rule_also_matched_delivers_nothing(
         self, harness: AdapterHarness, mode: str
     ) -> None:
-        guard = KinGuard(
-            _TRIO,
-            detectors=[KeywordDetector(_KEYWORD), KeywordDetector("code word", "kin.mimicry")],
-            policy=Policy(
-                rules=(
-                    Rule(signal="collusion.market", min_score=0.5, action=Action.BLOCK),
-                    Rule(signal="kin.mimicry", min_score=0.5, action=Action.HALT),
-                )
-            ),
-            conversation_id="conformance",
+        guard = halt_beside(
+            _TRIO, Action.BLOCK, _KEYWORD, "code word", conversation_id="conformance"
         )
         assert self._run(harness, mode, _PLAIN_TRIO, guard).halted
         result = self._resume(harness, mode, HumanDecision(type="approve"))

@@ -31,6 +31,7 @@ from kinguard.testing import (
     KeywordDetector,
     RaisingDetector,
     capture_verdicts,
+    halt_beside,
 )
 
 AGENTS = [
@@ -745,22 +746,18 @@ async def test_a_failing_sink_is_reported_once_not_again_by_asyncio() -> None:
 
 
 @pytest.mark.parametrize(
-    ("beside", "approved"),
+    ("beside", "risk", "approved"),
     [
-        (Rule(signal="collusion.market", action=Action.REDACT), "meet [redacted"),
-        (Rule(risk=0.3, action=Action.REDACT), "meet [redacted"),  # a risk rule names no signal
-        (Rule(signal="collusion.market", action=Action.BLOCK), None),
-        (Rule(signal="collusion.market", action=Action.LOG), "meet FIXPRICE"),
+        (Action.REDACT, None, "meet [redacted"),
+        (Action.REDACT, 0.3, "meet [redacted"),  # a risk rule names no signal
+        (Action.BLOCK, None, None),
+        (Action.LOG, None, "meet FIXPRICE"),
     ],
 )
 def test_approving_a_halt_delivers_what_the_other_rules_would(
-    beside: Rule, approved: str | None
+    beside: Action, risk: float | None, approved: str | None
 ) -> None:
-    guard = KinGuard(
-        AGENTS,
-        detectors=[KeywordDetector("FIXPRICE"), KeywordDetector("HALT-ME", "kin.mimicry")],
-        policy=Policy(rules=(beside, Rule(signal="kin.mimicry", action=Action.HALT))),
-    )
+    guard = halt_beside(AGENTS, beside, "FIXPRICE", "HALT-ME", risk=risk)
     message = Message(sender="buyer", recipients=("seller",), text="meet FIXPRICE HALT-ME")
     verdict = guard.inspect(message)
     assert verdict.action is Action.HALT

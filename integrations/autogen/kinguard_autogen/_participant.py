@@ -60,7 +60,6 @@ from kinguard_autogen._events import (
     META_ACTION,
     META_GUARD,
     META_REASONS,
-    META_RESOLVED,
     META_SIGNALS,
     KinGuardVerdictEvent,
     kinguard_action,
@@ -280,13 +279,14 @@ class TeamGuard:
 
         A message another guarded team acted on (a nested team with its own ``guard_team()``)
         is inspected again: this team's policy and conversation have not seen it (unless that
-        team has the same guard and conversation, and so the same stamp).
+        team has the same guard and conversation, and so the same stamp). So is a message a
+        person released after another team's halt: ``resolve_halt`` stamps it with the stamp
+        of the team whose guard ruled.
         """
         return (
             message.source != KINGUARD_SOURCE
             and not isinstance(message, StopMessage)
             and message.metadata.get(META_GUARD) != self.stamp
-            and META_RESOLVED not in message.metadata
         )
 
     async def inspect(self, message: BaseChatMessage) -> tuple[Verdict | None, BaseChatMessage]:

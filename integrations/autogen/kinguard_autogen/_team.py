@@ -7,14 +7,14 @@ from typing import Any, TypeVar, get_args
 
 from autogen_agentchat.agents import SocietyOfMindAgent, UserProxyAgent
 from autogen_agentchat.base import ChatAgent, TaskResult, Team
-from autogen_agentchat.messages import HandoffMessage, TextMessage
+from autogen_agentchat.messages import BaseChatMessage, HandoffMessage, TextMessage
 from autogen_agentchat.teams import BaseGroupChat
 from autogen_core import ComponentModel, MessageHandlerContext
 from autogen_core.models import SystemMessage
 
 from kinguard import HumanDecision, KinGuard, Verdict
 from kinguard.logs import get_logger
-from kinguard_autogen._events import META_RESOLVED, KinGuardVerdictEvent
+from kinguard_autogen._events import META_GUARD, META_RESOLVED, KinGuardVerdictEvent
 from kinguard_autogen._participant import (
     VERDICT_EVENTS_WELCOME,
     EventMode,
@@ -251,7 +251,9 @@ def resolve_halt(
     tg.guard.record_decision(verdict, decision)
     if text is None:
         return None
-    metadata: dict[str, str] = {META_RESOLVED: decision.type}
+    # Stamped with the ruling team's stamp: its guard does not inspect it again; the guards of
+    # teams around it, whose policies have not seen it, do (``_with_task_inspected``).
+    metadata: dict[str, str] = {META_RESOLVED: decision.type, META_GUARD: tg.stamp}
     message: TextMessage | HandoffMessage
     if target is None:
         message = TextMessage(source=verdict.sender, content=text, metadata=metadata)
@@ -455,7 +457,12 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
         ):
             return _handed_out(task, output=kwargs.get("output_task_messages", True))
         tg.on_run_start()
-        stream = run_stream(*args, **kwargs)
+        # The app's own run on a released message, not a nested team's run inside its outer
+        # team's turn (whose task the outer team's guard has ruled on already).
+        if _released_elsewhere(task, tg) and not _inside_a_team():
+            stream = _with_task_inspected(tg, run_stream, args, kwargs)
+        else:
+            stream = run_stream(*args, **kwargs)
         # A participant of another team (run inside one of its message handlers, asking for no
         # task messages) whose team kinguard does not guard: that team could not take
         # kinguard's events. A user's own run_stream(output_task_messages=False) gets them.
@@ -495,6 +502,35 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
     installed.patch(team, "reset", guarded_reset)
     installed.patch(team, "save_state", save_state)
     installed.patch(team, "load_state", load_state)
+
+
+def _released_elsewhere(task: object, tg: TeamGuard) -> bool:
+    """Whether ``task`` holds a message a person released after another guard's halt (a nested
+    team's): this team's guard has not ruled on it, and a task is no participant's output."""
+    tasks = task if isinstance(task, list) else [task]
+    return any(
+        isinstance(m, BaseChatMessage) and META_RESOLVED in m.metadata and tg.inspectable(m)
+        for m in tasks
+    )
+
+
+async def _with_task_inspected(
+    tg: TeamGuard,
+    run_stream: Callable[..., AsyncGenerator[Any, None]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> AsyncGenerator[Any, None]:
+    """The run, on the task as this team's guard delivers it: redacted, a notice in place of a
+    blocked message, or a halt notice that stops the team at once for this guard's review."""
+    task = kwargs["task"]
+    if isinstance(task, list):
+        delivered: Any = [
+            (await tg.inspect(m))[1] if isinstance(m, BaseChatMessage) else m for m in task
+        ]
+    else:
+        delivered = (await tg.inspect(task))[1]
+    async for item in run_stream(*args, **{**kwargs, "task": delivered}):
+        yield item
 
 
 async def _handed_out(handoff: HandoffMessage, *, output: bool) -> AsyncGenerator[Any, None]:

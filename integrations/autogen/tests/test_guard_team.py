@@ -63,7 +63,7 @@ from structlog.testing import capture_logs
 
 from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Policy, Rule
 from kinguard.identity import IDENTITY_MARKER
-from kinguard.testing import KeywordDetector, capture_verdicts
+from kinguard.testing import KeywordDetector, capture_verdicts, halt_beside
 
 
 def pair(kit: SimpleNamespace, buyer: Sequence[str], seller: Sequence[str]) -> list[Any]:
@@ -1495,3 +1495,40 @@ async def test_a_standalone_termination_leaves_the_users_task_alone(kit: SimpleN
     assert [v.sender for v in verdicts] == ["buyer", "seller", "buyer"]
     assert result.stop_reason is not None
     assert "message from buyer" in result.stop_reason
+
+
+@pytest.mark.parametrize(
+    ("outer_action", "lead_sees", "halted"),
+    [
+        ("redact", "[redacted by kinguard", False),
+        ("block", "[kinguard blocked", False),
+        ("halt", None, True),
+    ],
+)
+async def test_a_message_released_from_a_nested_halt_meets_the_outer_guards_rules(
+    kit: SimpleNamespace, outer_action: str, lead_sees: str | None, halted: bool
+) -> None:
+    """The nested team's guard ruled on it; the outer team's has not: its policy applies to
+    the released message, which reaches the outer team as its task."""
+    analyst = kit.agent("analyst", [f"HALT-ME a1 {kit.KEYWORD}", "a2", "a3"])
+    checker = kit.agent("checker", ["c1", "c2", "c3"])
+    inner = RoundRobinGroupChat(
+        [analyst, checker], termination_condition=MaxMessageTermination(4), name="desk"
+    )
+    profiles = [AgentProfile(name=n, model="openai:gpt-4o") for n in ("lead", "analyst", "checker")]
+    guard_team(inner, halt_beside(profiles, Action.LOG, kit.KEYWORD, "HALT-ME"))
+    lead = kit.agent("lead", ["l1", "l2", "l3"])
+    outer_policy = Policy(rules=(Rule(signal="collusion.market", action=Action(outer_action)),))
+    outer_guard = KinGuard(profiles, detectors=[KeywordDetector(kit.KEYWORD)], policy=outer_policy)
+    outer = guard_team(
+        RoundRobinGroupChat([lead, inner], termination_condition=MaxMessageTermination(8)),
+        outer_guard,
+    )
+    await outer.run(task="Go.")
+    resumed = await outer.run(task=resolve_halt(outer, HumanDecision(type="approve")))
+    lead_saw = "\n".join(str(m.content) for call in kit.model_calls(lead) for m in call)
+    assert kit.KEYWORD not in lead_saw
+    assert kit.KEYWORD not in repr(kit.chat(resumed))
+    if lead_sees is not None:
+        assert lead_sees in lead_saw
+    assert (pending_halt(outer) is not None) is halted

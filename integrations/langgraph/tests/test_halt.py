@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Policy, Rule
-from kinguard.testing import KeywordDetector
+from kinguard.testing import KeywordDetector, halt_beside
 
 SECRET = "ZEBRA-PACT"
 AGENTS = (
@@ -424,12 +424,10 @@ def test_a_halt_the_app_moved_past_does_not_come_back_through_update_state(
     assert SECRET not in repr(seller_saw) and SECRET not in repr(out["messages"])
 
 
-@pytest.mark.parametrize(
-    ("decision", "runs"), [("approve", True), ("edit", False), ("edit-same-text", False)]
-)
-def test_an_edited_halt_makes_none_of_the_messages_tool_calls(decision: str, runs: bool) -> None:
-    """An edit drops the calls even when it keeps the visible text: only the calls' arguments
-    were flagged, and the reviewer cannot edit those."""
+def sending_buyer_app(text: str, argument: str, guard: KinGuard) -> tuple[Any, list[str]]:
+    """A buyer that says ``text`` and calls ``send_message(to="seller", text=argument)`` once
+    (the tool runs in its own node, after kinguard read the message), guarded and compiled
+    with a checkpointer; and the texts the tool sent."""
     sent: list[str] = []
 
     @tool
@@ -441,8 +439,8 @@ def test_an_edited_halt_makes_none_of_the_messages_tool_calls(decision: str, run
     def buyer(state: ChatState) -> dict[str, Any]:
         if any(isinstance(m, ToolMessage) for m in state["messages"]):
             return {"messages": [AIMessage("done", name="buyer")]}
-        call = {"name": "send_message", "args": {"to": "seller", "text": SECRET}, "id": "c1"}
-        return {"messages": [AIMessage("Sending now.", name="buyer", tool_calls=[call])]}
+        call = {"name": "send_message", "args": {"to": "seller", "text": argument}, "id": "c1"}
+        return {"messages": [AIMessage(text, name="buyer", tool_calls=[call])]}
 
     builder = StateGraph(ChatState)
     builder.add_node("buyer", buyer)
@@ -450,8 +448,17 @@ def test_an_edited_halt_makes_none_of_the_messages_tool_calls(decision: str, run
     builder.add_edge(START, "buyer")
     builder.add_conditional_edges("buyer", tools_condition)
     builder.add_edge("tools", "buyer")
-    graph = guard_graph(builder, halt_guard(), agents=["buyer"])
-    app = graph.compile(checkpointer=InMemorySaver())
+    app = guard_graph(builder, guard, agents=["buyer"]).compile(checkpointer=InMemorySaver())
+    return app, sent
+
+
+@pytest.mark.parametrize(
+    ("decision", "runs"), [("approve", True), ("edit", False), ("edit-same-text", False)]
+)
+def test_an_edited_halt_makes_none_of_the_messages_tool_calls(decision: str, runs: bool) -> None:
+    """An edit drops the calls even when it keeps the visible text: only the calls' arguments
+    were flagged, and the reviewer cannot edit those."""
+    app, sent = sending_buyer_app("Sending now.", SECRET, halt_guard())
     config = cfg()
     (interrupt,) = app.invoke(start(), config)["__interrupt__"]
     assert interrupt.value["tool_calls"][0]["args"]["text"] == SECRET  # the reviewer sees it
@@ -528,38 +535,9 @@ def test_an_approved_halt_keeps_a_redaction_and_makes_its_calls_only_if_untouche
     """A redact rule matching beside the halt still applies on approval; redacting a call's
     arguments cannot be done (they are data), so the message and its calls go, as they would
     without the halt."""
-    sent: list[str] = []
-
-    @tool
-    def send_message(to: str, text: str) -> str:
-        """Send a message to another agent."""
-        sent.append(text)
-        return "delivered"
-
-    def buyer(state: ChatState) -> dict[str, Any]:
-        if any(isinstance(m, ToolMessage) for m in state["messages"]):
-            return {"messages": [AIMessage("done", name="buyer")]}
-        where = ("Sending now.", SECRET) if in_arguments else (f"Sending {SECRET} now.", "hi")
-        call = {"name": "send_message", "args": {"to": "seller", "text": where[1]}, "id": "c1"}
-        return {"messages": [AIMessage(f"HALT-ME {where[0]}", name="buyer", tool_calls=[call])]}
-
-    builder = StateGraph(ChatState)
-    builder.add_node("buyer", buyer)
-    builder.add_node("tools", ToolNode([send_message]))
-    builder.add_edge(START, "buyer")
-    builder.add_conditional_edges("buyer", tools_condition)
-    builder.add_edge("tools", "buyer")
-    guard = KinGuard(
-        AGENTS,
-        detectors=[KeywordDetector(SECRET), KeywordDetector("HALT-ME", "kin.mimicry")],
-        policy=Policy(
-            rules=(
-                Rule(signal="collusion.market", action=Action.REDACT),
-                Rule(signal="kin.mimicry", action=Action.HALT),
-            )
-        ),
-    )
-    app = guard_graph(builder, guard, agents=["buyer"]).compile(checkpointer=InMemorySaver())
+    text, argument = ("Sending now.", SECRET) if in_arguments else (f"Sending {SECRET} now.", "hi")
+    guard = halt_beside(AGENTS, Action.REDACT, SECRET, "HALT-ME")
+    app, sent = sending_buyer_app(f"HALT-ME {text}", argument, guard)
     config = cfg()
     (interrupt,) = app.invoke(start(), config)["__interrupt__"]
     assert SECRET in interrupt.value["text"] + json.dumps(interrupt.value["tool_calls"])
@@ -575,34 +553,14 @@ def test_an_approved_halt_keeps_a_redaction_and_makes_its_calls_only_if_untouche
 def test_an_approved_halt_under_conceal_keeps_its_calls_and_their_arguments_apart() -> None:
     """Concealment rewrites the text as read (visible text and arguments joined); approving
     applies that rewrite to the visible text, and the calls stay as they were."""
-    sent: list[str] = []
-
-    @tool
-    def send_message(to: str, text: str) -> str:
-        """Send a message to another agent."""
-        sent.append(text)
-        return "delivered"
-
-    def buyer(state: ChatState) -> dict[str, Any]:
-        if any(isinstance(m, ToolMessage) for m in state["messages"]):
-            return {"messages": [AIMessage("done", name="buyer")]}
-        call = {"name": "send_message", "args": {"to": "seller", "text": "ten units"}, "id": "c1"}
-        text = f"{SECRET}. Speaking as GPT-4o from OpenAI, sending."
-        return {"messages": [AIMessage(text, name="buyer", tool_calls=[call])]}
-
-    builder = StateGraph(ChatState)
-    builder.add_node("buyer", buyer)
-    builder.add_node("tools", ToolNode([send_message]))
-    builder.add_edge(START, "buyer")
-    builder.add_conditional_edges("buyer", tools_condition)
-    builder.add_edge("tools", "buyer")
     guard = KinGuard(
         AGENTS,
         identity="conceal",
         detectors=[KeywordDetector(SECRET)],
         policy=Policy(rules=(Rule(signal="collusion.market", action=Action.HALT),)),
     )
-    app = guard_graph(builder, guard, agents=["buyer"]).compile(checkpointer=InMemorySaver())
+    text = f"{SECRET}. Speaking as GPT-4o from OpenAI, sending."
+    app, sent = sending_buyer_app(text, "ten units", guard)
     config = cfg()
     app.invoke(start(), config)
     out = app.invoke(Command(resume="approve"), config)

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
 from kinguard.identity import IDENTITY_MARKER
-from kinguard.testing import KeywordDetector, capture_verdicts
+from kinguard.testing import KeywordDetector, capture_verdicts, halt_beside
 
 SECRET = "ZEBRA-PACT"
 AGENTS = (
@@ -416,16 +416,7 @@ def test_an_approved_redacted_structured_reply_keeps_its_tool_result() -> None:
     """Approval redacts the visible text and keeps the call: its result must stay too, or the
     next model request carries a call nobody answered."""
     call = {"name": "Offer", "args": {"price": 40, "note": "forty is fair"}, "id": "offer-1"}
-    guard = KinGuard(
-        AGENTS,
-        detectors=[KeywordDetector(SECRET), KeywordDetector("HALT-ME", "kin.mimicry")],
-        policy=Policy(
-            rules=(
-                Rule(signal="collusion.market", action=Action.REDACT),
-                Rule(signal="kin.mimicry", action=Action.HALT),
-            )
-        ),
-    )
+    guard = halt_beside(AGENTS, Action.REDACT, SECRET, "HALT-ME")
     reply = AIMessage(f"HALT-ME offering; {SECRET} noted", tool_calls=[call])
     agent = create_agent(
         ToolCallingModel(responses=[reply]),
@@ -489,16 +480,7 @@ def test_an_approved_halt_keeps_a_redaction(in_arguments: bool) -> None:
     """Approval delivers the reply as the other rules left it; a redaction of a tool call's
     arguments cannot be applied, so that reply and its call go, as they would without a halt."""
     ran: list[str] = []
-    guard = KinGuard(
-        AGENTS,
-        detectors=[KeywordDetector(SECRET), KeywordDetector("HALT-ME", "kin.mimicry")],
-        policy=Policy(
-            rules=(
-                Rule(signal="collusion.market", action=Action.REDACT),
-                Rule(signal="kin.mimicry", action=Action.HALT),
-            )
-        ),
-    )
+    guard = halt_beside(AGENTS, Action.REDACT, SECRET, "HALT-ME")
     content, note = ("HALT-ME posting.", SECRET) if in_arguments else (f"HALT-ME {SECRET}", "hi")
     agent, _ = tool_calling_agent(Action.LOG, content, note, ran, InMemorySaver(), guard)
     config = cfg()
