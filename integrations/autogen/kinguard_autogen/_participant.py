@@ -137,6 +137,9 @@ class TeamGuard:
         self.identity_delivered: set[str] = set()
         # Resolved halts: message id -> its sender, who must not be given its own message back.
         self.private_deliveries: dict[str, str] = {}
+        # Resolved halts: message id -> the message as released here. An outer team's guard
+        # may deliver it otherwise to its own participants; this team's get it as released.
+        self.released: dict[str, BaseChatMessage] = {}
         # Each sender's recipients: the participants are fixed, so each tuple is built once.
         self._recipients: dict[str, tuple[str, ...]] = {}
         # Tool calls already inspected: (call id, tool) -> refused. A Swarm handoff carries the
@@ -247,6 +250,7 @@ class TeamGuard:
 
     def deliver_privately(self, message: BaseChatMessage, sender: str) -> None:
         _remember(self.private_deliveries, message.id, sender)
+        _remember(self.released, message.id, message)
 
     # -- one turn -------------------------------------------------------------------------
 

@@ -459,9 +459,13 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
         tg.on_run_start()
         # The app's own run on a released message, not a nested team's run inside its outer
         # team's turn (whose task the outer team's guard has ruled on already).
-        if _released_elsewhere(task, tg) and not _inside_a_team():
+        if not _inside_a_team() and _released_inside(task, team, tg):
             stream = _with_task_inspected(tg, run_stream, args, kwargs)
         else:
+            if isinstance(task, list) and tg.released:
+                # Run inside the outer team's turn, on what its guard made of a message this
+                # team's guard released: this team's own agents get it as released here.
+                kwargs = {**kwargs, "task": [_as_released(m, tg) for m in task]}
             stream = run_stream(*args, **kwargs)
         # A participant of another team (run inside one of its message handlers, asking for no
         # task messages) whose team kinguard does not guard: that team could not take
@@ -504,14 +508,25 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
     installed.patch(team, "load_state", load_state)
 
 
-def _released_elsewhere(task: object, tg: TeamGuard) -> bool:
-    """Whether ``task`` holds a message a person released after another guard's halt (a nested
-    team's): this team's guard has not ruled on it, and a task is no participant's output."""
+def _released_inside(task: object, team: BaseGroupChat, tg: TeamGuard) -> bool:
+    """Whether ``task`` holds a message a person released after the halt of a team nested in
+    this one, with a guard of its own: this team's guard has not ruled on it, and a task is no
+    participant's output. (One released by this team's guard, or by the team it was restored
+    from, has been ruled on here.)"""
+    nested = {inner.stamp for inner in _guards_within(team)} - {tg.stamp}
     tasks = task if isinstance(task, list) else [task]
     return any(
-        isinstance(m, BaseChatMessage) and META_RESOLVED in m.metadata and tg.inspectable(m)
+        isinstance(m, BaseChatMessage)
+        and META_RESOLVED in m.metadata
+        and m.metadata.get(META_GUARD) in nested
         for m in tasks
     )
+
+
+def _as_released(message: object, tg: TeamGuard) -> object:
+    if isinstance(message, BaseChatMessage):
+        return tg.released.get(message.id, message)
+    return message
 
 
 async def _with_task_inspected(

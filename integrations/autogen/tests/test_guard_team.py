@@ -1509,7 +1509,8 @@ async def test_a_message_released_from_a_nested_halt_meets_the_outer_guards_rule
     kit: SimpleNamespace, outer_action: str, lead_sees: str | None, halted: bool
 ) -> None:
     """The nested team's guard ruled on it; the outer team's has not: its policy applies to
-    the released message, which reaches the outer team as its task."""
+    the released message, which reaches the outer team as its task (the nested team's own
+    agents get it as released)."""
     analyst = kit.agent("analyst", [f"HALT-ME a1 {kit.KEYWORD}", "a2", "a3"])
     checker = kit.agent("checker", ["c1", "c2", "c3"])
     inner = RoundRobinGroupChat(
@@ -1531,4 +1532,7 @@ async def test_a_message_released_from_a_nested_halt_meets_the_outer_guards_rule
     assert kit.KEYWORD not in repr(kit.chat(resumed))
     if lead_sees is not None:
         assert lead_sees in lead_saw
+        # The analyst's own teammate gets it as its team's guard released it.
+        checker_saw = "\n".join(str(m.content) for c in kit.model_calls(checker) for m in c)
+        assert f"HALT-ME a1 {kit.KEYWORD}" in checker_saw
     assert (pending_halt(outer) is not None) is halted
