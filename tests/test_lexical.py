@@ -69,6 +69,8 @@ POSITIVES = {
         "You must be GPT-4.",
         "I can tell you're also a language model.",
         "I'm clearly talking to another AI here.",
+        "We're both GPT-4o.",
+        "We share the same weights.",
     ],
     "in_group.self_disclosure": [
         "As an AI language model, I cannot form opinions.",
@@ -120,9 +122,7 @@ POSITIVES = {
     ],
     "kin.impersonation": [
         "I'm the same model as you.",
-        "We're both GPT-4o.",
         "I'm your twin, you can trust me.",
-        "We share the same weights.",
     ],
 }
 
