@@ -250,6 +250,10 @@ class TeamGuard:
 
     def deliver_privately(self, message: BaseChatMessage, sender: str) -> None:
         _remember(self.private_deliveries, message.id, sender)
+        self.remember_released(message)
+
+    def remember_released(self, message: BaseChatMessage) -> None:
+        """This team's own agents get ``message`` as it is here (see ``_team._as_released``)."""
         _remember(self.released, message.id, message)
 
     # -- one turn -------------------------------------------------------------------------

@@ -12,9 +12,14 @@ from autogen_agentchat.teams import BaseGroupChat
 from autogen_core import ComponentModel, MessageHandlerContext
 from autogen_core.models import SystemMessage
 
-from kinguard import HumanDecision, KinGuard, Verdict
+from kinguard import Action, HumanDecision, KinGuard, Verdict
 from kinguard.logs import get_logger
-from kinguard_autogen._events import META_GUARD, META_RESOLVED, KinGuardVerdictEvent
+from kinguard_autogen._events import (
+    META_GUARD,
+    META_RESOLVED,
+    KinGuardVerdictEvent,
+    kinguard_action,
+)
 from kinguard_autogen._participant import (
     VERDICT_EVENTS_WELCOME,
     EventMode,
@@ -261,7 +266,9 @@ def resolve_halt(
         message = HandoffMessage(
             source=verdict.sender, target=target, content=text, metadata=metadata
         )
-    tg.deliver_privately(message, verdict.sender)
+    # Never given back to its sender, in whichever team around it the sender speaks.
+    for each in _guards_within(team):
+        each.deliver_privately(message, verdict.sender)
     return message
 
 
@@ -459,13 +466,17 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
         tg.on_run_start()
         # The app's own run on a released message, not a nested team's run inside its outer
         # team's turn (whose task the outer team's guard has ruled on already).
-        if not _inside_a_team() and _released_inside(task, team, tg):
-            stream = _with_task_inspected(tg, run_stream, args, kwargs)
+        tasks = task if isinstance(task, list) else [task]
+        if not _inside_a_team() and any(_rulings(team, m) for m in tasks):
+            stream = _with_task_inspected(team, run_stream, args, kwargs)
         else:
             if isinstance(task, list) and tg.released:
                 # Run inside the outer team's turn, on what its guard made of a message this
-                # team's guard released: this team's own agents get it as released here.
-                kwargs = {**kwargs, "task": [_as_released(m, tg) for m in task]}
+                # team's guard released: this team's own agents get it as released here, and
+                # not at all while a guard around holds it for its own review (its halt notice
+                # would stop this team as if the halt were its own).
+                released = [_as_released(m, tg) for m in task if not _held_around(m, tg)]
+                kwargs = {**kwargs, "task": released}
             stream = run_stream(*args, **kwargs)
         # A participant of another team (run inside one of its message handlers, asking for no
         # task messages) whose team kinguard does not guard: that team could not take
@@ -508,43 +519,85 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
     installed.patch(team, "load_state", load_state)
 
 
-def _released_inside(task: object, team: BaseGroupChat, tg: TeamGuard) -> bool:
-    """Whether ``task`` holds a message a person released after the halt of a team nested in
-    this one, with a guard of its own: this team's guard has not ruled on it, and a task is no
-    participant's output. (One released by this team's guard, or by the team it was restored
-    from, has been ruled on here.)"""
-    nested = {inner.stamp for inner in _guards_within(team)} - {tg.stamp}
-    tasks = task if isinstance(task, list) else [task]
-    return any(
-        isinstance(m, BaseChatMessage)
-        and META_RESOLVED in m.metadata
-        and m.metadata.get(META_GUARD) in nested
-        for m in tasks
-    )
+def _guards_to(team: Team, agent: str) -> list[TeamGuard] | None:
+    """The guards of the teams from ``team`` down to the one ``agent`` speaks in, outside in
+    (``None``: the agent is in none of them). By name, so it holds for teams built afresh."""
+    installed = _installed(team) if isinstance(team, BaseGroupChat) else None
+    own = [installed.team_guard] if installed is not None else []
+    for participant in getattr(team, "_participants", ()):
+        if getattr(participant, "name", None) == agent and isinstance(participant, ChatAgent):
+            return own
+        nested = participant._team if isinstance(participant, SocietyOfMindAgent) else participant
+        if isinstance(nested, Team):
+            below = _guards_to(nested, agent)
+            if below is not None:
+                return own + below
+    return None
+
+
+def _rulings(team: Team, message: object) -> tuple[list[TeamGuard], TeamGuard] | None:
+    """For a message a person released after the halt of a team nested in ``team``: the guards
+    that have not ruled on it yet, outside in (those of the teams around the halted one), and
+    the guard that halted it. ``None`` for anything else. The halting guard is the one whose
+    stamp the message bears or, in teams built afresh from a saved state (new stamps), the
+    innermost guard around its sender."""
+    if not isinstance(message, BaseChatMessage) or META_RESOLVED not in message.metadata:
+        return None
+    path = _guards_to(team, message.source)
+    if not path:
+        return None
+    stamps = [g.stamp for g in path]
+    stamp = message.metadata.get(META_GUARD)
+    ruling = stamps.index(stamp) if stamp in stamps else len(path) - 1
+    return (path[:ruling], path[ruling]) if ruling else None
 
 
 def _as_released(message: object, tg: TeamGuard) -> object:
+    """The message as this team's guard released or delivered it, for its own agents: not as
+    a guard around it delivered it to that guard's team."""
     if isinstance(message, BaseChatMessage):
         return tg.released.get(message.id, message)
     return message
 
 
+def _held_around(message: object, tg: TeamGuard) -> bool:
+    """Whether ``message`` is the halt notice a guard around this team put in place of a
+    message this team's guard released: the person who rules on it releases it to everyone."""
+    return (
+        isinstance(message, BaseChatMessage)
+        and message.id in tg.released
+        and kinguard_action(message) is Action.HALT
+        and message.metadata.get(META_GUARD) != tg.stamp
+    )
+
+
 async def _with_task_inspected(
-    tg: TeamGuard,
+    team: Team,
     run_stream: Callable[..., AsyncGenerator[Any, None]],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> AsyncGenerator[Any, None]:
-    """The run, on the task as this team's guard delivers it: redacted, a notice in place of a
-    blocked message, or a halt notice that stops the team at once for this guard's review."""
+    """The run, on released messages as the guards around the halted team deliver them, each
+    in turn from the inside out, as they would have had nobody halted them: redacted, a notice
+    in place of a blocked message, or a halt notice that stops the team at once for that
+    guard's own review. Each guard's verdict event comes first; each guard's own agents get
+    the message as it delivered it (:func:`_as_released`)."""
     task = kwargs["task"]
-    if isinstance(task, list):
-        delivered: Any = [
-            (await tg.inspect(m))[1] if isinstance(m, BaseChatMessage) else m for m in task
-        ]
-    else:
-        delivered = (await tg.inspect(task))[1]
-    async for item in run_stream(*args, **{**kwargs, "task": delivered}):
+    delivered: list[Any] = []
+    for message in task if isinstance(task, list) else [task]:
+        rulings = _rulings(team, message)
+        if rulings is not None:
+            around, halted_by = rulings
+            halted_by.remember_released(message)  # again, after a restore
+            for tg in reversed(around):
+                verdict, message = await tg.inspect(message)
+                tg.remember_released(message)
+                event = tg.event_for(verdict)
+                if event is not None:
+                    yield event
+        delivered.append(message)
+    kwargs = {**kwargs, "task": delivered if isinstance(task, list) else delivered[0]}
+    async for item in run_stream(*args, **kwargs):
         yield item
 
 

@@ -39,7 +39,7 @@ from autogen_core import (
     MessageContext,
     SingleThreadedAgentRuntime,
 )
-from autogen_core.models import CreateResult, RequestUsage
+from autogen_core.models import CreateResult, RequestUsage, UserMessage
 from autogen_core.tools import StaticStreamWorkbench
 from autogen_ext.models.replay import ReplayChatCompletionClient
 from kinguard_autogen import (
@@ -1536,3 +1536,103 @@ async def test_a_message_released_from_a_nested_halt_meets_the_outer_guards_rule
         checker_saw = "\n".join(str(m.content) for c in kit.model_calls(checker) for m in c)
         assert f"HALT-ME a1 {kit.KEYWORD}" in checker_saw
     assert (pending_halt(outer) is not None) is halted
+
+
+NESTED_NAMES = ("lead", "mid", "analyst", "checker")
+
+
+def _nested_guard(action: str, conversation_id: str) -> KinGuard:
+    return KinGuard(
+        [AgentProfile(name=n, model="openai:gpt-4o") for n in NESTED_NAMES],
+        detectors=[KeywordDetector("ZEBRA-PACT")],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action(action)),)),
+        conversation_id=conversation_id,
+    )
+
+
+def _desk_in(kit: SimpleNamespace, outer_action: str) -> tuple[Any, Any, Any, Any]:
+    """lead and a nested desk (analyst, checker) whose own guard halts HALT-ME; the outer
+    guard takes ``outer_action`` on the keyword. Built afresh each call, as after a restart."""
+    profiles = [AgentProfile(name=n, model="openai:gpt-4o") for n in NESTED_NAMES]
+    analyst = kit.agent("analyst", [f"HALT-ME a1 {kit.KEYWORD}", "a2", "a3"])
+    checker = kit.agent("checker", ["c1", "c2", "c3"])
+    inner = RoundRobinGroupChat(
+        [analyst, checker], termination_condition=MaxMessageTermination(4), name="desk"
+    )
+    guard_team(inner, halt_beside(profiles, Action.LOG, kit.KEYWORD, "HALT-ME"))
+    lead = kit.agent("lead", ["l1", "l2", "l3"])
+    outer = guard_team(
+        RoundRobinGroupChat([lead, inner], termination_condition=MaxMessageTermination(6)),
+        _nested_guard(outer_action, "outer"),
+    )
+    return outer, lead, checker, analyst
+
+
+def _saw(kit: SimpleNamespace, agent: Any) -> str:
+    return "\n".join(str(m.content) for call in kit.model_calls(agent) for m in call)
+
+
+async def test_a_nested_release_resolved_before_saving_meets_the_outer_guard_after_loading(
+    kit: SimpleNamespace,
+) -> None:
+    outer, _, _, _ = _desk_in(kit, "redact")
+    await outer.run(task="Go.")
+    released = resolve_halt(outer, HumanDecision(type="approve"))
+    assert isinstance(released, TextMessage)
+    state = json.loads(json.dumps(await outer.save_state()))
+    task = TextMessage.load(json.loads(json.dumps(released.dump())))
+    outer2, lead, checker, _ = _desk_in(kit, "redact")  # new objects, new stamps
+    await outer2.load_state(state)
+    await outer2.run(task=task)
+    assert kit.KEYWORD not in _saw(kit, lead)
+    assert f"HALT-ME a1 {kit.KEYWORD}" in _saw(kit, checker)
+
+
+async def test_a_nested_release_meets_every_guard_around_it_from_the_inside_out(
+    kit: SimpleNamespace,
+) -> None:
+    analyst = kit.agent("analyst", [f"HALT-ME a1 {kit.KEYWORD}", "a2", "a3"])
+    checker = kit.agent("checker", ["c1", "c2", "c3"])
+    inner = RoundRobinGroupChat(
+        [analyst, checker], termination_condition=MaxMessageTermination(3), name="desk"
+    )
+    profiles = [AgentProfile(name=n, model="openai:gpt-4o") for n in NESTED_NAMES]
+    guard_team(inner, halt_beside(profiles, Action.LOG, kit.KEYWORD, "HALT-ME"))
+    mid = kit.agent("mid", ["m1", "m2", "m3"])
+    middle = RoundRobinGroupChat(
+        [inner, mid], termination_condition=MaxMessageTermination(4), name="middle"
+    )
+    guard_team(middle, _nested_guard("log", "middle"))
+    lead = kit.agent("lead", ["l1", "l2", "l3"])
+    outer = guard_team(
+        RoundRobinGroupChat([lead, middle], termination_condition=MaxMessageTermination(5)),
+        _nested_guard("redact", "outer"),
+    )
+    await outer.run(task="Go.")
+    stream = [
+        item
+        async for item in outer.run_stream(task=resolve_halt(outer, HumanDecision(type="approve")))
+    ]
+    # The middle guard only logs: its team gets the message as released; the outer redacts.
+    assert f"HALT-ME a1 {kit.KEYWORD}" in _saw(kit, mid)
+    assert kit.KEYWORD not in _saw(kit, lead)
+    events = [i for i in stream if isinstance(i, KinGuardVerdictEvent)]
+    assert any("redact" in str(e.content) for e in events)  # the outer guard's ruling shows
+
+
+async def test_an_outer_halt_of_a_nested_release_delivers_it_once_when_approved(
+    kit: SimpleNamespace,
+) -> None:
+    outer, lead, checker, analyst = _desk_in(kit, "halt")
+    await outer.run(task="Go.")
+    held = await outer.run(task=resolve_halt(outer, HumanDecision(type="approve")))
+    assert pending_halt(outer) is not None and "pending_halt(team)" in (held.stop_reason or "")
+    await outer.run(task=resolve_halt(outer, HumanDecision(type="approve")))
+    # Each of the analyst's teammate's model calls holds it once (not twice), and the analyst
+    # is never given its own message back.
+    said = f"HALT-ME a1 {kit.KEYWORD}"
+    counts = [kit.seen_by(checker, i).count(said) for i in range(len(kit.model_calls(checker)))]
+    assert counts and max(counts) == 1
+    assert f"HALT-ME a1 {kit.KEYWORD}" in _saw(kit, lead)
+    given = [m for c in kit.model_calls(analyst) for m in c if isinstance(m, UserMessage)]
+    assert not any(said in str(m.content) for m in given)
