@@ -571,6 +571,17 @@ def test_model_files_hold_columns_and_version_2_files_still_load(tmp_path: Path)
     for field, bad, message in [
         ("features", [*stored["features"][:-1], stored["features"][0]], "listed twice"),
         ("trained_on", {"x": True}, "trained_on.x"),
+        (  # a weight past the bound of Weight (1e6), in 1/10,000ths
+            "models",
+            {
+                **stored["models"],
+                "any": {
+                    **stored["models"]["any"],
+                    "weights": [10**10 + 1, *stored["models"]["any"]["weights"][1:]],
+                },
+            },
+            "models.any.weights.0",
+        ),
         ("models", {**stored["models"], "any": {**stored["models"]["any"], "bias": True}}, "bias"),
     ]:
         path.write_text(json.dumps({**stored, field: bad}))

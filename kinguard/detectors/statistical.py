@@ -38,7 +38,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictInt,
     StringConstraints,
     ValidationError,
     model_validator,
@@ -314,11 +313,15 @@ _UNIT = 10_000
 """A model file stores weights in whole 1/10,000ths: training rounds them to four decimals."""
 
 
+_MAX_STORED = 1_000_000 * _UNIT
+"""The bound of :data:`Weight`, in the units of a file."""
+
+
 class _Column(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     bias: Annotated[Weight, Field(strict=True)]
-    weights: list[StrictInt]
+    weights: list[Annotated[int, Field(strict=True, ge=-_MAX_STORED, le=_MAX_STORED)]]
     """One per feature of the file, in 1/10,000ths; 0 where the model does not weigh it."""
 
 
@@ -343,13 +346,7 @@ class _ModelFile(_Reading):
                     f"models.{name}.weights: {len(column.weights)} weights for "
                     f"{len(self.features)} features"
                 )
-            if any(abs(w) > _MAX_STORED for w in column.weights):
-                raise ValueError(f"models.{name}.weights: a weight beyond ±1e6")
         return self
-
-
-_MAX_STORED = 1_000_000 * _UNIT
-"""The bound of :data:`Weight`, in the units of a file."""
 
 
 def _read_model_file(data: bytes) -> _ModelFile | StatisticalModel:
