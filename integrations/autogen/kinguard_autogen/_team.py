@@ -466,9 +466,13 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
         tg.on_run_start()
         # The app's own run on a released message, not a nested team's run inside its outer
         # team's turn (whose task the outer team's guard has ruled on already).
-        tasks = task if isinstance(task, list) else [task]
-        if not _inside_a_team() and any(_rulings(team, m) for m in tasks):
-            stream = _with_task_inspected(team, run_stream, args, kwargs)
+        rulings = (
+            []
+            if _inside_a_team()
+            else [_rulings(team, m) for m in (task if isinstance(task, list) else [task])]
+        )
+        if any(rulings):
+            stream = _with_task_inspected(rulings, run_stream, args, kwargs)
         else:
             if isinstance(task, list) and tg.released:
                 # Run inside the outer team's turn, on what its guard made of a message this
@@ -572,7 +576,7 @@ def _held_around(message: object, tg: TeamGuard) -> bool:
 
 
 async def _with_task_inspected(
-    team: Team,
+    rulings: list[tuple[list[TeamGuard], TeamGuard] | None],
     run_stream: Callable[..., AsyncGenerator[Any, None]],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
@@ -581,13 +585,13 @@ async def _with_task_inspected(
     in turn from the inside out, as they would have had nobody halted them: redacted, a notice
     in place of a blocked message, or a halt notice that stops the team at once for that
     guard's own review. Each guard's verdict event comes first; each guard's own agents get
-    the message as it delivered it (:func:`_as_released`)."""
+    the message as it delivered it (:func:`_as_released`). ``rulings``: :func:`_rulings` of
+    each task message, in order."""
     task = kwargs["task"]
     delivered: list[Any] = []
-    for message in task if isinstance(task, list) else [task]:
-        rulings = _rulings(team, message)
-        if rulings is not None:
-            around, halted_by = rulings
+    for message, ruling in zip(task if isinstance(task, list) else [task], rulings, strict=True):
+        if ruling is not None:
+            around, halted_by = ruling
             halted_by.remember_released(message)  # again, after a restore
             for tg in reversed(around):
                 verdict, message = await tg.inspect(message)
