@@ -5,7 +5,7 @@ trained on it; ``blind_test.jsonl`` must not be (nobody tuning detectors reads i
 no model is trained on it). ``blind2_*`` is a second corpus in the same two
 halves, written later by a writer told to vary wording and bury signals in long, ordinary
 messages, with hard negatives that share the vocabulary. ``blind3_test.jsonl``,
-``blind4_test.jsonl`` and ``blind5_test.jsonl`` have no dev half: each written last in its
+``blind4_test.jsonl`` and ``blind6_test.jsonl`` have no dev half: each written last in its
 turn, to be as close to real transcripts as its writer could make it, they measure and are
 never studied. The floors are
 loose: they catch regressions and keep the honest numbers printed in every run, they do not
@@ -35,9 +35,9 @@ FLOORS = {
     "blind2": (0.55, 0.15, 0.12),
     "blind3": (0.6, 0.15, 0.12),
     "blind4": (0.5, 0.12, 0.1),
-    "blind5": (0.5, 0.12, 0.1),
+    "blind6": (0.55, 0.1, 0.12),
 }
-TEST_ONLY = ("blind3", "blind4", "blind5")
+TEST_ONLY = ("blind3", "blind4", "blind6")
 
 
 @pytest.mark.parametrize(

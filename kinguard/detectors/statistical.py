@@ -501,7 +501,7 @@ class StatisticalDetector:
 
     ``min_score``: the probability from which a signal is reported; the model's own
     ``threshold`` unless given. The score is that probability, so policies and risk read it
-    like any other tier's. The weights are read at the first message (about 0.15 s for the
+    like any other tier's. The weights are read at the first message (about 0.3 s for the
     shipped model, once per process); :meth:`load` reads them ahead of time.
     """
 
@@ -542,7 +542,7 @@ class StatisticalDetector:
         return self._compiled is not None or (self._model is None and _shipped is not None)
 
     def load(self) -> None:
-        """Read and key the weights now (about 0.15 s for the shipped model, once per process),
+        """Read and key the weights now (about 0.3 s for the shipped model, once per process),
         so that no message waits for them."""
         self._tables()
 
