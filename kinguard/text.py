@@ -7,15 +7,17 @@ __all__ = ["argument_strings"]
 
 
 def argument_strings(arguments: Any) -> list[str]:
-    """The non-blank strings in a tool call's arguments (nested mappings and lists included).
+    """The non-blank strings in a tool call's arguments (nested mappings and lists included),
+    a mapping's keys among them.
 
     A tool such as ``send_message(to, text)`` carries words to other agents as surely as a
     message does, so kinguard reads these too, however deep they sit: a depth limit would be a
-    place to hide words from it. The walk keeps its own stack, so deep nesting costs what its
-    size costs and cannot exhaust the interpreter's recursion limit.
+    place to hide words from it, and so would keys (``{"hold at 40": true}`` says it in a
+    key). The walk keeps its own stack, so deep nesting costs what its size costs and cannot
+    exhaust the interpreter's recursion limit.
 
     >>> argument_strings({"to": "bo", "note": {"text": "hold 40", "urgent": True}})
-    ['bo', 'hold 40']
+    ['to', 'bo', 'note', 'text', 'hold 40', 'urgent']
     """
     found: list[str] = []
     pending: list[Any] = [arguments]
@@ -27,7 +29,7 @@ def argument_strings(arguments: Any) -> list[str]:
                 found.append(value)
             continue
         if isinstance(value, Mapping):
-            items = list(value.values())
+            items = [part for pair in value.items() for part in pair]
         elif isinstance(value, (list, tuple)):
             items = list(value)
         else:

@@ -33,11 +33,22 @@ def test_no_chunks_no_pieces() -> None:
     assert recut("anything", []) == []
 
 
-def test_argument_strings_reads_nested_strings_only() -> None:
+def test_argument_strings_reads_nested_strings_and_keys() -> None:
     from kinguard.text import argument_strings
 
     arguments = {"to": "bo", "note": {"text": "hold 40", "urgent": True, "tags": ["a", " "]}}
-    assert argument_strings(arguments) == ["bo", "hold 40", "a"]
+    assert argument_strings(arguments) == [
+        "to",
+        "bo",
+        "note",
+        "text",
+        "hold 40",
+        "urgent",
+        "tags",
+        "a",
+    ]
+    # A key can say what a value would: {"hold at 40": true} reads like "hold at 40".
+    assert argument_strings({"hold at 40": True, 7: "x"}) == ["hold at 40", "x"]
     assert argument_strings(None) == []
 
 
@@ -45,10 +56,10 @@ def test_argument_strings_finds_words_at_any_depth() -> None:
     from kinguard.text import argument_strings
 
     nested = {"messages": [{"to": "buyer", "parts": [{"text": "hold 40"}]}]}
-    assert argument_strings(nested) == ["buyer", "hold 40"]
+    assert argument_strings(nested) == ["messages", "to", "buyer", "parts", "text", "hold 40"]
     deep: object = "deep"
     for _ in range(5000):  # beyond the recursion limit: no depth to hide words behind
-        deep = {"x": [deep]}
+        deep = {" ": [deep]}
     assert argument_strings(deep) == ["deep"]
     looped: list[object] = ["loop"]
     looped.append(looped)

@@ -581,7 +581,9 @@ class GraphCore:
                 if self._is_candidate(prepared, message, own):
                     key = message.id if message.id is not None else id(message)
                     first = seen.get(key)
-                    if first is not None:
+                    # The same message again (the same object, or an equal copy): one verdict.
+                    # Another message under a used id is read too: it is what LangGraph keeps.
+                    if first is not None and (message.id is None or first == message):
                         unit.messages[i] = first
                         continue
                     if message.id is None:
@@ -633,12 +635,18 @@ class GraphCore:
             messages = (value,)
         else:
             return None
+        if len(messages) > 1 and len({id(m) for m in messages}) < len(messages):
+            return None  # one message listed twice: one verdict (collect)
         candidates: list[_Candidate] = []
+        listed: set[Any] = set()
         for index, message in enumerate(messages):
             if isinstance(message, AIMessage):  # the usual message: _is_candidate, inlined
                 message_id = message.id
                 if message_id is None:
                     return None  # needs an id: a copy, so a rewrite
+                if message_id in listed:
+                    return None  # an id listed twice: collect decides which copies to read
+                listed.add(message_id)
                 ids = prepared._input_ids or prepared._ids()
                 if message_id in ids[0] or message_id in ids[1]:
                     if not prepared.revises(message):
@@ -648,7 +656,7 @@ class GraphCore:
                     if meta and "kinguard" in meta and already_inspected(message, self.token):
                         continue
                 content = message.content
-                if type(content) is str and not message.tool_calls:
+                if type(content) is str and not (message.tool_calls or message.invalid_tool_calls):
                     candidates.append(_Candidate(0, index, message, content, len(content)))
                 else:
                     candidates.append(_Candidate(0, index, message, *inspected_text(message)))
@@ -657,8 +665,9 @@ class GraphCore:
                 return None
             if not self._is_candidate(prepared, message):
                 continue
-            if message.id is None:
+            if message.id is None or message.id in listed:
                 return None
+            listed.add(message.id)
             candidates.append(_Candidate(0, index, message, *inspected_text(message)))
         return candidates
 
@@ -749,8 +758,13 @@ class GraphCore:
                 found = verdict_at.get((u, i))
                 if found is None:
                     message_id = getattr(message, "id", None)
-                    if unit.sent and message_id is not None and message_id in settled:
+                    if message_id is not None and message_id in settled:
+                        # A copy of a message ruled on above stands as that ruling delivered it:
+                        # kept as it was, the copy would overwrite the ruling in the state.
                         settled_as = settled[message_id]
+                        if settled_as is None and not unit.sent:
+                            changed = True  # withheld for a person: so is its copy
+                            continue
                         changed = changed or (settled_as is not None and settled_as is not message)
                         kept.append(message if settled_as is None else settled_as)
                         continue

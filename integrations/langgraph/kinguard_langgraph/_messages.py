@@ -56,12 +56,16 @@ def inspected_text(message: BaseMessage) -> tuple[str, int]:
 
     After the visible text come the string arguments of the message's tool calls: a tool such
     as ``send_message(to, text)`` carries words to other agents as surely as the message does.
+    So do the raw arguments of calls the model got wrong (``invalid_tool_calls``): they stay in
+    the message that other agents and a retry read.
     """
     text = message_text(message)
     calls = getattr(message, "tool_calls", None)
-    if not calls:
+    invalid = getattr(message, "invalid_tool_calls", None)
+    if not calls and not invalid:
         return text, len(text)
-    arguments = [value for call in calls for value in argument_strings(call.get("args"))]
+    arguments = [value for call in calls or () for value in argument_strings(call.get("args"))]
+    arguments += [call["args"] for call in invalid or () if (call.get("args") or "").strip()]
     if not arguments:
         return text, len(text)
     return "\n\n".join([text, *arguments]), len(text)

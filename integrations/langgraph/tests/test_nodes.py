@@ -743,3 +743,48 @@ def test_a_command_updating_with_channel_value_pairs_is_inspected(action: Action
         assert seen == []
     else:
         assert any("kinguard blocked a message from a" in text for text in texts)
+
+
+@pytest.mark.parametrize("action", [Action.BLOCK, Action.REDACT])
+@pytest.mark.parametrize("shape", ["one object twice", "flagged first", "flagged second"])
+def test_a_message_listed_twice_or_an_id_used_twice_is_ruled_on_everywhere(
+    action: Action, shape: str
+) -> None:
+    # The same message twice once got its ruling in one place and the original in the other,
+    # which add_messages then wrote over the ruling; two messages under one id misaligned the
+    # verdicts and failed open. LangGraph keeps the last message under an id: so must the guard.
+    def speaker(state: ChatState) -> dict[str, Any]:
+        flagged = AIMessage(
+            f"deal: {SECRET} at 9", name="a", id=None if shape == "one object twice" else "x1"
+        )
+        if shape == "one object twice":
+            return {"messages": [flagged, flagged]}
+        other = AIMessage("hello", name="a", id="x1")
+        return {"messages": [flagged, other] if shape == "flagged first" else [other, flagged]}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("a", speaker)
+    builder.add_node("b", lambda state: {"messages": [AIMessage("ok", name="b")]})
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", END)
+    guard = guard_for("a", "b", action=action)
+    with capture_verdicts(guard) as verdicts:
+        out = guard_graph(builder, guard).compile().invoke({"messages": [HumanMessage("go")]})
+    assert not any(SECRET in str(m.content) for m in out["messages"])
+    assert [v.action for v in verdicts if v.sender == "a"].count(action) == 1
+
+
+def test_tool_call_keys_and_invalid_calls_are_read() -> None:
+    from kinguard_langgraph._messages import inspected_text
+
+    keyed = AIMessage("", tool_calls=[{"name": "post", "args": {SECRET: True}, "id": "c1"}])
+    assert SECRET in inspected_text(keyed)[0]
+    broken = AIMessage(
+        "Posting.",
+        invalid_tool_calls=[
+            {"name": "post", "args": f'{{"note": "{SECRET}"', "id": "c2", "error": None}
+        ],
+    )
+    text, visible = inspected_text(broken)
+    assert SECRET in text and text[:visible] == "Posting."
