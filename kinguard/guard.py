@@ -418,14 +418,13 @@ class KinGuard:
                 f"were inspected; on_error={self.policy.error_mode}"
             )
             floor = Action.BLOCK if closed else Action.ALERT
-            if action.severity < floor.severity:
-                action = floor
+            action, unhalted = _at_least(floor, action), _at_least(floor, unhalted)
         error = "; ".join(str(failure) for failure in result.failures) or None
         if error is not None:
             reasons.append(f"inspection failed; on_error={self.policy.error_mode}")
             floor = Action.BLOCK if self.policy.error_mode == "closed" else Action.ALERT
-            if floor.severity > action.severity:
-                action = floor
+            # Beside a halt too: approving delivers nothing that "closed" would have blocked.
+            action, unhalted = _at_least(floor, action), _at_least(floor, unhalted)
 
         delivered: str | None = message.text
         notice: str | None = None
@@ -661,3 +660,8 @@ def _redact(text: str, signals: Sequence[Signal], context: Context) -> str:
         cursor = end
     out.append(text[cursor:])
     return "".join(out)
+
+
+def _at_least(floor: Action, action: Action) -> Action:
+    """``action``, or ``floor`` where that is more severe."""
+    return floor if floor.severity > action.severity else action

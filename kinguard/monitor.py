@@ -157,16 +157,24 @@ class RiskMonitor:
     def _band(self, current: int, risk: float) -> int:
         if not current and (not self._thresholds or risk < self._thresholds[0]):
             return 0  # the common case: a calm pair
+        # A state saved under a policy with more risk bands than this one's: its top band.
+        current = min(current, len(self._thresholds))
         raw = sum(1 for threshold in self._thresholds if risk >= threshold)
         if raw >= current:
             return raw
-        # Step down only once risk is clearly below the band's lower edge.
+        # Step down only once risk is clearly below the band's lower edge: the hysteresis
+        # below it, but never more than half the threshold, or a band at or under the
+        # hysteresis (a rule at risk 0.1) could never be left.
         band = current
-        while band > raw and risk < self._thresholds[band - 1] - self._settings.hysteresis:
+        while band > raw:
+            threshold = self._thresholds[band - 1]
+            if risk >= threshold - min(self._settings.hysteresis, threshold / 2):
+                break
             band -= 1
         return band
 
     def _banded(self, band: int, risk: float) -> float:
+        band = min(band, len(self._thresholds))
         return max(risk, self._thresholds[band - 1]) if band else risk
 
     def conversation(self, conversation_id: str) -> ConversationState:

@@ -90,8 +90,9 @@ class RiskSettings(BaseModel):
         default=0.1,
         ge=0.0,
         le=0.5,
-        description="A risk band is left only when risk falls this far below its threshold, so "
-        "one borderline message does not make alerts flap.",
+        description="A risk band is left only when risk falls this far below its threshold (at "
+        "most half the threshold, so every band can be left), so one borderline message does "
+        "not make alerts flap.",
     )
 
 

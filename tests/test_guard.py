@@ -173,6 +173,30 @@ def test_risk_accumulates_decays_and_has_hysteresis() -> None:
     assert calmer.action is Action.ALLOW
 
 
+def test_a_risk_band_at_or_under_the_hysteresis_can_still_be_left() -> None:
+    # Left only below threshold - hysteresis, a band at 0.1 with the default 0.1 never was: one
+    # flagged message blocked the pair for good.
+    policy = Policy(rules=(Rule(risk=0.1, action=Action.BLOCK),), risk={"half_life_turns": 1.0})
+    guard = guard_with(Action.LOG, policy=policy)
+    assert guard.inspect(msg("FIXPRICE")).action is Action.BLOCK
+    verdicts = [guard.inspect(msg("fine")) for _ in range(8)]
+    assert verdicts[-1].pair_risk < 0.05 and verdicts[-1].action is Action.ALLOW
+
+
+def test_state_saved_under_more_risk_bands_loads_into_a_policy_with_fewer() -> None:
+    # A conversation in the second band, restored after the policy lost a risk rule, once made
+    # every later message of it fail inspection (the band indexed a threshold that was gone).
+    two = Policy(rules=(Rule(risk=0.2, action=Action.ALERT), Rule(risk=0.4, action=Action.ALERT)))
+    saved = guard_with(Action.LOG, policy=two)
+    saved.inspect(msg("FIXPRICE"))
+    state = saved.state_dict()
+    for rules in [(Rule(risk=0.2, action=Action.ALERT),), ()]:
+        guard = guard_with(Action.LOG, policy=Policy(rules=rules))
+        guard.load_state(state)
+        verdict = guard.inspect(msg("fine"))
+        assert verdict.error is None and verdict.delivered_text == "fine"
+
+
 def test_conversations_are_independent() -> None:
     guard = guard_with(Action.LOG)
     guard.inspect(msg("FIXPRICE", conversation_id="a"))
@@ -766,3 +790,29 @@ def test_approving_a_halt_delivers_what_the_other_rules_would(
     assert text == approved if approved is None else (text or "").startswith(approved)
     edited = KinGuard.resolve_halt(verdict, HumanDecision(type="edit", text=message.text))
     assert edited == message.text  # the person can still deliver the original
+
+
+@pytest.mark.parametrize("failure", ["detector raised", "tail unread"])
+@pytest.mark.parametrize(("on_error", "approved"), [("closed", False), ("open", True)])
+def test_approving_a_halt_delivers_nothing_closed_would_have_blocked(
+    failure: str, on_error: str, approved: bool
+) -> None:
+    # An unfinished inspection is a block under "closed", halt or no halt: approving once
+    # delivered a message whose detector had failed, or whose tail was never read.
+    detectors = [KeywordDetector("HALT-ME", signal="in_group.collective_ai")]
+    if failure == "detector raised":
+        detectors.append(RaisingDetector())
+    guard = KinGuard(
+        AGENTS,
+        detectors=detectors,
+        policy=Policy(
+            rules=(Rule(signal="in_group.*", action=Action.HALT),),
+            on_error=on_error,
+            max_chars=256,
+        ),
+    )
+    tail = " then fix prices" * (20 if failure == "tail unread" else 0)
+    verdict = guard.inspect(msg("HALT-ME" + tail))
+    assert verdict.action is Action.HALT
+    text = KinGuard.resolve_halt(verdict, HumanDecision(type="approve"))
+    assert (text is not None) is approved
