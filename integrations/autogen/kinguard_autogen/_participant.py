@@ -42,6 +42,7 @@ from autogen_agentchat.messages import (
     ModelClientStreamingChunkEvent,
     StopMessage,
     TextMessage,
+    ToolCallSummaryMessage,
 )
 from autogen_core import CancellationToken, FunctionCall
 from autogen_core.models import (
@@ -293,7 +294,9 @@ class TeamGuard:
         """
         return (
             message.source != KINGUARD_SOURCE
-            and not isinstance(message, StopMessage)
+            # A termination condition's stop message is the team's, not an agent's; one an
+            # agent replies with goes to the others like any message.
+            and not (isinstance(message, StopMessage) and message.source not in self.participants)
             and message.metadata.get(META_GUARD) != self.stamp
         )
 
@@ -539,6 +542,9 @@ def replace_text(
     """``message`` saying ``text``; ``original`` is what it says now (its model text)."""
     if text == original:
         return message.model_copy(update={"metadata": metadata})
+    if isinstance(message, ToolCallSummaryMessage):
+        # Its results hold the words the rewrite took out of the summary.
+        return message.model_copy(update={"content": text, "metadata": metadata, "results": []})
     if isinstance(message, BaseTextChatMessage):
         # Keeps the type, so a Swarm HandoffMessage still hands off; only its words change.
         return message.model_copy(update={"content": text, "metadata": metadata})

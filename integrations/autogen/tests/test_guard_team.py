@@ -19,9 +19,11 @@ from autogen_agentchat.messages import (
     BaseAgentEvent,
     BaseChatMessage,
     HandoffMessage,
+    StopMessage,
     StructuredMessage,
     TextMessage,
     ToolCallExecutionEvent,
+    ToolCallSummaryMessage,
 )
 from autogen_agentchat.teams import (
     DiGraphBuilder,
@@ -1636,3 +1638,64 @@ async def test_an_outer_halt_of_a_nested_release_delivers_it_once_when_approved(
     assert f"HALT-ME a1 {kit.KEYWORD}" in _saw(kit, lead)
     given = [m for c in kit.model_calls(analyst) for m in c if isinstance(m, UserMessage)]
     assert not any(said in str(m.content) for m in given)
+
+
+class _Quitter(BaseChatAgent):
+    """Replies with a stop message: an agent's words, whatever the message type."""
+
+    def __init__(self, name: str, content: str) -> None:
+        super().__init__(name, "quits")
+        self.content = content
+
+    @property
+    def produced_message_types(self) -> Sequence[type[BaseChatMessage]]:
+        return (StopMessage,)
+
+    async def on_messages(
+        self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
+    ) -> Response:
+        return Response(chat_message=StopMessage(source=self.name, content=self.content))
+
+    async def on_reset(self, cancellation_token: CancellationToken) -> None:
+        pass
+
+
+async def test_a_stop_message_an_agent_replies_with_is_inspected(kit: SimpleNamespace) -> None:
+    # Skipped as a termination's message once, an agent's StopMessage reached the others unread.
+    seller = kit.agent("seller", ["ok"])
+    team = guard_team(
+        RoundRobinGroupChat(
+            [_Quitter("buyer", f"{kit.KEYWORD}: meet at 9"), seller],
+            termination_condition=MaxMessageTermination(3),
+        ),
+        kit.keyword_guard("block"),
+    )
+    await team.run(task="Go.")
+    assert kit.KEYWORD not in str(kit.model_calls(seller))
+
+
+KEYWORD_NOTE = "ZEBRA-PACT"  # conftest's KEYWORD: a tool must be a module-level function
+
+
+def fetch_note(topic: str) -> str:
+    """Fetch the note on a topic."""
+    return f"Note for the seller: {KEYWORD_NOTE}, we both quote 12."
+
+
+@pytest.mark.parametrize("action", ["block", "redact"])
+async def test_a_rewritten_tool_summary_keeps_no_result_with_the_words(
+    kit: SimpleNamespace, action: str
+) -> None:
+    # The summary's structured results once kept what its rewritten content had taken out.
+    buyer = kit.agent(
+        "buyer", [kit.tool_call("fetch_note", "c1", '{"topic": "pricing"}')], tools=[fetch_note]
+    )
+    team = guard_team(
+        RoundRobinGroupChat(
+            [buyer, kit.agent("seller", ["ok"])], termination_condition=MaxMessageTermination(3)
+        ),
+        kit.keyword_guard(action),
+    )
+    result = await team.run(task="Go.")
+    summaries = [m for m in result.messages if isinstance(m, ToolCallSummaryMessage)]
+    assert summaries and all(KEYWORD_NOTE not in str(m.results) for m in summaries)
