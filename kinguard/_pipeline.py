@@ -42,14 +42,39 @@ def _name(detector: Detector) -> str:
     )
 
 
+class _Garbage(TypeError):
+    """A detector returned something other than a list of signals."""
+
+    def __init__(self, returned: object, quoted: str) -> None:
+        super().__init__(f"returned {quoted}, expected a list of Signal")
+        self.returned_type = type(returned).__name__
+
+
 def _validated(detector: Detector, produced: object) -> list[Signal]:
     """A detector returning garbage is a failure like raising: reject it loudly."""
     if not isinstance(produced, (list, tuple)):
-        raise TypeError(f"returned {type(produced).__name__}, expected a list of Signal")
+        raise _Garbage(produced, type(produced).__name__)
     for item in produced:
         if not isinstance(item, Signal) or item.name not in SIGNAL_NAMES:
-            raise TypeError(f"returned {item!r}, expected Signal")
+            raise _Garbage(item, repr(item))
     return list(produced)
+
+
+class _Closed(RuntimeError):
+    """The call was cancelled by the guard's own closing: kinguard's words, always quoted."""
+
+
+def _detail(error: BaseException, quote: bool) -> str:
+    """What a failure says of its cause. What a detector raised or returned can hold the
+    message's words (``UnicodeEncodeError`` quotes the text it failed on): only its type,
+    unless the guard may record content."""
+    if isinstance(error, _Closed):
+        return str(error)
+    if quote:
+        return str(error) if isinstance(error, _Garbage) else repr(error)
+    if isinstance(error, _Garbage):
+        return f"returned garbage ({error.returned_type}), expected a list of Signal"
+    return type(error).__name__
 
 
 def _timed(detector: Detector, message: Message, context: Context) -> tuple[object, float]:
@@ -62,9 +87,16 @@ class Pipeline:
     """Inline detectors run in the caller's thread; others in a small pool under a deadline."""
 
     def __init__(
-        self, detectors: Sequence[Detector], timeout_s: float, max_workers: int = 4
+        self,
+        detectors: Sequence[Detector],
+        timeout_s: float,
+        max_workers: int = 4,
+        *,
+        quote_errors: bool = False,
     ) -> None:
         self.detectors = tuple(detectors)
+        self.quote_errors = quote_errors
+        """Whether a failure may quote what the detector raised or returned (content capture)."""
         self._inline = tuple(bool(getattr(d, "inline", False)) for d in self.detectors)
         self._all_inline = all(self._inline)
         self.timeout_s = timeout_s
@@ -88,12 +120,12 @@ class Pipeline:
             self._fail(result, detector, "timeout", f"no answer within {self.timeout_s:.3f}s")
             return
         if isinstance(outcome, Exception):
-            self._fail(result, detector, "error", repr(outcome))
+            self._fail(result, detector, "error", _detail(outcome, self.quote_errors))
             return
         try:
             signals = _validated(detector, outcome)
-        except TypeError as exc:
-            self._fail(result, detector, "error", str(exc))
+        except _Garbage as exc:
+            self._fail(result, detector, "error", _detail(exc, self.quote_errors))
             return
         result.signals.extend(signals)
         context.signals.extend(signals)
@@ -162,7 +194,7 @@ class Pipeline:
                 if task is not None and task.cancelling():
                     raise  # the caller's task is being cancelled: that is not ours to stop
                 # The call itself was cancelled: the guard was closed while it waited.
-                outcome = RuntimeError("cancelled: the guard was closed")
+                outcome = _Closed("cancelled: the guard was closed")
             except Exception as exc:
                 outcome = exc
             if type(outcome) is not list or outcome:

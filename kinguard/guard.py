@@ -95,18 +95,21 @@ class KinGuard:
         self.conversation_id = conversation_id or uuid.uuid4().hex
         self.sinks: list[AlertSink] = list(sinks)
         self._dispatch = AlertDispatcher(timeout_s=self.policy.sink_timeout_ms / 1000.0)
-        self.pipeline = Pipeline(
-            default_detectors() if detectors is None else detectors,
-            timeout_s=self.policy.inspect_timeout_ms / 1000.0,
-        )
-        self.monitor = RiskMonitor(self.policy.risk, self.policy.risk_thresholds)
-        self._risk_rules = tuple(rule for rule in self.policy.rules if rule.signal is None)
-        self._calm = self._calm_outcome()
         capture = capture_content
         if capture is None:
             capture = self.policy.capture_content
         if capture is None:
             capture = content_capture_from_env()
+        self.pipeline = Pipeline(
+            default_detectors() if detectors is None else detectors,
+            timeout_s=self.policy.inspect_timeout_ms / 1000.0,
+            # A failure's detail reaches spans, alerts and logs: it quotes a detector's
+            # exception (which may hold the message's words) only where content may go.
+            quote_errors=capture,
+        )
+        self.monitor = RiskMonitor(self.policy.risk, self.policy.risk_thresholds)
+        self._risk_rules = tuple(rule for rule in self.policy.rules if rule.signal is None)
+        self._calm = self._calm_outcome()
         self.telemetry = Telemetry(tracer_provider, meter_provider, capture)
         warm_up()
         self._lock = threading.Lock()

@@ -25,6 +25,7 @@ from kinguard import (
     Rule,
     Signal,
 )
+from kinguard.detectors import Context
 from kinguard.testing import (
     CapturingSink,
     HangingDetector,
@@ -219,7 +220,7 @@ def test_failing_detector_follows_the_error_mode_and_alerts(on_error: str, bad) 
     )
     verdict = guard.inspect(msg("FIXPRICE hello"))
     assert verdict.error is not None
-    assert ("timeout" if isinstance(bad, HangingDetector) else "exploded") in verdict.error
+    assert ("timeout" if isinstance(bad, HangingDetector) else "RuntimeError") in verdict.error
     assert verdict.signal_names == ("collusion.market",)  # the healthy detector still ran
     assert len(sink.alerts) == 1 and sink.alerts[0].error == verdict.error
     if on_error == "open":
@@ -816,3 +817,21 @@ def test_approving_a_halt_delivers_nothing_closed_would_have_blocked(
     assert verdict.action is Action.HALT
     text = KinGuard.resolve_halt(verdict, HumanDecision(type="approve"))
     assert (text is not None) is approved
+
+
+@pytest.mark.parametrize("capture", [False, True])
+def test_a_failure_quotes_what_a_detector_raised_only_where_content_may_go(capture: bool) -> None:
+    # A UnicodeEncodeError quotes the text it failed on: its repr once went to the span
+    # status, the alert and the audit file with content capture off.
+    def encodes(message: Message, context: Context) -> list[Signal]:
+        message.text.encode("utf-8")
+        return []
+
+    encodes.inline = True  # type: ignore[attr-defined]
+    sink = CapturingSink()
+    guard = KinGuard(AGENTS, detectors=[encodes], sinks=[sink], capture_content=capture)
+    with capture_logs() as logs:
+        verdict = guard.inspect(msg("patient Jane Roe \ud800"))
+    recorded = [verdict.error, sink.alerts[0].error, *(str(entry) for entry in logs)]
+    assert all("UnicodeEncodeError" in (each or "") for each in recorded[:2])
+    assert any("Jane Roe" in (each or "") for each in recorded) is capture

@@ -64,7 +64,7 @@ def test_broken_detector_while_streaming_tokens(
             parts = list(graph.stream(start(), stream_mode=["messages", "values"]))
     # Each inspection ended on the guard's own terms: a contained error or a 50 ms time-out,
     # never by waiting out the two-second hang.
-    expected = "timeout" if broken == "hangs" else "exploded"
+    expected = "timeout" if broken == "hangs" else "RuntimeError"
     assert len(verdicts) == 3 and all(expected in (v.error or "") for v in verdicts)
     final = [p for mode, p in parts if mode == "values"][-1]
     texts = [t for _, t in delivered(final["messages"])]
