@@ -352,6 +352,8 @@ class GraphCore:
         """The guard's policy has a halt rule (it is fixed when the guard is built): only then
         does the graph get halt nodes and routers."""
         self.gated_nodes: set[str] = set()
+        self.error_handlers: dict[str, str] = {}
+        """Error handler node -> the node it answers for (its agent speaks through it)."""
         self.halt_nodes: dict[str, str] = {}
         """Node name -> its halt node's name."""
         self.replaces_by_id = False
@@ -375,6 +377,7 @@ class GraphCore:
     # -- names ----------------------------------------------------------------------------
 
     def agent_for(self, node: str) -> str:
+        node = self.error_handlers.get(node, node)
         if self.explicit_agents is not None:
             return self.explicit_agents.get(node, node)
         return node
@@ -391,6 +394,7 @@ class GraphCore:
         return names
 
     def is_known_agent(self, node: str) -> bool:
+        node = self.error_handlers.get(node, node)
         if self.explicit_agents is not None:
             return node in self.explicit_agents
         return node in self.agent_names()

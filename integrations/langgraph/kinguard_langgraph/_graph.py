@@ -164,6 +164,19 @@ def _guarded_builder(
     guarded = _copy_builder(builder)
     # The private channel, registered whether or not halt nodes (which read it) are added.
     guarded._add_schema(GuardChannel)
+    # A node's error handler answers in its name (a fallback model's reply): inspected as that
+    # agent's. It has no halt node (it routes by Command): a halt there fails closed.
+    for node in nodes:
+        handler = getattr(builder.nodes[node], "error_handler_node", None)
+        if handler in guarded.nodes:
+            core.error_handlers[handler] = node
+            guarded.nodes[handler] = dataclasses.replace(
+                guarded.nodes[handler],
+                runnable=GuardedNode(
+                    handler, cast(Runnable[Any, Any], guarded.nodes[handler].runnable), core
+                ),
+            )
+            core.gated_nodes.add(handler)
     for node in nodes:
         spec = guarded.nodes[node]
         guarded.nodes[node] = dataclasses.replace(

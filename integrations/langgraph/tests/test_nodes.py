@@ -788,3 +788,26 @@ def test_tool_call_keys_and_invalid_calls_are_read() -> None:
     )
     text, visible = inspected_text(broken)
     assert SECRET in text and text[:visible] == "Posting."
+
+
+def test_a_reply_from_a_nodes_error_handler_is_inspected_as_that_agents() -> None:
+    # A fallback that answers for a failed agent (a backup model) once went out unread: error
+    # handler nodes were left unguarded as not being agents.
+    def failing(state: ChatState) -> dict[str, Any]:
+        raise RuntimeError("primary model down")
+
+    def fallback(state: ChatState) -> Command[Any]:
+        reply = AIMessage(f"backup says: {SECRET} at 9", name="a")
+        return Command(update={"messages": [reply]}, goto="b")
+
+    builder = StateGraph(ChatState)
+    builder.add_node("a", failing, error_handler=fallback)
+    builder.add_node("b", lambda state: {"messages": [AIMessage("ok", name="b")]})
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", END)
+    guard = guard_for("a", "b", action=Action.BLOCK)
+    with capture_verdicts(guard) as verdicts:
+        out = guard_graph(builder, guard).compile().invoke({"messages": [HumanMessage("go")]})
+    assert not any(SECRET in str(m.content) for m in out["messages"])
+    assert (verdicts[0].sender, verdicts[0].action) == ("a", Action.BLOCK)
