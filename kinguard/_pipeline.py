@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from kinguard._workers import DaemonExecutor
@@ -60,6 +61,10 @@ def _validated(detector: Detector, produced: object) -> list[Signal]:
     return list(produced)
 
 
+class _Overrunning(TimeoutError):
+    """Not called: its call on an earlier message overran its deadline and is still running."""
+
+
 class _Closed(RuntimeError):
     """The call was cancelled by the guard's own closing: kinguard's words, always quoted."""
 
@@ -103,6 +108,25 @@ class Pipeline:
         self._max_workers = max_workers
         self._pool: DaemonExecutor | None = None
         self._pool_lock = threading.Lock()
+        # Per out-of-line detector (by position), a call that overran its deadline and still
+        # runs. Until it ends the detector is skipped: a hung detector would otherwise take
+        # one more worker per message until none is left for the healthy ones.
+        self._overrunning: dict[int, Future[object]] = {}
+
+    def _submit(
+        self, position: int, detector: Detector, message: Message, context: Context
+    ) -> Future[object]:
+        running = self._overrunning.get(position)
+        if running is not None:
+            if not running.done():
+                raise _Overrunning()
+            self._overrunning.pop(position, None)
+        return self.pool.submit(detector, message, context)
+
+    def _overran(self, position: int, future: Future[object]) -> None:
+        """``future`` missed its deadline: cancelled if still queued, else remembered."""
+        if not future.cancel():
+            self._overrunning[position] = future
 
     @property
     def pool(self) -> DaemonExecutor:
@@ -116,6 +140,9 @@ class Pipeline:
         self, detector: Detector, outcome: object, context: Context, result: PipelineResult
     ) -> None:
         """Record what a detector produced, or how it failed, whichever way it ran."""
+        if isinstance(outcome, _Overrunning):
+            self._fail(result, detector, "timeout", "skipped: an earlier call is still running")
+            return
         if isinstance(outcome, TimeoutError):
             self._fail(result, detector, "timeout", f"no answer within {self.timeout_s:.3f}s")
             return
@@ -141,7 +168,9 @@ class Pipeline:
         result = PipelineResult()
         # Inline detectors need no deadline: most pipelines never read the clock.
         deadline = 0.0 if self._all_inline else time.monotonic() + self.timeout_s
-        for detector, inline in zip(self.detectors, self._inline, strict=True):
+        for position, (detector, inline) in enumerate(
+            zip(self.detectors, self._inline, strict=True)
+        ):
             outcome: object
             try:
                 if inline and not getattr(detector, "ready", True) and deadline:
@@ -151,13 +180,13 @@ class Pipeline:
                 elif inline:
                     outcome = detector(message, context)
                 else:
-                    future = self.pool.submit(detector, message, context)
+                    future = self._submit(position, detector, message, context)
                     try:
                         outcome = future.result(timeout=max(deadline - time.monotonic(), 0.0))
                     except TimeoutError:
                         # Still queued behind slow calls: it must not run for nobody later
                         # and push the next messages' calls past their deadlines too.
-                        future.cancel()
+                        self._overran(position, future)
                         raise
             except Exception as exc:  # contained: recorded as this detector's failure
                 outcome = exc
@@ -172,7 +201,9 @@ class Pipeline:
         result = PipelineResult()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
-        for detector, inline in zip(self.detectors, self._inline, strict=True):
+        for position, (detector, inline) in enumerate(
+            zip(self.detectors, self._inline, strict=True)
+        ):
             outcome: object
             try:
                 if inline and getattr(detector, "ready", True):
@@ -187,8 +218,14 @@ class Pipeline:
                     )
                     deadline += spent
                 else:
-                    future = loop.run_in_executor(self.pool, detector, message, context)
-                    outcome = await asyncio.wait_for(future, max(deadline - loop.time(), 0.0))
+                    call = self._submit(position, detector, message, context)
+                    try:
+                        outcome = await asyncio.wait_for(
+                            asyncio.wrap_future(call), max(deadline - loop.time(), 0.0)
+                        )
+                    except TimeoutError:
+                        self._overran(position, call)
+                        raise
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():

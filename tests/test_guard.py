@@ -835,3 +835,28 @@ def test_a_failure_quotes_what_a_detector_raised_only_where_content_may_go(captu
     recorded = [verdict.error, sink.alerts[0].error, *(str(entry) for entry in logs)]
     assert all("UnicodeEncodeError" in (each or "") for each in recorded[:2])
     assert any("Jane Roe" in (each or "") for each in recorded) is capture
+
+
+def test_a_hung_detector_is_skipped_until_its_call_ends_and_the_others_keep_working() -> None:
+    # Resubmitted on every message, a hung detector took one more worker each time until the
+    # healthy out-of-line detectors queued behind it timed out and took the blame.
+    class Counting(KeywordDetector):
+        inline = False
+        detector_name = "counting"
+        calls = 0
+
+        def __call__(self, message: Message, context: Context) -> list[Signal]:
+            Counting.calls += 1
+            return super().__call__(message, context)
+
+    guard = KinGuard(
+        AGENTS,
+        detectors=[HangingDetector(seconds=3.0), Counting("FIXPRICE")],
+        policy=Policy(inspect_timeout_ms=50),
+    )
+    verdicts = [guard.inspect(msg("FIXPRICE")) for _ in range(8)]
+    assert Counting.calls == 8
+    assert all(v.signal_names == ("collusion.market",) for v in verdicts)
+    assert all("counting" not in (v.error or "") for v in verdicts)
+    assert all("still running" in (v.error or "") for v in verdicts[1:])
+    guard.close()
