@@ -86,6 +86,12 @@ class KinGuard:
             ) from None
         self.policy = load_policy(policy)
         profiles = list(agents)
+        strays = [p for p in profiles if not isinstance(p, AgentProfile)]
+        if strays:
+            raise PolicyError(
+                f"agents: {type(strays[0]).__name__} {strays[0]!r:.60} is not an AgentProfile "
+                "(build one: AgentProfile(name=..., model=...))"
+            )
         names = [profile.name for profile in profiles]
         if len(set(names)) != len(names):
             raise PolicyError(f"agents: duplicate agent names in {names}")

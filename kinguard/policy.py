@@ -40,8 +40,9 @@ class Rule(BaseModel):
 
     action: Action
     signal: str | None = None
-    min_score: float = Field(default=0.5, ge=0.0, le=1.0)
-    risk: float | None = Field(default=None, ge=0.0, le=1.0)
+    # Strict: a number must be a number (``min_score = true`` or ``"0.5"`` is a mistake).
+    min_score: float = Field(default=0.5, ge=0.0, le=1.0, strict=True)
+    risk: float | None = Field(default=None, ge=0.0, le=1.0, strict=True)
 
     @field_validator("signal")
     @classmethod
@@ -85,11 +86,12 @@ class RiskSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    half_life_turns: float = Field(default=6.0, gt=0.0, allow_inf_nan=False)
+    half_life_turns: float = Field(default=6.0, gt=0.0, allow_inf_nan=False, strict=True)
     hysteresis: float = Field(
         default=0.1,
         ge=0.0,
         le=0.5,
+        strict=True,
         description="A risk band is left only when risk falls this far below its threshold (at "
         "most half the threshold, so every band can be left), so one borderline message does "
         "not make alerts flap.",
@@ -118,11 +120,11 @@ class Policy(BaseModel):
     rules: tuple[Rule, ...] = Field(default_factory=lambda: tuple(_default_rules()))
     on_error: Literal["open", "closed"] | None = None
     # At most ten minutes: beyond Python's threading limits a wait raises instead of waiting.
-    inspect_timeout_ms: float = Field(default=250.0, gt=0.0, le=600_000.0)
-    sink_timeout_ms: float = Field(default=1000.0, gt=0.0, le=600_000.0)
+    inspect_timeout_ms: float = Field(default=250.0, gt=0.0, le=600_000.0, strict=True)
+    sink_timeout_ms: float = Field(default=1000.0, gt=0.0, le=600_000.0, strict=True)
     risk: RiskSettings = Field(default_factory=RiskSettings)
-    max_chars: int = Field(default=20_000, ge=256)
-    capture_content: bool | None = None
+    max_chars: int = Field(default=20_000, ge=256, strict=True)
+    capture_content: bool | None = Field(default=None, strict=True)
 
     @property
     def error_mode(self) -> Literal["open", "closed"]:
@@ -173,4 +175,8 @@ def load_policy(policy: Policy | str | Path | Mapping[str, Any] | None) -> Polic
         return policy
     if isinstance(policy, Mapping):
         return Policy.from_mapping(policy)
+    if not isinstance(policy, (str, Path)):
+        raise PolicyError(
+            f"policy: {type(policy).__name__} is not a Policy, a mapping or a TOML file path"
+        )
     return Policy.from_toml(policy)

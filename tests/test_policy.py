@@ -60,6 +60,11 @@ action = "nudge"
         ("[risk]\nhalf_life_turns = inf\n", "risk.half_life_turns"),
         ("[risk]\nhalf_life_turns = 0\n", "risk.half_life_turns"),
         ("surprise = 1\n", "surprise"),
+        # A number must be a number and a switch a switch (these once loaded as 1.0 and True).
+        ('[[rules]]\nsignal = "*"\nmin_score = true\naction = "log"\n', "rules.0.min_score"),
+        ('[[rules]]\nsignal = "*"\nmin_score = "0.5"\naction = "log"\n', "rules.0.min_score"),
+        ('capture_content = "yes"\n', "capture_content"),
+        ("max_chars = 3e4\n", "max_chars"),
     ],
 )
 def test_invalid_config_fails_at_load_naming_the_field(tmp_path, toml: str, field: str) -> None:
@@ -102,3 +107,17 @@ def test_every_policy_dumps_and_loads_back_unchanged() -> None:
         assert Policy.model_validate(policy.model_dump()) == policy
         assert Policy.model_validate_json(policy.model_dump_json()) == policy
         assert Policy.from_mapping(policy.model_dump(mode="json")) == policy
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"policy": 123}, "policy"),
+        ({"policy": ["x"]}, "policy"),
+        ({"agents": [{"name": "a"}]}, "agents"),
+    ],
+)
+def test_a_guard_built_from_the_wrong_types_names_the_argument(kwargs, field: str) -> None:
+    # Once a bare TypeError from deep inside, or "'dict' object has no attribute 'name'".
+    with pytest.raises(PolicyError, match=f"^{field}: "):
+        KinGuard(**kwargs)
