@@ -211,7 +211,10 @@ def demo(
 ) -> None:
     """Run the seed scenarios on real framework apps, unguarded then guarded."""
     # The tables already show every alert; the log lines would only repeat them.
-    configure_logging(level=log_level)
+    try:
+        configure_logging(level=log_level)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--log-level") from exc
     console = Console()
     frameworks = list(_FRAMEWORKS) if framework == "both" else [framework]
     unknown = [f for f in frameworks if f not in _FRAMEWORKS]
@@ -228,7 +231,10 @@ def demo(
     except PolicyError as exc:
         raise typer.BadParameter(str(exc), param_hint="--policy") from exc
     if otlp or otlp_configured_by_env():
-        configure_otlp(otlp, service_name="kinguard-demo")
+        try:
+            configure_otlp(otlp, service_name="kinguard-demo")
+        except RuntimeError as exc:  # the exporter's extra is not installed
+            raise typer.BadParameter(str(exc), param_hint="--otlp") from exc
     decisions: dict[str, HumanDecision] = {}
     decide = _decider(console, interactive, decisions)
     summary = Table(title="Summary", title_justify="left")

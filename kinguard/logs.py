@@ -94,7 +94,10 @@ def configure_logging(*, json: bool | None = None, level: int | str = logging.IN
     import structlog
 
     if isinstance(level, str):
-        level = logging.getLevelNamesMapping()[level.upper()]
+        levels = logging.getLevelNamesMapping()
+        if level.upper() not in levels:
+            raise ValueError(f"level: {level!r} is not one of {', '.join(sorted(levels))}")
+        level = levels[level.upper()]
     as_json = not sys.stderr.isatty() if json is None else json
     renderer: Any = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()

@@ -65,3 +65,10 @@ def test_check_policy_shows_file_names_and_globs_as_written(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "prod[v2].toml" in result.output
     assert "collusion.[/m]arket" in result.output
+
+
+def test_a_bad_log_level_is_a_usage_error_naming_the_option() -> None:
+    # Once a traceback ending in KeyError: 'BOGUS'.
+    result = CliRunner().invoke(app, ["demo", "--scenario", "battle", "--log-level", "BOGUS"])
+    assert result.exit_code == 2
+    assert "--log-level" in result.output and "Traceback" not in result.output
