@@ -146,7 +146,7 @@ class Pipeline:
         if isinstance(outcome, TimeoutError):
             self._fail(result, detector, "timeout", f"no answer within {self.timeout_s:.3f}s")
             return
-        if isinstance(outcome, Exception):
+        if isinstance(outcome, BaseException):
             self._fail(result, detector, "error", _detail(outcome, self.quote_errors))
             return
         try:
@@ -188,7 +188,11 @@ class Pipeline:
                         # and push the next messages' calls past their deadlines too.
                         self._overran(position, future)
                         raise
-            except Exception as exc:  # contained: recorded as this detector's failure
+            except BaseException as exc:  # contained: recorded as this detector's failure
+                # A detector's sys.exit() or stray CancelledError is its failure too, not the
+                # app's exit; a Ctrl-C while waiting is the app's.
+                if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
+                    raise
                 outcome = exc
             if type(outcome) is not list or outcome:  # nothing found: nothing to record
                 self._collect(detector, outcome, context, result)
@@ -232,7 +236,9 @@ class Pipeline:
                     raise  # the caller's task is being cancelled: that is not ours to stop
                 # The call itself was cancelled: the guard was closed while it waited.
                 outcome = _Closed("cancelled: the guard was closed")
-            except Exception as exc:
+            except BaseException as exc:
+                if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
+                    raise
                 outcome = exc
             if type(outcome) is not list or outcome:
                 self._collect(detector, outcome, context, result)

@@ -860,3 +860,15 @@ def test_a_hung_detector_is_skipped_until_its_call_ends_and_the_others_keep_work
     assert all("counting" not in (v.error or "") for v in verdicts)
     assert all("still running" in (v.error or "") for v in verdicts[1:])
     guard.close()
+
+
+@pytest.mark.parametrize("inline", [True, False])
+async def test_a_detector_calling_sys_exit_is_its_failure_not_the_apps_exit(inline: bool) -> None:
+    def exits(message: Message, context: Context) -> list[Signal]:
+        sys.exit(3)
+
+    exits.inline = inline  # type: ignore[attr-defined]
+    guard = KinGuard(AGENTS, detectors=[exits])
+    verdicts = [guard.inspect(msg("hi")), await guard.ainspect(msg("hi"))]
+    assert all("SystemExit" in (v.error or "") for v in verdicts)
+    guard.close()
