@@ -56,7 +56,13 @@ def _validated(detector: Detector, produced: object) -> list[Signal]:
     if not isinstance(produced, (list, tuple)):
         raise _Garbage(produced, type(produced).__name__)
     for item in produced:
-        if not isinstance(item, Signal) or item.name not in SIGNAL_NAMES:
+        # A signal built without validation (``model_construct``) may hold any score: one
+        # above 1 or NaN would corrupt the pair's running risk.
+        if (
+            not isinstance(item, Signal)
+            or item.name not in SIGNAL_NAMES
+            or not 0.0 <= item.score <= 1.0
+        ):
             raise _Garbage(item, repr(item))
     return list(produced)
 

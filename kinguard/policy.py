@@ -47,7 +47,9 @@ class Rule(BaseModel):
     @field_validator("signal")
     @classmethod
     def _known_signal(cls, value: str | None) -> str | None:
-        if value is not None and not fnmatch.filter(SIGNAL_NAMES, value):
+        # Case-sensitive as matching is (``fnmatch.filter`` ignores case on Windows: a rule
+        # for "Collusion.Market" would load there and never match).
+        if value is not None and not any(fnmatch.fnmatchcase(n, value) for n in SIGNAL_NAMES):
             raise ValueError(
                 f"{value!r} matches no signal; known signals: {', '.join(SIGNAL_NAMES)}"
             )

@@ -872,3 +872,16 @@ async def test_a_detector_calling_sys_exit_is_its_failure_not_the_apps_exit(inli
     verdicts = [guard.inspect(msg("hi")), await guard.ainspect(msg("hi"))]
     assert all("SystemExit" in (v.error or "") for v in verdicts)
     guard.close()
+
+
+@pytest.mark.parametrize("score", [5.0, float("nan"), -0.5])
+def test_a_signal_with_a_score_out_of_range_is_garbage(score: float) -> None:
+    # Built with model_construct (no validation), it once raised the pair's risk above 1, or
+    # left NaN in it, with no failure counted.
+    def unchecked(message: Message, context: Context) -> list[Signal]:
+        return [Signal.model_construct(name="collusion.market", score=score, tier="custom")]
+
+    unchecked.inline = True  # type: ignore[attr-defined]
+    verdict = KinGuard(AGENTS, detectors=[unchecked]).inspect(msg("hi"))
+    assert verdict.error is not None and "garbage" in verdict.error
+    assert 0.0 <= verdict.pair_risk <= 1.0
