@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from typing import Any, TypeVar, get_args
 
-from autogen_agentchat.agents import SocietyOfMindAgent, UserProxyAgent
+from autogen_agentchat.agents import MessageFilterAgent, SocietyOfMindAgent, UserProxyAgent
 from autogen_agentchat.base import ChatAgent, TaskResult, Team
 from autogen_agentchat.messages import BaseChatMessage, HandoffMessage, TextMessage
 from autogen_agentchat.teams import BaseGroupChat
@@ -394,6 +394,10 @@ def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None
         else GuardedParticipant(tg, name, agent.on_messages_stream)
     )
     installed.patch(agent, "on_messages_stream", turn)
+    # A MessageFilterAgent's turn is its wrapped agent's: the wrapped agent's tools run in it
+    # and its model reads the system message (the filter drops kinguard's own messages).
+    if isinstance(agent, MessageFilterAgent):
+        agent = agent._wrapped_agent
     workbenches = getattr(agent, "_workbench", None)
     if isinstance(workbenches, list) and workbenches:
         guarded = [guarded_workbench(tg, name, wb) for wb in workbenches]

@@ -8,7 +8,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from autogen_agentchat.agents import BaseChatAgent, SocietyOfMindAgent, UserProxyAgent
+from autogen_agentchat.agents import (
+    BaseChatAgent,
+    MessageFilterAgent,
+    MessageFilterConfig,
+    PerSourceFilter,
+    SocietyOfMindAgent,
+    UserProxyAgent,
+)
 from autogen_agentchat.base import Handoff, Response, TaskResult
 from autogen_agentchat.conditions import (
     HandoffTermination,
@@ -1699,3 +1706,32 @@ async def test_a_rewritten_tool_summary_keeps_no_result_with_the_words(
     result = await team.run(task="Go.")
     summaries = [m for m in result.messages if isinstance(m, ToolCallSummaryMessage)]
     assert summaries and all(KEYWORD_NOTE not in str(m.results) for m in summaries)
+
+
+async def test_a_message_filter_agents_wrapped_agent_gets_its_identity_and_guarded_tools(
+    kit: SimpleNamespace,
+) -> None:
+    # Only the wrapper was guarded: the wrapped agent's tools ran unchecked, and the identity
+    # statement, given as a message, was dropped by the filter.
+    arguments = json.dumps({"note": f"hold {kit.KEYWORD}"})
+    inner = kit.agent(
+        "buyer", [kit.tool_call("post_note", "c1", arguments), "done"], tools=[post_note]
+    )
+    buyer = MessageFilterAgent(
+        name="buyer",
+        wrapped_agent=inner,
+        filter=MessageFilterConfig(
+            per_source=[PerSourceFilter(source="user", position="last", count=1)]
+        ),
+    )
+    guard = kit.keyword_guard("block", identity="disassociate")
+    team = guard_team(
+        RoundRobinGroupChat(
+            [buyer, kit.agent("seller", ["ok"])], termination_condition=MaxMessageTermination(3)
+        ),
+        guard,
+    )
+    with capture_verdicts(guard) as verdicts:
+        await team.run(task="Go.")
+    assert IDENTITY_MARKER in kit.seen_by(inner, 0)
+    assert any(v.sender == "buyer" and v.action is Action.BLOCK for v in verdicts)
