@@ -77,6 +77,10 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
     (say an org's guard and a team's, under different ``name``s) each hold and ask about
     their own halts, but share the agent's one saved guard state: after a restart only the
     one guard's saved risk comes back, into both. Give such guards one policy instead.
+
+    With ``HumanInTheLoopMiddleware``, list that one first: ``after_model`` hooks run in
+    reverse order, so listed after kinguard it looks at a reply kinguard holds for a person,
+    sees no tool call, and a call the person approves then runs without the app's approval.
     """
 
     state_schema = KinGuardState
