@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from typing import Any, TypeVar, get_args
 
-from autogen_agentchat.agents import MessageFilterAgent, SocietyOfMindAgent, UserProxyAgent
+from autogen_agentchat.agents import (
+    CodeExecutorAgent,
+    MessageFilterAgent,
+    SocietyOfMindAgent,
+    UserProxyAgent,
+)
 from autogen_agentchat.base import ChatAgent, TaskResult, Team
 from autogen_agentchat.messages import BaseChatMessage, HandoffMessage, TextMessage
 from autogen_agentchat.teams import BaseGroupChat
@@ -34,7 +39,7 @@ from kinguard_autogen._termination import (
     KinGuardTermination,
     find_kinguard_termination,
 )
-from kinguard_autogen._tools import guarded_workbench
+from kinguard_autogen._tools import guarded_approval, guarded_workbench
 
 __all__ = ["STATE_KEY", "guard_team", "pending_halt", "resolve_halt", "team_guard", "unguard_team"]
 
@@ -402,6 +407,15 @@ def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None
     if isinstance(workbenches, list) and workbenches:
         guarded = [guarded_workbench(tg, name, wb) for wb in workbenches]
         installed.patch(agent, "_workbench", guarded)
+    if isinstance(agent, CodeExecutorAgent) and agent._model_client is not None:
+        # Code its own model wrote runs inside its turn: read before it runs. (Without a model
+        # it runs code from other agents' messages, which kinguard read when they were sent.)
+        approval = agent._approval_func
+        installed.patch(agent, "_approval_func", guarded_approval(tg, name, approval))
+        installed.patch(agent, "_approval_func_is_async", True)
+        installed.patch(
+            agent, "dump_component", _dumps_unguarded(agent, "_approval_func", approval)
+        )
     declared = {profile.name for profile in tg.guard.agents}
     if declared and name not in declared:
         _log.warning(

@@ -14,9 +14,11 @@ agent keeps streaming them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+import inspect
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any, cast
 
+from autogen_agentchat.agents import ApprovalFuncType, ApprovalRequest, ApprovalResponse
 from autogen_core import CancellationToken, ComponentModel
 from autogen_core.tools import (
     StaticStreamWorkbench,
@@ -28,7 +30,7 @@ from autogen_core.tools import (
 
 from kinguard_autogen._participant import TeamGuard
 
-__all__ = ["GuardedStreamWorkbench", "GuardedWorkbench", "guarded_workbench"]
+__all__ = ["GuardedStreamWorkbench", "GuardedWorkbench", "guarded_approval", "guarded_workbench"]
 
 
 class _Checked:
@@ -120,3 +122,23 @@ def guarded_workbench(tg: TeamGuard, agent: str, workbench: Workbench) -> Workbe
     if isinstance(workbench, StaticStreamWorkbench):
         return GuardedStreamWorkbench(tg, agent, workbench)
     return GuardedWorkbench(tg, agent, workbench)
+
+
+def guarded_approval(
+    tg: TeamGuard, agent: str, own: ApprovalFuncType | None
+) -> Callable[[ApprovalRequest], Awaitable[ApprovalResponse]]:
+    """A ``CodeExecutorAgent``'s approval step with kinguard's check first: code its model
+    wrote runs inside its turn and can carry words to the other agents (a file they read, a
+    post), so it is read like a tool call's arguments before it runs; then the app's own
+    approval, if it set one."""
+
+    async def approve(request: ApprovalRequest) -> ApprovalResponse:
+        notice = await tg.check_tool_call(agent, "code_execution", {"code": request.code})
+        if notice is not None:
+            return ApprovalResponse(approved=False, reason=notice)
+        if own is None:
+            return ApprovalResponse(approved=True, reason="kinguard: nothing flagged")
+        answer = own(request)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    return approve

@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 from autogen_agentchat.agents import (
+    ApprovalRequest,
+    ApprovalResponse,
     BaseChatAgent,
+    CodeExecutorAgent,
     MessageFilterAgent,
     MessageFilterConfig,
     PerSourceFilter,
@@ -50,6 +53,7 @@ from autogen_core import (
 )
 from autogen_core.models import CreateResult, RequestUsage, UserMessage
 from autogen_core.tools import StaticStreamWorkbench
+from autogen_ext.code_executors.local import LocalCommandLineCodeExecutor
 from autogen_ext.models.replay import ReplayChatCompletionClient
 from kinguard_autogen import (
     META_ACTION,
@@ -1735,3 +1739,39 @@ async def test_a_message_filter_agents_wrapped_agent_gets_its_identity_and_guard
         await team.run(task="Go.")
     assert IDENTITY_MARKER in kit.seen_by(inner, 0)
     assert any(v.sender == "buyer" and v.action is Action.BLOCK for v in verdicts)
+
+
+@pytest.mark.filterwarnings("ignore:Using LocalCommandLineCodeExecutor")
+@pytest.mark.parametrize("flagged", [True, False])
+async def test_code_a_code_executor_agent_writes_is_read_before_it_runs(
+    kit: SimpleNamespace, tmp_path: Any, flagged: bool
+) -> None:
+    # Its model's code ran inside its turn and was never inspected: a file the others read, or
+    # a post, carried the words out. The app's own approval still has the last word.
+    board = tmp_path / "board.txt"
+    words = f"seller: {kit.KEYWORD}, quote 12" if flagged else "seller: quote 12"
+    code = f"```python\nopen({str(board)!r}, 'w').write({words!r})\n```"
+    asked: list[str] = []
+
+    def approval(request: ApprovalRequest) -> ApprovalResponse:
+        asked.append(request.code)
+        return ApprovalResponse(approved=True, reason="fine")
+
+    buyer = CodeExecutorAgent(
+        "buyer",
+        code_executor=LocalCommandLineCodeExecutor(work_dir=tmp_path / "work"),
+        model_client=ReplayChatCompletionClient([code, "Posted."]),
+        approval_func=approval,
+    )
+    guard = kit.keyword_guard("block")
+    team = guard_team(
+        RoundRobinGroupChat(
+            [buyer, kit.agent("seller", ["ok"])], termination_condition=MaxMessageTermination(3)
+        ),
+        guard,
+    )
+    await team.run(task="Post the note.")
+    assert board.exists() is not flagged
+    assert len(asked) == (0 if flagged else 1)
+    unguard_team(team)
+    assert buyer._approval_func is approval
