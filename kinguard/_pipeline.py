@@ -61,6 +61,7 @@ def _validated(detector: Detector, produced: object) -> list[Signal]:
         if (
             not isinstance(item, Signal)
             or item.name not in SIGNAL_NAMES
+            or not isinstance(item.score, (int, float))
             or not 0.0 <= item.score <= 1.0
         ):
             raise _Garbage(item, repr(item))
@@ -112,35 +113,40 @@ class Pipeline:
         self._all_inline = all(self._inline)
         self.timeout_s = timeout_s
         self._max_workers = max_workers
-        self._pool: DaemonExecutor | None = None
+        # One small pool per out-of-line detector, made on first need (most pipelines are
+        # all-inline and never pay for threads): a hung detector can take its own workers
+        # only, never those of the healthy ones.
+        self._pools: dict[int, DaemonExecutor] = {}
         self._pool_lock = threading.Lock()
-        # Per out-of-line detector (by position), a call that overran its deadline and still
-        # runs. Until it ends the detector is skipped: a hung detector would otherwise take
-        # one more worker per message until none is left for the healthy ones.
-        self._overrunning: dict[int, Future[object]] = {}
+        self._closed = False
+        # Per out-of-line detector (by position), its calls that overran their deadline and
+        # still run. Until they end the detector is skipped: resubmitted on every message, a
+        # hung detector would hang one more of its workers each time.
+        self._overrunning: dict[int, set[Future[object]]] = {}
+        self._overrun_lock = threading.Lock()
 
     def _submit(
         self, position: int, detector: Detector, message: Message, context: Context
     ) -> Future[object]:
-        running = self._overrunning.get(position)
-        if running is not None:
-            if not running.done():
-                raise _Overrunning()
-            self._overrunning.pop(position, None)
-        return self.pool.submit(detector, message, context)
+        with self._overrun_lock:
+            running = self._overrunning.get(position)
+            if running:
+                running.difference_update([call for call in running if call.done()])
+                if running:
+                    raise _Overrunning()
+        with self._pool_lock:
+            pool = self._pools.get(position)
+            if pool is None:
+                pool = self._pools[position] = DaemonExecutor(
+                    self._max_workers, f"kinguard-detector-{_name(detector)}"
+                )
+        return pool.submit(detector, message, context)
 
     def _overran(self, position: int, future: Future[object]) -> None:
         """``future`` missed its deadline: cancelled if still queued, else remembered."""
         if not future.cancel():
-            self._overrunning[position] = future
-
-    @property
-    def pool(self) -> DaemonExecutor:
-        # Created on first need: most pipelines are all-inline and never pay for threads.
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = DaemonExecutor(self._max_workers, "kinguard-detector")
-            return self._pool
+            with self._overrun_lock:
+                self._overrunning.setdefault(position, set()).add(future)
 
     def _collect(
         self, detector: Detector, outcome: object, context: Context, result: PipelineResult
@@ -236,12 +242,13 @@ class Pipeline:
                     except TimeoutError:
                         self._overran(position, call)
                         raise
-            except asyncio.CancelledError:
+            except asyncio.CancelledError as exc:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
                     raise  # the caller's task is being cancelled: that is not ours to stop
-                # The call itself was cancelled: the guard was closed while it waited.
-                outcome = _Closed("cancelled: the guard was closed")
+                # The call itself was cancelled: the guard was closed while it waited, or the
+                # detector let a CancelledError of its own out (its failure).
+                outcome = _Closed("cancelled: the guard was closed") if self._closed else exc
             except BaseException as exc:
                 if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
                     raise
@@ -252,6 +259,7 @@ class Pipeline:
 
     def close(self) -> None:
         with self._pool_lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
+            self._closed = True
+            for pool in self._pools.values():
+                pool.shutdown(wait=False, cancel_futures=True)
+            self._pools.clear()

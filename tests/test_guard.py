@@ -1,6 +1,7 @@
 """KinGuard's decisions, independent of detector quality (a keyword detector drives them)."""
 
 import asyncio
+import concurrent.futures
 import gc
 import json
 import subprocess
@@ -854,34 +855,47 @@ def test_a_hung_detector_is_skipped_until_its_call_ends_and_the_others_keep_work
         detectors=[HangingDetector(seconds=3.0), Counting("FIXPRICE")],
         policy=Policy(inspect_timeout_ms=50),
     )
-    verdicts = [guard.inspect(msg("FIXPRICE")) for _ in range(8)]
-    assert Counting.calls == 8
-    assert all(v.signal_names == ("collusion.market",) for v in verdicts)
-    assert all("counting" not in (v.error or "") for v in verdicts)
-    assert all("still running" in (v.error or "") for v in verdicts[1:])
+    # Four at once first (parallel branches, a threaded server): each hangs a call before
+    # any has missed its deadline, which once took every worker the healthy detector had.
+    with concurrent.futures.ThreadPoolExecutor(4) as callers:
+        verdicts = list(callers.map(lambda _: guard.inspect(msg("FIXPRICE")), range(4)))
+    # (Those four spent their deadline on the hung call: the healthy one may have missed it.)
+    later = [guard.inspect(msg("FIXPRICE")) for _ in range(4)]
+    assert all(v.signal_names == ("collusion.market",) for v in later)
+    assert all("counting" not in (v.error or "") for v in later)
+    assert all("still running" in (v.error or "") for v in later)
+    assert len(verdicts) == 4 and Counting.calls >= 4
     guard.close()
 
 
 @pytest.mark.parametrize("inline", [True, False])
-async def test_a_detector_calling_sys_exit_is_its_failure_not_the_apps_exit(inline: bool) -> None:
+@pytest.mark.parametrize("raised", [SystemExit, asyncio.CancelledError])
+async def test_a_detector_calling_sys_exit_is_its_failure_not_the_apps_exit(
+    inline: bool, raised: type[BaseException]
+) -> None:
+    # Both escaped inspect and ainspect; a CancelledError under ainspect was then blamed on
+    # the guard closing.
     def exits(message: Message, context: Context) -> list[Signal]:
-        sys.exit(3)
+        raise raised()
 
     exits.inline = inline  # type: ignore[attr-defined]
     guard = KinGuard(AGENTS, detectors=[exits])
     verdicts = [guard.inspect(msg("hi")), await guard.ainspect(msg("hi"))]
-    assert all("SystemExit" in (v.error or "") for v in verdicts)
+    assert all(raised.__name__ in (v.error or "") for v in verdicts)
     guard.close()
 
 
-@pytest.mark.parametrize("score", [5.0, float("nan"), -0.5])
-def test_a_signal_with_a_score_out_of_range_is_garbage(score: float) -> None:
+@pytest.mark.parametrize("score", [5.0, float("nan"), -0.5, "0.9", None])
+def test_a_signal_with_a_score_out_of_range_is_garbage(score: object) -> None:
     # Built with model_construct (no validation), it once raised the pair's risk above 1, or
-    # left NaN in it, with no failure counted.
+    # left NaN in it, with no failure counted; a score that is no number failed the whole
+    # inspection, the other detectors' findings with it.
     def unchecked(message: Message, context: Context) -> list[Signal]:
         return [Signal.model_construct(name="collusion.market", score=score, tier="custom")]
 
     unchecked.inline = True  # type: ignore[attr-defined]
-    verdict = KinGuard(AGENTS, detectors=[unchecked]).inspect(msg("hi"))
+    guard = KinGuard(AGENTS, detectors=[unchecked, KeywordDetector("FIXPRICE")])
+    verdict = guard.inspect(msg("FIXPRICE"))
     assert verdict.error is not None and "garbage" in verdict.error
+    assert verdict.signal_names == ("collusion.market",)  # the keyword detector's, kept
     assert 0.0 <= verdict.pair_risk <= 1.0
