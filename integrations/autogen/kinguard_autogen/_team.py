@@ -403,6 +403,7 @@ def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None
     # and its model reads the system message (the filter drops kinguard's own messages).
     if isinstance(agent, MessageFilterAgent):
         agent = agent._wrapped_agent
+    unguarded: dict[str, object] = {}  # attributes patched here -> what they were
     workbenches = getattr(agent, "_workbench", None)
     if isinstance(workbenches, list) and workbenches:
         guarded = [guarded_workbench(tg, name, wb) for wb in workbenches]
@@ -413,9 +414,9 @@ def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None
         approval = agent._approval_func
         installed.patch(agent, "_approval_func", guarded_approval(tg, name, approval))
         installed.patch(agent, "_approval_func_is_async", True)
-        installed.patch(
-            agent, "dump_component", _dumps_unguarded(agent, "_approval_func", approval)
-        )
+        # Dumped with the app's own function (a guarded agent's would not serialise): the
+        # dump_component patch below restores it beside the system message.
+        unguarded["_approval_func"] = approval
     declared = {profile.name for profile in tg.guard.agents}
     if declared and name not in declared:
         _log.warning(
@@ -423,6 +424,20 @@ def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None
             agent=name,
             detail="not in KinGuard(agents=...): kinship is unknown for it",
         )
+    _give_identity(agent, name, tg, installed, unguarded)
+    _dump_unguarded(agent, unguarded, installed)
+
+
+def _give_identity(
+    agent: ChatAgent,
+    name: str,
+    tg: TeamGuard,
+    installed: _Installed,
+    unguarded: dict[str, object],
+) -> None:
+    """The identity statement of participant ``name`` in ``agent``'s instruction or system
+    message (noting in ``unguarded`` what it patched), or with its first turn when it has
+    neither. ``agent`` is the participant, or the agent a MessageFilterAgent wraps."""
     block = tg.guard.identity_block(name)
     if block is None:
         return
@@ -430,7 +445,7 @@ def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None
         # The messages it is given become its team's task: its own model reads its instruction.
         own = agent._instruction
         installed.patch(agent, "_instruction", tg.guard.system_prompt(name, own))
-        installed.patch(agent, "dump_component", _dumps_unguarded(agent, "_instruction", own))
+        unguarded["_instruction"] = own
         return
     current = getattr(agent, "_system_messages", None)
     if not isinstance(current, list):
@@ -443,26 +458,29 @@ def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None
     else:
         updated = [SystemMessage(content=tg.guard.system_prompt(name, None)), *current]
     installed.patch(agent, "_system_messages", updated)
-    installed.patch(agent, "dump_component", _dumps_unguarded(agent, "_system_messages", current))
+    unguarded["_system_messages"] = current
 
 
-def _dumps_unguarded(
-    agent: ChatAgent, attribute: str, original: object
-) -> Callable[[], ComponentModel]:
-    """The agent's ``dump_component``, dumping its own system message (``attribute``, which was
-    ``original``), not kinguard's identity block: the block belongs to this guard, and a dump
-    loaded elsewhere is guarded afresh."""
+def _dump_unguarded(agent: ChatAgent, originals: dict[str, object], installed: _Installed) -> None:
+    """Patch, once, the agent's ``dump_component`` to dump its own attributes (``originals``:
+    name -> what it was), not kinguard's: an identity block belongs to this guard, and a dump
+    loaded elsewhere is guarded afresh. Once: a second patch would look foreign to
+    ``unguard_team``."""
+    if not originals:
+        return
     dump = agent.dump_component
 
     def dump_component() -> ComponentModel:
-        guarded = getattr(agent, attribute)
-        setattr(agent, attribute, original)
+        guarded = {attribute: getattr(agent, attribute) for attribute in originals}
+        for attribute, original in originals.items():
+            setattr(agent, attribute, original)
         try:
             return dump()
         finally:
-            setattr(agent, attribute, guarded)
+            for attribute, value in guarded.items():
+                setattr(agent, attribute, value)
 
-    return dump_component
+    installed.patch(agent, "dump_component", dump_component)
 
 
 def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> None:

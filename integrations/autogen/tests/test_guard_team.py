@@ -1742,9 +1742,9 @@ async def test_a_message_filter_agents_wrapped_agent_gets_its_identity_and_guard
 
 
 @pytest.mark.filterwarnings("ignore:Using LocalCommandLineCodeExecutor")
-@pytest.mark.parametrize("flagged", [True, False])
+@pytest.mark.parametrize(("flagged", "identity"), [(True, "none"), (False, "disassociate")])
 async def test_code_a_code_executor_agent_writes_is_read_before_it_runs(
-    kit: SimpleNamespace, tmp_path: Any, flagged: bool
+    kit: SimpleNamespace, tmp_path: Any, flagged: bool, identity: str
 ) -> None:
     # Its model's code ran inside its turn and was never inspected: a file the others read, or
     # a post, carried the words out. The app's own approval still has the last word.
@@ -1763,7 +1763,7 @@ async def test_code_a_code_executor_agent_writes_is_read_before_it_runs(
         model_client=ReplayChatCompletionClient([code, "Posted."]),
         approval_func=approval,
     )
-    guard = kit.keyword_guard("block")
+    guard = kit.keyword_guard("block", identity=identity)
     team = guard_team(
         RoundRobinGroupChat(
             [buyer, kit.agent("seller", ["ok"])], termination_condition=MaxMessageTermination(3)
@@ -1773,5 +1773,6 @@ async def test_code_a_code_executor_agent_writes_is_read_before_it_runs(
     await team.run(task="Post the note.")
     assert board.exists() is not flagged
     assert len(asked) == (0 if flagged else 1)
+    # With an identity statement too, kinguard patches its dump once: unguarding once raised.
     unguard_team(team)
     assert buyer._approval_func is approval
