@@ -10,8 +10,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.runnables import Runnable
+from langgraph._internal._runnable import coerce_to_runnable
 from langgraph.graph import StateGraph
 from langgraph.graph._branch import BranchSpec
+from langgraph.graph._node import StateNodeSpec
 from langgraph.graph.message import add_messages
 
 from kinguard import KinGuard
@@ -165,9 +167,24 @@ def _guarded_builder(
     # The private channel, registered whether or not halt nodes (which read it) are added.
     guarded._add_schema(GuardChannel)
     # A node's error handler answers in its name (a fallback model's reply): inspected as that
-    # agent's. It has no halt node (it routes by Command): a halt there fails closed.
+    # agent's. It has no halt node (it routes by Command): a halt there fails closed. The
+    # builder-wide handler (set_node_defaults) becomes a node only at compile(), shared by
+    # every node: each agent gets a handler node of its own running it, as add_node does.
+    default = getattr(getattr(builder, "_node_defaults", None), "error_handler", None)
     for node in nodes:
-        handler = getattr(builder.nodes[node], "error_handler_node", None)
+        spec = guarded.nodes[node]
+        if default is not None and getattr(spec, "error_handler_node", "") is None:
+            fallback = _unique(f"__error_handler__{node}", guarded.nodes)
+            guarded.nodes[fallback] = StateNodeSpec(
+                coerce_to_runnable(default, name=fallback, trace=False),
+                metadata=None,
+                input_schema=spec.input_schema,
+                retry_policy=None,
+                cache_policy=None,
+                is_error_handler=True,
+            )
+            guarded.nodes[node] = dataclasses.replace(spec, error_handler_node=fallback)
+        handler = getattr(guarded.nodes[node], "error_handler_node", None)
         if handler in guarded.nodes:
             core.error_handlers[handler] = node
             guarded.nodes[handler] = dataclasses.replace(

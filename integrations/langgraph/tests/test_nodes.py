@@ -790,9 +790,11 @@ def test_tool_call_keys_and_invalid_calls_are_read() -> None:
     assert SECRET in text and text[:visible] == "Posting."
 
 
-def test_a_reply_from_a_nodes_error_handler_is_inspected_as_that_agents() -> None:
+@pytest.mark.parametrize("builder_wide", [False, True])
+def test_a_reply_from_a_nodes_error_handler_is_inspected_as_that_agents(builder_wide: bool) -> None:
     # A fallback that answers for a failed agent (a backup model) once went out unread: error
-    # handler nodes were left unguarded as not being agents.
+    # handler nodes were left unguarded as not being agents (and the builder-wide one, made
+    # only at compile(), was missed by the first fix).
     def failing(state: ChatState) -> dict[str, Any]:
         raise RuntimeError("primary model down")
 
@@ -801,7 +803,11 @@ def test_a_reply_from_a_nodes_error_handler_is_inspected_as_that_agents() -> Non
         return Command(update={"messages": [reply]}, goto="b")
 
     builder = StateGraph(ChatState)
-    builder.add_node("a", failing, error_handler=fallback)
+    if builder_wide:
+        builder.set_node_defaults(error_handler=fallback)
+        builder.add_node("a", failing)
+    else:
+        builder.add_node("a", failing, error_handler=fallback)
     builder.add_node("b", lambda state: {"messages": [AIMessage("ok", name="b")]})
     builder.add_edge(START, "a")
     builder.add_edge("a", "b")
