@@ -639,10 +639,8 @@ class GraphCore:
             messages = (value,)
         else:
             return None
-        if len(messages) > 1 and len({id(m) for m in messages}) < len(messages):
-            return None  # one message listed twice: one verdict (collect)
         candidates: list[_Candidate] = []
-        listed: set[Any] = set()
+        listed: set[Any] = set()  # one message listed twice shows as its id listed twice
         for index, message in enumerate(messages):
             if isinstance(message, AIMessage):  # the usual message: _is_candidate, inlined
                 message_id = message.id
