@@ -174,7 +174,6 @@ class RiskMonitor:
         return band
 
     def _banded(self, band: int, risk: float) -> float:
-        band = min(band, len(self._thresholds))
         return max(risk, self._thresholds[band - 1]) if band else risk
 
     def conversation(self, conversation_id: str) -> ConversationState:
