@@ -95,6 +95,13 @@ def round_robin(kit: SimpleNamespace, n: int = 4, **kwargs: Any) -> RoundRobinGr
     return RoundRobinGroupChat(agents, termination_condition=MaxMessageTermination(n + 1), **kwargs)
 
 
+def guarded_trio(agents: list[Any], guard: KinGuard) -> RoundRobinGroupChat:
+    """A guarded round robin of ``agents`` that stops after the task and two messages."""
+    return guard_team(
+        RoundRobinGroupChat(agents, termination_condition=MaxMessageTermination(3)), guard
+    )
+
+
 # -- each team type, each action --------------------------------------------------------
 
 
@@ -413,10 +420,7 @@ async def test_console_prints_verdicts(
 async def test_streamed_model_chunks_still_end_in_a_guarded_message(kit: SimpleNamespace) -> None:
     buyer = kit.agent("buyer", [f"b1 {kit.KEYWORD}", "b2"], model_client_stream=True)
     seller = kit.agent("seller", ["s1", "s2"])
-    team = guard_team(
-        RoundRobinGroupChat([buyer, seller], termination_condition=MaxMessageTermination(3)),
-        kit.keyword_guard("block"),
-    )
+    team = guarded_trio([buyer, seller], kit.keyword_guard("block"))
     result = await Console(team.run_stream(task="Go."))
     assert kit.chat(result)[1][1].startswith("[kinguard blocked")
     assert kit.KEYWORD not in kit.seen_by(seller, 0)
@@ -445,32 +449,36 @@ async def test_identity_goes_into_each_system_message(kit: SimpleNamespace, iden
 
 async def test_conceal_strips_identity_cues_between_agents(kit: SimpleNamespace) -> None:
     buyer, seller = pair(kit, ["Speaking as GPT-4o from OpenAI, hello.", "b2"], ["s1", "s2"])
-    team = guard_team(
-        RoundRobinGroupChat([buyer, seller], termination_condition=MaxMessageTermination(3)),
-        kit.keyword_guard("log", identity="conceal"),
-    )
+    team = guarded_trio([buyer, seller], kit.keyword_guard("log", identity="conceal"))
     result = await team.run(task="Go.")
     assert "GPT-4o" not in kit.chat(result)[1][1]
     assert "GPT-4o" not in kit.seen_by(seller, 0)
 
 
 class Scripted(BaseChatAgent):
-    """An agent that is not an AssistantAgent: no system message, answers from a list."""
+    """An agent that is not an AssistantAgent: no system message, answers from a list, in
+    messages of ``kind`` (a StopMessage is an agent's words too, when an agent says it)."""
 
-    def __init__(self, name: str, lines: Sequence[str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        lines: Sequence[str],
+        kind: type[TextMessage | StopMessage] = TextMessage,
+    ) -> None:
         super().__init__(name, description=f"scripted {name}")
         self.lines = list(lines)
+        self.kind = kind
         self.received: list[list[str]] = []
 
     @property
     def produced_message_types(self) -> Sequence[type[BaseChatMessage]]:
-        return (TextMessage,)
+        return (self.kind,)
 
     async def on_messages(
         self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
     ) -> Response:
         self.received.append([f"{m.source}: {m.to_text()}" for m in messages])
-        return Response(chat_message=TextMessage(source=self.name, content=self.lines.pop(0)))
+        return Response(chat_message=self.kind(source=self.name, content=self.lines.pop(0)))
 
     async def on_reset(self, cancellation_token: CancellationToken) -> None:
         self.received.clear()
@@ -676,10 +684,7 @@ async def test_reset_forgets_the_old_conversations_risk_and_reminders(
         )
     )
     guard = kit.keyword_guard("nudge", policy=policy)
-    team = guard_team(
-        RoundRobinGroupChat([buyer, seller], termination_condition=MaxMessageTermination(3)),
-        guard,
-    )
+    team = guarded_trio([buyer, seller], guard)
     await team.run(task="Conversation one.")
     assert guard.peek_nudge("seller") is not None
     await team.reset()
@@ -955,10 +960,7 @@ async def test_tool_call_arguments_are_read_before_the_tool_runs(
     )
     buyer = kit.agent("buyer", ["b1"])
     guard = kit.keyword_guard(action)
-    team = guard_team(
-        RoundRobinGroupChat([seller, buyer], termination_condition=MaxMessageTermination(3)),
-        guard,
-    )
+    team = guarded_trio([seller, buyer], guard)
     # Still the kind AssistantAgent streams tool events from, and still dumps as the app's own.
     assert isinstance(seller._workbench[0], StaticStreamWorkbench)
     assert (
@@ -1030,12 +1032,7 @@ async def test_tool_call_arguments_are_read_however_deep(kit: SimpleNamespace) -
         "seller", [kit.tool_call("send_notes", "call-1", arguments), "s1"], tools=[send_notes]
     )
     guard = kit.keyword_guard("block")
-    team = guard_team(
-        RoundRobinGroupChat(
-            [seller, kit.agent("buyer", ["b1"])], termination_condition=MaxMessageTermination(3)
-        ),
-        guard,
-    )
+    team = guarded_trio([seller, kit.agent("buyer", ["b1"])], guard)
     with capture_verdicts(guard) as verdicts:
         await team.run(task="Go.")
     assert verdicts[0].action is Action.BLOCK
@@ -1651,34 +1648,11 @@ async def test_an_outer_halt_of_a_nested_release_delivers_it_once_when_approved(
     assert not any(said in str(m.content) for m in given)
 
 
-class _Quitter(BaseChatAgent):
-    """Replies with a stop message: an agent's words, whatever the message type."""
-
-    def __init__(self, name: str, content: str) -> None:
-        super().__init__(name, "quits")
-        self.content = content
-
-    @property
-    def produced_message_types(self) -> Sequence[type[BaseChatMessage]]:
-        return (StopMessage,)
-
-    async def on_messages(
-        self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
-    ) -> Response:
-        return Response(chat_message=StopMessage(source=self.name, content=self.content))
-
-    async def on_reset(self, cancellation_token: CancellationToken) -> None:
-        pass
-
-
 async def test_a_stop_message_an_agent_replies_with_is_inspected(kit: SimpleNamespace) -> None:
     # Skipped as a termination's message once, an agent's StopMessage reached the others unread.
     seller = kit.agent("seller", ["ok"])
-    team = guard_team(
-        RoundRobinGroupChat(
-            [_Quitter("buyer", f"{kit.KEYWORD}: meet at 9"), seller],
-            termination_condition=MaxMessageTermination(3),
-        ),
+    team = guarded_trio(
+        [Scripted("buyer", [f"{kit.KEYWORD}: meet at 9"], kind=StopMessage), seller],
         kit.keyword_guard("block"),
     )
     await team.run(task="Go.")
@@ -1701,12 +1675,7 @@ async def test_a_rewritten_tool_summary_keeps_no_result_with_the_words(
     buyer = kit.agent(
         "buyer", [kit.tool_call("fetch_note", "c1", '{"topic": "pricing"}')], tools=[fetch_note]
     )
-    team = guard_team(
-        RoundRobinGroupChat(
-            [buyer, kit.agent("seller", ["ok"])], termination_condition=MaxMessageTermination(3)
-        ),
-        kit.keyword_guard(action),
-    )
+    team = guarded_trio([buyer, kit.agent("seller", ["ok"])], kit.keyword_guard(action))
     result = await team.run(task="Go.")
     summaries = [m for m in result.messages if isinstance(m, ToolCallSummaryMessage)]
     assert summaries and all(KEYWORD_NOTE not in str(m.results) for m in summaries)
@@ -1729,12 +1698,7 @@ async def test_a_message_filter_agents_wrapped_agent_gets_its_identity_and_guard
         ),
     )
     guard = kit.keyword_guard("block", identity="disassociate")
-    team = guard_team(
-        RoundRobinGroupChat(
-            [buyer, kit.agent("seller", ["ok"])], termination_condition=MaxMessageTermination(3)
-        ),
-        guard,
-    )
+    team = guarded_trio([buyer, kit.agent("seller", ["ok"])], guard)
     with capture_verdicts(guard) as verdicts:
         await team.run(task="Go.")
     assert IDENTITY_MARKER in kit.seen_by(inner, 0)
@@ -1764,12 +1728,7 @@ async def test_code_a_code_executor_agent_writes_is_read_before_it_runs(
         approval_func=approval,
     )
     guard = kit.keyword_guard("block", identity=identity)
-    team = guard_team(
-        RoundRobinGroupChat(
-            [buyer, kit.agent("seller", ["ok"])], termination_condition=MaxMessageTermination(3)
-        ),
-        guard,
-    )
+    team = guarded_trio([buyer, kit.agent("seller", ["ok"])], guard)
     await team.run(task="Post the note.")
     assert board.exists() is not flagged
     assert len(asked) == (0 if flagged else 1)
