@@ -2683,6 +2683,8 @@ _SHORT = 3 * _WINDOW
 _MAX_ANCHOR_HITS = 64
 """Past this many anchor occurrences the whole (bounded) text is scanned once instead."""
 _MAX_EVIDENCE = 5
+_MAX_CUE_SETS = 32
+"""Sets of a trigger word's cues remembered per word (``_Needs.wanted``)."""
 # Words that, shortly before a vetoable cue, say it is forbidden or not done ("we must never
 # split the market", "it is illegal to fix prices", "do not coordinate prices"), or right after
 # it, condemn it ("price fixing is illegal").
@@ -2956,11 +2958,15 @@ class _Needs:
     and built on first use. A plain class: a dataclass would add a millisecond to import time.
     """
 
-    __slots__ = ("cues", "multi", "values", "vocabulary")
+    __slots__ = ("cues", "mask", "multi", "values", "vocabulary", "wanted")
 
     def __init__(self, cues: list[tuple[int, int]], values: dict[bytes, int]) -> None:
         self.cues = tuple(cues)
         """``(cue number, bits of its groups beyond the first)`` per cue triggered."""
+        self.mask = sum(1 << number for number, _ in cues)
+        """The cues triggered (one bit each)."""
+        self.wanted: dict[int, tuple[tuple[int, int], ...]] = {}
+        """``cues`` cut to those of the gate's cues (the key, as bits), as they are met."""
         self.multi = sum(1 << number for number, need in cues if need)
         """The cues (one bit each) that have groups beyond the first."""
         self.values = values
@@ -3123,7 +3129,15 @@ class LexicalDetector:
         for word in words:
             numbers = self._triggered[word]
             needs = self._built.get(numbers) or self._needs(numbers)
-            wanted = [(number, need) for number, need in needs.cues if cues >> number & 1]
+            # Picking the word's cues out of ``cues`` (hundreds of bits) bit by bit costs more
+            # than the rest of the word's set-up, and the same few sets of them recur: cached,
+            # up to a bound (a word triggers up to 20 cues, so 2**20 sets could be crafted).
+            key = cues & needs.mask
+            wanted = needs.wanted.get(key)
+            if wanted is None:
+                wanted = tuple((number, need) for number, need in needs.cues if key >> number & 1)
+                if len(needs.wanted) < _MAX_CUE_SETS:
+                    needs.wanted[key] = wanted
             # The word between two spaces: one ``find`` in C per whole-word occurrence, and no
             # hits inside longer words to reject. The space before the word is at
             # ``spaced[i]``, so ``i`` is where the word is in ``view``.
@@ -3150,7 +3164,7 @@ class LexicalDetector:
                     near = needs.vocabulary.intersection(
                         view[start - _NEAR if start > _NEAR else 0 : end + _NEAR].split()
                     )
-                    got = reduce(or_, map(needs.values.__getitem__, near), 0)
+                    got = reduce(or_, map(needs.values.__getitem__, near), 0) if near else 0
                 hi = -1
                 for number, need in wanted:
                     if got & need == need:
