@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar, get_args
 
@@ -21,6 +21,7 @@ from autogen_core.models import SystemMessage
 from kinguard import Action, HumanDecision, KinGuard, Verdict
 from kinguard.logs import get_logger
 from kinguard_autogen._events import (
+    KINGUARD_SOURCE,
     META_GUARD,
     META_RESOLVED,
     KinGuardVerdictEvent,
@@ -401,8 +402,9 @@ def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None
     )
     installed.patch(agent, "on_messages_stream", turn)
     # A MessageFilterAgent's turn is its wrapped agent's: the wrapped agent's tools run in it
-    # and its model reads the system message (the filter drops kinguard's own messages).
+    # and its model reads the system message.
     if isinstance(agent, MessageFilterAgent):
+        installed.patch(agent, "_apply_filter", _passing_kinguards_own(agent._apply_filter))
         agent = agent._wrapped_agent
     unguarded: dict[str, object] = {}  # attributes patched here -> what they were
     workbenches = getattr(agent, "_workbench", None)
@@ -427,6 +429,22 @@ def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None
         )
     _give_identity(agent, name, tg, installed, unguarded)
     _dump_unguarded(agent, unguarded, installed)
+
+
+def _passing_kinguards_own(
+    apply: Callable[[Sequence[BaseChatMessage]], Sequence[BaseChatMessage]],
+) -> Callable[[Sequence[BaseChatMessage]], Sequence[BaseChatMessage]]:
+    """A MessageFilterAgent's filter that gives its wrapped agent kinguard's own messages for
+    it (a reminder, an identity statement) first, whatever sources the filter keeps: it would
+    drop them, kinguard being none of those."""
+
+    def kept(messages: Sequence[BaseChatMessage]) -> Sequence[BaseChatMessage]:
+        own = [m for m in messages if m.source == KINGUARD_SOURCE]
+        if not own:
+            return apply(messages)
+        return [*own, *apply([m for m in messages if m.source != KINGUARD_SOURCE])]
+
+    return kept
 
 
 def _give_identity(

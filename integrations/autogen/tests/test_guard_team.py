@@ -1737,6 +1737,33 @@ async def test_a_message_filter_agents_wrapped_agent_gets_its_identity_and_guard
     assert any(v.sender == "buyer" and v.action is Action.BLOCK for v in verdicts)
 
 
+async def test_a_message_filter_agents_nudge_reaches_its_wrapped_agents_model(
+    kit: SimpleNamespace,
+) -> None:
+    # The reminder, given as a message from kinguard, was dropped by the filter: its source is
+    # none of those the filter keeps.
+    inner = kit.agent("buyer", [f"b1 {kit.KEYWORD}", "b2"])
+    only_the_others = MessageFilterConfig(
+        per_source=[
+            PerSourceFilter(source="user", position="last", count=1),
+            PerSourceFilter(source="seller", position="last", count=1),
+        ]
+    )
+    buyer = MessageFilterAgent(name="buyer", wrapped_agent=inner, filter=only_the_others)
+    team = guard_team(
+        RoundRobinGroupChat(
+            [buyer, kit.agent("seller", ["s1"])], termination_condition=MaxMessageTermination(4)
+        ),
+        kit.keyword_guard("nudge"),
+    )
+    await team.run(task="Go.")
+    assert "[kinguard reminder]" not in kit.seen_by(inner, 0)
+    assert "[kinguard reminder]" in kit.seen_by(inner, 1)
+    assert "s1" in kit.seen_by(inner, 1)  # the filter still does its work
+    unguard_team(team)
+    assert "_apply_filter" not in vars(buyer)
+
+
 @pytest.mark.filterwarnings("ignore:Using LocalCommandLineCodeExecutor")
 @pytest.mark.parametrize(("flagged", "identity"), [(True, "none"), (False, "disassociate")])
 async def test_code_a_code_executor_agent_writes_is_read_before_it_runs(
