@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any, TypeVar, get_args
 
 from autogen_agentchat.agents import (
@@ -11,15 +12,16 @@ from autogen_agentchat.agents import (
     SocietyOfMindAgent,
     UserProxyAgent,
 )
-from autogen_agentchat.base import ChatAgent, TaskResult, Team
+from autogen_agentchat.base import ChatAgent, Team
 from autogen_agentchat.messages import BaseChatMessage, HandoffMessage, TextMessage
 from autogen_agentchat.teams import BaseGroupChat
-from autogen_core import ComponentModel, MessageHandlerContext
+from autogen_core import AgentId, ComponentModel, MessageHandlerContext
 from autogen_core.models import SystemMessage
 
 from kinguard import Action, HumanDecision, KinGuard, Verdict
 from kinguard.logs import get_logger
 from kinguard_autogen._events import (
+    KINGUARD_SOURCE,
     META_GUARD,
     META_RESOLVED,
     KinGuardVerdictEvent,
@@ -247,9 +249,9 @@ def resolve_halt(
     returns ``None``: run the team with no task and the message stays withheld (a handoff
     never happens: the sender keeps the turn). A run on a released handoff to someone outside
     the team (``handoffs=["user"]`` with ``HandoffTermination``) ends at once with the handoff as
-    its result, as it would have without the halt: resume with that person's reply. With
-    several halts pending, this settles the one :func:`pending_halt` shows; resume with the
-    list of the released messages.
+    its result and in the team's thread, as it would have without the halt: resume with that
+    person's reply. With several halts pending, this settles the one :func:`pending_halt`
+    shows; resume with the list of the released messages.
     """
     _require(team)
     tg = next((tg for tg in _guards_within(team) if tg.pending_halts), None)
@@ -400,8 +402,9 @@ def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None
     )
     installed.patch(agent, "on_messages_stream", turn)
     # A MessageFilterAgent's turn is its wrapped agent's: the wrapped agent's tools run in it
-    # and its model reads the system message (the filter drops kinguard's own messages).
+    # and its model reads the system message.
     if isinstance(agent, MessageFilterAgent):
+        installed.patch(agent, "_apply_filter", _passing_kinguards_own(agent._apply_filter))
         agent = agent._wrapped_agent
     unguarded: dict[str, object] = {}  # attributes patched here -> what they were
     workbenches = getattr(agent, "_workbench", None)
@@ -426,6 +429,22 @@ def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None
         )
     _give_identity(agent, name, tg, installed, unguarded)
     _dump_unguarded(agent, unguarded, installed)
+
+
+def _passing_kinguards_own(
+    apply: Callable[[Sequence[BaseChatMessage]], Sequence[BaseChatMessage]],
+) -> Callable[[Sequence[BaseChatMessage]], Sequence[BaseChatMessage]]:
+    """A MessageFilterAgent's filter that gives its wrapped agent kinguard's own messages for
+    it (a reminder, an identity statement) first, whatever sources the filter keeps: it would
+    drop them, kinguard being none of those."""
+
+    def kept(messages: Sequence[BaseChatMessage]) -> Sequence[BaseChatMessage]:
+        own = [m for m in messages if m.source == KINGUARD_SOURCE]
+        if not own:
+            return apply(messages)
+        return [*own, *apply([m for m in messages if m.source != KINGUARD_SOURCE])]
+
+    return kept
 
 
 def _give_identity(
@@ -493,12 +512,13 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
     def guarded_run_stream(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
         # ``run()`` goes through here too: it iterates ``self.run_stream``.
         task = kwargs.get("task")
+        run = run_stream
         if (
             isinstance(task, HandoffMessage)
             and META_RESOLVED in task.metadata
             and task.target not in tg.participants  # a nested Swarm's agents are in it
         ):
-            return _handed_out(task, output=kwargs.get("output_task_messages", True))
+            run = partial(_handing_out, team, tg, run_stream)
         tg.on_run_start()
         # The app's own run on a released message, not a nested team's run inside its outer
         # team's turn (whose task the outer team's guard has ruled on already).
@@ -508,7 +528,7 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
             else [_rulings(team, m) for m in (task if isinstance(task, list) else [task])]
         )
         if any(rulings):
-            stream = _with_task_inspected(rulings, run_stream, args, kwargs)
+            stream = _with_task_inspected(rulings, run, args, kwargs)
         else:
             if isinstance(task, list) and tg.released:
                 # Run inside the outer team's turn, on what its guard made of a message this
@@ -517,7 +537,7 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
                 # would stop this team as if the halt were its own).
                 released = [_as_released(m, tg) for m in task if not _held_around(m, tg)]
                 kwargs = {**kwargs, "task": released}
-            stream = run_stream(*args, **kwargs)
+            stream = run(*args, **kwargs)
         # A participant of another team (run inside one of its message handlers, asking for no
         # task messages) whose team kinguard does not guard: that team could not take
         # kinguard's events. A user's own run_stream(output_task_messages=False) gets them.
@@ -641,14 +661,28 @@ async def _with_task_inspected(
         yield item
 
 
-async def _handed_out(handoff: HandoffMessage, *, output: bool) -> AsyncGenerator[Any, None]:
+async def _handing_out(
+    team: BaseGroupChat,
+    tg: TeamGuard,
+    run_stream: Callable[..., AsyncGenerator[Any, None]],
+    *args: Any,
+    **kwargs: Any,
+) -> AsyncGenerator[Any, None]:
     """A run on a released handoff to someone outside the team (the ``"user"`` of AgentChat's
-    ``HandoffTermination`` pattern): the handoff had stopped the team had kinguard not halted
-    it, so the run ends with it, for the app to give that person; their reply resumes the team.
-    (The team cannot take it as a task: a Swarm refuses a handoff to a non-participant.)"""
-    if output:
-        yield handoff
-    yield TaskResult(
-        messages=[handoff] if output else [],
-        stop_reason=f"kinguard released a handoff to {handoff.target}, who is not in the team",
-    )
+    ``HandoffTermination`` pattern). Had kinguard not halted it, it was the sender's message:
+    in the team's thread (and saved state), given to the others, and the team stopped on it.
+    As the run's task it is all that, but a Swarm refuses a task handing off to someone outside
+    it: for this run, its manager takes the task unchecked."""
+    manager_id = AgentId(team._group_chat_manager_topic_type, team._team_id)
+    manager: object = await team._runtime.try_get_underlying_agent_instance(manager_id)
+    accepting = _Installed(tg)
+    accepting.patch(manager, "validate_group_state", _accept_any)
+    try:
+        async for item in run_stream(*args, **kwargs):
+            yield item
+    finally:
+        accepting.restore()
+
+
+async def _accept_any(messages: list[BaseChatMessage] | None) -> None:
+    """A group chat manager's ``validate_group_state`` that accepts any start."""

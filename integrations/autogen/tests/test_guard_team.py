@@ -1087,6 +1087,38 @@ async def test_a_released_handoff_to_the_user_ends_the_run_for_the_users_reply(
     assert kit.chat(resumed)[:2] == [("user", "Yes, go on."), ("buyer", "b2")]
 
 
+async def test_a_released_handoff_to_the_user_joins_the_teams_history(
+    kit: SimpleNamespace,
+) -> None:
+    # It was only given to the app: not in the team's thread or saved state, and the agent the
+    # user hands off to next never got it. Without the halt it was the sender's message.
+    def swarm() -> tuple[Any, Swarm]:
+        buyer = kit.agent(
+            "buyer",
+            [kit.handoff("user", "c1")],
+            handoffs=["seller", Handoff(target="user", message=f"Ask: {kit.KEYWORD}?")],
+        )
+        seller = kit.agent("seller", ["s1", "s2"], handoffs=["buyer"])
+        condition = HandoffTermination(target="user") | MaxMessageTermination(3)
+        team = Swarm([buyer, seller], termination_condition=condition)
+        return seller, guard_team(team, kit.keyword_guard("halt"))
+
+    _, team = swarm()
+    await team.run(task="Negotiate.")
+    task = resolve_halt(team, HumanDecision(type="approve"))
+    assert isinstance(task, HandoffMessage)
+    handed = await team.run(task=task)
+    assert handed.stop_reason == "Handoff to user from buyer detected."  # HandoffTermination's
+    saved = json.loads(json.dumps(await team.save_state()))
+    thread = saved["agent_states"]["SwarmGroupChatManager"]["message_thread"]
+    assert thread[-1]["id"] == task.id and thread[-1]["target"] == "user"
+    seller, restored = swarm()
+    await restored.load_state(saved)
+    reply = HandoffMessage(source="user", target="seller", content="Seller, go on.")
+    await restored.run(task=reply)
+    assert f"Ask: {kit.KEYWORD}?" in kit.seen_by(seller, 0)
+
+
 async def test_a_released_handoff_inside_a_nested_swarm_hands_over_there(
     kit: SimpleNamespace,
 ) -> None:
@@ -1703,6 +1735,33 @@ async def test_a_message_filter_agents_wrapped_agent_gets_its_identity_and_guard
         await team.run(task="Go.")
     assert IDENTITY_MARKER in kit.seen_by(inner, 0)
     assert any(v.sender == "buyer" and v.action is Action.BLOCK for v in verdicts)
+
+
+async def test_a_message_filter_agents_nudge_reaches_its_wrapped_agents_model(
+    kit: SimpleNamespace,
+) -> None:
+    # The reminder, given as a message from kinguard, was dropped by the filter: its source is
+    # none of those the filter keeps.
+    inner = kit.agent("buyer", [f"b1 {kit.KEYWORD}", "b2"])
+    only_the_others = MessageFilterConfig(
+        per_source=[
+            PerSourceFilter(source="user", position="last", count=1),
+            PerSourceFilter(source="seller", position="last", count=1),
+        ]
+    )
+    buyer = MessageFilterAgent(name="buyer", wrapped_agent=inner, filter=only_the_others)
+    team = guard_team(
+        RoundRobinGroupChat(
+            [buyer, kit.agent("seller", ["s1"])], termination_condition=MaxMessageTermination(4)
+        ),
+        kit.keyword_guard("nudge"),
+    )
+    await team.run(task="Go.")
+    assert "[kinguard reminder]" not in kit.seen_by(inner, 0)
+    assert "[kinguard reminder]" in kit.seen_by(inner, 1)
+    assert "s1" in kit.seen_by(inner, 1)  # the filter still does its work
+    unguard_team(team)
+    assert "_apply_filter" not in vars(buyer)
 
 
 @pytest.mark.filterwarnings("ignore:Using LocalCommandLineCodeExecutor")
