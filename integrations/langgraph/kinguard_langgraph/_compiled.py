@@ -385,7 +385,8 @@ def _earlier_run(
 
     Each run is stored under a namespace naming the parent's task, a new one each time: the
     parent's checkpoints, from the one this step runs from back, list their tasks' ids in
-    their writes. The walk stops before the first parent step the node had not yet run by.
+    their writes. The walk ends with the checkpoint the node's first run started from (its
+    ``versions_seen`` has no entry for the node yet): a first run reads one parent checkpoint.
     """
     parent_ns, _, segment = ns.rpartition(_NS_SEP)
     node = segment.partition(_NS_END)[0]
@@ -397,7 +398,7 @@ def _earlier_run(
     parent = yield RunnableConfig(configurable={**thread, "checkpoint_id": current})
     if parent is None:
         # ``durability="async"`` may not have saved the parent's checkpoint for this step yet:
-        # start from the latest saved, unless it is newer (another run of the thread).
+        # start from the latest saved, unless it is newer (ids sort by time): another run's.
         parent = yield RunnableConfig(configurable=thread)
         if parent is None or str(parent.config["configurable"]["checkpoint_id"]) > str(current):
             return None
