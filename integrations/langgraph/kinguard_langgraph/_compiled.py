@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from typing import Any, Generic, cast
 
 from langchain_core.runnables import RunnableConfig
-from langchain_core.runnables.config import merge_configs
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph._internal._config import ensure_config
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.typing import ContextT, InputT, OutputT, StateT
 
@@ -22,6 +22,9 @@ __all__ = ["GuardedCompiledStateGraph"]
 
 _log = get_logger("kinguard.langgraph")
 _TASK_ID_KEY = "__pregel_task_id"  # langgraph's CONFIG_KEY_TASK_ID: set when run as a subgraph
+_CHECKPOINTER_KEY = "__pregel_checkpointer"  # CONFIG_KEY_CHECKPOINTER: a parent's, lent
+_MAP_KEY = "checkpoint_map"  # CONFIG_KEY_CHECKPOINT_MAP: {graph's namespace: its checkpoint id}
+_NS_SEP, _NS_END = "|", ":"  # a subgraph's namespace: "<parent's>|<node>:<parent's task id>"
 _RAW_KEY = "_kinguard_invoke"
 """Passed by our ``invoke`` through ``Pregel.invoke`` to ``stream``: the run is already restored
 and only its final values and interrupts are returned, so the chunks need no cleaning."""
@@ -63,50 +66,74 @@ class GuardedCompiledStateGraph(
 
     # -- guard state from the checkpointer --------------------------------------------------
 
-    def _restore_target(
-        self, config: RunnableConfig | None
-    ) -> tuple[Any, RunnableConfig, str] | None:
-        merged = merge_configs(self.config, config)
-        conf = merged.get("configurable") or {}
-        thread_id = conf.get("thread_id")
-        saver = self.checkpointer
-        if not thread_id or _TASK_ID_KEY in conf or not isinstance(saver, BaseCheckpointSaver):
+    def _saver(self, conf: Mapping[str, Any]) -> BaseCheckpointSaver[Any] | None:
+        """The saver the run checkpoints to: a subgraph's is the one its parent lends it."""
+        if self.checkpointer is False:
             return None
-        target: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
-        if conf.get("checkpoint_id"):
-            target["checkpoint_id"] = conf["checkpoint_id"]
-        return saver, RunnableConfig(configurable=target), str(thread_id)
+        saver = conf.get(_CHECKPOINTER_KEY, self.checkpointer)
+        return saver if isinstance(saver, BaseCheckpointSaver) else None
+
+    def _restore_steps(
+        self, conf: Mapping[str, Any]
+    ) -> Generator[RunnableConfig, CheckpointTuple | None, None]:
+        """Restore the guard's state for the run: yields each checkpoint to read and is sent the
+        saver's answer, so the sync and async runs share the lookup."""
+        thread_id = str(conf["thread_id"])
+        if _TASK_ID_KEY not in conf:
+            target: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
+            if conf.get("checkpoint_id"):
+                target["checkpoint_id"] = conf["checkpoint_id"]
+            found = yield RunnableConfig(configurable=target)
+            self._kinguard.restore(_guard_channel(found), thread_id)
+            return
+        # A subgraph: the checkpoint its run resumes from (a halt it waits on, or the one history
+        # of a ``checkpointer=True`` subgraph), else its latest earlier run on the thread.
+        ns = str(conf.get("checkpoint_ns") or "")
+        checkpoint_map: Mapping[str, Any] = conf.get(_MAP_KEY) or {}
+        own = self._own_checkpoint_config(
+            RunnableConfig(configurable={"thread_id": thread_id, "checkpoint_ns": ns})
+        )
+        own_ns = own["configurable"]["checkpoint_ns"]
+        if checkpoint_map.get(own_ns):
+            own["configurable"]["checkpoint_id"] = checkpoint_map[own_ns]
+        channel = _guard_channel((yield own))
+        if channel is None:
+            channel = yield from _earlier_run(thread_id, ns, checkpoint_map)
+        self._kinguard.restore(channel, thread_id, unless_behind=True)
 
     def _restore(self, config: RunnableConfig | None) -> None:
         try:
-            target = self._restore_target(config)
-            if target is None:
+            conf = ensure_config(self.config, config)["configurable"]
+            saver = self._saver(conf)
+            if saver is None or not conf.get("thread_id"):
                 return
-            saver, checkpoint_config, thread_id = target
-            found = saver.get_tuple(checkpoint_config)
-            self._apply_restore(found, thread_id)
+            steps = self._restore_steps(conf)
+            request = next(steps)
+            while True:
+                request = steps.send(saver.get_tuple(request))
+        except StopIteration:
+            pass
         except Exception as exc:
             _log.error("kinguard.restore_failed", error=repr(exc))
 
     async def _arestore(self, config: RunnableConfig | None) -> None:
         try:
-            target = self._restore_target(config)
-            if target is None:
+            conf = ensure_config(self.config, config)["configurable"]
+            saver = self._saver(conf)
+            if saver is None or not conf.get("thread_id"):
                 return
-            saver, checkpoint_config, thread_id = target
-            try:
-                found = await saver.aget_tuple(checkpoint_config)
-            except NotImplementedError:
-                found = await asyncio.to_thread(saver.get_tuple, checkpoint_config)
-            self._apply_restore(found, thread_id)
+            steps = self._restore_steps(conf)
+            request = next(steps)
+            while True:
+                try:
+                    found = await saver.aget_tuple(request)
+                except NotImplementedError:
+                    found = await asyncio.to_thread(saver.get_tuple, request)
+                request = steps.send(found)
+        except StopIteration:
+            pass
         except Exception as exc:
             _log.error("kinguard.restore_failed", error=repr(exc))
-
-    def _apply_restore(self, found: Any, thread_id: str) -> None:
-        if found is None:
-            return
-        channel = (found.checkpoint.get("channel_values") or {}).get(GUARD_KEY)
-        self._kinguard.restore(channel, thread_id)
 
     # -- streaming ----------------------------------------------------------------------------
 
@@ -341,3 +368,50 @@ class GuardedCompiledStateGraph(
                     yield out
         finally:
             gate.close()
+
+
+def _guard_channel(found: CheckpointTuple | None) -> Mapping[str, Any] | None:
+    """kinguard's channel in a checkpoint, if it holds the guard's state."""
+    if found is None:
+        return None
+    channel = (found.checkpoint.get("channel_values") or {}).get(GUARD_KEY)
+    return channel if channel and channel.get("guard") is not None else None
+
+
+def _earlier_run(
+    thread_id: str, ns: str, checkpoint_map: Mapping[str, Any]
+) -> Generator[RunnableConfig, CheckpointTuple | None, Mapping[str, Any] | None]:
+    """The guard's state at the end of the subgraph's latest earlier run on the thread.
+
+    Each run is stored under a namespace naming the parent's task, a new one each time: the
+    parent's checkpoints, from the one this step runs from back, list their tasks' ids in
+    their writes. The walk ends with the checkpoint the node's first run started from (its
+    ``versions_seen`` has no entry for the node yet): a first run reads one parent checkpoint.
+    """
+    parent_ns, _, segment = ns.rpartition(_NS_SEP)
+    node = segment.partition(_NS_END)[0]
+    prefix = f"{parent_ns}{_NS_SEP}" if parent_ns else ""
+    current = checkpoint_map.get(parent_ns)
+    if not current:
+        return None
+    thread = {"thread_id": thread_id, "checkpoint_ns": parent_ns}
+    parent = yield RunnableConfig(configurable={**thread, "checkpoint_id": current})
+    if parent is None:
+        # ``durability="async"`` may not have saved the parent's checkpoint for this step yet:
+        # start from the latest saved, unless it is newer (ids sort by time): another run's.
+        parent = yield RunnableConfig(configurable=thread)
+        if parent is None or str(parent.config["configurable"]["checkpoint_id"]) > str(current):
+            return None
+    while parent is not None:
+        for task_id in dict.fromkeys(write[0] for write in parent.pending_writes or ()):
+            run_ns = f"{prefix}{node}{_NS_END}{task_id}"
+            if run_ns == ns:
+                continue
+            run = RunnableConfig(configurable={"thread_id": thread_id, "checkpoint_ns": run_ns})
+            channel = _guard_channel((yield run))
+            if channel is not None:
+                return channel
+        if node not in (parent.checkpoint.get("versions_seen") or {}) or not parent.parent_config:
+            return None
+        parent = yield parent.parent_config
+    return None

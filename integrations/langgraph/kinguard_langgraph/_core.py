@@ -1064,17 +1064,29 @@ class GraphCore:
 
     # -- restoring guard state at the start of a run ------------------------------------------
 
-    def restore(self, channel: Mapping[str, Any] | None, conversation_id: str) -> None:
+    def restore(
+        self,
+        channel: Mapping[str, Any] | None,
+        conversation_id: str,
+        *,
+        unless_behind: bool = False,
+    ) -> None:
         """Load the guard's state for a run from the checkpoint it starts from.
 
         A checkpoint without kinguard's channel was taken before any message of the thread was
         inspected (time travel to a thread's start, a state set by ``update_state`` alone): the
         run starts with no risk, whatever a later, abandoned branch had earned.
+
+        ``unless_behind`` (a subgraph's run): the subgraph's checkpoint is its own part of the
+        thread, as of its last run; the live state may be ahead of it (the thread's other
+        parts, with the same guard), so it only fills in what the guard has not seen (a new
+        process), and its absence forgets nothing.
         """
         if not channel or channel.get("guard") is None:
-            self.guard.forget(conversation_id)
+            if not unless_behind:
+                self.guard.forget(conversation_id)
             return
-        import_state(self.guard, conversation_id, channel["guard"])
+        import_state(self.guard, conversation_id, channel["guard"], unless_behind=unless_behind)
         self.revisions.seen(conversation_id, int(channel.get("rev", 0)))
 
     # -- halts --------------------------------------------------------------------------------

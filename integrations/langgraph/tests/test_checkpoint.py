@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 import textwrap
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kinguard_langgraph import guard_graph
-from kinguard_langgraph._scripted import ScriptedChatModel, chain_graph, script_graph, start
+from kinguard_langgraph._scripted import (
+    ChatState,
+    ScriptedChatModel,
+    chain_graph,
+    script_graph,
+    start,
+)
 from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.runnables import RunnableLambda
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
 
 from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
 from kinguard.testing import KeywordDetector, capture_verdicts
@@ -192,3 +203,137 @@ def test_a_fork_from_before_any_inspection_starts_without_risk() -> None:
         h.config for h in live.graph.get_state_history(thread) if h.metadata.get("step") == -1
     )
     assert live.exchange(start, FLAGGED) == first
+
+
+def cfg() -> dict[str, Any]:
+    return {"configurable": {"thread_id": uuid.uuid4().hex}}
+
+
+class TeamsApp:
+    """One process's app: a parent graph on ``saver`` whose nodes are guarded teams, each with a
+    guard of its own (one for all if ``shared``). A second app over the same saver stands for
+    the app after a restart.
+
+    ``layout``: each team is a node of the parent (``node``), is invoked by a node function
+    that passes no config (``called``), or keeps its own history (``checkpointer=True``,
+    ``memory``).
+    """
+
+    def __init__(
+        self,
+        saver: InMemorySaver | None,
+        layout: str = "node",
+        teams: tuple[str, ...] = ("team",),
+        action: Action = Action.LOG,
+        shared: bool = False,
+    ) -> None:
+        self.guards: list[KinGuard] = []
+        parent: StateGraph[Any, Any, Any, Any] = StateGraph(ChatState)
+        previous = START
+        for name in teams:
+            if not (shared and self.guards):
+                self.guards.append(
+                    KinGuard(
+                        [
+                            AgentProfile(name="a", model="openai:gpt-4o"),
+                            AgentProfile(name="b", model="openai:gpt-4o"),
+                        ],
+                        detectors=[KeywordDetector("ZEBRA-PACT")],
+                        policy=Policy(rules=(Rule(signal="collusion.market", action=action),)),
+                    )
+                )
+            models = {
+                "a": ScriptedChatModel(replies=["ZEBRA-PACT now."]),
+                "b": ScriptedChatModel(replies=["Calm."]),
+            }
+            team = guard_graph(script_graph(["a", "b"], models, {}), self.guards[-1]).compile(
+                checkpointer=True if layout == "memory" else None
+            )
+            parent.add_node(f"{name}_starts", lambda state: {"turn": 0})
+            if layout == "called":
+                # No config passed: the team finds the node's own through the context.
+                def call(state: Any, team: Any = team) -> Any:
+                    return team.invoke(state)
+
+                async def acall(state: Any, team: Any = team) -> Any:
+                    return await team.ainvoke(state)
+
+                parent.add_node(name, RunnableLambda(call, afunc=acall))
+            else:
+                parent.add_node(name, team)
+            parent.add_edge(previous, f"{name}_starts")
+            parent.add_edge(f"{name}_starts", name)
+            previous = name
+        parent.add_edge(previous, END)
+        self.graph = parent.compile(checkpointer=saver)
+
+    def turn(self, config: Any, use_async: bool, value: Any = None) -> list[float]:
+        """The conversation risk after each message the turn inspected, guard after guard."""
+        if value is None:
+            value = {"messages": [HumanMessage("go")]}
+        with ExitStack() as stack:
+            verdicts = [stack.enter_context(capture_verdicts(g)) for g in self.guards]
+            if use_async:
+                asyncio.run(self.graph.ainvoke(value, config))
+            else:
+                self.graph.invoke(value, config)
+        return [v.conversation_risk for seen in verdicts for v in seen]
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("layout", ["node", "called", "memory"])
+def test_a_guarded_subgraph_after_a_restart_sees_the_same_risk(
+    layout: str, use_async: bool
+) -> None:
+    # The subgraph's guard state is in its own checkpoints, under a namespace that names the
+    # parent's task (a new one each time the parent runs it): a restarted app finds it there.
+    saver = InMemorySaver()
+    before = TeamsApp(saver, layout)
+    live, restarted = cfg(), cfg()
+    first = before.turn(live, use_async)
+    assert before.turn(restarted, use_async) == first
+    expected = before.turn(live, use_async)  # the same process goes on
+    assert expected[0] > first[0]  # the first turn's risk carried over
+    assert TeamsApp(saver, layout).turn(restarted, use_async) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_two_guarded_subgraphs_after_a_restart_each_see_their_own_risk(use_async: bool) -> None:
+    saver = InMemorySaver()
+    teams = ("red", "blue")
+    before = TeamsApp(saver, teams=teams)
+    live, restarted = cfg(), cfg()
+    before.turn(live, use_async)
+    before.turn(restarted, use_async)
+    expected = before.turn(live, use_async)
+    assert TeamsApp(saver, teams=teams).turn(restarted, use_async) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_a_halt_in_a_guarded_subgraph_resumed_after_a_restart_keeps_its_risk(
+    use_async: bool,
+) -> None:
+    # The resumed subgraph task keeps its namespace: its own checkpoint holds the guard state.
+    saver = InMemorySaver()
+    before = TeamsApp(saver, action=Action.HALT)
+    live, restarted = cfg(), cfg()
+    for thread in (live, restarted):
+        before.turn(thread, use_async)
+        assert before.graph.get_state(thread).interrupts
+    approve = Command(resume={"type": "approve"})
+    expected = before.turn(live, use_async, approve)
+    assert expected and not before.graph.get_state(live).interrupts
+    after = TeamsApp(saver, action=Action.HALT)
+    assert after.turn(restarted, use_async, approve) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_guarded_subgraphs_sharing_a_guard_do_not_undo_each_others_risk(use_async: bool) -> None:
+    # Each subgraph's checkpoint holds the guard's state as of its own last run: loaded over the
+    # live state, it would drop what the other subgraph's turns added since.
+    teams = ("red", "blue")
+    config = cfg()
+    with_saver = TeamsApp(InMemorySaver(), teams=teams, shared=True)
+    in_memory = TeamsApp(None, teams=teams, shared=True)
+    for _ in range(2):
+        assert with_saver.turn(config, use_async) == in_memory.turn(config, use_async)
