@@ -310,6 +310,7 @@ def tool_calling_agent(
     checkpointer: Any = None,
     guard: KinGuard | None = None,
     review: str | None = None,
+    **options: Any,
 ) -> tuple[Any, KinGuard]:
     """A create_agent agent whose model calls a tool that carries text to the other side;
     given ``review``, the app's own HumanInTheLoopMiddleware is listed ``first`` or ``last``."""
@@ -350,6 +351,7 @@ def tool_calling_agent(
         tools=[post_to_buyer],
         middleware=middleware,
         checkpointer=checkpointer,
+        **options,
     )
     return agent, guard
 
@@ -507,6 +509,32 @@ def test_a_call_approved_at_a_halt_still_waits_for_the_apps_own_review(
     assert out["messages"][-1].content == "Done."
     calls = [m for m in out["messages"] if isinstance(m, AIMessage) and m.tool_calls]
     assert [m.content for m in calls] == [f"Posting {SECRET}."]  # delivered once
+
+
+def test_new_input_gets_a_new_reply_not_the_approved_one_again() -> None:
+    """The approved reply goes through the model node again for the hooks that missed it: an
+    app that stops before that (here at a breakpoint) and sends new input gets the model's
+    answer to it."""
+    ran: list[str] = []
+    agent, _ = tool_calling_agent(
+        Action.HALT,
+        f"Posting {SECRET}.",
+        "ten units",
+        ran,
+        InMemorySaver(),
+        review="last",
+        interrupt_before=["model"],
+    )
+    config = cfg()
+    agent.invoke({"messages": [HumanMessage("hi")]}, config)
+    assert "__interrupt__" in agent.invoke(None, config)  # the halt
+    agent.invoke(Command(resume="approve"), config)
+    assert agent.get_state(config).next == ("model",)
+    agent.invoke({"messages": [HumanMessage("never mind")]}, config)
+    out = agent.invoke(None, config)
+    assert not out.get("__interrupt__")
+    assert out["messages"][-1].content == "Done."
+    assert ran == []
 
 
 @pytest.mark.parametrize("in_arguments", [False, True], ids=["visible-text", "tool-arguments"])
