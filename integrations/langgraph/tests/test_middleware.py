@@ -490,9 +490,9 @@ def test_an_edited_halt_of_a_tool_calling_reply_runs_no_tool(text: str) -> None:
 def test_a_call_approved_at_a_halt_still_waits_for_the_apps_own_review(
     decision: str, review: str, use_async: bool
 ) -> None:
-    """``after_model`` hooks run in reverse order: listed after kinguard, the app's
-    HumanInTheLoopMiddleware ran while kinguard held the reply, found no tool call, and the
-    call kinguard's reviewer approved ran without the app's review."""
+    """The app's HumanInTheLoopMiddleware reviews a call kinguard's reviewer approved, listed
+    before or after kinguard (``after_model`` hooks run in reverse order: listed after, it
+    ran while kinguard held the reply, found no call, and the call ran unreviewed)."""
     ran: list[str] = []
     agent, _ = tool_calling_agent(
         Action.HALT, f"Posting {SECRET}.", "ten units", ran, InMemorySaver(), review=review
