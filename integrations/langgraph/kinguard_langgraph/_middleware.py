@@ -7,7 +7,8 @@
   is withheld in a private state key.
 * ``after_model`` (its own graph node, so resuming never repeats the model call) asks the
   human through ``interrupt()`` and delivers the approved or edited message, or ends the
-  agent's turn on a rejection.
+  agent's turn on a rejection. If other ``after_model`` hooks ran while it waited, the
+  delivered message goes through the model node once more, for them to see.
 * ``before_agent`` restores the guard's state for the thread from the agent's checkpointed
   state, so a new process resumes with the same risk (never over a live state that has seen
   as many messages: another agent on the thread may have added risk since this one saved).
@@ -23,7 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import Token
-from typing import Annotated, Any, NotRequired
+from typing import Annotated, Any, NotRequired, cast
+from uuid import uuid4
 
 from langchain.agents.middleware import AgentMiddleware, AgentState, hook_config
 from langchain.agents.middleware.types import (
@@ -78,9 +80,15 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
     their own halts, but share the agent's one saved guard state: after a restart only the
     one guard's saved risk comes back, into both. Give such guards one policy instead.
 
-    With ``HumanInTheLoopMiddleware``, list that one first: ``after_model`` hooks run in
-    reverse order, so listed after kinguard it looks at a reply kinguard holds for a person,
-    sees no tool call, and a call the person approves then runs without the app's approval.
+    ``after_model`` hooks run in reverse order: those of middleware listed after this one run
+    while it holds a reply for a person, on a history without it. Once the person approves,
+    the reply goes through the model node again (the model is not called), so each of those
+    hooks sees it once: ``HumanInTheLoopMiddleware`` asks the app's reviewer about its tool
+    calls in either order. That pass runs the ``before_model`` hooks again (a
+    ``ModelCallLimitMiddleware`` listed after this one counts the call twice), and while a
+    reply that follows tool results is held, a batched ``HumanInTheLoopMiddleware`` listed
+    after this one finds the reply before and asks again about calls that already ran. List
+    this one after every middleware with an ``after_model`` hook to avoid both.
     """
 
     state_schema = KinGuardState
@@ -225,7 +233,11 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             "pending": {self._pending_key: None},
         }
         structured = response.structured_response if intact else None
-        record: dict[str, Any] = {"agent": self.agent_name, "conversation_id": conversation_id}
+        record: dict[str, Any] = {
+            "agent": self.agent_name,
+            "conversation_id": conversation_id,
+            "step": _graph_step(),
+        }
         if withheld:
             record["entries"] = withheld
             if response.structured_response is not None:
@@ -268,6 +280,9 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
     ) -> ModelResponse[Any] | ExtendedModelResponse[Any]:
+        replayed = self._replayed(request)
+        if replayed is not None:
+            return replayed
         held = _hold_stream()
         try:
             raw = handler(self._with_identity(request))
@@ -292,6 +307,9 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any] | ExtendedModelResponse[Any]:
+        replayed = self._replayed(request)
+        if replayed is not None:
+            return replayed
         held = _hold_stream()
         try:
             raw = await handler(self._with_identity(request))
@@ -310,6 +328,22 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             out = self._failed(response, command, exc)
         self._release(held, request, response, out)
         return out
+
+    def _replayed(self, request: ModelRequest[Any]) -> ExtendedModelResponse[Any] | None:
+        """The reply ``after_model`` delivered late, as this model call's reply (see there).
+
+        Only while it is still the end of the history: after new input the model is called.
+        """
+        state = cast("KinGuardState", request.state)
+        record = ((state.get("kinguard") or {}).get("pending") or {}).get(self._pending_key)
+        if not record or "replay" not in record:
+            return None
+        ids = record["replay"]
+        tail: list[BaseMessage] = list(state["messages"][-len(ids) :])
+        if [m.id for m in tail] != ids:
+            return None
+        cleared = {"pending": {self._pending_key: None}}
+        return _with_channel(ModelResponse(result=tail), None, cleared)
 
     def _release(
         self,
@@ -367,11 +401,11 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         # As in ``_apply``: a skipped halt must not come back after this reply.
         return _with_channel(response, command, {"pending": {self._pending_key: None}})
 
-    @hook_config(can_jump_to=["end"])
+    @hook_config(can_jump_to=["end", "model"])
     def after_model(self, state: KinGuardState, runtime: Runtime[Any]) -> dict[str, Any] | None:
         channel = state.get("kinguard") or {}
         record = (channel.get("pending") or {}).get(self._pending_key)
-        if not record:
+        if not record or "replay" in record:
             return None
         delivered: list[BaseMessage] = []
         rejected = False
@@ -415,13 +449,43 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         # that insists would be halted again, forever): the turn ends on the delivered reply.
         if (rejected and not delivered) or not record.get("entries") or lacks_structured:
             update["jump_to"] = "end"
+        elif delivered and "structured_response" not in update and _ran_late(record):
+            # The ``after_model`` hooks of middleware listed after this one ran between the
+            # model call and here, on a history without the reply: HumanInTheLoopMiddleware
+            # found no tool call to ask the app's reviewer about, and the calls would run
+            # unreviewed. Back through the model node (``_replayed`` gives the delivered
+            # reply instead of calling the model), every hook sees the reply once. Ids are
+            # given here, not by the messages reducer: the replay finds the reply by them.
+            delivered = [
+                m if m.id else m.model_copy(update={"id": str(uuid4())}) for m in delivered
+            ]
+            update["messages"] = delivered
+            update[GUARD_KEY]["pending"] = {
+                self._pending_key: {"replay": [m.id for m in delivered]}
+            }
+            update["jump_to"] = "model"
         return update
 
-    @hook_config(can_jump_to=["end"])
+    @hook_config(can_jump_to=["end", "model"])
     async def aafter_model(
         self, state: KinGuardState, runtime: Runtime[Any]
     ) -> dict[str, Any] | None:
         return self.after_model(state, runtime)
+
+
+def _graph_step() -> int | None:
+    """The agent graph's step the running hook is in (each ``after_model`` hook is a step)."""
+    try:
+        step = (get_config().get("metadata") or {}).get("langgraph_step")
+    except RuntimeError:  # outside a graph run
+        return None
+    return step if isinstance(step, int) else None
+
+
+def _ran_late(record: dict[str, Any]) -> bool:
+    """Whether other ``after_model`` hooks ran after the model call that ``record`` holds."""
+    called, now = record.get("step"), _graph_step()
+    return isinstance(called, int) and now is not None and now > called + 1
 
 
 def _with_channel(

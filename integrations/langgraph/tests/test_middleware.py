@@ -10,6 +10,7 @@ import pytest
 from kinguard_langgraph import KinGuardMiddleware
 from kinguard_langgraph._scripted import ScriptedChatModel
 from langchain.agents import create_agent
+from langchain.agents.middleware import HumanInTheLoopMiddleware
 from langchain.agents.structured_output import ToolStrategy
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
@@ -308,8 +309,11 @@ def tool_calling_agent(
     ran: list[str],
     checkpointer: Any = None,
     guard: KinGuard | None = None,
+    review: str | None = None,
+    **options: Any,
 ) -> tuple[Any, KinGuard]:
-    """A create_agent agent whose model calls a tool that carries text to the other side."""
+    """A create_agent agent whose model calls a tool that carries text to the other side;
+    given ``review``, the app's own HumanInTheLoopMiddleware is listed ``first`` or ``last``."""
 
     @tool
     def post_to_buyer(note: str) -> str:
@@ -338,11 +342,16 @@ def tool_calling_agent(
         detectors=[KeywordDetector(SECRET)],
         policy=Policy(rules=(Rule(signal="collusion.market", action=action),)),
     )
+    middleware: list[Any] = [KinGuardMiddleware(guard, agent_name="seller")]
+    if review is not None:
+        hitl = HumanInTheLoopMiddleware(interrupt_on={"post_to_buyer": True})
+        middleware = [hitl, *middleware] if review == "first" else [*middleware, hitl]
     agent = create_agent(
         ToolModel(replies=["x"]),
         tools=[post_to_buyer],
-        middleware=[KinGuardMiddleware(guard, agent_name="seller")],
+        middleware=middleware,
         checkpointer=checkpointer,
+        **options,
     )
     return agent, guard
 
@@ -473,6 +482,59 @@ def test_an_edited_halt_of_a_tool_calling_reply_runs_no_tool(text: str) -> None:
     assert ran == []
     assert out["messages"][-1].content == text
     assert not out["messages"][-1].tool_calls
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("review", ["first", "last"], ids=["hitl-first", "hitl-last"])
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_a_call_approved_at_a_halt_still_waits_for_the_apps_own_review(
+    decision: str, review: str, use_async: bool
+) -> None:
+    """The app's HumanInTheLoopMiddleware reviews a call kinguard's reviewer approved, listed
+    before or after kinguard (``after_model`` hooks run in reverse order: listed after, it
+    ran while kinguard held the reply, found no call, and the call ran unreviewed)."""
+    ran: list[str] = []
+    agent, _ = tool_calling_agent(
+        Action.HALT, f"Posting {SECRET}.", "ten units", ran, InMemorySaver(), review=review
+    )
+    config = cfg()
+    first = ask(agent, {"messages": [HumanMessage("hi")]}, config, use_async)
+    assert first["__interrupt__"][0].value["verdict"]["action"] == "halt"
+    second = ask(agent, Command(resume="approve"), config, use_async)
+    assert ran == []
+    (asked,) = second["__interrupt__"]
+    assert [r["args"] for r in asked.value["action_requests"]] == [{"note": "ten units"}]
+    out = ask(agent, Command(resume={"decisions": [{"type": decision}]}), config, use_async)
+    assert ran == (["ten units"] if decision == "approve" else [])
+    assert out["messages"][-1].content == "Done."
+    calls = [m for m in out["messages"] if isinstance(m, AIMessage) and m.tool_calls]
+    assert [m.content for m in calls] == [f"Posting {SECRET}."]  # delivered once
+
+
+def test_new_input_gets_a_new_reply_not_the_approved_one_again() -> None:
+    """The approved reply goes through the model node again for the hooks that missed it: an
+    app that stops before that (here at a breakpoint) and sends new input gets the model's
+    answer to it."""
+    ran: list[str] = []
+    agent, _ = tool_calling_agent(
+        Action.HALT,
+        f"Posting {SECRET}.",
+        "ten units",
+        ran,
+        InMemorySaver(),
+        review="last",
+        interrupt_before=["model"],
+    )
+    config = cfg()
+    agent.invoke({"messages": [HumanMessage("hi")]}, config)
+    assert "__interrupt__" in agent.invoke(None, config)  # the halt
+    agent.invoke(Command(resume="approve"), config)
+    assert agent.get_state(config).next == ("model",)
+    agent.invoke({"messages": [HumanMessage("never mind")]}, config)
+    out = agent.invoke(None, config)
+    assert not out.get("__interrupt__")
+    assert out["messages"][-1].content == "Done."
+    assert ran == []
 
 
 @pytest.mark.parametrize("in_arguments", [False, True], ids=["visible-text", "tool-arguments"])
