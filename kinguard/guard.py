@@ -18,7 +18,7 @@ from kinguard.alerts import AlertDispatcher, AlertSink
 from kinguard.detectors import Context, Detector, PairHistory, default_detectors, normalise
 from kinguard.identity import IdentityPlanner, IdentityPolicy, conceal_identity_cues
 from kinguard.kinship import kinship, kinship_weight
-from kinguard.logs import get_logger, warm_up
+from kinguard.logs import describe_error, get_logger, warm_up
 from kinguard.monitor import MonitorState, RiskMonitor, message_risk
 from kinguard.policy import Policy, PolicyError, Rule, load_policy
 from kinguard.telemetry import Telemetry, content_capture_from_env
@@ -216,6 +216,15 @@ class KinGuard:
                 remaining.remove(observer)
             self._observers = remaining
 
+    def describe_error(self, error: BaseException) -> str:
+        """What a failure's verdict, alert, span or log line may say of its cause.
+
+        An exception raised while handling a message may quote its words (``ValueError(text)``,
+        a ``UnicodeEncodeError``, a pydantic error's input): only its type, unless the guard
+        may record content.
+        """
+        return describe_error(error, quote=self.telemetry.capture_content)
+
     @property
     def sink_failures(self) -> int:
         return self._sink_failures
@@ -271,7 +280,8 @@ class KinGuard:
             result = self.pipeline.run(message, context)
             verdict = self._decide(message, recipients, context, result, started)
         except Exception as exc:  # the guard must never break the host app
-            verdict = self._failed(message, f"inspection_error: {exc!r}", started)
+            error = f"inspection_error: {self.describe_error(exc)}"
+            verdict = self._failed(message, error, started)
         return self._end(span, token, message, verdict)
 
     async def ainspect(self, message: Message) -> Verdict:
@@ -283,7 +293,8 @@ class KinGuard:
             result = await self.pipeline.arun(message, context)
             verdict = self._decide(message, recipients, context, result, started)
         except Exception as exc:
-            verdict = self._failed(message, f"inspection_error: {exc!r}", started)
+            error = f"inspection_error: {self.describe_error(exc)}"
+            verdict = self._failed(message, error, started)
         return await self._aend(span, token, message, verdict)
 
     def _owned(self, message: Message) -> Message:
@@ -530,7 +541,7 @@ class KinGuard:
             try:
                 observer(verdict)
             except Exception as exc:
-                _log.error("kinguard.observer_failed", error=repr(exc))
+                _log.error("kinguard.observer_failed", error=self.describe_error(exc))
         return verdict
 
     # -- human decisions ------------------------------------------------------------------

@@ -86,7 +86,7 @@ class GuardedCompiledStateGraph(
             found = saver.get_tuple(checkpoint_config)
             self._apply_restore(found, thread_id)
         except Exception as exc:
-            _log.error("kinguard.restore_failed", error=repr(exc))
+            _log.error("kinguard.restore_failed", error=self._kinguard.guard.describe_error(exc))
 
     async def _arestore(self, config: RunnableConfig | None) -> None:
         try:
@@ -100,7 +100,7 @@ class GuardedCompiledStateGraph(
                 found = await asyncio.to_thread(saver.get_tuple, checkpoint_config)
             self._apply_restore(found, thread_id)
         except Exception as exc:
-            _log.error("kinguard.restore_failed", error=repr(exc))
+            _log.error("kinguard.restore_failed", error=self._kinguard.guard.describe_error(exc))
 
     def _apply_restore(self, found: Any, thread_id: str) -> None:
         if found is None:
@@ -126,7 +126,7 @@ class GuardedCompiledStateGraph(
         try:
             items: list[Item] = gate.feed(shape.parse(raw, inner=True))
         except Exception as exc:  # a gate bug must not leak uninspected content
-            _log.error("kinguard.stream_gate_error", error=repr(exc))
+            _log.error("kinguard.stream_gate_error", error=self._kinguard.guard.describe_error(exc))
             return []
         return [shape.format(item) for item in items if item.mode != "custom" or shape.wants_custom]
 
@@ -134,7 +134,9 @@ class GuardedCompiledStateGraph(
         try:
             return shape.clean(raw)
         except Exception as exc:
-            _log.error("kinguard.stream_clean_error", error=repr(exc))
+            _log.error(
+                "kinguard.stream_clean_error", error=self._kinguard.guard.describe_error(exc)
+            )
             return raw
 
     # -- invoke: values and interrupts only ----------------------------------------------------
@@ -335,7 +337,9 @@ class GuardedCompiledStateGraph(
                 try:
                     released = gate.feed(event)
                 except Exception as exc:
-                    _log.error("kinguard.event_gate_error", error=repr(exc))
+                    _log.error(
+                        "kinguard.event_gate_error", error=self._kinguard.guard.describe_error(exc)
+                    )
                     continue
                 for out in released:
                     yield out

@@ -314,10 +314,14 @@ class _Candidate:
         return self.text if self.visible == len(self.text) else self.text[: self.visible]
 
 
-def parse_decision(value: Any) -> HumanDecision:
-    """Accept a ``HumanDecision``, a mapping ``{"type": "edit", "text": ...}`` or a bare type."""
+def parse_decision(value: Any, *, quote: bool = False) -> HumanDecision:
+    """Accept a ``HumanDecision``, a mapping ``{"type": "edit", "text": ...}`` or a bare type.
+
+    An invalid one is logged, quoting it (an edit's text) only where content may be recorded.
+    """
     if isinstance(value, HumanDecision):
         return value
+    seen = repr(value)[:200] if quote else type(value).__name__
     try:
         if isinstance(value, str):
             return HumanDecision(type=value)  # type: ignore[arg-type]
@@ -326,9 +330,11 @@ def parse_decision(value: Any) -> HumanDecision:
         if isinstance(value, BaseModel):
             return HumanDecision.model_validate(value.model_dump())
     except ValidationError as exc:
-        _log.error("kinguard.invalid_decision", value=repr(value)[:200], error=str(exc))
+        # Without the input, pydantic's errors still say which field is wrong and why.
+        error = str(exc) if quote else str(exc.errors(include_url=False, include_input=False))
+        _log.error("kinguard.invalid_decision", value=seen, error=error)
         return HumanDecision(type="reject", reason="invalid resume value")
-    _log.error("kinguard.invalid_decision", value=repr(value)[:200])
+    _log.error("kinguard.invalid_decision", value=seen)
     return HumanDecision(type="reject", reason="invalid resume value")
 
 
@@ -908,12 +914,12 @@ class GraphCore:
             try:
                 prepared.writer(report)
             except Exception as exc:
-                _log.warning("kinguard.stream_report_failed", error=repr(exc))
+                _log.warning("kinguard.stream_report_failed", error=self.guard.describe_error(exc))
         if prepared.hold is not None:
             try:
                 prepared.hold.release(report)
             except Exception as exc:
-                _log.warning("kinguard.stream_report_failed", error=repr(exc))
+                _log.warning("kinguard.stream_report_failed", error=self.guard.describe_error(exc))
 
     def _delivered(self, candidate: _Candidate, verdict: Verdict) -> BaseMessage | None:
         return delivered_as(
@@ -959,7 +965,7 @@ class GraphCore:
         _log.error(
             "kinguard.adapter_error",
             node=prepared.node,
-            error=repr(error),
+            error=self.guard.describe_error(error),
             on_error=self.guard.policy.error_mode,
         )
         if self.guard.policy.error_mode != "closed":
@@ -970,7 +976,11 @@ class GraphCore:
                     if len(kept) != len(unit.messages):
                         unit.apply(unit.wrapper(kept))
             except Exception as exc:
-                _log.error("kinguard.adapter_error", node=prepared.node, error=repr(exc))
+                _log.error(
+                    "kinguard.adapter_error",
+                    node=prepared.node,
+                    error=self.guard.describe_error(exc),
+                )
             return output
         try:
             output, units, candidates = self.collect(prepared, output)
@@ -996,7 +1006,9 @@ class GraphCore:
                 unit.apply(unit.wrapper(kept))
             return output
         except Exception as exc:
-            _log.error("kinguard.adapter_error", node=prepared.node, error=repr(exc))
+            _log.error(
+                "kinguard.adapter_error", node=prepared.node, error=self.guard.describe_error(exc)
+            )
             return {}
 
     # -- update shapes ------------------------------------------------------------------------
@@ -1128,7 +1140,8 @@ class GraphCore:
                     halted = verdict.action is Action.HALT
                     if halted:
                         decision = parse_decision(
-                            interrupt(halt_payload(verdict, message, node, record))
+                            interrupt(halt_payload(verdict, message, node, record)),
+                            quote=self.guard.telemetry.capture_content,
                         )
                         decided.append((verdict, decision))
                         text = self.guard.resolve_halt(verdict, decision)

@@ -146,7 +146,10 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             return request.override(system_message=system)
         except Exception as exc:
             _log.error(
-                "kinguard.adapter_error", agent=self.agent_name, stage="identity", error=repr(exc)
+                "kinguard.adapter_error",
+                agent=self.agent_name,
+                stage="identity",
+                error=self.guard.describe_error(exc),
             )
             return request
 
@@ -255,7 +258,11 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                 import_state(self.guard, conversation_id, channel["guard"], unless_behind=True)
                 self._revisions.seen(conversation_id, int(channel.get("rev", 0)))
         except Exception as exc:
-            _log.error("kinguard.restore_failed", agent=self.agent_name, error=repr(exc))
+            _log.error(
+                "kinguard.restore_failed",
+                agent=self.agent_name,
+                error=self.guard.describe_error(exc),
+            )
         return None
 
     async def abefore_agent(
@@ -338,7 +345,11 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                 )
             )
         except Exception as exc:  # never break the agent: what was held stays unshown
-            _log.warning("kinguard.stream_report_failed", agent=self.agent_name, error=repr(exc))
+            _log.warning(
+                "kinguard.stream_report_failed",
+                agent=self.agent_name,
+                error=self.guard.describe_error(exc),
+            )
 
     def _failed(
         self, response: ModelResponse[Any], command: Command[Any] | None, error: BaseException
@@ -346,7 +357,7 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         _log.error(
             "kinguard.adapter_error",
             agent=self.agent_name,
-            error=repr(error),
+            error=self.guard.describe_error(error),
             on_error=self.guard.policy.error_mode,
         )
         if self.guard.policy.error_mode == "closed":
@@ -387,7 +398,10 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                     delivered.append(message)
                 continue
             verdict = Verdict.model_validate(entry["verdict"])
-            decision = parse_decision(interrupt(halt_payload(verdict, message, self.name, record)))
+            decision = parse_decision(
+                interrupt(halt_payload(verdict, message, self.name, record)),
+                quote=self.guard.telemetry.capture_content,
+            )
             decided.append((verdict, decision))
             text = self.guard.resolve_halt(verdict, decision)
             released = released_as(message, text, edited=decision.type == "edit")
