@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, Field
 
 from kinguard.detectors.implied import IMPLIED_TIER
+from kinguard.logs import get_logger
 from kinguard.policy import RiskSettings
 from kinguard.types import Signal
 
@@ -27,7 +28,7 @@ _SIGNAL_WEIGHTS: dict[str, float] = {
     "kin.mimicry": 0.4,
 }
 _HISTORY_CHARS = 2_000
-_MAX_CONVERSATIONS = 10_000
+_log = get_logger("kinguard.monitor")
 
 
 class PairState(BaseModel):
@@ -140,9 +141,15 @@ def pair_key(a: str, b: str) -> str:
 class RiskMonitor:
     """Thread-safe accumulator; one per guard."""
 
-    def __init__(self, settings: RiskSettings, thresholds: Sequence[float]) -> None:
+    def __init__(
+        self,
+        settings: RiskSettings,
+        thresholds: Sequence[float],
+        max_conversations: int = 10_000,
+    ) -> None:
         self._settings = settings
         self._thresholds = tuple(thresholds)
+        self._max_conversations = max_conversations
         self._lock = threading.Lock()
         self._conversations: OrderedDict[str, _Conversation] = OrderedDict()
         # Pairs are usually a few messages apart: precomputed factors avoid a pow() per pair.
@@ -185,11 +192,26 @@ class RiskMonitor:
         state = self._conversations.get(conversation_id)
         if state is None:
             state = self._conversations[conversation_id] = _Conversation()
-            if len(self._conversations) > _MAX_CONVERSATIONS:
-                self._conversations.popitem(last=False)
+            if len(self._conversations) > self._max_conversations:
+                self._evict_oldest()
         else:
             self._conversations.move_to_end(conversation_id)
         return state
+
+    def _evict_oldest(self) -> None:
+        """Forget the least recently active conversation: every conversation that had a message
+        since is kept, so one still under way is only lost to a flood of others. Its risk then
+        starts from zero again, which must not happen silently: say so when it had any."""
+        forgotten, state = self._conversations.popitem(last=False)
+        if state.peak > 0.0:
+            _log.warning(
+                "kinguard.conversation_forgotten",
+                conversation_id=forgotten,
+                risk=round(state.risk, 3),
+                peak=round(state.peak, 3),
+                pair_risk=round(max((p.risk for p in state.pairs.values()), default=0.0), 3),
+                max_conversations=self._max_conversations,
+            )
 
     def history(self, conversation_id: str) -> dict[str, str]:
         with self._lock:
@@ -270,7 +292,10 @@ class RiskMonitor:
             if saved is None:
                 self._conversations.pop(conversation_id, None)
             else:
+                self._conversations.pop(conversation_id, None)  # restored: the most recent
                 self._conversations[conversation_id] = _Conversation.restore(saved)
+                if len(self._conversations) > self._max_conversations:
+                    self._evict_oldest()
 
 
 def _accumulate(previous: float, added: float) -> float:

@@ -353,7 +353,7 @@ class GraphCore:
         """Names this guard in the marks on what it ruled on (see ``mark_inspected``)."""
         self.explicit_agents: dict[str, str] | None = dict(agents) if agents is not None else None
         self.messages_key = messages_key
-        self.revisions = Revisions()
+        self.revisions = Revisions(guard.policy.max_conversations)
         self.can_halt = any(rule.action is Action.HALT for rule in guard.policy.rules)
         """The guard's policy has a halt rule (it is fixed when the guard is built): only then
         does the graph get halt nodes and routers."""

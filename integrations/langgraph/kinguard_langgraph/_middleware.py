@@ -99,7 +99,7 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         self.agent_name = agent_name
         self._recipients = tuple(recipients) if recipients is not None else None
         self._name = name or f"KinGuardMiddleware[{agent_name}]"
-        self._revisions = Revisions()
+        self._revisions = Revisions(guard.policy.max_conversations)
         # Per middleware: another one on the agent (another guard's policy, under another
         # name) holds and asks about its own halts. The default name keeps the key halts
         # saved before had.
