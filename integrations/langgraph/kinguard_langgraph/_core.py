@@ -56,6 +56,7 @@ from kinguard import Action, HumanDecision, KinGuard, Message, Verdict
 from kinguard.logs import get_logger
 from kinguard_langgraph._messages import (
     HELD_NOTICE,
+    REASONING_KWARG,
     already_inspected,
     delivered_as,
     guard_token,
@@ -66,6 +67,7 @@ from kinguard_langgraph._messages import (
     mark_inspected,
     message_text,
     notice_message,
+    reasoning_texts,
     released_as,
     tool_call_ids,
 )
@@ -664,7 +666,11 @@ class GraphCore:
                     if meta and "kinguard" in meta and already_inspected(message, self.token):
                         continue
                 content = message.content
-                if type(content) is str and not (message.tool_calls or message.invalid_tool_calls):
+                if type(content) is str and not (
+                    message.tool_calls
+                    or message.invalid_tool_calls
+                    or REASONING_KWARG in message.additional_kwargs
+                ):
                     candidates.append(_Candidate(0, index, message, content, len(content)))
                 else:
                     candidates.append(_Candidate(0, index, message, *inspected_text(message)))
@@ -1243,6 +1249,7 @@ def halt_payload(
         "conversation_id": record.get("conversation_id"),
         "message_id": message.id,
         "text": message_text(message),
+        "reasoning": reasoning_texts(message),  # delivered with it on approval
         "tool_calls": [
             {"name": call.get("name"), "args": call.get("args")}
             for call in getattr(message, "tool_calls", None) or ()
