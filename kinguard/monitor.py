@@ -28,6 +28,11 @@ _SIGNAL_WEIGHTS: dict[str, float] = {
     "kin.mimicry": 0.4,
 }
 _HISTORY_CHARS = 2_000
+_MAX_SPEAKERS = 1_024
+"""Agents whose last words one conversation remembers, the longest silent forgotten first."""
+_MAX_PAIRS = 4_096
+"""Agent pairs one conversation keeps risk for. Both bounds are met only when an app names
+senders from its input (a chat room's users, say), where every new name would add more."""
 _log = get_logger("kinguard.monitor")
 
 
@@ -237,7 +242,11 @@ class RiskMonitor:
         with self._lock:
             conv = self._conversation(conversation_id)
             conv.clock += 1
-            conv.last_text_by_agent[sender] = folded_text[:_HISTORY_CHARS]
+            remembered = conv.last_text_by_agent
+            remembered.pop(sender, None)  # the latest speaker last: the first is longest silent
+            remembered[sender] = folded_text[:_HISTORY_CHARS]
+            if len(remembered) > _MAX_SPEAKERS:
+                del remembered[next(iter(remembered))]
             # A conversation whose peak is zero has never carried risk: every pair is at zero, so
             # a riskless message needs no pair arithmetic (most conversations stay so throughout).
             if risk == 0.0 and conv.peak == 0.0:
@@ -259,7 +268,29 @@ class RiskMonitor:
                 pair.peak = max(pair.peak, pair.risk)
                 pair_risk = max(pair_risk, pair.risk)
                 pair_band_risk = max(pair_band_risk, self._banded(pair.band, pair.risk))
+            if len(conv.pairs) > _MAX_PAIRS:
+                self._forget_stale_pairs(conversation_id, conv)
             return RiskUpdate(risk, pair_risk, conv.risk, pair_band_risk)
+
+    def _forget_stale_pairs(self, conversation_id: str, conv: _Conversation) -> None:
+        """Forget the quarter of the pairs updated longest ago (a quarter, so the sort is rare).
+
+        Their risk has decayed with every message since, most of it to nothing; what was left
+        is lost, and said, never silently.
+        """
+        stale = sorted(conv.pairs, key=lambda key: conv.pairs[key].clock)[: len(conv.pairs) // 4]
+        left = max(
+            conv.pairs[key].risk * self._decay(conv.clock - conv.pairs[key].clock) for key in stale
+        )
+        for key in stale:
+            del conv.pairs[key]
+        if left > 0.0:
+            _log.warning(
+                "kinguard.pairs_forgotten",
+                conversation_id=conversation_id,
+                pairs=len(stale),
+                pair_risk=round(left, 3),
+            )
 
     def state(self, conversation_id: str | None = None) -> MonitorState:
         with self._lock:

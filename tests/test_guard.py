@@ -946,3 +946,18 @@ def test_agent_names_from_the_apps_input_cannot_grow_the_guard_without_bound() -
     # ...kept nowhere, and the declared agents still receive every broadcast.
     assert len(guard._blocks) <= len(guard.agents)
     assert {"buyer", "seller", "outsider"} <= set(late.recipients)
+
+
+def test_a_conversation_with_a_sender_per_user_keeps_its_memory_bounded() -> None:
+    # A chat room where each user is a sender, all in one conversation: every name added a
+    # pair and its last words to that conversation's state, for good.
+    guard = guard_with(Action.LOG)
+    hot = []
+    for user in range(3_000):
+        guard.inspect(msg("FIXPRICE", sender=f"user-{user}", recipients=("buyer", "outsider")))
+        hot.append(guard.inspect(msg("FIXPRICE", sender="seller", recipients=("buyer",))))
+    state = guard.monitor.conversation("c1")
+    assert len(state.pairs) <= 4_096 and len(state.last_text_by_agent) <= 1_024
+    # The pair still talking keeps its risk: it settles where it did before any was forgotten.
+    assert hot[-1].pair_risk == pytest.approx(hot[200].pair_risk)
+    assert "seller" in state.last_text_by_agent
