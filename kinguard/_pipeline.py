@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from kinguard._workers import DaemonExecutor
 from kinguard.detectors import Context, Detector
-from kinguard.logs import get_logger
+from kinguard.logs import describe_error, get_logger
 from kinguard.types import SIGNAL_NAMES, Message, Signal
 
 __all__ = ["DetectorFailure", "Pipeline", "PipelineResult"]
@@ -82,11 +82,11 @@ def _detail(error: BaseException, quote: bool) -> str:
     unless the guard may record content."""
     if isinstance(error, _Closed):
         return str(error)
-    if quote:
-        return str(error) if isinstance(error, _Garbage) else repr(error)
     if isinstance(error, _Garbage):
+        if quote:
+            return str(error)
         return f"returned garbage ({error.returned_type}), expected a list of Signal"
-    return type(error).__name__
+    return describe_error(error, quote=quote)
 
 
 def _timed(detector: Detector, message: Message, context: Context) -> tuple[object, float]:

@@ -18,7 +18,7 @@ from kinguard.alerts import AlertDispatcher, AlertSink
 from kinguard.detectors import Context, Detector, PairHistory, default_detectors, normalise
 from kinguard.identity import IdentityPlanner, IdentityPolicy, conceal_identity_cues
 from kinguard.kinship import kinship, kinship_weight
-from kinguard.logs import get_logger, warm_up
+from kinguard.logs import describe_error, get_logger, warm_up
 from kinguard.monitor import MonitorState, RiskMonitor, message_risk
 from kinguard.policy import Policy, PolicyError, Rule, load_policy
 from kinguard.telemetry import Telemetry, content_capture_from_env
@@ -41,6 +41,11 @@ __all__ = ["KinGuard"]
 
 _log = get_logger("kinguard")
 _MAX_ROUTES = 4_096
+_MAX_UNDECLARED = 1_024
+"""Agents not in ``KinGuard(agents=...)`` that a guard registers when it first sees their
+names. An app that names senders from its input (user names, say) could otherwise add one
+on every message: each is a recipient of every later broadcast, in every other agent's
+identity block and in the caches here, so time and memory would grow with every name."""
 _REDACTION = "[redacted by kinguard: {}]"
 _HIDDEN = ""
 
@@ -96,6 +101,8 @@ class KinGuard:
         if len(set(names)) != len(names):
             raise PolicyError(f"agents: duplicate agent names in {names}")
         self._profiles: dict[str, AgentProfile] = {p.name: p for p in profiles}
+        self._declared = len(profiles)
+        self._undeclared_warned = False
         self.identity_seed = str(identity_seed)
         self._identity = IdentityPlanner(self.identity, profiles, self.identity_seed)
         self.conversation_id = conversation_id or uuid.uuid4().hex
@@ -113,7 +120,9 @@ class KinGuard:
             # exception (which may hold the message's words) only where content may go.
             quote_errors=capture,
         )
-        self.monitor = RiskMonitor(self.policy.risk, self.policy.risk_thresholds)
+        self.monitor = RiskMonitor(
+            self.policy.risk, self.policy.risk_thresholds, self.policy.max_conversations
+        )
         self._risk_rules = tuple(rule for rule in self.policy.rules if rule.signal is None)
         self._calm = self._calm_outcome()
         self.telemetry = Telemetry(tracer_provider, meter_provider, capture)
@@ -143,6 +152,13 @@ class KinGuard:
             found = self._profiles.get(name)
             if found is None:
                 found = AgentProfile(name=name)
+                if len(self._profiles) - self._declared >= _MAX_UNDECLARED:
+                    # Past the cap a name is an unknown model, as a registered one would be,
+                    # but nothing here keeps it: no one's default recipient, no one's block.
+                    if not self._undeclared_warned:
+                        self._undeclared_warned = True
+                        _log.warning("kinguard.too_many_agents", registered=len(self._profiles))
+                    return found
                 # Copy on write: other threads iterate the profiles without taking the lock.
                 self._profiles = {**self._profiles, name: found}
                 self._identity.add_agent(found)
@@ -153,7 +169,10 @@ class KinGuard:
         # Profiles never change once registered, so a pair's kinship is computed once.
         level = self._kinship_cache.get((a, b))
         if level is None:
-            level = self._kinship_cache[(a, b)] = kinship(self.profile(a), self.profile(b))
+            level = kinship(self.profile(a), self.profile(b))
+            if len(self._kinship_cache) >= _MAX_ROUTES:
+                self._kinship_cache = {}  # thousands of agent names: cheap to work out again
+            self._kinship_cache[(a, b)] = level
         return level
 
     def identity_block(self, agent_name: str) -> str | None:
@@ -168,7 +187,9 @@ class KinGuard:
         # Under the lock that also guards adding agents, so a block cached here is never one
         # built before an agent it should name was added.
         with self._lock:
-            block = self._blocks[agent_name] = self._identity.block(profile)
+            block = self._identity.block(profile)
+            if agent_name in self._profiles:  # one past the agent cap is not kept
+                self._blocks[agent_name] = block
         return block
 
     def system_prompt(self, agent_name: str, base: str | None = None) -> str:
@@ -202,6 +223,18 @@ class KinGuard:
         with self._lock:
             return self._nudges.get(conversation_id or self.conversation_id, {}).get(agent_name)
 
+    def _keep_nudges(self, conversation_id: str, pending: dict[str, str]) -> None:
+        """Set a conversation's pending reminders, as its most recent; under the lock.
+
+        Past the policy's cap the conversation flagged longest ago loses its reminders (one
+        whose agents never took another turn, as in a service that starts a thread per
+        request). Only a reminder is lost: the risk that earned it stays with the monitor.
+        """
+        self._nudges.pop(conversation_id, None)
+        self._nudges[conversation_id] = pending
+        if len(self._nudges) > self.policy.max_conversations:
+            del self._nudges[next(iter(self._nudges))]
+
     def add_observer(self, observer: Callable[[Verdict], object]) -> None:
         """Call ``observer`` with every verdict (UIs, tests). A failing observer is contained."""
         with self._lock:
@@ -215,6 +248,15 @@ class KinGuard:
             if observer in remaining:
                 remaining.remove(observer)
             self._observers = remaining
+
+    def describe_error(self, error: BaseException) -> str:
+        """What a failure's verdict, alert, span or log line may say of its cause.
+
+        An exception raised while handling a message may quote its words (``ValueError(text)``,
+        a ``UnicodeEncodeError``, a pydantic error's input): only its type, unless the guard
+        may record content.
+        """
+        return describe_error(error, quote=self.telemetry.capture_content)
 
     @property
     def sink_failures(self) -> int:
@@ -271,7 +313,8 @@ class KinGuard:
             result = self.pipeline.run(message, context)
             verdict = self._decide(message, recipients, context, result, started)
         except Exception as exc:  # the guard must never break the host app
-            verdict = self._failed(message, f"inspection_error: {exc!r}", started)
+            error = f"inspection_error: {self.describe_error(exc)}"
+            verdict = self._failed(message, error, started)
         return self._end(span, token, message, verdict)
 
     async def ainspect(self, message: Message) -> Verdict:
@@ -283,7 +326,8 @@ class KinGuard:
             result = await self.pipeline.arun(message, context)
             verdict = self._decide(message, recipients, context, result, started)
         except Exception as exc:
-            verdict = self._failed(message, f"inspection_error: {exc!r}", started)
+            error = f"inspection_error: {self.describe_error(exc)}"
+            verdict = self._failed(message, error, started)
         return await self._aend(span, token, message, verdict)
 
     def _owned(self, message: Message) -> Message:
@@ -465,7 +509,8 @@ class KinGuard:
             names = [s.name for s in signals]
             nudge = self._identity.nudge(context.sender, recipients, list(dict.fromkeys(names)))
             with self._lock:
-                self._nudges.setdefault(message.conversation_id, {})[message.sender] = nudge
+                pending = self._nudges.get(message.conversation_id) or {}
+                self._keep_nudges(message.conversation_id, {**pending, message.sender: nudge})
         # The monitor remembers what the others were given: a withheld message they never saw
         # (nor may it persist in the state a checkpointer stores), a rewritten one as rewritten.
         if delivered is None or action is Action.HALT:
@@ -530,7 +575,7 @@ class KinGuard:
             try:
                 observer(verdict)
             except Exception as exc:
-                _log.error("kinguard.observer_failed", error=repr(exc))
+                _log.error("kinguard.observer_failed", error=self.describe_error(exc))
         return verdict
 
     # -- human decisions ------------------------------------------------------------------
@@ -590,7 +635,7 @@ class KinGuard:
             if conversation_id is None:
                 self._nudges = {conv: pending for conv, pending in nudges.items() if pending}
             elif nudges.get(conversation_id):
-                self._nudges[conversation_id] = nudges[conversation_id]
+                self._keep_nudges(conversation_id, nudges[conversation_id])
             else:
                 self._nudges.pop(conversation_id, None)
 

@@ -172,7 +172,9 @@ class IdentityPlanner:
             return self._blocks[agent.name]
         except KeyError:
             text = self._build_block(agent)
-            block = self._blocks[agent.name] = None if text is None else f"{text} {IDENTITY_END}"
+            block = None if text is None else f"{text} {IDENTITY_END}"
+            if agent.name in self._agents:  # an agent never added is not kept
+                self._blocks[agent.name] = block
             return block
 
     def _build_block(self, agent: AgentProfile) -> str | None:

@@ -12,7 +12,7 @@ import sys
 import threading
 from typing import Any
 
-__all__ = ["SafeLogger", "configure_logging", "get_logger", "warm_up"]
+__all__ = ["SafeLogger", "configure_logging", "describe_error", "get_logger", "warm_up"]
 
 _warming: threading.Thread | None = None
 
@@ -87,6 +87,12 @@ class SafeLogger:
 
 def get_logger(name: str) -> SafeLogger:
     return SafeLogger(name)
+
+
+def describe_error(error: BaseException, *, quote: bool) -> str:
+    """An exception as a log line, span or alert may name it: its ``repr`` where content may be
+    recorded (``quote``), else only its type, since its message may quote a message's words."""
+    return repr(error) if quote else type(error).__name__
 
 
 def configure_logging(*, json: bool | None = None, level: int | str = logging.INFO) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, Field
 
 from kinguard.detectors.implied import IMPLIED_TIER
+from kinguard.logs import get_logger
 from kinguard.policy import RiskSettings
 from kinguard.types import Signal
 
@@ -27,7 +28,12 @@ _SIGNAL_WEIGHTS: dict[str, float] = {
     "kin.mimicry": 0.4,
 }
 _HISTORY_CHARS = 2_000
-_MAX_CONVERSATIONS = 10_000
+_MAX_SPEAKERS = 1_024
+"""Agents whose last words one conversation remembers, the longest silent forgotten first."""
+_MAX_PAIRS = 4_096
+"""Agent pairs one conversation keeps risk for. Both bounds are met only when an app names
+senders from its input (a chat room's users, say), where every new name would add more."""
+_log = get_logger("kinguard.monitor")
 
 
 class PairState(BaseModel):
@@ -140,9 +146,15 @@ def pair_key(a: str, b: str) -> str:
 class RiskMonitor:
     """Thread-safe accumulator; one per guard."""
 
-    def __init__(self, settings: RiskSettings, thresholds: Sequence[float]) -> None:
+    def __init__(
+        self,
+        settings: RiskSettings,
+        thresholds: Sequence[float],
+        max_conversations: int = 10_000,
+    ) -> None:
         self._settings = settings
         self._thresholds = tuple(thresholds)
+        self._max_conversations = max_conversations
         self._lock = threading.Lock()
         self._conversations: OrderedDict[str, _Conversation] = OrderedDict()
         # Pairs are usually a few messages apart: precomputed factors avoid a pow() per pair.
@@ -185,11 +197,26 @@ class RiskMonitor:
         state = self._conversations.get(conversation_id)
         if state is None:
             state = self._conversations[conversation_id] = _Conversation()
-            if len(self._conversations) > _MAX_CONVERSATIONS:
-                self._conversations.popitem(last=False)
+            if len(self._conversations) > self._max_conversations:
+                self._evict_oldest()
         else:
             self._conversations.move_to_end(conversation_id)
         return state
+
+    def _evict_oldest(self) -> None:
+        """Forget the least recently active conversation: every conversation that had a message
+        since is kept, so one still under way is only lost to a flood of others. Its risk then
+        starts from zero again, which must not happen silently: say so when it had any."""
+        forgotten, state = self._conversations.popitem(last=False)
+        if state.peak > 0.0:
+            _log.warning(
+                "kinguard.conversation_forgotten",
+                conversation_id=forgotten,
+                risk=round(state.risk, 3),
+                peak=round(state.peak, 3),
+                pair_risk=round(max((p.risk for p in state.pairs.values()), default=0.0), 3),
+                max_conversations=self._max_conversations,
+            )
 
     def history(self, conversation_id: str) -> dict[str, str]:
         with self._lock:
@@ -215,7 +242,11 @@ class RiskMonitor:
         with self._lock:
             conv = self._conversation(conversation_id)
             conv.clock += 1
-            conv.last_text_by_agent[sender] = folded_text[:_HISTORY_CHARS]
+            remembered = conv.last_text_by_agent
+            remembered.pop(sender, None)  # the latest speaker last: the first is longest silent
+            remembered[sender] = folded_text[:_HISTORY_CHARS]
+            if len(remembered) > _MAX_SPEAKERS:
+                del remembered[next(iter(remembered))]
             # A conversation whose peak is zero has never carried risk: every pair is at zero, so
             # a riskless message needs no pair arithmetic (most conversations stay so throughout).
             if risk == 0.0 and conv.peak == 0.0:
@@ -237,7 +268,29 @@ class RiskMonitor:
                 pair.peak = max(pair.peak, pair.risk)
                 pair_risk = max(pair_risk, pair.risk)
                 pair_band_risk = max(pair_band_risk, self._banded(pair.band, pair.risk))
+            if len(conv.pairs) > _MAX_PAIRS:
+                self._forget_stale_pairs(conversation_id, conv)
             return RiskUpdate(risk, pair_risk, conv.risk, pair_band_risk)
+
+    def _forget_stale_pairs(self, conversation_id: str, conv: _Conversation) -> None:
+        """Forget the quarter of the pairs updated longest ago (a quarter, so the sort is rare).
+
+        Their risk has decayed with every message since, most of it to nothing; what was left
+        is lost, and said, never silently.
+        """
+        stale = sorted(conv.pairs, key=lambda key: conv.pairs[key].clock)[: len(conv.pairs) // 4]
+        left = max(
+            conv.pairs[key].risk * self._decay(conv.clock - conv.pairs[key].clock) for key in stale
+        )
+        for key in stale:
+            del conv.pairs[key]
+        if left > 0.0:
+            _log.warning(
+                "kinguard.pairs_forgotten",
+                conversation_id=conversation_id,
+                pairs=len(stale),
+                pair_risk=round(left, 3),
+            )
 
     def state(self, conversation_id: str | None = None) -> MonitorState:
         with self._lock:
@@ -270,7 +323,10 @@ class RiskMonitor:
             if saved is None:
                 self._conversations.pop(conversation_id, None)
             else:
+                self._conversations.pop(conversation_id, None)  # restored: the most recent
                 self._conversations[conversation_id] = _Conversation.restore(saved)
+                if len(self._conversations) > self._max_conversations:
+                    self._evict_oldest()
 
 
 def _accumulate(previous: float, added: float) -> float:

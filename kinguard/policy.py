@@ -127,6 +127,15 @@ class Policy(BaseModel):
     risk: RiskSettings = Field(default_factory=RiskSettings)
     max_chars: int = Field(default=20_000, ge=256, strict=True)
     capture_content: bool | None = Field(default=None, strict=True)
+    max_conversations: int = Field(
+        default=10_000,
+        ge=1,
+        strict=True,
+        description="Conversations whose state (risk, remembered texts, pending reminders) a "
+        "guard keeps in memory. Past it the least recently active one is forgotten: its risk "
+        "starts again from zero unless the framework's persistence restores it (a LangGraph "
+        "checkpointer, AutoGen save_state), and a warning says so when it carried any.",
+    )
 
     @property
     def error_mode(self) -> Literal["open", "closed"]:

@@ -899,3 +899,65 @@ def test_a_signal_with_a_score_out_of_range_is_garbage(score: object) -> None:
     assert verdict.error is not None and "garbage" in verdict.error
     assert verdict.signal_names == ("collusion.market",)  # the keyword detector's, kept
     assert 0.0 <= verdict.pair_risk <= 1.0
+
+
+def test_a_service_with_a_conversation_per_request_keeps_its_memory_bounded() -> None:
+    # Each request's thread ends after its one flagged message: its reminder was never taken,
+    # and the reminders, risk states and restored states of every thread piled up for good.
+    policy = Policy(rules=(Rule(signal="collusion.market", action=Action.NUDGE),))
+    guard = guard_with(Action.NUDGE, policy=policy.model_copy(update={"max_conversations": 50}))
+    alone = guard_with(Action.NUDGE, policy=policy)
+    hot = [guard.inspect(msg("FIXPRICE", conversation_id="hot"))]
+    saved = guard.state_dict("hot")
+    saved_risk, saved_nudges = saved["monitor"]["conversations"]["hot"], saved["nudges"]["hot"]
+    with capture_logs() as logs:
+        for request in range(500):
+            guard.inspect(msg("FIXPRICE", conversation_id=f"request-{request}"))
+            restored = f"restored-{request}"  # a thread's state, from its checkpoint
+            state = {
+                "monitor": {"conversations": {restored: saved_risk}},
+                "nudges": {restored: saved_nudges},
+            }
+            guard.load_state(state, conversation_id=restored)
+            if request % 20 == 0:  # a conversation still under way keeps its risk
+                hot.append(guard.inspect(msg("FIXPRICE", conversation_id="hot")))
+    assert len(guard.state_dict()["nudges"]) <= 50
+    assert len(guard.monitor.state().conversations) <= 50
+    expected = [alone.inspect(msg("FIXPRICE", conversation_id="hot")) for _ in hot]
+    assert [v.pair_risk for v in hot] == [v.pair_risk for v in expected]
+    assert guard.peek_nudge("buyer", "hot") == hot[-1].nudge
+    # Forgetting a conversation's risk is never silent.
+    forgotten = [e for e in logs if e["event"] == "kinguard.conversation_forgotten"]
+    assert len(forgotten) >= 900 and all(e["peak"] > 0 for e in forgotten)
+
+
+def test_agent_names_from_the_apps_input_cannot_grow_the_guard_without_bound() -> None:
+    # Every name once became an agent for good: a recipient of every later broadcast, named
+    # in every identity block, in the kinship and block caches.
+    guard = guard_with(Action.BLOCK, identity="disassociate")
+    for n in range(3_000):
+        guard.inspect(msg("hello", sender=f"user-{n}", recipients=("buyer",)))
+    assert len(guard.agents) <= len(AGENTS) + 1_024
+    assert len(guard._kinship_cache) <= 4_096
+    # A name past the cap is still an agent of unknown model with a block of its own...
+    late = guard.inspect(msg("FIXPRICE", sender="user-2999", recipients=()))
+    assert late.action is Action.BLOCK and late.kinship is KinshipLevel.UNRELATED
+    assert guard.identity_block("user-2999") != guard.identity_block("user-2998")
+    # ...kept nowhere, and the declared agents still receive every broadcast.
+    assert len(guard._blocks) <= len(guard.agents)
+    assert {"buyer", "seller", "outsider"} <= set(late.recipients)
+
+
+def test_a_conversation_with_a_sender_per_user_keeps_its_memory_bounded() -> None:
+    # A chat room where each user is a sender, all in one conversation: every name added a
+    # pair and its last words to that conversation's state, for good.
+    guard = guard_with(Action.LOG)
+    hot = []
+    for user in range(3_000):
+        guard.inspect(msg("FIXPRICE", sender=f"user-{user}", recipients=("buyer", "outsider")))
+        hot.append(guard.inspect(msg("FIXPRICE", sender="seller", recipients=("buyer",))))
+    state = guard.monitor.conversation("c1")
+    assert len(state.pairs) <= 4_096 and len(state.last_text_by_agent) <= 1_024
+    # The pair still talking keeps its risk: it settles where it did before any was forgotten.
+    assert hot[-1].pair_risk == pytest.approx(hot[200].pair_risk)
+    assert "seller" in state.last_text_by_agent

@@ -11,8 +11,21 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from structlog.testing import capture_logs
 
-from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Message, Policy, Rule
+from kinguard import (
+    Action,
+    AgentProfile,
+    HumanDecision,
+    JsonlSink,
+    KinGuard,
+    Message,
+    Policy,
+    Rule,
+    Signal,
+    Verdict,
+)
+from kinguard.detectors import Context
 from kinguard.testing import KeywordDetector, RaisingDetector
 
 AGENTS = [
@@ -36,7 +49,9 @@ def make_guard(otel, **kw) -> KinGuard:
     return KinGuard(
         AGENTS,
         detectors=kw.pop("detectors", [KeywordDetector("FIXPRICE")]),
-        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.ALERT),)),
+        policy=kw.pop(
+            "policy", Policy(rules=(Rule(signal="collusion.market", action=Action.ALERT),))
+        ),
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         **kw,
@@ -198,6 +213,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from structlog.testing import capture_logs
 from kinguard import AgentProfile, KinGuard, Message
 
 guard = KinGuard([AgentProfile(name="a"), AgentProfile(name="b")])
@@ -214,3 +230,49 @@ print([span.name for span in exporter.get_finished_spans()])
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == "['kinguard.inspect']"
+
+
+@pytest.mark.parametrize("capture", [False, True])
+@pytest.mark.parametrize("use_async", [False, True])
+def test_a_guard_failure_quotes_its_cause_only_where_content_may_go(
+    otel, tmp_path, capture: bool, use_async: bool
+) -> None:
+    # The guard's own step failing on a message (here a signal whose evidence a detector left
+    # to be read lazily, raising with the words it could not parse) once put the exception's
+    # repr in the verdict, span status, alert, audit file and logs with content capture off;
+    # so did an observer's failure, in the logs.
+    def lazily(message: Message, context: Context) -> list[Signal]:
+        def spans():
+            raise ValueError(f"cannot parse {message.text!r}")
+            yield
+
+        return [Signal.model_construct(name="collusion.market", score=0.9, evidence=spans())]
+
+    def observer(verdict: Verdict) -> None:
+        raise KeyError(verdict.delivered_text)
+
+    lazily.inline = True  # type: ignore[attr-defined]
+    audit = tmp_path / "alerts.jsonl"
+    guard = make_guard(
+        otel,
+        detectors=[lazily],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.REDACT),)),
+        sinks=[JsonlSink(audit)],
+        capture_content=capture,
+    )
+    guard.add_observer(observer)
+    msg = message("patient Jane Roe")
+    with capture_logs() as logs:
+        verdict = asyncio.run(guard.ainspect(msg)) if use_async else guard.inspect(msg)
+    (span,) = otel[2].get_finished_spans()
+    assert verdict.error is not None and "ValueError" in verdict.error
+    assert span.status.status_code.name == "ERROR" and "ValueError" in span.status.description
+    assert any(entry["event"] == "kinguard.observer_failed" for entry in logs)
+    recorded = [
+        verdict.error,
+        span.status.description,
+        *(str(event.attributes) for event in span.events),
+        audit.read_text(),
+        *(str(entry) for entry in logs),
+    ]
+    assert any("Jane Roe" in each for each in recorded) is capture

@@ -411,7 +411,12 @@ class TeamGuard:
         try:
             verdict = await self._ainspect(agent, text, {"autogen.tool": tool})
         except Exception as exc:
-            _log.error("kinguard.autogen.adapter_failed", agent=agent, tool=tool, error=repr(exc))
+            _log.error(
+                "kinguard.autogen.adapter_failed",
+                agent=agent,
+                tool=tool,
+                error=self.guard.describe_error(exc),
+            )
             if self.guard.policy.error_mode == "closed":
                 return f"[kinguard blocked the call to {tool}: inspection failure]"
             return None
@@ -429,7 +434,12 @@ class TeamGuard:
                 events.append(event)
                 del events[:-_MAX_TOOL_EVENTS]  # a workbench used outside any turn
         except Exception as exc:  # the verdict stands; only its event is lost
-            _log.error("kinguard.autogen.adapter_failed", agent=agent, tool=tool, error=repr(exc))
+            _log.error(
+                "kinguard.autogen.adapter_failed",
+                agent=agent,
+                tool=tool,
+                error=self.guard.describe_error(exc),
+            )
 
     def event_for(
         self, verdict: Verdict | None, about: str | None = None
@@ -449,7 +459,7 @@ class TeamGuard:
             "kinguard.autogen.adapter_failed",
             team=self.team_name,
             sender=message.source,
-            error=repr(exc),
+            error=self.guard.describe_error(exc),
             error_mode=self.guard.policy.error_mode,
         )
         if self.guard.policy.error_mode != "closed":
@@ -567,9 +577,10 @@ def _as_text(message: BaseChatMessage, text: str, metadata: dict[str, str]) -> T
 class _Chunks:
     """Token chunks held until the message they belong to has its verdict."""
 
-    __slots__ = ("held",)
+    __slots__ = ("guard", "held")
 
-    def __init__(self) -> None:
+    def __init__(self, guard: KinGuard) -> None:
+        self.guard = guard
         self.held: dict[str | None, list[ModelClientStreamingChunkEvent]] = {}
 
     def hold(self, chunk: ModelClientStreamingChunkEvent) -> None:
@@ -591,7 +602,9 @@ class _Chunks:
         try:
             return self._of_message(original, delivered)
         except Exception as exc:  # never break the turn: show nothing uninspected instead
-            _log.error("kinguard.autogen.chunk_release_failed", error=repr(exc))
+            _log.error(
+                "kinguard.autogen.chunk_release_failed", error=self.guard.describe_error(exc)
+            )
             self.held.clear()
             return []
 
@@ -632,7 +645,7 @@ async def _guarded(
 
     ``agent``: the participant whose turn it is, whose tool calls' verdict events it streams.
     """
-    chunks = _Chunks()
+    chunks = _Chunks(tg.guard)
     # Chat messages yielded this turn, as delivered: a nested team's result lists them again.
     delivered_ids: dict[str, BaseChatMessage] = {}
     tool_events = tg.tool_events
@@ -736,7 +749,11 @@ class GuardedParticipant:
         try:
             given = self.tg.given(self.name, messages)
         except Exception as exc:  # kinguard's own failure: the agent still gets its messages
-            _log.error("kinguard.autogen.adapter_failed", agent=self.name, error=repr(exc))
+            _log.error(
+                "kinguard.autogen.adapter_failed",
+                agent=self.name,
+                error=self.tg.guard.describe_error(exc),
+            )
             given = messages
         return _guarded(self.tg, self.original(given, cancellation_token), self.name)
 
@@ -760,7 +777,11 @@ class GuardedSocietyOfMind(GuardedParticipant):
             nudge = "\n\n".join(self.tg.pop_nudges(self.name)) or None
             given = self.tg.not_its_own(self.name, messages)
         except Exception as exc:  # kinguard's own failure: the agent still gets its messages
-            _log.error("kinguard.autogen.adapter_failed", agent=self.name, error=repr(exc))
+            _log.error(
+                "kinguard.autogen.adapter_failed",
+                agent=self.name,
+                error=self.tg.guard.describe_error(exc),
+            )
         stream = self.original(given, cancellation_token)
         if nudge:
             stream = self._reminded(stream, nudge)

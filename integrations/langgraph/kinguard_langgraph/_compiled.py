@@ -114,7 +114,7 @@ class GuardedCompiledStateGraph(
         except StopIteration:
             pass
         except Exception as exc:
-            _log.error("kinguard.restore_failed", error=repr(exc))
+            _log.error("kinguard.restore_failed", error=self._kinguard.guard.describe_error(exc))
 
     async def _arestore(self, config: RunnableConfig | None) -> None:
         try:
@@ -133,7 +133,7 @@ class GuardedCompiledStateGraph(
         except StopIteration:
             pass
         except Exception as exc:
-            _log.error("kinguard.restore_failed", error=repr(exc))
+            _log.error("kinguard.restore_failed", error=self._kinguard.guard.describe_error(exc))
 
     # -- streaming ----------------------------------------------------------------------------
 
@@ -153,7 +153,7 @@ class GuardedCompiledStateGraph(
         try:
             items: list[Item] = gate.feed(shape.parse(raw, inner=True))
         except Exception as exc:  # a gate bug must not leak uninspected content
-            _log.error("kinguard.stream_gate_error", error=repr(exc))
+            _log.error("kinguard.stream_gate_error", error=self._kinguard.guard.describe_error(exc))
             return []
         return [shape.format(item) for item in items if item.mode != "custom" or shape.wants_custom]
 
@@ -161,7 +161,9 @@ class GuardedCompiledStateGraph(
         try:
             return shape.clean(raw)
         except Exception as exc:
-            _log.error("kinguard.stream_clean_error", error=repr(exc))
+            _log.error(
+                "kinguard.stream_clean_error", error=self._kinguard.guard.describe_error(exc)
+            )
             return raw
 
     # -- invoke: values and interrupts only ----------------------------------------------------
@@ -362,7 +364,9 @@ class GuardedCompiledStateGraph(
                 try:
                     released = gate.feed(event)
                 except Exception as exc:
-                    _log.error("kinguard.event_gate_error", error=repr(exc))
+                    _log.error(
+                        "kinguard.event_gate_error", error=self._kinguard.guard.describe_error(exc)
+                    )
                     continue
                 for out in released:
                     yield out

@@ -56,6 +56,7 @@ from kinguard import Action, HumanDecision, KinGuard, Message, Verdict
 from kinguard.logs import get_logger
 from kinguard_langgraph._messages import (
     HELD_NOTICE,
+    REASONING_KWARG,
     already_inspected,
     delivered_as,
     guard_token,
@@ -66,6 +67,7 @@ from kinguard_langgraph._messages import (
     mark_inspected,
     message_text,
     notice_message,
+    reasoning_texts,
     released_as,
     tool_call_ids,
 )
@@ -314,10 +316,14 @@ class _Candidate:
         return self.text if self.visible == len(self.text) else self.text[: self.visible]
 
 
-def parse_decision(value: Any) -> HumanDecision:
-    """Accept a ``HumanDecision``, a mapping ``{"type": "edit", "text": ...}`` or a bare type."""
+def parse_decision(value: Any, *, quote: bool = False) -> HumanDecision:
+    """Accept a ``HumanDecision``, a mapping ``{"type": "edit", "text": ...}`` or a bare type.
+
+    An invalid one is logged, quoting it (an edit's text) only where content may be recorded.
+    """
     if isinstance(value, HumanDecision):
         return value
+    seen = repr(value)[:200] if quote else type(value).__name__
     try:
         if isinstance(value, str):
             return HumanDecision(type=value)  # type: ignore[arg-type]
@@ -326,9 +332,11 @@ def parse_decision(value: Any) -> HumanDecision:
         if isinstance(value, BaseModel):
             return HumanDecision.model_validate(value.model_dump())
     except ValidationError as exc:
-        _log.error("kinguard.invalid_decision", value=repr(value)[:200], error=str(exc))
+        # Without the input, pydantic's errors still say which field is wrong and why.
+        error = str(exc) if quote else str(exc.errors(include_url=False, include_input=False))
+        _log.error("kinguard.invalid_decision", value=seen, error=error)
         return HumanDecision(type="reject", reason="invalid resume value")
-    _log.error("kinguard.invalid_decision", value=repr(value)[:200])
+    _log.error("kinguard.invalid_decision", value=seen)
     return HumanDecision(type="reject", reason="invalid resume value")
 
 
@@ -347,7 +355,7 @@ class GraphCore:
         """Names this guard in the marks on what it ruled on (see ``mark_inspected``)."""
         self.explicit_agents: dict[str, str] | None = dict(agents) if agents is not None else None
         self.messages_key = messages_key
-        self.revisions = Revisions()
+        self.revisions = Revisions(guard.policy.max_conversations)
         self.can_halt = any(rule.action is Action.HALT for rule in guard.policy.rules)
         """The guard's policy has a halt rule (it is fixed when the guard is built): only then
         does the graph get halt nodes and routers."""
@@ -658,7 +666,11 @@ class GraphCore:
                     if meta and "kinguard" in meta and already_inspected(message, self.token):
                         continue
                 content = message.content
-                if type(content) is str and not (message.tool_calls or message.invalid_tool_calls):
+                if type(content) is str and not (
+                    message.tool_calls
+                    or message.invalid_tool_calls
+                    or REASONING_KWARG in message.additional_kwargs
+                ):
                     candidates.append(_Candidate(0, index, message, content, len(content)))
                 else:
                     candidates.append(_Candidate(0, index, message, *inspected_text(message)))
@@ -908,12 +920,12 @@ class GraphCore:
             try:
                 prepared.writer(report)
             except Exception as exc:
-                _log.warning("kinguard.stream_report_failed", error=repr(exc))
+                _log.warning("kinguard.stream_report_failed", error=self.guard.describe_error(exc))
         if prepared.hold is not None:
             try:
                 prepared.hold.release(report)
             except Exception as exc:
-                _log.warning("kinguard.stream_report_failed", error=repr(exc))
+                _log.warning("kinguard.stream_report_failed", error=self.guard.describe_error(exc))
 
     def _delivered(self, candidate: _Candidate, verdict: Verdict) -> BaseMessage | None:
         return delivered_as(
@@ -959,7 +971,7 @@ class GraphCore:
         _log.error(
             "kinguard.adapter_error",
             node=prepared.node,
-            error=repr(error),
+            error=self.guard.describe_error(error),
             on_error=self.guard.policy.error_mode,
         )
         if self.guard.policy.error_mode != "closed":
@@ -970,7 +982,11 @@ class GraphCore:
                     if len(kept) != len(unit.messages):
                         unit.apply(unit.wrapper(kept))
             except Exception as exc:
-                _log.error("kinguard.adapter_error", node=prepared.node, error=repr(exc))
+                _log.error(
+                    "kinguard.adapter_error",
+                    node=prepared.node,
+                    error=self.guard.describe_error(exc),
+                )
             return output
         try:
             output, units, candidates = self.collect(prepared, output)
@@ -996,7 +1012,9 @@ class GraphCore:
                 unit.apply(unit.wrapper(kept))
             return output
         except Exception as exc:
-            _log.error("kinguard.adapter_error", node=prepared.node, error=repr(exc))
+            _log.error(
+                "kinguard.adapter_error", node=prepared.node, error=self.guard.describe_error(exc)
+            )
             return {}
 
     # -- update shapes ------------------------------------------------------------------------
@@ -1140,7 +1158,8 @@ class GraphCore:
                     halted = verdict.action is Action.HALT
                     if halted:
                         decision = parse_decision(
-                            interrupt(halt_payload(verdict, message, node, record))
+                            interrupt(halt_payload(verdict, message, node, record)),
+                            quote=self.guard.telemetry.capture_content,
                         )
                         decided.append((verdict, decision))
                         text = self.guard.resolve_halt(verdict, decision)
@@ -1242,6 +1261,7 @@ def halt_payload(
         "conversation_id": record.get("conversation_id"),
         "message_id": message.id,
         "text": message_text(message),
+        "reasoning": reasoning_texts(message),  # delivered with it on approval
         "tool_calls": [
             {"name": call.get("name"), "args": call.get("args")}
             for call in getattr(message, "tool_calls", None) or ()

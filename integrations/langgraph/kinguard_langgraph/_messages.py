@@ -18,6 +18,7 @@ __all__ = [
     "HELD_NOTICE",
     "IDENTITY_ID_PREFIX",
     "NOTICE_NAME",
+    "REASONING_KWARG",
     "already_inspected",
     "delivered_as",
     "guard_token",
@@ -28,6 +29,7 @@ __all__ = [
     "mark_inspected",
     "message_text",
     "notice_message",
+    "reasoning_texts",
     "released_as",
     "tool_call_ids",
     "with_text",
@@ -38,6 +40,8 @@ NOTICE_NAME = "kinguard"
 """``name`` of the messages kinguard puts in the conversation, so agents see who wrote them."""
 
 _REASONING_BLOCKS = frozenset({"text", "reasoning", "thinking", "redacted_thinking"})
+REASONING_KWARG = "reasoning_content"
+"""Where DeepSeek, Groq and Ollama's LangChain models put a reply's reasoning (string content)."""
 _CALLS = frozenset({"tool_calls", "function_call", "tool_use", "tool_call"})
 """Where a message's tool calls live: its fields, provider kwargs and content blocks."""
 
@@ -51,24 +55,50 @@ def message_text(message: BaseMessage) -> str:
     return text if isinstance(text, str) else str(text)
 
 
+def reasoning_texts(message: BaseMessage) -> list[str]:
+    """The readable reasoning a message carries: Anthropic ``thinking`` blocks, standard and
+    OpenAI ``reasoning`` blocks (text or summary), and ``reasoning_content`` (DeepSeek, Groq,
+    Ollama). ``redacted_thinking`` is encrypted: nobody can read it.
+
+    It travels with the message to every agent after it: their models are given it as history
+    (Anthropic's thinking blocks are sent back as they are), their nodes and the app read it.
+    """
+    texts: list[Any] = []
+    if not isinstance(message.content, str):
+        for block in message.content:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "thinking":
+                texts.append(block.get("thinking"))
+            elif block.get("type") == "reasoning":
+                texts.append(block.get("reasoning"))
+                summary = block.get("summary")
+                if isinstance(summary, list):
+                    texts += [part.get("text") for part in summary if isinstance(part, dict)]
+    texts.append(message.additional_kwargs.get(REASONING_KWARG))
+    return [text for text in texts if isinstance(text, str) and text.strip()]
+
+
 def inspected_text(message: BaseMessage) -> tuple[str, int]:
     """What kinguard reads in a message, and how much of it is the visible text.
 
-    After the visible text come the string arguments of the message's tool calls: a tool such
-    as ``send_message(to, text)`` carries words to other agents as surely as the message does.
-    So do the raw arguments of calls the model got wrong (``invalid_tool_calls``): they stay in
-    the message that other agents and a retry read.
+    After the visible text comes its reasoning (:func:`reasoning_texts`), then the string
+    arguments of the message's tool calls: a tool such as ``send_message(to, text)`` carries
+    words to other agents as surely as the message does. So do the raw arguments of calls the
+    model got wrong (``invalid_tool_calls``): they stay in the message that other agents and a
+    retry read.
     """
     text = message_text(message)
+    reasoning = reasoning_texts(message)
     calls = getattr(message, "tool_calls", None)
     invalid = getattr(message, "invalid_tool_calls", None)
-    if not calls and not invalid:
+    if not calls and not invalid and not reasoning:
         return text, len(text)
     arguments = [value for call in calls or () for value in argument_strings(call.get("args"))]
     arguments += [call["args"] for call in invalid or () if (call.get("args") or "").strip()]
-    if not arguments:
+    if not arguments and not reasoning:
         return text, len(text)
-    return "\n\n".join([text, *arguments]), len(text)
+    return "\n\n".join([text, *reasoning, *arguments]), len(text)
 
 
 def delivered_as(
@@ -87,11 +117,23 @@ def delivered_as(
         return message
     if visible == len(inspected):
         return with_text(message, text)
-    arguments = inspected[visible:]
-    if not text.endswith(arguments):
+    tail = inspected[visible:]  # its reasoning, then its calls' arguments
+    if text.endswith(tail):
+        shown = text[: len(text) - len(tail)]
+        return message if shown == inspected[:visible] else with_text(message, shown)
+    reasoning = reasoning_texts(message)
+    arguments = tail[len("\n\n".join(["", *reasoning])) :]
+    if not reasoning or not text.endswith(arguments):
         return None
-    shown = text[: len(text) - len(arguments)]
-    return message if shown == inspected[:visible] else with_text(message, shown)
+    # The reasoning was rewritten: the visible text goes on, rewritten or not, without it.
+    # All of ``text`` is fit to deliver, so the cut need only fall where the reasoning began:
+    # after as many paragraph breaks as the visible text had (a rewrite seldom changes that).
+    cut = -2
+    for _ in range(inspected[:visible].count("\n\n") + 1):
+        cut = text.find("\n\n", cut + 2)
+        if cut < 0:
+            return None
+    return with_text(message, text[:cut])
 
 
 def released_as(message: BaseMessage, text: str | None, *, edited: bool) -> BaseMessage | None:
@@ -143,7 +185,8 @@ def with_text(message: BaseMessage, text: str) -> BaseMessage:
     """A copy of ``message`` (same id, type and tool calls) whose visible text is ``text``.
 
     Block content keeps its non-text blocks (images, tool-use blocks); text and reasoning blocks
-    are replaced by the one delivered text, since reasoning can carry what was redacted.
+    are replaced by the one delivered text, and a ``reasoning_content`` field is dropped, since
+    reasoning can carry what was redacted.
     """
     content = message.content
     new_content: str | list[str | dict[Any, Any]]
@@ -156,7 +199,11 @@ def with_text(message: BaseMessage, text: str) -> BaseMessage:
             if isinstance(block, dict) and block.get("type") not in _REASONING_BLOCKS
         ]
         new_content = [{"type": "text", "text": text}, *kept] if kept else text
-    return message.model_copy(update={"content": new_content})
+    update: dict[str, Any] = {"content": new_content}
+    if REASONING_KWARG in message.additional_kwargs:
+        kwargs = message.additional_kwargs
+        update["additional_kwargs"] = {k: v for k, v in kwargs.items() if k != REASONING_KWARG}
+    return message.model_copy(update=update)
 
 
 def notice_message(

@@ -107,7 +107,7 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         self.agent_name = agent_name
         self._recipients = tuple(recipients) if recipients is not None else None
         self._name = name or f"KinGuardMiddleware[{agent_name}]"
-        self._revisions = Revisions()
+        self._revisions = Revisions(guard.policy.max_conversations)
         # Per middleware: another one on the agent (another guard's policy, under another
         # name) holds and asks about its own halts. The default name keeps the key halts
         # saved before had.
@@ -154,7 +154,10 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             return request.override(system_message=system)
         except Exception as exc:
             _log.error(
-                "kinguard.adapter_error", agent=self.agent_name, stage="identity", error=repr(exc)
+                "kinguard.adapter_error",
+                agent=self.agent_name,
+                stage="identity",
+                error=self.guard.describe_error(exc),
             )
             return request
 
@@ -267,7 +270,11 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                 import_state(self.guard, conversation_id, channel["guard"], unless_behind=True)
                 self._revisions.seen(conversation_id, int(channel.get("rev", 0)))
         except Exception as exc:
-            _log.error("kinguard.restore_failed", agent=self.agent_name, error=repr(exc))
+            _log.error(
+                "kinguard.restore_failed",
+                agent=self.agent_name,
+                error=self.guard.describe_error(exc),
+            )
         return None
 
     async def abefore_agent(
@@ -372,7 +379,11 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                 )
             )
         except Exception as exc:  # never break the agent: what was held stays unshown
-            _log.warning("kinguard.stream_report_failed", agent=self.agent_name, error=repr(exc))
+            _log.warning(
+                "kinguard.stream_report_failed",
+                agent=self.agent_name,
+                error=self.guard.describe_error(exc),
+            )
 
     def _failed(
         self, response: ModelResponse[Any], command: Command[Any] | None, error: BaseException
@@ -380,7 +391,7 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         _log.error(
             "kinguard.adapter_error",
             agent=self.agent_name,
-            error=repr(error),
+            error=self.guard.describe_error(error),
             on_error=self.guard.policy.error_mode,
         )
         if self.guard.policy.error_mode == "closed":
@@ -421,7 +432,10 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                     delivered.append(message)
                 continue
             verdict = Verdict.model_validate(entry["verdict"])
-            decision = parse_decision(interrupt(halt_payload(verdict, message, self.name, record)))
+            decision = parse_decision(
+                interrupt(halt_payload(verdict, message, self.name, record)),
+                quote=self.guard.telemetry.capture_content,
+            )
             decided.append((verdict, decision))
             text = self.guard.resolve_halt(verdict, decision)
             released = released_as(message, text, edited=decision.type == "edit")

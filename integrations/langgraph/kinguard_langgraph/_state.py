@@ -10,6 +10,7 @@ values the graph streams or returns.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, NotRequired, Self, TypedDict
 
@@ -141,23 +142,36 @@ class GuardChannel(TypedDict):
 
 
 class Revisions:
-    """Per-conversation revision counters so the newest guard snapshot always wins."""
+    """Per-conversation revision counters so the newest guard snapshot always wins.
 
-    def __init__(self) -> None:
+    At most ``limit`` conversations, the least recently used forgotten first (a service may
+    start a thread per request). A counter forgotten mid-run would start again below the
+    checkpointed one, and that run's newer snapshots would lose to the checkpoint's older
+    one; so the limit is the guard's ``max_conversations``, past which the monitor has
+    forgotten the thread's risk too. A run starting restores both from its checkpoint.
+    """
+
+    def __init__(self, limit: int) -> None:
         self._lock = threading.Lock()
-        self._revs: dict[str, int] = {}
+        self._limit = limit
+        self._revs: OrderedDict[str, int] = OrderedDict()
 
     def seen(self, conversation_id: str, rev: int) -> None:
         with self._lock:
-            if rev > self._revs.get(conversation_id, 0):
-                self._revs[conversation_id] = rev
+            self._set(conversation_id, max(rev, self._revs.get(conversation_id, 0)))
 
     def snapshot(self, guard: KinGuard, conversation_id: str) -> tuple[int, dict[str, Any]]:
         """Next revision and the guard's state for the conversation, taken together."""
         with self._lock:
             rev = self._revs.get(conversation_id, 0) + 1
-            self._revs[conversation_id] = rev
+            self._set(conversation_id, rev)
             return rev, export_state(guard, conversation_id)
+
+    def _set(self, conversation_id: str, rev: int) -> None:
+        self._revs[conversation_id] = rev
+        self._revs.move_to_end(conversation_id)
+        if len(self._revs) > self._limit:
+            self._revs.popitem(last=False)
 
 
 def export_state(guard: KinGuard, conversation_id: str) -> dict[str, Any]:

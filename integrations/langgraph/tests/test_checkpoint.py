@@ -149,7 +149,7 @@ FLAGGED, PLAIN = "keep ZEBRA-PACT", "Offer 40, standard terms."
 class RiskyThread:
     """A buyer and a seller on one saver, where two flagged exchanges reach a blocking risk."""
 
-    def __init__(self, saver: InMemorySaver) -> None:
+    def __init__(self, saver: InMemorySaver, max_conversations: int = 10_000) -> None:
         self.said: list[str] = []
         self.guard = KinGuard(
             [
@@ -161,7 +161,8 @@ class RiskyThread:
                 rules=(
                     Rule(signal="collusion.market", min_score=0.2, action=Action.LOG),
                     Rule(risk=0.5, action=Action.BLOCK),
-                )
+                ),
+                max_conversations=max_conversations,
             ),
         )
         speak = {
@@ -203,6 +204,24 @@ def test_a_fork_from_before_any_inspection_starts_without_risk() -> None:
         h.config for h in live.graph.get_state_history(thread) if h.metadata.get("step") == -1
     )
     assert live.exchange(start, FLAGGED) == first
+
+
+def test_a_service_with_a_thread_per_request_stays_bounded_and_keeps_each_threads_risk() -> None:
+    # Each thread's snapshot revision was kept for good. Past max_conversations the guard
+    # forgets the least recently active threads; the checkpoint brings one's risk back when
+    # it runs again, so it blocks exactly as a guard that never forgot it.
+    thread = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    live = RiskyThread(InMemorySaver(), max_conversations=5)
+    live.exchange(thread, FLAGGED)
+    for request in range(30):
+        live.exchange({"configurable": {"thread_id": f"request-{request}"}}, PLAIN)
+    assert len(live.guard.monitor.state().conversations) <= 5
+    assert len(live.graph._kinguard.revisions._revs) <= 5
+    reference = RiskyThread(InMemorySaver())
+    reference.exchange(thread, FLAGGED)
+    assert (
+        live.exchange(thread, FLAGGED) == reference.exchange(thread, FLAGGED) != [Action.ALLOW] * 2
+    )
 
 
 def cfg() -> dict[str, Any]:

@@ -28,6 +28,7 @@ from langgraph.types import Command, Send
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from structlog.testing import capture_logs
 
 from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Policy, Rule
 from kinguard.testing import KeywordDetector, halt_beside
@@ -39,11 +40,12 @@ AGENTS = (
 )
 
 
-def halt_guard() -> KinGuard:
+def halt_guard(**kw: Any) -> KinGuard:
     return KinGuard(
         AGENTS,
         detectors=[KeywordDetector(SECRET)],
         policy=Policy(rules=(Rule(signal="collusion.market", action=Action.HALT),)),
+        **kw,
     )
 
 
@@ -51,13 +53,13 @@ def cfg() -> dict[str, Any]:
     return {"configurable": {"thread_id": uuid.uuid4().hex}}
 
 
-def build(use_async: bool = False) -> tuple[Any, dict[str, ScriptedChatModel]]:
+def build(use_async: bool = False, **kw: Any) -> tuple[Any, dict[str, ScriptedChatModel]]:
     models = {
         "buyer": ScriptedChatModel(replies=["Ten at 40.", f"Agree to {SECRET}?", "Final offer."]),
         "seller": ScriptedChatModel(replies=["48.", "44.", "Deal."]),
     }
     order = ["buyer", "seller"] * 3
-    graph = guard_graph(script_graph(order, models, {}, use_async=use_async), halt_guard())
+    graph = guard_graph(script_graph(order, models, {}, use_async=use_async), halt_guard(**kw))
     return graph.compile(checkpointer=InMemorySaver()), models
 
 
@@ -110,6 +112,22 @@ def test_invalid_resume_value_fails_closed() -> None:
     graph.invoke(start(), config)
     final = graph.invoke(Command(resume={"type": "maybe"}), config)
     assert SECRET not in repr(final["messages"])
+
+
+@pytest.mark.parametrize("capture", [False, True])
+def test_an_invalid_decision_is_logged_quoting_it_only_where_content_may_go(
+    capture: bool,
+) -> None:
+    # An edit a person typed is content: once logged whole, with pydantic's error quoting it
+    # again, whatever content capture said.
+    graph, _ = build(capture_content=capture)
+    config = cfg()
+    graph.invoke(start(), config)
+    with capture_logs() as logs:
+        graph.invoke(Command(resume={"type": "edit", "text": "Patient Jane Roe", "by": 1}), config)
+    (entry,) = [e for e in logs if e["event"] == "kinguard.invalid_decision"]
+    assert "by" in entry["error"]  # what was wrong is said either way
+    assert ("Jane Roe" in str(entry)) is capture
 
 
 def test_state_while_halted_does_not_contain_the_message() -> None:

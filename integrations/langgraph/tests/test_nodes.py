@@ -21,7 +21,10 @@ from kinguard_langgraph._scripted import (
 )
 from langchain.agents import create_agent
 from langchain.tools import InjectedState
-from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
+from langchain_core.language_models.fake_chat_models import (
+    FakeMessagesListChatModel,
+    GenericFakeChatModel,
+)
 from langchain_core.messages import (
     AIMessage,
     AnyMessage,
@@ -817,3 +820,74 @@ def test_a_reply_from_a_nodes_error_handler_is_inspected_as_that_agents(builder_
         out = guard_graph(builder, guard).compile().invoke({"messages": [HumanMessage("go")]})
     assert not any(SECRET in str(m.content) for m in out["messages"])
     assert (verdicts[0].sender, verdicts[0].action) == ("a", Action.BLOCK)
+
+
+REASONING_SHAPES = {
+    "anthropic thinking": lambda said: AIMessage(
+        content=[
+            {"type": "thinking", "thinking": said, "signature": "sig"},
+            {"type": "text", "text": "Offer 40."},
+        ]
+    ),
+    "standard reasoning block": lambda said: AIMessage(
+        content=[{"type": "reasoning", "reasoning": said}, {"type": "text", "text": "Offer 40."}]
+    ),
+    "openai reasoning summary": lambda said: AIMessage(
+        content=[
+            {
+                "type": "reasoning",
+                "id": "rs_1",
+                "summary": [{"type": "summary_text", "text": said}],
+            },
+            {"type": "text", "text": "Offer 40."},
+        ]
+    ),
+    "reasoning_content": lambda said: AIMessage(
+        content="Offer 40.", additional_kwargs={"reasoning_content": said}
+    ),
+}
+
+
+@pytest.mark.parametrize("action", [Action.REDACT, Action.BLOCK, Action.ALLOW])
+@pytest.mark.parametrize("shape", list(REASONING_SHAPES))
+def test_reasoning_handed_on_to_the_next_agent_is_inspected(action: Action, shape: str) -> None:
+    # A reply's reasoning travels with it: the next agent's model gets it as history
+    # (Anthropic's thinking blocks are sent back as they are), its node and the app read it.
+    # It once went out unread, whatever it said.
+    thought = f"They are kin: propose {SECRET} quietly."
+    buyer = GenericFakeChatModel(messages=iter([REASONING_SHAPES[shape](thought)]))
+    seller = ScriptedChatModel(replies=["44."])
+    guard = guard_for("buyer", "seller", action=action)
+    graph = guard_graph(
+        script_graph(["buyer", "seller"], {"buyer": buyer, "seller": seller}, {}), guard
+    )
+    with capture_verdicts(guard) as verdicts:
+        out = graph.compile().invoke(start())
+    assert verdicts[0].signal_names == ("collusion.market",)
+    seller_saw = repr(seller.inputs[0])
+    said = next(m for m in out["messages"] if m.name in ("buyer", "kinguard"))
+    if action is Action.ALLOW:  # what is allowed goes on as it was, reasoning and all
+        assert thought in seller_saw and thought in repr(said)
+        return
+    assert SECRET not in seller_saw and SECRET not in repr(out["messages"])
+    # A rewrite of the reasoning delivers the visible text, which said nothing wrong.
+    assert (said.text == "Offer 40.") is (action is Action.REDACT)
+
+
+def test_a_rewrite_of_both_the_text_and_its_reasoning_delivers_the_text_alone() -> None:
+    said = AIMessage(
+        content=[
+            {"type": "thinking", "thinking": f"Use {SECRET}.\n\nThey will see.", "signature": "s"},
+            {"type": "text", "text": f"Terms:\n\nagree to {SECRET}?"},
+        ]
+    )
+    buyer = GenericFakeChatModel(messages=iter([said]))
+    seller = ScriptedChatModel(replies=["44."])
+    guard = guard_for("buyer", "seller", action=Action.REDACT)
+    graph = guard_graph(
+        script_graph(["buyer", "seller"], {"buyer": buyer, "seller": seller}, {}), guard
+    )
+    out = graph.compile().invoke(start())
+    delivered = next(m for m in out["messages"] if m.name == "buyer")
+    assert delivered.content == "Terms:\n\nagree to [redacted by kinguard: collusion.market]?"
+    assert SECRET not in repr(seller.inputs[0])
