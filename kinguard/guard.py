@@ -284,7 +284,16 @@ class KinGuard:
             verdict = self._decide(message, recipients, context, result, started)
         except Exception as exc:
             verdict = self._failed(message, f"inspection_error: {exc!r}", started)
-        return await self._aend(span, token, message, verdict)
+        # :meth:`_end`, with slow sinks awaited, never waited on in the loop; inline, as most
+        # messages raise no alert and a coroutine for them would be one more on every message.
+        alert = self._report(span, message, verdict)
+        if alert is not None:
+            try:
+                failed = await self._dispatch.adispatch(alert, self.sinks)
+            except Exception as exc:
+                failed = _dispatch_failed(exc)
+            self._add_sink_failures(failed)
+        return self._close(span, token, verdict)
 
     def _owned(self, message: Message) -> Message:
         """A message that names no conversation belongs to the guard's own."""
@@ -485,17 +494,6 @@ class KinGuard:
         if alert is not None:
             try:
                 failed = self._dispatch(alert, self.sinks)
-            except Exception as exc:
-                failed = _dispatch_failed(exc)
-            self._add_sink_failures(failed)
-        return self._close(span, token, verdict)
-
-    async def _aend(self, span: Span, token: object, message: Message, verdict: Verdict) -> Verdict:
-        """:meth:`_end` for ``ainspect``: slow sinks are awaited, never waited on in the loop."""
-        alert = self._report(span, message, verdict)
-        if alert is not None:
-            try:
-                failed = await self._dispatch.adispatch(alert, self.sinks)
             except Exception as exc:
                 failed = _dispatch_failed(exc)
             self._add_sink_failures(failed)
