@@ -328,7 +328,16 @@ class KinGuard:
         except Exception as exc:
             error = f"inspection_error: {self.describe_error(exc)}"
             verdict = self._failed(message, error, started)
-        return await self._aend(span, token, message, verdict)
+        # :meth:`_end`, with slow sinks awaited, never waited on in the loop; inline, as most
+        # messages raise no alert and a coroutine for them would be one more on every message.
+        alert = self._report(span, message, verdict)
+        if alert is not None:
+            try:
+                failed = await self._dispatch.adispatch(alert, self.sinks)
+            except Exception as exc:
+                failed = _dispatch_failed(exc)
+            self._add_sink_failures(failed)
+        return self._close(span, token, verdict)
 
     def _owned(self, message: Message) -> Message:
         """A message that names no conversation belongs to the guard's own."""
@@ -530,17 +539,6 @@ class KinGuard:
         if alert is not None:
             try:
                 failed = self._dispatch(alert, self.sinks)
-            except Exception as exc:
-                failed = _dispatch_failed(exc)
-            self._add_sink_failures(failed)
-        return self._close(span, token, verdict)
-
-    async def _aend(self, span: Span, token: object, message: Message, verdict: Verdict) -> Verdict:
-        """:meth:`_end` for ``ainspect``: slow sinks are awaited, never waited on in the loop."""
-        alert = self._report(span, message, verdict)
-        if alert is not None:
-            try:
-                failed = await self._dispatch.adispatch(alert, self.sinks)
             except Exception as exc:
                 failed = _dispatch_failed(exc)
             self._add_sink_failures(failed)

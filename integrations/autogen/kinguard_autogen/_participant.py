@@ -265,14 +265,21 @@ class TeamGuard:
         if agent in self.identity_messages and agent not in self.identity_delivered:
             first.append(TextMessage(source=KINGUARD_SOURCE, content=self.identity_messages[agent]))
             self.identity_delivered.add(agent)
-        first.extend(TextMessage(source=KINGUARD_SOURCE, content=n) for n in self.pop_nudges(agent))
+        for nudge in self.pop_nudges(agent):
+            first.append(TextMessage(source=KINGUARD_SOURCE, content=nudge))
         messages = self.not_its_own(agent, messages)
         return [*first, *messages] if first else messages
 
     def pop_nudges(self, agent: str) -> list[str]:
         """The agent's pending reminders, from this team's guard and those around it."""
-        nudges = (tg.guard.pop_nudge(agent, tg.conversation_id) for tg in (self, *self.enclosing))
-        return [nudge for nudge in nudges if nudge]
+        # Plain loops, here and in given(): asked before every turn and almost always empty,
+        # where building generators costs several times the look-ups themselves.
+        nudges = []
+        for tg in (self, *self.enclosing):
+            nudge = tg.guard.pop_nudge(agent, tg.conversation_id)
+            if nudge:
+                nudges.append(nudge)
+        return nudges
 
     def not_its_own(
         self, agent: str, messages: Sequence[BaseChatMessage]
