@@ -22,6 +22,7 @@ from kinguard.logs import get_logger, warm_up
 from kinguard.monitor import MonitorState, RiskMonitor, message_risk
 from kinguard.policy import Policy, PolicyError, Rule, load_policy
 from kinguard.telemetry import Telemetry, content_capture_from_env
+from kinguard.text import REDACTION
 from kinguard.types import (
     Action,
     AgentProfile,
@@ -41,7 +42,6 @@ __all__ = ["KinGuard"]
 
 _log = get_logger("kinguard")
 _MAX_ROUTES = 4_096
-_REDACTION = "[redacted by kinguard: {}]"
 _HIDDEN = ""
 
 
@@ -665,7 +665,7 @@ def _redact(text: str, signals: Sequence[Signal], context: Context) -> str:
     for start, end, names in merged:
         out.append(text[cursor:start])
         visible = [name for name in dict.fromkeys(names) if name != _HIDDEN]
-        out.append(_REDACTION.format(", ".join(visible)) if visible else "")
+        out.append(REDACTION.format(", ".join(visible)) if visible else "")
         cursor = end
     out.append(text[cursor:])
     return "".join(out)
