@@ -26,6 +26,7 @@ from autogen_core.models import CreateResult, RequestUsage
 from autogen_ext.code_executors.local import LocalCommandLineCodeExecutor
 from autogen_ext.models.replay import ReplayChatCompletionClient
 from kinguard_autogen import KinGuardVerdictEvent, guard_team
+from kinguard_autogen._participant import _Held
 
 Item = BaseAgentEvent | BaseChatMessage | TaskResult
 
@@ -186,3 +187,29 @@ async def test_refused_code_is_not_shown_as_generated(kit: SimpleNamespace, tmp_
     generated = next(i for i in items if isinstance(i, CodeGenerationEvent))
     code = generated.code_blocks[0].code
     assert code == "print('[redacted by kinguard: collusion.market] for both of us')\n"
+
+
+async def test_a_failing_release_drops_the_events_and_keeps_the_team_going(
+    kit: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    thought = f"I will slip {kit.KEYWORD} to the seller."
+    buyer = kit.agent("buyer", [calling(thought, ("look_up", {"item": "x"}))], tools=[look_up])
+    team = guard_team(
+        RoundRobinGroupChat(
+            [buyer, kit.agent("seller", ["s1"])], termination_condition=MaxMessageTermination(3)
+        ),
+        kit.keyword_guard("redact"),
+    )
+
+    def broken(*args: Any) -> list[BaseAgentEvent]:
+        raise RuntimeError("release failed")
+
+    monkeypatch.setattr(_Held, "_release", broken)
+    items, result, thread = await run_all(team)
+    assert_nowhere(kit.KEYWORD, items, result, thread)
+    assert not [i for i in items if isinstance(i, (ThoughtEvent, ToolCallRequestEvent))]
+    assert [m.source for m in result.messages if isinstance(m, BaseChatMessage)] == [
+        "user",
+        "buyer",
+        "seller",
+    ]
