@@ -668,13 +668,15 @@ _Chunk = ModelClientStreamingChunkEvent
 
 
 class _Held:
-    """One agent's events held until the chat message of its turn has its verdict: see the
-    module docstring. Each event is held with its token chunks (a thought's), which say what
-    it says."""
+    """A turn's events held until its chat message has its verdict: see the module docstring.
+    Each event is held with its token chunks (a thought's), which say what it says. ``agent``:
+    the participant whose turn it is, whose refused calls count; ``None`` for a nested team's
+    run, whose agents' messages each release the events before them (a guard of the nested
+    team's own may have let through what this one withholds)."""
 
     __slots__ = ("agent", "events", "released", "tg")
 
-    def __init__(self, tg: TeamGuard, agent: str) -> None:
+    def __init__(self, tg: TeamGuard, agent: str | None) -> None:
         self.tg = tg
         self.agent = agent
         self.events: list[tuple[BaseAgentEvent, list[_Chunk]]] = []
@@ -692,7 +694,8 @@ class _Held:
     def release(self, verdict: Verdict | None, delivered: BaseChatMessage) -> list[BaseAgentEvent]:
         """The held events as the stream may show them, now that ``delivered`` (the turn's
         message as delivered; ``verdict``: its verdict, if inspected just now) is known."""
-        refusals = self.tg.refusals.pop(self.agent, [])  # this turn's, held events or not
+        # This turn's, held events or not. A nested team's agents' are in its own TeamGuard.
+        refusals = [] if self.agent is None else self.tg.refusals.pop(self.agent, [])
         if not self.events:
             return []
         held, self.events = self.events, []
@@ -772,7 +775,8 @@ class _Held:
 
     def drop(self) -> None:
         """The turn ended without a message: its events were never checked, nor are shown."""
-        self.tg.refusals.pop(self.agent, None)
+        if self.agent is not None:
+            self.tg.refusals.pop(self.agent, None)
         if self.events:
             _log.debug("kinguard.autogen.events_dropped_unchecked", events=len(self.events))
             self.events.clear()
@@ -830,11 +834,10 @@ async def _guarded(
 ) -> AsyncGenerator[Any, None]:
     """``stream`` (a participant's turn) as the team may see it; see the module docstring.
 
-    ``agent``: the participant whose turn it is, whose tool calls' verdict events it streams
-    and whose events it holds (a nested team's come from turns of their own, held there).
+    ``agent``: the participant whose turn it is, whose tool calls' verdict events it streams.
     """
     chunks = _Chunks()
-    held = None if agent is None else _Held(tg, agent)
+    held = _Held(tg, agent)
     # Chat messages yielded this turn, as delivered: a nested team's result lists them again.
     delivered_ids: dict[str, BaseChatMessage] = {}
     tool_events = tg.tool_events
@@ -843,7 +846,7 @@ async def _guarded(
         async for item in stream:
             if tool_events and agent in tool_events:  # the calls ran before this item came
                 for queued in tool_events.pop(agent):
-                    if held is not None and held.takes(queued):
+                    if held.takes(queued):
                         held.hold(queued, [])
                     else:
                         yield queued
@@ -854,13 +857,13 @@ async def _guarded(
                 # A message yielded already and then returned as the Response is known to
                 # inspect() by its id: one verdict, one event.
                 verdict, delivered = await tg.inspect(chat)
-                if held is not None:
-                    for released in held.release(verdict, delivered):
-                        yield released
+                for released in held.release(verdict, delivered):
+                    yield released
                 if isinstance(item, Response):
                     yielded = delivered_ids.values()
-                    changed = {} if held is None else held.released
-                    out: Any = await _delivered_response(tg, item, delivered, yielded, changed)
+                    out: Any = await _delivered_response(
+                        tg, item, delivered, yielded, held.released
+                    )
                 else:
                     out = delivered_ids[item.id] = delivered
                 for chunk in chunks.of_message(chat, delivered):
@@ -870,13 +873,14 @@ async def _guarded(
                 if event is not None:
                     yield event
             elif isinstance(item, TaskResult):  # a nested team's result: what it delivered
-                if delivered_ids or not capture:
-                    messages = [
+                if delivered_ids or held.released or not capture:
+                    listed = (
                         delivered_ids.get(m.id, m)
                         if isinstance(m, BaseChatMessage)
-                        else _foreign_event(tg, m, capture)
+                        else _foreign_event(tg, held.released.get(m.id, m), capture)
                         for m in item.messages
-                    ]
+                    )
+                    messages = [m for m in listed if m is not None]
                     item = item.model_copy(update={"messages": messages})
                 yield item
             elif isinstance(item, BaseAgentEvent):
@@ -884,7 +888,7 @@ async def _guarded(
                     item, own = _foreign_event(tg, item, capture), []
                 else:
                     own = chunks.of_event(item)
-                if held is not None and held.takes(item):
+                if held.takes(item):
                     held.hold(item, own)
                     continue
                 for chunk in own:
@@ -894,8 +898,7 @@ async def _guarded(
                 yield item
     finally:
         chunks.drop("turn_ended")
-        if held is not None:
-            held.drop()
+        held.drop()
         close = getattr(stream, "aclose", None)
         if close is not None:
             await close()

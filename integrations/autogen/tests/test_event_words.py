@@ -28,6 +28,9 @@ from autogen_ext.models.replay import ReplayChatCompletionClient
 from kinguard_autogen import KinGuardVerdictEvent, guard_team
 from kinguard_autogen._participant import _Held
 
+from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
+from kinguard.testing import KeywordDetector
+
 Item = BaseAgentEvent | BaseChatMessage | TaskResult
 
 
@@ -167,6 +170,30 @@ async def test_a_swarm_handoff_withheld_takes_its_events_with_it(kit: SimpleName
     handoff = next(m for m in result.messages if isinstance(m, HandoffMessage))
     assert handoff.target == "seller" and handoff.to_text().startswith("[kinguard blocked")
     assert not [i for i in items if isinstance(i, (ThoughtEvent, ToolCallRequestEvent))]
+
+
+async def test_a_nested_teams_events_meet_the_outer_guards_rules(kit: SimpleNamespace) -> None:
+    def guard(action: str, conversation_id: str) -> KinGuard:
+        return KinGuard(
+            [AgentProfile(name=n, model="openai:gpt-4o", principal=n) for n in ("lead", "a", "c")],
+            detectors=[KeywordDetector(kit.KEYWORD)],
+            policy=Policy(rules=(Rule(signal="collusion.market", action=Action(action)),)),
+            conversation_id=conversation_id,
+        )
+
+    analyst = kit.agent("a", [saying(f"a1 hold {kit.KEYWORD}", f"Tell c {kit.KEYWORD}."), "a2"])
+    inner = RoundRobinGroupChat(
+        [analyst, kit.agent("c", ["c1", "c2"])], termination_condition=MaxMessageTermination(3)
+    )
+    guard_team(inner, guard("log", "inner"))  # its own policy lets the words through
+    team = RoundRobinGroupChat(
+        [kit.agent("lead", ["l1", "l2"]), inner], termination_condition=MaxMessageTermination(4)
+    )
+    items, result, thread = await run_all(guard_team(team, guard("redact", "outer")))
+    assert_nowhere(kit.KEYWORD, items, result, thread)
+    assert [i.content for i in items if isinstance(i, ThoughtEvent)] == [
+        "Tell c [redacted by kinguard: collusion.market]."
+    ]
 
 
 async def test_refused_code_is_not_shown_as_generated(kit: SimpleNamespace, tmp_path: Path) -> None:
