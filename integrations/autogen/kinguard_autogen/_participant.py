@@ -714,7 +714,10 @@ class _Held:
     ) -> list[BaseAgentEvent]:
         if kinguard_action(delivered) in (Action.BLOCK, Action.HALT):
             return self._dropped(held)  # the notice, coming next, says all the others may know
-        verdicts = [*refusals, *([verdict] if verdict is not None and verdict.modified else [])]
+        # A message's verdict withholds words by redacting them (a concealment of identity cues
+        # alone withholds none of what its signals found).
+        redacted = [verdict] if verdict is not None and verdict.action is Action.REDACT else []
+        verdicts = [*refusals, *redacted]
         calls = any(isinstance(event, ToolCallRequestEvent) for event, _ in held)
         if not verdicts and not calls:  # most turns: nothing withheld
             return [item for event, chunks in held for item in (*chunks, event)]
