@@ -22,6 +22,7 @@ from kinguard.logs import describe_error, get_logger, warm_up
 from kinguard.monitor import MonitorState, RiskMonitor, message_risk
 from kinguard.policy import Policy, PolicyError, Rule, load_policy
 from kinguard.telemetry import Telemetry, content_capture_from_env
+from kinguard.text import REDACTION
 from kinguard.types import (
     Action,
     AgentProfile,
@@ -46,7 +47,6 @@ _MAX_UNDECLARED = 1_024
 names. An app that names senders from its input (user names, say) could otherwise add one
 on every message: each is a recipient of every later broadcast, in every other agent's
 identity block and in the caches here, so time and memory would grow with every name."""
-_REDACTION = "[redacted by kinguard: {}]"
 _HIDDEN = ""
 
 
@@ -708,7 +708,7 @@ def _redact(text: str, signals: Sequence[Signal], context: Context) -> str:
     for start, end, names in merged:
         out.append(text[cursor:start])
         visible = [name for name in dict.fromkeys(names) if name != _HIDDEN]
-        out.append(_REDACTION.format(", ".join(visible)) if visible else "")
+        out.append(REDACTION.format(", ".join(visible)) if visible else "")
         cursor = end
     out.append(text[cursor:])
     return "".join(out)

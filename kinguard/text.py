@@ -3,7 +3,12 @@
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["argument_strings"]
+__all__ = ["REDACTION", "argument_strings"]
+
+REDACTION = "[redacted by kinguard: {}]"
+"""What stands in a delivered text for the words a redaction took out (``{}``: the signals
+that found them). Adapters that clean other text of those words (an event quoting them) use
+it too, so a consumer sees one marker."""
 
 
 def argument_strings(arguments: Any) -> list[str]:

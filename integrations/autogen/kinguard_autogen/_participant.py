@@ -13,6 +13,11 @@ untouched) and rewrites what the agent yields before the container sees any of i
   blocked or halted message;
 * model token chunks (``model_client_stream=True``) are held until their message is inspected,
   then yielded as produced, cut from the delivered text, or not at all;
+* from the turn's first thought, tool call request or generated code on, its events are held
+  too, until the turn's chat message is inspected: they may quote what that message's verdict,
+  or a refused tool call's, withholds. They are yielded (and listed in the response's inner
+  messages, which the team's state keeps) less those words, or not at all beside a withheld
+  message, whose notice says all the others may know;
 * the verdict event follows its message;
 * on the agent's next turn, its pending nudge (and, for agents without a system message, its
   identity statement) comes first among the messages it is given.
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import uuid
 import weakref
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
@@ -38,10 +44,13 @@ from autogen_agentchat.messages import (
     BaseAgentEvent,
     BaseChatMessage,
     BaseTextChatMessage,
+    CodeGenerationEvent,
     HandoffMessage,
     ModelClientStreamingChunkEvent,
     StopMessage,
     TextMessage,
+    ThoughtEvent,
+    ToolCallRequestEvent,
     ToolCallSummaryMessage,
 )
 from autogen_core import CancellationToken, FunctionCall
@@ -55,7 +64,7 @@ from autogen_core.models import (
 from kinguard import Action, KinGuard, Message, Verdict
 from kinguard.logs import get_logger
 from kinguard.streaming import recut
-from kinguard.text import argument_strings
+from kinguard.text import REDACTION, argument_strings
 from kinguard_autogen._events import (
     KINGUARD_SOURCE,
     META_ACTION,
@@ -82,6 +91,12 @@ EventMode = Literal["none", "flagged", "all"]
 _ALLOW = Action.ALLOW
 _WITHHELD = frozenset({Action.BLOCK.value, Action.HALT.value})
 _HALT = Action.HALT.value
+# A turn's events are held from the first of these on: they say the model's own words.
+_HELD_FROM = (ThoughtEvent, ToolCallRequestEvent, CodeGenerationEvent)
+# Fields of an event that name things rather than say them: never cleaned of words.
+_NAMING_FIELDS = frozenset(
+    {"id", "source", "type", "created_at", "metadata", "models_usage", "name", "call_id"}
+)
 _VERDICT_KEYS = frozenset({META_ACTION, META_GUARD, META_SIGNALS, META_REASONS})
 _STATE_VERSION = 2
 _MAX_PRIVATE = 1024
@@ -155,6 +170,9 @@ class TeamGuard:
         # Verdict events of each agent's tool calls, streamed by that agent's turn: a call runs
         # inside the turn, where nothing can be yielded.
         self.tool_events: dict[str, list[KinGuardVerdictEvent]] = {}
+        # Verdicts of each agent's refused tool calls (and code), for its turn to clean its
+        # events of their words.
+        self.refusals: dict[str, list[Verdict]] = {}
         TeamGuard.live.add(self)
 
     def retire(self) -> None:
@@ -248,6 +266,7 @@ class TeamGuard:
         self.private_deliveries.clear()
         self._checked_calls.clear()
         self.tool_events.clear()
+        self.refusals.clear()
 
     def deliver_privately(self, message: BaseChatMessage, sender: str) -> None:
         _remember(self.private_deliveries, message.id, sender)
@@ -348,6 +367,15 @@ class TeamGuard:
                 # Calls and thoughts are structures, not prose to re-cut: the handoff goes
                 # without them (its words, rewritten if need be, carry what may be said).
                 delivered = delivered.model_copy(update={"context": []})
+        if isinstance(delivered, ToolCallSummaryMessage) and any(
+            map(self.refused, delivered.tool_calls)
+        ):
+            # It lists the calls it sums up: a refused one's arguments stay withheld.
+            calls = [
+                dataclasses.replace(call, arguments="{}") if self.refused(call) else call
+                for call in delivered.tool_calls
+            ]
+            delivered = delivered.model_copy(update={"tool_calls": calls})
         return verdict, delivered
 
     def _context_words(self, context: Sequence[LLMMessage]) -> tuple[list[str], bool]:
@@ -429,17 +457,20 @@ class TeamGuard:
             return None
         self._queue_tool_event(agent, tool, verdict)
         if verdict.action in (Action.BLOCK, Action.HALT) or verdict.delivered_text != text:
+            _bounded_append(self.refusals, agent, verdict)
             why = ", ".join(verdict.signal_names) or "policy"
             return f"[kinguard blocked the call to {tool}: {why}]"
         return None
+
+    def refused(self, call: FunctionCall) -> bool:
+        """Whether kinguard refused ``call`` (by its id; see ``check_tool_call``)."""
+        return self._checked_calls.get((call.id, call.name), False)
 
     def _queue_tool_event(self, agent: str, tool: str, verdict: Verdict) -> None:
         try:
             event = self.event_for(verdict, about=f"call to {tool}")
             if event is not None:
-                events = self.tool_events.setdefault(agent, [])
-                events.append(event)
-                del events[:-_MAX_TOOL_EVENTS]  # a workbench used outside any turn
+                _bounded_append(self.tool_events, agent, event)
         except Exception as exc:  # the verdict stands; only its event is lost
             _log.error(
                 "kinguard.autogen.adapter_failed",
@@ -505,6 +536,14 @@ def _remember(bounded: dict[_K, _V], key: _K, value: _V) -> None:
     bounded[key] = value
     if len(bounded) > _MAX_PRIVATE:
         del bounded[next(iter(bounded))]
+
+
+def _bounded_append(lists: dict[str, list[_V]], agent: str, value: _V) -> None:
+    """Append to ``agent``'s list, keeping the last ``_MAX_TOOL_EVENTS``: a workbench used
+    outside any turn has no turn to take them."""
+    values = lists.setdefault(agent, [])
+    values.append(value)
+    del values[:-_MAX_TOOL_EVENTS]
 
 
 def _call_strings(call: FunctionCall) -> list[str]:
@@ -645,6 +684,176 @@ class _Chunks:
             self.held.clear()
 
 
+_Chunk = ModelClientStreamingChunkEvent
+
+
+class _Held:
+    """A turn's events held until its chat message has its verdict: see the module docstring.
+    Each event is held with its token chunks (a thought's), which say what it says. ``agent``:
+    the participant whose turn it is, whose refused calls count; ``None`` for a nested team's
+    run, whose agents' messages each release the events before them (a guard of the nested
+    team's own may have let through what this one withholds)."""
+
+    __slots__ = ("agent", "events", "released", "tg")
+
+    def __init__(self, tg: TeamGuard, agent: str | None) -> None:
+        self.tg = tg
+        self.agent = agent
+        self.events: list[tuple[BaseAgentEvent, list[_Chunk]]] = []
+        # Events released otherwise than held, by id (None: dropped): the turn's response
+        # lists them among its inner messages.
+        self.released: dict[str, BaseAgentEvent | None] = {}
+
+    def takes(self, event: BaseAgentEvent) -> bool:
+        # Once one is held, so is every later event: the stream keeps its order.
+        return bool(self.events) or isinstance(event, _HELD_FROM)
+
+    def hold(self, event: BaseAgentEvent, chunks: list[_Chunk]) -> None:
+        self.events.append((event, chunks))
+
+    def release(self, verdict: Verdict | None, delivered: BaseChatMessage) -> list[BaseAgentEvent]:
+        """The held events as the stream may show them, now that ``delivered`` (the turn's
+        message as delivered; ``verdict``: its verdict, if inspected just now) is known."""
+        # This turn's, held events or not. A nested team's agents' are in its own TeamGuard.
+        refusals = [] if self.agent is None else self.tg.refusals.pop(self.agent, [])
+        if not self.events:
+            return []
+        held, self.events = self.events, []
+        try:
+            return self._release(held, verdict, delivered, refusals)
+        except Exception as exc:  # never break the turn: show nothing unchecked instead
+            _log.error(
+                "kinguard.autogen.event_release_failed", error=self.tg.guard.describe_error(exc)
+            )
+            return self._dropped(held)
+
+    def _release(
+        self,
+        held: list[tuple[BaseAgentEvent, list[_Chunk]]],
+        verdict: Verdict | None,
+        delivered: BaseChatMessage,
+        refusals: list[Verdict],
+    ) -> list[BaseAgentEvent]:
+        if kinguard_action(delivered) in (Action.BLOCK, Action.HALT):
+            return self._dropped(held)  # the notice, coming next, says all the others may know
+        # A message's verdict withholds words by redacting them (a concealment of identity cues
+        # alone withholds none of what its signals found).
+        redacted = [verdict] if verdict is not None and verdict.action is Action.REDACT else []
+        verdicts = [*refusals, *redacted]
+        calls = any(isinstance(event, ToolCallRequestEvent) for event, _ in held)
+        if not verdicts and not calls:  # most turns: nothing withheld
+            return [item for event, chunks in held for item in (*chunks, event)]
+        words = _withheld_words(verdicts)
+        if words is None:  # a rule on a whole text: none of the events can be cleaned of it
+            return self._dropped(held)
+        scrub = _scrubber(words)
+        out: list[BaseAgentEvent] = []
+        for event, chunks in held:
+            cleaned = self._cleaned(event, scrub, verdicts)
+            if cleaned is not event:
+                self.released[event.id] = cleaned
+            if isinstance(cleaned, ThoughtEvent) and cleaned is not event and chunks:
+                pieces = recut(cleaned.content, [chunk.content for chunk in chunks])
+                stamp = {META_ACTION: cleaned.metadata[META_ACTION]}
+                chunks = [
+                    c.model_copy(update={"content": p, "metadata": {**c.metadata, **stamp}})
+                    for c, p in zip(chunks, pieces, strict=True)
+                ]
+            out.extend(chunks)
+            out.append(cleaned)
+        return out
+
+    def _cleaned(
+        self,
+        event: BaseAgentEvent,
+        scrub: Callable[[str], str] | None,
+        verdicts: list[Verdict],
+    ) -> BaseAgentEvent:
+        """``event`` less the withheld words, and less a refused call's arguments."""
+        if isinstance(event, KinGuardVerdictEvent):
+            return event  # kinguard's own: quotes only what its guard captures
+        original = event.model_dump()
+        cleaned = dict(original)
+        if isinstance(event, ToolCallRequestEvent) and any(map(self.tg.refused, event.content)):
+            # A call that never ran shows none of its arguments: its result is the notice.
+            cleaned["content"] = [
+                {**dumped, "arguments": "{}"} if self.tg.refused(call) else dumped
+                for call, dumped in zip(event.content, original["content"], strict=True)
+            ]
+        if scrub is not None:
+            cleaned = _scrubbed_fields(cleaned, scrub)
+        if cleaned == original:
+            return event
+        action = max((v.action for v in verdicts), key=lambda a: a.severity, default=Action.BLOCK)
+        cleaned["metadata"] = {**event.metadata, META_ACTION: action.value}
+        return type(event).model_validate(cleaned)
+
+    def _dropped(self, held: list[tuple[BaseAgentEvent, list[_Chunk]]]) -> list[BaseAgentEvent]:
+        """None of the held events but kinguard's own verdict events."""
+        kept: list[BaseAgentEvent] = []
+        for event, _ in held:
+            if isinstance(event, KinGuardVerdictEvent):
+                kept.append(event)
+            else:
+                self.released[event.id] = None
+        return kept
+
+    def drop(self) -> None:
+        """The turn ended without a message: its events were never checked, nor are shown."""
+        if self.agent is not None:
+            self.tg.refusals.pop(self.agent, None)
+        if self.events:
+            _log.debug("kinguard.autogen.events_dropped_unchecked", events=len(self.events))
+            self.events.clear()
+
+
+def _withheld_words(verdicts: Iterable[Verdict]) -> dict[str, str] | None:
+    """The words the verdicts kept from the other agents (lower-cased), each with the marker
+    that takes its place: evidence the delivered text no longer has (all of it when nothing
+    was delivered). ``None``: a signal with no located evidence is about its whole text, which
+    no other text can be cleaned of."""
+    words: dict[str, str] = {}
+    for verdict in verdicts:
+        withheld = verdict.action in (Action.BLOCK, Action.HALT)
+        delivered = None if withheld else verdict.delivered_text
+        for signal in verdict.signals:
+            found = [e.text for e in signal.evidence if e.text.strip()]
+            if not found:
+                return None
+            for text in found:
+                if delivered is None or text not in delivered:
+                    words.setdefault(text.lower(), REDACTION.format(signal.name))
+    return words
+
+
+def _scrubber(words: Mapping[str, str]) -> Callable[[str], str] | None:
+    """A function replacing each of ``words`` (in any case) with its marker; None for none."""
+    if not words:
+        return None
+    longest_first = sorted(words, key=len, reverse=True)
+    pattern = re.compile("|".join(map(re.escape, longest_first)), re.IGNORECASE)
+    fallback = REDACTION.format("withheld")  # a match whose case folds otherwise
+
+    def scrub(text: str) -> str:
+        return pattern.sub(lambda m: words.get(m.group().lower(), fallback), text)
+
+    return scrub
+
+
+def _scrubbed_fields(value: Any, scrub: Callable[[str], str]) -> Any:
+    """An event's dump with ``scrub`` applied to every string it says (not those naming)."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, list):
+        return [_scrubbed_fields(item, scrub) for item in value]
+    if isinstance(value, dict):
+        return {
+            key: item if key in _NAMING_FIELDS else _scrubbed_fields(item, scrub)
+            for key, item in value.items()
+        }
+    return value
+
+
 async def _guarded(
     tg: TeamGuard, stream: AsyncGenerator[Any, None], agent: str | None = None
 ) -> AsyncGenerator[Any, None]:
@@ -653,6 +862,7 @@ async def _guarded(
     ``agent``: the participant whose turn it is, whose tool calls' verdict events it streams.
     """
     chunks = _Chunks(tg.guard)
+    held = _Held(tg, agent)
     # Chat messages yielded this turn, as delivered: a nested team's result lists them again.
     delivered_ids: dict[str, BaseChatMessage] = {}
     tool_events = tg.tool_events
@@ -661,7 +871,10 @@ async def _guarded(
         async for item in stream:
             if tool_events and agent in tool_events:  # the calls ran before this item came
                 for queued in tool_events.pop(agent):
-                    yield queued
+                    if held.takes(queued):
+                        held.hold(queued, [])
+                    else:
+                        yield queued
             if isinstance(item, ModelClientStreamingChunkEvent):
                 chunks.hold(item)
             elif isinstance(item, (Response, BaseChatMessage)):
@@ -669,9 +882,13 @@ async def _guarded(
                 # A message yielded already and then returned as the Response is known to
                 # inspect() by its id: one verdict, one event.
                 verdict, delivered = await tg.inspect(chat)
+                for released in held.release(verdict, delivered):
+                    yield released
                 if isinstance(item, Response):
                     yielded = delivered_ids.values()
-                    out: Any = await _delivered_response(tg, item, delivered, yielded)
+                    out: Any = await _delivered_response(
+                        tg, item, delivered, yielded, held.released
+                    )
                 else:
                     out = delivered_ids[item.id] = delivered
                 for chunk in chunks.of_message(chat, delivered):
@@ -681,24 +898,32 @@ async def _guarded(
                 if event is not None:
                     yield event
             elif isinstance(item, TaskResult):  # a nested team's result: what it delivered
-                if delivered_ids or not capture:
-                    messages = [
+                if delivered_ids or held.released or not capture:
+                    listed = (
                         delivered_ids.get(m.id, m)
                         if isinstance(m, BaseChatMessage)
-                        else _foreign_event(tg, m, capture)
+                        else _foreign_event(tg, held.released.get(m.id, m), capture)
                         for m in item.messages
-                    ]
+                    )
+                    messages = [m for m in listed if m is not None]
                     item = item.model_copy(update={"messages": messages})
                 yield item
-            elif isinstance(item, KinGuardVerdictEvent):  # a nested team's own guard's verdict
-                yield _foreign_event(tg, item, capture)
+            elif isinstance(item, BaseAgentEvent):
+                if isinstance(item, KinGuardVerdictEvent):  # a nested team's own guard's
+                    item, own = _foreign_event(tg, item, capture), []
+                else:
+                    own = chunks.of_event(item)
+                if held.takes(item):
+                    held.hold(item, own)
+                    continue
+                for chunk in own:
+                    yield chunk
+                yield item
             else:
-                if isinstance(item, BaseAgentEvent):
-                    for chunk in chunks.of_event(item):
-                        yield chunk
                 yield item
     finally:
         chunks.drop("turn_ended")
+        held.drop()
         close = getattr(stream, "aclose", None)
         if close is not None:
             await close()
@@ -718,14 +943,20 @@ async def _delivered_response(
     response: Response,
     delivered: BaseChatMessage,
     yielded: Iterable[BaseChatMessage],
+    released: Mapping[str, BaseAgentEvent | None],
 ) -> Response:
     """The response with its chat message, and any chat message among its inner ones, as
     delivered; the very same response when nothing changed. ``yielded``: the chat messages
-    the turn yielded before it, as delivered."""
+    the turn yielded before it, as delivered; ``released``: its events released otherwise
+    than the agent yielded them (``_Held.released``)."""
     inner = response.inner_messages
     if inner and any(isinstance(m, BaseChatMessage) for m in inner):
         # Those yielded this turn are known to inspect() and come back as delivered.
         inner = [(await tg.inspect(m))[1] if isinstance(m, BaseChatMessage) else m for m in inner]
+    if inner and released:
+        # The team's manager keeps the inner messages in its thread, and so in its state.
+        kept = (released.get(m.id, m) if isinstance(m, BaseAgentEvent) else m for m in inner)
+        inner = [m for m in kept if m is not None]
     # A halt in this turn (said inside a SocietyOfMindAgent's team, whose response lists no
     # inner messages) must reach the termination condition, which reads only the response.
     listed = {m.id for m in inner or ()}

@@ -106,7 +106,10 @@ def guard_team(
     - ``run_stream()`` yields a :class:`KinGuardVerdictEvent` after each message kinguard acted
       on (``events="all"``: after every message; ``"none"``: never). Streamed model tokens
       (``model_client_stream=True``) come out once their message is inspected, cut from the
-      delivered text (none of a blocked or halted message's).
+      delivered text (none of a blocked or halted message's). So do a turn's thoughts, tool
+      call requests and generated code, and the events after them: less the words kinguard
+      withheld from that turn (a refused call without its arguments), or not at all beside a
+      blocked or halted message; the team's state keeps them as streamed.
     - ``save_state()``/``load_state()`` carry the guard's state under ``"kinguard"``.
 
     Call it before the team first runs. A nested group chat among the participants, and the

@@ -111,7 +111,7 @@ class Streamer(BaseChatAgent):
     ) -> AsyncGenerator[BaseAgentEvent | BaseChatMessage | Response, None]:
         text = self.lines.pop(0)
         message = TextMessage(source=self.name, content=text)
-        thought = ThoughtEvent(source=self.name, content=f"thinking about {text[:2]}")
+        thought = ThoughtEvent(source=self.name, content=f"thinking about {text}")
         linked_to = {
             "id": message.id,
             "none": None,
@@ -165,11 +165,23 @@ async def test_chunks_whose_message_never_comes_are_dropped(kit: SimpleNamespace
     ]
 
 
-async def test_chunks_of_a_thought_come_with_the_thought(kit: SimpleNamespace) -> None:
-    buyer = Streamer("buyer", ["b1 hello", "b2"], link="thought")
-    team = streamer_team(kit, buyer, "id", "log", messages=3)
+@pytest.mark.parametrize("action", ["log", "redact", "block"])
+async def test_chunks_of_a_thought_come_with_the_thought_as_its_message_went(
+    kit: SimpleNamespace, action: str
+) -> None:
+    buyer = Streamer("buyer", [f"b1 keep {kit.KEYWORD} quiet", "b2"], link="thought")
+    team = streamer_team(kit, buyer, "id", action, messages=3)
     items = await streamed(team)
-    thought = next(i for i in items if isinstance(i, ThoughtEvent))
+    thoughts = [i for i in items if isinstance(i, ThoughtEvent)]
+    tokens = "".join(i.content for i in items if isinstance(i, ModelClientStreamingChunkEvent))
+    assert (kit.KEYWORD in tokens) is (action == "log")
+    if action == "block":  # withheld with its message, tokens and all
+        assert thoughts == [] and "thinking" not in tokens
+        return
+    thought = thoughts[0]
+    assert thought.content == f"thinking about b1 keep {kit.KEYWORD} quiet".replace(
+        kit.KEYWORD, kit.KEYWORD if action == "log" else "[redacted by kinguard: collusion.market]"
+    )
     indexes = chunks_of(items, thought.id)
     position = items.index(thought)
     assert indexes == list(range(position - len(indexes), position)) and indexes
