@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HELD_NOTICE",
+    "HELD_REPLY_NOTICE",
     "IDENTITY_ID_PREFIX",
     "NOTICE_NAME",
     "REASONING_KWARG",
@@ -230,6 +231,7 @@ def notice_message(
 
 
 HELD_NOTICE = "[kinguard withheld this tool result for human review]"
+HELD_REPLY_NOTICE = "[kinguard withheld this reply for human review]"
 
 
 def held_stand_in(message: ToolMessage, *, sender: str) -> ToolMessage:

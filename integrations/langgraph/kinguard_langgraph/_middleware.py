@@ -4,7 +4,8 @@
   message of every model call, then inspects what the model returned before it enters the
   agent's state: redacted copies keep the message id, a blocked message becomes a signed
   notice without its tool calls (so the tools it asked for never run), and a halted message
-  is withheld in a private state key.
+  is withheld in a private state key (held after tool results, with a stand-in notice in the
+  history until the decision).
 * ``after_model`` (its own graph node, so resuming never repeats the model call) asks the
   human through ``interrupt()`` and delivers the approved or edited message, or ends the
   agent's turn on a rejection. If other ``after_model`` hooks ran while it waited, the
@@ -34,7 +35,13 @@ from langchain.agents.middleware.types import (
     ModelResponse,
     PrivateStateAttr,
 )
-from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    RemoveMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
@@ -44,6 +51,7 @@ from kinguard import Action, HumanDecision, KinGuard, Message, Verdict
 from kinguard.logs import get_logger
 from kinguard_langgraph._core import TaskVerdicts, halt_payload, parse_decision
 from kinguard_langgraph._messages import (
+    HELD_REPLY_NOTICE,
     delivered_as,
     guard_token,
     inspected_text,
@@ -81,14 +89,15 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
     one guard's saved risk comes back, into both. Give such guards one policy instead.
 
     ``after_model`` hooks run in reverse order: those of middleware listed after this one run
-    while it holds a reply for a person, on a history without it. Once the person approves,
-    the reply goes through the model node again (the model is not called), so each of those
-    hooks sees it once: ``HumanInTheLoopMiddleware`` asks the app's reviewer about its tool
-    calls in either order. That pass runs the ``before_model`` hooks again (a
-    ``ModelCallLimitMiddleware`` listed after this one counts the call twice), and while a
-    reply that follows tool results is held, a batched ``HumanInTheLoopMiddleware`` listed
-    after this one finds the reply before and asks again about calls that already ran. List
-    this one after every middleware with an ``after_model`` hook to avoid both.
+    while it holds a reply for a person. A reply held after tool results has a stand-in in
+    the history meanwhile (a notice, under its own id, gone at the decision), so that a hook
+    looking for the last reply's tool calls (``HumanInTheLoopMiddleware``,
+    ``ToolCallLimitMiddleware``) does not take the calls that already ran. Once the person
+    approves, the reply goes through the model node again (the model is not called), so
+    each of those hooks sees it once: ``HumanInTheLoopMiddleware`` asks the app's reviewer
+    about its tool calls in either order. That pass runs the ``before_model`` hooks again
+    (a ``ModelCallLimitMiddleware`` listed after this one counts the call twice). List this
+    one after every middleware with an ``after_model`` hook to avoid it.
     """
 
     state_schema = KinGuardState
@@ -184,11 +193,13 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         command: Command[Any] | None,
         verdicts: list[tuple[int, Verdict]],
         conversation_id: str,
+        state: KinGuardState,
     ) -> ModelResponse[Any] | ExtendedModelResponse[Any]:
         result: list[BaseMessage] = []
         withheld: list[dict[str, Any]] = []
         by_index = dict(verdicts)
         dropped_calls: set[str] = set()
+        stand_in: str | None = None
         # A structured response is parsed from the reply (its text, or a tool call's
         # arguments): it stands only while every inspected message goes out as it was.
         intact = True
@@ -203,6 +214,17 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                 result.append(message)
                 continue
             if verdict.action is Action.HALT:
+                if _answered_calls(state["messages"]):
+                    # Hooks that look for the reply's tool calls (HumanInTheLoopMiddleware,
+                    # ToolCallLimitMiddleware) take the last reply in the history: without
+                    # one here, the one whose calls already ran, asked about or counted again.
+                    # Its own id, not the held reply's: a ``messages`` stream shows no message
+                    # twice, and the reply must show once released.
+                    notice = notice_message(
+                        message, HELD_REPLY_NOTICE, sender=self.agent_name, action="halt"
+                    )
+                    stand_in = notice.id
+                    result.append(notice)
                 withheld.append(
                     {
                         "message": mark_inspected(message, verdict.action.value, self._token),
@@ -243,6 +265,8 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         }
         if withheld:
             record["entries"] = withheld
+            if stand_in is not None:
+                record["stand_in"] = stand_in
             if response.structured_response is not None:
                 # Given back if the human approves the reply as it is (None: it cannot be);
                 # otherwise ``after_model`` ends the turn, as below.
@@ -303,7 +327,8 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                 (i, self.guard.inspect(self._to_message(m, turn + n, conversation_id)))
                 for n, (i, m) in enumerate(self._inspectable(response))
             ]
-            out = self._apply(response, command, verdicts, conversation_id)
+            state = cast("KinGuardState", request.state)
+            out = self._apply(response, command, verdicts, conversation_id, state)
         except Exception as exc:
             out = self._failed(response, command, exc)
         self._release(held, request, response, out)
@@ -330,7 +355,8 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                 (i, await self.guard.ainspect(self._to_message(m, turn + n, conversation_id)))
                 for n, (i, m) in enumerate(self._inspectable(response))
             ]
-            out = self._apply(response, command, verdicts, conversation_id)
+            state = cast("KinGuardState", request.state)
+            out = self._apply(response, command, verdicts, conversation_id, state)
         except Exception as exc:
             out = self._failed(response, command, exc)
         self._release(held, request, response, out)
@@ -451,8 +477,12 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         # Here, not at each interrupt: the hook re-runs from the start for every answer.
         for verdict, decision in decided:
             self.guard.record_decision(verdict, decision)
+        # The stand-in goes, whatever the decision (checked: removing a missing id raises).
+        history = state["messages"]
+        kept = [m for m in history if m.id != record.get("stand_in")]
+        removed = [RemoveMessage(id=record["stand_in"])] if len(kept) < len(history) else []
         update: dict[str, Any] = {
-            "messages": delivered,
+            "messages": [*removed, *delivered],
             GUARD_KEY: {"pending": {self._pending_key: None}},
         }
         lacks_structured = "structured_response" in record
@@ -473,7 +503,7 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             delivered = [
                 m if m.id else m.model_copy(update={"id": str(uuid4())}) for m in delivered
             ]
-            update["messages"] = delivered
+            update["messages"] = [*removed, *delivered]
             update[GUARD_KEY]["pending"] = {
                 self._pending_key: {"replay": [m.id for m in delivered]}
             }
@@ -494,6 +524,14 @@ def _graph_step() -> int | None:
     except RuntimeError:  # outside a graph run
         return None
     return step if isinstance(step, int) else None
+
+
+def _answered_calls(history: Sequence[BaseMessage]) -> bool:
+    """Whether the last reply in ``history`` makes tool calls (their results follow it)."""
+    for message in reversed(history):
+        if isinstance(message, AIMessage):
+            return bool(message.tool_calls)
+    return False
 
 
 def _ran_late(record: dict[str, Any]) -> bool:

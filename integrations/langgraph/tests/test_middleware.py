@@ -8,9 +8,13 @@ from typing import Any
 
 import pytest
 from kinguard_langgraph import KinGuardMiddleware
+from kinguard_langgraph._messages import HELD_REPLY_NOTICE
 from kinguard_langgraph._scripted import ScriptedChatModel
 from langchain.agents import create_agent
-from langchain.agents.middleware import HumanInTheLoopMiddleware
+from langchain.agents.middleware import (
+    HumanInTheLoopMiddleware,
+    ToolCallLimitMiddleware,
+)
 from langchain.agents.structured_output import ToolStrategy
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
@@ -652,3 +656,115 @@ def test_two_guards_on_one_agent_each_ask_about_their_own_halts() -> None:
     out = agent.invoke(Command(resume={"type": "reject"}), config)
     assert "__interrupt__" not in out
     assert [m.content for m in out["messages"]] == ["hi"]
+
+
+def keyword_guard(action: Action, word: str = SECRET, signal: str = "collusion.market") -> KinGuard:
+    rule = Rule(signal=signal, action=action)
+    return KinGuard(AGENTS, detectors=[KeywordDetector(word, signal)], policy=Policy(rules=(rule,)))
+
+
+def posting(content: str, note: str, call_id: str) -> AIMessage:
+    call = {"name": "post_to_buyer", "args": {"note": note}, "id": call_id}
+    return AIMessage(content, tool_calls=[call])
+
+
+def replying_agent(replies: list[AIMessage], middleware: list[Any], ran: list[str]) -> Any:
+    """A create_agent agent whose model gives ``replies`` in order, with a tool that posts."""
+
+    @tool
+    def post_to_buyer(note: str) -> str:
+        """Post a note the buyer's agent reads."""
+        ran.append(note)
+        return "posted"
+
+    return create_agent(
+        ToolCallingModel(responses=replies),
+        tools=[post_to_buyer],
+        middleware=middleware,
+        checkpointer=InMemorySaver(),
+    )
+
+
+APPROVE_CALLS = {"decisions": [{"type": "approve"}]}
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("review", ["first", "last"], ids=["hitl-first", "hitl-last"])
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_a_reply_held_after_tool_results_leaves_their_calls_alone(
+    decision: str, review: str, use_async: bool
+) -> None:
+    """While kinguard holds a reply that follows tool results, the app's
+    HumanInTheLoopMiddleware is not asked again about the calls that already ran. Listed after
+    kinguard, its hook runs during the hold and took the last reply in the history: the one
+    that made those calls (an approval asked again; a rejection answered a call twice)."""
+    ran: list[str] = []
+    hitl = HumanInTheLoopMiddleware(interrupt_on={"post_to_buyer": True})
+    kinguard = KinGuardMiddleware(keyword_guard(Action.HALT), agent_name="seller")
+    replies = [
+        posting("Posting.", "n0", "call-0"),
+        posting(f"Deal at {SECRET}.", "n1", "call-1"),
+        AIMessage("Done."),
+    ]
+    agent = replying_agent(
+        replies, [hitl, kinguard] if review == "first" else [kinguard, hitl], ran
+    )
+    config = cfg()
+    (asked,) = ask(agent, {"messages": [HumanMessage("hi")]}, config, use_async)["__interrupt__"]
+    assert [r["args"] for r in asked.value["action_requests"]] == [{"note": "n0"}]
+    held = ask(agent, Command(resume=APPROVE_CALLS), config, use_async)
+    (halt,) = held["__interrupt__"]
+    assert halt.value["verdict"]["action"] == "halt"
+    assert held["messages"][-1].content == HELD_REPLY_NOTICE
+    out = ask(agent, Command(resume={"type": decision}), config, use_async)
+    if decision == "approve":
+        (asked,) = out["__interrupt__"]
+        assert [r["args"] for r in asked.value["action_requests"]] == [{"note": "n1"}]
+        out = ask(agent, Command(resume=APPROVE_CALLS), config, use_async)
+        assert out["messages"][-1].content == "Done."
+    assert "__interrupt__" not in out
+    assert ran == (["n0", "n1"] if decision == "approve" else ["n0"])
+    answered = [m.tool_call_id for m in out["messages"] if isinstance(m, ToolMessage)]
+    assert answered == (["call-0", "call-1"] if decision == "approve" else ["call-0"])
+    assert HELD_REPLY_NOTICE not in repr(out["messages"])
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_a_reply_held_after_tool_results_streams_its_stand_in_then_itself(
+    use_async: bool,
+) -> None:
+    """The ``messages`` stream shows the stand-in while the reply is held, then the approved
+    reply: the stand-in has its own id, as a stream shows no message id twice."""
+    replies = [
+        posting("Posting.", "n0", "call-0"),
+        posting(f"Deal at {SECRET}.", "n1", "call-1"),
+        AIMessage("Done."),
+    ]
+    kinguard = KinGuardMiddleware(keyword_guard(Action.HALT), agent_name="seller")
+    agent = replying_agent(replies, [kinguard], [])
+    config = cfg()
+    held = streamed_tokens(agent, {"messages": [HumanMessage("hi")]}, config, use_async)
+    released = streamed_tokens(agent, Command(resume="approve"), config, use_async)
+    assert list(texts_by_id(held).values()) == ["Posting.", HELD_REPLY_NOTICE]
+    assert list(texts_by_id(released).values()) == [f"Deal at {SECRET}.", "Done."]
+
+
+def test_a_reply_held_after_tool_results_leaves_their_calls_uncounted() -> None:
+    """ToolCallLimitMiddleware listed after kinguard counts a reply's calls once: during the
+    hold it counted the calls that had already run again, and stopped the approved one."""
+    ran: list[str] = []
+    replies = [
+        posting("Posting.", "n0", "call-0"),
+        posting(f"Deal at {SECRET}.", "n1", "call-1"),
+        AIMessage("Done."),
+    ]
+    middleware = [
+        KinGuardMiddleware(keyword_guard(Action.HALT), agent_name="seller"),
+        ToolCallLimitMiddleware(thread_limit=2),
+    ]
+    agent = replying_agent(replies, middleware, ran)
+    config = cfg()
+    assert "__interrupt__" in agent.invoke({"messages": [HumanMessage("hi")]}, config)
+    out = agent.invoke(Command(resume="approve"), config)
+    assert ran == ["n0", "n1"]
+    assert out["messages"][-1].content == "Done."
