@@ -8,8 +8,9 @@
   history until the decision).
 * ``after_model`` (its own graph node, so resuming never repeats the model call) asks the
   human through ``interrupt()`` and delivers the approved or edited message, or ends the
-  agent's turn on a rejection. If other ``after_model`` hooks ran while it waited, the
-  delivered message goes through the model node once more, for them to see.
+  agent's turn on a rejection. If other ``after_model`` hooks ran while it waited, or another
+  ``KinGuardMiddleware`` wraps this one's model call, the released message goes through the
+  model node once more, as the model's reply, for them to see.
 * ``before_agent`` restores the guard's state for the thread from the agent's checkpointed
   state, so a new process resumes with the same risk (never over a live state that has seen
   as many messages: another agent on the thread may have added risk since this one saved).
@@ -24,9 +25,8 @@ graph's streams: ``get_state()`` and the ``values``, ``updates``, ``tasks``, ``d
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from contextvars import Token
+from contextvars import ContextVar, Token
 from typing import Annotated, Any, NotRequired, cast
-from uuid import uuid4
 
 from langchain.agents.middleware import AgentMiddleware, AgentState, hook_config
 from langchain.agents.middleware.types import (
@@ -69,6 +69,10 @@ __all__ = ["KinGuardMiddleware"]
 
 _log = get_logger("kinguard.langgraph")
 
+_guarding: ContextVar[bool] = ContextVar("kinguard_middleware_guarding", default=False)
+"""Set while a ``KinGuardMiddleware`` waits for the model call it wraps: a halt held inside
+it is released where that one cannot see the reply (see ``after_model``)."""
+
 
 class KinGuardState(AgentState[Any]):
     """``create_agent`` state plus kinguard's private key (hidden from input and output)."""
@@ -85,19 +89,23 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
     ``agent_name`` is the agent's profile name in ``guard``; ``recipients`` the agents its
     messages reach (default: every other agent the guard knows). Two of them on one agent
     (say an org's guard and a team's, under different ``name``s) each hold and ask about
-    their own halts, but share the agent's one saved guard state: after a restart only the
-    one guard's saved risk comes back, into both. Give such guards one policy instead.
+    their own halts, and each guard reads every reply, the one the other released after a
+    halt too. They share the agent's one saved guard state: after a restart only the one
+    guard's saved risk comes back, into both. Give such guards one policy instead.
 
     ``after_model`` hooks run in reverse order: those of middleware listed after this one run
     while it holds a reply for a person. A reply held after tool results has a stand-in in
     the history meanwhile (a notice, under its own id, gone at the decision), so that a hook
     looking for the last reply's tool calls (``HumanInTheLoopMiddleware``,
     ``ToolCallLimitMiddleware``) does not take the calls that already ran. Once the person
-    approves, the reply goes through the model node again (the model is not called), so
-    each of those hooks sees it once: ``HumanInTheLoopMiddleware`` asks the app's reviewer
-    about its tool calls in either order. That pass runs the ``before_model`` hooks again
-    (a ``ModelCallLimitMiddleware`` listed after this one counts the call twice). List this
-    one after every middleware with an ``after_model`` hook to avoid it.
+    approves, the reply goes through the model node again (the model is not called) for
+    those hooks, and for a ``KinGuardMiddleware`` listed before this one, to see it once:
+    ``HumanInTheLoopMiddleware`` asks the app's reviewer about its tool calls in either
+    order. That pass runs the ``before_model`` hooks again (a ``ModelCallLimitMiddleware``
+    listed after this one counts the call twice) and is a step of its own in the graph's
+    streams. Listed
+    after every other middleware with an ``after_model`` hook, and alone on its agent, this
+    one needs no such pass.
     """
 
     state_schema = KinGuardState
@@ -194,6 +202,8 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         verdicts: list[tuple[int, Verdict]],
         conversation_id: str,
         state: KinGuardState,
+        *,
+        outer: bool,
     ) -> ModelResponse[Any] | ExtendedModelResponse[Any]:
         result: list[BaseMessage] = []
         withheld: list[dict[str, Any]] = []
@@ -265,6 +275,8 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         }
         if withheld:
             record["entries"] = withheld
+            if outer:
+                record["outer"] = True
             if stand_in is not None:
                 record["stand_in"] = stand_in
             if response.structured_response is not None:
@@ -314,10 +326,13 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         replayed = self._replayed(request)
         if replayed is not None:
             return replayed
+        outer = _guarding.get()
         held = _hold_stream()
+        guarding = _guarding.set(True)
         try:
             raw = handler(self._with_identity(request))
         finally:
+            _guarding.reset(guarding)
             _stop_holding(held)
         response, command = self._messages(raw)
         try:
@@ -328,7 +343,7 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                 for n, (i, m) in enumerate(self._inspectable(response))
             ]
             state = cast("KinGuardState", request.state)
-            out = self._apply(response, command, verdicts, conversation_id, state)
+            out = self._apply(response, command, verdicts, conversation_id, state, outer=outer)
         except Exception as exc:
             out = self._failed(response, command, exc)
         self._release(held, request, response, out)
@@ -342,10 +357,13 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         replayed = self._replayed(request)
         if replayed is not None:
             return replayed
+        outer = _guarding.get()
         held = _hold_stream()
+        guarding = _guarding.set(True)
         try:
             raw = await handler(self._with_identity(request))
         finally:
+            _guarding.reset(guarding)
             _stop_holding(held)
         response, command = self._messages(raw)
         try:
@@ -356,27 +374,26 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                 for n, (i, m) in enumerate(self._inspectable(response))
             ]
             state = cast("KinGuardState", request.state)
-            out = self._apply(response, command, verdicts, conversation_id, state)
+            out = self._apply(response, command, verdicts, conversation_id, state, outer=outer)
         except Exception as exc:
             out = self._failed(response, command, exc)
         self._release(held, request, response, out)
         return out
 
     def _replayed(self, request: ModelRequest[Any]) -> ExtendedModelResponse[Any] | None:
-        """The reply ``after_model`` delivered late, as this model call's reply (see there).
+        """The reply ``after_model`` released late, as this model call's reply (see there).
 
-        Only while it is still the end of the history: after new input the model is called.
+        Only while the history is as it was at the release: after new input the model is called.
         """
         state = cast("KinGuardState", request.state)
         record = ((state.get("kinguard") or {}).get("pending") or {}).get(self._pending_key)
-        if not record or "replay" not in record:
+        if not record or "replay" not in record or _last_id(state["messages"]) != record["after"]:
             return None
-        ids = record["replay"]
-        tail: list[BaseMessage] = list(state["messages"][-len(ids) :])
-        if [m.id for m in tail] != ids:
-            return None
-        cleared = {"pending": {self._pending_key: None}}
-        return _with_channel(ModelResponse(result=tail), None, cleared)
+        response = ModelResponse(
+            result=list(record["replay"]),
+            structured_response=record.get("structured_response"),
+        )
+        return _with_channel(response, None, {"pending": {self._pending_key: None}})
 
     def _release(
         self,
@@ -493,20 +510,19 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         # that insists would be halted again, forever): the turn ends on the delivered reply.
         if (rejected and not delivered) or not record.get("entries") or lacks_structured:
             update["jump_to"] = "end"
-        elif delivered and "structured_response" not in update and _ran_late(record):
-            # The ``after_model`` hooks of middleware listed after this one ran between the
-            # model call and here, on a history without the reply: HumanInTheLoopMiddleware
-            # found no tool call to ask the app's reviewer about, and the calls would run
-            # unreviewed. Back through the model node (``_replayed`` gives the delivered
-            # reply instead of calling the model), every hook sees the reply once. Ids are
-            # given here, not by the messages reducer: the replay finds the reply by them.
-            delivered = [
-                m if m.id else m.model_copy(update={"id": str(uuid4())}) for m in delivered
-            ]
-            update["messages"] = [*removed, *delivered]
-            update[GUARD_KEY]["pending"] = {
-                self._pending_key: {"replay": [m.id for m in delivered]}
-            }
+        elif delivered and (_ran_late(record) or record.get("outer")):
+            # The reply reaches the history as the model's reply, through the model node again
+            # (``_replayed`` gives it instead of calling the model), for those that did not see
+            # it. The ``after_model`` hooks of middleware listed after this one ran between the
+            # model call and here, on a history without it: HumanInTheLoopMiddleware found no
+            # tool call to ask the app's reviewer about, and the calls would run unreviewed.
+            # Another KinGuardMiddleware listed before this one inspected the model call's
+            # reply without it: its guard would never read it (nor block or hold it).
+            replay: dict[str, Any] = {"replay": delivered, "after": _last_id(kept)}
+            if "structured_response" in update:
+                replay["structured_response"] = update.pop("structured_response")
+            update["messages"] = removed
+            update[GUARD_KEY]["pending"] = {self._pending_key: replay}
             update["jump_to"] = "model"
         return update
 
@@ -532,6 +548,10 @@ def _answered_calls(history: Sequence[BaseMessage]) -> bool:
         if isinstance(message, AIMessage):
             return bool(message.tool_calls)
     return False
+
+
+def _last_id(history: Sequence[BaseMessage]) -> str | None:
+    return history[-1].id if history else None
 
 
 def _ran_late(record: dict[str, Any]) -> bool:

@@ -768,3 +768,43 @@ def test_a_reply_held_after_tool_results_leaves_their_calls_uncounted() -> None:
     out = agent.invoke(Command(resume="approve"), config)
     assert ran == ["n0", "n1"]
     assert out["messages"][-1].content == "Done."
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("action", [Action.REDACT, Action.BLOCK, Action.HALT])
+def test_a_reply_one_guard_releases_meets_the_other_guards_rules(
+    action: Action, use_async: bool
+) -> None:
+    """Of two guards on one agent, the one listed first inspects the reply the other held and
+    a person approved: it inspected the model call's reply without it, and never read it."""
+    org = keyword_guard(action)
+    team = keyword_guard(Action.HALT, "HALT-ME", "kin.mimicry")
+    model = ScriptedChatModel(replies=[f"HALT-ME deal at {SECRET}."])
+    agent = create_agent(
+        model,
+        tools=[],
+        middleware=[
+            KinGuardMiddleware(org, agent_name="seller", name="org"),
+            KinGuardMiddleware(team, agent_name="seller", name="team"),
+        ],
+        checkpointer=InMemorySaver(),
+    )
+    config = cfg()
+    with capture_verdicts(org) as verdicts:
+        first = ask(agent, {"messages": [HumanMessage("hi")]}, config, use_async)
+        assert [i.value["node"] for i in first["__interrupt__"]] == ["team"]
+        out = ask(agent, Command(resume="approve"), config, use_async)
+        if action is Action.HALT:
+            assert [i.value["node"] for i in out["__interrupt__"]] == ["org"]
+            out = ask(agent, Command(resume={"type": "reject"}), config, use_async)
+    assert [v.action for v in verdicts] == [action]
+    assert "__interrupt__" not in out
+    assert SECRET not in repr(out["messages"])
+    assert model.calls == 1
+    last = out["messages"][-1].content
+    if action is Action.REDACT:
+        assert last.startswith("HALT-ME deal at [redacted by kinguard")
+    elif action is Action.BLOCK:
+        assert last.startswith("[kinguard blocked")
+    else:
+        assert [m.content for m in out["messages"]] == ["hi"]
