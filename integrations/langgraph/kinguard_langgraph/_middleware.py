@@ -69,6 +69,9 @@ __all__ = ["KinGuardMiddleware"]
 
 _log = get_logger("kinguard.langgraph")
 
+_MODEL_CALLS = "thread_model_call_count"
+"""``ModelCallLimitMiddleware``'s count of the thread's model calls (a private state key)."""
+
 _guarding: ContextVar[bool] = ContextVar("kinguard_middleware_guarding", default=False)
 """Set while a ``KinGuardMiddleware`` waits for the model call it wraps: a halt held inside
 it is released where that one cannot see the reply (see ``after_model``)."""
@@ -101,11 +104,10 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
     approves, the reply goes through the model node again (the model is not called) for
     those hooks, and for a ``KinGuardMiddleware`` listed before this one, to see it once:
     ``HumanInTheLoopMiddleware`` asks the app's reviewer about its tool calls in either
-    order. That pass runs the ``before_model`` hooks again (a ``ModelCallLimitMiddleware``
-    listed after this one counts the call twice) and is a step of its own in the graph's
-    streams. Listed
-    after every other middleware with an ``after_model`` hook, and alone on its agent, this
-    one needs no such pass.
+    order, and ``ModelCallLimitMiddleware`` counts the model call once. That pass runs the
+    ``before_model`` hooks again and is a step of its own in the graph's streams. Listed after
+    every other middleware with an ``after_model`` hook, and alone on its agent, this one
+    needs no such pass.
     """
 
     state_schema = KinGuardState
@@ -275,6 +277,7 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         }
         if withheld:
             record["entries"] = withheld
+            record["model_calls"] = cast("dict[str, Any]", state).get(_MODEL_CALLS, 0)
             if outer:
                 record["outer"] = True
             if stand_in is not None:
@@ -523,6 +526,11 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                 replay["structured_response"] = update.pop("structured_response")
             update["messages"] = removed
             update[GUARD_KEY]["pending"] = {self._pending_key: replay}
+            if _MODEL_CALLS in state:
+                # Back to the count before the model call, which the pass counts (again, if
+                # its hook already did), and is checked against the limit it already passed:
+                # the replay is no model call.
+                update[_MODEL_CALLS] = record.get("model_calls", 0)
             update["jump_to"] = "model"
         return update
 

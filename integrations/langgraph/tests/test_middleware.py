@@ -13,6 +13,7 @@ from kinguard_langgraph._scripted import ScriptedChatModel
 from langchain.agents import create_agent
 from langchain.agents.middleware import (
     HumanInTheLoopMiddleware,
+    ModelCallLimitMiddleware,
     ToolCallLimitMiddleware,
 )
 from langchain.agents.structured_output import ToolStrategy
@@ -808,3 +809,24 @@ def test_a_reply_one_guard_releases_meets_the_other_guards_rules(
         assert last.startswith("[kinguard blocked")
     else:
         assert [m.content for m in out["messages"]] == ["hi"]
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_the_pass_that_delivers_an_approved_reply_is_no_model_call(use_async: bool) -> None:
+    """ModelCallLimitMiddleware listed after kinguard counts the model call while kinguard
+    holds its reply; the pass through the model node that shows its hook the approved reply
+    counted it again (and stopped the agent a call early)."""
+    ran: list[str] = []
+    middleware = [
+        KinGuardMiddleware(keyword_guard(Action.HALT), agent_name="seller"),
+        ModelCallLimitMiddleware(thread_limit=2),
+    ]
+    agent = replying_agent(
+        [posting(f"Deal at {SECRET}.", "n0", "call-0"), AIMessage("Done.")], middleware, ran
+    )
+    config = cfg()
+    assert "__interrupt__" in ask(agent, {"messages": [HumanMessage("hi")]}, config, use_async)
+    out = ask(agent, Command(resume="approve"), config, use_async)
+    assert ran == ["n0"]
+    assert out["messages"][-1].content == "Done."
+    assert agent.get_state(config).values["thread_model_call_count"] == 2
