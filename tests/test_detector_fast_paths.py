@@ -6,6 +6,7 @@ its names. None of that may change a result, so each is compared here with the d
 computation it stands for.
 """
 
+import importlib
 import itertools
 import random
 import re
@@ -25,6 +26,9 @@ from kinguard.detectors import (
     normalise,
 )
 from kinguard.types import AgentProfile, KinshipLevel, Message
+
+# The module, which the package's ``normalise`` function shadows as an attribute.
+normalise_module = importlib.import_module("kinguard.detectors.normalise")
 
 # --------------------------------------------------------------------------------------------
 # Where the lexical tier scans.
@@ -192,6 +196,33 @@ def test_a_message_is_split_once_then_reused_as_history() -> None:
     hits = lexical._bigrams.cache_info().hits
     assert mimicry("Agreed: " + ECHOED, {"b": normalise(ECHOED).folded})
     assert lexical._bigrams.cache_info().hits > hits
+
+
+# --------------------------------------------------------------------------------------------
+# Letter-spacing.
+
+
+# Single letters (and some words) with gaps of one or two separators. Runs whose every gap
+# is three wide ("w - e - a - r - e") pass the probe unsearched, as they always have.
+SPACED = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "B", "i", "9", "ab", "\u00e9", "'"]),
+        st.sampled_from([" ", "  ", ".", ". ", "-", "\n", ", "]),
+    ),
+    max_size=12,
+).map(lambda parts: "".join(word + gap for word, gap in parts))
+
+
+@settings(max_examples=300, deadline=None)
+@given(SPACED)
+def test_the_letter_spacing_probe_misses_no_run(text: str) -> None:
+    # One regex stands for the searches for both gaps (" a a ", " a  a ") before the costlier
+    # run search: whatever it lets through unsearched must have no letter-spaced run.
+    always = re.compile(rb"")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(normalise_module, "_SPACING_PROBE", always)
+        expected = normalise(text)
+    assert normalise(text) == expected
 
 
 # --------------------------------------------------------------------------------------------
