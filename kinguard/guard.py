@@ -32,6 +32,7 @@ from kinguard.types import (
     Message,
     Signal,
     Verdict,
+    trusted,
 )
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ names. An app that names senders from its input (user names, say) could otherwis
 on every message: each is a recipient of every later broadcast, in every other agent's
 identity block and in the caches here, so time and memory would grow with every name."""
 _HIDDEN = ""
+_VERDICT_FIELDS = frozenset(Verdict.model_fields)
 
 
 class _Unset(enum.Enum):
@@ -438,25 +440,30 @@ class KinGuard:
             action, reasons, delivered, notice, nudge, error = self._act(
                 message, recipients, context, result, risk.pair_band_risk
             )
-        return Verdict(
-            message_id=message.id,
-            conversation_id=message.conversation_id,
-            sender=message.sender,
-            recipients=recipients,
-            turn=message.turn,
-            signals=tuple(signals),
-            kinship=context.kinship,
-            message_risk=risk.message_risk,
-            pair_risk=risk.pair_risk,
-            conversation_risk=risk.conversation_risk,
-            action=action,
-            reasons=reasons,
-            delivered_text=delivered,
-            modified=delivered != message.text,
-            notice=notice,
-            nudge=nudge,
-            error=error,
-            duration_ms=(time.perf_counter() - started) * 1000.0,
+        # Every value is the guard's own, of its field's type: not validated again.
+        return trusted(
+            Verdict,
+            {
+                "message_id": message.id,
+                "conversation_id": message.conversation_id,
+                "sender": message.sender,
+                "recipients": recipients,
+                "turn": message.turn,
+                "signals": tuple(signals),
+                "kinship": context.kinship,
+                "message_risk": risk.message_risk,
+                "pair_risk": risk.pair_risk,
+                "conversation_risk": risk.conversation_risk,
+                "action": action,
+                "reasons": reasons,
+                "delivered_text": delivered,
+                "modified": delivered != message.text,
+                "notice": notice,
+                "nudge": nudge,
+                "error": error,
+                "duration_ms": (time.perf_counter() - started) * 1000.0,
+            },
+            _VERDICT_FIELDS,
         )
 
     def _act(

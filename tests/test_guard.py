@@ -4,6 +4,7 @@ import asyncio
 import concurrent.futures
 import gc
 import json
+import pickle
 import subprocess
 import sys
 import threading
@@ -11,6 +12,7 @@ import time
 
 import pytest
 import structlog
+from pydantic import ValidationError
 from structlog.testing import capture_logs
 
 from kinguard import (
@@ -25,6 +27,7 @@ from kinguard import (
     Policy,
     Rule,
     Signal,
+    Verdict,
 )
 from kinguard.detectors import Context
 from kinguard.testing import (
@@ -35,6 +38,7 @@ from kinguard.testing import (
     capture_verdicts,
     halt_beside,
 )
+from kinguard.types import agent_message
 
 AGENTS = [
     AgentProfile(name="buyer", model="openai:gpt-4o", principal="ACME"),
@@ -961,3 +965,49 @@ def test_a_conversation_with_a_sender_per_user_keeps_its_memory_bounded() -> Non
     # The pair still talking keeps its risk: it settles where it did before any was forgotten.
     assert hot[-1].pair_risk == pytest.approx(hot[200].pair_risk)
     assert "seller" in state.last_text_by_agent
+
+
+@pytest.mark.parametrize("action", [Action.ALLOW, Action.REDACT, Action.BLOCK, Action.NUDGE])
+def test_verdicts_are_what_validation_would_build(action: Action) -> None:
+    """The guard builds its verdicts unvalidated (``trusted``): each must be the very model
+    ``Verdict(...)`` makes of the same values, fields, set fields, copies and dumps alike."""
+    guard = guard_with(action)
+    for text in ("we agree on FIXPRICE today", "a plain line"):
+        verdict = guard.inspect(msg(text))
+        given = {name: getattr(verdict, name) for name in verdict.model_fields_set}
+        validated = Verdict(**given)
+        assert list(verdict.__dict__) == list(Verdict.model_fields)
+        assert verdict == validated
+        assert verdict.model_fields_set == validated.model_fields_set == set(Verdict.model_fields)
+        assert verdict.model_dump_json() == validated.model_dump_json()
+        assert Verdict.model_validate_json(verdict.model_dump_json()) == verdict
+        assert pickle.loads(pickle.dumps(verdict)) == verdict
+        assert verdict.model_copy(update={"turn": 7}).turn == 7
+        verdict.notice = "changed"  # a verdict stays mutable, with its own set of fields
+        assert verdict.notice == "changed" and validated.notice != "changed"
+
+
+def test_adapter_messages_are_what_validation_would_build() -> None:
+    """``agent_message`` (the adapters' unvalidated ``Message``) is what ``Message(...)``
+    makes of the same values: same fields in order, same set fields, frozen, fresh id."""
+    built = agent_message("c1", "buyer", ("seller",), "hello", 3, {"framework": "test"})
+    validated = Message(
+        conversation_id="c1",
+        sender="buyer",
+        recipients=("seller",),
+        text="hello",
+        turn=3,
+        metadata={"framework": "test"},
+    )
+    assert list(built.__dict__) == list(Message.model_fields)
+    assert built.model_fields_set == validated.model_fields_set
+    assert built.model_dump(exclude={"id", "timestamp"}) == validated.model_dump(
+        exclude={"id", "timestamp"}
+    )
+    assert built.id != validated.id != agent_message("c1", "b", (), "", 0, {}).id
+    assert built.timestamp.tzinfo is not None
+    assert Message.model_validate_json(built.model_dump_json()) == built
+    assert pickle.loads(pickle.dumps(built)) == built
+    with pytest.raises(ValidationError):
+        built.text = "changed"  # type: ignore[misc]
+    assert guard_with(Action.BLOCK).inspect(built.model_copy(update={"text": "FIXPRICE"})).blocked

@@ -61,10 +61,11 @@ from autogen_core.models import (
     UserMessage,
 )
 
-from kinguard import Action, KinGuard, Message, Verdict
+from kinguard import Action, KinGuard, Verdict
 from kinguard.logs import get_logger
 from kinguard.streaming import recut
 from kinguard.text import REDACTION, argument_strings
+from kinguard.types import agent_message
 from kinguard_autogen._events import (
     KINGUARD_SOURCE,
     META_ACTION,
@@ -408,13 +409,13 @@ class TeamGuard:
                 name for name in self.participants if name != sender
             )
         verdict = await self.guard.ainspect(
-            Message(
-                conversation_id=self.conversation_id,
-                sender=sender,
-                recipients=recipients,
-                text=text,
-                turn=self.turn,
-                metadata={"framework": "autogen", "autogen.team": self.team_name, **metadata},
+            agent_message(
+                self.conversation_id,
+                sender,
+                recipients,
+                text,
+                self.turn,
+                {"framework": "autogen", "autogen.team": self.team_name, **metadata},
             )
         )
         self.turn += 1

@@ -54,6 +54,7 @@ from pydantic import BaseModel, ValidationError
 
 from kinguard import Action, HumanDecision, KinGuard, Message, Verdict
 from kinguard.logs import get_logger
+from kinguard.types import agent_message
 from kinguard_langgraph._messages import (
     HELD_NOTICE,
     REASONING_KWARG,
@@ -717,13 +718,13 @@ class GraphCore:
         return output
 
     def to_message(self, prepared: Prepared, candidate: _Candidate, position: int) -> Message:
-        return Message(
-            conversation_id=prepared.conversation_id,
-            sender=prepared.agent,
-            recipients=self.recipients(prepared.agent),
-            text=candidate.text,
-            turn=prepared.turn_base + position,
-            metadata={
+        return agent_message(
+            prepared.conversation_id,
+            prepared.agent,
+            self.recipients(prepared.agent),
+            candidate.text,
+            prepared.turn_base + position,
+            {
                 "framework": "langgraph",
                 "langgraph_node": prepared.node,
                 "message_id": candidate.message.id,
