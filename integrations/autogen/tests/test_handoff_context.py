@@ -24,6 +24,7 @@ from autogen_core.models import (
 from kinguard_autogen import guard_team, pending_halt, resolve_halt
 
 from kinguard import Action, HumanDecision, KinGuard, Policy, Rule
+from kinguard.testing import KeywordDetector
 
 TRANSFERRED = "Transferred to seller, adopting the role of seller immediately."
 REDACTED = "[redacted by kinguard: collusion.market]"
@@ -154,3 +155,25 @@ async def test_a_signal_in_the_thought_alone_is_withheld_from_the_thought(
     assert kit.KEYWORD not in given
     # The stream shows the thought as the seller's model was given it.
     assert [i.content for i in items if isinstance(i, ThoughtEvent)] == [said.thought]
+
+
+async def test_words_said_across_a_handoff_and_its_context_keep_the_context_out(
+    kit: SimpleNamespace,
+) -> None:
+    # Inspected together, the handoff's words and its thought may hold evidence that neither
+    # holds alone: cleaning each would leave all of it for the seller's model to read.
+    guard = KinGuard(
+        kit.PROFILES,
+        detectors=[KeywordDetector("ZEBRA\n\nPACT")],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.REDACT),)),
+    )
+    seller, team = swarm(
+        kit,
+        guard,
+        handing_over("PACT it is."),
+        handoffs=[Handoff(target="seller", message="Over to you, ZEBRA")],
+    )
+    result = await team.run(task="Go.")
+    handoff = next(m for m in result.messages if isinstance(m, HandoffMessage))
+    assert handoff.content == f"Over to you, {REDACTED} it is." and not handoff.context
+    assert "ZEBRA" not in kit.seen_by(seller, 0)
