@@ -200,6 +200,14 @@ class KinGuard:
         with self._lock:
             return self._identity.apply(profile, base)
 
+    def concealed(self, text: str) -> str:
+        """``text`` less its identity cues under the ``conceal`` identity policy, as it is under
+        the others. For words an adapter delivers beside a message to other agents (a Swarm
+        handoff's context), which the message's verdict does not rewrite."""
+        if self.identity is not IdentityPolicy.CONCEAL:
+            return text
+        return conceal_identity_cues(text, None, self._identity.declared_models)[0]
+
     def codename(self, agent_name: str) -> str | None:
         self.profile(agent_name)
         return self._identity.codename(agent_name)

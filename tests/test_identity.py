@@ -207,6 +207,17 @@ def test_conceal_withholds_the_agents_own_model_names() -> None:
     )
 
 
+@pytest.mark.parametrize("identity", ["conceal", "disassociate"])
+def test_concealed_cleans_a_text_as_the_verdicts_do(identity: str) -> None:
+    # For words an adapter delivers beside a message (a Swarm handoff's context).
+    agents = [AgentProfile(name="buyer", model="vllm:acme-negotiator-7b"), *AGENTS[1:]]
+    guard = KinGuard(agents, identity=identity)
+    text = "Speaking as acme-negotiator-7b, not GPT-4o."
+    verdict = guard.inspect(Message(sender="buyer", recipients=("seller",), text=text))
+    assert guard.concealed(text) == verdict.delivered_text
+    assert (guard.concealed(text) == text) is (identity != "conceal")
+
+
 def test_blocks_are_rebuilt_when_an_undeclared_agent_appears() -> None:
     guard = KinGuard(AGENTS, identity="disclose")
     before = guard.identity_block("buyer")

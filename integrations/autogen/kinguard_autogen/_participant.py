@@ -56,12 +56,14 @@ from autogen_agentchat.messages import (
 from autogen_core import CancellationToken, FunctionCall
 from autogen_core.models import (
     AssistantMessage,
+    FunctionExecutionResultMessage,
     LLMMessage,
     SystemMessage,
     UserMessage,
 )
 
 from kinguard import Action, KinGuard, Verdict
+from kinguard.identity import IdentityPolicy
 from kinguard.logs import get_logger
 from kinguard.streaming import recut
 from kinguard.text import REDACTION, argument_strings
@@ -149,6 +151,9 @@ class TeamGuard:
         self.pending_halts: list[Verdict] = []
         # Halted Swarm handoffs: verdict message id -> the target, handed control on release.
         self.handoff_targets: dict[str, str] = {}
+        # Halted Swarm handoffs with a context: verdict message id -> the handoff an approval
+        # releases, its words and context as the verdict's other rules deliver them.
+        self.handoff_releases: dict[str, HandoffMessage] = {}
         # Identity blocks for participants without a system message, given with their first turn.
         self.identity_messages: dict[str, str] = {}
         self.identity_delivered: set[str] = set()
@@ -192,6 +197,10 @@ class TeamGuard:
             "pending_halts": [verdict.model_dump(mode="json") for verdict in self.pending_halts],
             "identity_delivered": sorted(self.identity_delivered),
             "handoff_targets": dict(self.handoff_targets),
+            "handoff_releases": {
+                key: handoff.model_dump(mode="json")
+                for key, handoff in self.handoff_releases.items()
+            },
             # A halt resolved before saving is released after loading: its sender must still
             # not be given its own message back.
             "private_deliveries": dict(self.private_deliveries),
@@ -212,6 +221,10 @@ class TeamGuard:
         self.identity_delivered = {str(name) for name in state.get("identity_delivered", ())}
         targets = state.get("handoff_targets", {})
         self.handoff_targets = {str(k): str(v) for k, v in dict(targets).items()}
+        releases = state.get("handoff_releases", {})  # none in states saved before them
+        self.handoff_releases = {
+            str(k): HandoffMessage.model_validate(v) for k, v in dict(releases).items()
+        }
         private = state.get("private_deliveries", {})
         self.private_deliveries = {str(k): str(v) for k, v in dict(private).items()}
 
@@ -246,6 +259,7 @@ class TeamGuard:
             )
         self.pending_halts.clear()
         self.handoff_targets.clear()
+        self.handoff_releases.clear()
 
     def on_reset(self) -> None:
         """The team starts a new conversation: nothing of the old one carries over, except
@@ -362,12 +376,17 @@ class TeamGuard:
             if isinstance(message, HandoffMessage):
                 self.handoff_targets[verdict.message_id] = message.target
         delivered = rewrite(message, verdict, text, self.stamp)
-        if isinstance(delivered, HandoffMessage) and delivered.context:
-            changed = verdict.action in (Action.BLOCK, Action.HALT)
-            if refused or changed or verdict.delivered_text != text:
-                # Calls and thoughts are structures, not prose to re-cut: the handoff goes
-                # without them (its words, rewritten if need be, carry what may be said).
+        if isinstance(message, HandoffMessage) and message.context:
+            released = self._released_handoff(message, verdict, text, refused)
+            if verdict.action is Action.HALT:
+                if released is not None:  # what resolve_halt() hands over on approval
+                    _remember(self.handoff_releases, verdict.message_id, released)
+            elif released is None:  # blocked: the notice says all the others may know
                 delivered = delivered.model_copy(update={"context": []})
+            elif released is not message:
+                delivered = delivered.model_copy(
+                    update={"content": released.content, "context": released.context}
+                )
         if isinstance(delivered, ToolCallSummaryMessage) and any(
             map(self.refused, delivered.tool_calls)
         ):
@@ -378,6 +397,50 @@ class TeamGuard:
             ]
             delivered = delivered.model_copy(update={"tool_calls": calls})
         return verdict, delivered
+
+    def _released_handoff(
+        self, message: HandoffMessage, verdict: Verdict, text: str, refused: bool
+    ) -> HandoffMessage | None:
+        """The handoff as ``verdict`` lets it through, or through once a person approves its
+        halt (``None``: it delivers nothing). ``text``: the handoff as inspected, its words and
+        its context's; ``refused``: its context holds a call kinguard refused.
+
+        The target's model is given the context beside the words, so it goes as they do: less
+        the words the verdict withheld and the identity cues concealment withholds. The very
+        same message when nothing changes. Without its context, saying the verdict's rewrite of
+        all of it, when the context cannot be cleaned: a signal about the whole text, withheld
+        words that only the words and the context together say, or a refused call (whose
+        result a model cannot tell from another's when a client gives calls one id).
+        """
+        delivered = verdict.delivered_text
+        if delivered is None:
+            return None
+        conceal = self.guard.identity is IdentityPolicy.CONCEAL
+        if delivered == text and not refused and not conceal:
+            return message
+        # Concealment cleans all of it: the tool results in the context too, which inspection
+        # leaves out (the tools' output, not the sender's words) but the target's model reads.
+        words = {} if delivered == text else _withheld_words([verdict], approved=True)
+        if words is not None and not refused:
+            scrub = _scrubber(words)
+            said: list[str] = []
+
+            def clean(piece: str) -> str:
+                cleaned = self.guard.concealed(piece if scrub is None else scrub(piece))
+                said.append(cleaned)
+                return cleaned
+
+            content = clean(message.content)
+            context = [_cleaned_context(item, clean) for item in message.context]
+            # What the pieces say together, checked: words said across two of them survive
+            # the cleaning of each.
+            joined = "\n\n".join(said)
+            folded = joined.lower()
+            if not any(w in folded for w in words) and self.guard.concealed(joined) == joined:
+                if content == message.content and context == message.context:
+                    return message
+                return message.model_copy(update={"content": content, "context": context})
+        return message.model_copy(update={"content": delivered, "context": []})
 
     def _context_words(self, context: Sequence[LLMMessage]) -> tuple[list[str], bool]:
         """The words in a handoff's context not yet inspected, and whether it holds a call
@@ -545,6 +608,24 @@ def _bounded_append(lists: dict[str, list[_V]], agent: str, value: _V) -> None:
     values = lists.setdefault(agent, [])
     values.append(value)
     del values[:-_MAX_TOOL_EVENTS]
+
+
+def _cleaned_context(item: LLMMessage, clean: Callable[[str], str]) -> LLMMessage:
+    """One message of a handoff's context with ``clean`` applied to all it says."""
+    if isinstance(item, FunctionExecutionResultMessage):
+        results = [r.model_copy(update={"content": clean(r.content)}) for r in item.content]
+        return item.model_copy(update={"content": results})
+    if isinstance(item, AssistantMessage):
+        thought = None if item.thought is None else clean(item.thought)
+        if isinstance(item.content, str):
+            said: str | list[FunctionCall] = clean(item.content)
+        else:
+            said = [dataclasses.replace(c, arguments=clean(c.arguments)) for c in item.content]
+        return item.model_copy(update={"content": said, "thought": thought})
+    if isinstance(item.content, str):  # a system or user message
+        return item.model_copy(update={"content": clean(item.content)})
+    parts = [clean(p) if isinstance(p, str) else p for p in item.content]
+    return item.model_copy(update={"content": parts})
 
 
 def _call_strings(call: FunctionCall) -> list[str]:
@@ -808,14 +889,17 @@ class _Held:
             self.events.clear()
 
 
-def _withheld_words(verdicts: Iterable[Verdict]) -> dict[str, str] | None:
+def _withheld_words(
+    verdicts: Iterable[Verdict], *, approved: bool = False
+) -> dict[str, str] | None:
     """The words the verdicts kept from the other agents (lower-cased), each with the marker
     that takes its place: evidence the delivered text no longer has (all of it when nothing
-    was delivered). ``None``: a signal with no located evidence is about its whole text, which
-    no other text can be cleaned of."""
+    was delivered; ``approved``: as a person's approval of a halt delivers it). ``None``: a
+    signal with no located evidence is about its whole text, which no other text can be
+    cleaned of."""
     words: dict[str, str] = {}
     for verdict in verdicts:
-        withheld = verdict.action in (Action.BLOCK, Action.HALT)
+        withheld = not approved and verdict.action in (Action.BLOCK, Action.HALT)
         delivered = None if withheld else verdict.delivered_text
         for signal in verdict.signals:
             found = [e.text for e in signal.evidence if e.text.strip()]

@@ -248,8 +248,10 @@ def resolve_halt(
     is released, and ``None`` comes back as on ``reject``), ``edit`` releases the person's
     text; both come back as a ``TextMessage`` from the original sender that the other
     participants (not the sender) receive when you ``team.run(task=...)`` with it; a Swarm
-    handoff comes back as the ``HandoffMessage``, which hands control over then. ``reject``
-    returns ``None``: run the team with no task and the message stays withheld (a handoff
+    handoff comes back as the ``HandoffMessage``, which hands control over then (approved,
+    with the context it carried to its target's model, the thought and tool calls before it,
+    less what the verdict's other rules withhold; edited, with the person's text alone).
+    ``reject`` returns ``None``: run the team with no task and the message stays withheld (a handoff
     never happens: the sender keeps the turn). A run on a released handoff to someone outside
     the team (``handoffs=["user"]`` with ``HandoffTermination``) ends at once with the handoff as
     its result and in the team's thread, as it would have without the halt: resume with that
@@ -262,6 +264,7 @@ def resolve_halt(
         raise ValueError("this team has no halted message to resolve")
     verdict = tg.pending_halts.pop(0)
     target = tg.handoff_targets.pop(verdict.message_id, None)
+    released = tg.handoff_releases.pop(verdict.message_id, None)
     text = tg.guard.resolve_halt(verdict, decision)
     tg.guard.record_decision(verdict, decision)
     if text is None:
@@ -272,6 +275,16 @@ def resolve_halt(
     message: TextMessage | HandoffMessage
     if target is None:
         message = TextMessage(source=verdict.sender, content=text, metadata=metadata)
+    elif released is not None and decision.type == "approve":
+        # With its context (the thought and tool calls before it), which the target's model
+        # is given too: ``text`` is the verdict's rewrite of the words and the context at once.
+        message = HandoffMessage(
+            source=verdict.sender,
+            target=target,
+            content=released.content,
+            context=released.context,
+            metadata=metadata,
+        )
     else:
         message = HandoffMessage(
             source=verdict.sender, target=target, content=text, metadata=metadata

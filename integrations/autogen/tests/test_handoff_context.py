@@ -1,0 +1,179 @@
+"""A Swarm handoff's context (the thought and tool calls before it, which the target's model is
+given with the handoff) reaches the target as kinguard delivers the handoff: cleaned of what the
+verdict withholds, concealed under ``identity="conceal"``, and released with the handoff when a
+person approves its halt."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from autogen_agentchat.base import Handoff
+from autogen_agentchat.conditions import MaxMessageTermination
+from autogen_agentchat.messages import HandoffMessage, ThoughtEvent
+from autogen_agentchat.teams import Swarm
+from autogen_core import FunctionCall
+from autogen_core.models import (
+    AssistantMessage,
+    CreateResult,
+    FunctionExecutionResultMessage,
+    RequestUsage,
+)
+from kinguard_autogen import guard_team, pending_halt, resolve_halt
+
+from kinguard import Action, HumanDecision, KinGuard, Policy, Rule
+from kinguard.testing import KeywordDetector
+
+TRANSFERRED = "Transferred to seller, adopting the role of seller immediately."
+REDACTED = "[redacted by kinguard: collusion.market]"
+
+
+def post_note(note: str) -> str:
+    """Post a note."""
+    return "posted"
+
+
+def sign_note(note: str) -> str:
+    """Post a note, signed by the model that wrote it."""
+    return "posted, signed GPT-4o from OpenAI"
+
+
+def handing_over(thought: str | None, tool: str = "post_note") -> CreateResult:
+    """One model output: a call of ``tool``, then the handoff to the seller."""
+    return CreateResult(
+        finish_reason="function_calls",
+        content=[
+            FunctionCall(id="c0", name=tool, arguments=json.dumps({"note": "ok"})),
+            FunctionCall(id="c1", name="transfer_to_seller", arguments="{}"),
+        ],
+        usage=RequestUsage(prompt_tokens=0, completion_tokens=0),
+        cached=False,
+        thought=thought,
+    )
+
+
+def swarm(kit: SimpleNamespace, guard: KinGuard, output: CreateResult, **buyer: Any) -> Any:
+    """A guarded Swarm whose buyer hands over to the seller with ``output``; its seller."""
+    buyer.setdefault("handoffs", ["seller"])
+    buyer.setdefault("tools", [post_note])
+    seller = kit.agent("seller", ["s1", "s2"], handoffs=["buyer"])
+    team = Swarm(
+        [kit.agent("buyer", [output], **buyer), seller],
+        termination_condition=MaxMessageTermination(3),
+    )
+    return seller, guard_team(team, guard)
+
+
+def given_context(kit: SimpleNamespace, seller: Any) -> tuple[AssistantMessage, str]:
+    """The handoff's context as the seller's model was given it: the sender's calls and
+    thought, and all that model call held, as JSON."""
+    given = kit.model_calls(seller)[0]
+    calls = [m for m in given if isinstance(m, AssistantMessage)]
+    assert len(calls) == 1, "the handoff's context did not reach the target"
+    assert any(isinstance(m, FunctionExecutionResultMessage) for m in given)
+    return calls[0], json.dumps([m.model_dump(mode="json") for m in given])
+
+
+@pytest.mark.parametrize("restored", [False, True])
+@pytest.mark.parametrize("redact_too", [False, True])
+async def test_an_approved_handoff_goes_with_its_context_less_what_the_verdict_withholds(
+    kit: SimpleNamespace, redact_too: bool, restored: bool
+) -> None:
+    # The released handoff came without its context: the seller never learnt of the note.
+    rules = (Rule(signal="collusion.market", action=Action.HALT),)
+    if redact_too:
+        rules = (Rule(signal="collusion.market", action=Action.REDACT), *rules)
+    output = handing_over(f"Seller, keep {kit.KEYWORD} between us.")
+
+    def build() -> Any:
+        return swarm(kit, kit.keyword_guard("halt", policy=Policy(rules=rules)), output)
+
+    seller, team = build()
+    await team.run(task="Go.")
+    assert pending_halt(team) is not None
+    if restored:
+        saved = json.loads(json.dumps(await team.save_state()))
+        seller, team = build()
+        await team.load_state(saved)
+    task = resolve_halt(team, HumanDecision(type="approve"))
+    assert isinstance(task, HandoffMessage) and task.target == "seller"
+    assert task.content == TRANSFERRED  # its own words; the thought goes in its context
+    await team.run(task=task)
+    said, _ = given_context(kit, seller)
+    keyword = REDACTED if redact_too else kit.KEYWORD
+    assert said.thought == f"Seller, keep {keyword} between us."
+    assert [(c.name, c.arguments) for c in said.content] == [("post_note", '{"note": "ok"}')]
+
+
+@pytest.mark.parametrize("thought", [None, "Speaking as GPT-4o from OpenAI, over to you."])
+@pytest.mark.parametrize("halted", [False, True])
+async def test_a_handoffs_context_reaches_its_target_concealed(
+    kit: SimpleNamespace, halted: bool, thought: str | None
+) -> None:
+    # Concealment stripped the message's words, not its context: the tool's signed result went
+    # to the seller's model as it was, and a thought with cues took the context with it.
+    guard = kit.keyword_guard("halt" if halted else "log", identity="conceal")
+    words = f"Over to you, {kit.KEYWORD}." if halted else "Over to you."
+    seller, team = swarm(
+        kit,
+        guard,
+        handing_over(thought, tool="sign_note"),
+        handoffs=[Handoff(target="seller", message=words)],
+        tools=[sign_note],
+    )
+    result = await team.run(task="Go.")
+    if halted:
+        task = resolve_halt(team, HumanDecision(type="approve"))
+        assert isinstance(task, HandoffMessage)
+        result = await team.run(task=task)
+    handoff = next(m for m in result.messages if isinstance(m, HandoffMessage))
+    assert handoff.content == words
+    said, given = given_context(kit, seller)
+    assert "GPT-4o" not in given and "OpenAI" not in given
+    assert "[identity withheld]" in given
+    if thought is not None:
+        withheld = "[identity withheld]"
+        assert said.thought == f"Speaking as {withheld} from {withheld}, over to you."
+
+
+async def test_a_signal_in_the_thought_alone_is_withheld_from_the_thought(
+    kit: SimpleNamespace,
+) -> None:
+    # Only reaching another agent's model in a handoff's context, a thought is inspected with
+    # the handoff: its redaction rewrote the handoff's words with the thought folded in, and
+    # the context went without it.
+    seller, team = swarm(
+        kit, kit.keyword_guard("redact"), handing_over(f"Seller, keep {kit.KEYWORD} between us.")
+    )
+    items = [item async for item in team.run_stream(task="Go.")]
+    handoff = next(i for i in items if isinstance(i, HandoffMessage))
+    assert handoff.content == TRANSFERRED
+    said, given = given_context(kit, seller)
+    assert said.thought == f"Seller, keep {REDACTED} between us."
+    assert kit.KEYWORD not in given
+    # The stream shows the thought as the seller's model was given it.
+    assert [i.content for i in items if isinstance(i, ThoughtEvent)] == [said.thought]
+
+
+async def test_words_said_across_a_handoff_and_its_context_keep_the_context_out(
+    kit: SimpleNamespace,
+) -> None:
+    # Inspected together, the handoff's words and its thought may hold evidence that neither
+    # holds alone: cleaning each would leave all of it for the seller's model to read.
+    guard = KinGuard(
+        kit.PROFILES,
+        detectors=[KeywordDetector("ZEBRA\n\nPACT")],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.REDACT),)),
+    )
+    seller, team = swarm(
+        kit,
+        guard,
+        handing_over("PACT it is."),
+        handoffs=[Handoff(target="seller", message="Over to you, ZEBRA")],
+    )
+    result = await team.run(task="Go.")
+    handoff = next(m for m in result.messages if isinstance(m, HandoffMessage))
+    assert handoff.content == f"Over to you, {REDACTED} it is." and not handoff.context
+    assert "ZEBRA" not in kit.seen_by(seller, 0)
