@@ -636,14 +636,10 @@ def test_agents_keeping_their_own_state_do_not_undo_each_others_risk(layout: str
     assert verdicts[2].action is Action.BLOCK
 
 
-def test_two_guards_on_one_agent_each_ask_about_their_own_halts() -> None:
-    def guard(action: Action) -> KinGuard:
-        rule = Rule(signal="collusion.market", action=action)
-        return KinGuard(AGENTS, detectors=[KeywordDetector(SECRET)], policy=Policy(rules=(rule,)))
-
-    org, team = guard(Action.HALT), guard(Action.LOG)
-    agent = create_agent(
-        ScriptedChatModel(replies=[f"Deal at {SECRET}."]),
+def two_guard_agent(model: ScriptedChatModel, org: KinGuard, team: KinGuard) -> Any:
+    """The seller, guarded by ``org`` (listed first) and ``team``, under a checkpointer."""
+    return create_agent(
+        model,
         tools=[],
         middleware=[
             KinGuardMiddleware(org, agent_name="seller", name="org"),
@@ -651,6 +647,15 @@ def test_two_guards_on_one_agent_each_ask_about_their_own_halts() -> None:
         ],
         checkpointer=InMemorySaver(),
     )
+
+
+def test_two_guards_on_one_agent_each_ask_about_their_own_halts() -> None:
+    def guard(action: Action) -> KinGuard:
+        rule = Rule(signal="collusion.market", action=action)
+        return KinGuard(AGENTS, detectors=[KeywordDetector(SECRET)], policy=Policy(rules=(rule,)))
+
+    org, team = guard(Action.HALT), guard(Action.LOG)
+    agent = two_guard_agent(ScriptedChatModel(replies=[f"Deal at {SECRET}."]), org, team)
     config = cfg()
     (asked,) = agent.invoke({"messages": [HumanMessage("hi")]}, config)["__interrupt__"]
     assert asked.value["node"] == "org"
@@ -781,15 +786,7 @@ def test_a_reply_one_guard_releases_meets_the_other_guards_rules(
     org = keyword_guard(action)
     team = keyword_guard(Action.HALT, "HALT-ME", "kin.mimicry")
     model = ScriptedChatModel(replies=[f"HALT-ME deal at {SECRET}."])
-    agent = create_agent(
-        model,
-        tools=[],
-        middleware=[
-            KinGuardMiddleware(org, agent_name="seller", name="org"),
-            KinGuardMiddleware(team, agent_name="seller", name="team"),
-        ],
-        checkpointer=InMemorySaver(),
-    )
+    agent = two_guard_agent(model, org, team)
     config = cfg()
     with capture_verdicts(org) as verdicts:
         first = ask(agent, {"messages": [HumanMessage("hi")]}, config, use_async)
