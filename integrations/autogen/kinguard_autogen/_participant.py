@@ -567,12 +567,16 @@ class TeamGuard:
         if self.guard.policy.error_mode != "closed":
             return message
         try:
-            return replace_text(
+            blocked = replace_text(
                 message,
                 f"[kinguard blocked a message from {message.source}: inspection failure]",
                 {**message.metadata, META_ACTION: Action.BLOCK.value, META_GUARD: self.stamp},
                 message.to_model_text(),
             )
+            if isinstance(blocked, HandoffMessage):
+                # Its context (the sender's thought and calls) goes to the target's model.
+                blocked = blocked.model_copy(update={"context": []})
+            return blocked
         except Exception as second:  # not even a notice can be made: nothing must leak
             _log.error("kinguard.autogen.fallback_failed", error=repr(second))
             return TextMessage(

@@ -177,3 +177,20 @@ async def test_words_said_across_a_handoff_and_its_context_keep_the_context_out(
     handoff = next(m for m in result.messages if isinstance(m, HandoffMessage))
     assert handoff.content == f"Over to you, {REDACTED} it is." and not handoff.context
     assert "ZEBRA" not in kit.seen_by(seller, 0)
+
+
+async def test_a_failed_inspection_keeps_a_handoffs_context_from_its_target(
+    kit: SimpleNamespace,
+) -> None:
+    # Under "closed" the handoff went with a notice for its words, and its context, never
+    # inspected, to the seller's model: the thought, and the arguments of a refused call.
+    class Broken(KinGuard):
+        async def ainspect(self, message: Any) -> Any:
+            raise RuntimeError("adapter-level failure")
+
+    guard = Broken(kit.PROFILES, policy={"rules": [], "on_error": "closed"})
+    seller, team = swarm(kit, guard, handing_over(f"Seller, keep {kit.KEYWORD} between us."))
+    await team.run(task="Go.")
+    given = kit.model_calls(seller)[0]
+    assert not any(isinstance(m, AssistantMessage) for m in given)
+    assert kit.KEYWORD not in kit.seen_by(seller, 0)
