@@ -375,6 +375,15 @@ class TeamGuard:
             self.pending_halts.append(verdict)
             if isinstance(message, HandoffMessage):
                 self.handoff_targets[verdict.message_id] = message.target
+        try:
+            return verdict, self._delivered(message, verdict, text, refused)
+        except Exception as exc:  # the verdict stands: what it withholds stays withheld
+            return verdict, self.contained(message, exc, verdict)
+
+    def _delivered(
+        self, message: BaseChatMessage, verdict: Verdict, text: str, refused: bool
+    ) -> BaseChatMessage:
+        """The message as ``verdict`` delivers it; ``text`` and ``refused`` as inspected."""
         delivered = rewrite(message, verdict, text, self.stamp)
         if isinstance(message, HandoffMessage) and message.context:
             released = self._released_handoff(message, verdict, text, refused)
@@ -396,7 +405,7 @@ class TeamGuard:
                 for call in delivered.tool_calls
             ]
             delivered = delivered.model_copy(update={"tool_calls": calls})
-        return verdict, delivered
+        return delivered
 
     def _released_handoff(
         self, message: HandoffMessage, verdict: Verdict, text: str, refused: bool
@@ -555,8 +564,11 @@ class TeamGuard:
             return event
         return None
 
-    def contained(self, message: BaseChatMessage, exc: BaseException) -> BaseChatMessage:
-        """After a failure of kinguard's own: the message, or a notice (fail closed)."""
+    def contained(
+        self, message: BaseChatMessage, exc: BaseException, verdict: Verdict | None = None
+    ) -> BaseChatMessage:
+        """After a failure of kinguard's own: the message, or a notice (fail closed). Failing
+        open never delivers what ``verdict``, reached before the failure, withholds."""
         _log.error(
             "kinguard.autogen.adapter_failed",
             team=self.team_name,
@@ -564,13 +576,21 @@ class TeamGuard:
             error=self.guard.describe_error(exc),
             error_mode=self.guard.policy.error_mode,
         )
-        if self.guard.policy.error_mode != "closed":
+        withholds = verdict is not None and (verdict.action.value in _WITHHELD or verdict.modified)
+        if self.guard.policy.error_mode != "closed" and not withholds:
             return message
+        # A halt's notice stops the team for the review of the halt the verdict recorded.
+        halt = verdict.notice if verdict is not None and verdict.action is Action.HALT else None
+        action = Action.BLOCK if halt is None else Action.HALT
+        metadata = {META_ACTION: action.value, META_GUARD: self.stamp}
         try:
+            if halt is not None:
+                # A halted handoff must not hand control over either (see rewrite()).
+                return _as_text(message, halt, {**message.metadata, **metadata})
             blocked = replace_text(
                 message,
                 f"[kinguard blocked a message from {message.source}: inspection failure]",
-                {**message.metadata, META_ACTION: Action.BLOCK.value, META_GUARD: self.stamp},
+                {**message.metadata, **metadata},
                 message.to_model_text(),
             )
             if isinstance(blocked, HandoffMessage):
@@ -582,7 +602,7 @@ class TeamGuard:
             return TextMessage(
                 source=message.source,
                 content=f"[kinguard blocked a message from {message.source}]",
-                metadata={META_ACTION: Action.BLOCK.value, META_GUARD: self.stamp},
+                metadata=metadata,
             )
 
 
