@@ -540,26 +540,31 @@ class TeamGuard:
         return self._checked_calls.get((call.id, call.name), False)
 
     def _queue_tool_event(self, agent: str, tool: str, verdict: Verdict) -> None:
-        try:
-            event = self.event_for(verdict, about=f"call to {tool}")
-            if event is not None:
-                _bounded_append(self.tool_events, agent, event)
-        except Exception as exc:  # the verdict stands; only its event is lost
-            _log.error(
-                "kinguard.autogen.adapter_failed",
-                agent=agent,
-                tool=tool,
-                error=self.guard.describe_error(exc),
-            )
+        event = self.event_for(verdict, about=f"call to {tool}")
+        if event is not None:
+            _bounded_append(self.tool_events, agent, event)
 
     def event_for(
         self, verdict: Verdict | None, about: str | None = None
     ) -> KinGuardVerdictEvent | None:
+        """The verdict's event for the stream, if it gets one; never raises."""
         if verdict is None or self.events == "none":
             return None
         if self.events == "all" or verdict.action is not _ALLOW or verdict.error is not None:
             capture = self.guard.telemetry.capture_content
-            event = KinGuardVerdictEvent.from_verdict(verdict, capture_content=capture, about=about)
+            try:
+                event = KinGuardVerdictEvent.from_verdict(
+                    verdict, capture_content=capture, about=about
+                )
+            except Exception as exc:  # the verdict stands; only its event is lost
+                _log.error(
+                    "kinguard.autogen.adapter_failed",
+                    team=self.team_name,
+                    sender=verdict.sender,
+                    about=about,
+                    error=self.guard.describe_error(exc),
+                )
+                return None
             event.metadata[META_GUARD] = self.stamp  # whose verdict: see _foreign_event
             return event
         return None

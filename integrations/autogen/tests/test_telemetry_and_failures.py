@@ -10,12 +10,13 @@ import pytest
 from autogen_agentchat.conditions import MaxMessageTermination
 from autogen_agentchat.teams import RoundRobinGroupChat
 from autogen_core import SingleThreadedAgentRuntime
-from kinguard_autogen import guard_team
+from kinguard_autogen import guard_team, pending_halt
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from kinguard import Action, KinGuard, Policy, Rule
+from kinguard import Action, KinGuard, Message, Policy, Rule, Signal
+from kinguard.detectors import Context
 from kinguard.testing import (
     CapturingSink,
     HangingDetector,
@@ -113,3 +114,45 @@ async def test_a_broken_detector_never_crashes_or_stalls_a_team(
     else:
         assert all(t.startswith("[kinguard blocked") for t in texts)
     assert result.stop_reason is not None and "Maximum number of messages" in result.stop_reason
+
+
+class EvidenceNone(KeywordDetector):
+    """Garbage the pipeline's check of signals lets through: a signal built unvalidated, its
+    evidence ``None``."""
+
+    def __call__(self, message: Message, context: Context) -> list[Signal]:
+        return [
+            Signal.model_construct(**{**dict(s), "evidence": None})
+            for s in super().__call__(message, context)
+        ]
+
+
+@pytest.mark.parametrize("action", ["block", "halt"])
+async def test_a_verdict_whose_event_cannot_be_built_never_crashes_the_team(
+    kit: SimpleNamespace, action: str
+) -> None:
+    # Building the verdict's event for the stream raised inside the agent's turn: the team's
+    # run failed with the detector's garbage.
+    sink = CapturingSink()
+    guard = KinGuard(
+        kit.PROFILES,
+        detectors=[EvidenceNone(kit.KEYWORD)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action(action)),)),
+        sinks=[sink],
+    )
+    seller = kit.agent("seller", ["s1", "s2"])
+    team = guard_team(
+        RoundRobinGroupChat(
+            [kit.agent("buyer", [f"b1 {kit.KEYWORD}", "b2"]), seller],
+            termination_condition=MaxMessageTermination(4),
+        ),
+        guard,
+    )
+    result = await asyncio.wait_for(team.run(task="Go."), timeout=10)
+    assert [a.action for a in sink.alerts] == [Action(action)]
+    assert kit.KEYWORD not in str(kit.model_calls(seller))
+    if action == "halt":
+        assert pending_halt(team) is not None
+        assert result.stop_reason is not None and "kinguard halted" in result.stop_reason
+    else:
+        assert [t for s, t in kit.chat(result)][2:] == ["s1", "b2"]
