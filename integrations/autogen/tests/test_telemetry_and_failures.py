@@ -11,7 +11,7 @@ from autogen_agentchat.conditions import MaxMessageTermination
 from autogen_agentchat.teams import RoundRobinGroupChat
 from autogen_core import SingleThreadedAgentRuntime
 from kinguard_autogen import guard_team, pending_halt
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -156,3 +156,55 @@ async def test_a_verdict_whose_event_cannot_be_built_never_crashes_the_team(
         assert result.stop_reason is not None and "kinguard halted" in result.stop_reason
     else:
         assert [t for s, t in kit.chat(result)][2:] == ["s1", "b2"]
+
+
+class Unprintable(RuntimeError):
+    """Raised by an app's own code with a ``__repr__`` that fails in turn."""
+
+    def __repr__(self) -> str:
+        raise AttributeError("no detail")
+
+
+class EndFails(SpanProcessor):
+    def on_end(self, span: ReadableSpan) -> None:
+        raise Unprintable()
+
+
+def observer_fails(verdict: Any) -> None:
+    raise Unprintable()
+
+
+@pytest.mark.parametrize("failing", ["observer", "span processor"])
+async def test_a_failure_that_cannot_be_described_never_undoes_a_halt(
+    kit: SimpleNamespace, failing: str
+) -> None:
+    # Describing the failure (its repr, as the guard captures content) raised out of the
+    # guard's inspection after the halt rule matched: the halt was lost, and on_error="open"
+    # delivered the message.
+    provider = TracerProvider()
+    provider.add_span_processor(EndFails())
+    guard = KinGuard(
+        kit.PROFILES,
+        detectors=[KeywordDetector(kit.KEYWORD)],
+        policy=Policy(
+            rules=(Rule(signal="collusion.market", action=Action.HALT),), on_error="open"
+        ),
+        capture_content=True,
+        tracer_provider=provider if failing == "span processor" else None,
+    )
+    if failing == "observer":
+        guard.add_observer(observer_fails)
+    seller = kit.agent("seller", ["s1"])
+    team = guard_team(
+        RoundRobinGroupChat(
+            [kit.agent("buyer", [f"b1 {kit.KEYWORD}"]), seller],
+            termination_condition=MaxMessageTermination(3),
+        ),
+        guard,
+    )
+    result = await asyncio.wait_for(team.run(task="Go."), timeout=10)
+    assert pending_halt(team) is not None
+    assert result.stop_reason is not None and "kinguard halted" in result.stop_reason
+    assert not kit.model_calls(seller)
+    if failing == "span processor":
+        assert guard.telemetry.failures > 0
