@@ -170,30 +170,37 @@ class EndFails(SpanProcessor):
         raise Unprintable()
 
 
-def observer_fails(verdict: Any) -> None:
-    raise Unprintable()
+class Fails:
+    """An observer or alert sink of the app's own that raises."""
+
+    inline = True  # as a sink: called in turn with the others
+
+    def __call__(self, _: Any) -> None:
+        raise Unprintable()
 
 
-@pytest.mark.parametrize("failing", ["observer", "span processor"])
+@pytest.mark.parametrize("failing", ["observer", "span processor", "sink"])
 async def test_a_failure_that_cannot_be_described_never_undoes_a_halt(
     kit: SimpleNamespace, failing: str
 ) -> None:
     # Describing the failure (its repr, as the guard captures content) raised out of the
     # guard's inspection after the halt rule matched: the halt was lost, and on_error="open"
-    # delivered the message.
+    # delivered the message. Out of a sink's, it kept the alert from the sinks after it.
     provider = TracerProvider()
     provider.add_span_processor(EndFails())
+    sink = CapturingSink()
     guard = KinGuard(
         kit.PROFILES,
         detectors=[KeywordDetector(kit.KEYWORD)],
         policy=Policy(
             rules=(Rule(signal="collusion.market", action=Action.HALT),), on_error="open"
         ),
+        sinks=[Fails(), sink] if failing == "sink" else [sink],
         capture_content=True,
         tracer_provider=provider if failing == "span processor" else None,
     )
     if failing == "observer":
-        guard.add_observer(observer_fails)
+        guard.add_observer(Fails())
     seller = kit.agent("seller", ["s1"])
     team = guard_team(
         RoundRobinGroupChat(
@@ -206,5 +213,6 @@ async def test_a_failure_that_cannot_be_described_never_undoes_a_halt(
     assert pending_halt(team) is not None
     assert result.stop_reason is not None and "kinguard halted" in result.stop_reason
     assert not kit.model_calls(seller)
+    assert [alert.action for alert in sink.alerts] == [Action.HALT]
     if failing == "span processor":
         assert guard.telemetry.failures > 0
