@@ -223,7 +223,8 @@ async def test_a_halted_handoff_stays_withheld_when_kinguard_fails_after_the_hal
     task = resolve_halt(team, HumanDecision(type="approve"))
     assert isinstance(task, HandoffMessage) and task.target == "seller"
     await team.run(task=task)
-    assert kit.KEYWORD not in kit.seen_by(seller, 0)
+    given = json.dumps([m.model_dump(mode="json") for m in kit.model_calls(seller)[0]])
+    assert kit.KEYWORD not in given and "[redacted by kinguard" in given
 
 
 async def test_a_failed_inspection_keeps_a_handoffs_context_from_its_target(
