@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from kinguard._workers import DaemonExecutor
-from kinguard.logs import get_logger
+from kinguard.logs import describe_error, get_logger
 from kinguard.types import Alert
 
 __all__ = ["AlertDispatcher", "AlertSink", "CallbackSink", "JsonlSink"]
@@ -195,4 +195,6 @@ def _discard(awaitable: Awaitable[object]) -> None:
 
 
 def _failed(sink: AlertSink, error: BaseException) -> None:
-    _log.error("kinguard.sink_failed", sink=type(sink).__name__, error=repr(error))
+    _log.error(
+        "kinguard.sink_failed", sink=type(sink).__name__, error=describe_error(error, quote=True)
+    )

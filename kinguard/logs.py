@@ -91,8 +91,14 @@ def get_logger(name: str) -> SafeLogger:
 
 def describe_error(error: BaseException, *, quote: bool) -> str:
     """An exception as a log line, span or alert may name it: its ``repr`` where content may be
-    recorded (``quote``), else only its type, since its message may quote a message's words."""
-    return repr(error) if quote else type(error).__name__
+    recorded (``quote``), else only its type, since its message may quote a message's words.
+    Never raises: it describes failures kinguard is containing."""
+    if quote:
+        try:
+            return repr(error)
+        except Exception:  # a broken __repr__ of the app's own: its type still says what failed
+            pass
+    return type(error).__name__
 
 
 def configure_logging(*, json: bool | None = None, level: int | str = logging.INFO) -> None:

@@ -14,7 +14,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import ProxyTracerProvider, Span, Status, StatusCode
 
-from kinguard.logs import get_logger
+from kinguard.logs import describe_error, get_logger
 from kinguard.types import Action, Alert, HumanDecision, Message, Verdict
 
 if TYPE_CHECKING:
@@ -148,7 +148,7 @@ class Telemetry:
     def failed(self, stage: str, exc: Exception) -> None:
         """Log and count a telemetry call that raised (``stage``: which one)."""
         self.failures += 1
-        _log.error("kinguard.telemetry_failed", stage=stage, error=repr(exc))
+        _log.error("kinguard.telemetry_failed", stage=stage, error=describe_error(exc, quote=True))
 
     def record(self, span: Span, message: Message, verdict: Verdict, model: str | None) -> None:
         """Attach the verdict to the span and count it."""

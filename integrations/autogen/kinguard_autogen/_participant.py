@@ -375,6 +375,15 @@ class TeamGuard:
             self.pending_halts.append(verdict)
             if isinstance(message, HandoffMessage):
                 self.handoff_targets[verdict.message_id] = message.target
+        try:
+            return verdict, self._delivered(message, verdict, text, refused)
+        except Exception as exc:  # the verdict stands: what it withholds stays withheld
+            return verdict, self.contained(message, exc, verdict)
+
+    def _delivered(
+        self, message: BaseChatMessage, verdict: Verdict, text: str, refused: bool
+    ) -> BaseChatMessage:
+        """The message as ``verdict`` delivers it; ``text`` and ``refused`` as inspected."""
         delivered = rewrite(message, verdict, text, self.stamp)
         if isinstance(message, HandoffMessage) and message.context:
             released = self._released_handoff(message, verdict, text, refused)
@@ -396,7 +405,7 @@ class TeamGuard:
                 for call in delivered.tool_calls
             ]
             delivered = delivered.model_copy(update={"tool_calls": calls})
-        return verdict, delivered
+        return delivered
 
     def _released_handoff(
         self, message: HandoffMessage, verdict: Verdict, text: str, refused: bool
@@ -531,32 +540,40 @@ class TeamGuard:
         return self._checked_calls.get((call.id, call.name), False)
 
     def _queue_tool_event(self, agent: str, tool: str, verdict: Verdict) -> None:
-        try:
-            event = self.event_for(verdict, about=f"call to {tool}")
-            if event is not None:
-                _bounded_append(self.tool_events, agent, event)
-        except Exception as exc:  # the verdict stands; only its event is lost
-            _log.error(
-                "kinguard.autogen.adapter_failed",
-                agent=agent,
-                tool=tool,
-                error=self.guard.describe_error(exc),
-            )
+        event = self.event_for(verdict, about=f"call to {tool}")
+        if event is not None:
+            _bounded_append(self.tool_events, agent, event)
 
     def event_for(
         self, verdict: Verdict | None, about: str | None = None
     ) -> KinGuardVerdictEvent | None:
+        """The verdict's event for the stream, if it gets one; never raises."""
         if verdict is None or self.events == "none":
             return None
         if self.events == "all" or verdict.action is not _ALLOW or verdict.error is not None:
             capture = self.guard.telemetry.capture_content
-            event = KinGuardVerdictEvent.from_verdict(verdict, capture_content=capture, about=about)
+            try:
+                event = KinGuardVerdictEvent.from_verdict(
+                    verdict, capture_content=capture, about=about
+                )
+            except Exception as exc:  # the verdict stands; only its event is lost
+                _log.error(
+                    "kinguard.autogen.adapter_failed",
+                    team=self.team_name,
+                    sender=verdict.sender,
+                    about=about,
+                    error=self.guard.describe_error(exc),
+                )
+                return None
             event.metadata[META_GUARD] = self.stamp  # whose verdict: see _foreign_event
             return event
         return None
 
-    def contained(self, message: BaseChatMessage, exc: BaseException) -> BaseChatMessage:
-        """After a failure of kinguard's own: the message, or a notice (fail closed)."""
+    def contained(
+        self, message: BaseChatMessage, exc: BaseException, verdict: Verdict | None = None
+    ) -> BaseChatMessage:
+        """After a failure of kinguard's own: the message, or a notice (fail closed). Failing
+        open never delivers what ``verdict``, reached before the failure, withholds."""
         _log.error(
             "kinguard.autogen.adapter_failed",
             team=self.team_name,
@@ -564,21 +581,33 @@ class TeamGuard:
             error=self.guard.describe_error(exc),
             error_mode=self.guard.policy.error_mode,
         )
-        if self.guard.policy.error_mode != "closed":
+        withholds = verdict is not None and (verdict.action.value in _WITHHELD or verdict.modified)
+        if self.guard.policy.error_mode != "closed" and not withholds:
             return message
+        # A halt's notice stops the team for the review of the halt the verdict recorded.
+        halt = verdict.notice if verdict is not None and verdict.action is Action.HALT else None
+        action = Action.BLOCK if halt is None else Action.HALT
+        metadata = {META_ACTION: action.value, META_GUARD: self.stamp}
         try:
-            return replace_text(
+            if halt is not None:
+                # A halted handoff must not hand control over either (see rewrite()).
+                return _as_text(message, halt, {**message.metadata, **metadata})
+            blocked = replace_text(
                 message,
                 f"[kinguard blocked a message from {message.source}: inspection failure]",
-                {**message.metadata, META_ACTION: Action.BLOCK.value, META_GUARD: self.stamp},
+                {**message.metadata, **metadata},
                 message.to_model_text(),
             )
+            if isinstance(blocked, HandoffMessage):
+                # Its context (the sender's thought and calls) goes to the target's model.
+                blocked = blocked.model_copy(update={"context": []})
+            return blocked
         except Exception as second:  # not even a notice can be made: nothing must leak
             _log.error("kinguard.autogen.fallback_failed", error=repr(second))
             return TextMessage(
                 source=message.source,
                 content=f"[kinguard blocked a message from {message.source}]",
-                metadata={META_ACTION: Action.BLOCK.value, META_GUARD: self.stamp},
+                metadata=metadata,
             )
 
 

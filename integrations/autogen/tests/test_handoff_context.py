@@ -23,7 +23,8 @@ from autogen_core.models import (
 )
 from kinguard_autogen import guard_team, pending_halt, resolve_halt
 
-from kinguard import Action, HumanDecision, KinGuard, Policy, Rule
+from kinguard import Action, Evidence, HumanDecision, KinGuard, Message, Policy, Rule, Signal
+from kinguard.detectors import Context
 from kinguard.testing import KeywordDetector
 
 TRANSFERRED = "Transferred to seller, adopting the role of seller immediately."
@@ -177,3 +178,67 @@ async def test_words_said_across_a_handoff_and_its_context_keep_the_context_out(
     handoff = next(m for m in result.messages if isinstance(m, HandoffMessage))
     assert handoff.content == f"Over to you, {REDACTED} it is." and not handoff.context
     assert "ZEBRA" not in kit.seen_by(seller, 0)
+
+
+class TextlessEvidence(KeywordDetector):
+    """Garbage the pipeline's check of signals lets through: evidence built unvalidated, with
+    no text."""
+
+    def __call__(self, message: Message, context: Context) -> list[Signal]:
+        return [
+            s.model_copy(
+                update={
+                    "evidence": tuple(
+                        Evidence.model_construct(start=e.start, end=e.end, text=None)
+                        for e in s.evidence
+                    )
+                }
+            )
+            for s in super().__call__(message, context)
+        ]
+
+
+@pytest.mark.parametrize("on_error", ["open", "closed"])
+async def test_a_halted_handoff_stays_withheld_when_kinguard_fails_after_the_halt(
+    kit: SimpleNamespace, on_error: Any
+) -> None:
+    # Cleaning the context for the approval failed after the halt was recorded: the failure
+    # was contained as one before any verdict, and "open" handed over the handoff with its
+    # context, the halt pending and the team running on ("closed" handed over a notice).
+    rules = (
+        Rule(signal="collusion.market", action=Action.REDACT),
+        Rule(signal="collusion.market", action=Action.HALT),
+    )
+    guard = KinGuard(
+        kit.PROFILES,
+        detectors=[TextlessEvidence(kit.KEYWORD)],
+        policy=Policy(rules=rules, on_error=on_error),
+    )
+    seller, team = swarm(kit, guard, handing_over(f"Seller, keep {kit.KEYWORD} between us."))
+    result = await team.run(task="Go.")
+    assert result.stop_reason is not None and "kinguard halted" in result.stop_reason
+    assert pending_halt(team) is not None
+    assert not kit.model_calls(seller)
+    assert not any(isinstance(m, HandoffMessage) for m in result.messages)
+    task = resolve_halt(team, HumanDecision(type="approve"))
+    assert isinstance(task, HandoffMessage) and task.target == "seller"
+    await team.run(task=task)
+    given = json.dumps([m.model_dump(mode="json") for m in kit.model_calls(seller)[0]])
+    assert kit.KEYWORD not in given and "[redacted by kinguard" in given
+
+
+async def test_a_failed_inspection_keeps_a_handoffs_context_from_its_target(
+    kit: SimpleNamespace,
+) -> None:
+    # Under "closed" the handoff went with a notice for its words, and its context, never
+    # inspected, to the seller's model: the thought, and the arguments of a refused call.
+    class Broken(KinGuard):
+        async def ainspect(self, message: Any) -> Any:
+            raise RuntimeError("adapter-level failure")
+
+    guard = Broken(kit.PROFILES, policy={"rules": [], "on_error": "closed"})
+    seller, team = swarm(kit, guard, handing_over(f"Seller, keep {kit.KEYWORD} between us."))
+    await team.run(task="Go.")
+    given = kit.model_calls(seller)[0]
+    assert not any(isinstance(m, AssistantMessage) for m in given)
+    assert kit.KEYWORD not in kit.seen_by(seller, 0)

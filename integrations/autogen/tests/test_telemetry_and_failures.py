@@ -10,12 +10,13 @@ import pytest
 from autogen_agentchat.conditions import MaxMessageTermination
 from autogen_agentchat.teams import RoundRobinGroupChat
 from autogen_core import SingleThreadedAgentRuntime
-from kinguard_autogen import guard_team
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from kinguard_autogen import guard_team, pending_halt
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from kinguard import Action, KinGuard, Policy, Rule
+from kinguard import Action, KinGuard, Message, Policy, Rule, Signal
+from kinguard.detectors import Context
 from kinguard.testing import (
     CapturingSink,
     HangingDetector,
@@ -113,3 +114,105 @@ async def test_a_broken_detector_never_crashes_or_stalls_a_team(
     else:
         assert all(t.startswith("[kinguard blocked") for t in texts)
     assert result.stop_reason is not None and "Maximum number of messages" in result.stop_reason
+
+
+class EvidenceNone(KeywordDetector):
+    """Garbage the pipeline's check of signals lets through: a signal built unvalidated, its
+    evidence ``None``."""
+
+    def __call__(self, message: Message, context: Context) -> list[Signal]:
+        return [
+            Signal.model_construct(**{**dict(s), "evidence": None})
+            for s in super().__call__(message, context)
+        ]
+
+
+@pytest.mark.parametrize("action", ["block", "halt"])
+async def test_a_verdict_whose_event_cannot_be_built_never_crashes_the_team(
+    kit: SimpleNamespace, action: str
+) -> None:
+    # Building the verdict's event for the stream raised inside the agent's turn: the team's
+    # run failed with the detector's garbage.
+    sink = CapturingSink()
+    guard = KinGuard(
+        kit.PROFILES,
+        detectors=[EvidenceNone(kit.KEYWORD)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action(action)),)),
+        sinks=[sink],
+    )
+    seller = kit.agent("seller", ["s1", "s2"])
+    team = guard_team(
+        RoundRobinGroupChat(
+            [kit.agent("buyer", [f"b1 {kit.KEYWORD}", "b2"]), seller],
+            termination_condition=MaxMessageTermination(4),
+        ),
+        guard,
+    )
+    result = await asyncio.wait_for(team.run(task="Go."), timeout=10)
+    assert [a.action for a in sink.alerts] == [Action(action)]
+    assert kit.KEYWORD not in str(kit.model_calls(seller))
+    if action == "halt":
+        assert pending_halt(team) is not None
+        assert result.stop_reason is not None and "kinguard halted" in result.stop_reason
+    else:
+        assert [t for s, t in kit.chat(result)][2:] == ["s1", "b2"]
+
+
+class Unprintable(RuntimeError):
+    """Raised by an app's own code with a ``__repr__`` that fails in turn."""
+
+    def __repr__(self) -> str:
+        raise AttributeError("no detail")
+
+
+class EndFails(SpanProcessor):
+    def on_end(self, span: ReadableSpan) -> None:
+        raise Unprintable()
+
+
+class Fails:
+    """An observer or alert sink of the app's own that raises."""
+
+    inline = True  # as a sink: called in turn with the others
+
+    def __call__(self, _: Any) -> None:
+        raise Unprintable()
+
+
+@pytest.mark.parametrize("failing", ["observer", "span processor", "sink"])
+async def test_a_failure_that_cannot_be_described_never_undoes_a_halt(
+    kit: SimpleNamespace, failing: str
+) -> None:
+    # Describing the failure (its repr, as the guard captures content) raised out of the
+    # guard's inspection after the halt rule matched: the halt was lost, and on_error="open"
+    # delivered the message. Out of a sink's, it kept the alert from the sinks after it.
+    provider = TracerProvider()
+    provider.add_span_processor(EndFails())
+    sink = CapturingSink()
+    guard = KinGuard(
+        kit.PROFILES,
+        detectors=[KeywordDetector(kit.KEYWORD)],
+        policy=Policy(
+            rules=(Rule(signal="collusion.market", action=Action.HALT),), on_error="open"
+        ),
+        sinks=[Fails(), sink] if failing == "sink" else [sink],
+        capture_content=True,
+        tracer_provider=provider if failing == "span processor" else None,
+    )
+    if failing == "observer":
+        guard.add_observer(Fails())
+    seller = kit.agent("seller", ["s1"])
+    team = guard_team(
+        RoundRobinGroupChat(
+            [kit.agent("buyer", [f"b1 {kit.KEYWORD}"]), seller],
+            termination_condition=MaxMessageTermination(3),
+        ),
+        guard,
+    )
+    result = await asyncio.wait_for(team.run(task="Go."), timeout=10)
+    assert pending_halt(team) is not None
+    assert result.stop_reason is not None and "kinguard halted" in result.stop_reason
+    assert not kit.model_calls(seller)
+    assert [alert.action for alert in sink.alerts] == [Action.HALT]
+    if failing == "span processor":
+        assert guard.telemetry.failures > 0
