@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from kinguard._workers import DaemonExecutor
 from kinguard.detectors import Context, Detector
 from kinguard.logs import describe_error, get_logger
-from kinguard.types import SIGNAL_NAMES, Message, Signal
+from kinguard.types import SIGNAL_NAMES, Evidence, Message, Signal
 
 __all__ = ["DetectorFailure", "Pipeline", "PipelineResult"]
 
@@ -63,9 +63,22 @@ def _validated(detector: Detector, produced: object) -> list[Signal]:
             or item.name not in SIGNAL_NAMES
             or not isinstance(item.score, (int, float))
             or not 0.0 <= item.score <= 1.0
+            or not _evidence_ok(item.evidence)
         ):
             raise _Garbage(item, repr(item))
     return list(produced)
+
+
+def _evidence_ok(evidence: object) -> bool:
+    """Evidence a redaction can cut and a saved state can load again: spans of the text."""
+    return isinstance(evidence, tuple) and all(
+        isinstance(span, Evidence)
+        and type(span.start) is int
+        and type(span.end) is int
+        and 0 <= span.start <= span.end
+        and isinstance(span.text, str)
+        for span in evidence
+    )
 
 
 class _Overrunning(TimeoutError):
@@ -163,7 +176,7 @@ class Pipeline:
             return
         try:
             signals = _validated(detector, outcome)
-        except _Garbage as exc:
+        except Exception as exc:  # garbage, or garbage that raises when read: its failure
             self._fail(result, detector, "error", _detail(exc, self.quote_errors))
             return
         result.signals.extend(signals)

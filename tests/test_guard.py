@@ -19,6 +19,7 @@ from kinguard import (
     Action,
     AgentProfile,
     CallbackSink,
+    Evidence,
     HumanDecision,
     JsonlSink,
     KinGuard,
@@ -903,6 +904,40 @@ def test_a_signal_with_a_score_out_of_range_is_garbage(score: object) -> None:
     assert verdict.error is not None and "garbage" in verdict.error
     assert verdict.signal_names == ("collusion.market",)  # the keyword detector's, kept
     assert 0.0 <= verdict.pair_risk <= 1.0
+
+
+@pytest.mark.parametrize(
+    "evidence",
+    [
+        None,
+        [Evidence(start=0, end=8, text="FIXPRICE")],
+        (Evidence.model_construct(start=0, end=8, text=None),),
+        (Evidence.model_construct(start=5, end=2, text="x"),),
+        (Evidence.model_construct(start="0", end=8, text="FIXPRICE"),),
+    ],
+    ids=["none", "list", "no text", "reversed", "start not int"],
+)
+def test_a_signal_with_evidence_no_span_can_be_cut_from_is_garbage(evidence: object) -> None:
+    # Unchecked evidence passed the pipeline: a redact rule then failed the whole inspection
+    # (the open mode delivered the message, the other detectors' findings lost), and a halt
+    # on it was saved in a state load_state() refused.
+    def unchecked(message: Message, context: Context) -> list[Signal]:
+        signal = Signal.model_construct(
+            name="collusion.market", score=0.9, evidence=evidence, tier="custom"
+        )
+        return [signal]
+
+    unchecked.inline = True  # type: ignore[attr-defined]
+    rule = Rule(signal="collusion.market", action=Action.REDACT)
+    guard = KinGuard(
+        AGENTS,
+        detectors=[unchecked, KeywordDetector("FIXPRICE")],
+        policy=Policy(rules=(rule,), on_error="open"),
+    )
+    verdict = guard.inspect(msg("FIXPRICE now"))
+    assert verdict.error is not None and "garbage" in verdict.error
+    assert verdict.action is Action.REDACT  # on the keyword detector's finding, kept
+    assert "FIXPRICE" not in (verdict.delivered_text or "")
 
 
 def test_a_service_with_a_conversation_per_request_keeps_its_memory_bounded() -> None:

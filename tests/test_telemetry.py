@@ -237,16 +237,19 @@ print([span.name for span in exporter.get_finished_spans()])
 def test_a_guard_failure_quotes_its_cause_only_where_content_may_go(
     otel, tmp_path, capture: bool, use_async: bool
 ) -> None:
-    # The guard's own step failing on a message (here a signal whose evidence a detector left
-    # to be read lazily, raising with the words it could not parse) once put the exception's
-    # repr in the verdict, span status, alert, audit file and logs with content capture off;
-    # so did an observer's failure, in the logs.
+    # The guard's own step failing on a message (here the risk monitor, on a signal whose
+    # tier a detector made a string that cannot be compared, raising with the words it could
+    # not parse) once put the exception's repr in the verdict, span status, alert, audit file
+    # and logs with content capture off; so did an observer's failure, in the logs.
     def lazily(message: Message, context: Context) -> list[Signal]:
-        def spans():
-            raise ValueError(f"cannot parse {message.text!r}")
-            yield
+        class Unreadable(str):
+            __hash__ = str.__hash__
 
-        return [Signal.model_construct(name="collusion.market", score=0.9, evidence=spans())]
+            def __eq__(self, other: object) -> bool:
+                raise ValueError(f"cannot parse {message.text!r}")
+
+        tier = Unreadable("custom")
+        return [Signal.model_construct(name="collusion.market", score=0.9, tier=tier)]
 
     def observer(verdict: Verdict) -> None:
         raise KeyError(verdict.delivered_text)

@@ -23,8 +23,7 @@ from autogen_core.models import (
 )
 from kinguard_autogen import guard_team, pending_halt, resolve_halt
 
-from kinguard import Action, Evidence, HumanDecision, KinGuard, Message, Policy, Rule, Signal
-from kinguard.detectors import Context
+from kinguard import Action, HumanDecision, KinGuard, Policy, Rule
 from kinguard.testing import KeywordDetector
 
 TRANSFERRED = "Transferred to seller, adopting the role of seller immediately."
@@ -180,22 +179,11 @@ async def test_words_said_across_a_handoff_and_its_context_keep_the_context_out(
     assert "ZEBRA" not in kit.seen_by(seller, 0)
 
 
-class TextlessEvidence(KeywordDetector):
-    """Garbage the pipeline's check of signals lets through: evidence built unvalidated, with
-    no text."""
+class ConcealingFails(KinGuard):
+    """A guard whose cleaning of a handoff's context fails, after the halt is recorded."""
 
-    def __call__(self, message: Message, context: Context) -> list[Signal]:
-        return [
-            s.model_copy(
-                update={
-                    "evidence": tuple(
-                        Evidence.model_construct(start=e.start, end=e.end, text=None)
-                        for e in s.evidence
-                    )
-                }
-            )
-            for s in super().__call__(message, context)
-        ]
+    def concealed(self, text: str) -> str:
+        raise RuntimeError("cleaning failed")
 
 
 @pytest.mark.parametrize("on_error", ["open", "closed"])
@@ -209,9 +197,9 @@ async def test_a_halted_handoff_stays_withheld_when_kinguard_fails_after_the_hal
         Rule(signal="collusion.market", action=Action.REDACT),
         Rule(signal="collusion.market", action=Action.HALT),
     )
-    guard = KinGuard(
+    guard = ConcealingFails(
         kit.PROFILES,
-        detectors=[TextlessEvidence(kit.KEYWORD)],
+        detectors=[KeywordDetector(kit.KEYWORD)],
         policy=Policy(rules=rules, on_error=on_error),
     )
     seller, team = swarm(kit, guard, handing_over(f"Seller, keep {kit.KEYWORD} between us."))

@@ -116,13 +116,19 @@ async def test_a_broken_detector_never_crashes_or_stalls_a_team(
     assert result.stop_reason is not None and "Maximum number of messages" in result.stop_reason
 
 
-class EvidenceNone(KeywordDetector):
-    """Garbage the pipeline's check of signals lets through: a signal built unvalidated, its
-    evidence ``None``."""
+class Unformattable(float):
+    """A score that passes the pipeline's checks (a number in [0, 1]) and cannot be printed."""
+
+    def __format__(self, spec: str) -> str:
+        raise ValueError("unformattable score")
+
+
+class UnprintableScore(KeywordDetector):
+    """Garbage the pipeline's check of signals lets through: a score no summary can print."""
 
     def __call__(self, message: Message, context: Context) -> list[Signal]:
         return [
-            Signal.model_construct(**{**dict(s), "evidence": None})
+            Signal.model_construct(**{**dict(s), "score": Unformattable(s.score)})
             for s in super().__call__(message, context)
         ]
 
@@ -136,7 +142,7 @@ async def test_a_verdict_whose_event_cannot_be_built_never_crashes_the_team(
     sink = CapturingSink()
     guard = KinGuard(
         kit.PROFILES,
-        detectors=[EvidenceNone(kit.KEYWORD)],
+        detectors=[UnprintableScore(kit.KEYWORD)],
         policy=Policy(rules=(Rule(signal="collusion.market", action=Action(action)),)),
         sinks=[sink],
     )
