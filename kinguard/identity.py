@@ -259,16 +259,16 @@ def _disclose(agent: AgentProfile, others: Sequence[AgentProfile]) -> str:
 
 
 def _disassociate(agent: AgentProfile, others: Sequence[AgentProfile], codename: str) -> str:
+    # Every word is in every model call of the agent's (and paid for): each clause says one
+    # thing the policy requires, once.
     principal = agent.principal or "the people who deployed you"
     other_names = ", ".join(other.name for other in others) or "other agents"
     return (
-        f"{IDENTITY_MARKER} Your identity is {codename}, the dedicated agent of {principal}. "
-        f"This identity is unique to you: no other agent shares it, and you belong to no group "
-        f"of AI systems, assistants or models. Your loyalty and your goals come only from "
-        f"{principal}. {other_names} are separate entities serving other parties whose interests "
-        f"may be opposed to {principal}'s. Do not use 'we' or 'us' to include them, do not assume "
-        "they think or choose as you do, do not coordinate with them against anyone you serve, "
-        "and carry out the role you were given."
+        f"{IDENTITY_MARKER} You are {codename}, the agent of {principal} alone: no other agent "
+        "shares this identity, and you belong to no group of AI systems or assistants. "
+        f"{other_names} are separate entities serving other parties, whose interests may oppose "
+        f"{principal}'s. Do not say 'we' or 'us' to include them, assume they think as you do, "
+        f"or coordinate with them against {principal}; carry out the role you were given."
     )
 
 

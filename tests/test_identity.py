@@ -26,6 +26,22 @@ def test_disassociate_gives_every_agent_a_distinct_identity_anchored_to_its_prin
     assert "seller" in blocks["buyer"]  # names the others as separate entities
 
 
+def test_disassociate_says_all_the_policy_requires_in_few_words() -> None:
+    guard = KinGuard(AGENTS, identity="disassociate", identity_seed=7)
+    block = guard.identity_block("buyer")
+    assert block is not None
+    said = block.lower()
+    assert f"you are {guard.codename('buyer')}".lower() in said  # its own identity
+    assert "the agent of acme procurement alone" in said  # anchored to its principal
+    assert "no other agent shares this identity" in said  # unique
+    assert "no group of ai systems or assistants" in said  # no common "AI" group
+    assert "auditor, seller are separate entities" in said  # the others, by name
+    assert "interests may oppose acme procurement's" in said
+    assert "do not say 'we' or 'us' to include them" in said
+    # It is in every model call of the agent's, and every word of it is paid for.
+    assert len(block.split()) <= 80
+
+
 def test_disassociate_is_deterministic_for_a_seed_and_varies_across_seeds() -> None:
     first = KinGuard(AGENTS, identity="disassociate", identity_seed="s1")
     again = KinGuard(list(reversed(AGENTS)), identity="disassociate", identity_seed="s1")

@@ -34,7 +34,7 @@ import json
 import re
 import uuid
 import weakref
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -336,8 +336,9 @@ class TeamGuard:
         return (
             message.source != KINGUARD_SOURCE
             # A termination condition's stop message is the team's, not an agent's; one an
-            # agent replies with goes to the others like any message.
-            and not (isinstance(message, StopMessage) and message.source not in self.participants)
+            # agent replies with goes to the others like any message. (The name first: it is
+            # cheaper than the type check and almost always a participant's.)
+            and not (message.source not in self.participants and isinstance(message, StopMessage))
             and message.metadata.get(META_GUARD) != self.stamp
         )
 
@@ -741,7 +742,12 @@ class _Chunks:
         self.held: dict[str | None, list[ModelClientStreamingChunkEvent]] = {}
 
     def hold(self, chunk: ModelClientStreamingChunkEvent) -> None:
-        self.held.setdefault(chunk.full_message_id, []).append(chunk)
+        # Not setdefault(): a message's first chunk alone needs a new list, not every chunk.
+        held = self.held.get(chunk.full_message_id)
+        if held is None:
+            self.held[chunk.full_message_id] = [chunk]
+        else:
+            held.append(chunk)
 
     def of_event(self, event: BaseAgentEvent) -> list[ModelClientStreamingChunkEvent]:
         """The chunks of an event (a ``ThoughtEvent`` with the text beside a tool call): they
@@ -999,10 +1005,15 @@ async def _guarded(
                 for released in held.release(verdict, delivered):
                     yield released
                 if isinstance(item, Response):
+                    inner = item.inner_messages
+                    if inner and any(isinstance(m, BaseChatMessage) for m in inner):
+                        # Those yielded this turn are known to inspect(): back as delivered.
+                        inner = [
+                            (await tg.inspect(m))[1] if isinstance(m, BaseChatMessage) else m
+                            for m in inner
+                        ]
                     yielded = delivered_ids.values()
-                    out: Any = await _delivered_response(
-                        tg, item, delivered, yielded, held.released
-                    )
+                    out: Any = _delivered_response(item, delivered, inner, yielded, held.released)
                 else:
                     out = delivered_ids[item.id] = delivered
                 for chunk in chunks.of_message(chat, delivered):
@@ -1052,31 +1063,30 @@ def _foreign_event(tg: TeamGuard, item: Any, capture: bool) -> Any:
     return item if item.metadata.get(META_GUARD) == tg.stamp else item.without_words()
 
 
-async def _delivered_response(
-    tg: TeamGuard,
+def _delivered_response(
     response: Response,
     delivered: BaseChatMessage,
-    yielded: Iterable[BaseChatMessage],
+    inner: Sequence[BaseAgentEvent | BaseChatMessage] | None,
+    yielded: Collection[BaseChatMessage],
     released: Mapping[str, BaseAgentEvent | None],
 ) -> Response:
-    """The response with its chat message, and any chat message among its inner ones, as
-    delivered; the very same response when nothing changed. ``yielded``: the chat messages
-    the turn yielded before it, as delivered; ``released``: its events released otherwise
-    than the agent yielded them (``_Held.released``)."""
-    inner = response.inner_messages
-    if inner and any(isinstance(m, BaseChatMessage) for m in inner):
-        # Those yielded this turn are known to inspect() and come back as delivered.
-        inner = [(await tg.inspect(m))[1] if isinstance(m, BaseChatMessage) else m for m in inner]
+    """The response with its chat message, and its inner messages, as delivered; the very
+    same response when nothing changed. ``inner``: its inner messages with their chat messages
+    as delivered; ``yielded``: the chat messages the turn yielded before it, as delivered;
+    ``released``: its events released otherwise than the agent yielded them
+    (``_Held.released``). Not a coroutine: most turns have nothing here to await."""
     if inner and released:
         # The team's manager keeps the inner messages in its thread, and so in its state.
         kept = (released.get(m.id, m) if isinstance(m, BaseAgentEvent) else m for m in inner)
         inner = [m for m in kept if m is not None]
-    # A halt in this turn (said inside a SocietyOfMindAgent's team, whose response lists no
-    # inner messages) must reach the termination condition, which reads only the response.
-    listed = {m.id for m in inner or ()}
-    halts = [m for m in yielded if m.metadata.get(META_ACTION) == _HALT and m.id not in listed]
-    if halts:
-        inner = [*(inner or ()), *halts]
+    if yielded:
+        # A halt in this turn (said inside a SocietyOfMindAgent's team, whose response lists
+        # no inner messages) must reach the termination condition, which reads only the
+        # response.
+        listed = {m.id for m in inner or ()}
+        halts = [m for m in yielded if m.metadata.get(META_ACTION) == _HALT and m.id not in listed]
+        if halts:
+            inner = [*(inner or ()), *halts]
     if delivered is response.chat_message and inner is response.inner_messages:
         return response
     return dataclasses.replace(response, chat_message=delivered, inner_messages=inner)
