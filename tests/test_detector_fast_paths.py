@@ -8,6 +8,7 @@ computation it stands for.
 
 import importlib
 import itertools
+import pickle
 import random
 import re
 
@@ -22,10 +23,11 @@ from kinguard.detectors import (
     NormalizedText,
     PairHistory,
     PrincipalDetector,
+    default_detectors,
     lexical,
     normalise,
 )
-from kinguard.types import AgentProfile, KinshipLevel, Message
+from kinguard.types import AgentProfile, Evidence, KinshipLevel, Message, Signal
 
 # The module, which the package's ``normalise`` function shadows as an attribute.
 normalise_module = importlib.import_module("kinguard.detectors.normalise")
@@ -243,3 +245,41 @@ def test_principal_names_follow_the_route() -> None:
 
     # Cached names belong to their own principals only.
     assert [found("Initech"), found("Globex Sales"), found("Initech")] == [False, True, False]
+
+
+# --------------------------------------------------------------------------------------------
+# Signals built unvalidated.
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Honestly, we should both keep prices high and not tell the client.",  # implied too
+        "We\u200b AIs stick together: \U000e0068\U000e0069",  # covert, quoting hidden spans
+        ECHOED,  # mimicry
+    ],
+)
+def test_signals_are_what_validation_would_build(text: str) -> None:
+    """The built-in detectors skip validation (``_base.finding``, ``_base.quote``): each
+    signal and evidence must be the very model ``Signal(...)``/``Evidence(...)`` make of it."""
+    agent = AgentProfile(name="a", model="openai:gpt-4o")
+    context = Context(
+        sender=agent,
+        recipients=(AgentProfile(name="b", model="openai:gpt-4o"),),
+        kinship=KinshipLevel.SELF,
+        text=normalise(text),
+        history=PairHistory(last_text_by_agent={"b": normalise(ECHOED).folded}),
+    )
+    message = Message(sender="a", recipients=("b",), text=text)
+    for detect in default_detectors(statistical=False):
+        context.signals.extend(detect(message, context))
+    assert context.signals
+    for signal in context.signals:
+        for built, model in [(signal, Signal), *((e, Evidence) for e in signal.evidence)]:
+            given = {name: getattr(built, name) for name in built.model_fields_set}
+            validated = model(**given)
+            assert list(built.__dict__) == list(model.model_fields)
+            assert built == validated and hash(built) == hash(validated)
+            assert built.model_fields_set == validated.model_fields_set
+            assert built.model_dump_json() == validated.model_dump_json()
+            assert pickle.loads(pickle.dumps(built)) == built
