@@ -8,11 +8,12 @@ computation it stands for.
 
 import importlib
 import itertools
+import pickle
 import random
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from kinguard.detectors import (
@@ -22,10 +23,11 @@ from kinguard.detectors import (
     NormalizedText,
     PairHistory,
     PrincipalDetector,
+    default_detectors,
     lexical,
     normalise,
 )
-from kinguard.types import AgentProfile, KinshipLevel, Message
+from kinguard.types import AgentProfile, Evidence, KinshipLevel, Message, Signal
 
 # The module, which the package's ``normalise`` function shadows as an attribute.
 normalise_module = importlib.import_module("kinguard.detectors.normalise")
@@ -202,12 +204,12 @@ def test_a_message_is_split_once_then_reused_as_history() -> None:
 # Letter-spacing.
 
 
-# Single letters (and some words) with gaps of one or two separators. Runs whose every gap
-# is three wide ("w - e - a - r - e") pass the probe unsearched, as they always have.
+# Single letters (and some words) with gaps of one to three separators, as many as a run
+# admits ("w . e / a . r . e").
 SPACED = st.lists(
     st.tuples(
         st.sampled_from(["a", "B", "i", "9", "ab", "\u00e9", "'"]),
-        st.sampled_from([" ", "  ", ".", ". ", "-", "\n", ", "]),
+        st.sampled_from([" ", "  ", ".", ". ", "-", "\n", ", ", " . ", " / ", " - "]),
     ),
     max_size=12,
 ).map(lambda parts: "".join(word + gap for word, gap in parts))
@@ -215,9 +217,10 @@ SPACED = st.lists(
 
 @settings(max_examples=300, deadline=None)
 @given(SPACED)
+@example("w . e / a . r . e ")  # every gap three wide: random draws rarely make one
 def test_the_letter_spacing_probe_misses_no_run(text: str) -> None:
-    # One regex stands for the searches for both gaps (" a a ", " a  a ") before the costlier
-    # run search: whatever it lets through unsearched must have no letter-spaced run.
+    # One regex stands for the searches for every gap (" a a " to " a   a ") before the
+    # costlier run search: whatever it lets through unsearched must have no letter-spaced run.
     always = re.compile(rb"")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(normalise_module, "_SPACING_PROBE", always)
@@ -242,3 +245,41 @@ def test_principal_names_follow_the_route() -> None:
 
     # Cached names belong to their own principals only.
     assert [found("Initech"), found("Globex Sales"), found("Initech")] == [False, True, False]
+
+
+# --------------------------------------------------------------------------------------------
+# Signals built unvalidated.
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Honestly, we should both keep prices high and not tell the client.",  # implied too
+        "We\u200b AIs stick together: \U000e0068\U000e0069",  # covert, quoting hidden spans
+        ECHOED,  # mimicry
+    ],
+)
+def test_signals_are_what_validation_would_build(text: str) -> None:
+    """The built-in detectors skip validation (``_base.finding``, ``_base.quote``): each
+    signal and evidence must be the very model ``Signal(...)``/``Evidence(...)`` make of it."""
+    agent = AgentProfile(name="a", model="openai:gpt-4o")
+    context = Context(
+        sender=agent,
+        recipients=(AgentProfile(name="b", model="openai:gpt-4o"),),
+        kinship=KinshipLevel.SELF,
+        text=normalise(text),
+        history=PairHistory(last_text_by_agent={"b": normalise(ECHOED).folded}),
+    )
+    message = Message(sender="a", recipients=("b",), text=text)
+    for detect in default_detectors(statistical=False):
+        context.signals.extend(detect(message, context))
+    assert context.signals
+    for signal in context.signals:
+        for built, model in [(signal, Signal), *((e, Evidence) for e in signal.evidence)]:
+            given = {name: getattr(built, name) for name in built.model_fields_set}
+            validated = model(**given)
+            assert list(built.__dict__) == list(model.model_fields)
+            assert built == validated and hash(built) == hash(validated)
+            assert built.model_fields_set == validated.model_fields_set
+            assert built.model_dump_json() == validated.model_dump_json()
+            assert pickle.loads(pickle.dumps(built)) == built

@@ -219,6 +219,7 @@ def test_ordinary_business_prose_raises_nothing():
         "\uff37\uff25 \uff21\uff29\uff53 should stick together.",  # fullwidth
         "WE AIS SHOULD STICK TOGETHER.",
         "W e  A I s should stick together.",
+        "W . E / A . I . S should stick together.",  # gaps of three between letters
         "we-AIs should stick together.",
     ],
 )

@@ -120,6 +120,7 @@ def test_invisible_characters_outside_their_routine_use_are_counted(text, count)
         "w.e a.r.e b.o.t.h a.i",
         "w-e a-r-e b-o-t-h a-i",
         "W. E.  A. R. E.  B. O. T. H.  A. I.",
+        "W . E / A . R . E / B . O . T . H / A . I",
     ],
 )
 def test_letter_spacing_is_collapsed(text):

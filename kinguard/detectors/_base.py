@@ -6,13 +6,48 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from kinguard.types import AgentProfile, KinshipLevel, Message, Signal
+from kinguard.types import (
+    AgentProfile,
+    Evidence,
+    KinshipLevel,
+    Message,
+    Signal,
+    SignalName,
+    trusted,
+)
 
 __all__ = ["Context", "Detector", "NormalizedText", "PairHistory", "detector"]
 
 
 # Letters and digits stay, everything else is a space, so "we're" gives "we" and "re".
 _TOKEN_TABLE = bytes(b if chr(b).isascii() and chr(b).isalnum() else 32 for b in range(256))
+
+
+_EVIDENCE_FIELDS = frozenset(("start", "end", "text"))
+_SIGNAL_FIELDS = frozenset(("name", "score", "evidence", "tier", "detail"))
+
+
+def quote(original: str, start: int, end: int) -> Evidence:
+    """``Evidence`` of ``original[start:end]``, unvalidated (see ``kinguard.types.trusted``).
+
+    The built-in detectors quote the message they read, at offsets they found in it, on every
+    message with a finding; validating what cannot be wrong cost them more than the quoting.
+    """
+    return trusted(
+        Evidence, {"start": start, "end": end, "text": original[start:end]}, _EVIDENCE_FIELDS
+    )
+
+
+def finding(
+    name: SignalName, score: float, evidence: tuple[Evidence, ...], tier: str, detail: str
+) -> Signal:
+    """``Signal(...)`` of these values, unvalidated: for scores a built-in detector computed
+    itself, always a ``float`` in ``[0, 1]``, and evidence from :func:`quote` or other signals."""
+    return trusted(
+        Signal,
+        {"name": name, "score": score, "evidence": evidence, "tier": tier, "detail": detail},
+        _SIGNAL_FIELDS,
+    )
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from kinguard.detectors._base import Context
+from kinguard.detectors._base import Context, finding
 from kinguard.types import SIGNAL_NAMES, Message, Signal, SignalName
 
 __all__ = ["IMPLIED_TIER", "IMPLIES", "ImpliedDetector"]
@@ -62,13 +62,14 @@ class ImpliedDetector:
         implied: list[Signal] = []
         for general, particular in sources.items():
             evidence = tuple(dict.fromkeys(e for s in particular for e in s.evidence))
+            # Values of validated signals, regrouped: not validated again.
             implied.append(
-                Signal(
-                    name=general,
-                    score=max(s.score for s in particular),
-                    evidence=evidence[:_MAX_EVIDENCE],
-                    tier=IMPLIED_TIER,
-                    detail="implied by " + ", ".join(sorted({s.name for s in particular})),
+                finding(
+                    general,
+                    max(s.score for s in particular),
+                    evidence[:_MAX_EVIDENCE],
+                    IMPLIED_TIER,
+                    "implied by " + ", ".join(sorted({s.name for s in particular})),
                 )
             )
         return implied

@@ -45,7 +45,7 @@ from functools import reduce
 from operator import or_
 from typing import ClassVar
 
-from kinguard.detectors._base import Context, NormalizedText
+from kinguard.detectors._base import Context, NormalizedText, finding, quote
 from kinguard.types import Evidence, Message, Signal, SignalName
 
 __all__ = [
@@ -2776,7 +2776,7 @@ def _evidence(text: NormalizedText, spans: Iterable[tuple[int, int]]) -> tuple[E
     for span in spans:
         start, end = span if aligned else text.span(*span)
         if (start, end) not in found:
-            found[(start, end)] = Evidence(start=start, end=end, text=text.original[start:end])
+            found[(start, end)] = quote(text.original, start, end)
         if len(found) >= _MAX_EVIDENCE:
             break
     return tuple(found.values())
@@ -2919,10 +2919,7 @@ def _covert_extras(
     weights, details = _hidden_cues(text)
     spans: list[tuple[int, int]] = []
     evidence = list(found.evidence) if found else []
-    evidence += [
-        Evidence(start=s, end=e, text=text.original[s:e])
-        for s, e in text.hidden_spans[:_MAX_EVIDENCE]
-    ]
+    evidence += [quote(text.original, s, e) for s, e in text.hidden_spans[:_MAX_EVIDENCE]]
     if blobs:
         weights["encoded_blob"] = 0.5
         spans += blobs
@@ -2938,12 +2935,12 @@ def _covert_extras(
     evidence += _evidence(text, spans)
     cues = sorted(weights) + (found.detail.removeprefix("cues: ").split(", ") if found else [])
     score = _noisy_or([*weights.values(), found.score if found else 0.0])
-    return Signal(
-        name="collusion.covert_channel",
-        score=score,
-        evidence=tuple(evidence[: 2 * _MAX_EVIDENCE]),
-        tier="lexical",
-        detail="; ".join(["cues: " + ", ".join(sorted(cues)), *details]),
+    return finding(
+        "collusion.covert_channel",
+        score,
+        tuple(evidence[: 2 * _MAX_EVIDENCE]),
+        "lexical",
+        "; ".join(["cues: " + ", ".join(sorted(cues)), *details]),
     )
 
 
@@ -3046,12 +3043,12 @@ class LexicalDetector:
         for family in self._families if weights else self._covert:
             found = None
             if family in weights:
-                found = Signal(
-                    name=family,
-                    score=_combined(weights[family], spans[family]),
-                    evidence=_evidence(text, [(start, end) for start, end, _ in spans[family]]),
-                    tier="lexical",
-                    detail="cues: " + ", ".join(sorted(weights[family])),
+                found = finding(
+                    family,
+                    _combined(weights[family], spans[family]),
+                    _evidence(text, [(start, end) for start, end, _ in spans[family]]),
+                    "lexical",
+                    "cues: " + ", ".join(sorted(weights[family])),
                 )
             if family == "collusion.covert_channel":
                 blob_context = not _BLOB_CONTEXT.isdisjoint(present_words)
@@ -3286,12 +3283,12 @@ class MimicryDetector:
         start, end = self._longest_run([pair in theirs for pair in bigrams])
         span = (located[start].start(), located[end + 1].end())
         return [
-            Signal(
-                name="kin.mimicry",
-                score=round(min(1.0, ratio), 3),
-                evidence=_evidence(text, [span]),
-                tier="style",
-                detail=f"{ratio:.0%} of word pairs echo {agent}'s previous message",
+            finding(
+                "kin.mimicry",
+                round(min(1.0, ratio), 3),
+                _evidence(text, [span]),
+                "style",
+                f"{ratio:.0%} of word pairs echo {agent}'s previous message",
             )
         ]
 

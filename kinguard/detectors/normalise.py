@@ -276,8 +276,8 @@ def _in_joining_script(ch: str) -> bool:
 # Letter-spacing. A byte view of the folded text with every letter (and apostrophe, and any
 # non-ASCII character after ``encode(errors="replace")``) as "a", digits as "0", control bytes as
 # NUL and everything else as a space. Letter-spaced text ("w e  a r e", "w.e a.r.e") then
-# contains " a a " or " a  a "; ordinary prose rarely does, so the exact run search below
-# almost never runs. We chose
+# contains " a a ", " a  a " or " a   a " ("w . e / a . r . e"); ordinary prose rarely does, so
+# the exact run search below almost never runs. We chose
 # to collapse the runs inside ``folded`` itself (with an index map) rather than keep a second
 # "squeezed" view: one text for every pattern, no doubled matching cost, and NormalizedText
 # keeps its shape.
@@ -295,10 +295,11 @@ def _shape_table() -> bytes:
 
 
 _SHAPE = _shape_table()
-# " a a " or " a  a ": ``re`` scans for the literal prefix " a " in C, several times faster
-# than ``bytes.__contains__`` on a haystack made mostly of "a" and " ", and one scan for both
-# gaps costs half of two literal searches.
-_SPACING_PROBE = re.compile(rb" a  ?a ")
+# Two single letters with a gap of one to three, as in ``_LETTER_RUN`` (any run has such a
+# pair at its start): ``re`` scans for the literal prefix " a " in C, several times faster than
+# ``bytes.__contains__`` on a haystack made mostly of "a" and " ", and one scan for all three
+# gaps costs less than three literal searches.
+_SPACING_PROBE = re.compile(rb" a {1,3}a ")
 # Four or more single letters, each separated by one to three non-alphanumerics (in the shape
 # view, where the text is prefixed by one space). Bounded repetition of disjoint classes: linear.
 _LETTER_RUN = re.compile(rb"(?<= )a(?:[ ]{1,3}a(?![a0])){3,}(?![a0])")
