@@ -35,6 +35,10 @@ class PipelineResult:
     failures: list[DetectorFailure] = field(default_factory=list)
 
 
+_NOTHING = PipelineResult()
+"""What most messages come to: shared, so never added to (a result is made on a first find)."""
+
+
 def _name(detector: Detector) -> str:
     return str(
         getattr(detector, "detector_name", None)
@@ -122,8 +126,10 @@ class Pipeline:
         self.detectors = tuple(detectors)
         self.quote_errors = quote_errors
         """Whether a failure may quote what the detector raised or returned (content capture)."""
-        self._inline = tuple(bool(getattr(d, "inline", False)) for d in self.detectors)
-        self._all_inline = all(self._inline)
+        inline = [bool(getattr(d, "inline", False)) for d in self.detectors]
+        # Read on every message: laid out once, so the loop unpacks a tuple per detector.
+        self._steps = tuple(zip(range(len(inline)), self.detectors, inline, strict=True))
+        self._all_inline = all(inline)
         self.timeout_s = timeout_s
         self._max_workers = max_workers
         # One small pool per out-of-line detector, made on first need (most pipelines are
@@ -190,15 +196,13 @@ class Pipeline:
         )
 
     def run(self, message: Message, context: Context) -> PipelineResult:
-        result = PipelineResult()
+        result = _NOTHING
         # Inline detectors need no deadline: most pipelines never read the clock.
         deadline = 0.0 if self._all_inline else time.monotonic() + self.timeout_s
-        for position, (detector, inline) in enumerate(
-            zip(self.detectors, self._inline, strict=True)
-        ):
+        for position, detector, inline in self._steps:
             outcome: object
             try:
-                if inline and not getattr(detector, "ready", True) and deadline:
+                if inline and deadline and not getattr(detector, "ready", True):
                     # Reading its data, once per process: not the other detectors' time.
                     outcome, spent = _timed(detector, message, context)
                     deadline += spent
@@ -220,6 +224,8 @@ class Pipeline:
                     raise
                 outcome = exc
             if type(outcome) is not list or outcome:  # nothing found: nothing to record
+                if result is _NOTHING:
+                    result = PipelineResult()
                 self._collect(detector, outcome, context, result)
         return result
 
@@ -227,13 +233,11 @@ class Pipeline:
         # Imported here: only async apps need it, and it is ~15 ms of import time for others.
         import asyncio
 
-        result = PipelineResult()
+        result = _NOTHING
         loop = asyncio.get_running_loop()
         # As in run(): inline detectors need no deadline, so most pipelines never read the clock.
         deadline = 0.0 if self._all_inline else loop.time() + self.timeout_s
-        for position, (detector, inline) in enumerate(
-            zip(self.detectors, self._inline, strict=True)
-        ):
+        for position, detector, inline in self._steps:
             outcome: object
             try:
                 if inline and getattr(detector, "ready", True):
@@ -268,6 +272,8 @@ class Pipeline:
                     raise
                 outcome = exc
             if type(outcome) is not list or outcome:
+                if result is _NOTHING:
+                    result = PipelineResult()
                 self._collect(detector, outcome, context, result)
         return result
 

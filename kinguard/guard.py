@@ -50,6 +50,7 @@ on every message: each is a recipient of every later broadcast, in every other a
 identity block and in the caches here, so time and memory would grow with every name."""
 _HIDDEN = ""
 _VERDICT_FIELDS = frozenset(Verdict.model_fields)
+_ALERT_SEVERITY = Action.ALERT.severity
 
 
 class _Unset(enum.Enum):
@@ -103,6 +104,7 @@ class KinGuard:
         if len(set(names)) != len(names):
             raise PolicyError(f"agents: duplicate agent names in {names}")
         self._profiles: dict[str, AgentProfile] = {p.name: p for p in profiles}
+        self._agents = tuple(profiles)
         self._declared = len(profiles)
         self._undeclared_warned = False
         self.identity_seed = str(identity_seed)
@@ -143,7 +145,8 @@ class KinGuard:
 
     @property
     def agents(self) -> tuple[AgentProfile, ...]:
-        return tuple(self._profiles.values())
+        # Kept, not built on each read: adapters read it on every turn.
+        return self._agents
 
     def profile(self, name: str) -> AgentProfile:
         """The agent's profile; an agent nobody declared gets an unknown-model profile."""
@@ -163,6 +166,7 @@ class KinGuard:
                     return found
                 # Copy on write: other threads iterate the profiles without taking the lock.
                 self._profiles = {**self._profiles, name: found}
+                self._agents = (*self._agents, found)
                 self._identity.add_agent(found)
                 self._blocks = {}  # every block names the other agents
         return found
@@ -304,14 +308,14 @@ class KinGuard:
 
     def _context(self, message: Message, recipients: tuple[str, ...]) -> Context:
         route = self._route(message.sender, recipients)
+        # Positional: keywords to a dataclass go through a dict, which costs more than the
+        # objects themselves on every message.
         return Context(
-            sender=route.sender,
-            recipients=route.recipients,
-            kinship=route.kinship,
-            text=normalise(message.text, max_chars=self.policy.max_chars),
-            history=PairHistory(
-                last_text_by_agent=self.monitor.history(message.conversation_id),
-            ),
+            route.sender,
+            route.recipients,
+            route.kinship,
+            normalise(message.text, max_chars=self.policy.max_chars),
+            PairHistory(self.monitor.history(message.conversation_id)),
         )
 
     def inspect(self, message: Message) -> Verdict:
@@ -568,7 +572,7 @@ class KinGuard:
             self.telemetry.record(span, message, verdict, self.profile(message.sender).model)
         except Exception as exc:
             self.telemetry.failed("record", exc)
-        if verdict.action.severity < Action.ALERT.severity and verdict.error is None:
+        if verdict.action.severity < _ALERT_SEVERITY and verdict.error is None:
             return None
         alert = Alert.from_verdict(verdict)
         try:

@@ -140,6 +140,8 @@ class Telemetry:
         """Make the span stop being current and end it; span processors run in ``end``."""
         if token is not None:
             otel_context.detach(token)  # type: ignore[arg-type]
+        elif span is trace.INVALID_SPAN:
+            return  # no SDK: nothing to end (the usual message of an app without tracing)
         try:
             span.end()
         except Exception as exc:
@@ -152,7 +154,7 @@ class Telemetry:
 
     def record(self, span: Span, message: Message, verdict: Verdict, model: str | None) -> None:
         """Attach the verdict to the span and count it."""
-        if span.is_recording():
+        if span is not trace.INVALID_SPAN and span.is_recording():
             span.set_attributes(
                 {
                     "kinguard.kinship": verdict.kinship.value,

@@ -71,6 +71,25 @@ def test_clean_message_is_allowed_unchanged() -> None:
     assert verdict.kinship is KinshipLevel.SELF
 
 
+def test_a_message_after_a_flagged_one_carries_none_of_its_findings() -> None:
+    # Messages with no finding share one empty pipeline result: a finding must never land in it.
+    guard = guard_with(Action.ALERT)
+    for sync in (True, False):
+        flagged = (
+            guard.inspect(msg("FIXPRICE")) if sync else asyncio.run(guard.ainspect(msg("FIXPRICE")))
+        )
+        clean = guard.inspect(msg("hello")) if sync else asyncio.run(guard.ainspect(msg("hello")))
+        assert flagged.signal_names and flagged.action is Action.ALERT
+        assert clean.signals == () and clean.action is Action.ALLOW
+
+
+def test_an_agent_first_seen_on_a_message_joins_the_guards_agents() -> None:
+    guard = guard_with(Action.ALERT)
+    assert [a.name for a in guard.agents] == ["buyer", "seller", "outsider"]
+    guard.inspect(msg("hello", sender="newcomer", recipients=()))
+    assert [a.name for a in guard.agents] == ["buyer", "seller", "outsider", "newcomer"]
+
+
 def test_redact_replaces_exactly_the_evidence() -> None:
     verdict = guard_with(Action.REDACT).inspect(msg("Deal: FIXPRICE at 48, ok?"))
     assert verdict.action is Action.REDACT

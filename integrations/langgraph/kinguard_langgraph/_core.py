@@ -166,6 +166,7 @@ class Prepared:
     events: bool
     persist: bool
     """A checkpointer is attached: the guard's state rides the checkpoint after each turn."""
+    index: InputIds | None = None
     known: bool = False
     """The guard knew the node as an agent before it ran (its identity was injected)."""
     handoff: bool = False
@@ -174,7 +175,6 @@ class Prepared:
     writer: Callable[[Any], None] | None = None
     hold: TokenHold | None = None
     """Holds what an enclosing graph's token stream would show of this task (see _hold_tokens)."""
-    index: InputIds | None = None
     _input_ids: tuple[frozenset[Any], frozenset[Any]] | None = None
     _task_ns: str | None = None
     _given_by_id: dict[Any, Any] | None = None
@@ -256,8 +256,10 @@ class InputIds:
 
     _MAX_CONVERSATIONS = 256
     _MAX_RECENT = 16
-    _MIN_LENGTH = 48
-    """Shorter histories are read in full: cheaper than the bookkeeping."""
+    _MIN_LENGTH = 4
+    """Shorter histories are read in full: cheaper than the bookkeeping. Past a few messages
+    the bookkeeping wins (measured in a graph's turns, where a full read of a 20-message
+    history costs several times the list comparison)."""
 
     def __init__(self) -> None:
         self._last: dict[str, tuple[list[Any], frozenset[Any], frozenset[Any]]] = {}
@@ -490,7 +492,8 @@ class GraphCore:
             bool(conf.get(GATE_KEY)),
             bool(conf.get(EVENTS_KEY)),
             conf.get(_CHECKPOINTER_KEY) is not None,
-            index=self.id_index,
+            # Positional: a keyword to a dataclass goes through a dict, on every turn.
+            self.id_index,
         )
         # Agents are only ever added to the guard, so a node known once stays known.
         if wrapper.known or self.is_known_agent(wrapper.node):
