@@ -68,6 +68,8 @@ def _validated(detector: Detector, produced: object) -> list[Signal]:
             or not isinstance(item.score, (int, float))
             or not 0.0 <= item.score <= 1.0
             or not _evidence_ok(item.evidence)
+            or not isinstance(item.tier, str)
+            or not isinstance(item.detail, str)
         ):
             raise _Garbage(item, repr(item))
     return list(produced)

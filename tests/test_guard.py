@@ -925,6 +925,22 @@ def test_a_signal_with_a_score_out_of_range_is_garbage(score: object) -> None:
     assert 0.0 <= verdict.pair_risk <= 1.0
 
 
+@pytest.mark.parametrize("field", ["tier", "detail"])
+def test_a_signal_whose_tier_or_detail_is_no_text_is_garbage(field: str) -> None:
+    # Telemetry, alerts and the risk monitor read both as text; the audit file's JSON and a
+    # saved state could not hold an arbitrary object.
+    def unchecked(message: Message, context: Context) -> list[Signal]:
+        values = {"name": "collusion.market", "score": 0.9, field: object()}
+        return [Signal.model_construct(**values)]
+
+    unchecked.inline = True  # type: ignore[attr-defined]
+    guard = KinGuard(AGENTS, detectors=[unchecked, KeywordDetector("FIXPRICE")])
+    verdict = guard.inspect(msg("FIXPRICE"))
+    assert verdict.error is not None and "garbage" in verdict.error
+    assert verdict.signal_names == ("collusion.market",)  # the keyword detector's, kept
+    assert all(isinstance(s.tier, str) and isinstance(s.detail, str) for s in verdict.signals)
+
+
 @pytest.mark.parametrize(
     "evidence",
     [
