@@ -688,7 +688,7 @@ def _describe(rule: Rule) -> str:
 
 def _dispatch_failed(exc: Exception) -> int:
     """The dispatcher contains its sinks; this is its own logging failing. Counts as one."""
-    _log.error("kinguard.alert_dispatch_failed", error=repr(exc))
+    _log.error("kinguard.alert_dispatch_failed", error=describe_error(exc, quote=True))
     return 1
 
 

@@ -604,7 +604,7 @@ class TeamGuard:
                 blocked = blocked.model_copy(update={"context": []})
             return blocked
         except Exception as second:  # not even a notice can be made: nothing must leak
-            _log.error("kinguard.autogen.fallback_failed", error=repr(second))
+            _log.error("kinguard.autogen.fallback_failed", error=self.guard.describe_error(second))
             return TextMessage(
                 source=message.source,
                 content=f"[kinguard blocked a message from {message.source}]",

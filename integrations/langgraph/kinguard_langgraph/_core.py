@@ -53,7 +53,7 @@ from langgraph.types import Command, Overwrite, Send, interrupt
 from pydantic import BaseModel, ValidationError
 
 from kinguard import Action, HumanDecision, KinGuard, Message, Verdict
-from kinguard.logs import get_logger
+from kinguard.logs import describe_error, get_logger
 from kinguard.types import agent_message
 from kinguard_langgraph._messages import (
     HELD_NOTICE,
@@ -550,7 +550,12 @@ class GraphCore:
         try:
             installed = TokenHold.install(config)
         except Exception as exc:  # the message is still inspected; only its tokens go unheld
-            _log.error("kinguard.adapter_error", node=prepared.node, stage="hold", error=repr(exc))
+            _log.error(
+                "kinguard.adapter_error",
+                node=prepared.node,
+                stage="hold",
+                error=describe_error(exc, quote=True),
+            )
             return
         if installed is not None:
             prepared.hold, prepared.config = installed

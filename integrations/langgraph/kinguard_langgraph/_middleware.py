@@ -48,7 +48,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 
 from kinguard import Action, HumanDecision, KinGuard, Message, Verdict
-from kinguard.logs import get_logger
+from kinguard.logs import describe_error, get_logger
 from kinguard_langgraph._core import TaskVerdicts, halt_payload, parse_decision
 from kinguard_langgraph._messages import (
     HELD_REPLY_NOTICE,
@@ -590,7 +590,7 @@ def _hold_stream() -> _Held | None:
     try:
         installed = TokenHold.install(config)
     except Exception as exc:  # the reply is still inspected; only its tokens go unheld
-        _log.error("kinguard.adapter_error", stage="hold", error=repr(exc))
+        _log.error("kinguard.adapter_error", stage="hold", error=describe_error(exc, quote=True))
         return None
     if installed is None:
         return None
