@@ -2767,7 +2767,8 @@ _ADDITIVE_AFTER = re.compile(
 
 _MAX_KIN_SEARCHES = 4
 """Searches for a kinship element per message. Past them a bare disclosure counts, as it did
-before kinship was asked for: a text of repeated disclosures costs no more than ever."""
+before kinship was asked for: a text of repeated disclosures costs four searches more, not one
+per disclosure."""
 
 
 class _Kinship:
@@ -2777,7 +2778,7 @@ class _Kinship:
 
     def __init__(self, padded: str, view: bytes) -> None:
         self._padded = padded
-        """``" " + folded`` as in :func:`_matches`: ``padded[end + 1]`` follows ``folded[:end]``."""
+        """``" " + folded`` as in :func:`_matches`: ``padded[i + 1]`` is ``folded[i]``."""
         self._view = view
         self._searches = 0
 
