@@ -7,7 +7,13 @@ import uuid
 import weakref
 from typing import TYPE_CHECKING, Any, cast
 
-from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    RemoveMessage,
+    SystemMessage,
+    ToolMessage,
+)
 
 from kinguard.text import argument_strings
 
@@ -280,8 +286,14 @@ def identity_message(node: str, text: str) -> SystemMessage:
 
 
 def is_identity_message(message: object) -> bool:
+    """The identity message kinguard gave a node, or the node's removal of it.
+
+    The node sees it in its state (only there): a node that trims its history
+    (``RemoveMessage(id=m.id) for m in state["messages"][:-n]``) removes it too, and
+    ``add_messages`` fails on the removal of an id the state does not hold.
+    """
     return (
-        isinstance(message, SystemMessage)
+        isinstance(message, (SystemMessage, RemoveMessage))
         and isinstance(message.id, str)
         and message.id.startswith(IDENTITY_ID_PREFIX)
     )

@@ -30,6 +30,7 @@ from langchain_core.messages import (
     AnyMessage,
     BaseMessage,
     HumanMessage,
+    RemoveMessage,
     SystemMessage,
     ToolMessage,
 )
@@ -146,6 +147,29 @@ def test_whole_list_updates_and_overwrite_do_not_keep_the_identity_message() -> 
     builder.add_edge("over", END)
     out = guard_graph(builder, guard_for("echo", "over")).compile().invoke(start())
     assert [m.type for m in out["messages"]] == ["human", "ai", "ai"]
+
+
+@pytest.mark.parametrize("action", [Action.LOG, Action.REDACT, Action.HALT])
+def test_an_agent_trimming_its_history_does_not_remove_the_identity_message(
+    action: Action,
+) -> None:
+    # The usual window: remove all but the last message, then reply. The identity message is
+    # in what the node was given, never in the state: removing it would fail the run.
+    def trimming(state: ChatState) -> dict[str, Any]:
+        old = [RemoveMessage(id=m.id) for m in state["messages"][:-1] if m.id is not None]
+        return {"messages": [*old, AIMessage(f"short {SECRET}", name="trim")]}
+
+    graph = guard_graph(chain_graph(("trim", trimming)), guard_for("trim", action=action))
+    out = graph.compile(checkpointer=InMemorySaver()).invoke(
+        {"messages": [HumanMessage("one"), HumanMessage("two")], "turn": 0},
+        {"configurable": {"thread_id": uuid.uuid4().hex}},
+    )
+    if action is Action.HALT:
+        assert out["__interrupt__"]
+        assert [m.content for m in out["messages"]] == ["two"]
+    else:
+        assert [m.type for m in out["messages"]] == ["human", "ai"]
+        assert out["messages"][0].content == "two"
 
 
 def test_unknown_agent_nodes_are_inspected_and_learned() -> None:
