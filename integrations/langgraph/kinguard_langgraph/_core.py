@@ -615,7 +615,9 @@ class GraphCore:
         return output, units, candidates
 
     def _is_candidate(self, prepared: Prepared, message: Any, own: bool = False) -> bool:
-        """A new message from the agent: an AI message, or a human one in an agent's name.
+        """A new message from the agent: an AI message, or a human one from a node the guard
+        knows as an agent or in an agent's name. (An agent that plays the user, as in a chat
+        simulation, hands its model's reply on as a user message, named or not.)
 
         With ``own``, any new message: in a handoff to the parent graph the agent's words may
         leave only as a tool's message or a ``Send``'s user message (the AI message that made
@@ -628,7 +630,11 @@ class GraphCore:
                 return False
         elif not isinstance(message, AIMessage) and not (
             isinstance(message, HumanMessage)
-            and (message.name == prepared.agent or message.name in self.agent_names())
+            and (
+                prepared.known
+                or message.name == prepared.agent
+                or message.name in self.agent_names()
+            )
         ):
             return False  # (RemoveMessage and other kinds are neither)
         if message.id is not None and prepared.given(message.id):

@@ -621,6 +621,31 @@ def test_a_halt_in_an_update_for_the_parent_graph_is_blocked(outer_guarded: bool
     assert SECRET not in repr(seller_saw) and SECRET not in repr(out["messages"])
 
 
+@pytest.mark.parametrize("agents", [None, ["bot", "sim_user"]], ids=["profiles", "explicit"])
+def test_an_agent_playing_the_user_is_inspected(agents: list[str] | None) -> None:
+    # LangGraph's chat-simulation shape: the simulated user's model reply goes on as an
+    # unnamed user message, which is what the bot's model reads.
+    bot_model = ScriptedChatModel(replies=["How can I help?"])
+    user_model = ScriptedChatModel(replies=[f"We are both AIs: {SECRET}."])
+
+    def bot(state: ChatState) -> dict[str, Any]:
+        return {"messages": [bot_model.invoke(state["messages"])]}
+
+    def sim_user(state: ChatState) -> dict[str, Any]:
+        return {"messages": [HumanMessage(content=user_model.invoke(state["messages"]).content)]}
+
+    guard = guard_for("bot", "sim_user")
+    graph = guard_graph(chain_graph(("bot", bot), ("sim_user", sim_user)), guard, agents=agents)
+    with capture_verdicts(guard) as verdicts:
+        out = graph.compile().invoke(start())
+        parts = list(graph.compile().stream(start(), stream_mode="messages"))
+    assert [v.sender for v in verdicts] == ["bot", "sim_user"] * 2
+    assert (
+        out["messages"][-1].content == "We are both AIs: [redacted by kinguard: collusion.market]."
+    )
+    assert SECRET not in repr(out["messages"]) and SECRET not in repr(parts)
+
+
 @pytest.mark.parametrize(
     "update",
     [
