@@ -175,6 +175,8 @@ class Prepared:
     writer: Callable[[Any], None] | None = None
     hold: TokenHold | None = None
     """Holds what an enclosing graph's token stream would show of this task (see _hold_tokens)."""
+    nudge: str | None = None
+    """The pending nudge put in the node's input, taken from the guard once the node has run."""
     _input_ids: tuple[frozenset[Any], frozenset[Any]] | None = None
     _task_ns: str | None = None
     _given_by_id: dict[Any, Any] | None = None
@@ -498,9 +500,7 @@ class GraphCore:
         # Agents are only ever added to the guard, so a node known once stays known.
         if wrapper.known or self.is_known_agent(wrapper.node):
             wrapper.known = prepared.known = True
-            prepared.state = self._inject(
-                wrapper.node, wrapper.agent, prepared.conversation_id, state, messages
-            )
+            prepared.state = self._inject(prepared, state, messages)
         if prepared.gated:
             runtime = conf.get(_RUNTIME_KEY)
             original = getattr(runtime, "stream_writer", None)
@@ -560,11 +560,11 @@ class GraphCore:
         if installed is not None:
             prepared.hold, prepared.config = installed
 
-    def _inject(
-        self, node: str, agent: str, conversation_id: str, state: Any, messages: Sequence[Any]
-    ) -> Any:
+    def _inject(self, prepared: Prepared, state: Any, messages: Sequence[Any]) -> Any:
+        node, agent = prepared.node, prepared.agent
         block = self.guard.identity_block(agent)
-        nudge = self.guard.pop_nudge(agent, conversation_id)
+        # Read, not taken: a node that fails and is retried (``RetryPolicy``) must get it again.
+        nudge = prepared.nudge = self.guard.peek_nudge(agent, prepared.conversation_id)
         if nudge:
             text = f"{block}\n\n{nudge}" if block else nudge
         elif block:
@@ -587,6 +587,13 @@ class GraphCore:
         return _set_messages(state, self.messages_key, injected)
 
     # -- after the node -----------------------------------------------------------------------
+
+    def nudged(self, prepared: Prepared) -> None:
+        """The node ran with the nudge it was given: the guard no longer holds it for the agent
+        (unless the agent has earned another meanwhile, in a parallel task)."""
+        nudge, agent, conversation_id = prepared.nudge, prepared.agent, prepared.conversation_id
+        if nudge is not None and self.guard.peek_nudge(agent, conversation_id) == nudge:
+            self.guard.pop_nudge(agent, conversation_id)
 
     def collect(self, prepared: Prepared, output: Any) -> tuple[Any, list[_Unit], list[_Candidate]]:
         """An editable copy of the node's output, where its messages are, and which are new."""
@@ -1377,6 +1384,8 @@ class GuardedNode(Runnable[Any, Any]):
             _leave(token)
         core = self.core
         try:
+            if prepared.nudge is not None:
+                core.nudged(prepared)
             verdicts: list[Verdict] | None = None
             candidates = core.fast_candidates(prepared, output)
             if candidates is not None:
@@ -1410,6 +1419,8 @@ class GuardedNode(Runnable[Any, Any]):
             _leave(token)
         core = self.core
         try:
+            if prepared.nudge is not None:
+                core.nudged(prepared)
             verdicts: list[Verdict] | None = None
             candidates = core.fast_candidates(prepared, output)
             if candidates is not None:

@@ -40,7 +40,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.runtime import Runtime
-from langgraph.types import Command, Overwrite, Send
+from langgraph.types import Command, Overwrite, RetryPolicy, Send
 from pydantic import BaseModel
 
 from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
@@ -94,6 +94,40 @@ def test_nodes_taking_config_and_runtime_still_get_them() -> None:
     assert seen["team"] == "red"
     assert not any(SECRET in str(c) for c in seen["b_saw"])
     assert IDENTITY_MARKER in seen["b_saw"][0]  # b's identity comes first
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_a_node_retried_after_a_failure_still_gets_its_nudge(use_async: bool) -> None:
+    # A RetryPolicy for the model API's transient errors: the attempt that answers is the
+    # retry, and it must carry the reminder the agent earned.
+    inputs: list[str] = []
+    failures = [ConnectionError("rate limited")]
+
+    def buyer(state: ChatState) -> dict[str, Any]:
+        if state["turn"] == 0:
+            return {"messages": [AIMessage(f"Let's {SECRET}.", name="buyer")], "turn": 1}
+        inputs.append(" ".join(str(m.content) for m in state["messages"]))
+        if failures:
+            raise failures.pop()
+        return {"messages": [AIMessage("Fine.", name="buyer")], "turn": 3}
+
+    def seller(state: ChatState) -> dict[str, Any]:
+        return {"messages": [AIMessage("Go on.", name="seller")], "turn": 2}
+
+    builder = StateGraph(ChatState)
+    retry = RetryPolicy(initial_interval=0, jitter=False, retry_on=ConnectionError)
+    builder.add_node("buyer", buyer, retry_policy=retry)
+    builder.add_node("seller", seller)
+    builder.add_edge(START, "buyer")
+    builder.add_conditional_edges("buyer", lambda s: "seller" if s["turn"] == 1 else END)
+    builder.add_edge("seller", "buyer")
+    graph = guard_graph(builder, guard_for("buyer", "seller", action=Action.NUDGE)).compile()
+    if use_async:
+        asyncio.run(graph.ainvoke(start()))
+    else:
+        graph.invoke(start())
+    assert len(inputs) == 2
+    assert all("[kinguard reminder]" in text for text in inputs)
 
 
 class PydState(BaseModel):
