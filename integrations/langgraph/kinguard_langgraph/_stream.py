@@ -575,6 +575,11 @@ class TokenHold:
     def release(self, verdicts: TaskVerdicts) -> None:
         for handler, items in self._messages:
             held, items[:] = list(items), []
+            if not held:
+                # The handler streams nothing of this run (``subgraphs=False``, from a graph
+                # this one is a node of): the delivered messages are for it to show where its
+                # own node ends, so they are not marked as shown.
+                continue
             seen = handler.seen
             # The task's own end, which the real handler sees next, must not show them again.
             seen.update(verdicts.replacements)

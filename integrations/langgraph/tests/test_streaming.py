@@ -8,7 +8,7 @@ import warnings
 from typing import Any
 
 import pytest
-from kinguard_langgraph import GUARD_KEY, guard_graph
+from kinguard_langgraph import GUARD_KEY, KinGuardMiddleware, guard_graph
 from kinguard_langgraph._scripted import (
     ChatState,
     ScriptedChatModel,
@@ -345,6 +345,40 @@ def test_a_guarded_subgraph_keeps_its_halt_out_of_an_unguarded_parents_task_stre
     assert "'buyer.kinguard_halt'" in text  # the halt node's task is streamed, its input is clean
     # Neither a withheld message's record nor the guard's state (it keeps recent texts).
     assert "'entries'" not in text and "last_text_by_agent" not in text
+
+
+def parent_of(team: Any, guard: KinGuard | None) -> Any:
+    """A graph whose one node is ``team``, guarded by ``guard`` (None: not guarded)."""
+    builder = StateGraph(ChatState)
+    builder.add_node("team", team)
+    builder.add_edge(START, "team")
+    builder.add_edge("team", END)
+    return guard_graph(builder, guard).compile() if guard is not None else builder.compile()
+
+
+@pytest.mark.parametrize("parent", ["unguarded", "guarded"])
+@pytest.mark.parametrize("team", ["guarded graph", "create_agent"])
+def test_a_parents_message_stream_shows_what_a_guarded_node_delivered(
+    team: str, parent: str
+) -> None:
+    # ``stream_mode="messages"`` without ``subgraphs``: the parent's stream shows a node's
+    # messages, once each, when the node ends (as it does without kinguard).
+    if team == "guarded graph":
+        inner = make_graph(Action.REDACT)
+        guard = inner.guard
+    else:
+        guard = make_guard(Action.REDACT)
+        inner = create_agent(
+            ScriptedChatModel(replies=[BUYER[1]]),
+            tools=[],
+            middleware=[KinGuardMiddleware(guard, agent_name="buyer")],
+        )
+    graph = parent_of(inner, guard if parent == "guarded" else None)
+    parts = list(graph.stream(start(), stream_mode=["messages", "values"]))
+    final = [payload for mode, payload in parts if mode == "values"][-1]
+    said = {m.id: m.content for m in final["messages"][1:]}
+    assert chunks_by_message([payload for mode, payload in parts if mode == "messages"]) == said
+    assert "[redacted by kinguard: collusion.market]" in "".join(said.values())
 
 
 class ToolCallingModel(FakeMessagesListChatModel):
