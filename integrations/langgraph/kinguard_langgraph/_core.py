@@ -521,19 +521,23 @@ class GraphCore:
                         },
                     },
                 )
-        elif not prepared.events and config.get("callbacks"):
-            self._hold_tokens(prepared, config)
+        # A graph's own stream gate knows only the verdicts of its own nodes: a guarded graph
+        # inside another holds its tokens itself, as inside an unguarded one. (The enclosing
+        # guard may see nothing new to rule on: the same guard's marks, or only a notice.)
+        if (not (prepared.gated or prepared.events) or prepared.nested) and config.get("callbacks"):
+            self._hold_tokens(prepared, prepared.config)
         return prepared
 
     @staticmethod
     def _hold_tokens(prepared: Prepared, config: RunnableConfig) -> None:
         """Hold back this task's tokens and events from an enclosing graph's streams.
 
-        When this graph runs as a subgraph of an unguarded graph that streams ``messages``
-        (with ``subgraphs=True``) or ``astream_events``, that graph's handler would pass on what
-        this node's model calls produce before kinguard has seen the message. For the node's
-        run, the handler is swapped for a proxy that streams into a hold, which releases what
-        the verdicts allow into the real handler, as the stream gate would.
+        When this graph runs as a subgraph of a graph that streams ``messages`` (with
+        ``subgraphs=True``) or ``astream_events``, that graph's handler would pass on what this
+        node's model calls produce before kinguard has seen the message (an enclosing guarded
+        graph's gate holds it only for its own verdicts). For the node's run, the handler is
+        swapped for a proxy that streams into a hold, which releases what the verdicts allow
+        into the real handler, as the stream gate would.
         """
         callbacks = config["callbacks"]
         if callbacks is None:

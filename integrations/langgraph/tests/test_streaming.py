@@ -12,6 +12,7 @@ from kinguard_langgraph import GUARD_KEY, KinGuardMiddleware, guard_graph
 from kinguard_langgraph._scripted import (
     ChatState,
     ScriptedChatModel,
+    agent_node,
     chain_graph,
     delivered,
     script_graph,
@@ -379,6 +380,38 @@ def test_a_parents_message_stream_shows_what_a_guarded_node_delivered(
     said = {m.id: m.content for m in final["messages"][1:]}
     assert chunks_by_message([payload for mode, payload in parts if mode == "messages"]) == said
     assert "[redacted by kinguard: collusion.market]" in "".join(said.values())
+
+
+@pytest.mark.parametrize("stream", ["messages", "astream_events"])
+@pytest.mark.parametrize(
+    ("inner", "outer"), [(Action.REDACT, "same"), (Action.BLOCK, "same"), (Action.BLOCK, "other")]
+)
+def test_a_guarded_graph_inside_a_guarded_graph_streams_only_delivered_tokens(
+    inner: Action, outer: str, stream: str
+) -> None:
+    # The enclosing graph's gate knows its own node's verdicts only: with the same guard (whose
+    # marks it trusts), or with only a notice in the node's update, it had nothing to hold to.
+    model = ScriptedChatModel(replies=[BUYER[1]], chunk_size=3)
+    team = guard_graph(
+        chain_graph(("buyer", agent_node("buyer", model, "You buy."))), make_guard(inner)
+    ).compile()
+    graph = parent_of(team, team.guard if outer == "same" else make_guard(Action.LOG))
+    if stream == "messages":
+        parts = list(graph.stream(start(), stream_mode="messages", subgraphs=True))
+        tokens = "".join(str(message.content) for _, (message, _) in parts)
+    else:
+
+        async def run() -> list[Any]:
+            return [event async for event in graph.astream_events(start(), version="v2")]
+
+        events = asyncio.run(run())
+        assert SECRET not in repr(events)
+        tokens = "".join(
+            str(e["data"]["chunk"].content) for e in events if e["event"] == "on_chat_model_stream"
+        )
+    assert SECRET not in tokens
+    if inner is Action.REDACT:
+        assert "[redacted by kinguard: collusion.market]" in tokens
 
 
 class ToolCallingModel(FakeMessagesListChatModel):
