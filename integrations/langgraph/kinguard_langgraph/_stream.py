@@ -61,6 +61,8 @@ class Item:
     payload: Any
     raw: Any = None
     """The v2 part dict this item came from, to rebuild it with a new payload."""
+    inner: tuple[str, ...] = ()
+    """Tasks of guarded graphs inside the owner's task that wrote this custom payload."""
 
 
 class StreamShape:
@@ -182,6 +184,8 @@ class StreamGate:
         self.shape = shape
         self.held: dict[str, list[Item]] = {}
         self.done: OrderedDict[str, TaskVerdicts] = OrderedDict()
+        self.inner_done: OrderedDict[str, TaskVerdicts] = OrderedDict()
+        """Verdicts of the tasks of guarded graphs running inside this graph's tasks."""
 
     def _owner(self, item: Item) -> str | None:
         base = self.shape.base_depth
@@ -204,8 +208,16 @@ class StreamGate:
             if isinstance(payload, TaskVerdicts):
                 return self._release(payload)
             if isinstance(payload, TaggedPayload):
-                item.payload = payload.payload
                 owner: str | None = payload.task
+                item.payload = payload = payload.payload
+                # A guarded graph running in the task tags its payloads and reports through
+                # the task's tagging writer: a payload goes by its verdicts too.
+                while isinstance(payload, (TaggedPayload, TaskVerdicts)):
+                    if isinstance(payload, TaskVerdicts):
+                        _remember(self.inner_done, payload.task, payload)
+                        return []
+                    item.inner += (payload.task,)
+                    item.payload = payload = payload.payload
             else:
                 owner = self._owner(item)
         else:
@@ -226,13 +238,23 @@ class StreamGate:
     # -- release ----------------------------------------------------------------------------
 
     def _release(self, verdicts: TaskVerdicts) -> list[Item]:
-        self.done[verdicts.task] = verdicts
-        while len(self.done) > _MAX_DONE:
-            self.done.popitem(last=False)
+        _remember(self.done, verdicts.task, verdicts)
         items = self.held.pop(verdicts.task, [])
         if not items:
             return []
+        # A payload is shown only if no guard that ruled on the messages of its task changed one.
+        items = [item for item in items if all(map(self._unchanged, item.inner))]
         return list(_transform(items, verdicts))
+
+    def _unchanged(self, task: str) -> bool:
+        verdicts = self.inner_done.get(task)
+        return verdicts is not None and not verdicts.modified
+
+
+def _remember(done: OrderedDict[str, TaskVerdicts], task: str, verdicts: TaskVerdicts) -> None:
+    done[task] = verdicts
+    while len(done) > _MAX_DONE:
+        done.popitem(last=False)
 
 
 def _changed(verdicts: TaskVerdicts, message_id: str | None, text: str | None) -> bool:

@@ -414,6 +414,24 @@ def test_a_guarded_graph_inside_a_guarded_graph_streams_only_delivered_tokens(
         assert "[redacted by kinguard: collusion.market]" in tokens
 
 
+@pytest.mark.parametrize("outer", ["same", "other"])
+@pytest.mark.parametrize("action", [Action.LOG, Action.REDACT])
+def test_custom_events_of_a_guarded_graph_inside_a_guarded_graph(
+    action: Action, outer: str
+) -> None:
+    def talker(state: ChatState) -> dict[str, Any]:
+        get_stream_writer()({"draft": BUYER[1]})
+        return {"messages": [AIMessage(BUYER[1], name="buyer")], "turn": 1}
+
+    team = guard_graph(chain_graph(("buyer", talker)), make_guard(action)).compile()
+    graph = parent_of(team, team.guard if outer == "same" else make_guard(Action.LOG))
+    parts = list(graph.stream(start(), stream_mode="custom", subgraphs=True))
+    # The app's own payloads only (not kinguard's wrappers), and none whose task was redacted.
+    assert [payload for _, payload in parts] == (
+        [{"draft": BUYER[1]}] if action is Action.LOG else []
+    )
+
+
 class ToolCallingModel(FakeMessagesListChatModel):
     def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
         return self
