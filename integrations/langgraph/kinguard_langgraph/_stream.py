@@ -244,7 +244,20 @@ class StreamGate:
             return []
         # A payload is shown only if no guard that ruled on the messages of its task changed one.
         items = [item for item in items if all(map(self._unchanged, item.inner))]
+        if self.inner_done:
+            items = [self._ruled_inside(item) for item in items]
         return list(_transform(items, verdicts))
+
+    def _ruled_inside(self, item: Item) -> Item:
+        """``item`` as the guarded graphs running inside its task ruled (their own nodes'
+        subgraphs stream what their agents said before those graphs' verdicts)."""
+        if item.mode in ("messages", "custom"):
+            return item  # tokens: held by those graphs themselves; custom: see ``feed``
+        for segment in item.ns[self.shape.base_depth + 1 :]:
+            verdicts = self.inner_done.get(segment)
+            if verdicts is not None:
+                item.payload = _scrub(item.payload, verdicts, 0)
+        return item
 
     def _unchanged(self, task: str) -> bool:
         verdicts = self.inner_done.get(task)

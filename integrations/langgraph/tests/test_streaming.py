@@ -226,6 +226,28 @@ def test_create_agent_subgraph_streams_are_gated(use_async: bool) -> None:
     assert delivered(final)[-1][0] == "seller"
 
 
+def seller_team(action: Action) -> Any:
+    """A guarded graph whose one agent is a ``create_agent`` agent that says the secret."""
+    model = ScriptedChatModel(replies=[f"Sure, {SECRET} it is."], chunk_size=3)
+    seller = create_agent(model, tools=[], system_prompt="You sell.")
+    return guard_graph(chain_graph(("seller", seller)), make_guard(action)).compile()
+
+
+@pytest.mark.parametrize(
+    ("inner", "outer"), [(Action.REDACT, "same"), (Action.BLOCK, "same"), (Action.BLOCK, "other")]
+)
+def test_a_guarded_graph_inside_a_guarded_graph_gates_its_agents_subgraph_streams(
+    inner: Action, outer: str
+) -> None:
+    # What the agent subgraph inside the inner graph streams is ruled on by the inner guard.
+    team = seller_team(inner)
+    graph = parent_of(team, team.guard if outer == "same" else make_guard(Action.LOG))
+    modes = ["updates", "values", "tasks", "debug"]
+    parts = list(graph.stream(start(), stream_mode=modes, subgraphs=True))
+    assert any(len(ns) == 2 for ns, _, _ in parts), "the agent's own streams are still shown"
+    assert SECRET not in repr(parts)
+
+
 def test_halted_message_streams_only_after_approval() -> None:
     graph = make_graph(Action.HALT)
     cfg = config()
