@@ -26,6 +26,7 @@ of the stream: they were never inspected, and the task re-runs on resume.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from langchain_core.outputs import ChatGeneration
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tracers.event_stream import _AstreamEventsCallbackHandler
 from langgraph.pregel._messages import StreamMessagesHandler
+from langgraph.types import Command, Send
 
 from kinguard.logs import get_logger
 from kinguard.streaming import recut
@@ -411,6 +413,16 @@ def _scrub(payload: Any, verdicts: TaskVerdicts, depth: int) -> Any:
         if message is _DROP:
             return _DROP
         return payload if message is payload.message else type(payload)(message=message)
+    if isinstance(payload, Command):
+        # What a node returned, in its ``on_chain_stream``/``on_chain_end`` events: the model
+        # node of a ``create_agent`` agent returns its reply in a Command's update.
+        return dataclasses.replace(
+            payload,
+            update=_scrub(payload.update, verdicts, depth + 1),
+            goto=_scrub(payload.goto, verdicts, depth + 1),
+        )
+    if isinstance(payload, Send):
+        return Send(payload.node, _scrub(payload.arg, verdicts, depth + 1), timeout=payload.timeout)
     if isinstance(payload, dict) and isinstance(payload.get("message"), BaseMessage):
         # a dumped generation (v1 events): its ``text`` repeats the message's text
         message = _scrub_message(payload["message"], verdicts)

@@ -233,6 +233,19 @@ def seller_team(action: Action) -> Any:
     return guard_graph(chain_graph(("seller", seller)), make_guard(action)).compile()
 
 
+@pytest.mark.parametrize("action", [Action.REDACT, Action.BLOCK])
+def test_astream_events_of_a_create_agent_subgraph_are_gated(action: Action) -> None:
+    # The agent's model node returns its reply in a Command, shown by its chain events.
+    graph = seller_team(action)
+
+    async def run() -> list[Any]:
+        return [event async for event in graph.astream_events(start(), version="v2")]
+
+    events = asyncio.run(run())
+    assert any(e["event"] == "on_chain_end" and e["name"] == "model" for e in events)
+    assert SECRET not in repr(events)
+
+
 @pytest.mark.parametrize(
     ("inner", "outer"), [(Action.REDACT, "same"), (Action.BLOCK, "same"), (Action.BLOCK, "other")]
 )
