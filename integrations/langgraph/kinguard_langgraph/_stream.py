@@ -147,17 +147,19 @@ def _mentions_private(payload: Any, depth: int = 0) -> bool:
         # One plain loop: this runs on every ``updates`` chunk of every guarded run.
         for v in payload.values():
             if (
-                isinstance(v, dict)
-                or (isinstance(v, list) and v and isinstance(v[0], (dict, tuple)))
+                isinstance(v, (dict, Command))
+                or (isinstance(v, list) and v and isinstance(v[0], (dict, tuple, Command)))
             ) and _mentions_private(v, depth + 1):
                 return True
         return False
     if isinstance(payload, (list, tuple)):
         return any(
-            (isinstance(v, dict) and _mentions_private(v, depth + 1))
+            (isinstance(v, (dict, Command)) and _mentions_private(v, depth + 1))
             or (isinstance(v, tuple) and len(v) == 2 and v[0] == GUARD_KEY)
             for v in payload
         )
+    if isinstance(payload, Command):  # a node's output, in its ``on_chain_end`` event
+        return _mentions_private(payload.update, depth + 1)
     return False
 
 
@@ -175,6 +177,8 @@ def strip_private(payload: Any, depth: int = 0) -> Any:
         ]
     if isinstance(payload, tuple) and not hasattr(payload, "_fields"):
         return tuple(strip_private(v, depth + 1) for v in payload)
+    if isinstance(payload, Command):
+        return dataclasses.replace(payload, update=strip_private(payload.update, depth + 1))
     return payload
 
 

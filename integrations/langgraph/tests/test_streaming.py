@@ -261,6 +261,44 @@ def test_a_guarded_graph_inside_a_guarded_graph_gates_its_agents_subgraph_stream
     assert SECRET not in repr(parts)
 
 
+def holds_private(payload: Any) -> bool:
+    """kinguard's channel anywhere in a payload, a Command's update included."""
+    if isinstance(payload, Command):
+        return holds_private(payload.update)
+    if isinstance(payload, dict):
+        return GUARD_KEY in payload or any(holds_private(v) for v in payload.values())
+    if isinstance(payload, (list, tuple)):
+        return (len(payload) == 2 and payload[0] == GUARD_KEY) or any(map(holds_private, payload))
+    return False
+
+
+@pytest.mark.parametrize("action", [Action.REDACT, Action.HALT])
+def test_astream_events_of_a_handoff_hide_the_private_channel(action: Action) -> None:
+    # The node's own on_chain_end event shows the Command it returned, as kinguard rewrote it.
+    def buyer(state: ChatState) -> Command[Any]:
+        return Command(goto="seller", update={"messages": [AIMessage(BUYER[1], name="buyer")]})
+
+    def seller(state: ChatState) -> dict[str, Any]:
+        return {"messages": [AIMessage("Deal.", name="seller")]}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("buyer", buyer, destinations=("seller",))
+    builder.add_node("seller", seller)
+    builder.add_edge(START, "buyer")
+    builder.add_edge("seller", END)
+    graph = guard_graph(builder, make_guard(action)).compile(checkpointer=InMemorySaver())
+
+    async def run() -> list[Any]:
+        return [event async for event in graph.astream_events(start(), config(), version="v2")]
+
+    events = asyncio.run(run())
+    assert any(e["event"] == "on_chain_end" and e["name"] == "buyer" for e in events)
+    assert not any(holds_private(e["data"]) for e in events)
+    # The held message is shown only to the reviewer, in the interrupt.
+    shown = [e for e in events if "__interrupt__" not in repr(e["data"])]
+    assert SECRET not in repr(shown)
+
+
 def test_halted_message_streams_only_after_approval() -> None:
     graph = make_graph(Action.HALT)
     cfg = config()
