@@ -746,6 +746,32 @@ def test_an_agent_revising_its_message_under_the_same_id_is_inspected_again(
     assert SECRET not in repr(seller_saw) and SECRET not in repr(out["messages"])
 
 
+@pytest.mark.parametrize("copied", ["notice", "marked"])
+def test_a_copy_of_a_ruled_message_with_new_words_is_inspected(copied: str) -> None:
+    # ``model_copy`` keeps the metadata where kinguard notes what it ruled on (a notice, or a
+    # message delivered by the guarded graph inside): under a new id, the words are new.
+    def first(state: ChatState) -> dict[str, Any]:
+        return {"messages": [AIMessage(f"First {SECRET}.", name="buyer", id="m-1")]}
+
+    def relay(state: ChatState) -> dict[str, Any]:
+        text = f"Relayed: {SECRET}."
+        return {
+            "messages": [state["messages"][-1].model_copy(update={"content": text, "id": "m-2"})]
+        }
+
+    guard = guard_for("buyer", "relay", action=Action.BLOCK)
+    speaker: Any = first
+    if copied == "marked":  # a guarded graph with the same guard, whose update carries marks
+        guard = guard_for("buyer", "relay", action=Action.LOG)
+        speaker = guard_graph(chain_graph(("buyer", first)), guard).compile()
+    graph = guard_graph(chain_graph(("buyer", speaker), ("relay", relay)), guard)
+    with capture_verdicts(guard) as verdicts:
+        out = graph.compile().invoke(start())
+    assert [v.sender for v in verdicts] == ["buyer", "relay"]
+    if copied == "notice":
+        assert SECRET not in repr(out["messages"])
+
+
 def test_a_guarded_graph_inside_a_graph_with_another_guard_is_inspected_by_both() -> None:
     """The outer graph's own guard (a stricter policy here) reads what the inner guard let out."""
 
