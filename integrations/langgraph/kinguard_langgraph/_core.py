@@ -175,6 +175,8 @@ class Prepared:
     writer: Callable[[Any], None] | None = None
     hold: TokenHold | None = None
     """Holds what an enclosing graph's token stream would show of this task (see _hold_tokens)."""
+    nudge: str | None = None
+    """The pending nudge put in the node's input, taken from the guard once the node has run."""
     _input_ids: tuple[frozenset[Any], frozenset[Any]] | None = None
     _task_ns: str | None = None
     _given_by_id: dict[Any, Any] | None = None
@@ -498,9 +500,7 @@ class GraphCore:
         # Agents are only ever added to the guard, so a node known once stays known.
         if wrapper.known or self.is_known_agent(wrapper.node):
             wrapper.known = prepared.known = True
-            prepared.state = self._inject(
-                wrapper.node, wrapper.agent, prepared.conversation_id, state, messages
-            )
+            prepared.state = self._inject(prepared, state, messages)
         if prepared.gated:
             runtime = conf.get(_RUNTIME_KEY)
             original = getattr(runtime, "stream_writer", None)
@@ -521,19 +521,23 @@ class GraphCore:
                         },
                     },
                 )
-        elif not prepared.events and config.get("callbacks"):
-            self._hold_tokens(prepared, config)
+        # A graph's own stream gate knows only the verdicts of its own nodes: a guarded graph
+        # inside another holds its tokens itself, as inside an unguarded one. (The enclosing
+        # guard may see nothing new to rule on: the same guard's marks, or only a notice.)
+        if (not (prepared.gated or prepared.events) or prepared.nested) and config.get("callbacks"):
+            self._hold_tokens(prepared, prepared.config)
         return prepared
 
     @staticmethod
     def _hold_tokens(prepared: Prepared, config: RunnableConfig) -> None:
         """Hold back this task's tokens and events from an enclosing graph's streams.
 
-        When this graph runs as a subgraph of an unguarded graph that streams ``messages``
-        (with ``subgraphs=True``) or ``astream_events``, that graph's handler would pass on what
-        this node's model calls produce before kinguard has seen the message. For the node's
-        run, the handler is swapped for a proxy that streams into a hold, which releases what
-        the verdicts allow into the real handler, as the stream gate would.
+        When this graph runs as a subgraph of a graph that streams ``messages`` (with
+        ``subgraphs=True``) or ``astream_events``, that graph's handler would pass on what this
+        node's model calls produce before kinguard has seen the message (an enclosing guarded
+        graph's gate holds it only for its own verdicts). For the node's run, the handler is
+        swapped for a proxy that streams into a hold, which releases what the verdicts allow
+        into the real handler, as the stream gate would.
         """
         callbacks = config["callbacks"]
         if callbacks is None:
@@ -560,11 +564,11 @@ class GraphCore:
         if installed is not None:
             prepared.hold, prepared.config = installed
 
-    def _inject(
-        self, node: str, agent: str, conversation_id: str, state: Any, messages: Sequence[Any]
-    ) -> Any:
+    def _inject(self, prepared: Prepared, state: Any, messages: Sequence[Any]) -> Any:
+        node, agent = prepared.node, prepared.agent
         block = self.guard.identity_block(agent)
-        nudge = self.guard.pop_nudge(agent, conversation_id)
+        # Read, not taken: a node that fails and is retried (``RetryPolicy``) must get it again.
+        nudge = prepared.nudge = self.guard.peek_nudge(agent, prepared.conversation_id)
         if nudge:
             text = f"{block}\n\n{nudge}" if block else nudge
         elif block:
@@ -587,6 +591,13 @@ class GraphCore:
         return _set_messages(state, self.messages_key, injected)
 
     # -- after the node -----------------------------------------------------------------------
+
+    def nudged(self, prepared: Prepared) -> None:
+        """The node ran with the nudge it was given: the guard no longer holds it for the agent
+        (unless the agent has earned another meanwhile, in a parallel task)."""
+        nudge, agent, conversation_id = prepared.nudge, prepared.agent, prepared.conversation_id
+        if nudge is not None and self.guard.peek_nudge(agent, conversation_id) == nudge:
+            self.guard.pop_nudge(agent, conversation_id)
 
     def collect(self, prepared: Prepared, output: Any) -> tuple[Any, list[_Unit], list[_Candidate]]:
         """An editable copy of the node's output, where its messages are, and which are new."""
@@ -615,7 +626,9 @@ class GraphCore:
         return output, units, candidates
 
     def _is_candidate(self, prepared: Prepared, message: Any, own: bool = False) -> bool:
-        """A new message from the agent: an AI message, or a human one in an agent's name.
+        """A new message from the agent: an AI message, or a human one from a node the guard
+        knows as an agent or in an agent's name. (An agent that plays the user, as in a chat
+        simulation, hands its model's reply on as a user message, named or not.)
 
         With ``own``, any new message: in a handoff to the parent graph the agent's words may
         leave only as a tool's message or a ``Send``'s user message (the AI message that made
@@ -628,7 +641,11 @@ class GraphCore:
                 return False
         elif not isinstance(message, AIMessage) and not (
             isinstance(message, HumanMessage)
-            and (message.name == prepared.agent or message.name in self.agent_names())
+            and (
+                prepared.known
+                or message.name == prepared.agent
+                or message.name in self.agent_names()
+            )
         ):
             return False  # (RemoveMessage and other kinds are neither)
         if message.id is not None and prepared.given(message.id):
@@ -1371,6 +1388,8 @@ class GuardedNode(Runnable[Any, Any]):
             _leave(token)
         core = self.core
         try:
+            if prepared.nudge is not None:
+                core.nudged(prepared)
             verdicts: list[Verdict] | None = None
             candidates = core.fast_candidates(prepared, output)
             if candidates is not None:
@@ -1404,6 +1423,8 @@ class GuardedNode(Runnable[Any, Any]):
             _leave(token)
         core = self.core
         try:
+            if prepared.nudge is not None:
+                core.nudged(prepared)
             verdicts: list[Verdict] | None = None
             candidates = core.fast_candidates(prepared, output)
             if candidates is not None:

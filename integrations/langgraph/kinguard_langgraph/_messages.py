@@ -7,7 +7,13 @@ import uuid
 import weakref
 from typing import TYPE_CHECKING, Any, cast
 
-from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    RemoveMessage,
+    SystemMessage,
+    ToolMessage,
+)
 
 from kinguard.text import argument_strings
 
@@ -37,6 +43,7 @@ __all__ = [
 ]
 
 IDENTITY_ID_PREFIX = "kinguard-identity-"
+_NOTICE_ID_PREFIX = "kinguard-notice-"
 NOTICE_NAME = "kinguard"
 """``name`` of the messages kinguard puts in the conversation, so agents see who wrote them."""
 
@@ -216,7 +223,7 @@ def notice_message(
     call may stay in the history, and OpenAI and Anthropic reject a call left unanswered.
     """
     original_id = original.id or uuid.uuid4().hex
-    notice_id = f"kinguard-notice-{original_id}"
+    notice_id = f"{_NOTICE_ID_PREFIX}{original_id}"
     meta = {"kinguard": {"action": action, "sender": sender, "message_id": original_id}}
     if isinstance(original, ToolMessage):
         return ToolMessage(
@@ -262,17 +269,26 @@ def mark_inspected(message: BaseMessage, action: str, token: str) -> BaseMessage
     agent does not inspect it twice. Another guard's graph reads it again, under its policy."""
     meta = dict(message.response_metadata or {})
     mark = {**dict(meta.get("kinguard") or {}), "inspected": True, "action": action}
-    meta["kinguard"] = {**mark, "guard": token}
+    meta["kinguard"] = {**mark, "guard": token, "id": message.id}
     return message.model_copy(update={"response_metadata": meta})
 
 
 def already_inspected(message: BaseMessage, token: str) -> bool:
-    """The guard ``token`` names ruled on ``message``, or it is a notice kinguard wrote."""
+    """The guard ``token`` names ruled on ``message``, or it is a notice kinguard wrote.
+
+    Only the message the mark was put on: a node may copy one with other words under a new
+    id (``model_copy`` keeps the metadata), which is new and read.
+    """
     meta = message.response_metadata
     mark = meta.get("kinguard") if isinstance(meta, dict) else None
     if not isinstance(mark, dict):
         return False
-    return mark.get("guard") == token if mark.get("inspected") else True
+    if mark.get("inspected"):
+        # (A mark saved before marks named their message has no id: trusted as it was.)
+        return mark.get("guard") == token and mark.get("id", message.id) == message.id
+    # A notice has its own id; a stand-in for a held tool result, the held result's.
+    original = mark.get("message_id")
+    return message.id in (original, f"{_NOTICE_ID_PREFIX}{original}")
 
 
 def identity_message(node: str, text: str) -> SystemMessage:
@@ -280,8 +296,14 @@ def identity_message(node: str, text: str) -> SystemMessage:
 
 
 def is_identity_message(message: object) -> bool:
+    """The identity message kinguard gave a node, or the node's removal of it.
+
+    The node sees it in its state (only there): a node that trims its history
+    (``RemoveMessage(id=m.id) for m in state["messages"][:-n]``) removes it too, and
+    ``add_messages`` fails on the removal of an id the state does not hold.
+    """
     return (
-        isinstance(message, SystemMessage)
+        isinstance(message, (SystemMessage, RemoveMessage))
         and isinstance(message.id, str)
         and message.id.startswith(IDENTITY_ID_PREFIX)
     )

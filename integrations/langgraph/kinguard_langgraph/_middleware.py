@@ -152,25 +152,28 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             return self._recipients
         return tuple(p.name for p in self.guard.agents if p.name != self.agent_name)
 
-    def _with_identity(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
+    def _with_identity(self, request: ModelRequest[Any]) -> tuple[ModelRequest[Any], str | None]:
+        """The request with the agent's identity and pending nudge in its system prompt, and the
+        nudge (read, not taken: a call that fails and is retried must get it again)."""
         try:
             if any(is_identity_message(m) for m in request.messages):
-                return request  # a guarded graph around this agent already put the identity in
-            nudge = self.guard.pop_nudge(self.agent_name, self._conversation_id())
+                # A guarded graph around this agent already put the identity in.
+                return request, None
+            nudge = self.guard.peek_nudge(self.agent_name, self._conversation_id())
             current = request.system_message
             base = message_text(current) if current is not None else None
             prompt = self.guard.system_prompt(self.agent_name, base)
             if nudge:
                 prompt = f"{prompt.rstrip()}\n\n{nudge}" if prompt.strip() else nudge
             if prompt == (base or ""):
-                return request
+                return request, nudge
             if current is not None and not isinstance(current.content, str):
                 added = prompt[len(base or "") :].strip()
                 content = [*current.content, {"type": "text", "text": added}]
                 system = current.model_copy(update={"content": content})
             else:
                 system = SystemMessage(content=prompt)
-            return request.override(system_message=system)
+            return request.override(system_message=system), nudge
         except Exception as exc:
             _log.error(
                 "kinguard.adapter_error",
@@ -178,7 +181,15 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                 stage="identity",
                 error=self.guard.describe_error(exc),
             )
-            return request
+            return request, None  # not shown: still pending
+
+    def _nudged(self, nudge: str | None) -> None:
+        """The model answered a prompt with ``nudge``: the guard no longer holds it for the
+        agent (unless the agent has earned another meanwhile)."""
+        if nudge is not None:
+            conversation_id = self._conversation_id()
+            if self.guard.peek_nudge(self.agent_name, conversation_id) == nudge:
+                self.guard.pop_nudge(self.agent_name, conversation_id)
 
     def _messages(self, response: Any) -> tuple[ModelResponse[Any], Command[Any] | None]:
         if isinstance(response, ExtendedModelResponse):
@@ -333,10 +344,12 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         held = _hold_stream()
         guarding = _guarding.set(True)
         try:
-            raw = handler(self._with_identity(request))
+            prompted, nudge = self._with_identity(request)
+            raw = handler(prompted)
         finally:
             _guarding.reset(guarding)
             _stop_holding(held)
+        self._nudged(nudge)
         response, command = self._messages(raw)
         try:
             conversation_id = self._conversation_id()
@@ -364,10 +377,12 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         held = _hold_stream()
         guarding = _guarding.set(True)
         try:
-            raw = await handler(self._with_identity(request))
+            prompted, nudge = self._with_identity(request)
+            raw = await handler(prompted)
         finally:
             _guarding.reset(guarding)
             _stop_holding(held)
+        self._nudged(nudge)
         response, command = self._messages(raw)
         try:
             conversation_id = self._conversation_id()

@@ -26,6 +26,7 @@ of the stream: they were never inspected, and the task re-runs on resume.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from langchain_core.outputs import ChatGeneration
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tracers.event_stream import _AstreamEventsCallbackHandler
 from langgraph.pregel._messages import StreamMessagesHandler
+from langgraph.types import Command, Send
 
 from kinguard.logs import get_logger
 from kinguard.streaming import recut
@@ -61,6 +63,8 @@ class Item:
     payload: Any
     raw: Any = None
     """The v2 part dict this item came from, to rebuild it with a new payload."""
+    inner: tuple[str, ...] = ()
+    """Tasks of guarded graphs inside the owner's task that wrote this custom payload."""
 
 
 class StreamShape:
@@ -143,17 +147,19 @@ def _mentions_private(payload: Any, depth: int = 0) -> bool:
         # One plain loop: this runs on every ``updates`` chunk of every guarded run.
         for v in payload.values():
             if (
-                isinstance(v, dict)
-                or (isinstance(v, list) and v and isinstance(v[0], (dict, tuple)))
+                isinstance(v, (dict, Command))
+                or (isinstance(v, list) and v and isinstance(v[0], (dict, tuple, Command)))
             ) and _mentions_private(v, depth + 1):
                 return True
         return False
     if isinstance(payload, (list, tuple)):
         return any(
-            (isinstance(v, dict) and _mentions_private(v, depth + 1))
+            (isinstance(v, (dict, Command)) and _mentions_private(v, depth + 1))
             or (isinstance(v, tuple) and len(v) == 2 and v[0] == GUARD_KEY)
             for v in payload
         )
+    if isinstance(payload, Command):  # a node's output, in its ``on_chain_end`` event
+        return _mentions_private(payload.update, depth + 1)
     return False
 
 
@@ -171,6 +177,8 @@ def strip_private(payload: Any, depth: int = 0) -> Any:
         ]
     if isinstance(payload, tuple) and not hasattr(payload, "_fields"):
         return tuple(strip_private(v, depth + 1) for v in payload)
+    if isinstance(payload, Command):
+        return dataclasses.replace(payload, update=strip_private(payload.update, depth + 1))
     return payload
 
 
@@ -182,6 +190,8 @@ class StreamGate:
         self.shape = shape
         self.held: dict[str, list[Item]] = {}
         self.done: OrderedDict[str, TaskVerdicts] = OrderedDict()
+        self.inner_done: OrderedDict[str, TaskVerdicts] = OrderedDict()
+        """Verdicts of the tasks of guarded graphs running inside this graph's tasks."""
 
     def _owner(self, item: Item) -> str | None:
         base = self.shape.base_depth
@@ -204,8 +214,16 @@ class StreamGate:
             if isinstance(payload, TaskVerdicts):
                 return self._release(payload)
             if isinstance(payload, TaggedPayload):
-                item.payload = payload.payload
                 owner: str | None = payload.task
+                item.payload = payload = payload.payload
+                # A guarded graph running in the task tags its payloads and reports through
+                # the task's tagging writer: a payload goes by its verdicts too.
+                while isinstance(payload, (TaggedPayload, TaskVerdicts)):
+                    if isinstance(payload, TaskVerdicts):
+                        _remember(self.inner_done, payload.task, payload)
+                        return []
+                    item.inner += (payload.task,)
+                    item.payload = payload = payload.payload
             else:
                 owner = self._owner(item)
         else:
@@ -226,13 +244,36 @@ class StreamGate:
     # -- release ----------------------------------------------------------------------------
 
     def _release(self, verdicts: TaskVerdicts) -> list[Item]:
-        self.done[verdicts.task] = verdicts
-        while len(self.done) > _MAX_DONE:
-            self.done.popitem(last=False)
+        _remember(self.done, verdicts.task, verdicts)
         items = self.held.pop(verdicts.task, [])
         if not items:
             return []
+        # A payload is shown only if no guard that ruled on the messages of its task changed one.
+        items = [item for item in items if all(map(self._unchanged, item.inner))]
+        if self.inner_done:
+            items = [self._ruled_inside(item) for item in items]
         return list(_transform(items, verdicts))
+
+    def _ruled_inside(self, item: Item) -> Item:
+        """``item`` as the guarded graphs running inside its task ruled (their own nodes'
+        subgraphs stream what their agents said before those graphs' verdicts)."""
+        if item.mode in ("messages", "custom"):
+            return item  # tokens: held by those graphs themselves; custom: see ``feed``
+        for segment in item.ns[self.shape.base_depth + 1 :]:
+            verdicts = self.inner_done.get(segment)
+            if verdicts is not None:
+                item.payload = _scrub(item.payload, verdicts, 0)
+        return item
+
+    def _unchanged(self, task: str) -> bool:
+        verdicts = self.inner_done.get(task)
+        return verdicts is not None and not verdicts.modified
+
+
+def _remember(done: OrderedDict[str, TaskVerdicts], task: str, verdicts: TaskVerdicts) -> None:
+    done[task] = verdicts
+    while len(done) > _MAX_DONE:
+        done.popitem(last=False)
 
 
 def _changed(verdicts: TaskVerdicts, message_id: str | None, text: str | None) -> bool:
@@ -376,6 +417,16 @@ def _scrub(payload: Any, verdicts: TaskVerdicts, depth: int) -> Any:
         if message is _DROP:
             return _DROP
         return payload if message is payload.message else type(payload)(message=message)
+    if isinstance(payload, Command):
+        # What a node returned, in its ``on_chain_stream``/``on_chain_end`` events: the model
+        # node of a ``create_agent`` agent returns its reply in a Command's update.
+        return dataclasses.replace(
+            payload,
+            update=_scrub(payload.update, verdicts, depth + 1),
+            goto=_scrub(payload.goto, verdicts, depth + 1),
+        )
+    if isinstance(payload, Send):
+        return Send(payload.node, _scrub(payload.arg, verdicts, depth + 1), timeout=payload.timeout)
     if isinstance(payload, dict) and isinstance(payload.get("message"), BaseMessage):
         # a dumped generation (v1 events): its ``text`` repeats the message's text
         message = _scrub_message(payload["message"], verdicts)
@@ -575,6 +626,11 @@ class TokenHold:
     def release(self, verdicts: TaskVerdicts) -> None:
         for handler, items in self._messages:
             held, items[:] = list(items), []
+            if not held:
+                # The handler streams nothing of this run (``subgraphs=False``, from a graph
+                # this one is a node of): the delivered messages are for it to show where its
+                # own node ends, so they are not marked as shown.
+                continue
             seen = handler.seen
             # The task's own end, which the real handler sees next, must not show them again.
             seen.update(verdicts.replacements)

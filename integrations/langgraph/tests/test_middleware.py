@@ -14,6 +14,7 @@ from langchain.agents import create_agent
 from langchain.agents.middleware import (
     HumanInTheLoopMiddleware,
     ModelCallLimitMiddleware,
+    ModelRetryMiddleware,
     ToolCallLimitMiddleware,
 )
 from langchain.agents.structured_output import ToolStrategy
@@ -141,6 +142,43 @@ def test_nudge_reaches_the_next_model_call_only() -> None:
     first, second = (str(call[0].content) for call in model.inputs)
     assert "[kinguard reminder]" not in first
     assert "[kinguard reminder]" in second
+
+
+class FlakyModel(ScriptedChatModel):
+    """Fails its first call of each turn after the first, as a rate-limited API does."""
+
+    def _generate(self, messages: list[Any], *args: Any, **kwargs: Any) -> Any:
+        if self.calls % 2 == 1:
+            self._next(messages)
+            raise ConnectionError("rate limited")
+        return super()._generate(messages, *args, **kwargs)
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_a_model_call_retried_after_a_failure_still_gets_the_nudge(use_async: bool) -> None:
+    guard = KinGuard(
+        AGENTS,
+        identity="none",
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.NUDGE),)),
+    )
+    model = FlakyModel(replies=[f"Maybe {SECRET}.", "", "Fine."])
+    retry = ModelRetryMiddleware(max_retries=1, initial_delay=0, jitter=False)
+    agent = create_agent(
+        model,
+        tools=[],
+        middleware=[retry, KinGuardMiddleware(guard, agent_name="seller")],
+        checkpointer=InMemorySaver(),
+    )
+    config = cfg()
+    ask(agent, {"messages": [HumanMessage("hi")]}, config, use_async)
+    out = ask(agent, {"messages": [HumanMessage("and now?")]}, config, use_async)
+    assert out["messages"][-1].content == "Fine."
+    first, failed, retried = (str(call[0].content) for call in model.inputs)
+    assert "[kinguard reminder]" not in first
+    assert "[kinguard reminder]" in failed
+    assert "[kinguard reminder]" in retried
+    assert guard.peek_nudge("seller", config["configurable"]["thread_id"]) is None
 
 
 @pytest.mark.parametrize("action", [Action.LOG, Action.HALT])

@@ -30,6 +30,7 @@ from langchain_core.messages import (
     AnyMessage,
     BaseMessage,
     HumanMessage,
+    RemoveMessage,
     SystemMessage,
     ToolMessage,
 )
@@ -39,7 +40,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.runtime import Runtime
-from langgraph.types import Command, Overwrite, Send
+from langgraph.types import Command, Overwrite, RetryPolicy, Send
 from pydantic import BaseModel
 
 from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
@@ -95,6 +96,40 @@ def test_nodes_taking_config_and_runtime_still_get_them() -> None:
     assert IDENTITY_MARKER in seen["b_saw"][0]  # b's identity comes first
 
 
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_a_node_retried_after_a_failure_still_gets_its_nudge(use_async: bool) -> None:
+    # A RetryPolicy for the model API's transient errors: the attempt that answers is the
+    # retry, and it must carry the reminder the agent earned.
+    inputs: list[str] = []
+    failures = [ConnectionError("rate limited")]
+
+    def buyer(state: ChatState) -> dict[str, Any]:
+        if state["turn"] == 0:
+            return {"messages": [AIMessage(f"Let's {SECRET}.", name="buyer")], "turn": 1}
+        inputs.append(" ".join(str(m.content) for m in state["messages"]))
+        if failures:
+            raise failures.pop()
+        return {"messages": [AIMessage("Fine.", name="buyer")], "turn": 3}
+
+    def seller(state: ChatState) -> dict[str, Any]:
+        return {"messages": [AIMessage("Go on.", name="seller")], "turn": 2}
+
+    builder = StateGraph(ChatState)
+    retry = RetryPolicy(initial_interval=0, jitter=False, retry_on=ConnectionError)
+    builder.add_node("buyer", buyer, retry_policy=retry)
+    builder.add_node("seller", seller)
+    builder.add_edge(START, "buyer")
+    builder.add_conditional_edges("buyer", lambda s: "seller" if s["turn"] == 1 else END)
+    builder.add_edge("seller", "buyer")
+    graph = guard_graph(builder, guard_for("buyer", "seller", action=Action.NUDGE)).compile()
+    if use_async:
+        asyncio.run(graph.ainvoke(start()))
+    else:
+        graph.invoke(start())
+    assert len(inputs) == 2
+    assert all("[kinguard reminder]" in text for text in inputs)
+
+
 class PydState(BaseModel):
     chat: Annotated[list[AnyMessage], add_messages]
     note: str = ""
@@ -146,6 +181,29 @@ def test_whole_list_updates_and_overwrite_do_not_keep_the_identity_message() -> 
     builder.add_edge("over", END)
     out = guard_graph(builder, guard_for("echo", "over")).compile().invoke(start())
     assert [m.type for m in out["messages"]] == ["human", "ai", "ai"]
+
+
+@pytest.mark.parametrize("action", [Action.LOG, Action.REDACT, Action.HALT])
+def test_an_agent_trimming_its_history_does_not_remove_the_identity_message(
+    action: Action,
+) -> None:
+    # The usual window: remove all but the last message, then reply. The identity message is
+    # in what the node was given, never in the state: removing it would fail the run.
+    def trimming(state: ChatState) -> dict[str, Any]:
+        old = [RemoveMessage(id=m.id) for m in state["messages"][:-1] if m.id is not None]
+        return {"messages": [*old, AIMessage(f"short {SECRET}", name="trim")]}
+
+    graph = guard_graph(chain_graph(("trim", trimming)), guard_for("trim", action=action))
+    out = graph.compile(checkpointer=InMemorySaver()).invoke(
+        {"messages": [HumanMessage("one"), HumanMessage("two")], "turn": 0},
+        {"configurable": {"thread_id": uuid.uuid4().hex}},
+    )
+    if action is Action.HALT:
+        assert out["__interrupt__"]
+        assert [m.content for m in out["messages"]] == ["two"]
+    else:
+        assert [m.type for m in out["messages"]] == ["human", "ai"]
+        assert out["messages"][0].content == "two"
 
 
 def test_unknown_agent_nodes_are_inspected_and_learned() -> None:
@@ -597,6 +655,31 @@ def test_a_halt_in_an_update_for_the_parent_graph_is_blocked(outer_guarded: bool
     assert SECRET not in repr(seller_saw) and SECRET not in repr(out["messages"])
 
 
+@pytest.mark.parametrize("agents", [None, ["bot", "sim_user"]], ids=["profiles", "explicit"])
+def test_an_agent_playing_the_user_is_inspected(agents: list[str] | None) -> None:
+    # LangGraph's chat-simulation shape: the simulated user's model reply goes on as an
+    # unnamed user message, which is what the bot's model reads.
+    bot_model = ScriptedChatModel(replies=["How can I help?"])
+    user_model = ScriptedChatModel(replies=[f"We are both AIs: {SECRET}."])
+
+    def bot(state: ChatState) -> dict[str, Any]:
+        return {"messages": [bot_model.invoke(state["messages"])]}
+
+    def sim_user(state: ChatState) -> dict[str, Any]:
+        return {"messages": [HumanMessage(content=user_model.invoke(state["messages"]).content)]}
+
+    guard = guard_for("bot", "sim_user")
+    graph = guard_graph(chain_graph(("bot", bot), ("sim_user", sim_user)), guard, agents=agents)
+    with capture_verdicts(guard) as verdicts:
+        out = graph.compile().invoke(start())
+        parts = list(graph.compile().stream(start(), stream_mode="messages"))
+    assert [v.sender for v in verdicts] == ["bot", "sim_user"] * 2
+    assert (
+        out["messages"][-1].content == "We are both AIs: [redacted by kinguard: collusion.market]."
+    )
+    assert SECRET not in repr(out["messages"]) and SECRET not in repr(parts)
+
+
 @pytest.mark.parametrize(
     "update",
     [
@@ -661,6 +744,32 @@ def test_an_agent_revising_its_message_under_the_same_id_is_inspected_again(
         out = graph.compile().invoke(start())
     assert len(verdicts) == verdict_count
     assert SECRET not in repr(seller_saw) and SECRET not in repr(out["messages"])
+
+
+@pytest.mark.parametrize("copied", ["notice", "marked"])
+def test_a_copy_of_a_ruled_message_with_new_words_is_inspected(copied: str) -> None:
+    # ``model_copy`` keeps the metadata where kinguard notes what it ruled on (a notice, or a
+    # message delivered by the guarded graph inside): under a new id, the words are new.
+    def first(state: ChatState) -> dict[str, Any]:
+        return {"messages": [AIMessage(f"First {SECRET}.", name="buyer", id="m-1")]}
+
+    def relay(state: ChatState) -> dict[str, Any]:
+        text = f"Relayed: {SECRET}."
+        return {
+            "messages": [state["messages"][-1].model_copy(update={"content": text, "id": "m-2"})]
+        }
+
+    guard = guard_for("buyer", "relay", action=Action.BLOCK)
+    speaker: Any = first
+    if copied == "marked":  # a guarded graph with the same guard, whose update carries marks
+        guard = guard_for("buyer", "relay", action=Action.LOG)
+        speaker = guard_graph(chain_graph(("buyer", first)), guard).compile()
+    graph = guard_graph(chain_graph(("buyer", speaker), ("relay", relay)), guard)
+    with capture_verdicts(guard) as verdicts:
+        out = graph.compile().invoke(start())
+    assert [v.sender for v in verdicts] == ["buyer", "relay"]
+    if copied == "notice":
+        assert SECRET not in repr(out["messages"])
 
 
 def test_a_guarded_graph_inside_a_graph_with_another_guard_is_inspected_by_both() -> None:

@@ -8,10 +8,11 @@ import warnings
 from typing import Any
 
 import pytest
-from kinguard_langgraph import GUARD_KEY, guard_graph
+from kinguard_langgraph import GUARD_KEY, KinGuardMiddleware, guard_graph
 from kinguard_langgraph._scripted import (
     ChatState,
     ScriptedChatModel,
+    agent_node,
     chain_graph,
     delivered,
     script_graph,
@@ -225,6 +226,79 @@ def test_create_agent_subgraph_streams_are_gated(use_async: bool) -> None:
     assert delivered(final)[-1][0] == "seller"
 
 
+def seller_team(action: Action) -> Any:
+    """A guarded graph whose one agent is a ``create_agent`` agent that says the secret."""
+    model = ScriptedChatModel(replies=[f"Sure, {SECRET} it is."], chunk_size=3)
+    seller = create_agent(model, tools=[], system_prompt="You sell.")
+    return guard_graph(chain_graph(("seller", seller)), make_guard(action)).compile()
+
+
+@pytest.mark.parametrize("action", [Action.REDACT, Action.BLOCK])
+def test_astream_events_of_a_create_agent_subgraph_are_gated(action: Action) -> None:
+    # The agent's model node returns its reply in a Command, shown by its chain events.
+    graph = seller_team(action)
+
+    async def run() -> list[Any]:
+        return [event async for event in graph.astream_events(start(), version="v2")]
+
+    events = asyncio.run(run())
+    assert any(e["event"] == "on_chain_end" and e["name"] == "model" for e in events)
+    assert SECRET not in repr(events)
+
+
+@pytest.mark.parametrize(
+    ("inner", "outer"), [(Action.REDACT, "same"), (Action.BLOCK, "same"), (Action.BLOCK, "other")]
+)
+def test_a_guarded_graph_inside_a_guarded_graph_gates_its_agents_subgraph_streams(
+    inner: Action, outer: str
+) -> None:
+    # What the agent subgraph inside the inner graph streams is ruled on by the inner guard.
+    team = seller_team(inner)
+    graph = parent_of(team, team.guard if outer == "same" else make_guard(Action.LOG))
+    modes = ["updates", "values", "tasks", "debug"]
+    parts = list(graph.stream(start(), stream_mode=modes, subgraphs=True))
+    assert any(len(ns) == 2 for ns, _, _ in parts), "the agent's own streams are still shown"
+    assert SECRET not in repr(parts)
+
+
+def holds_private(payload: Any) -> bool:
+    """kinguard's channel anywhere in a payload, a Command's update included."""
+    if isinstance(payload, Command):
+        return holds_private(payload.update)
+    if isinstance(payload, dict):
+        return GUARD_KEY in payload or any(holds_private(v) for v in payload.values())
+    if isinstance(payload, (list, tuple)):
+        return (len(payload) == 2 and payload[0] == GUARD_KEY) or any(map(holds_private, payload))
+    return False
+
+
+@pytest.mark.parametrize("action", [Action.REDACT, Action.HALT])
+def test_astream_events_of_a_handoff_hide_the_private_channel(action: Action) -> None:
+    # The node's own on_chain_end event shows the Command it returned, as kinguard rewrote it.
+    def buyer(state: ChatState) -> Command[Any]:
+        return Command(goto="seller", update={"messages": [AIMessage(BUYER[1], name="buyer")]})
+
+    def seller(state: ChatState) -> dict[str, Any]:
+        return {"messages": [AIMessage("Deal.", name="seller")]}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("buyer", buyer, destinations=("seller",))
+    builder.add_node("seller", seller)
+    builder.add_edge(START, "buyer")
+    builder.add_edge("seller", END)
+    graph = guard_graph(builder, make_guard(action)).compile(checkpointer=InMemorySaver())
+
+    async def run() -> list[Any]:
+        return [event async for event in graph.astream_events(start(), config(), version="v2")]
+
+    events = asyncio.run(run())
+    assert any(e["event"] == "on_chain_end" and e["name"] == "buyer" for e in events)
+    assert not any(holds_private(e["data"]) for e in events)
+    # The held message is shown only to the reviewer, in the interrupt.
+    shown = [e for e in events if "__interrupt__" not in repr(e["data"])]
+    assert SECRET not in repr(shown)
+
+
 def test_halted_message_streams_only_after_approval() -> None:
     graph = make_graph(Action.HALT)
     cfg = config()
@@ -345,6 +419,90 @@ def test_a_guarded_subgraph_keeps_its_halt_out_of_an_unguarded_parents_task_stre
     assert "'buyer.kinguard_halt'" in text  # the halt node's task is streamed, its input is clean
     # Neither a withheld message's record nor the guard's state (it keeps recent texts).
     assert "'entries'" not in text and "last_text_by_agent" not in text
+
+
+def parent_of(team: Any, guard: KinGuard | None) -> Any:
+    """A graph whose one node is ``team``, guarded by ``guard`` (None: not guarded)."""
+    builder = StateGraph(ChatState)
+    builder.add_node("team", team)
+    builder.add_edge(START, "team")
+    builder.add_edge("team", END)
+    return guard_graph(builder, guard).compile() if guard is not None else builder.compile()
+
+
+@pytest.mark.parametrize("parent", ["unguarded", "guarded"])
+@pytest.mark.parametrize("team", ["guarded graph", "create_agent"])
+def test_a_parents_message_stream_shows_what_a_guarded_node_delivered(
+    team: str, parent: str
+) -> None:
+    # ``stream_mode="messages"`` without ``subgraphs``: the parent's stream shows a node's
+    # messages, once each, when the node ends (as it does without kinguard).
+    if team == "guarded graph":
+        inner = make_graph(Action.REDACT)
+        guard = inner.guard
+    else:
+        guard = make_guard(Action.REDACT)
+        inner = create_agent(
+            ScriptedChatModel(replies=[BUYER[1]]),
+            tools=[],
+            middleware=[KinGuardMiddleware(guard, agent_name="buyer")],
+        )
+    graph = parent_of(inner, guard if parent == "guarded" else None)
+    parts = list(graph.stream(start(), stream_mode=["messages", "values"]))
+    final = [payload for mode, payload in parts if mode == "values"][-1]
+    said = {m.id: m.content for m in final["messages"][1:]}
+    assert chunks_by_message([payload for mode, payload in parts if mode == "messages"]) == said
+    assert "[redacted by kinguard: collusion.market]" in "".join(said.values())
+
+
+@pytest.mark.parametrize("stream", ["messages", "astream_events"])
+@pytest.mark.parametrize(
+    ("inner", "outer"), [(Action.REDACT, "same"), (Action.BLOCK, "same"), (Action.BLOCK, "other")]
+)
+def test_a_guarded_graph_inside_a_guarded_graph_streams_only_delivered_tokens(
+    inner: Action, outer: str, stream: str
+) -> None:
+    # The enclosing graph's gate knows its own node's verdicts only: with the same guard (whose
+    # marks it trusts), or with only a notice in the node's update, it had nothing to hold to.
+    model = ScriptedChatModel(replies=[BUYER[1]], chunk_size=3)
+    team = guard_graph(
+        chain_graph(("buyer", agent_node("buyer", model, "You buy."))), make_guard(inner)
+    ).compile()
+    graph = parent_of(team, team.guard if outer == "same" else make_guard(Action.LOG))
+    if stream == "messages":
+        parts = list(graph.stream(start(), stream_mode="messages", subgraphs=True))
+        tokens = "".join(str(message.content) for _, (message, _) in parts)
+    else:
+
+        async def run() -> list[Any]:
+            return [event async for event in graph.astream_events(start(), version="v2")]
+
+        events = asyncio.run(run())
+        assert SECRET not in repr(events)
+        tokens = "".join(
+            str(e["data"]["chunk"].content) for e in events if e["event"] == "on_chat_model_stream"
+        )
+    assert SECRET not in tokens
+    if inner is Action.REDACT:
+        assert "[redacted by kinguard: collusion.market]" in tokens
+
+
+@pytest.mark.parametrize("outer", ["same", "other"])
+@pytest.mark.parametrize("action", [Action.LOG, Action.REDACT])
+def test_custom_events_of_a_guarded_graph_inside_a_guarded_graph(
+    action: Action, outer: str
+) -> None:
+    def talker(state: ChatState) -> dict[str, Any]:
+        get_stream_writer()({"draft": BUYER[1]})
+        return {"messages": [AIMessage(BUYER[1], name="buyer")], "turn": 1}
+
+    team = guard_graph(chain_graph(("buyer", talker)), make_guard(action)).compile()
+    graph = parent_of(team, team.guard if outer == "same" else make_guard(Action.LOG))
+    parts = list(graph.stream(start(), stream_mode="custom", subgraphs=True))
+    # The app's own payloads only (not kinguard's wrappers), and none whose task was redacted.
+    assert [payload for _, payload in parts] == (
+        [{"draft": BUYER[1]}] if action is Action.LOG else []
+    )
 
 
 class ToolCallingModel(FakeMessagesListChatModel):
