@@ -96,6 +96,8 @@ _WITHHELD = frozenset({Action.BLOCK.value, Action.HALT.value})
 _HALT = Action.HALT.value
 # A turn's events are held from the first of these on: they say the model's own words.
 _HELD_FROM = (ThoughtEvent, ToolCallRequestEvent, CodeGenerationEvent)
+# Held events whose text a model streams as token chunks: cleaned, the chunks are re-cut.
+_STREAMED_EVENTS = (ThoughtEvent, CodeGenerationEvent)
 # Fields of an event that name things rather than say them: never cleaned of words.
 _NAMING_FIELDS = frozenset(
     {"id", "source", "type", "created_at", "metadata", "models_usage", "name", "call_id"}
@@ -750,11 +752,17 @@ class _Chunks:
             held.append(chunk)
 
     def of_event(self, event: BaseAgentEvent) -> list[ModelClientStreamingChunkEvent]:
-        """The chunks of an event (a ``ThoughtEvent`` with the text beside a tool call): they
-        say what the event says, which is not a message to the other agents."""
+        """The chunks of an event (a ``ThoughtEvent`` with the text beside a tool call, a
+        ``CodeGenerationEvent``): they say what the event says, which is not a message to the
+        other agents."""
         if not self.held:
             return []
-        return self.held.pop(event.id, [])
+        chunks = self.held.pop(event.id, None)
+        if chunks is None and isinstance(event, CodeGenerationEvent):
+            # A CodeExecutorAgent streams the text it takes its code from naming no message:
+            # left to the turn's message, they would show code kinguard refused to run.
+            chunks = self.held.pop(None, None)
+        return chunks or []
 
     def of_message(
         self, original: BaseChatMessage, delivered: BaseChatMessage
@@ -869,7 +877,7 @@ class _Held:
             cleaned = self._cleaned(event, scrub, verdicts)
             if cleaned is not event:
                 self.released[event.id] = cleaned
-            if isinstance(cleaned, ThoughtEvent) and cleaned is not event and chunks:
+            if isinstance(cleaned, _STREAMED_EVENTS) and cleaned is not event and chunks:
                 pieces = recut(cleaned.content, [chunk.content for chunk in chunks])
                 stamp = {META_ACTION: cleaned.metadata[META_ACTION]}
                 chunks = [
