@@ -338,7 +338,7 @@ def _agent_names(team: Team) -> list[str]:
 
 def _guard_members(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> None:
     """Guard one team's participants, and recursively the teams inside it, with ``tg``."""
-    _add_halt_termination(team, installed)
+    _add_halt_termination(team, tg, installed)
     if not team._message_factory.is_registered(KinGuardVerdictEvent):
         # The participants' containers log what the agents yield through this factory.
         team._message_factory.register(KinGuardVerdictEvent)
@@ -379,7 +379,7 @@ def _guard_inner(team: Team, tg: TeamGuard, installed: _Installed) -> None:
             installed.patch(inner, "_recipients", {})
 
 
-def _add_halt_termination(team: BaseGroupChat, installed: _Installed) -> None:
+def _add_halt_termination(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> None:
     """Make sure a halt stops ``team``: add a KinGuardTermination unless it has one."""
     termination = team._termination_condition
     present = find_kinguard_termination(termination)
@@ -388,17 +388,26 @@ def _add_halt_termination(team: BaseGroupChat, installed: _Installed) -> None:
             "the team's KinGuardTermination has its own guard, so it would inspect every message "
             "a second time: with guard_team() use KinGuardTermination() without a guard"
         )
-    if find_kinguard_termination(termination, alone=True) is not None:
-        return
-    if team._initialized:
-        raise ValueError(
-            f"team {team.name!r} has already run, so its termination condition is fixed: call "
-            "guard_team() before the first run, or build the team with "
-            "termination_condition=... | KinGuardTermination()"
-        )
-    halt = KinGuardTermination()
-    combined = halt if termination is None else HaltOrTermination(halt, termination)
-    installed.patch(team, "_termination_condition", combined)
+    halt = find_kinguard_termination(termination, alone=True)
+    if halt is None:
+        if team._initialized:
+            raise ValueError(
+                f"team {team.name!r} has already run, so its termination condition is fixed: "
+                "call guard_team() before the first run, or build the team with "
+                "termination_condition=... | KinGuardTermination()"
+            )
+        halt = KinGuardTermination()
+        combined = halt if termination is None else HaltOrTermination(halt, termination)
+        installed.patch(team, "_termination_condition", combined)
+    # The halts said by this team's agents (a nested team's too, which stop it as well), for
+    # a halt that the messages the condition is given do not show (see halted_beside()).
+    names = frozenset(_agent_names(team))
+    said = partial(_halts_by, tg, names)
+    installed.patch(halt, "halts_said", said)
+
+
+def _halts_by(tg: TeamGuard, names: frozenset[str]) -> list[Verdict]:
+    return [verdict for verdict in tg.pending_halts if verdict.sender in names]
 
 
 def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None:

@@ -1173,6 +1173,35 @@ async def test_parallel_halts_in_a_graph_flow_are_each_reviewed_and_released(
     assert "A-offer" in kit.seen_by(join) and "B-offer" in kit.seen_by(join)
 
 
+async def test_a_halt_in_a_fan_out_stops_the_team_whoever_answers_last(
+    kit: SimpleNamespace,
+) -> None:
+    # AgentChat gives the termination condition the last parallel answer alone: here b's.
+    lead = kit.agent("lead", ["go"])
+    a = kit.agent("a", [f"a says {kit.KEYWORD} A-offer"])
+    b = kit.agent("b", ["b says fine"])
+    join = kit.agent("join", ["joined"])
+    graph = DiGraphBuilder()
+    for node in (lead, a, b, join):
+        graph.add_node(node)
+    graph.add_edge(lead, a).add_edge(lead, b).add_edge(a, join).add_edge(b, join)
+    profiles = [AgentProfile(name=n, model="openai:gpt-4o") for n in ("lead", "a", "b", "join")]
+    guard = KinGuard(
+        profiles,
+        detectors=[KeywordDetector(kit.KEYWORD)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.HALT),)),
+    )
+    flow = guard_team(GraphFlow([lead, a, b, join], graph=graph.build()), guard)
+    halted = await flow.run(task="Go.")
+    assert [source for source, _ in kit.chat(halted)] == ["user", "lead", "a", "b"]
+    assert halted.stop_reason is not None and "message from a" in halted.stop_reason
+    assert kit.model_calls(join) == []  # nobody went on past the person's review
+    released = resolve_halt(flow, HumanDecision(type="approve"))
+    resumed = await flow.run(task=released)
+    assert kit.chat(resumed)[-1] == ("join", "joined")
+    assert "A-offer" in kit.seen_by(join)
+
+
 def desk(kit: SimpleNamespace, analyst_says: str) -> tuple[Any, Any, RoundRobinGroupChat]:
     analyst = kit.agent("analyst", [analyst_says, "a2", "a3"])
     checker = kit.agent("checker", ["c1", "c2", "c3"])
