@@ -145,6 +145,7 @@ class TeamGuard:
         # through another of its turns, a guarded team around it does not.
         self.stamp: str = uuid.uuid4().hex[:16] if kin is None else kin.stamp
         self.turn = 0
+        self.runs = 0  # runs of the team started so far
         # The guarded teams around this one (each with a guard_team() of its own): their guards
         # inspect what this team delivers too, and their reminders are for its agents.
         self.enclosing: tuple[TeamGuard, ...] = ()
@@ -252,6 +253,7 @@ class TeamGuard:
 
     def on_run_start(self) -> None:
         """A run starts: a halt still pending (resolve_halt takes them off) is abandoned."""
+        self.runs += 1
         for verdict in self.pending_halts:
             _log.warning(
                 "kinguard.autogen.halt_unresolved",

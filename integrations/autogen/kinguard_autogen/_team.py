@@ -14,7 +14,7 @@ from autogen_agentchat.agents import (
 )
 from autogen_agentchat.base import ChatAgent, Team
 from autogen_agentchat.messages import BaseChatMessage, HandoffMessage, TextMessage
-from autogen_agentchat.teams import BaseGroupChat
+from autogen_agentchat.teams import BaseGroupChat, GraphFlow
 from autogen_core import AgentId, ComponentModel, MessageHandlerContext
 from autogen_core.models import SystemMessage
 
@@ -27,6 +27,7 @@ from kinguard_autogen._events import (
     KinGuardVerdictEvent,
     kinguard_action,
 )
+from kinguard_autogen._graph import resuming_where_halted
 from kinguard_autogen._participant import (
     VERDICT_EVENTS_WELCOME,
     EventMode,
@@ -339,6 +340,11 @@ def _agent_names(team: Team) -> list[str]:
 def _guard_members(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> None:
     """Guard one team's participants, and recursively the teams inside it, with ``tg``."""
     _add_halt_termination(team, tg, installed)
+    if isinstance(team, GraphFlow) and not team._initialized:
+        # Its manager is made at the first run. (One made already routes a halt notice as it
+        # routes any message: the next run after a halt may then not go on from the release.)
+        factory = resuming_where_halted(team, tg)
+        installed.patch(team, "_create_group_chat_manager_factory", factory)
     if not team._message_factory.is_registered(KinGuardVerdictEvent):
         # The participants' containers log what the agents yield through this factory.
         team._message_factory.register(KinGuardVerdictEvent)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, Sequence
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from autogen_agentchat.agents import (
@@ -1171,6 +1171,46 @@ async def test_parallel_halts_in_a_graph_flow_are_each_reviewed_and_released(
     resumed = await flow.run(task=released)
     assert kit.chat(resumed)[-1] == ("join", "joined")
     assert "A-offer" in kit.seen_by(join) and "B-offer" in kit.seen_by(join)
+
+
+@pytest.mark.parametrize(("decision", "branch"), [("approve", "seller"), ("reject", "auditor")])
+async def test_a_graph_goes_on_from_a_halted_message_as_the_person_decided(
+    kit: SimpleNamespace, decision: Literal["approve", "reject"], branch: str
+) -> None:
+    buyer = kit.agent("buyer", [f"APPROVE at {kit.KEYWORD}"])
+    seller = kit.agent("seller", ["approved branch"])
+    auditor = kit.agent("auditor", ["other branch"])
+    graph = DiGraphBuilder()
+    graph.add_node(buyer).add_node(seller).add_node(auditor)
+    graph.add_edge(buyer, seller, condition="APPROVE")
+    graph.add_edge(buyer, auditor, condition=lambda m: "APPROVE" not in m.to_model_text())
+    flow = guard_team(
+        GraphFlow([buyer, seller, auditor], graph=graph.build()), kit.keyword_guard("halt")
+    )
+    await flow.run(task="Go.")
+    # Approved, the message goes where it says (not where its notice would have gone too);
+    # rejected, where a blocked message's notice goes.
+    resumed = await flow.run(task=resolve_halt(flow, HumanDecision(type=decision)))
+    assert [source for source, _ in kit.chat(resumed)][-1:] == [branch]
+    assert [bool(kit.model_calls(a)) for a in (seller, auditor)] == [
+        branch == "seller",
+        branch == "auditor",
+    ]
+
+
+async def test_a_message_released_at_a_graphs_last_node_ends_the_graph(
+    kit: SimpleNamespace,
+) -> None:
+    buyer = kit.agent("buyer", ["b1", "b2"])
+    seller = kit.agent("seller", [f"s1 {kit.KEYWORD}", "s2"])
+    graph = DiGraphBuilder()
+    graph.add_node(buyer).add_node(seller).add_edge(buyer, seller)
+    flow = guard_team(GraphFlow([buyer, seller], graph=graph.build()), kit.keyword_guard("halt"))
+    await flow.run(task="Go.")
+    resumed = await flow.run(task=resolve_halt(flow, HumanDecision(type="approve")))
+    # As it would have without the halt: the graph ends with the message, nobody runs again.
+    assert kit.chat(resumed) == [("seller", f"s1 {kit.KEYWORD}")]
+    assert len(kit.model_calls(buyer)) == 1
 
 
 async def test_a_halt_in_a_fan_out_stops_the_team_whoever_answers_last(
