@@ -11,7 +11,8 @@ So the manager's routing state is kept from before the first halt notice of a ru
 node's message routed from there on. A run on released messages puts the routing back and
 routes those messages again, each released message in the place of its notice (a rejected
 one's notice keeps its place, routed as a blocked message's notice is). The thread, which is
-what the team has said, is left as it is.
+what the team has said, is left as it is. The kept routing rides in the manager's saved state,
+so a team built afresh and given it resumes the same way.
 """
 
 from __future__ import annotations
@@ -25,10 +26,15 @@ from autogen_agentchat.teams import GraphFlow
 from autogen_agentchat.teams._group_chat._base_group_chat_manager import BaseGroupChatManager
 
 from kinguard import Action
+from kinguard.logs import get_logger
 from kinguard_autogen._events import META_RESOLVED, kinguard_action
 from kinguard_autogen._participant import TeamGuard
 
 __all__ = ["resuming_where_halted"]
+
+_log = get_logger("kinguard.autogen")
+# Under this key in the manager's state (which AgentChat's GraphFlow ignores): a halt's pause.
+_STATE_KEY = "kinguard_pause"
 
 _Update = Callable[[Sequence[BaseAgentEvent | BaseChatMessage]], Awaitable[None]]
 # Messages routed after a halt notice: the team stops within the step, so a few at most. More
@@ -59,7 +65,7 @@ def resuming_where_halted(
 
         def manager() -> BaseGroupChatManager:
             made = make()
-            _resume_where_halted(made, set(team._graph.nodes), tg)
+            _Resuming(made, set(team._graph.nodes), tg).install()
             return made
 
         return manager
@@ -67,79 +73,128 @@ def resuming_where_halted(
     return factory
 
 
-def _resume_where_halted(manager: BaseGroupChatManager, nodes: set[str], tg: TeamGuard) -> None:
-    update: _Update = manager.update_message_thread
-    reset = manager.reset
-    load_state = manager.load_state
-    pause: _Pause | None = None
+class _Resuming:
+    """Stands in for one manager's thread updates, reset and state (instance attributes of
+    the manager kinguard's factory made: its class is untouched)."""
 
-    async def update_message_thread(messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> None:
-        nonlocal pause
+    def __init__(self, manager: BaseGroupChatManager, nodes: set[str], tg: TeamGuard) -> None:
+        self.manager = manager
+        self.nodes = nodes
+        self.tg = tg
+        self.update: _Update = manager.update_message_thread
+        self.reset = manager.reset
+        self.save = manager.save_state
+        self.load = manager.load_state
+        self.pause: _Pause | None = None
+
+    def install(self) -> None:
+        manager = self.manager
+        manager.update_message_thread = self.update_message_thread  # type: ignore[method-assign]
+        manager.reset = self.forget_and_reset  # type: ignore[method-assign]
+        manager.save_state = self.save_state  # type: ignore[method-assign]
+        manager.load_state = self.load_state  # type: ignore[method-assign]
+
+    async def update_message_thread(
+        self, messages: Sequence[BaseAgentEvent | BaseChatMessage]
+    ) -> None:
+        try:
+            routed = await self._rerouted(messages)
+        except Exception as exc:  # kinguard's own failure: the graph routes as it would
+            self.pause = None
+            routed = False
+            _log.error(
+                "kinguard.autogen.adapter_failed",
+                team=self.tg.team_name,
+                error=self.tg.guard.describe_error(exc),
+            )
+        if routed:
+            # Routed in its notice's place already: into the thread, not routed twice.
+            await BaseGroupChatManager.update_message_thread(self.manager, messages)
+        else:
+            await self.update(messages)
+
+    async def _rerouted(self, messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> bool:
+        """Whether ``messages`` (a run's task) released a halt of the run before, whose
+        routing was done again with them, the last of them included."""
+        tg = self.tg
+        pause = self.pause
+        rerouted: set[str] = set()
         if pause is not None and pause.run != tg.runs:
             # The first update of a later run: its task, on a resume (none on a rejection).
-            halted, pause = pause, None
+            self.pause = None
             released = {
                 m.source: m
                 for m in messages
                 if isinstance(m, BaseChatMessage) and META_RESOLVED in m.metadata
             }
-            if released and halted.run == tg.runs - 1:
-                rerouted = await _reroute(manager, update, load_state, halted, released)
-                if messages[-1].id in rerouted:
-                    # Routed in its notice's place already: into the thread, not routed twice.
-                    await BaseGroupChatManager.update_message_thread(manager, messages)
-                    return
+            if released and pause.run == tg.runs - 1:
+                rerouted = await self._reroute(pause, released)
         last = messages[-1] if messages else None
-        if isinstance(last, BaseChatMessage) and last.source in nodes and tg in TeamGuard.live:
-            if pause is None and kinguard_action(last) is Action.HALT:
-                # A deep copy: the state shares the manager's own dicts, which routing changes.
-                pause = _Pause(tg.runs, copy.deepcopy(await manager.save_state()))
-            if pause is not None:
-                pause.routed.append(last)
-                if len(pause.routed) > _MAX_ROUTED:
-                    pause = None
-        await update(messages)
+        if isinstance(last, BaseChatMessage) and last.source in self.nodes and tg in TeamGuard.live:
+            if self.pause is None and kinguard_action(last) is Action.HALT:
+                state = await self.save()
+                # A deep copy: the state shares dicts with the manager, which routing changes.
+                # Not the thread, which a resume keeps as it is then.
+                before = {k: copy.deepcopy(v) for k, v in state.items() if k != "message_thread"}
+                self.pause = _Pause(tg.runs, before)
+            if self.pause is not None:
+                self.pause.routed.append(last)
+                if len(self.pause.routed) > _MAX_ROUTED:
+                    self.pause = None
+        return last is not None and last.id in rerouted
 
-    async def forget_and_reset() -> None:
-        nonlocal pause
-        pause = None
-        await reset()
+    async def _reroute(self, pause: _Pause, released: Mapping[str, BaseChatMessage]) -> set[str]:
+        """Put back the routing from before the halt and route what followed again, ``released``
+        (by sender) in the place of their notices. The ids of those routed so (none: no notice
+        of theirs was routed there, and nothing changed)."""
+        notices = {m.source for m in pause.routed if kinguard_action(m) is Action.HALT}
+        if not notices & released.keys():
+            return set()
+        manager = self.manager
+        now = await self.save()
+        # The routing as it was; the thread and the turn count as they are.
+        keep = {"message_thread": now["message_thread"], "current_turn": now["current_turn"]}
+        await self.load({**pause.before, **keep})
+        thread = manager._message_thread
+        said = len(thread)
+        rerouted: set[str] = set()
+        for message in pause.routed:
+            if message.source in released and kinguard_action(message) is Action.HALT:
+                message = released[message.source]
+                rerouted.add(message.id)
+            await self.update([message])
+        del thread[said:]  # routed again, not said again
+        return rerouted
 
-    async def forget_and_load(state: Mapping[str, Any]) -> None:
-        nonlocal pause
-        pause = None
-        await load_state(state)
+    async def forget_and_reset(self) -> None:
+        self.pause = None
+        await self.reset()
 
-    # Instance attributes of the manager kinguard's factory made: the class is untouched.
-    manager.update_message_thread = update_message_thread  # type: ignore[method-assign]
-    manager.reset = forget_and_reset  # type: ignore[method-assign]
-    manager.load_state = forget_and_load  # type: ignore[method-assign]
+    async def save_state(self) -> Mapping[str, Any]:
+        state = await self.save()
+        pause = self.pause
+        if pause is None:
+            return state
+        # A halt awaiting a person: a team built afresh resumes it as this one would.
+        routed = [message.dump() for message in pause.routed]
+        return {**state, _STATE_KEY: {"before": pause.before, "routed": routed}}
 
-
-async def _reroute(
-    manager: BaseGroupChatManager,
-    update: _Update,
-    load_state: Callable[[Mapping[str, Any]], Awaitable[None]],
-    halted: _Pause,
-    released: Mapping[str, BaseChatMessage],
-) -> set[str]:
-    """Put back the routing from before the halt and route what followed again, ``released``
-    (by sender) in the place of their notices. The ids of those routed so (none: no notice of
-    theirs was routed there, and nothing changed)."""
-    notices = {m.source for m in halted.routed if kinguard_action(m) is Action.HALT}
-    if not notices & released.keys():
-        return set()
-    now = await manager.save_state()
-    # The routing as it was; the thread and the turn count as they are.
-    keep = {"message_thread": now["message_thread"], "current_turn": now["current_turn"]}
-    await load_state({**halted.before, **keep})
-    thread = manager._message_thread
-    said = len(thread)
-    rerouted: set[str] = set()
-    for message in halted.routed:
-        if message.source in released and kinguard_action(message) is Action.HALT:
-            message = released[message.source]
-            rerouted.add(message.id)
-        await update([message])
-    del thread[said:]  # routed again, not said again
-    return rerouted
+    async def load_state(self, state: Mapping[str, Any]) -> None:
+        await self.load(state)
+        self.pause = None
+        saved = state.get(_STATE_KEY)
+        if not isinstance(saved, Mapping):
+            return
+        try:
+            pause = _Pause(self.tg.runs, dict(saved["before"]))
+            create = self.manager._message_factory.create
+            made = [create(message) for message in saved["routed"]]
+            pause.routed = [m for m in made if isinstance(m, BaseChatMessage)]
+        except Exception as exc:  # the graph resumes as it would without kinguard
+            _log.error(
+                "kinguard.autogen.adapter_failed",
+                team=self.tg.team_name,
+                error=self.tg.guard.describe_error(exc),
+            )
+            return
+        self.pause = pause

@@ -1173,20 +1173,24 @@ async def test_parallel_halts_in_a_graph_flow_are_each_reviewed_and_released(
     assert "A-offer" in kit.seen_by(join) and "B-offer" in kit.seen_by(join)
 
 
-@pytest.mark.parametrize(("decision", "branch"), [("approve", "seller"), ("reject", "auditor")])
-async def test_a_graph_goes_on_from_a_halted_message_as_the_person_decided(
-    kit: SimpleNamespace, decision: Literal["approve", "reject"], branch: str
-) -> None:
-    buyer = kit.agent("buyer", [f"APPROVE at {kit.KEYWORD}"])
+def branching(kit: SimpleNamespace, buyer_says: list[str]) -> tuple[GraphFlow, Any, Any]:
+    """A graph from buyer to seller if it says APPROVE, else to auditor; and those two."""
+    buyer = kit.agent("buyer", buyer_says)
     seller = kit.agent("seller", ["approved branch"])
     auditor = kit.agent("auditor", ["other branch"])
     graph = DiGraphBuilder()
     graph.add_node(buyer).add_node(seller).add_node(auditor)
     graph.add_edge(buyer, seller, condition="APPROVE")
     graph.add_edge(buyer, auditor, condition=lambda m: "APPROVE" not in m.to_model_text())
-    flow = guard_team(
-        GraphFlow([buyer, seller, auditor], graph=graph.build()), kit.keyword_guard("halt")
-    )
+    flow = GraphFlow([buyer, seller, auditor], graph=graph.build())
+    return guard_team(flow, kit.keyword_guard("halt")), seller, auditor
+
+
+@pytest.mark.parametrize(("decision", "branch"), [("approve", "seller"), ("reject", "auditor")])
+async def test_a_graph_goes_on_from_a_halted_message_as_the_person_decided(
+    kit: SimpleNamespace, decision: Literal["approve", "reject"], branch: str
+) -> None:
+    flow, seller, auditor = branching(kit, [f"APPROVE at {kit.KEYWORD}"])
     await flow.run(task="Go.")
     # Approved, the message goes where it says (not where its notice would have gone too);
     # rejected, where a blocked message's notice goes.
@@ -1196,6 +1200,19 @@ async def test_a_graph_goes_on_from_a_halted_message_as_the_person_decided(
         branch == "seller",
         branch == "auditor",
     ]
+
+
+async def test_a_graph_saved_at_a_halt_goes_on_from_the_release_when_built_afresh(
+    kit: SimpleNamespace,
+) -> None:
+    flow, _, _ = branching(kit, [f"APPROVE at {kit.KEYWORD}"])
+    await flow.run(task="Go.")
+    saved = json.loads(json.dumps(await flow.save_state()))
+    again, _, auditor = branching(kit, [])
+    await again.load_state(saved)
+    resumed = await again.run(task=resolve_halt(again, HumanDecision(type="approve")))
+    assert kit.chat(resumed)[-1] == ("seller", "approved branch")
+    assert kit.model_calls(auditor) == []
 
 
 async def test_a_message_released_at_a_graphs_last_node_ends_the_graph(
