@@ -46,6 +46,7 @@ from autogen_agentchat.messages import (
     BaseTextChatMessage,
     CodeGenerationEvent,
     HandoffMessage,
+    MessageFactory,
     ModelClientStreamingChunkEvent,
     StopMessage,
     TextMessage,
@@ -157,6 +158,10 @@ class TeamGuard:
         # Halted Swarm handoffs with a context: verdict message id -> the handoff an approval
         # releases, its words and context as the verdict's other rules deliver them.
         self.handoff_releases: dict[str, HandoffMessage] = {}
+        # Halted messages that are not text (multimodal, structured) or stop messages: verdict
+        # message id -> the message an approval releases as it was said (its images, its
+        # structure, its type), kept when the verdict's other rules leave its words as they are.
+        self.message_releases: dict[str, BaseChatMessage] = {}
         # Identity blocks for participants without a system message, given with their first turn.
         self.identity_messages: dict[str, str] = {}
         self.identity_delivered: set[str] = set()
@@ -204,12 +209,16 @@ class TeamGuard:
                 key: handoff.model_dump(mode="json")
                 for key, handoff in self.handoff_releases.items()
             },
+            "message_releases": {
+                key: message.dump() for key, message in self.message_releases.items()
+            },
             # A halt resolved before saving is released after loading: its sender must still
             # not be given its own message back.
             "private_deliveries": dict(self.private_deliveries),
         }
 
-    def load_state(self, state: Mapping[str, Any]) -> None:
+    def load_state(self, state: Mapping[str, Any], factory: MessageFactory | None = None) -> None:
+        """``factory``: the team's, which makes the messages of the types its agents say."""
         saved = state.get("guard", {})
         saved_as = state.get("conversation_id")
         if saved_as is None:  # saved before states named their conversation
@@ -230,6 +239,19 @@ class TeamGuard:
         }
         private = state.get("private_deliveries", {})
         self.private_deliveries = {str(k): str(v) for k, v in dict(private).items()}
+        self.message_releases = {}
+        for key, dumped in dict(state.get("message_releases", {})).items():
+            try:
+                made = (factory or MessageFactory()).create(dumped)
+            except Exception as exc:  # an approval releases its text alone then
+                _log.warning(
+                    "kinguard.autogen.release_not_loaded",
+                    team=self.team_name,
+                    error=self.guard.describe_error(exc),
+                )
+                continue
+            if isinstance(made, BaseChatMessage):
+                self.message_releases[str(key)] = made
 
     def _conversation_in(self, saved: Mapping[str, Any]) -> str:
         """The team's conversation in a guard state saved without its id (the whole guard's):
@@ -264,6 +286,7 @@ class TeamGuard:
         self.pending_halts.clear()
         self.handoff_targets.clear()
         self.handoff_releases.clear()
+        self.message_releases.clear()
 
     def on_reset(self) -> None:
         """The team starts a new conversation: nothing of the old one carries over, except
@@ -390,6 +413,14 @@ class TeamGuard:
     ) -> BaseChatMessage:
         """The message as ``verdict`` delivers it; ``text`` and ``refused`` as inspected."""
         delivered = rewrite(message, verdict, text, self.stamp)
+        if (
+            verdict.action is Action.HALT
+            and verdict.delivered_text == text
+            and (isinstance(message, StopMessage) or not isinstance(message, BaseTextChatMessage))
+        ):
+            # Released as said on approval: a text would drop its images or structure, and a
+            # stop message would no longer stop a team that stops on one.
+            _remember(self.message_releases, verdict.message_id, message)
         if isinstance(message, HandoffMessage) and message.context:
             released = self._released_handoff(message, verdict, text, refused)
             if verdict.action is Action.HALT:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar, get_args
@@ -239,16 +240,16 @@ def pending_halt(team: BaseGroupChat) -> Verdict | None:
     return None
 
 
-def resolve_halt(
-    team: BaseGroupChat, decision: HumanDecision
-) -> TextMessage | HandoffMessage | None:
+def resolve_halt(team: BaseGroupChat, decision: HumanDecision) -> BaseChatMessage | None:
     """Turn a person's decision on the halted message into the task that resumes the team.
 
     ``approve`` releases the message as kinguard would have delivered it without the halt (a
     redact rule that also matched still applies; a block rule that also matched means nothing
     is released, and ``None`` comes back as on ``reject``), ``edit`` releases the person's
     text; both come back as a ``TextMessage`` from the original sender that the other
-    participants (not the sender) receive when you ``team.run(task=...)`` with it; a Swarm
+    participants (not the sender) receive when you ``team.run(task=...)`` with it (a
+    multimodal, structured or stop message approved with its words as they were comes back
+    as the message it was, images and all); a Swarm
     handoff comes back as the ``HandoffMessage``, which hands control over then (approved,
     with the context it carried to its target's model, the thought and tool calls before it,
     less what the verdict's other rules withhold; edited, with the person's text alone).
@@ -266,6 +267,7 @@ def resolve_halt(
     verdict = tg.pending_halts.pop(0)
     target = tg.handoff_targets.pop(verdict.message_id, None)
     released = tg.handoff_releases.pop(verdict.message_id, None)
+    said = tg.message_releases.pop(verdict.message_id, None)
     text = tg.guard.resolve_halt(verdict, decision)
     tg.guard.record_decision(verdict, decision)
     if text is None:
@@ -273,8 +275,11 @@ def resolve_halt(
     # Stamped with the ruling team's stamp: its guard does not inspect it again; the guards of
     # teams around it, whose policies have not seen it, do (``_with_task_inspected``).
     metadata: dict[str, str] = {META_RESOLVED: decision.type, META_GUARD: tg.stamp}
-    message: TextMessage | HandoffMessage
-    if target is None:
+    message: BaseChatMessage
+    if said is not None and decision.type == "approve":
+        # As it was said (a new id: its notice has the old one).
+        message = said.model_copy(update={"id": str(uuid.uuid4()), "metadata": metadata})
+    elif target is None:
         message = TextMessage(source=verdict.sender, content=text, metadata=metadata)
     elif released is not None and decision.type == "approve":
         # With its context (the thought and tool calls before it), which the target's model
@@ -600,7 +605,7 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
         await load(state)
         saved = state.get(STATE_KEY)
         if isinstance(saved, Mapping):
-            tg.load_state(saved)
+            tg.load_state(saved, team._message_factory)
         else:
             _log.warning(
                 "kinguard.autogen.state_without_guard",

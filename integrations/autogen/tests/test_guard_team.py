@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator, Sequence
 from types import SimpleNamespace
 from typing import Any, Literal
 
+import PIL.Image
 import pytest
 from autogen_agentchat.agents import (
     ApprovalRequest,
@@ -29,6 +30,7 @@ from autogen_agentchat.messages import (
     BaseAgentEvent,
     BaseChatMessage,
     HandoffMessage,
+    MultiModalMessage,
     StopMessage,
     StructuredMessage,
     TextMessage,
@@ -48,6 +50,7 @@ from autogen_core import (
     CancellationToken,
     DefaultInterventionHandler,
     FunctionCall,
+    Image,
     MessageContext,
     SingleThreadedAgentRuntime,
 )
@@ -896,6 +899,54 @@ async def test_a_structured_message_that_must_change_is_delivered_as_text(
     assert first.metadata[META_ACTION] == "redact"
     assert isinstance(clean, StructuredMessage)  # untouched messages keep their type
     assert not any(kit.KEYWORD in line for turn in seller.received for line in turn)
+
+
+class Showing(BaseChatAgent):
+    """An agent whose messages show an image beside their words."""
+
+    def __init__(self, name: str, captions: Sequence[str]) -> None:
+        super().__init__(name, description=f"showing {name}")
+        self.captions = list(captions)
+
+    @property
+    def produced_message_types(self) -> Sequence[type[BaseChatMessage]]:
+        return (MultiModalMessage,)
+
+    async def on_messages(
+        self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
+    ) -> Response:
+        image = Image(PIL.Image.new("RGB", (2, 2)))
+        return Response(
+            chat_message=MultiModalMessage(source=self.name, content=[self.captions.pop(0), image])
+        )
+
+    async def on_reset(self, cancellation_token: CancellationToken) -> None:
+        pass
+
+
+@pytest.mark.parametrize("kind", [MultiModalMessage, StructuredMessage])
+async def test_an_approved_message_that_is_not_text_is_released_as_it_was_said(
+    kit: SimpleNamespace, kind: type[BaseChatMessage]
+) -> None:
+    def team_of(buyer_says: list[str]) -> tuple[RoundRobinGroupChat, Scripted]:
+        buyer = Showing if kind is MultiModalMessage else Structured
+        seller = Scripted("seller", ["s1"])
+        team = RoundRobinGroupChat(
+            [buyer("buyer", buyer_says), seller], termination_condition=MaxMessageTermination(3)
+        )
+        return guard_team(team, kit.keyword_guard("halt")), seller
+
+    team, _ = team_of([f"keep {kit.KEYWORD} between us"])
+    await team.run(task="Go.")
+    saved = json.loads(json.dumps(await team.save_state()))
+    again, seller = team_of(["b2"])  # a new process: built afresh, given the saved state
+    await again.load_state(saved)
+    released = resolve_halt(again, HumanDecision(type="approve"))
+    assert isinstance(released, kind)  # not its text alone: its image, its structure
+    await again.run(task=released)
+    assert any(kit.KEYWORD in line for line in seller.received[0])
+    if kind is MultiModalMessage:
+        assert any("<image>" in line for line in seller.received[0])
 
 
 async def test_a_person_in_the_team_is_neither_inspected_nor_told_who_they_are(
