@@ -69,6 +69,7 @@ from kinguard_autogen import (
     team_guard,
     unguard_team,
 )
+from kinguard_autogen._graph import _Resuming
 from kinguard_autogen._team import _installed
 from kinguard_autogen._termination import HaltOrTermination
 from opentelemetry.sdk.trace import TracerProvider
@@ -1264,6 +1265,23 @@ async def test_a_graph_saved_at_a_halt_goes_on_from_the_release_when_built_afres
     resumed = await again.run(task=resolve_halt(again, HumanDecision(type="approve")))
     assert kit.chat(resumed)[-1] == ("seller", "approved branch")
     assert kit.model_calls(auditor) == []
+
+
+async def test_a_failure_of_kinguard_while_rerouting_a_graph_never_breaks_it(
+    kit: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any) -> set[str]:
+        raise RuntimeError("reroute failed")
+
+    monkeypatch.setattr(_Resuming, "_reroute", broken)
+    flow, seller, _ = branching(kit, [f"APPROVE at {kit.KEYWORD}"])
+    await flow.run(task="Go.")
+    with capture_logs() as logs:
+        resumed = await flow.run(task=resolve_halt(flow, HumanDecision(type="approve")))
+    # Routed as AgentChat routes it: the released message still reaches its branch.
+    assert ("seller", "approved branch") in kit.chat(resumed)
+    assert kit.model_calls(seller)
+    assert any(e["event"] == "kinguard.autogen.adapter_failed" for e in logs)
 
 
 async def test_a_message_released_at_a_graphs_last_node_ends_the_graph(
