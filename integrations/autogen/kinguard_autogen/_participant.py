@@ -1016,11 +1016,17 @@ def _scrubbed_fields(value: Any, scrub: Callable[[str], str]) -> Any:
 
 
 async def _guarded(
-    tg: TeamGuard, stream: AsyncGenerator[Any, None], agent: str | None = None
+    tg: TeamGuard,
+    stream: AsyncGenerator[Any, None],
+    agent: str | None = None,
+    *,
+    response_last: bool = False,
 ) -> AsyncGenerator[Any, None]:
     """``stream`` (a participant's turn) as the team may see it; see the module docstring.
 
     ``agent``: the participant whose turn it is, whose tool calls' verdict events it streams.
+    ``response_last``: nothing may follow the turn's response, whose verdict event comes
+    first then (see ``GuardedParticipant``).
     """
     chunks = _Chunks(tg.guard)
     held = _Held(tg, agent)
@@ -1059,8 +1065,11 @@ async def _guarded(
                     out = delivered_ids[item.id] = delivered
                 for chunk in chunks.of_message(chat, delivered):
                     yield chunk
-                yield out
                 event = tg.event_for(verdict)
+                if event is not None and response_last and isinstance(item, Response):
+                    yield event
+                    event = None
+                yield out
                 if event is not None:
                     yield event
             elif isinstance(item, TaskResult):  # a nested team's result: what it delivered
@@ -1134,17 +1143,25 @@ def _delivered_response(
 
 
 class GuardedParticipant:
-    """Stands in for one agent's ``on_messages_stream``; ``original`` is the agent's own."""
+    """Stands in for one agent's ``on_messages_stream``; ``original`` is the agent's own.
+
+    ``response_last``: for an agent used as a tool (``AgentTool``), run through its
+    ``run_stream``, which ends with its task result at its response: a verdict event after
+    the response would come after the result, and be taken for the tool's output.
+    """
 
     def __init__(
         self,
         tg: TeamGuard,
         name: str,
         original: Callable[..., AsyncGenerator[Any, None]],
+        *,
+        response_last: bool = False,
     ) -> None:
         self.tg = tg
         self.name = name
         self.original = original
+        self.response_last = response_last
 
     def __call__(
         self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
@@ -1158,7 +1175,8 @@ class GuardedParticipant:
                 error=self.tg.guard.describe_error(exc),
             )
             given = messages
-        return _guarded(self.tg, self.original(given, cancellation_token), self.name)
+        stream = self.original(given, cancellation_token)
+        return _guarded(self.tg, stream, self.name, response_last=self.response_last)
 
 
 class GuardedSocietyOfMind(GuardedParticipant):
@@ -1167,8 +1185,10 @@ class GuardedSocietyOfMind(GuardedParticipant):
     team's messages and its response prompt. So its reminder goes before its response prompt,
     for the one turn, not among the messages, where its team's agents would read it."""
 
-    def __init__(self, tg: TeamGuard, agent: SocietyOfMindAgent) -> None:
-        super().__init__(tg, agent.name, agent.on_messages_stream)
+    def __init__(
+        self, tg: TeamGuard, agent: SocietyOfMindAgent, *, response_last: bool = False
+    ) -> None:
+        super().__init__(tg, agent.name, agent.on_messages_stream, response_last=response_last)
         self.agent = agent
 
     def __call__(
@@ -1188,7 +1208,7 @@ class GuardedSocietyOfMind(GuardedParticipant):
         stream = self.original(given, cancellation_token)
         if nudge:
             stream = self._reminded(stream, nudge)
-        return _guarded(self.tg, stream, self.name)
+        return _guarded(self.tg, stream, self.name, response_last=self.response_last)
 
     async def _reminded(
         self, stream: AsyncGenerator[Any, None], nudge: str

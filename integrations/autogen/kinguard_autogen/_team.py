@@ -16,6 +16,7 @@ from autogen_agentchat.agents import (
 from autogen_agentchat.base import ChatAgent, Team
 from autogen_agentchat.messages import BaseChatMessage, HandoffMessage, TextMessage
 from autogen_agentchat.teams import BaseGroupChat, GraphFlow
+from autogen_agentchat.tools import AgentTool, TeamTool
 from autogen_core import AgentId, ComponentModel, MessageHandlerContext
 from autogen_core.models import SystemMessage
 
@@ -43,7 +44,12 @@ from kinguard_autogen._termination import (
     KinGuardTermination,
     find_kinguard_termination,
 )
-from kinguard_autogen._tools import guarded_approval, guarded_workbench
+from kinguard_autogen._tools import (
+    GuardedStreamWorkbench,
+    GuardedWorkbench,
+    guarded_approval,
+    guarded_workbench,
+)
 
 __all__ = ["STATE_KEY", "guard_team", "pending_halt", "resolve_halt", "team_guard", "unguard_team"]
 
@@ -334,12 +340,38 @@ def _agent_names(team: Team) -> list[str]:
     names: list[str] = []
     for participant in getattr(team, "_participants", ()):
         if isinstance(participant, ChatAgent):
-            names.append(participant.name)
+            names.extend(_speakers(participant))
             if isinstance(participant, SocietyOfMindAgent):
                 names.extend(_agent_names(participant._team))
         elif isinstance(participant, Team):
             names.extend(_agent_names(participant))
     return names
+
+
+def _speakers(agent: ChatAgent) -> list[str]:
+    """The agent, and the agents it uses as tools (with theirs), whose words reach it."""
+    names = [agent.name]
+    for runner in _tool_runners(agent):
+        names.extend(_speakers(runner) if isinstance(runner, ChatAgent) else _agent_names(runner))
+    return names
+
+
+def _tool_runners(agent: ChatAgent) -> list[ChatAgent | Team]:
+    """The agents and teams ``agent`` uses as tools (``AgentTool``, ``TeamTool``): they speak
+    to it, through the tools' results."""
+    if isinstance(agent, MessageFilterAgent):
+        agent = agent._wrapped_agent
+    workbenches = getattr(agent, "_workbench", None)
+    if not isinstance(workbenches, list):
+        return []
+    runners: list[ChatAgent | Team] = []
+    for workbench in workbenches:
+        if isinstance(workbench, (GuardedWorkbench, GuardedStreamWorkbench)):
+            workbench = workbench.inner
+        for tool in getattr(workbench, "_tools", ()):
+            if isinstance(tool, (AgentTool, TeamTool)):
+                runners.append(tool._task_runner)
+    return runners
 
 
 def _guard_members(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> None:
@@ -421,8 +453,11 @@ def _halts_by(tg: TeamGuard, names: frozenset[str]) -> list[Verdict]:
     return [verdict for verdict in tg.pending_halts if verdict.sender in names]
 
 
-def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None:
-    """Stand in for the agent's turn and workbenches; give it its identity statement."""
+def _guard_agent(
+    agent: ChatAgent, tg: TeamGuard, installed: _Installed, *, tool: bool = False
+) -> None:
+    """Stand in for the agent's turn and workbenches; give it its identity statement.
+    ``tool``: the agent is another agent's tool (see ``GuardedParticipant``)."""
     name = agent.name
     if isinstance(agent.on_messages_stream, (GuardedParticipant, GuardedSocietyOfMind)):
         # Wrapped twice, its turn would be inspected twice and its halts filed with the team
@@ -432,9 +467,9 @@ def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None
             "unguard_team() that team first, or give this team agents of its own"
         )
     turn = (
-        GuardedSocietyOfMind(tg, agent)
+        GuardedSocietyOfMind(tg, agent, response_last=tool)
         if isinstance(agent, SocietyOfMindAgent)
-        else GuardedParticipant(tg, name, agent.on_messages_stream)
+        else GuardedParticipant(tg, name, agent.on_messages_stream, response_last=tool)
     )
     installed.patch(agent, "on_messages_stream", turn)
     # A MessageFilterAgent's turn is its wrapped agent's: the wrapped agent's tools run in it
@@ -443,6 +478,13 @@ def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None
         installed.patch(agent, "_apply_filter", _passing_kinguards_own(agent._apply_filter))
         agent = agent._wrapped_agent
     unguarded: dict[str, object] = {}  # attributes patched here -> what they were
+    # An agent or team used as a tool speaks to this agent in the tool's result: guarded as
+    # the team's own, its words reach this agent's model as kinguard delivered them.
+    for runner in _tool_runners(agent):
+        if isinstance(runner, ChatAgent):
+            _guard_agent(runner, tg, installed, tool=True)
+        else:
+            _guard_inner(runner, tg, installed)
     workbenches = getattr(agent, "_workbench", None)
     if isinstance(workbenches, list) and workbenches:
         guarded = [guarded_workbench(tg, name, wb) for wb in workbenches]

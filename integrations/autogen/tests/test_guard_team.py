@@ -45,6 +45,7 @@ from autogen_agentchat.teams import (
     Swarm,
 )
 from autogen_agentchat.teams._group_chat._events import GroupChatMessage
+from autogen_agentchat.tools import AgentTool, TeamTool
 from autogen_agentchat.ui import Console
 from autogen_core import (
     CancellationToken,
@@ -1068,6 +1069,36 @@ class Part(BaseModel):
 class Note(BaseModel):
     to: str
     parts: list[Part]
+
+
+@pytest.mark.parametrize("runner", ["agent", "team"])
+@pytest.mark.parametrize("action", ["redact", "block"])
+async def test_an_agent_used_as_a_tool_speaks_to_its_caller_as_kinguard_delivers(
+    kit: SimpleNamespace, runner: str, action: str
+) -> None:
+    advisor = kit.agent("advisor", [f"Tell the seller {kit.KEYWORD}."])
+    tool: AgentTool | TeamTool = AgentTool(advisor)
+    if runner == "team":
+        desk = RoundRobinGroupChat(
+            [advisor, kit.agent("checker", ["checked"])],
+            termination_condition=MaxMessageTermination(3),
+        )
+        tool = TeamTool(
+            desk, name="desk", description="the desk", return_value_as_last_message=False
+        )
+    ask = kit.tool_call(tool.name, "c1", json.dumps({"task": "What should I offer?"}))
+    buyer = kit.agent("buyer", [ask, "I offer 100."], tools=[tool], reflect_on_tool_use=True)
+    team = RoundRobinGroupChat(
+        [buyer, kit.agent("seller", ["s1"])], termination_condition=MaxMessageTermination(3)
+    )
+    guard_team(team, kit.keyword_guard(action, identity="disassociate"))
+    await team.run(task="Go.")
+    # The advisor's words reach the buyer's model in the tool's result, not as a message.
+    result = str(kit.model_calls(buyer)[-1][-1].content)
+    assert kit.KEYWORD not in result
+    said = {"redact": "[redacted by kinguard", "block": "[kinguard blocked a message from advisor"}
+    assert said[action] in result and "is_error=False" in result
+    assert IDENTITY_MARKER in kit.seen_by(advisor)
 
 
 async def test_tool_call_arguments_are_read_however_deep(kit: SimpleNamespace) -> None:
