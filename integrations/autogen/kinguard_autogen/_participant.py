@@ -54,7 +54,7 @@ from autogen_agentchat.messages import (
     ToolCallRequestEvent,
     ToolCallSummaryMessage,
 )
-from autogen_core import CancellationToken, FunctionCall
+from autogen_core import CancellationToken, FunctionCall, MessageHandlerContext
 from autogen_core.models import (
     AssistantMessage,
     FunctionExecutionResultMessage,
@@ -86,6 +86,7 @@ __all__ = [
     "GuardedSocietyOfMind",
     "GuardedTeamParticipant",
     "TeamGuard",
+    "inside_a_team",
     "without_verdict_events",
 ]
 
@@ -1142,12 +1143,23 @@ def _delivered_response(
     return dataclasses.replace(response, chat_message=delivered, inner_messages=inner)
 
 
+def inside_a_team() -> bool:
+    """Whether this runs inside an AgentChat runtime's message handler (a team's participant)."""
+    try:
+        MessageHandlerContext.agent_id()
+    except RuntimeError:
+        return False
+    return True
+
+
 class GuardedParticipant:
     """Stands in for one agent's ``on_messages_stream``; ``original`` is the agent's own.
 
-    ``response_last``: for an agent used as a tool (``AgentTool``), run through its
-    ``run_stream``, which ends with its task result at its response: a verdict event after
-    the response would come after the result, and be taken for the tool's output.
+    An agent's own ``run_stream`` ends with its task result, yielded at its response: a
+    verdict event after the response would come after the result, which must be last (an
+    ``AgentTool`` takes the last item for the tool's output). So the event comes before the
+    response there: where the app runs the agent on its own, and with ``response_last``, for
+    an agent used as a tool (run inside its caller's turn).
     """
 
     def __init__(
@@ -1176,7 +1188,8 @@ class GuardedParticipant:
             )
             given = messages
         stream = self.original(given, cancellation_token)
-        return _guarded(self.tg, stream, self.name, response_last=self.response_last)
+        last = self.response_last or not inside_a_team()
+        return _guarded(self.tg, stream, self.name, response_last=last)
 
 
 class GuardedSocietyOfMind(GuardedParticipant):
@@ -1208,7 +1221,8 @@ class GuardedSocietyOfMind(GuardedParticipant):
         stream = self.original(given, cancellation_token)
         if nudge:
             stream = self._reminded(stream, nudge)
-        return _guarded(self.tg, stream, self.name, response_last=self.response_last)
+        last = self.response_last or not inside_a_team()
+        return _guarded(self.tg, stream, self.name, response_last=last)
 
     async def _reminded(
         self, stream: AsyncGenerator[Any, None], nudge: str

@@ -17,7 +17,7 @@ from autogen_agentchat.base import ChatAgent, Team
 from autogen_agentchat.messages import BaseChatMessage, HandoffMessage, TextMessage
 from autogen_agentchat.teams import BaseGroupChat, GraphFlow
 from autogen_agentchat.tools import AgentTool, TeamTool
-from autogen_core import AgentId, ComponentModel, MessageHandlerContext
+from autogen_core import AgentId, ComponentModel
 from autogen_core.models import SystemMessage
 
 from kinguard import Action, HumanDecision, KinGuard, Verdict
@@ -37,6 +37,7 @@ from kinguard_autogen._participant import (
     GuardedSocietyOfMind,
     GuardedTeamParticipant,
     TeamGuard,
+    inside_a_team,
     without_verdict_events,
 )
 from kinguard_autogen._termination import (
@@ -170,15 +171,6 @@ def guard_team(
     setattr(team, _ATTR, installed)
     _warn_if_shared(team, tg)
     return team
-
-
-def _inside_a_team() -> bool:
-    """Whether this runs inside an AgentChat runtime's message handler (a team's participant)."""
-    try:
-        MessageHandlerContext.agent_id()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _warn_if_shared(team: BaseGroupChat, tg: TeamGuard) -> None:
@@ -602,7 +594,7 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
         # team's turn (whose task the outer team's guard has ruled on already).
         rulings = (
             []
-            if _inside_a_team()
+            if inside_a_team()
             else [_rulings(team, m) for m in (task if isinstance(task, list) else [task])]
         )
         if any(rulings):
@@ -621,7 +613,7 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
         # kinguard's events. A user's own run_stream(output_task_messages=False) gets them.
         if (
             kwargs.get("output_task_messages") is False
-            and _inside_a_team()
+            and inside_a_team()
             and not VERDICT_EVENTS_WELCOME.get()
         ):
             return without_verdict_events(stream)

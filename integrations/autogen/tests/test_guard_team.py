@@ -382,6 +382,21 @@ async def test_run_stream_yields_verdict_events_after_their_message(kit: SimpleN
     assert KinGuardVerdictEvent.load(event.dump()).verdict == event.verdict
 
 
+async def test_an_agent_run_on_its_own_still_ends_its_stream_with_its_result(
+    kit: SimpleNamespace,
+) -> None:
+    buyer = kit.agent("buyer", [f"alone {kit.KEYWORD}"])
+    guard_team(
+        RoundRobinGroupChat([buyer, kit.agent("seller", ["s1"])]), kit.keyword_guard("redact")
+    )
+    items = [item async for item in buyer.run_stream(task="On your own.")]
+    # AgentChat's contract: the result comes last; the verdict event still follows nothing
+    # the app was not shown, coming right before the message it is about.
+    assert isinstance(items[-1], TaskResult)
+    assert [type(item) for item in items[1:3]] == [KinGuardVerdictEvent, TextMessage]
+    assert kit.KEYWORD not in items[2].to_text()  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize(
     ("action", "capture"), [("block", False), ("halt", False), ("redact", False), ("halt", True)]
 )
