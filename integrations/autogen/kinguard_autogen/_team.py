@@ -320,7 +320,7 @@ def _guards_within(team: Team) -> Iterator[TeamGuard]:
     installed = _installed(team) if isinstance(team, BaseGroupChat) else None
     if installed is not None:
         yield installed.team_guard
-    for participant in getattr(team, "_participants", ()):
+    for participant in _speaking_in(team):
         nested = participant._team if isinstance(participant, SocietyOfMindAgent) else participant
         if isinstance(nested, Team):
             yield from _guards_within(nested)
@@ -330,9 +330,9 @@ def _agent_names(team: Team) -> list[str]:
     """Everyone a message in this team can reach: its participants, and the agents of the teams
     inside it (a nested team is not itself an agent)."""
     names: list[str] = []
-    for participant in getattr(team, "_participants", ()):
+    for participant in _speaking_in(team):
         if isinstance(participant, ChatAgent):
-            names.extend(_speakers(participant))
+            names.append(participant.name)
             if isinstance(participant, SocietyOfMindAgent):
                 names.extend(_agent_names(participant._team))
         elif isinstance(participant, Team):
@@ -340,12 +340,20 @@ def _agent_names(team: Team) -> list[str]:
     return names
 
 
-def _speakers(agent: ChatAgent) -> list[str]:
-    """The agent, and the agents it uses as tools (with theirs), whose words reach it."""
-    names = [agent.name]
+def _speaking_in(team: Team) -> Iterator[ChatAgent | Team]:
+    """The team's participants, and the agents and teams they use as tools (with theirs),
+    which speak in it too: to their callers, through the tools' results."""
+    for participant in getattr(team, "_participants", ()):
+        yield participant
+        if isinstance(participant, ChatAgent):
+            yield from _tools_of(participant)
+
+
+def _tools_of(agent: ChatAgent) -> Iterator[ChatAgent | Team]:
     for runner in _tool_runners(agent):
-        names.extend(_speakers(runner) if isinstance(runner, ChatAgent) else _agent_names(runner))
-    return names
+        yield runner
+        if isinstance(runner, ChatAgent):
+            yield from _tools_of(runner)
 
 
 def _tool_runners(agent: ChatAgent) -> list[ChatAgent | Team]:
@@ -658,7 +666,7 @@ def _guards_to(team: Team, agent: str) -> list[TeamGuard] | None:
     (``None``: the agent is in none of them). By name, so it holds for teams built afresh."""
     installed = _installed(team) if isinstance(team, BaseGroupChat) else None
     own = [installed.team_guard] if installed is not None else []
-    for participant in getattr(team, "_participants", ()):
+    for participant in _speaking_in(team):
         if getattr(participant, "name", None) == agent and isinstance(participant, ChatAgent):
             return own
         nested = participant._team if isinstance(participant, SocietyOfMindAgent) else participant

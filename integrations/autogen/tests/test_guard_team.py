@@ -1116,6 +1116,28 @@ async def test_an_agent_used_as_a_tool_speaks_to_its_caller_as_kinguard_delivers
     assert IDENTITY_MARKER in kit.seen_by(advisor)
 
 
+async def test_a_halt_in_a_team_used_as_a_tool_with_its_own_guard_is_resolved_from_the_caller(
+    kit: SimpleNamespace,
+) -> None:
+    desk = RoundRobinGroupChat(
+        [kit.agent("advisor", [f"Tell the seller {kit.KEYWORD}."]), kit.agent("checker", ["ok"])],
+        termination_condition=MaxMessageTermination(3),
+    )
+    guard_team(desk, kit.keyword_guard("halt", conversation_id="desk"))
+    tool = TeamTool(desk, "desk", "the desk", return_value_as_last_message=False)
+    ask = kit.tool_call("desk", "c1", json.dumps({"task": "What should I offer?"}))
+    buyer = kit.agent("buyer", [ask, "I offer 100.", "b3"], tools=[tool], reflect_on_tool_use=True)
+    seller = kit.agent("seller", ["s1", "s2"])
+    team = RoundRobinGroupChat([buyer, seller], termination_condition=MaxMessageTermination(4))
+    guard_team(team, kit.keyword_guard("redact"))
+    await team.run(task="Go.")
+    halted = pending_halt(team)  # the team stopped for it: reviewed through the team
+    assert halted is not None and halted.sender == "advisor"
+    await team.run(task=resolve_halt(team, HumanDecision(type="approve")))
+    # Released, it meets the caller's team's guard as it would have: redacted there.
+    assert "Tell the seller [redacted by kinguard: collusion.market]." in kit.seen_by(seller)
+
+
 async def test_tool_call_arguments_are_read_however_deep(kit: SimpleNamespace) -> None:
     sent: list[list[Note]] = []
 
