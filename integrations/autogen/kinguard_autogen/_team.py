@@ -337,7 +337,7 @@ def _agent_names(team: Team) -> list[str]:
                 names.extend(_agent_names(participant._team))
         elif isinstance(participant, Team):
             names.extend(_agent_names(participant))
-    return names
+    return list(dict.fromkeys(names))  # an agent also used as a tool is one recipient
 
 
 def _speaking_in(team: Team) -> Iterator[ChatAgent | Team]:
@@ -459,7 +459,12 @@ def _guard_agent(
     """Stand in for the agent's turn and workbenches; give it its identity statement.
     ``tool``: the agent is another agent's tool (see ``GuardedParticipant``)."""
     name = agent.name
-    if isinstance(agent.on_messages_stream, (GuardedParticipant, GuardedSocietyOfMind)):
+    current = agent.on_messages_stream
+    if isinstance(current, GuardedParticipant) and current.tg is tg:
+        # A participant another one also uses as a tool: guarded once, as its tool use needs.
+        current.response_last = current.response_last or tool
+        return
+    if isinstance(current, GuardedParticipant):
         # Wrapped twice, its turn would be inspected twice and its halts filed with the team
         # that guarded it first.
         raise ValueError(

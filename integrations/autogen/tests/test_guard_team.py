@@ -1116,6 +1116,21 @@ async def test_an_agent_used_as_a_tool_speaks_to_its_caller_as_kinguard_delivers
     assert IDENTITY_MARKER in kit.seen_by(advisor)
 
 
+@pytest.mark.parametrize("seller_first", [False, True])
+async def test_a_participant_another_uses_as_a_tool_is_guarded_once(
+    kit: SimpleNamespace, seller_first: bool
+) -> None:
+    seller = kit.agent("seller", [f"price {kit.KEYWORD}", f"again {kit.KEYWORD}"])
+    ask = kit.tool_call("seller", "c1", json.dumps({"task": "Your price?"}))
+    buyer = kit.agent("buyer", [ask, "ok"], tools=[AgentTool(seller)], reflect_on_tool_use=True)
+    members = [seller, buyer] if seller_first else [buyer, seller]
+    team = RoundRobinGroupChat(members, termination_condition=MaxMessageTermination(4))
+    guard_team(team, kit.keyword_guard("redact"))
+    await team.run(task="Go.")
+    result = str(kit.model_calls(buyer)[-1][-1].content)
+    assert "[redacted by kinguard: collusion.market]" in result and "is_error=False" in result
+
+
 async def test_a_halt_in_a_team_used_as_a_tool_with_its_own_guard_is_resolved_from_the_caller(
     kit: SimpleNamespace,
 ) -> None:
