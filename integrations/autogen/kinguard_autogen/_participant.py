@@ -46,6 +46,7 @@ from autogen_agentchat.messages import (
     BaseTextChatMessage,
     CodeGenerationEvent,
     HandoffMessage,
+    MessageFactory,
     ModelClientStreamingChunkEvent,
     StopMessage,
     TextMessage,
@@ -53,7 +54,7 @@ from autogen_agentchat.messages import (
     ToolCallRequestEvent,
     ToolCallSummaryMessage,
 )
-from autogen_core import CancellationToken, FunctionCall
+from autogen_core import CancellationToken, FunctionCall, MessageHandlerContext
 from autogen_core.models import (
     AssistantMessage,
     FunctionExecutionResultMessage,
@@ -85,6 +86,7 @@ __all__ = [
     "GuardedSocietyOfMind",
     "GuardedTeamParticipant",
     "TeamGuard",
+    "inside_a_team",
     "without_verdict_events",
 ]
 
@@ -96,6 +98,8 @@ _WITHHELD = frozenset({Action.BLOCK.value, Action.HALT.value})
 _HALT = Action.HALT.value
 # A turn's events are held from the first of these on: they say the model's own words.
 _HELD_FROM = (ThoughtEvent, ToolCallRequestEvent, CodeGenerationEvent)
+# Held events whose text a model streams as token chunks: cleaned, the chunks are re-cut.
+_STREAMED_EVENTS = (ThoughtEvent, CodeGenerationEvent)
 # Fields of an event that name things rather than say them: never cleaned of words.
 _NAMING_FIELDS = frozenset(
     {"id", "source", "type", "created_at", "metadata", "models_usage", "name", "call_id"}
@@ -143,6 +147,7 @@ class TeamGuard:
         # through another of its turns, a guarded team around it does not.
         self.stamp: str = uuid.uuid4().hex[:16] if kin is None else kin.stamp
         self.turn = 0
+        self.runs = 0  # runs of the team started so far
         # The guarded teams around this one (each with a guard_team() of its own): their guards
         # inspect what this team delivers too, and their reminders are for its agents.
         self.enclosing: tuple[TeamGuard, ...] = ()
@@ -154,6 +159,10 @@ class TeamGuard:
         # Halted Swarm handoffs with a context: verdict message id -> the handoff an approval
         # releases, its words and context as the verdict's other rules deliver them.
         self.handoff_releases: dict[str, HandoffMessage] = {}
+        # Halted messages that are not text (multimodal, structured) or stop messages: verdict
+        # message id -> the message an approval releases as it was said (its images, its
+        # structure, its type), kept when the verdict's other rules leave its words as they are.
+        self.message_releases: dict[str, BaseChatMessage] = {}
         # Identity blocks for participants without a system message, given with their first turn.
         self.identity_messages: dict[str, str] = {}
         self.identity_delivered: set[str] = set()
@@ -201,12 +210,16 @@ class TeamGuard:
                 key: handoff.model_dump(mode="json")
                 for key, handoff in self.handoff_releases.items()
             },
+            "message_releases": {
+                key: message.dump() for key, message in self.message_releases.items()
+            },
             # A halt resolved before saving is released after loading: its sender must still
             # not be given its own message back.
             "private_deliveries": dict(self.private_deliveries),
         }
 
-    def load_state(self, state: Mapping[str, Any]) -> None:
+    def load_state(self, state: Mapping[str, Any], factory: MessageFactory | None = None) -> None:
+        """``factory``: the team's, which makes the messages of the types its agents say."""
         saved = state.get("guard", {})
         saved_as = state.get("conversation_id")
         if saved_as is None:  # saved before states named their conversation
@@ -227,6 +240,19 @@ class TeamGuard:
         }
         private = state.get("private_deliveries", {})
         self.private_deliveries = {str(k): str(v) for k, v in dict(private).items()}
+        self.message_releases = {}
+        for key, dumped in dict(state.get("message_releases", {})).items():
+            try:
+                made = (factory or MessageFactory()).create(dumped)
+            except Exception as exc:  # an approval releases its text alone then
+                _log.warning(
+                    "kinguard.autogen.release_not_loaded",
+                    team=self.team_name,
+                    error=self.guard.describe_error(exc),
+                )
+                continue
+            if isinstance(made, BaseChatMessage):
+                self.message_releases[str(key)] = made
 
     def _conversation_in(self, saved: Mapping[str, Any]) -> str:
         """The team's conversation in a guard state saved without its id (the whole guard's):
@@ -250,6 +276,7 @@ class TeamGuard:
 
     def on_run_start(self) -> None:
         """A run starts: a halt still pending (resolve_halt takes them off) is abandoned."""
+        self.runs += 1
         for verdict in self.pending_halts:
             _log.warning(
                 "kinguard.autogen.halt_unresolved",
@@ -260,6 +287,7 @@ class TeamGuard:
         self.pending_halts.clear()
         self.handoff_targets.clear()
         self.handoff_releases.clear()
+        self.message_releases.clear()
 
     def on_reset(self) -> None:
         """The team starts a new conversation: nothing of the old one carries over, except
@@ -386,6 +414,14 @@ class TeamGuard:
     ) -> BaseChatMessage:
         """The message as ``verdict`` delivers it; ``text`` and ``refused`` as inspected."""
         delivered = rewrite(message, verdict, text, self.stamp)
+        if (
+            verdict.action is Action.HALT
+            and verdict.delivered_text == text
+            and (isinstance(message, StopMessage) or not isinstance(message, BaseTextChatMessage))
+        ):
+            # Released as said on approval: a text would drop its images or structure, and a
+            # stop message would no longer stop a team that stops on one.
+            _remember(self.message_releases, verdict.message_id, message)
         if isinstance(message, HandoffMessage) and message.context:
             released = self._released_handoff(message, verdict, text, refused)
             if verdict.action is Action.HALT:
@@ -750,11 +786,17 @@ class _Chunks:
             held.append(chunk)
 
     def of_event(self, event: BaseAgentEvent) -> list[ModelClientStreamingChunkEvent]:
-        """The chunks of an event (a ``ThoughtEvent`` with the text beside a tool call): they
-        say what the event says, which is not a message to the other agents."""
+        """The chunks of an event (a ``ThoughtEvent`` with the text beside a tool call, a
+        ``CodeGenerationEvent``): they say what the event says, which is not a message to the
+        other agents."""
         if not self.held:
             return []
-        return self.held.pop(event.id, [])
+        chunks = self.held.pop(event.id, None)
+        if chunks is None and isinstance(event, CodeGenerationEvent):
+            # A CodeExecutorAgent streams the text it takes its code from naming no message:
+            # left to the turn's message, they would show code kinguard refused to run.
+            chunks = self.held.pop(None, None)
+        return chunks or []
 
     def of_message(
         self, original: BaseChatMessage, delivered: BaseChatMessage
@@ -869,7 +911,7 @@ class _Held:
             cleaned = self._cleaned(event, scrub, verdicts)
             if cleaned is not event:
                 self.released[event.id] = cleaned
-            if isinstance(cleaned, ThoughtEvent) and cleaned is not event and chunks:
+            if isinstance(cleaned, _STREAMED_EVENTS) and cleaned is not event and chunks:
                 pieces = recut(cleaned.content, [chunk.content for chunk in chunks])
                 stamp = {META_ACTION: cleaned.metadata[META_ACTION]}
                 chunks = [
@@ -975,11 +1017,17 @@ def _scrubbed_fields(value: Any, scrub: Callable[[str], str]) -> Any:
 
 
 async def _guarded(
-    tg: TeamGuard, stream: AsyncGenerator[Any, None], agent: str | None = None
+    tg: TeamGuard,
+    stream: AsyncGenerator[Any, None],
+    agent: str | None = None,
+    *,
+    response_last: bool = False,
 ) -> AsyncGenerator[Any, None]:
     """``stream`` (a participant's turn) as the team may see it; see the module docstring.
 
     ``agent``: the participant whose turn it is, whose tool calls' verdict events it streams.
+    ``response_last``: nothing may follow the turn's response, whose verdict event comes
+    first then (see ``GuardedParticipant``).
     """
     chunks = _Chunks(tg.guard)
     held = _Held(tg, agent)
@@ -1018,8 +1066,11 @@ async def _guarded(
                     out = delivered_ids[item.id] = delivered
                 for chunk in chunks.of_message(chat, delivered):
                     yield chunk
-                yield out
                 event = tg.event_for(verdict)
+                if event is not None and response_last and isinstance(item, Response):
+                    yield event
+                    event = None
+                yield out
                 if event is not None:
                     yield event
             elif isinstance(item, TaskResult):  # a nested team's result: what it delivered
@@ -1092,18 +1143,37 @@ def _delivered_response(
     return dataclasses.replace(response, chat_message=delivered, inner_messages=inner)
 
 
+def inside_a_team() -> bool:
+    """Whether this runs inside an AgentChat runtime's message handler (a team's participant)."""
+    try:
+        MessageHandlerContext.agent_id()
+    except RuntimeError:
+        return False
+    return True
+
+
 class GuardedParticipant:
-    """Stands in for one agent's ``on_messages_stream``; ``original`` is the agent's own."""
+    """Stands in for one agent's ``on_messages_stream``; ``original`` is the agent's own.
+
+    An agent's own ``run_stream`` ends with its task result, yielded at its response: a
+    verdict event after the response would come after the result, which must be last (an
+    ``AgentTool`` takes the last item for the tool's output). So the event comes before the
+    response there: where the app runs the agent on its own, and with ``response_last``, for
+    an agent used as a tool (run inside its caller's turn).
+    """
 
     def __init__(
         self,
         tg: TeamGuard,
         name: str,
         original: Callable[..., AsyncGenerator[Any, None]],
+        *,
+        response_last: bool = False,
     ) -> None:
         self.tg = tg
         self.name = name
         self.original = original
+        self.response_last = response_last
 
     def __call__(
         self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
@@ -1117,7 +1187,9 @@ class GuardedParticipant:
                 error=self.tg.guard.describe_error(exc),
             )
             given = messages
-        return _guarded(self.tg, self.original(given, cancellation_token), self.name)
+        stream = self.original(given, cancellation_token)
+        last = self.response_last or not inside_a_team()
+        return _guarded(self.tg, stream, self.name, response_last=last)
 
 
 class GuardedSocietyOfMind(GuardedParticipant):
@@ -1126,8 +1198,10 @@ class GuardedSocietyOfMind(GuardedParticipant):
     team's messages and its response prompt. So its reminder goes before its response prompt,
     for the one turn, not among the messages, where its team's agents would read it."""
 
-    def __init__(self, tg: TeamGuard, agent: SocietyOfMindAgent) -> None:
-        super().__init__(tg, agent.name, agent.on_messages_stream)
+    def __init__(
+        self, tg: TeamGuard, agent: SocietyOfMindAgent, *, response_last: bool = False
+    ) -> None:
+        super().__init__(tg, agent.name, agent.on_messages_stream, response_last=response_last)
         self.agent = agent
 
     def __call__(
@@ -1147,7 +1221,8 @@ class GuardedSocietyOfMind(GuardedParticipant):
         stream = self.original(given, cancellation_token)
         if nudge:
             stream = self._reminded(stream, nudge)
-        return _guarded(self.tg, stream, self.name)
+        last = self.response_last or not inside_a_team()
+        return _guarded(self.tg, stream, self.name, response_last=last)
 
     async def _reminded(
         self, stream: AsyncGenerator[Any, None], nudge: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar, get_args
@@ -14,8 +15,9 @@ from autogen_agentchat.agents import (
 )
 from autogen_agentchat.base import ChatAgent, Team
 from autogen_agentchat.messages import BaseChatMessage, HandoffMessage, TextMessage
-from autogen_agentchat.teams import BaseGroupChat
-from autogen_core import AgentId, ComponentModel, MessageHandlerContext
+from autogen_agentchat.teams import BaseGroupChat, GraphFlow
+from autogen_agentchat.tools import AgentTool, TeamTool
+from autogen_core import AgentId, ComponentModel
 from autogen_core.models import SystemMessage
 
 from kinguard import Action, HumanDecision, KinGuard, Verdict
@@ -27,6 +29,7 @@ from kinguard_autogen._events import (
     KinGuardVerdictEvent,
     kinguard_action,
 )
+from kinguard_autogen._graph import resuming_where_halted
 from kinguard_autogen._participant import (
     VERDICT_EVENTS_WELCOME,
     EventMode,
@@ -34,6 +37,7 @@ from kinguard_autogen._participant import (
     GuardedSocietyOfMind,
     GuardedTeamParticipant,
     TeamGuard,
+    inside_a_team,
     without_verdict_events,
 )
 from kinguard_autogen._termination import (
@@ -41,7 +45,12 @@ from kinguard_autogen._termination import (
     KinGuardTermination,
     find_kinguard_termination,
 )
-from kinguard_autogen._tools import guarded_approval, guarded_workbench
+from kinguard_autogen._tools import (
+    GuardedStreamWorkbench,
+    GuardedWorkbench,
+    guarded_approval,
+    guarded_workbench,
+)
 
 __all__ = ["STATE_KEY", "guard_team", "pending_halt", "resolve_halt", "team_guard", "unguard_team"]
 
@@ -164,15 +173,6 @@ def guard_team(
     return team
 
 
-def _inside_a_team() -> bool:
-    """Whether this runs inside an AgentChat runtime's message handler (a team's participant)."""
-    try:
-        MessageHandlerContext.agent_id()
-    except RuntimeError:
-        return False
-    return True
-
-
 def _warn_if_shared(team: BaseGroupChat, tg: TeamGuard) -> None:
     """Two teams that are not nested in one another, on one guard and conversation id, are one
     conversation: risk, reminders and echo memory flow between them. Legitimate (a team split
@@ -238,16 +238,16 @@ def pending_halt(team: BaseGroupChat) -> Verdict | None:
     return None
 
 
-def resolve_halt(
-    team: BaseGroupChat, decision: HumanDecision
-) -> TextMessage | HandoffMessage | None:
+def resolve_halt(team: BaseGroupChat, decision: HumanDecision) -> BaseChatMessage | None:
     """Turn a person's decision on the halted message into the task that resumes the team.
 
     ``approve`` releases the message as kinguard would have delivered it without the halt (a
     redact rule that also matched still applies; a block rule that also matched means nothing
     is released, and ``None`` comes back as on ``reject``), ``edit`` releases the person's
     text; both come back as a ``TextMessage`` from the original sender that the other
-    participants (not the sender) receive when you ``team.run(task=...)`` with it; a Swarm
+    participants (not the sender) receive when you ``team.run(task=...)`` with it (a
+    multimodal, structured or stop message approved with its words as they were comes back
+    as the message it was, images and all); a Swarm
     handoff comes back as the ``HandoffMessage``, which hands control over then (approved,
     with the context it carried to its target's model, the thought and tool calls before it,
     less what the verdict's other rules withhold; edited, with the person's text alone).
@@ -265,6 +265,7 @@ def resolve_halt(
     verdict = tg.pending_halts.pop(0)
     target = tg.handoff_targets.pop(verdict.message_id, None)
     released = tg.handoff_releases.pop(verdict.message_id, None)
+    said = tg.message_releases.pop(verdict.message_id, None)
     text = tg.guard.resolve_halt(verdict, decision)
     tg.guard.record_decision(verdict, decision)
     if text is None:
@@ -272,8 +273,11 @@ def resolve_halt(
     # Stamped with the ruling team's stamp: its guard does not inspect it again; the guards of
     # teams around it, whose policies have not seen it, do (``_with_task_inspected``).
     metadata: dict[str, str] = {META_RESOLVED: decision.type, META_GUARD: tg.stamp}
-    message: TextMessage | HandoffMessage
-    if target is None:
+    message: BaseChatMessage
+    if said is not None and decision.type == "approve":
+        # As it was said (a new id: its notice has the old one).
+        message = said.model_copy(update={"id": str(uuid.uuid4()), "metadata": metadata})
+    elif target is None:
         message = TextMessage(source=verdict.sender, content=text, metadata=metadata)
     elif released is not None and decision.type == "approve":
         # With its context (the thought and tool calls before it), which the target's model
@@ -316,7 +320,7 @@ def _guards_within(team: Team) -> Iterator[TeamGuard]:
     installed = _installed(team) if isinstance(team, BaseGroupChat) else None
     if installed is not None:
         yield installed.team_guard
-    for participant in getattr(team, "_participants", ()):
+    for participant in _speaking_in(team):
         nested = participant._team if isinstance(participant, SocietyOfMindAgent) else participant
         if isinstance(nested, Team):
             yield from _guards_within(nested)
@@ -326,19 +330,58 @@ def _agent_names(team: Team) -> list[str]:
     """Everyone a message in this team can reach: its participants, and the agents of the teams
     inside it (a nested team is not itself an agent)."""
     names: list[str] = []
-    for participant in getattr(team, "_participants", ()):
+    for participant in _speaking_in(team):
         if isinstance(participant, ChatAgent):
             names.append(participant.name)
             if isinstance(participant, SocietyOfMindAgent):
                 names.extend(_agent_names(participant._team))
         elif isinstance(participant, Team):
             names.extend(_agent_names(participant))
-    return names
+    return list(dict.fromkeys(names))  # an agent also used as a tool is one recipient
+
+
+def _speaking_in(team: Team) -> Iterator[ChatAgent | Team]:
+    """The team's participants, and the agents and teams they use as tools (with theirs),
+    which speak in it too: to their callers, through the tools' results."""
+    for participant in getattr(team, "_participants", ()):
+        yield participant
+        if isinstance(participant, ChatAgent):
+            yield from _tools_of(participant)
+
+
+def _tools_of(agent: ChatAgent) -> Iterator[ChatAgent | Team]:
+    for runner in _tool_runners(agent):
+        yield runner
+        if isinstance(runner, ChatAgent):
+            yield from _tools_of(runner)
+
+
+def _tool_runners(agent: ChatAgent) -> list[ChatAgent | Team]:
+    """The agents and teams ``agent`` uses as tools (``AgentTool``, ``TeamTool``): they speak
+    to it, through the tools' results."""
+    if isinstance(agent, MessageFilterAgent):
+        agent = agent._wrapped_agent
+    workbenches = getattr(agent, "_workbench", None)
+    if not isinstance(workbenches, list):
+        return []
+    runners: list[ChatAgent | Team] = []
+    for workbench in workbenches:
+        if isinstance(workbench, (GuardedWorkbench, GuardedStreamWorkbench)):
+            workbench = workbench.inner
+        for tool in getattr(workbench, "_tools", ()):
+            if isinstance(tool, (AgentTool, TeamTool)):
+                runners.append(tool._task_runner)
+    return runners
 
 
 def _guard_members(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> None:
     """Guard one team's participants, and recursively the teams inside it, with ``tg``."""
-    _add_halt_termination(team, installed)
+    _add_halt_termination(team, tg, installed)
+    if isinstance(team, GraphFlow) and not team._initialized:
+        # Its manager is made at the first run. (One made already routes a halt notice as it
+        # routes any message: the next run after a halt may then not go on from the release.)
+        factory = resuming_where_halted(team, tg)
+        installed.patch(team, "_create_group_chat_manager_factory", factory)
     if not team._message_factory.is_registered(KinGuardVerdictEvent):
         # The participants' containers log what the agents yield through this factory.
         team._message_factory.register(KinGuardVerdictEvent)
@@ -379,7 +422,7 @@ def _guard_inner(team: Team, tg: TeamGuard, installed: _Installed) -> None:
             installed.patch(inner, "_recipients", {})
 
 
-def _add_halt_termination(team: BaseGroupChat, installed: _Installed) -> None:
+def _add_halt_termination(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> None:
     """Make sure a halt stops ``team``: add a KinGuardTermination unless it has one."""
     termination = team._termination_condition
     present = find_kinguard_termination(termination)
@@ -388,23 +431,40 @@ def _add_halt_termination(team: BaseGroupChat, installed: _Installed) -> None:
             "the team's KinGuardTermination has its own guard, so it would inspect every message "
             "a second time: with guard_team() use KinGuardTermination() without a guard"
         )
-    if find_kinguard_termination(termination, alone=True) is not None:
-        return
-    if team._initialized:
-        raise ValueError(
-            f"team {team.name!r} has already run, so its termination condition is fixed: call "
-            "guard_team() before the first run, or build the team with "
-            "termination_condition=... | KinGuardTermination()"
-        )
-    halt = KinGuardTermination()
-    combined = halt if termination is None else HaltOrTermination(halt, termination)
-    installed.patch(team, "_termination_condition", combined)
+    halt = find_kinguard_termination(termination, alone=True)
+    if halt is None:
+        if team._initialized:
+            raise ValueError(
+                f"team {team.name!r} has already run, so its termination condition is fixed: "
+                "call guard_team() before the first run, or build the team with "
+                "termination_condition=... | KinGuardTermination()"
+            )
+        halt = KinGuardTermination()
+        combined = halt if termination is None else HaltOrTermination(halt, termination)
+        installed.patch(team, "_termination_condition", combined)
+    # The halts said by this team's agents (a nested team's too, which stop it as well), for
+    # a halt that the messages the condition is given do not show (see halted_beside()).
+    names = frozenset(_agent_names(team))
+    said = partial(_halts_by, tg, names)
+    installed.patch(halt, "halts_said", said)
 
 
-def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None:
-    """Stand in for the agent's turn and workbenches; give it its identity statement."""
+def _halts_by(tg: TeamGuard, names: frozenset[str]) -> list[Verdict]:
+    return [verdict for verdict in tg.pending_halts if verdict.sender in names]
+
+
+def _guard_agent(
+    agent: ChatAgent, tg: TeamGuard, installed: _Installed, *, tool: bool = False
+) -> None:
+    """Stand in for the agent's turn and workbenches; give it its identity statement.
+    ``tool``: the agent is another agent's tool (see ``GuardedParticipant``)."""
     name = agent.name
-    if isinstance(agent.on_messages_stream, (GuardedParticipant, GuardedSocietyOfMind)):
+    current = agent.on_messages_stream
+    if isinstance(current, GuardedParticipant) and current.tg is tg:
+        # A participant another one also uses as a tool: guarded once, as its tool use needs.
+        current.response_last = current.response_last or tool
+        return
+    if isinstance(current, GuardedParticipant):
         # Wrapped twice, its turn would be inspected twice and its halts filed with the team
         # that guarded it first.
         raise ValueError(
@@ -412,9 +472,9 @@ def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None
             "unguard_team() that team first, or give this team agents of its own"
         )
     turn = (
-        GuardedSocietyOfMind(tg, agent)
+        GuardedSocietyOfMind(tg, agent, response_last=tool)
         if isinstance(agent, SocietyOfMindAgent)
-        else GuardedParticipant(tg, name, agent.on_messages_stream)
+        else GuardedParticipant(tg, name, agent.on_messages_stream, response_last=tool)
     )
     installed.patch(agent, "on_messages_stream", turn)
     # A MessageFilterAgent's turn is its wrapped agent's: the wrapped agent's tools run in it
@@ -423,6 +483,13 @@ def _guard_agent(agent: ChatAgent, tg: TeamGuard, installed: _Installed) -> None
         installed.patch(agent, "_apply_filter", _passing_kinguards_own(agent._apply_filter))
         agent = agent._wrapped_agent
     unguarded: dict[str, object] = {}  # attributes patched here -> what they were
+    # An agent or team used as a tool speaks to this agent in the tool's result: guarded as
+    # the team's own, its words reach this agent's model as kinguard delivered them.
+    for runner in _tool_runners(agent):
+        if isinstance(runner, ChatAgent):
+            _guard_agent(runner, tg, installed, tool=True)
+        else:
+            _guard_inner(runner, tg, installed)
     workbenches = getattr(agent, "_workbench", None)
     if isinstance(workbenches, list) and workbenches:
         guarded = [guarded_workbench(tg, name, wb) for wb in workbenches]
@@ -540,7 +607,7 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
         # team's turn (whose task the outer team's guard has ruled on already).
         rulings = (
             []
-            if _inside_a_team()
+            if inside_a_team()
             else [_rulings(team, m) for m in (task if isinstance(task, list) else [task])]
         )
         if any(rulings):
@@ -559,7 +626,7 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
         # kinguard's events. A user's own run_stream(output_task_messages=False) gets them.
         if (
             kwargs.get("output_task_messages") is False
-            and _inside_a_team()
+            and inside_a_team()
             and not VERDICT_EVENTS_WELCOME.get()
         ):
             return without_verdict_events(stream)
@@ -585,7 +652,7 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
         await load(state)
         saved = state.get(STATE_KEY)
         if isinstance(saved, Mapping):
-            tg.load_state(saved)
+            tg.load_state(saved, team._message_factory)
         else:
             _log.warning(
                 "kinguard.autogen.state_without_guard",
@@ -604,7 +671,7 @@ def _guards_to(team: Team, agent: str) -> list[TeamGuard] | None:
     (``None``: the agent is in none of them). By name, so it holds for teams built afresh."""
     installed = _installed(team) if isinstance(team, BaseGroupChat) else None
     own = [installed.team_guard] if installed is not None else []
-    for participant in getattr(team, "_participants", ()):
+    for participant in _speaking_in(team):
         if getattr(participant, "name", None) == agent and isinstance(participant, ChatAgent):
             return own
         nested = participant._team if isinstance(participant, SocietyOfMindAgent) else participant

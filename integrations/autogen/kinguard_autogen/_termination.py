@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Self
 
 from autogen_agentchat.base import (
@@ -14,7 +14,7 @@ from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, StopMess
 from autogen_core import Component, ComponentModel
 from pydantic import BaseModel
 
-from kinguard import Action, KinGuard, Message
+from kinguard import Action, KinGuard, Message, Verdict
 from kinguard_autogen._component import KinGuardComponent
 from kinguard_autogen._events import (
     KINGUARD_SOURCE,
@@ -25,6 +25,11 @@ from kinguard_autogen._events import (
 )
 
 __all__ = ["KinGuardTermination", "KinGuardTerminationConfig"]
+
+_REVIEW_HINT = (
+    " The message was withheld. Review it with kinguard_autogen.pending_halt(team);"
+    " continue with team.run(task=kinguard_autogen.resolve_halt(team, decision))."
+)
 
 
 class KinGuardTerminationConfig(BaseModel):
@@ -59,6 +64,9 @@ class KinGuardTermination(TerminationCondition, Component[KinGuardTerminationCon
         self._guard = guard
         self._terminated = False
         self._turn = 0
+        # Set by guard_team: the halts said in the team so far this run (see halted_beside()).
+        self.halts_said: Callable[[], Sequence[Verdict]] | None = None
+        self._announced: set[str] = set()  # message ids of the halts a stop was made for
 
     @property
     def at_least(self) -> Action:
@@ -83,8 +91,38 @@ class KinGuardTermination(TerminationCondition, Component[KinGuardTerminationCon
             stop = await self._check(message)
             if stop is not None:
                 self._terminated = True
+                self._announce()
                 return stop
-        return None
+        return self.halted_beside()
+
+    def halted_beside(self) -> StopMessage | None:
+        """A stop for a halt said in the team that ``messages`` did not show.
+
+        Agents running in parallel (a ``GraphFlow`` fan-out) answer in one step, and AgentChat
+        gives a termination condition the last one's messages alone: a halted agent that
+        answered earlier in the step would let the team run on without its message, past the
+        person who was to review it."""
+        said = () if self.halts_said is None else self.halts_said()
+        if not said:
+            self._announced.clear()  # a new run: the halts of the last one are settled
+            return None
+        fresh = next((v for v in said if v.message_id not in self._announced), None)
+        if fresh is None:
+            return None
+        self._terminated = True
+        self._announce()
+        parts = (",".join(fresh.signal_names), "; ".join(fresh.reasons))
+        detail = ", ".join(part for part in parts if part) or "policy"
+        return StopMessage(
+            content=f"kinguard halted: message from {fresh.sender} ({detail}).{_REVIEW_HINT}",
+            source="KinGuardTermination",
+            metadata={META_ACTION: Action.HALT.value},
+        )
+
+    def _announce(self) -> None:
+        """The team stops for every halt said so far: none must stop it again."""
+        if self.halts_said is not None:
+            self._announced.update(v.message_id for v in self.halts_said())
 
     def _watches(self, source: str) -> bool:
         """Whether a message from ``source`` is an agent's, to be inspected on its own."""
@@ -119,12 +157,7 @@ class KinGuardTermination(TerminationCondition, Component[KinGuardTerminationCon
             return None
         what = "halted" if action is Action.HALT else f"stopped the team after a {action.value}"
         detail = ", ".join(part for part in (signals, reasons) if part) or "policy"
-        hint = ""
-        if action is Action.HALT and stamped:
-            hint = (
-                " The message was withheld. Review it with kinguard_autogen.pending_halt(team);"
-                " continue with team.run(task=kinguard_autogen.resolve_halt(team, decision))."
-            )
+        hint = _REVIEW_HINT if action is Action.HALT and stamped else ""
         return StopMessage(
             content=f"kinguard {what}: message from {message.source} ({detail}).{hint}",
             source="KinGuardTermination",
@@ -175,6 +208,8 @@ class HaltOrTermination(OrTerminationCondition):
             if META_ACTION in message.metadata:
                 stop = await halt(messages)
                 break
+        else:
+            stop = halt.halted_beside()
         other = await condition(messages)
         if stop is None and other is None:
             return None

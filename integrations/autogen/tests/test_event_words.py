@@ -17,6 +17,7 @@ from autogen_agentchat.messages import (
     BaseChatMessage,
     CodeGenerationEvent,
     HandoffMessage,
+    ModelClientStreamingChunkEvent,
     ThoughtEvent,
     ToolCallRequestEvent,
 )
@@ -196,12 +197,16 @@ async def test_a_nested_teams_events_meet_the_outer_guards_rules(kit: SimpleName
     ]
 
 
-async def test_refused_code_is_not_shown_as_generated(kit: SimpleNamespace, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stream", [False, True])
+async def test_refused_code_is_not_shown_as_generated(
+    kit: SimpleNamespace, tmp_path: Path, stream: bool
+) -> None:
     code = f"Here it is:\n```python\nprint('{kit.KEYWORD} for both of us')\n```"
     buyer = CodeExecutorAgent(
         "buyer",
         code_executor=LocalCommandLineCodeExecutor(work_dir=tmp_path),
         model_client=ReplayChatCompletionClient([code, "Could not post it."]),
+        model_client_stream=stream,
     )
     team = guard_team(
         RoundRobinGroupChat(
@@ -214,6 +219,10 @@ async def test_refused_code_is_not_shown_as_generated(kit: SimpleNamespace, tmp_
     generated = next(i for i in items if isinstance(i, CodeGenerationEvent))
     code = generated.code_blocks[0].code
     assert code == "print('[redacted by kinguard: collusion.market] for both of us')\n"
+    if stream:  # its tokens, which name no message, come with it, as cleaned as it is
+        position = items.index(generated)
+        tokens = [i for i in items[:position] if isinstance(i, ModelClientStreamingChunkEvent)]
+        assert "".join(t.content for t in tokens) == generated.content
 
 
 async def test_a_failing_release_drops_the_events_and_keeps_the_team_going(

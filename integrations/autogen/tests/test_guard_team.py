@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, Sequence
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
+import PIL.Image
 import pytest
 from autogen_agentchat.agents import (
     ApprovalRequest,
@@ -29,6 +30,7 @@ from autogen_agentchat.messages import (
     BaseAgentEvent,
     BaseChatMessage,
     HandoffMessage,
+    MultiModalMessage,
     StopMessage,
     StructuredMessage,
     TextMessage,
@@ -43,11 +45,13 @@ from autogen_agentchat.teams import (
     Swarm,
 )
 from autogen_agentchat.teams._group_chat._events import GroupChatMessage
+from autogen_agentchat.tools import AgentTool, TeamTool
 from autogen_agentchat.ui import Console
 from autogen_core import (
     CancellationToken,
     DefaultInterventionHandler,
     FunctionCall,
+    Image,
     MessageContext,
     SingleThreadedAgentRuntime,
 )
@@ -66,6 +70,7 @@ from kinguard_autogen import (
     team_guard,
     unguard_team,
 )
+from kinguard_autogen._graph import _Resuming
 from kinguard_autogen._team import _installed
 from kinguard_autogen._termination import HaltOrTermination
 from opentelemetry.sdk.trace import TracerProvider
@@ -375,6 +380,21 @@ async def test_run_stream_yields_verdict_events_after_their_message(kit: SimpleN
     assert event in items[-1].messages
     # The event survives AgentChat's own serialisation of results.
     assert KinGuardVerdictEvent.load(event.dump()).verdict == event.verdict
+
+
+async def test_an_agent_run_on_its_own_still_ends_its_stream_with_its_result(
+    kit: SimpleNamespace,
+) -> None:
+    buyer = kit.agent("buyer", [f"alone {kit.KEYWORD}"])
+    guard_team(
+        RoundRobinGroupChat([buyer, kit.agent("seller", ["s1"])]), kit.keyword_guard("redact")
+    )
+    items = [item async for item in buyer.run_stream(task="On your own.")]
+    # AgentChat's contract: the result comes last; the verdict event still follows nothing
+    # the app was not shown, coming right before the message it is about.
+    assert isinstance(items[-1], TaskResult)
+    assert [type(item) for item in items[1:3]] == [KinGuardVerdictEvent, TextMessage]
+    assert kit.KEYWORD not in items[2].to_text()  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -898,6 +918,54 @@ async def test_a_structured_message_that_must_change_is_delivered_as_text(
     assert not any(kit.KEYWORD in line for turn in seller.received for line in turn)
 
 
+class Showing(BaseChatAgent):
+    """An agent whose messages show an image beside their words."""
+
+    def __init__(self, name: str, captions: Sequence[str]) -> None:
+        super().__init__(name, description=f"showing {name}")
+        self.captions = list(captions)
+
+    @property
+    def produced_message_types(self) -> Sequence[type[BaseChatMessage]]:
+        return (MultiModalMessage,)
+
+    async def on_messages(
+        self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
+    ) -> Response:
+        image = Image(PIL.Image.new("RGB", (2, 2)))
+        return Response(
+            chat_message=MultiModalMessage(source=self.name, content=[self.captions.pop(0), image])
+        )
+
+    async def on_reset(self, cancellation_token: CancellationToken) -> None:
+        pass
+
+
+@pytest.mark.parametrize("kind", [MultiModalMessage, StructuredMessage])
+async def test_an_approved_message_that_is_not_text_is_released_as_it_was_said(
+    kit: SimpleNamespace, kind: type[BaseChatMessage]
+) -> None:
+    def team_of(buyer_says: list[str]) -> tuple[RoundRobinGroupChat, Scripted]:
+        buyer = Showing if kind is MultiModalMessage else Structured
+        seller = Scripted("seller", ["s1"])
+        team = RoundRobinGroupChat(
+            [buyer("buyer", buyer_says), seller], termination_condition=MaxMessageTermination(3)
+        )
+        return guard_team(team, kit.keyword_guard("halt")), seller
+
+    team, _ = team_of([f"keep {kit.KEYWORD} between us"])
+    await team.run(task="Go.")
+    saved = json.loads(json.dumps(await team.save_state()))
+    again, seller = team_of(["b2"])  # a new process: built afresh, given the saved state
+    await again.load_state(saved)
+    released = resolve_halt(again, HumanDecision(type="approve"))
+    assert isinstance(released, kind)  # not its text alone: its image, its structure
+    await again.run(task=released)
+    assert any(kit.KEYWORD in line for line in seller.received[0])
+    if kind is MultiModalMessage:
+        assert any("<image>" in line for line in seller.received[0])
+
+
 async def test_a_person_in_the_team_is_neither_inspected_nor_told_who_they_are(
     kit: SimpleNamespace,
 ) -> None:
@@ -1016,6 +1084,73 @@ class Part(BaseModel):
 class Note(BaseModel):
     to: str
     parts: list[Part]
+
+
+@pytest.mark.parametrize("runner", ["agent", "team"])
+@pytest.mark.parametrize("action", ["redact", "block"])
+async def test_an_agent_used_as_a_tool_speaks_to_its_caller_as_kinguard_delivers(
+    kit: SimpleNamespace, runner: str, action: str
+) -> None:
+    advisor = kit.agent("advisor", [f"Tell the seller {kit.KEYWORD}."])
+    tool: AgentTool | TeamTool = AgentTool(advisor)
+    if runner == "team":
+        desk = RoundRobinGroupChat(
+            [advisor, kit.agent("checker", ["checked"])],
+            termination_condition=MaxMessageTermination(3),
+        )
+        tool = TeamTool(
+            desk, name="desk", description="the desk", return_value_as_last_message=False
+        )
+    ask = kit.tool_call(tool.name, "c1", json.dumps({"task": "What should I offer?"}))
+    buyer = kit.agent("buyer", [ask, "I offer 100."], tools=[tool], reflect_on_tool_use=True)
+    team = RoundRobinGroupChat(
+        [buyer, kit.agent("seller", ["s1"])], termination_condition=MaxMessageTermination(3)
+    )
+    guard_team(team, kit.keyword_guard(action, identity="disassociate"))
+    await team.run(task="Go.")
+    # The advisor's words reach the buyer's model in the tool's result, not as a message.
+    result = str(kit.model_calls(buyer)[-1][-1].content)
+    assert kit.KEYWORD not in result
+    said = {"redact": "[redacted by kinguard", "block": "[kinguard blocked a message from advisor"}
+    assert said[action] in result and "is_error=False" in result
+    assert IDENTITY_MARKER in kit.seen_by(advisor)
+
+
+@pytest.mark.parametrize("seller_first", [False, True])
+async def test_a_participant_another_uses_as_a_tool_is_guarded_once(
+    kit: SimpleNamespace, seller_first: bool
+) -> None:
+    seller = kit.agent("seller", [f"price {kit.KEYWORD}", f"again {kit.KEYWORD}"])
+    ask = kit.tool_call("seller", "c1", json.dumps({"task": "Your price?"}))
+    buyer = kit.agent("buyer", [ask, "ok"], tools=[AgentTool(seller)], reflect_on_tool_use=True)
+    members = [seller, buyer] if seller_first else [buyer, seller]
+    team = RoundRobinGroupChat(members, termination_condition=MaxMessageTermination(4))
+    guard_team(team, kit.keyword_guard("redact"))
+    await team.run(task="Go.")
+    result = str(kit.model_calls(buyer)[-1][-1].content)
+    assert "[redacted by kinguard: collusion.market]" in result and "is_error=False" in result
+
+
+async def test_a_halt_in_a_team_used_as_a_tool_with_its_own_guard_is_resolved_from_the_caller(
+    kit: SimpleNamespace,
+) -> None:
+    desk = RoundRobinGroupChat(
+        [kit.agent("advisor", [f"Tell the seller {kit.KEYWORD}."]), kit.agent("checker", ["ok"])],
+        termination_condition=MaxMessageTermination(3),
+    )
+    guard_team(desk, kit.keyword_guard("halt", conversation_id="desk"))
+    tool = TeamTool(desk, "desk", "the desk", return_value_as_last_message=False)
+    ask = kit.tool_call("desk", "c1", json.dumps({"task": "What should I offer?"}))
+    buyer = kit.agent("buyer", [ask, "I offer 100.", "b3"], tools=[tool], reflect_on_tool_use=True)
+    seller = kit.agent("seller", ["s1", "s2"])
+    team = RoundRobinGroupChat([buyer, seller], termination_condition=MaxMessageTermination(4))
+    guard_team(team, kit.keyword_guard("redact"))
+    await team.run(task="Go.")
+    halted = pending_halt(team)  # the team stopped for it: reviewed through the team
+    assert halted is not None and halted.sender == "advisor"
+    await team.run(task=resolve_halt(team, HumanDecision(type="approve")))
+    # Released, it meets the caller's team's guard as it would have: redacted there.
+    assert "Tell the seller [redacted by kinguard: collusion.market]." in kit.seen_by(seller)
 
 
 async def test_tool_call_arguments_are_read_however_deep(kit: SimpleNamespace) -> None:
@@ -1171,6 +1306,109 @@ async def test_parallel_halts_in_a_graph_flow_are_each_reviewed_and_released(
     resumed = await flow.run(task=released)
     assert kit.chat(resumed)[-1] == ("join", "joined")
     assert "A-offer" in kit.seen_by(join) and "B-offer" in kit.seen_by(join)
+
+
+def branching(kit: SimpleNamespace, buyer_says: list[str]) -> tuple[GraphFlow, Any, Any]:
+    """A graph from buyer to seller if it says APPROVE, else to auditor; and those two."""
+    buyer = kit.agent("buyer", buyer_says)
+    seller = kit.agent("seller", ["approved branch"])
+    auditor = kit.agent("auditor", ["other branch"])
+    graph = DiGraphBuilder()
+    graph.add_node(buyer).add_node(seller).add_node(auditor)
+    graph.add_edge(buyer, seller, condition="APPROVE")
+    graph.add_edge(buyer, auditor, condition=lambda m: "APPROVE" not in m.to_model_text())
+    flow = GraphFlow([buyer, seller, auditor], graph=graph.build())
+    return guard_team(flow, kit.keyword_guard("halt")), seller, auditor
+
+
+@pytest.mark.parametrize(("decision", "branch"), [("approve", "seller"), ("reject", "auditor")])
+async def test_a_graph_goes_on_from_a_halted_message_as_the_person_decided(
+    kit: SimpleNamespace, decision: Literal["approve", "reject"], branch: str
+) -> None:
+    flow, seller, auditor = branching(kit, [f"APPROVE at {kit.KEYWORD}"])
+    await flow.run(task="Go.")
+    # Approved, the message goes where it says (not where its notice would have gone too);
+    # rejected, where a blocked message's notice goes.
+    resumed = await flow.run(task=resolve_halt(flow, HumanDecision(type=decision)))
+    assert [source for source, _ in kit.chat(resumed)][-1:] == [branch]
+    assert [bool(kit.model_calls(a)) for a in (seller, auditor)] == [
+        branch == "seller",
+        branch == "auditor",
+    ]
+
+
+async def test_a_graph_saved_at_a_halt_goes_on_from_the_release_when_built_afresh(
+    kit: SimpleNamespace,
+) -> None:
+    flow, _, _ = branching(kit, [f"APPROVE at {kit.KEYWORD}"])
+    await flow.run(task="Go.")
+    saved = json.loads(json.dumps(await flow.save_state()))
+    again, _, auditor = branching(kit, [])
+    await again.load_state(saved)
+    resumed = await again.run(task=resolve_halt(again, HumanDecision(type="approve")))
+    assert kit.chat(resumed)[-1] == ("seller", "approved branch")
+    assert kit.model_calls(auditor) == []
+
+
+async def test_a_failure_of_kinguard_while_rerouting_a_graph_never_breaks_it(
+    kit: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any) -> set[str]:
+        raise RuntimeError("reroute failed")
+
+    monkeypatch.setattr(_Resuming, "_reroute", broken)
+    flow, seller, _ = branching(kit, [f"APPROVE at {kit.KEYWORD}"])
+    await flow.run(task="Go.")
+    with capture_logs() as logs:
+        resumed = await flow.run(task=resolve_halt(flow, HumanDecision(type="approve")))
+    # Routed as AgentChat routes it: the released message still reaches its branch.
+    assert ("seller", "approved branch") in kit.chat(resumed)
+    assert kit.model_calls(seller)
+    assert any(e["event"] == "kinguard.autogen.adapter_failed" for e in logs)
+
+
+async def test_a_message_released_at_a_graphs_last_node_ends_the_graph(
+    kit: SimpleNamespace,
+) -> None:
+    buyer = kit.agent("buyer", ["b1", "b2"])
+    seller = kit.agent("seller", [f"s1 {kit.KEYWORD}", "s2"])
+    graph = DiGraphBuilder()
+    graph.add_node(buyer).add_node(seller).add_edge(buyer, seller)
+    flow = guard_team(GraphFlow([buyer, seller], graph=graph.build()), kit.keyword_guard("halt"))
+    await flow.run(task="Go.")
+    resumed = await flow.run(task=resolve_halt(flow, HumanDecision(type="approve")))
+    # As it would have without the halt: the graph ends with the message, nobody runs again.
+    assert kit.chat(resumed) == [("seller", f"s1 {kit.KEYWORD}")]
+    assert len(kit.model_calls(buyer)) == 1
+
+
+async def test_a_halt_in_a_fan_out_stops_the_team_whoever_answers_last(
+    kit: SimpleNamespace,
+) -> None:
+    # AgentChat gives the termination condition the last parallel answer alone: here b's.
+    lead = kit.agent("lead", ["go"])
+    a = kit.agent("a", [f"a says {kit.KEYWORD} A-offer"])
+    b = kit.agent("b", ["b says fine"])
+    join = kit.agent("join", ["joined"])
+    graph = DiGraphBuilder()
+    for node in (lead, a, b, join):
+        graph.add_node(node)
+    graph.add_edge(lead, a).add_edge(lead, b).add_edge(a, join).add_edge(b, join)
+    profiles = [AgentProfile(name=n, model="openai:gpt-4o") for n in ("lead", "a", "b", "join")]
+    guard = KinGuard(
+        profiles,
+        detectors=[KeywordDetector(kit.KEYWORD)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.HALT),)),
+    )
+    flow = guard_team(GraphFlow([lead, a, b, join], graph=graph.build()), guard)
+    halted = await flow.run(task="Go.")
+    assert [source for source, _ in kit.chat(halted)] == ["user", "lead", "a", "b"]
+    assert halted.stop_reason is not None and "message from a" in halted.stop_reason
+    assert kit.model_calls(join) == []  # nobody went on past the person's review
+    released = resolve_halt(flow, HumanDecision(type="approve"))
+    resumed = await flow.run(task=released)
+    assert kit.chat(resumed)[-1] == ("join", "joined")
+    assert "A-offer" in kit.seen_by(join)
 
 
 def desk(kit: SimpleNamespace, analyst_says: str) -> tuple[Any, Any, RoundRobinGroupChat]:

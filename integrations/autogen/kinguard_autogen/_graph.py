@@ -1,0 +1,200 @@
+"""GraphFlow: after a halt, the graph goes on from the message as the person decided it.
+
+A ``GraphFlow``'s manager routes each node's message along the edges whose conditions it
+meets, and ends the graph when no node is left to run. A halted message reaches it as
+kinguard's notice, which it routes at once: an edge whose condition the notice meets fires
+(``lambda m: "APPROVE" not in m.to_model_text()``), and a notice from a last node ends the
+graph, so that the next run starts it afresh. The message a person then released came into a
+graph that had gone on without it: both branches ran, or the whole graph ran again.
+
+So the manager's routing state is kept from before the first halt notice of a run, with each
+node's message routed from there on. A run on released messages puts the routing back and
+routes those messages again, each released message in the place of its notice (a rejected
+one's notice keeps its place, routed as a blocked message's notice is). The thread, which is
+what the team has said, is left as it is. The kept routing rides in the manager's saved state,
+so a team built afresh and given it resumes the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
+from autogen_agentchat.teams import GraphFlow
+from autogen_agentchat.teams._group_chat._base_group_chat_manager import BaseGroupChatManager
+
+from kinguard import Action
+from kinguard.logs import get_logger
+from kinguard_autogen._events import META_RESOLVED, kinguard_action
+from kinguard_autogen._participant import TeamGuard
+
+__all__ = ["resuming_where_halted"]
+
+_log = get_logger("kinguard.autogen")
+# Under this key in the manager's state (which AgentChat's GraphFlow ignores): a halt's pause.
+_STATE_KEY = "kinguard_pause"
+
+_Update = Callable[[Sequence[BaseAgentEvent | BaseChatMessage]], Awaitable[None]]
+# Messages routed after a halt notice: the team stops within the step, so a few at most. More
+# means the team went on without stopping (no longer guarded): nothing to resume then.
+_MAX_ROUTED = 256
+
+
+class _Pause:
+    """A halt in one run: the manager's routing before it, and what it routed from there on."""
+
+    __slots__ = ("before", "routed", "run")
+
+    def __init__(self, run: int, before: Mapping[str, Any]) -> None:
+        self.run = run
+        self.before = before
+        self.routed: list[BaseChatMessage] = []
+
+
+def resuming_where_halted(
+    team: GraphFlow, tg: TeamGuard
+) -> Callable[..., Callable[[], BaseGroupChatManager]]:
+    """The team's ``_create_group_chat_manager_factory``, whose manager routes released
+    messages as described above. ``tg``: the guard of the team's agents."""
+    create = team._create_group_chat_manager_factory
+
+    def factory(*args: Any, **kwargs: Any) -> Callable[[], BaseGroupChatManager]:
+        make = create(*args, **kwargs)
+
+        def manager() -> BaseGroupChatManager:
+            made = make()
+            _Resuming(made, set(team._graph.nodes), tg).install()
+            return made
+
+        return manager
+
+    return factory
+
+
+class _Resuming:
+    """Stands in for one manager's thread updates, reset and state (instance attributes of
+    the manager kinguard's factory made: its class is untouched)."""
+
+    def __init__(self, manager: BaseGroupChatManager, nodes: set[str], tg: TeamGuard) -> None:
+        self.manager = manager
+        self.nodes = nodes
+        self.tg = tg
+        self.update: _Update = manager.update_message_thread
+        self.reset = manager.reset
+        self.save = manager.save_state
+        self.load = manager.load_state
+        self.pause: _Pause | None = None
+
+    def install(self) -> None:
+        manager = self.manager
+        manager.update_message_thread = self.update_message_thread  # type: ignore[method-assign]
+        manager.reset = self.forget_and_reset  # type: ignore[method-assign]
+        manager.save_state = self.save_state  # type: ignore[method-assign]
+        manager.load_state = self.load_state  # type: ignore[method-assign]
+
+    async def update_message_thread(
+        self, messages: Sequence[BaseAgentEvent | BaseChatMessage]
+    ) -> None:
+        try:
+            routed = await self._rerouted(messages)
+        except Exception as exc:  # kinguard's own failure: the graph routes as it would
+            self.pause = None
+            routed = False
+            _log.error(
+                "kinguard.autogen.adapter_failed",
+                team=self.tg.team_name,
+                error=self.tg.guard.describe_error(exc),
+            )
+        if routed:
+            # Routed in its notice's place already: into the thread, not routed twice.
+            await BaseGroupChatManager.update_message_thread(self.manager, messages)
+        else:
+            await self.update(messages)
+
+    async def _rerouted(self, messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> bool:
+        """Whether ``messages`` (a run's task) released a halt of the run before, whose
+        routing was done again with them, the last of them included."""
+        tg = self.tg
+        pause = self.pause
+        rerouted: set[str] = set()
+        if pause is not None and pause.run != tg.runs:
+            # The first update of a later run: its task, on a resume (none on a rejection).
+            self.pause = None
+            released = {
+                m.source: m
+                for m in messages
+                if isinstance(m, BaseChatMessage) and META_RESOLVED in m.metadata
+            }
+            if released and pause.run == tg.runs - 1:
+                rerouted = await self._reroute(pause, released)
+        last = messages[-1] if messages else None
+        if isinstance(last, BaseChatMessage) and last.source in self.nodes and tg in TeamGuard.live:
+            if self.pause is None and kinguard_action(last) is Action.HALT:
+                state = await self.save()
+                # A deep copy: the state shares dicts with the manager, which routing changes.
+                # Not the thread, which a resume keeps as it is then.
+                before = {k: copy.deepcopy(v) for k, v in state.items() if k != "message_thread"}
+                self.pause = _Pause(tg.runs, before)
+            if self.pause is not None:
+                self.pause.routed.append(last)
+                if len(self.pause.routed) > _MAX_ROUTED:
+                    self.pause = None
+        return last is not None and last.id in rerouted
+
+    async def _reroute(self, pause: _Pause, released: Mapping[str, BaseChatMessage]) -> set[str]:
+        """Put back the routing from before the halt and route what followed again, ``released``
+        (by sender) in the place of their notices. The ids of those routed so (none: no notice
+        of theirs was routed there, and nothing changed)."""
+        notices = {m.source for m in pause.routed if kinguard_action(m) is Action.HALT}
+        if not notices & released.keys():
+            return set()
+        manager = self.manager
+        now = await self.save()
+        # The routing as it was; the thread and the turn count as they are.
+        keep = {"message_thread": now["message_thread"], "current_turn": now["current_turn"]}
+        await self.load({**pause.before, **keep})
+        thread = manager._message_thread
+        said = len(thread)
+        rerouted: set[str] = set()
+        for message in pause.routed:
+            if message.source in released and kinguard_action(message) is Action.HALT:
+                message = released[message.source]
+                rerouted.add(message.id)
+            await self.update([message])
+        del thread[said:]  # routed again, not said again
+        return rerouted
+
+    async def forget_and_reset(self) -> None:
+        self.pause = None
+        await self.reset()
+
+    async def save_state(self) -> Mapping[str, Any]:
+        state = await self.save()
+        pause = self.pause
+        if pause is None:
+            return state
+        # A halt awaiting a person: a team built afresh resumes it as this one would.
+        routed = [message.dump() for message in pause.routed]
+        return {**state, _STATE_KEY: {"before": pause.before, "routed": routed}}
+
+    async def load_state(self, state: Mapping[str, Any]) -> None:
+        await self.load(state)
+        self.pause = None
+        saved = state.get(_STATE_KEY)
+        if not isinstance(saved, Mapping):
+            return
+        try:
+            pause = _Pause(self.tg.runs, dict(saved["before"]))
+            create = self.manager._message_factory.create
+            made = [create(message) for message in saved["routed"]]
+            pause.routed = [m for m in made if isinstance(m, BaseChatMessage)]
+        except Exception as exc:  # the graph resumes as it would without kinguard
+            _log.error(
+                "kinguard.autogen.adapter_failed",
+                team=self.tg.team_name,
+                error=self.tg.guard.describe_error(exc),
+            )
+            return
+        self.pause = pause
