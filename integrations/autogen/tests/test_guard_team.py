@@ -1277,12 +1277,11 @@ async def test_a_released_handoff_inside_a_nested_swarm_hands_over_there(
     assert ("y", "y1") in kit.chat(resumed)
 
 
-async def test_parallel_halts_in_a_graph_flow_are_each_reviewed_and_released(
-    kit: SimpleNamespace,
-) -> None:
+def fan_out(kit: SimpleNamespace, b_says: str) -> tuple[GraphFlow, Any]:
+    """lead -> a, b -> join under a halt on the keyword (a says it); the flow and join."""
     lead = kit.agent("lead", ["go"])
     a = kit.agent("a", [f"a says {kit.KEYWORD} A-offer"])
-    b = kit.agent("b", [f"b says {kit.KEYWORD} B-offer"])
+    b = kit.agent("b", [b_says])
     join = kit.agent("join", ["joined"])
     graph = DiGraphBuilder()
     for node in (lead, a, b, join):
@@ -1294,7 +1293,13 @@ async def test_parallel_halts_in_a_graph_flow_are_each_reviewed_and_released(
         detectors=[KeywordDetector(kit.KEYWORD)],
         policy=Policy(rules=(Rule(signal="collusion.market", action=Action.HALT),)),
     )
-    flow = guard_team(GraphFlow([lead, a, b, join], graph=graph.build()), guard)
+    return guard_team(GraphFlow([lead, a, b, join], graph=graph.build()), guard), join
+
+
+async def test_parallel_halts_in_a_graph_flow_are_each_reviewed_and_released(
+    kit: SimpleNamespace,
+) -> None:
+    flow, join = fan_out(kit, f"b says {kit.KEYWORD} B-offer")
     await flow.run(task="Go.")
     released: list[BaseChatMessage] = []
     while (halted := pending_halt(flow)) is not None:
@@ -1386,21 +1391,7 @@ async def test_a_halt_in_a_fan_out_stops_the_team_whoever_answers_last(
     kit: SimpleNamespace,
 ) -> None:
     # AgentChat gives the termination condition the last parallel answer alone: here b's.
-    lead = kit.agent("lead", ["go"])
-    a = kit.agent("a", [f"a says {kit.KEYWORD} A-offer"])
-    b = kit.agent("b", ["b says fine"])
-    join = kit.agent("join", ["joined"])
-    graph = DiGraphBuilder()
-    for node in (lead, a, b, join):
-        graph.add_node(node)
-    graph.add_edge(lead, a).add_edge(lead, b).add_edge(a, join).add_edge(b, join)
-    profiles = [AgentProfile(name=n, model="openai:gpt-4o") for n in ("lead", "a", "b", "join")]
-    guard = KinGuard(
-        profiles,
-        detectors=[KeywordDetector(kit.KEYWORD)],
-        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.HALT),)),
-    )
-    flow = guard_team(GraphFlow([lead, a, b, join], graph=graph.build()), guard)
+    flow, join = fan_out(kit, "b says fine")
     halted = await flow.run(task="Go.")
     assert [source for source, _ in kit.chat(halted)] == ["user", "lead", "a", "b"]
     assert halted.stop_reason is not None and "message from a" in halted.stop_reason
