@@ -364,6 +364,7 @@ class KinGuard:
             route.kinship,
             normalise(message.text, max_chars=self.policy.max_chars),
             PairHistory(self.monitor.history(message.conversation_id)),
+            [],
         )
         return recipients, context
 
