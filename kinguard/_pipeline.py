@@ -132,6 +132,9 @@ class Pipeline:
         # Read on every message: laid out once, so the loop unpacks a tuple per detector.
         self._steps = tuple(zip(range(len(inline)), self.detectors, inline, strict=True))
         self._all_inline = all(inline)
+        self._ready = False
+        """Whether every inline detector has said it is ready (its data read), which it then
+        stays: from there on asynchronous inspection asks none of them again."""
         self.timeout_s = timeout_s
         self._max_workers = max_workers
         # One small pool per out-of-line detector, made on first need (most pipelines are
@@ -239,10 +242,11 @@ class Pipeline:
         loop = asyncio.get_running_loop()
         # As in run(): inline detectors need no deadline, so most pipelines never read the clock.
         deadline = 0.0 if self._all_inline else loop.time() + self.timeout_s
+        ready = self._ready or self._all_ready()
         for position, detector, inline in self._steps:
             outcome: object
             try:
-                if inline and getattr(detector, "ready", True):
+                if inline and (ready or getattr(detector, "ready", True)):
                     outcome = detector(message, context)
                 elif inline:
                     # Bounded, but about to read its data (the statistical tier's weights): off
@@ -278,6 +282,13 @@ class Pipeline:
                     result = PipelineResult()
                 self._collect(detector, outcome, context, result)
         return result
+
+    def _all_ready(self) -> bool:
+        try:
+            self._ready = all(getattr(d, "ready", True) for _, d, inline in self._steps if inline)
+        except Exception:  # a ``ready`` that raises: that detector's failure, met in the loop
+            return False
+        return self._ready
 
     def close(self) -> None:
         with self._pool_lock:

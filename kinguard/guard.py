@@ -50,7 +50,8 @@ on every message: each is a recipient of every later broadcast, in every other a
 identity block and in the caches here, so time and memory would grow with every name."""
 _HIDDEN = ""
 _VERDICT_FIELDS = frozenset(Verdict.model_fields)
-_ALERT_SEVERITY = Action.ALERT.severity
+# A set, not a severity comparison: the property is a call on every message.
+_BELOW_ALERT = frozenset(a for a in Action if a.severity < Action.ALERT.severity)
 
 
 class _Unset(enum.Enum):
@@ -278,45 +279,26 @@ class KinGuard:
 
     # -- inspection -----------------------------------------------------------------------
 
-    def _recipients(self, message: Message) -> tuple[str, ...]:
-        if message.recipients:
-            return message.recipients
-        return tuple(name for name in self._profiles if name != message.sender)
-
-    def _route(self, sender: str, recipients: tuple[str, ...]) -> _Route:
+    def _route(self, key: tuple[str, tuple[str, ...]]) -> _Route:
         """Profiles and closest kinship of a sender and its recipients, worked out once.
 
         Profiles never change once registered, so a route is valid for the guard's life.
         """
-        key = (sender, recipients)
-        route = self._routes.get(key)
-        if route is None:
-            closest = max(
-                (self.kinship(sender, name) for name in recipients),
-                key=lambda level: level.closeness,
-                default=KinshipLevel.UNRELATED,
-            )
-            route = _Route(
-                self.profile(sender),
-                tuple(self.profile(name) for name in recipients),
-                closest,
-            )
-            if len(self._routes) >= _MAX_ROUTES:
-                self._routes = {}
-            self._routes[key] = route
-        return route
-
-    def _context(self, message: Message, recipients: tuple[str, ...]) -> Context:
-        route = self._route(message.sender, recipients)
-        # Positional: keywords to a dataclass go through a dict, which costs more than the
-        # objects themselves on every message.
-        return Context(
-            route.sender,
-            route.recipients,
-            route.kinship,
-            normalise(message.text, max_chars=self.policy.max_chars),
-            PairHistory(self.monitor.history(message.conversation_id)),
+        sender, recipients = key
+        closest = max(
+            (self.kinship(sender, name) for name in recipients),
+            key=lambda level: level.closeness,
+            default=KinshipLevel.UNRELATED,
         )
+        route = _Route(
+            self.profile(sender),
+            tuple(self.profile(name) for name in recipients),
+            closest,
+        )
+        if len(self._routes) >= _MAX_ROUTES:
+            self._routes = {}
+        self._routes[key] = route
+        return route
 
     def inspect(self, message: Message) -> Verdict:
         """Inspect one message before its recipients see it."""
@@ -364,8 +346,27 @@ class KinGuard:
         return time.perf_counter(), span, token
 
     def _prepare(self, message: Message) -> tuple[tuple[str, ...], Context]:
-        recipients = self._recipients(message)
-        return recipients, self._context(message, recipients)
+        """The message's recipients and what its detectors get.
+
+        One function, with the route's lookup inline: in a running app each call on the
+        message path costs several times what it does in a loop (its code and data are out of
+        the CPU's caches after the framework's own work).
+        """
+        sender = message.sender
+        recipients = message.recipients or tuple(n for n in self._profiles if n != sender)
+        key = (sender, recipients)
+        route = self._routes.get(key) or self._route(key)
+        # Positional: keywords to a dataclass go through a dict, which costs more than the
+        # objects themselves on every message.
+        context = Context(
+            route.sender,
+            route.recipients,
+            route.kinship,
+            normalise(message.text, max_chars=self.policy.max_chars),
+            PairHistory(self.monitor.history(message.conversation_id)),
+            [],
+        )
+        return recipients, context
 
     def _failed(self, message: Message, error: str, started: float) -> Verdict:
         closed = self.policy.error_mode == "closed"
@@ -572,7 +573,7 @@ class KinGuard:
             self.telemetry.record(span, message, verdict, self.profile(message.sender).model)
         except Exception as exc:
             self.telemetry.failed("record", exc)
-        if verdict.action.severity < _ALERT_SEVERITY and verdict.error is None:
+        if verdict.action in _BELOW_ALERT and verdict.error is None:
             return None
         alert = Alert.from_verdict(verdict)
         try:

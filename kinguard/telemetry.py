@@ -100,19 +100,19 @@ class Telemetry:
         inside ``start_span``) costs the message its span, never its inspection.
         """
         try:
+            if self._awaiting_sdk:
+                # No SDK set anywhere yet: the API's no-op span would cost a dozen calls into
+                # the context machinery on every message, for nothing. The global provider can
+                # be set once, later; from then on every span goes through the tracer.
+                if not _global_provider_set():
+                    return trace.INVALID_SPAN, None
+                self._awaiting_sdk = False
             return self._start(message)
         except Exception as exc:
             self.failed("start", exc)
             return trace.INVALID_SPAN, None
 
     def _start(self, message: Message) -> tuple[Span, object]:
-        if self._awaiting_sdk:
-            # No SDK set anywhere yet: the API's no-op span would cost a dozen calls into the
-            # context machinery on every message, for nothing. The global provider can be set
-            # once, later; from then on every span goes through the tracer.
-            if not _global_provider_set():
-                return trace.INVALID_SPAN, None
-            self._awaiting_sdk = False
         span = self._tracer.start_span(SPAN_NAME, kind=trace.SpanKind.INTERNAL)
         if not span.is_recording():
             # No SDK, or sampled out: nothing reads the attributes, and children of a span

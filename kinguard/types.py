@@ -81,12 +81,13 @@ _SEVERITY = {action: index for index, action in enumerate(Action)}
 
 # Message ids need to be unique, not unguessable: a per-process random prefix and a counter
 # cost a fraction of uuid4(), whose os.urandom() call is slow on some VMs.
-_ID_PREFIX = uuid.uuid4().hex[:16]
+# The prefix is baked into a %-format: a third of an f-string's cost for the same text.
+_ID_FORMAT = uuid.uuid4().hex[:16] + "%016x"
 _ID_COUNTER = itertools.count()
 
 
 def _next_message_id() -> str:
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+    return _ID_FORMAT % next(_ID_COUNTER)
 
 
 _Model = TypeVar("_Model", bound=BaseModel)

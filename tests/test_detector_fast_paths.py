@@ -193,6 +193,30 @@ def test_mimicry_names_the_first_of_equally_echoed_agents() -> None:
     ]
 
 
+WORDS = st.lists(st.sampled_from(["we", "split", "the", "budget", "evenly", "now"]), max_size=14)
+
+
+@settings(max_examples=300, deadline=None)
+@given(WORDS, WORDS, WORDS)
+def test_mimicry_counts_every_echoed_pair_repeated_or_not(
+    words: list[str], theirs: list[str], others: list[str]
+) -> None:
+    # Without a repeated bigram the shared ones are counted as the sets' overlap: the same
+    # count as going through the message pair by pair, which a repeated one still takes.
+    text, history = " ".join(words), {"b": " ".join(theirs), "c": " ".join(others)}
+    pairs = list(itertools.pairwise(words))
+    expected = []
+    if len(set(pairs)) >= MimicryDetector.min_bigrams:
+        ratios = {
+            agent: sum(p in set(itertools.pairwise(said.split())) for p in pairs) / len(pairs)
+            for agent, said in history.items()
+        }
+        agent = max(ratios, key=lambda name: ratios[name])  # the first of equals
+        if ratios[agent] >= MimicryDetector.threshold:
+            expected = [f"{ratios[agent]:.0%} of word pairs echo {agent}'s previous message"]
+    assert mimicry(text, history) == expected
+
+
 def test_a_message_is_split_once_then_reused_as_history() -> None:
     mimicry(ECHOED, {"b": "something else entirely, nothing shared here at all"})
     hits = lexical._bigrams.cache_info().hits

@@ -321,6 +321,34 @@ async def test_a_one_time_load_does_not_queue_behind_hung_detectors() -> None:
     guard.close()
 
 
+def test_async_inspection_stops_asking_a_ready_detector() -> None:
+    # Data once read stays read: asked on every message, a ready property is one more call.
+    class CountsAsks:
+        inline = True
+        asked = 0
+        loaded = False
+
+        @property
+        def ready(self) -> bool:
+            self.asked += 1
+            return self.loaded
+
+        def __call__(self, message: Message, context: object) -> list[Signal]:
+            self.loaded = True
+            return []
+
+    detector = CountsAsks()
+    guard = KinGuard(AGENTS, detectors=[detector])
+
+    async def inspect_five() -> None:
+        for _ in range(5):
+            await guard.ainspect(msg("hello"))
+
+    asyncio.run(inspect_five())
+    assert detector.loaded and detector.asked == 3  # twice at the first message, once after
+    guard.close()
+
+
 def test_detector_returning_garbage_is_a_failure_not_a_crash() -> None:
     def garbage(message, context):
         return "not signals"

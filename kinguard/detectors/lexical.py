@@ -3374,7 +3374,13 @@ class MimicryDetector:
                     return []
             theirs = _bigrams(previous[: self.max_chars])[1]
             # Cheap pass first: count shared bigrams only; spans are worked out for a hit alone.
-            ratio = sum(map(theirs.__contains__, bigrams)) / len(bigrams)
+            # With no bigram repeated (most messages), the shared ones are the sets' overlap,
+            # which set code finds from the hashes the sets keep, hashing no bigram again.
+            if len(distinct) == len(bigrams):
+                shared = len(distinct.intersection(theirs))
+            else:
+                shared = sum(map(theirs.__contains__, bigrams))
+            ratio = shared / len(bigrams)
             if best is None or ratio > best[0]:
                 best = (ratio, agent, theirs)
         if bigrams is None or best is None:

@@ -359,8 +359,13 @@ def normalise(text: str, *, max_chars: int = DEFAULT_MAX_CHARS) -> NormalizedTex
         shape = b" " + lowered.encode("ascii").translate(_SHAPE)
         # Control bytes map to NUL in the shape view; only they need the slow path.
         if 0 not in shape:
+            # Positional, and the spacing probe here rather than behind a call to _squeeze:
+            # on the message path of a running app each call and keyword costs more than
+            # this work itself.
+            if not _SPACING_PROBE.search(shape):
+                return NormalizedText(text, lowered, None, 0, 0, truncated)
             folded, squeezed = _squeeze(lowered, None, shape)
-            return NormalizedText(original=text, folded=folded, index=squeezed, truncated=truncated)
+            return NormalizedText(text, folded, squeezed, 0, 0, truncated)
 
     pieces: list[str] = []
     index: list[int] = []

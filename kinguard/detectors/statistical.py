@@ -565,7 +565,7 @@ class StatisticalDetector:
         self.__dict__.update(state)
 
     def __call__(self, message: Message, context: Context) -> list[Signal]:
-        tables = self._tables()
+        tables = self._compiled or self._tables()  # no call once read: every message asks
         words = context.text.words()[: tables.max_words]
         if not words:
             return []
