@@ -363,7 +363,7 @@ class KinGuard:
             route.recipients,
             route.kinship,
             normalise(message.text, max_chars=self.policy.max_chars),
-            PairHistory(self.monitor.history(message.conversation_id)),
+            PairHistory(*self.monitor.recall(message.conversation_id)),
             [],
         )
         return recipients, context

@@ -219,8 +219,14 @@ class RiskMonitor:
             )
 
     def history(self, conversation_id: str) -> dict[str, str]:
+        return self.recall(conversation_id)[0]
+
+    def recall(self, conversation_id: str) -> tuple[dict[str, str], int]:
+        """Each agent's previous (folded) message and how many messages came before, read
+        together: what a detector's :class:`~kinguard.detectors.PairHistory` holds."""
         with self._lock:
-            return dict(self._conversation(conversation_id).last_text_by_agent)
+            conv = self._conversation(conversation_id)
+            return dict(conv.last_text_by_agent), conv.clock
 
     def remember(self, conversation_id: str, sender: str, folded_text: str | None) -> None:
         """Replace what :meth:`update` remembered of the sender's message (None: forget it)."""

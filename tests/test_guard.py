@@ -1109,3 +1109,22 @@ def test_adapter_messages_are_what_validation_would_build() -> None:
     with pytest.raises(ValidationError):
         built.text = "changed"  # type: ignore[misc]
     assert guard_with(Action.BLOCK).inspect(built.model_copy(update={"text": "FIXPRICE"})).blocked
+
+
+def test_detectors_see_how_many_messages_came_before_in_their_conversation() -> None:
+    seen: list[tuple[str, int, int]] = []
+
+    def spy(message: Message, context: Context) -> list[Signal]:
+        history = context.history
+        seen.append((message.conversation_id, history.turns_seen, len(history.last_text_by_agent)))
+        return []
+
+    spy.inline = True  # type: ignore[attr-defined]
+    guard = KinGuard(AGENTS, detectors=[spy])
+    for i in range(3):
+        guard.inspect(msg(f"offer {i}", sender=("buyer", "seller")[i % 2], recipients=()))
+    guard.inspect(msg("elsewhere", conversation_id="c2"))
+    restored = KinGuard(AGENTS, detectors=[spy])
+    restored.load_state(json.loads(json.dumps(guard.state_dict())))
+    restored.inspect(msg("after a restart"))
+    assert seen == [("c1", 0, 0), ("c1", 1, 1), ("c1", 2, 2), ("c2", 0, 0), ("c1", 3, 2)]

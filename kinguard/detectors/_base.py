@@ -109,6 +109,7 @@ class PairHistory:
     last_text_by_agent: dict[str, str] = field(default_factory=dict)
     """Folded text of each agent's previous message in this conversation."""
     turns_seen: int = 0
+    """Messages the guard inspected in this conversation before this one."""
 
 
 @dataclass(slots=True)
