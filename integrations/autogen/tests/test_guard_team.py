@@ -1379,19 +1379,65 @@ async def test_a_failure_of_kinguard_while_rerouting_a_graph_never_breaks_it(
     assert any(e["event"] == "kinguard.autogen.adapter_failed" for e in logs)
 
 
-async def test_a_message_released_at_a_graphs_last_node_ends_the_graph(
-    kit: SimpleNamespace,
-) -> None:
+def buyer_to_seller(kit: SimpleNamespace) -> tuple[GraphFlow, Any, Any]:
+    """A graph from buyer to seller (its last node), whose first message is halted; and those
+    two."""
     buyer = kit.agent("buyer", ["b1", "b2"])
     seller = kit.agent("seller", [f"s1 {kit.KEYWORD}", "s2"])
     graph = DiGraphBuilder()
     graph.add_node(buyer).add_node(seller).add_edge(buyer, seller)
     flow = guard_team(GraphFlow([buyer, seller], graph=graph.build()), kit.keyword_guard("halt"))
+    return flow, buyer, seller
+
+
+async def test_a_message_released_at_a_graphs_last_node_ends_the_graph(
+    kit: SimpleNamespace,
+) -> None:
+    flow, buyer, _ = buyer_to_seller(kit)
     await flow.run(task="Go.")
     resumed = await flow.run(task=resolve_halt(flow, HumanDecision(type="approve")))
     # As it would have without the halt: the graph ends with the message, nobody runs again.
     assert kit.chat(resumed) == [("seller", f"s1 {kit.KEYWORD}")]
     assert len(kit.model_calls(buyer)) == 1
+
+
+@pytest.mark.parametrize("reloaded", [False, True])
+async def test_a_rejected_halt_at_a_graphs_last_node_runs_nobody_again(
+    kit: SimpleNamespace, reloaded: bool
+) -> None:
+    flow, buyer, seller = buyer_to_seller(kit)
+    await flow.run(task="Go.")
+    if reloaded:
+        saved = json.loads(json.dumps(await flow.save_state()))
+        flow, buyer, seller = buyer_to_seller(kit)
+        await flow.load_state(saved)
+    assert resolve_halt(flow, HumanDecision(type="reject")) is None
+    resumed = await flow.run()
+    # As after a blocked message there: the graph ended on the notice, nobody runs again.
+    assert kit.chat(resumed) == []
+    assert resumed.stop_reason == "Digraph execution is complete"
+    ran = 0 if reloaded else 1  # a team built afresh has run nobody
+    assert [len(kit.model_calls(a)) for a in (buyer, seller)] == [ran, ran]
+    # The graph has ended: the next run starts it afresh, as any ended graph.
+    again = await flow.run()
+    assert [source for source, _ in kit.chat(again)] == ["buyer", "seller"]
+
+
+async def test_a_failure_of_kinguard_after_a_rejection_at_a_graphs_last_node_never_breaks_it(
+    kit: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any) -> set[str]:
+        raise RuntimeError("reroute failed")
+
+    monkeypatch.setattr(_Resuming, "_reroute", broken)
+    flow, _, _ = buyer_to_seller(kit)
+    await flow.run(task="Go.")
+    resolve_halt(flow, HumanDecision(type="reject"))
+    with capture_logs() as logs:
+        resumed = await flow.run()
+    # The graph goes on as AgentChat's would: from its start.
+    assert [source for source, _ in kit.chat(resumed)] == ["buyer", "seller"]
+    assert any(e["event"] == "kinguard.autogen.adapter_failed" for e in logs)
 
 
 async def test_a_halt_in_a_fan_out_stops_the_team_whoever_answers_last(
