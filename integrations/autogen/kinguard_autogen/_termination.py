@@ -43,7 +43,9 @@ class KinGuardTermination(TerminationCondition, Component[KinGuardTerminationCon
     With :func:`~kinguard_autogen.guard_team` (which adds one automatically when the team's
     condition has none) it reads the verdict kinguard stamps on messages it acts on; the halted
     message itself was already replaced by a notice, so it cannot leak when the team resumes.
-    Compose it like any condition: ``MaxMessageTermination(20) | KinGuardTermination()``.
+    Agents answering in parallel (a ``GraphFlow`` fan-out) stop the team after their step when
+    any one of them reaches ``at_least``, not only the last to answer. Compose it like any
+    condition: ``MaxMessageTermination(20) | KinGuardTermination()``.
 
     On its own, give it a ``guard``: it then inspects each new chat message itself and stops on
     a verdict at or above ``at_least``. That mode only observes: by the time a termination
