@@ -10,9 +10,11 @@ graph that had gone on without it: both branches ran, or the whole graph ran aga
 So the manager's routing state is kept from before the first halt notice of a run, with each
 node's message routed from there on. A run on released messages puts the routing back and
 routes those messages again, each released message in the place of its notice (a rejected
-one's notice keeps its place, routed as a blocked message's notice is). The thread, which is
-what the team has said, is left as it is. The kept routing rides in the manager's saved state,
-so a team built afresh and given it resumes the same way.
+one's notice keeps its place, routed as a blocked message's notice is). A run without a task
+(a rejection) routes the notices again so: a graph that ended on one (a halt at its last node)
+ends that run at once, as it would have after a blocked message, instead of starting afresh.
+The thread, which is what the team has said, is left as it is. The kept routing rides in the
+manager's saved state, so a team built afresh and given it resumes the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
 from autogen_agentchat.teams import GraphFlow
 from autogen_agentchat.teams._group_chat._base_group_chat_manager import BaseGroupChatManager
+from autogen_agentchat.teams._group_chat._graph._digraph_group_chat import GraphFlowManager
+from autogen_core import CancellationToken
 
 from kinguard import Action
 from kinguard.logs import get_logger
@@ -55,15 +59,15 @@ class _Pause:
 
 def resuming_where_halted(
     team: GraphFlow, tg: TeamGuard
-) -> Callable[..., Callable[[], BaseGroupChatManager]]:
+) -> Callable[..., Callable[[], GraphFlowManager]]:
     """The team's ``_create_group_chat_manager_factory``, whose manager routes released
     messages as described above. ``tg``: the guard of the team's agents."""
     create = team._create_group_chat_manager_factory
 
-    def factory(*args: Any, **kwargs: Any) -> Callable[[], BaseGroupChatManager]:
+    def factory(*args: Any, **kwargs: Any) -> Callable[[], GraphFlowManager]:
         make = create(*args, **kwargs)
 
-        def manager() -> BaseGroupChatManager:
+        def manager() -> GraphFlowManager:
             made = make()
             _Resuming(made, set(team._graph.nodes), tg).install()
             return made
@@ -74,10 +78,10 @@ def resuming_where_halted(
 
 
 class _Resuming:
-    """Stands in for one manager's thread updates, reset and state (instance attributes of
-    the manager kinguard's factory made: its class is untouched)."""
+    """Stands in for one manager's thread updates, choice of speakers, reset and state
+    (instance attributes of the manager kinguard's factory made: its class is untouched)."""
 
-    def __init__(self, manager: BaseGroupChatManager, nodes: set[str], tg: TeamGuard) -> None:
+    def __init__(self, manager: GraphFlowManager, nodes: set[str], tg: TeamGuard) -> None:
         self.manager = manager
         self.nodes = nodes
         self.tg = tg
@@ -85,6 +89,7 @@ class _Resuming:
         self.reset = manager.reset
         self.save = manager.save_state
         self.load = manager.load_state
+        self.transition = manager._transition_to_next_speakers
         self.pause: _Pause | None = None
 
     def install(self) -> None:
@@ -93,6 +98,7 @@ class _Resuming:
         manager.reset = self.forget_and_reset  # type: ignore[method-assign]
         manager.save_state = self.save_state  # type: ignore[method-assign]
         manager.load_state = self.load_state  # type: ignore[method-assign]
+        manager._transition_to_next_speakers = self.transition_to_next_speakers  # type: ignore[method-assign]
 
     async def update_message_thread(
         self, messages: Sequence[BaseAgentEvent | BaseChatMessage]
@@ -113,6 +119,39 @@ class _Resuming:
         else:
             await self.update(messages)
 
+    async def transition_to_next_speakers(self, cancellation_token: CancellationToken) -> None:
+        try:
+            ended = await self._ended_at_notice()
+        except Exception as exc:  # kinguard's own failure: the graph goes on as it would
+            ended = False
+            _log.error(
+                "kinguard.autogen.adapter_failed",
+                team=self.tg.team_name,
+                error=self.tg.guard.describe_error(exc),
+            )
+        if ended:
+            # Nothing is left to run: the graph ends as AgentChat ends one (its stop message,
+            # its routing reset for the next run).
+            await self.manager._apply_termination_condition([])
+        else:
+            await self.transition(cancellation_token)
+
+    async def _ended_at_notice(self) -> bool:
+        """Whether a run without a task (after a rejection, or with the halt left undecided)
+        follows a run whose graph ended at a halt notice (the halt was at its last node).
+
+        The notice is the message the graph goes on from, as a blocked message's is; but the
+        graph ended on it and reset its routing, which would start it afresh and run every
+        agent again. So the routing is put back and the notices routed again, in their places."""
+        pause = self.pause
+        if pause is None or pause.run == self.tg.runs:
+            return False
+        self.pause = None  # settled by this run, whatever comes of it
+        if pause.run != self.tg.runs - 1:
+            return False
+        await self._reroute(pause, {})
+        return not self.manager._ready
+
     async def _rerouted(self, messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> bool:
         """Whether ``messages`` (a run's task) released a halt of the run before, whose
         routing was done again with them, the last of them included."""
@@ -127,7 +166,8 @@ class _Resuming:
                 for m in messages
                 if isinstance(m, BaseChatMessage) and META_RESOLVED in m.metadata
             }
-            if released and pause.run == tg.runs - 1:
+            notices = {m.source for m in pause.routed if kinguard_action(m) is Action.HALT}
+            if notices & released.keys() and pause.run == tg.runs - 1:
                 rerouted = await self._reroute(pause, released)
         last = messages[-1] if messages else None
         if isinstance(last, BaseChatMessage) and last.source in self.nodes and tg in TeamGuard.live:
@@ -145,11 +185,7 @@ class _Resuming:
 
     async def _reroute(self, pause: _Pause, released: Mapping[str, BaseChatMessage]) -> set[str]:
         """Put back the routing from before the halt and route what followed again, ``released``
-        (by sender) in the place of their notices. The ids of those routed so (none: no notice
-        of theirs was routed there, and nothing changed)."""
-        notices = {m.source for m in pause.routed if kinguard_action(m) is Action.HALT}
-        if not notices & released.keys():
-            return set()
+        (by sender) in the place of their notices. The ids of those routed so."""
         manager = self.manager
         now = await self.save()
         # The routing as it was; the thread and the turn count as they are.

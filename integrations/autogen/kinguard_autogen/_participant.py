@@ -154,6 +154,9 @@ class TeamGuard:
         # Halted messages awaiting a person, oldest first: agents running in parallel (a
         # GraphFlow fan-out) can each be halted in the same step.
         self.pending_halts: list[Verdict] = []
+        # This run's verdicts that acted (any action but allow), by message id: a termination
+        # condition is given one parallel answer's messages alone (see stopped_beside()).
+        self.acted: dict[str, Verdict] = {}
         # Halted Swarm handoffs: verdict message id -> the target, handed control on release.
         self.handoff_targets: dict[str, str] = {}
         # Halted Swarm handoffs with a context: verdict message id -> the handoff an approval
@@ -285,6 +288,7 @@ class TeamGuard:
                 detail="the team was run again without resolve_halt(); the message stays withheld",
             )
         self.pending_halts.clear()
+        self.acted.clear()
         self.handoff_targets.clear()
         self.handoff_releases.clear()
         self.message_releases.clear()
@@ -400,6 +404,8 @@ class TeamGuard:
             text,
             {"autogen.message_id": message.id, "autogen.message_type": type(message).__name__},
         )
+        if verdict.action is not Action.ALLOW:
+            _remember(self.acted, verdict.message_id, verdict)
         if verdict.action is Action.HALT:
             self.pending_halts.append(verdict)
             if isinstance(message, HandoffMessage):

@@ -44,6 +44,7 @@ from kinguard_autogen._termination import (
     HaltOrTermination,
     KinGuardTermination,
     find_kinguard_termination,
+    kinguard_terminations,
 )
 from kinguard_autogen._tools import (
     GuardedStreamWorkbench,
@@ -425,8 +426,7 @@ def _guard_inner(team: Team, tg: TeamGuard, installed: _Installed) -> None:
 def _add_halt_termination(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> None:
     """Make sure a halt stops ``team``: add a KinGuardTermination unless it has one."""
     termination = team._termination_condition
-    present = find_kinguard_termination(termination)
-    if present is not None and present.guard is not None:
+    if any(each.guard is not None for each in kinguard_terminations(termination)):
         raise ValueError(
             "the team's KinGuardTermination has its own guard, so it would inspect every message "
             "a second time: with guard_team() use KinGuardTermination() without a guard"
@@ -442,15 +442,17 @@ def _add_halt_termination(team: BaseGroupChat, tg: TeamGuard, installed: _Instal
         halt = KinGuardTermination()
         combined = halt if termination is None else HaltOrTermination(halt, termination)
         installed.patch(team, "_termination_condition", combined)
-    # The halts said by this team's agents (a nested team's too, which stop it as well), for
-    # a halt that the messages the condition is given do not show (see halted_beside()).
+    # The verdicts on this team's agents (a nested team's too, which stop it as well), for
+    # one that the messages a condition is given do not show (see stopped_beside()): every
+    # KinGuardTermination in the tree, the app's under ``&`` too, is told of them.
     names = frozenset(_agent_names(team))
-    said = partial(_halts_by, tg, names)
-    installed.patch(halt, "halts_said", said)
+    said = partial(_acted_by, tg, names)
+    for each in kinguard_terminations(team._termination_condition):
+        installed.patch(each, "verdicts_said", said)
 
 
-def _halts_by(tg: TeamGuard, names: frozenset[str]) -> list[Verdict]:
-    return [verdict for verdict in tg.pending_halts if verdict.sender in names]
+def _acted_by(tg: TeamGuard, names: frozenset[str]) -> list[Verdict]:
+    return [verdict for verdict in tg.acted.values() if verdict.sender in names]
 
 
 def _guard_agent(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Self
 
 from autogen_agentchat.base import (
@@ -43,7 +43,9 @@ class KinGuardTermination(TerminationCondition, Component[KinGuardTerminationCon
     With :func:`~kinguard_autogen.guard_team` (which adds one automatically when the team's
     condition has none) it reads the verdict kinguard stamps on messages it acts on; the halted
     message itself was already replaced by a notice, so it cannot leak when the team resumes.
-    Compose it like any condition: ``MaxMessageTermination(20) | KinGuardTermination()``.
+    Agents answering in parallel (a ``GraphFlow`` fan-out) stop the team after their step when
+    any one of them reaches ``at_least``, not only the last to answer. Compose it like any
+    condition: ``MaxMessageTermination(20) | KinGuardTermination()``.
 
     On its own, give it a ``guard``: it then inspects each new chat message itself and stops on
     a verdict at or above ``at_least``. That mode only observes: by the time a termination
@@ -64,9 +66,10 @@ class KinGuardTermination(TerminationCondition, Component[KinGuardTerminationCon
         self._guard = guard
         self._terminated = False
         self._turn = 0
-        # Set by guard_team: the halts said in the team so far this run (see halted_beside()).
-        self.halts_said: Callable[[], Sequence[Verdict]] | None = None
-        self._announced: set[str] = set()  # message ids of the halts a stop was made for
+        # Set by guard_team: the verdicts that acted in the team so far this run (see
+        # stopped_beside()).
+        self.verdicts_said: Callable[[], Sequence[Verdict]] | None = None
+        self._announced: set[str] = set()  # message ids of the verdicts a stop was made for
 
     @property
     def at_least(self) -> Action:
@@ -93,36 +96,36 @@ class KinGuardTermination(TerminationCondition, Component[KinGuardTerminationCon
                 self._terminated = True
                 self._announce()
                 return stop
-        return self.halted_beside()
+        return self.stopped_beside()
 
-    def halted_beside(self) -> StopMessage | None:
-        """A stop for a halt said in the team that ``messages`` did not show.
+    def stopped_beside(self) -> StopMessage | None:
+        """A stop for a verdict at or above ``at_least`` said in the team that ``messages`` did
+        not show.
 
         Agents running in parallel (a ``GraphFlow`` fan-out) answer in one step, and AgentChat
-        gives a termination condition the last one's messages alone: a halted agent that
-        answered earlier in the step would let the team run on without its message, past the
-        person who was to review it."""
-        said = () if self.halts_said is None else self.halts_said()
+        gives a termination condition the last one's messages alone: a halted (or blocked)
+        agent that answered earlier in the step would let the team run on past it, and past
+        the person who was to review a halt."""
+        said = () if self.verdicts_said is None else self.verdicts_said()
         if not said:
-            self._announced.clear()  # a new run: the halts of the last one are settled
+            self._announced.clear()  # a new run: the verdicts of the last one are settled
             return None
-        fresh = next((v for v in said if v.message_id not in self._announced), None)
+        level = self._at_least.severity
+        fresh = next(
+            (v for v in said if v.action.severity >= level and v.message_id not in self._announced),
+            None,
+        )
         if fresh is None:
             return None
         self._terminated = True
         self._announce()
-        parts = (",".join(fresh.signal_names), "; ".join(fresh.reasons))
-        detail = ", ".join(part for part in parts if part) or "policy"
-        return StopMessage(
-            content=f"kinguard halted: message from {fresh.sender} ({detail}).{_REVIEW_HINT}",
-            source="KinGuardTermination",
-            metadata={META_ACTION: Action.HALT.value},
-        )
+        signals, reasons = ",".join(fresh.signal_names), "; ".join(fresh.reasons)
+        return _stop(fresh.action, fresh.sender, signals, reasons, review=True)
 
     def _announce(self) -> None:
-        """The team stops for every halt said so far: none must stop it again."""
-        if self.halts_said is not None:
-            self._announced.update(v.message_id for v in self.halts_said())
+        """The team stops for every verdict said so far: none must stop it again."""
+        if self.verdicts_said is not None:
+            self._announced.update(v.message_id for v in self.verdicts_said())
 
     def _watches(self, source: str) -> bool:
         """Whether a message from ``source`` is an agent's, to be inspected on its own."""
@@ -155,14 +158,7 @@ class KinGuardTermination(TerminationCondition, Component[KinGuardTerminationCon
             reasons = "; ".join(verdict.reasons)
         if action is None or action.severity < self._at_least.severity:
             return None
-        what = "halted" if action is Action.HALT else f"stopped the team after a {action.value}"
-        detail = ", ".join(part for part in (signals, reasons) if part) or "policy"
-        hint = _REVIEW_HINT if action is Action.HALT and stamped else ""
-        return StopMessage(
-            content=f"kinguard {what}: message from {message.source} ({detail}).{hint}",
-            source="KinGuardTermination",
-            metadata={META_ACTION: action.value},
-        )
+        return _stop(action, message.source, signals, reasons, review=stamped)
 
     async def reset(self) -> None:
         self._terminated = False
@@ -177,6 +173,19 @@ class KinGuardTermination(TerminationCondition, Component[KinGuardTerminationCon
         if config.guard is not None:
             guard = KinGuardComponent.load_component(config.guard).guard
         return cls(config.at_least, guard=guard)
+
+
+def _stop(action: Action, sender: str, signals: str, reasons: str, *, review: bool) -> StopMessage:
+    """The stop for a message from ``sender`` that kinguard's verdict ``action`` acted on.
+    ``review``: guard_team withheld it, so a halt awaits a person's decision."""
+    what = "halted" if action is Action.HALT else f"stopped the team after a {action.value}"
+    detail = ", ".join(part for part in (signals, reasons) if part) or "policy"
+    hint = _REVIEW_HINT if action is Action.HALT and review else ""
+    return StopMessage(
+        content=f"kinguard {what}: message from {sender} ({detail}).{hint}",
+        source="KinGuardTermination",
+        metadata={META_ACTION: action.value},
+    )
 
 
 class HaltOrTermination(OrTerminationCondition):
@@ -209,7 +218,7 @@ class HaltOrTermination(OrTerminationCondition):
                 stop = await halt(messages)
                 break
         else:
-            stop = halt.halted_beside()
+            stop = halt.stopped_beside()
         other = await condition(messages)
         if stop is None and other is None:
             return None
@@ -228,15 +237,21 @@ def find_kinguard_termination(
     ``alone``: only one that stops the team by itself, reached through ``|`` alone (under
     ``&`` a halt would wait for the other conditions, and the team runs on past it).
     """
+    return next(kinguard_terminations(condition, alone=alone), None)
+
+
+def kinguard_terminations(
+    condition: TerminationCondition | None, *, alone: bool = False
+) -> Iterator[KinGuardTermination]:
+    """The KinGuardTerminations in an ``|``/``&`` tree of conditions, depth first
+    (``alone``: as for :func:`find_kinguard_termination`)."""
     if condition is None:
-        return None
+        return
     if isinstance(condition, KinGuardTermination):
-        return condition
+        yield condition
+        return
     if alone and not isinstance(condition, OrTerminationCondition):
-        return None
+        return
     children: Sequence[TerminationCondition] = getattr(condition, "_conditions", ())
     for child in children:
-        found = find_kinguard_termination(child, alone=alone)
-        if found is not None:
-            return found
-    return None
+        yield from kinguard_terminations(child, alone=alone)

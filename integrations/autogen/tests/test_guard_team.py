@@ -20,7 +20,7 @@ from autogen_agentchat.agents import (
     SocietyOfMindAgent,
     UserProxyAgent,
 )
-from autogen_agentchat.base import Handoff, Response, TaskResult
+from autogen_agentchat.base import Handoff, Response, TaskResult, TerminationCondition
 from autogen_agentchat.conditions import (
     HandoffTermination,
     MaxMessageTermination,
@@ -1277,8 +1277,14 @@ async def test_a_released_handoff_inside_a_nested_swarm_hands_over_there(
     assert ("y", "y1") in kit.chat(resumed)
 
 
-def fan_out(kit: SimpleNamespace, b_says: str) -> tuple[GraphFlow, Any]:
-    """lead -> a, b -> join under a halt on the keyword (a says it); the flow and join."""
+def fan_out(
+    kit: SimpleNamespace,
+    b_says: str,
+    action: Action = Action.HALT,
+    termination: TerminationCondition | None = None,
+) -> tuple[GraphFlow, Any]:
+    """lead -> a, b -> join under a rule with ``action`` on the keyword (a says it); the flow
+    and join."""
     lead = kit.agent("lead", ["go"])
     a = kit.agent("a", [f"a says {kit.KEYWORD} A-offer"])
     b = kit.agent("b", [b_says])
@@ -1291,9 +1297,10 @@ def fan_out(kit: SimpleNamespace, b_says: str) -> tuple[GraphFlow, Any]:
     guard = KinGuard(
         profiles,
         detectors=[KeywordDetector(kit.KEYWORD)],
-        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.HALT),)),
+        policy=Policy(rules=(Rule(signal="collusion.market", action=action),)),
     )
-    return guard_team(GraphFlow([lead, a, b, join], graph=graph.build()), guard), join
+    flow = GraphFlow([lead, a, b, join], graph=graph.build(), termination_condition=termination)
+    return guard_team(flow, guard), join
 
 
 async def test_parallel_halts_in_a_graph_flow_are_each_reviewed_and_released(
@@ -1372,19 +1379,65 @@ async def test_a_failure_of_kinguard_while_rerouting_a_graph_never_breaks_it(
     assert any(e["event"] == "kinguard.autogen.adapter_failed" for e in logs)
 
 
-async def test_a_message_released_at_a_graphs_last_node_ends_the_graph(
-    kit: SimpleNamespace,
-) -> None:
+def buyer_to_seller(kit: SimpleNamespace) -> tuple[GraphFlow, Any, Any]:
+    """A graph from buyer to seller (its last node), whose first message is halted; and those
+    two."""
     buyer = kit.agent("buyer", ["b1", "b2"])
     seller = kit.agent("seller", [f"s1 {kit.KEYWORD}", "s2"])
     graph = DiGraphBuilder()
     graph.add_node(buyer).add_node(seller).add_edge(buyer, seller)
     flow = guard_team(GraphFlow([buyer, seller], graph=graph.build()), kit.keyword_guard("halt"))
+    return flow, buyer, seller
+
+
+async def test_a_message_released_at_a_graphs_last_node_ends_the_graph(
+    kit: SimpleNamespace,
+) -> None:
+    flow, buyer, _ = buyer_to_seller(kit)
     await flow.run(task="Go.")
     resumed = await flow.run(task=resolve_halt(flow, HumanDecision(type="approve")))
     # As it would have without the halt: the graph ends with the message, nobody runs again.
     assert kit.chat(resumed) == [("seller", f"s1 {kit.KEYWORD}")]
     assert len(kit.model_calls(buyer)) == 1
+
+
+@pytest.mark.parametrize("reloaded", [False, True])
+async def test_a_rejected_halt_at_a_graphs_last_node_runs_nobody_again(
+    kit: SimpleNamespace, reloaded: bool
+) -> None:
+    flow, buyer, seller = buyer_to_seller(kit)
+    await flow.run(task="Go.")
+    if reloaded:
+        saved = json.loads(json.dumps(await flow.save_state()))
+        flow, buyer, seller = buyer_to_seller(kit)
+        await flow.load_state(saved)
+    assert resolve_halt(flow, HumanDecision(type="reject")) is None
+    resumed = await flow.run()
+    # As after a blocked message there: the graph ended on the notice, nobody runs again.
+    assert kit.chat(resumed) == []
+    assert resumed.stop_reason == "Digraph execution is complete"
+    ran = 0 if reloaded else 1  # a team built afresh has run nobody
+    assert [len(kit.model_calls(a)) for a in (buyer, seller)] == [ran, ran]
+    # The graph has ended: the next run starts it afresh, as any ended graph.
+    again = await flow.run()
+    assert [source for source, _ in kit.chat(again)] == ["buyer", "seller"]
+
+
+async def test_a_failure_of_kinguard_after_a_rejection_at_a_graphs_last_node_never_breaks_it(
+    kit: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any) -> set[str]:
+        raise RuntimeError("reroute failed")
+
+    monkeypatch.setattr(_Resuming, "_reroute", broken)
+    flow, _, _ = buyer_to_seller(kit)
+    await flow.run(task="Go.")
+    resolve_halt(flow, HumanDecision(type="reject"))
+    with capture_logs() as logs:
+        resumed = await flow.run()
+    # The graph goes on as AgentChat's would: from its start.
+    assert [source for source, _ in kit.chat(resumed)] == ["buyer", "seller"]
+    assert any(e["event"] == "kinguard.autogen.adapter_failed" for e in logs)
 
 
 async def test_a_halt_in_a_fan_out_stops_the_team_whoever_answers_last(
@@ -1400,6 +1453,40 @@ async def test_a_halt_in_a_fan_out_stops_the_team_whoever_answers_last(
     resumed = await flow.run(task=released)
     assert kit.chat(resumed)[-1] == ("join", "joined")
     assert "A-offer" in kit.seen_by(join)
+
+
+def block_stop(kind: str) -> TerminationCondition:
+    """``KinGuardTermination("block")`` as an app may write it: alone, composed, or loaded."""
+    block = KinGuardTermination("block")
+    if kind == "or":
+        return MaxMessageTermination(20) | block
+    if kind == "and":
+        # Met at the fan-out's step too: the user's task, lead, then b (a's answer is not given).
+        return block & MaxMessageTermination(3)
+    if kind == "loaded":
+        return TerminationCondition.load_component(block.dump_component())
+    return block
+
+
+@pytest.mark.parametrize("kind", ["alone", "or", "and", "loaded"])
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_block_in_a_fan_out_stops_a_team_that_stops_on_blocks_whoever_answers_last(
+    kit: SimpleNamespace, kind: str, streamed: bool
+) -> None:
+    # a blocked, then b answers cleanly: the condition is given b's answer alone.
+    flow, join = fan_out(kit, "b says fine", Action.BLOCK, block_stop(kind))
+    if streamed:
+        items = [item async for item in flow.run_stream(task="Go.")]
+        result = items[-1]
+        assert isinstance(result, TaskResult)
+    else:
+        result = await flow.run(task="Go.")
+    assert [source for source, _ in kit.chat(result)] == ["user", "lead", "a", "b"]
+    assert result.stop_reason is not None
+    assert "stopped the team after a block: message from a" in result.stop_reason
+    assert kit.model_calls(join) == []
+    resumed = await flow.run()  # the block is settled: it does not stop the team again
+    assert kit.chat(resumed) == [("join", "joined")]
 
 
 def desk(kit: SimpleNamespace, analyst_says: str) -> tuple[Any, Any, RoundRobinGroupChat]:
