@@ -59,6 +59,7 @@ from kinguard_langgraph._messages import (
     HELD_NOTICE,
     REASONING_KWARG,
     IdentityDict,
+    IdentityPair,
     already_inspected,
     as_written,
     delivered_as,
@@ -584,12 +585,15 @@ class GraphCore:
         else:
             return state
         system: Any
-        if not self.replaces_by_id and (not messages or any(type(m) is dict for m in messages)):
-            # The app keeps OpenAI-format dicts (``operator.add``; ``add_messages`` converts
-            # them) and its nodes send them to an SDK as they are: a LangChain message there
-            # breaks the node. (An empty history may be either kind: a chat model takes a dict
-            # too.) A new dict each time: the node may edit what it is given.
+        # A channel that keeps what nodes write as it is (``operator.add``; ``add_messages``
+        # converts) may hold OpenAI-format dicts or pairs, which its nodes send to an SDK or
+        # unpack: a LangChain message there breaks the node. A new one each time: the node
+        # may edit what it is given.
+        form = None if self.replaces_by_id else _raw_form(messages)
+        if form is dict:
             system = IdentityDict(role="system", content=text)
+        elif form is tuple:
+            system = IdentityPair(("system", text))
         else:
             system = self._identity_cache.get((node, text))
             if system is None:
@@ -598,10 +602,7 @@ class GraphCore:
                 system = self._identity_cache[(node, text)] = identity_message(node, text)
         lead = 0
         for message in messages:
-            if not (
-                isinstance(message, SystemMessage)
-                or (isinstance(message, dict) and message.get("role") in _SYSTEM_ROLES)
-            ):
+            if not _is_system(message):
                 break
             lead += 1
         injected = [*messages[:lead], system, *messages[lead:]] if lead else [system, *messages]
@@ -1297,6 +1298,25 @@ class GraphCore:
                 kept.append(message)
             unit.apply(unit.wrapper(kept))
         return goto
+
+
+def _raw_form(messages: Sequence[Any]) -> type | None:
+    """The form of a history's dicts or pairs (``None``: it holds LangChain messages)."""
+    if not messages:
+        return dict  # either kind: a chat model takes a dict too
+    for message in messages:
+        if type(message) is dict or type(message) is tuple:
+            return type(message)
+    return None
+
+
+def _is_system(message: Any) -> bool:
+    """The app's instructions: a system message, or a dict or pair in a system role."""
+    if isinstance(message, SystemMessage):
+        return True
+    if isinstance(message, dict):
+        return message.get("role") in _SYSTEM_ROLES
+    return isinstance(message, tuple) and len(message) == 2 and message[0] in _SYSTEM_ROLES
 
 
 def _held_entry(unit: _Unit, message: Any, verdict: Any) -> dict[str, Any]:

@@ -27,6 +27,7 @@ __all__ = [
     "NOTICE_NAME",
     "REASONING_KWARG",
     "IdentityDict",
+    "IdentityPair",
     "already_inspected",
     "as_written",
     "delivered_as",
@@ -306,6 +307,13 @@ class IdentityDict(dict[str, Any]):
     __slots__ = ()
 
 
+class IdentityPair(tuple[str, str]):
+    """The identity message in a channel of ``(role, text)`` pairs: ``("system", text)``,
+    known by its type as :class:`IdentityDict` is."""
+
+    __slots__ = ()
+
+
 def source_id(message: BaseMessage) -> Any:
     """Id of the message that ``message`` stands for: its own, or a notice's original's."""
     message_id = message.id
@@ -340,7 +348,7 @@ def is_identity_message(message: object) -> bool:
     (``RemoveMessage(id=m.id) for m in state["messages"][:-n]``) removes it too, and
     ``add_messages`` fails on the removal of an id the state does not hold.
     """
-    if isinstance(message, IdentityDict):
+    if isinstance(message, (IdentityDict, IdentityPair)):
         return True
     return (
         isinstance(message, (SystemMessage, RemoveMessage))

@@ -194,11 +194,14 @@ def test_pairs_in_a_list_channel_stay_pairs() -> None:
     class PairState(TypedDict):
         messages: Annotated[list[Any], operator.add]
 
+    b_got: list[tuple[str, str]] = []
+
     def a(state: PairState) -> dict[str, Any]:
         return {"messages": [("assistant", REPLY)]}
 
     def b(state: PairState) -> dict[str, Any]:
-        return {"messages": [("assistant", f"Got: {state['messages'][-1][1]}")]}
+        b_got.extend((role, text) for role, text in state["messages"])
+        return {"messages": [("assistant", f"Got: {b_got[-1][1]}")]}
 
     builder = StateGraph(PairState)
     builder.add_node("a", a)
@@ -213,6 +216,9 @@ def test_pairs_in_a_list_channel_stay_pairs() -> None:
         ("assistant", REDACTED),
         ("assistant", f"Got: {REDACTED}"),
     ]
+    (role, identity), *rest = b_got
+    assert role == "system" and IDENTITY_MARKER in identity
+    assert rest == out["messages"][:2]
 
 
 def test_dicts_in_an_add_messages_channel_are_ruled_on_as_messages() -> None:
