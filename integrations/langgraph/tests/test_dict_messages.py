@@ -277,3 +277,27 @@ def test_a_dict_sent_to_a_task_waits_for_the_decision_and_goes_on_as_a_dict(
     assert (SECRET in repr(got)) is leaks
     if leaks:
         assert got[-1] == {"role": "user", "content": f"Quote per {SECRET}", "name": "a"}
+
+
+def test_a_dict_keeps_no_calls_it_no_longer_makes_nor_reasoning_a_redaction_drops() -> None:
+    call = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "send", "arguments": json.dumps({"text": f"pact {SECRET}"})},
+    }
+    replies = {
+        "a": {"role": "assistant", "content": "", "tool_calls": [call]},
+        "b": {"role": "assistant", "content": REPLY, "reasoning_content": f"say {SECRET}"},
+    }
+    builder = StateGraph(DictState)
+    for name, reply in replies.items():
+        builder.add_node(name, lambda state, reply=reply: {"messages": [reply]})
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", END)
+    guard = guard_for("a", "b", action=Action.REDACT)
+    out = guard_graph(builder, guard).compile().invoke({"messages": START_MESSAGES})
+    a_said, b_said = out["messages"][2:]
+    assert SECRET not in repr(out["messages"])
+    assert a_said["role"] == "assistant" and "tool_calls" not in a_said  # not delivered
+    assert b_said == {"role": "assistant", "content": REDACTED}
