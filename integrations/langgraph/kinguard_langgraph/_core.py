@@ -58,7 +58,10 @@ from kinguard.types import agent_message
 from kinguard_langgraph._messages import (
     HELD_NOTICE,
     REASONING_KWARG,
+    IdentityDict,
+    IdentityPair,
     already_inspected,
+    as_written,
     delivered_as,
     guard_token,
     held_stand_in,
@@ -70,6 +73,7 @@ from kinguard_langgraph._messages import (
     notice_message,
     reasoning_texts,
     released_as,
+    source_id,
     tool_call_ids,
 )
 from kinguard_langgraph._state import GUARD_KEY, Revisions, import_state
@@ -108,6 +112,8 @@ _STREAMING_HANDLERS = (StreamMessagesHandler, _AstreamEventsCallbackHandler)
 _REWRITE: Any = object()
 """From ``finish_fast``: a verdict changes the update, so it has to be rewritten."""
 _get_id = attrgetter("id")
+_SYSTEM_ROLES = frozenset({"system", "developer"})
+"""Roles of an OpenAI-format dict's instructions (``developer``: o1 and later models)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +157,9 @@ class _Unit:
     """The unit is a ``Command(graph=Command.PARENT)``: its messages go to the parent graph."""
     sent: bool = False
     """The unit is the state a ``Command``'s ``goto=Send(...)`` hands to a task, not an update."""
+    raws: Mapping[Any, tuple[BaseMessage, Any]] = dataclasses.field(default_factory=dict)
+    """Message id -> (the message read, the dict, pair or string the node wrote for it): the
+    wrapper writes those back in that form (see :func:`_in_own_form`)."""
 
 
 @dataclass(slots=True)
@@ -575,14 +584,25 @@ class GraphCore:
             text = block
         else:
             return state
-        system = self._identity_cache.get((node, text))
-        if system is None:
-            if len(self._identity_cache) > 1024:
-                self._identity_cache.clear()
-            system = self._identity_cache[(node, text)] = identity_message(node, text)
+        system: Any
+        # A channel that keeps what nodes write as it is (``operator.add``; ``add_messages``
+        # converts) may hold OpenAI-format dicts or pairs, which its nodes send to an SDK or
+        # unpack: a LangChain message there breaks the node. A new one each time: the node
+        # may edit what it is given.
+        form = None if self.replaces_by_id else _raw_form(messages)
+        if form is dict:
+            system = IdentityDict(role="system", content=text)
+        elif form is tuple:
+            system = IdentityPair(("system", text))
+        else:
+            system = self._identity_cache.get((node, text))
+            if system is None:
+                if len(self._identity_cache) > 1024:
+                    self._identity_cache.clear()
+                system = self._identity_cache[(node, text)] = identity_message(node, text)
         lead = 0
         for message in messages:
-            if not isinstance(message, SystemMessage):
+            if not _is_system(message):
                 break
             lead += 1
         injected = [*messages[:lead], system, *messages[lead:]] if lead else [system, *messages]
@@ -610,6 +630,9 @@ class GraphCore:
         for u, unit in enumerate(units):
             own = prepared.handoff or unit.parent
             for i, message in enumerate(unit.messages):
+                raw = unit.raws.get(getattr(message, "id", None))
+                if raw is not None and raw[1] in prepared.messages:
+                    continue  # given to the node (a dict has no id): the node hands history on
                 if self._is_candidate(prepared, message, own):
                     key = message.id if message.id is not None else id(message)
                     first = seen.get(key)
@@ -813,7 +836,7 @@ class GraphCore:
                         continue
                     if halted and not unit.sent:
                         changed = True
-                        entry = {"message": message, "verdict": None}
+                        entry = _held_entry(unit, message, None)
                         message = self._hold(prepared, message, entry, kept)
                         entry["message"] = message
                         entries.append(entry)
@@ -832,10 +855,7 @@ class GraphCore:
                     modified = True
                     replacements[msg_id] = None
                     settled[candidate.message.id] = None
-                    entry = {
-                        "message": candidate.message,
-                        "verdict": verdict.model_dump(mode="json"),
-                    }
+                    entry = _held_entry(unit, candidate.message, verdict.model_dump(mode="json"))
                     if unit.sent:  # only in a Send: held there, with the goto, for the decision
                         entry["sent"] = True
                         kept.append(candidate.message)
@@ -1055,9 +1075,12 @@ class GraphCore:
 
     def _output_units(self, output: Any) -> list[_Unit]:
         key = self.messages_key
+        # ``add_messages`` reads dicts and pairs as messages anyway: what kinguard writes there
+        # keeps the ids and marks it gives them. Another reducer keeps what nodes write as it is.
+        own_form = not self.replaces_by_id
         if isinstance(output, dict):  # first: the usual shape of a node's update
             if key in output:
-                unit = _unit_for(output[key], partial(output.__setitem__, key))
+                unit = _unit_for(output[key], partial(output.__setitem__, key), own_form)
                 if unit is not None:
                     return [unit]
             return []
@@ -1065,13 +1088,13 @@ class GraphCore:
             units: list[_Unit] = []
             update = output.update
             if isinstance(update, dict) and key in update:
-                unit = _unit_for(update[key], partial(update.__setitem__, key))
+                unit = _unit_for(update[key], partial(update.__setitem__, key), own_form)
                 if unit is not None:
                     units.append(unit)
             elif isinstance(update, list):  # (channel, value) pairs, a form LangGraph accepts
                 for index, pair in enumerate(update):
                     if isinstance(pair, (tuple, list)) and len(pair) == 2 and pair[0] == key:
-                        unit = _unit_for(pair[1], partial(_set_pair, update, index, key))
+                        unit = _unit_for(pair[1], partial(_set_pair, update, index, key), own_form)
                         if unit is not None:
                             units.append(unit)
             elif update is not None and not isinstance(update, (dict, tuple)):
@@ -1101,7 +1124,8 @@ class GraphCore:
     def _object_units(self, output: Any) -> list[_Unit]:
         key = self.messages_key
         if hasattr(output, key):
-            unit = _unit_for(getattr(output, key), partial(_force_setattr, output, key))
+            setter = partial(_force_setattr, output, key)
+            unit = _unit_for(getattr(output, key), setter, not self.replaces_by_id)
             if unit is not None:
                 return [unit]
         return []
@@ -1161,12 +1185,14 @@ class GraphCore:
                 abandoned.append(task)
             else:
                 records.append((task, rec))
-        delivered: list[BaseMessage] = []
+        delivered: list[Any] = []
         history = _get_messages(state, self.messages_key)
         last_message = history[-1] if history else None
         goto: list[Any] = []
         outcomes: dict[Any, BaseMessage | None] = {}
         """Message id -> what the held Sends' states get instead (None: nothing)."""
+        held: list[tuple[Any, Any]] = []
+        """(form written, id) of the held messages that a node wrote as dicts or pairs."""
         decided: list[tuple[Verdict, HumanDecision]] = []
         for _task, record in records:
             dropped_calls: set[str] = set()
@@ -1220,8 +1246,11 @@ class GraphCore:
                         outcome = outcome.model_copy(update={"id": message.id})  # in its place
                 if message.id is not None:
                     outcomes[message.id] = outcome
+                raw = entry.get("raw")
+                if raw is not None:
+                    held.append((raw, message.id))
                 if outcome is not None and not entry.get("sent"):
-                    delivered.append(outcome)
+                    delivered.append(outcome if raw is None else as_written(outcome, raw))
             goto.extend(record.get("goto") or ())
         for task, _ in records:
             self.forget_halted(task)
@@ -1230,9 +1259,9 @@ class GraphCore:
             self.guard.record_decision(verdict, decision)
         if abandoned:
             _log.info("kinguard.halt_abandoned", node=node, tasks=len(abandoned))
-            goto = self._decided_sends(goto, outcomes)
+            goto = self._decided_sends(goto, outcomes, held)
         if goto and outcomes:
-            goto = self._decided_sends(goto, outcomes)
+            goto = self._decided_sends(goto, outcomes, held)
         done = [task for task, _ in records] + abandoned
         update: dict[str, Any] = {
             self.messages_key: delivered,
@@ -1242,21 +1271,62 @@ class GraphCore:
             return Command(update=update, goto=goto)
         return update
 
-    def _decided_sends(self, goto: list[Any], outcomes: Mapping[Any, BaseMessage | None]) -> Any:
+    def _decided_sends(
+        self,
+        goto: list[Any],
+        outcomes: Mapping[Any, BaseMessage | None],
+        held: Sequence[tuple[Any, Any]],
+    ) -> Any:
         """The held ``goto`` with its Sends' states carrying only what the decisions let
-        through (a rejected message is not handed to the task the node sent it to)."""
+        through (a rejected message is not handed to the task the node sent it to).
+
+        ``held``: (form written, id) of held messages written as dicts or pairs: read again
+        from a Send's state, such a message has a new id, so it is known by its form."""
         goto = _editable_goto(goto)
         for unit in self._sent_units(goto):
             kept: list[Any] = []
             for message in unit.messages:
                 message_id = getattr(message, "id", None)
+                found = unit.raws.get(message_id)
+                if found is not None:
+                    message_id = next((i for raw, i in held if raw == found[1]), message_id)
                 if message_id is not None and message_id in outcomes:
-                    message = outcomes[message_id]
-                    if message is None:
+                    outcome = outcomes[message_id]
+                    if outcome is None:
                         continue
+                    message = outcome if found is None else as_written(outcome, found[1])
                 kept.append(message)
             unit.apply(unit.wrapper(kept))
         return goto
+
+
+def _raw_form(messages: Sequence[Any]) -> type | None:
+    """The form of a history's dicts or pairs (``None``: it holds LangChain messages)."""
+    if not messages:
+        return dict  # either kind: a chat model takes a dict too
+    for message in messages:
+        if type(message) is dict or type(message) is tuple:
+            return type(message)
+    return None
+
+
+def _is_system(message: Any) -> bool:
+    """The app's instructions: a system message, or a dict or pair in a system role."""
+    if isinstance(message, SystemMessage):
+        return True
+    if isinstance(message, dict):
+        return message.get("role") in _SYSTEM_ROLES
+    return isinstance(message, tuple) and len(message) == 2 and message[0] in _SYSTEM_ROLES
+
+
+def _held_entry(unit: _Unit, message: Any, verdict: Any) -> dict[str, Any]:
+    """The pending record of a message held for a human, with the form the node wrote it in
+    (a dict, a pair), which the decision delivers it in."""
+    entry = {"message": message, "verdict": verdict}
+    found = unit.raws.get(getattr(message, "id", None))
+    if found is not None:
+        entry["raw"] = found[1]
+    return entry
 
 
 def _is_delivered_call(call_id: str, kept: Sequence[Any], given: Sequence[Any]) -> bool:
@@ -1625,42 +1695,83 @@ def _force_setattr(obj: Any, key: str, value: Any) -> None:
         object.__setattr__(obj, key, value)
 
 
-def _unit_for(value: Any, store: Callable[[Any], None]) -> _Unit | None:
-    # ``_coerce`` returns a new list: the unit's messages can be edited in place.
+def _unit_for(value: Any, store: Callable[[Any], None], own_form: bool) -> _Unit | None:
+    """The unit of a messages value; ``own_form``: messages written as dicts, pairs or strings
+    are written back so (see :func:`_in_own_form`)."""
+    wrapper: Callable[[list[Any]], Any] = _as_list
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
         # ``("assistant", text)`` is one message (``add_messages`` reads it so), not two.
-        return _Unit(_coerce([value]), _as_list, store)
-    if isinstance(value, (list, tuple)):
-        return _Unit(_coerce(value), _as_list, store)
-    if isinstance(value, BaseMessage):
+        values: Sequence[Any] = [value]
+    elif isinstance(value, (list, tuple)):
+        values = value
+    elif isinstance(value, BaseMessage):
         return _Unit([value], _as_list, store)
-    if isinstance(value, Overwrite):
-        inner = value.value
-        if not isinstance(inner, (list, tuple)):
+    elif isinstance(value, Overwrite):
+        values, wrapper = value.value, Overwrite
+        if not isinstance(values, (list, tuple)):
             return None
-        return _Unit(_coerce(inner), Overwrite, store)
-    if isinstance(value, (dict, str)):
-        return _Unit(_coerce([value]), _as_list, store)
-    return None
+    elif isinstance(value, (dict, str)):
+        values = [value]
+    else:
+        return None
+    # ``_coerce`` returns a new list: the unit's messages can be edited in place.
+    messages, raws = _coerce(values, own_form)
+    if raws:
+        wrapper = partial(_in_own_form, raws, wrapper)
+    return _Unit(messages, wrapper, store, raws=raws)
 
 
 def _as_list(messages: list[Any]) -> list[Any]:
     return messages
 
 
-def _coerce(values: Sequence[Any]) -> list[Any]:
+def _coerce(
+    values: Sequence[Any], own_form: bool
+) -> tuple[list[Any], dict[Any, tuple[BaseMessage, Any]]]:
+    """The messages of ``values`` (dicts, pairs and strings read as LangChain messages), and,
+    with ``own_form``, what each read one was written as, by the id it is read under (an
+    id-less one gets one: verdicts, halts and notices name messages by id)."""
+    raws: dict[Any, tuple[BaseMessage, Any]] = {}
     if all(isinstance(v, BaseMessage) for v in values):
-        return list(values)
+        return list(values), raws
     out: list[Any] = []
     for v in values:
-        if isinstance(v, BaseMessage):
+        if isinstance(v, BaseMessage) or is_identity_message(v):
+            out.append(v)  # (the identity dict: dropped from the output as it is)
+            continue
+        try:
+            (message,) = convert_to_messages([v])
+        except Exception:
             out.append(v)
+            continue
+        if not own_form:
+            out.append(message)
+            continue
+        if message.id is None:
+            message = message.model_copy(update={"id": f"lc_{uuid.uuid4().hex}"})
+        raws[message.id] = (message, v)
+        out.append(message)
+    return out, raws
+
+
+def _in_own_form(
+    raws: Mapping[Any, tuple[BaseMessage, Any]],
+    wrapper: Callable[[list[Any]], Any],
+    messages: list[Any],
+) -> Any:
+    """``messages`` with each one read from a dict, pair or string written back in that form:
+    the channel holds what nodes write as it is (``operator.add``), and the app's nodes send it
+    to an SDK that takes no LangChain message (``add_messages`` reads either back alike)."""
+    written: list[Any] = []
+    for message in messages:
+        found = raws.get(source_id(message)) if isinstance(message, BaseMessage) else None
+        if found is None:
+            written.append(message)
+        elif found[0] is message:
+            written.append(found[1])  # as the node wrote it
         else:
-            try:
-                out.extend(convert_to_messages([v]))
-            except Exception:
-                out.append(v)
-    return out
+            written.append(as_written(message, found[1]))
+    return wrapper(written)
 
 
 def _editable_goto(goto: Any) -> Any:

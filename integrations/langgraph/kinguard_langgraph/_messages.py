@@ -26,7 +26,10 @@ __all__ = [
     "IDENTITY_ID_PREFIX",
     "NOTICE_NAME",
     "REASONING_KWARG",
+    "IdentityDict",
+    "IdentityPair",
     "already_inspected",
+    "as_written",
     "delivered_as",
     "guard_token",
     "held_stand_in",
@@ -38,6 +41,7 @@ __all__ = [
     "notice_message",
     "reasoning_texts",
     "released_as",
+    "source_id",
     "tool_call_ids",
     "with_text",
 ]
@@ -295,6 +299,48 @@ def identity_message(node: str, text: str) -> SystemMessage:
     return SystemMessage(content=text, id=f"{IDENTITY_ID_PREFIX}{node}")
 
 
+class IdentityDict(dict[str, Any]):
+    """The identity message in a channel of OpenAI-format dicts: to the node and the SDK it
+    calls (which ``json.dumps`` the request) a plain ``{"role": "system", "content": ...}``,
+    known by its type when the node hands its input back (a channel without a reducer)."""
+
+    __slots__ = ()
+
+
+class IdentityPair(tuple[str, str]):
+    """The identity message in a channel of ``(role, text)`` pairs: ``("system", text)``,
+    known by its type as :class:`IdentityDict` is."""
+
+    __slots__ = ()
+
+
+def source_id(message: BaseMessage) -> Any:
+    """Id of the message that ``message`` stands for: its own, or a notice's original's."""
+    message_id = message.id
+    if isinstance(message_id, str) and message_id.startswith(_NOTICE_ID_PREFIX):
+        return message_id[len(_NOTICE_ID_PREFIX) :]
+    return message_id
+
+
+def as_written(message: BaseMessage, raw: Any) -> Any:
+    """``message`` (a delivered, rewritten or notice form of what a node wrote as ``raw``: an
+    OpenAI-format dict, a ``(role, text)`` pair or a string) in ``raw``'s own form, for a
+    channel that holds such values as they are (``operator.add``) and a node that sends them
+    to an SDK as they are. A dict keeps its other keys but those the message no longer
+    carries: tool calls it does not make, reasoning that a rewrite dropped."""
+    if isinstance(raw, dict):
+        written = {**raw, "content": message.content}
+        if not getattr(message, "tool_calls", None):
+            written.pop("tool_calls", None)
+            written.pop("function_call", None)
+        if REASONING_KWARG not in message.additional_kwargs:
+            written.pop(REASONING_KWARG, None)
+        return written
+    if isinstance(raw, (tuple, list)):  # (a checkpoint gives a pair back as a list)
+        return (raw[0], message_text(message))
+    return message_text(message)
+
+
 def is_identity_message(message: object) -> bool:
     """The identity message kinguard gave a node, or the node's removal of it.
 
@@ -302,6 +348,8 @@ def is_identity_message(message: object) -> bool:
     (``RemoveMessage(id=m.id) for m in state["messages"][:-n]``) removes it too, and
     ``add_messages`` fails on the removal of an id the state does not hold.
     """
+    if isinstance(message, (IdentityDict, IdentityPair)):
+        return True
     return (
         isinstance(message, (SystemMessage, RemoveMessage))
         and isinstance(message.id, str)
