@@ -47,6 +47,13 @@ class FakeSDK:
         return {"role": "assistant", "content": self.replies.pop(0), "refusal": None}
 
 
+def a_then_b(builder: StateGraph[Any]) -> None:
+    """START -> a -> b -> END."""
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", END)
+
+
 def sdk_node(sdk: FakeSDK) -> Callable[[DictState], dict[str, Any]]:
     def node(state: DictState) -> dict[str, Any]:
         return {"messages": [sdk.create(state["messages"])]}
@@ -59,9 +66,7 @@ def dict_app(guard: KinGuard, a_says: str, **compile_kw: Any) -> tuple[Any, dict
     builder = StateGraph(DictState)
     for name, sdk in sdks.items():
         builder.add_node(name, sdk_node(sdk))
-    builder.add_edge(START, "a")
-    builder.add_edge("a", "b")
-    builder.add_edge("b", END)
+    a_then_b(builder)
     return guard_graph(builder, guard).compile(**compile_kw), sdks
 
 
@@ -179,9 +184,7 @@ def test_a_channel_without_a_reducer_drops_the_identity_and_rereads_no_history()
     builder = StateGraph(FullState)
     for name, sdk in sdks.items():
         builder.add_node(name, full(sdk))
-    builder.add_edge(START, "a")
-    builder.add_edge("a", "b")
-    builder.add_edge("b", END)
+    a_then_b(builder)
     guard = guard_for("a", "b", action=Action.REDACT)
     with capture_verdicts(guard) as verdicts:
         out = guard_graph(builder, guard).compile().invoke({"messages": START_MESSAGES})
@@ -206,9 +209,7 @@ def test_pairs_in_a_list_channel_stay_pairs() -> None:
     builder = StateGraph(PairState)
     builder.add_node("a", a)
     builder.add_node("b", b)
-    builder.add_edge(START, "a")
-    builder.add_edge("a", "b")
-    builder.add_edge("b", END)
+    a_then_b(builder)
     graph = guard_graph(builder, guard_for("a", "b", action=Action.REDACT)).compile()
     out = graph.invoke({"messages": [("user", "Offer a price.")]})
     assert out["messages"] == [
@@ -238,9 +239,7 @@ def test_dicts_in_an_add_messages_channel_are_ruled_on_as_messages() -> None:
     builder = StateGraph(MessagesState)
     for name, sdk in sdks.items():
         builder.add_node(name, node(sdk))
-    builder.add_edge(START, "a")
-    builder.add_edge("a", "b")
-    builder.add_edge("b", END)
+    a_then_b(builder)
     graph = guard_graph(builder, guard_for("a", "b", action=Action.REDACT)).compile()
     out = graph.invoke({"messages": START_MESSAGES})
     assert [m.content for m in out["messages"]][2:] == [REDACTED, "Deal."]
@@ -292,9 +291,7 @@ def test_a_dict_keeps_no_calls_it_no_longer_makes_nor_reasoning_a_redaction_drop
     builder = StateGraph(DictState)
     for name, reply in replies.items():
         builder.add_node(name, lambda state, reply=reply: {"messages": [reply]})
-    builder.add_edge(START, "a")
-    builder.add_edge("a", "b")
-    builder.add_edge("b", END)
+    a_then_b(builder)
     guard = guard_for("a", "b", action=Action.REDACT)
     out = guard_graph(builder, guard).compile().invoke({"messages": START_MESSAGES})
     a_said, b_said = out["messages"][2:]
