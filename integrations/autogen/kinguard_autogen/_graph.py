@@ -14,7 +14,9 @@ one's notice keeps its place, routed as a blocked message's notice is). A run wi
 (a rejection) routes the notices again so: a graph that ended on one (a halt at its last node)
 ends that run at once, as it would have after a blocked message, instead of starting afresh.
 The thread, which is what the team has said, is left as it is. The kept routing rides in the
-manager's saved state, so a team built afresh and given it resumes the same way.
+manager's saved state, so a team built afresh and given it resumes the same way. A run whose
+graph ends on a halt stops with the team's condition's stop (kinguard's halt), not AgentChat's
+"Digraph execution is complete", which it gives a graph at its end before asking the condition.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class _Resuming:
         self.save = manager.save_state
         self.load = manager.load_state
         self.transition = manager._transition_to_next_speakers
+        self.terminate = manager._apply_termination_condition
         self.pause: _Pause | None = None
 
     def install(self) -> None:
@@ -99,6 +102,7 @@ class _Resuming:
         manager.save_state = self.save_state  # type: ignore[method-assign]
         manager.load_state = self.load_state  # type: ignore[method-assign]
         manager._transition_to_next_speakers = self.transition_to_next_speakers  # type: ignore[method-assign]
+        manager._apply_termination_condition = self.apply_termination_condition  # type: ignore[method-assign]
 
     async def update_message_thread(
         self, messages: Sequence[BaseAgentEvent | BaseChatMessage]
@@ -135,6 +139,33 @@ class _Resuming:
             await self.manager._apply_termination_condition([])
         else:
             await self.transition(cancellation_token)
+
+    async def apply_termination_condition(
+        self, delta: Sequence[BaseAgentEvent | BaseChatMessage], increment_turn_count: bool = False
+    ) -> bool:
+        manager = self.manager
+        try:
+            # A graph that completes on a halt of this run (at its last node) stops for the
+            # halt: AgentChat checks completion before the team's condition, and its stop
+            # reason would tell the app the run ended normally while a message awaits review.
+            pause = self.pause
+            if (
+                not manager._ready
+                and pause is not None
+                and pause.run == self.tg.runs
+                and await BaseGroupChatManager._apply_termination_condition(
+                    manager, delta, increment_turn_count
+                )
+            ):
+                manager._reset_execution_state()  # the graph has ended, as AgentChat ends it
+                return True
+        except Exception as exc:  # kinguard's own failure: the graph ends as it would
+            _log.error(
+                "kinguard.autogen.adapter_failed",
+                team=self.tg.team_name,
+                error=self.tg.guard.describe_error(exc),
+            )
+        return await self.terminate(delta, increment_turn_count)
 
     async def _ended_at_notice(self) -> bool:
         """Whether a run without a task (after a rejection, or with the halt left undecided)

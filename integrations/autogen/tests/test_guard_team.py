@@ -1401,6 +1401,49 @@ async def test_a_message_released_at_a_graphs_last_node_ends_the_graph(
     assert len(kit.model_calls(buyer)) == 1
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_halt_at_a_graphs_last_node_stops_the_run_for_the_halt(
+    kit: SimpleNamespace, streamed: bool
+) -> None:
+    flow, _, _ = buyer_to_seller(kit)
+    if streamed:
+        items = [item async for item in flow.run_stream(task="Go.")]
+        result = items[-1]
+        assert isinstance(result, TaskResult)
+    else:
+        result = await flow.run(task="Go.")
+    # Its StopMessage's, in both: not "Digraph execution is complete", as if the run had
+    # ended normally, while a message awaits review.
+    assert result.stop_reason is not None
+    assert result.stop_reason.startswith("kinguard halted: message from seller")
+    assert "pending_halt(team)" in result.stop_reason
+    assert pending_halt(flow) is not None
+    resumed = await flow.run(task=resolve_halt(flow, HumanDecision(type="approve")))
+    assert kit.chat(resumed) == [("seller", f"s1 {kit.KEYWORD}")]
+    assert resumed.stop_reason == "Digraph execution is complete"
+
+
+async def test_a_failure_of_kinguard_at_a_halt_at_a_graphs_last_node_ends_the_graph_anyway(
+    kit: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    check = KinGuardTermination.__call__
+
+    async def broken(
+        self: KinGuardTermination, messages: Sequence[BaseAgentEvent | BaseChatMessage]
+    ) -> StopMessage | None:
+        if any(kinguard_action(m) is Action.HALT for m in messages):
+            raise RuntimeError("condition failed")  # on the halt notice alone
+        return await check(self, messages)
+
+    monkeypatch.setattr(KinGuardTermination, "__call__", broken)
+    flow, _, _ = buyer_to_seller(kit)
+    with capture_logs() as logs:
+        result = await flow.run(task="Go.")
+    # As AgentChat ends a graph at its last node.
+    assert result.stop_reason == "Digraph execution is complete"
+    assert any(e["event"] == "kinguard.autogen.adapter_failed" for e in logs)
+
+
 @pytest.mark.parametrize("reloaded", [False, True])
 async def test_a_rejected_halt_at_a_graphs_last_node_runs_nobody_again(
     kit: SimpleNamespace, reloaded: bool
