@@ -879,25 +879,38 @@ class Offer(BaseModel):
     note: str
 
 
-class Structured(BaseChatAgent):
-    """An agent whose messages are structured, not text."""
+class Saying(BaseChatAgent):
+    """An agent that says each of ``lines`` in turn, in a message of its own kind."""
 
-    def __init__(self, name: str, notes: Sequence[str]) -> None:
-        super().__init__(name, description=f"structured {name}")
-        self.notes = list(notes)
+    kind: type[BaseChatMessage]
+
+    def __init__(self, name: str, lines: Sequence[str]) -> None:
+        super().__init__(name, description=f"{type(self).__name__} {name}")
+        self.lines = list(lines)
 
     @property
     def produced_message_types(self) -> Sequence[type[BaseChatMessage]]:
-        return (StructuredMessage[Offer],)
+        return (self.kind,)
+
+    def said(self, line: str) -> BaseChatMessage:
+        raise NotImplementedError
 
     async def on_messages(
         self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
     ) -> Response:
-        offer = Offer(item="sensors", note=self.notes.pop(0))
-        return Response(chat_message=StructuredMessage[Offer](source=self.name, content=offer))
+        return Response(chat_message=self.said(self.lines.pop(0)))
 
     async def on_reset(self, cancellation_token: CancellationToken) -> None:
         pass
+
+
+class Structured(Saying):
+    """An agent whose messages are structured, not text."""
+
+    kind = StructuredMessage[Offer]
+
+    def said(self, line: str) -> BaseChatMessage:
+        return StructuredMessage[Offer](source=self.name, content=Offer(item="sensors", note=line))
 
 
 async def test_a_structured_message_that_must_change_is_delivered_as_text(
@@ -918,27 +931,14 @@ async def test_a_structured_message_that_must_change_is_delivered_as_text(
     assert not any(kit.KEYWORD in line for turn in seller.received for line in turn)
 
 
-class Showing(BaseChatAgent):
+class Showing(Saying):
     """An agent whose messages show an image beside their words."""
 
-    def __init__(self, name: str, captions: Sequence[str]) -> None:
-        super().__init__(name, description=f"showing {name}")
-        self.captions = list(captions)
+    kind = MultiModalMessage
 
-    @property
-    def produced_message_types(self) -> Sequence[type[BaseChatMessage]]:
-        return (MultiModalMessage,)
-
-    async def on_messages(
-        self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
-    ) -> Response:
+    def said(self, line: str) -> BaseChatMessage:
         image = Image(PIL.Image.new("RGB", (2, 2)))
-        return Response(
-            chat_message=MultiModalMessage(source=self.name, content=[self.captions.pop(0), image])
-        )
-
-    async def on_reset(self, cancellation_token: CancellationToken) -> None:
-        pass
+        return MultiModalMessage(source=self.name, content=[line, image])
 
 
 @pytest.mark.parametrize("kind", [MultiModalMessage, StructuredMessage])
