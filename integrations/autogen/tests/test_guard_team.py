@@ -1362,13 +1362,19 @@ async def test_a_graph_saved_at_a_halt_goes_on_from_the_release_when_built_afres
     assert kit.model_calls(auditor) == []
 
 
-async def test_a_failure_of_kinguard_while_rerouting_a_graph_never_breaks_it(
-    kit: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def broken_reroute(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kinguard's rerouting of a GraphFlow after a halt raises."""
+
     async def broken(*args: Any) -> set[str]:
         raise RuntimeError("reroute failed")
 
     monkeypatch.setattr(_Resuming, "_reroute", broken)
+
+
+async def test_a_failure_of_kinguard_while_rerouting_a_graph_never_breaks_it(
+    kit: SimpleNamespace, broken_reroute: None
+) -> None:
     flow, seller, _ = branching(kit, [f"APPROVE at {kit.KEYWORD}"])
     await flow.run(task="Go.")
     with capture_logs() as logs:
@@ -1467,12 +1473,8 @@ async def test_a_rejected_halt_at_a_graphs_last_node_runs_nobody_again(
 
 
 async def test_a_failure_of_kinguard_after_a_rejection_at_a_graphs_last_node_never_breaks_it(
-    kit: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+    kit: SimpleNamespace, broken_reroute: None
 ) -> None:
-    async def broken(*args: Any) -> set[str]:
-        raise RuntimeError("reroute failed")
-
-    monkeypatch.setattr(_Resuming, "_reroute", broken)
     flow, _, _ = buyer_to_seller(kit)
     await flow.run(task="Go.")
     resolve_halt(flow, HumanDecision(type="reject"))
