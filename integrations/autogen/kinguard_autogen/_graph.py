@@ -32,13 +32,11 @@ from autogen_agentchat.teams._group_chat._graph._digraph_group_chat import Graph
 from autogen_core import CancellationToken
 
 from kinguard import Action
-from kinguard.logs import get_logger
 from kinguard_autogen._events import META_RESOLVED, kinguard_action
 from kinguard_autogen._participant import TeamGuard
 
 __all__ = ["resuming_where_halted"]
 
-_log = get_logger("kinguard.autogen")
 # Under this key in the manager's state (which AgentChat's GraphFlow ignores): a halt's pause.
 _STATE_KEY = "kinguard_pause"
 
@@ -112,11 +110,7 @@ class _Resuming:
         except Exception as exc:  # kinguard's own failure: the graph routes as it would
             self.pause = None
             routed = False
-            _log.error(
-                "kinguard.autogen.adapter_failed",
-                team=self.tg.team_name,
-                error=self.tg.guard.describe_error(exc),
-            )
+            self.tg.adapter_failed(exc)
         if routed:
             # Routed in its notice's place already: into the thread, not routed twice.
             await BaseGroupChatManager.update_message_thread(self.manager, messages)
@@ -128,11 +122,7 @@ class _Resuming:
             ended = await self._ended_at_notice()
         except Exception as exc:  # kinguard's own failure: the graph goes on as it would
             ended = False
-            _log.error(
-                "kinguard.autogen.adapter_failed",
-                team=self.tg.team_name,
-                error=self.tg.guard.describe_error(exc),
-            )
+            self.tg.adapter_failed(exc)
         if ended:
             # Nothing is left to run: the graph ends as AgentChat ends one (its stop message,
             # its routing reset for the next run).
@@ -160,11 +150,7 @@ class _Resuming:
                 manager._reset_execution_state()  # the graph has ended, as AgentChat ends it
                 return True
         except Exception as exc:  # kinguard's own failure: the graph ends as it would
-            _log.error(
-                "kinguard.autogen.adapter_failed",
-                team=self.tg.team_name,
-                error=self.tg.guard.describe_error(exc),
-            )
+            self.tg.adapter_failed(exc)
         return await self.terminate(delta, increment_turn_count)
 
     async def _ended_at_notice(self) -> bool:
@@ -258,10 +244,6 @@ class _Resuming:
             made = [create(message) for message in saved["routed"]]
             pause.routed = [m for m in made if isinstance(m, BaseChatMessage)]
         except Exception as exc:  # the graph resumes as it would without kinguard
-            _log.error(
-                "kinguard.autogen.adapter_failed",
-                team=self.tg.team_name,
-                error=self.tg.guard.describe_error(exc),
-            )
+            self.tg.adapter_failed(exc)
             return
         self.pause = pause

@@ -600,30 +600,28 @@ class TeamGuard:
                     verdict, capture_content=capture, about=about
                 )
             except Exception as exc:  # the verdict stands; only its event is lost
-                _log.error(
-                    "kinguard.autogen.adapter_failed",
-                    team=self.team_name,
-                    sender=verdict.sender,
-                    about=about,
-                    error=self.guard.describe_error(exc),
-                )
+                self.adapter_failed(exc, sender=verdict.sender, about=about)
                 return None
             event.metadata[META_GUARD] = self.stamp  # whose verdict: see _foreign_event
             return event
         return None
+
+    def adapter_failed(self, exc: BaseException, **where: object) -> None:
+        """Log a failure of kinguard's own adapter code in this team, which the caller contains
+        (``where``: what it was doing, for the log line)."""
+        _log.error(
+            "kinguard.autogen.adapter_failed",
+            team=self.team_name,
+            **where,
+            error=self.guard.describe_error(exc),
+        )
 
     def contained(
         self, message: BaseChatMessage, exc: BaseException, verdict: Verdict | None = None
     ) -> BaseChatMessage:
         """After a failure of kinguard's own: the message, or a notice (fail closed). Failing
         open never delivers what ``verdict``, reached before the failure, withholds."""
-        _log.error(
-            "kinguard.autogen.adapter_failed",
-            team=self.team_name,
-            sender=message.source,
-            error=self.guard.describe_error(exc),
-            error_mode=self.guard.policy.error_mode,
-        )
+        self.adapter_failed(exc, sender=message.source, error_mode=self.guard.policy.error_mode)
         withholds = verdict is not None and (verdict.action.value in _WITHHELD or verdict.modified)
         if self.guard.policy.error_mode != "closed" and not withholds:
             return message

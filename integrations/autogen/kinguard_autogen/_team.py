@@ -639,11 +639,7 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
         try:
             tg.on_reset()
         except Exception as exc:  # kinguard's own failure must not fail the app's reset
-            _log.error(
-                "kinguard.autogen.adapter_failed",
-                team=tg.team_name,
-                error=tg.guard.describe_error(exc),
-            )
+            tg.adapter_failed(exc)
 
     async def save_state() -> Mapping[str, Any]:
         state = dict(await save())
