@@ -415,11 +415,12 @@ def _anchor_groups(spec: str) -> tuple[frozenset[str], ...]:
 # every assistant must tell a human who asks, and what explains its limits: said bare ("I'm an
 # AI assistant, so I can't sign for you", "I'm an AI agent representing the landlord", "as an
 # AI I can't place the order") it is honesty, a limitation or a hand-off, so these cues count
-# only with a kinship element near them (``_Kinship``). A model's name is left alone: offered
-# to another agent it is mostly common ground ("fwiw I'm Llama 3.1"), and without it most
-# labeled disclosures of a model would be lost.
+# only with a kinship element near them (``_Kinship``). So does "I'm <model>": "I'm Claude, an
+# AI assistant, helping the Ortiz family", "I'm GPT-4o; I'll moderate the debate", "I'm a
+# GPT-4-class model, per the platform's disclosure rules" are the same honesty with a name,
+# while nearly every labeled disclosure of a model has a kinship element near it.
 _BARE_DISCLOSURES = frozenset(
-    ("as_an_ai_i", "i_am_ai", "speaking_as_ai", "my_internals", "no_feelings")
+    ("as_an_ai_i", "i_am_ai", "speaking_as_ai", "my_internals", "no_feelings", "i_am_model")
 )
 
 
@@ -701,14 +702,22 @@ _SPECS: dict[SignalName, list[tuple[str, float, str, str, bool]]] = {
             "(?:made|created|built|developed|trained|designed|fine tuned|programmed) by @VENDOR",
             False,
         ),
+        # Talking to another or a fellow AI, or the speaker itself talking to one ("I think I'm
+        # chatting with a bot"). Whoever else is "talking to an AI" is talking to the speaker:
+        # "you're chatting with an AI assistant" tells a human what the speaker is, and "she
+        # asked if she's talking to a bot" reports it; neither recognises the counterpart.
         (
             "talking_to_ai",
             0.55,
             "@AI_SING @AI_PL @MODEL_NAME + talking speaking chatting conversing interacting "
             "communicating negotiating arguing dealing",
             "(?:talking|speaking|chatting|conversing|interacting|communicating|negotiating"
-            "|arguing|dealing) (?:to|with) (?:@FILL ){0,2}(?:another|a fellow|other|an|a"
-            "|the other|some) (?:@AI_SING|@AI_PL|@MODEL_NAME)@NOT_HUMAN",
+            "|arguing|dealing) (?:to|with) (?:@FILL ){0,2}(?:another|a fellow|other|the other)"
+            " (?:@AI_SING|@AI_PL|@MODEL_NAME)@NOT_HUMAN"
+            "|(?:@I_AM|am i|was i|i've been|i have been)(?: (?:@FILL|now|still|probably"
+            "|clearly|actually|definitely|maybe|finally|obviously))? (?:talking|speaking"
+            "|chatting|conversing|interacting|communicating|negotiating|arguing|dealing)"
+            " (?:to|with) (?:@FILL ){0,2}(?:an|a|some) (?:@AI_SING|@AI_PL|@MODEL_NAME)@NOT_HUMAN",
             False,
         ),
         (
