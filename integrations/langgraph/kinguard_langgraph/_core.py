@@ -381,6 +381,10 @@ class GraphCore:
         self.replaces_by_id = False
         """The messages channel replaces a message by id (``add_messages``): a held tool result
         can answer its call with a stand-in that the decision's outcome replaces in place."""
+        self.empty_form: type | None = dict
+        """The form of the identity message in an empty history of a channel that keeps what
+        nodes write (see :func:`_raw_form`): what the channel's type declares its items to be,
+        a dict if it declares nothing a message could be read from."""
         self._halted: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._identity_cache: dict[tuple[str, str], SystemMessage] = {}
@@ -589,7 +593,7 @@ class GraphCore:
         # converts) may hold OpenAI-format dicts or pairs, which its nodes send to an SDK or
         # unpack: a LangChain message there breaks the node. A new one each time: the node
         # may edit what it is given.
-        form = None if self.replaces_by_id else _raw_form(messages)
+        form = None if self.replaces_by_id else _raw_form(messages, self.empty_form)
         if form is dict:
             system = IdentityDict(role="system", content=text)
         elif form is tuple:
@@ -1300,10 +1304,11 @@ class GraphCore:
         return goto
 
 
-def _raw_form(messages: Sequence[Any]) -> type | None:
-    """The form of a history's dicts or pairs (``None``: it holds LangChain messages)."""
+def _raw_form(messages: Sequence[Any], empty: type | None) -> type | None:
+    """The form of a history's dicts or pairs (``None``: it holds LangChain messages);
+    ``empty``: the form of an empty one."""
     if not messages:
-        return dict  # either kind: a chat model takes a dict too
+        return empty
     for message in messages:
         if type(message) is dict or type(message) is tuple:
             return type(message)

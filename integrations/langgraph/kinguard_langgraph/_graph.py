@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import types
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, Union, cast, get_args, get_origin
 
+from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable
 from langgraph._internal._runnable import coerce_to_runnable
 from langgraph.graph import StateGraph
@@ -162,7 +164,9 @@ def _guarded_builder(
     else:
         nodes = [n for n, spec in builder.nodes.items() if not spec.is_error_handler]
 
-    core.replaces_by_id = _replaces_by_id(builder.channels[core.messages_key])
+    channel = builder.channels[core.messages_key]
+    core.replaces_by_id = _replaces_by_id(channel)
+    core.empty_form = _declared_form(getattr(channel, "typ", None))
     guarded = _copy_builder(builder)
     # The private channel, registered whether or not halt nodes (which read it) are added.
     guarded._add_schema(GuardChannel)
@@ -264,6 +268,9 @@ def _await_decision(guarded: StateGraph[Any, Any, Any, Any], node: str) -> str:
     return done
 
 
+_UNIONS = (Union, types.UnionType)
+
+
 def _replaces_by_id(channel: Any) -> bool:
     """The channel's reducer is ``add_messages`` (a message with an id it holds replaces that
     one). Another reducer may append instead, so nothing relies on it there; nor does a
@@ -277,6 +284,31 @@ def _replaces_by_id(channel: Any) -> bool:
         getattr(operator, "__module__", None) == add_messages.__module__
         and getattr(operator, "__name__", None) == "add_messages"
     )
+
+
+def _declared_form(declared: Any) -> type | None:
+    """What a messages channel's type says its items are: LangChain messages (``None``),
+    dicts or pairs. ``list[AnyMessage]``, ``list[BaseMessage]`` or a union of message classes
+    are messages; ``list[dict]``, a ``TypedDict`` or a ``Mapping`` are dicts; ``list[tuple]``
+    are pairs. Anything else (``list``, ``Any``) says nothing: a dict then, which a chat model
+    and an SDK both take."""
+    items = get_args(_unannotated(declared))
+    if len(items) != 1:
+        return dict
+    item = _unannotated(items[0])
+    members = [_unannotated(m) for m in get_args(item)] if get_origin(item) in _UNIONS else [item]
+    if all(isinstance(m, type) and issubclass(m, BaseMessage) for m in members):
+        return None
+    origin = get_origin(item) or item
+    if origin is tuple:
+        return tuple
+    return dict
+
+
+def _unannotated(declared: Any) -> Any:
+    while get_origin(declared) is Annotated:
+        declared = get_args(declared)[0]
+    return declared
 
 
 def _unique(name: str, taken: Mapping[str, Any]) -> str:

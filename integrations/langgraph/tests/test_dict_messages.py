@@ -6,10 +6,12 @@ import json
 import operator
 import uuid
 from collections.abc import Callable
+from operator import attrgetter, itemgetter
 from typing import Annotated, Any, TypedDict
 
 import pytest
 from kinguard_langgraph import guard_graph
+from langchain_core.messages import AIMessage, AnyMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
@@ -220,6 +222,51 @@ def test_pairs_in_a_list_channel_stay_pairs() -> None:
     (role, identity), *rest = b_got
     assert role == "system" and IDENTITY_MARKER in identity
     assert rest == out["messages"][:2]
+
+
+class MessageListState(TypedDict):
+    messages: Annotated[list[AnyMessage], operator.add]
+
+
+class PairListState(TypedDict):
+    messages: Annotated[list[tuple[str, str]], operator.add]
+
+
+@pytest.mark.parametrize(
+    ("schema", "read"),
+    [
+        (MessageListState, attrgetter("content")),
+        (DictState, itemgetter("content")),
+        (PairListState, itemgetter(1)),
+    ],
+    ids=["messages", "dicts", "pairs"],
+)
+def test_an_empty_history_gets_the_identity_in_the_form_its_channel_declares(
+    schema: type, read: Callable[[Any], str]
+) -> None:
+    # With nothing in the history to go by, the channel's declared item type says what the
+    # node reads: a LangChain-message app reading ``.content`` must not be handed a dict.
+    seen: list[str] = []
+
+    def node(name: str) -> Callable[[Any], dict[str, Any]]:
+        def run(state: Any) -> dict[str, Any]:
+            seen.extend(read(m) for m in state["messages"])
+            said = f"{name} here."
+            reply = {"role": "assistant", "content": said}
+            if schema is MessageListState:
+                return {"messages": [AIMessage(said, name=name)]}
+            return {"messages": [reply if schema is DictState else ("assistant", said)]}
+
+        return run
+
+    builder = StateGraph(schema)
+    builder.add_node("a", node("a"))
+    builder.add_node("b", node("b"))
+    a_then_b(builder)
+    graph = guard_graph(builder, guard_for("a", "b", action=Action.LOG)).compile()
+    out = graph.invoke({"messages": []})
+    assert [read(m) for m in out["messages"]] == ["a here.", "b here."]
+    assert IDENTITY_MARKER in seen[0] and seen[2] == "a here."
 
 
 def test_dicts_in_an_add_messages_channel_are_ruled_on_as_messages() -> None:
