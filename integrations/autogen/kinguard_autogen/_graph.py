@@ -29,17 +29,21 @@ from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
 from autogen_agentchat.teams import GraphFlow
 from autogen_agentchat.teams._group_chat._base_group_chat_manager import BaseGroupChatManager
 from autogen_agentchat.teams._group_chat._graph._digraph_group_chat import GraphFlowManager
-from autogen_core import CancellationToken
+from autogen_core import AgentId, CancellationToken, SingleThreadedAgentRuntime
 
 from kinguard import Action
+from kinguard.logs import get_logger
 from kinguard_autogen._events import META_RESOLVED, kinguard_action
 from kinguard_autogen._participant import TeamGuard
 
-__all__ = ["resuming_where_halted"]
+__all__ = ["resume_where_halted"]
+
+_log = get_logger("kinguard.autogen")
 
 # Under this key in the manager's state (which AgentChat's GraphFlow ignores): a halt's pause.
 _STATE_KEY = "kinguard_pause"
 
+_Patch = Callable[[object, str, Any], None]
 _Update = Callable[[Sequence[BaseAgentEvent | BaseChatMessage]], Awaitable[None]]
 # Messages routed after a halt notice: the team stops within the step, so a few at most. More
 # means the team went on without stopping (no longer guarded): nothing to resume then.
@@ -57,24 +61,43 @@ class _Pause:
         self.routed: list[BaseChatMessage] = []
 
 
-def resuming_where_halted(
-    team: GraphFlow, tg: TeamGuard
-) -> Callable[..., Callable[[], GraphFlowManager]]:
-    """The team's ``_create_group_chat_manager_factory``, whose manager routes released
-    messages as described above. ``tg``: the guard of the team's agents."""
-    create = team._create_group_chat_manager_factory
+def resume_where_halted(team: GraphFlow, tg: TeamGuard, patch: _Patch) -> None:
+    """Make the team's manager route released messages as described above: the one it makes
+    at its first run or, if it has run already, the one it made then. ``tg``: the guard of
+    the team's agents; ``patch(object, attribute, value)`` changes what unguarding restores."""
+    nodes = set(team._graph.nodes)
+    if not team._initialized:
+        create = team._create_group_chat_manager_factory
 
-    def factory(*args: Any, **kwargs: Any) -> Callable[[], GraphFlowManager]:
-        make = create(*args, **kwargs)
+        def factory(*args: Any, **kwargs: Any) -> Callable[[], GraphFlowManager]:
+            make = create(*args, **kwargs)
 
-        def manager() -> GraphFlowManager:
-            made = make()
-            _Resuming(made, set(team._graph.nodes), tg).install()
-            return made
+            def manager() -> GraphFlowManager:
+                made = make()
+                _Resuming(made, nodes, tg).install(patch)
+                return made
 
-        return manager
+            return manager
 
-    return factory
+        patch(team, "_create_group_chat_manager_factory", factory)
+        return
+    # Made at the first run, and kept by the runtime (AgentChat has no public way to it).
+    runtime = team._runtime
+    manager_id = AgentId(team._group_chat_manager_topic_type, team._team_id)
+    made = (
+        runtime._instantiated_agents.get(manager_id)
+        if isinstance(runtime, SingleThreadedAgentRuntime)
+        else None
+    )
+    if isinstance(made, GraphFlowManager):
+        _Resuming(made, nodes, tg).install(patch)
+    else:
+        _log.warning(
+            "kinguard.autogen.graph_routing_unguarded",
+            team=tg.team_name,
+            detail="this GraphFlow's manager is out of kinguard's reach (another runtime): "
+            "after a halt it routes the notice as any message; guard it before its first run",
+        )
 
 
 class _Resuming:
@@ -93,14 +116,14 @@ class _Resuming:
         self.terminate = manager._apply_termination_condition
         self.pause: _Pause | None = None
 
-    def install(self) -> None:
+    def install(self, patch: _Patch) -> None:
         manager = self.manager
-        manager.update_message_thread = self.update_message_thread  # type: ignore[method-assign]
-        manager.reset = self.forget_and_reset  # type: ignore[method-assign]
-        manager.save_state = self.save_state  # type: ignore[method-assign]
-        manager.load_state = self.load_state  # type: ignore[method-assign]
-        manager._transition_to_next_speakers = self.transition_to_next_speakers  # type: ignore[method-assign]
-        manager._apply_termination_condition = self.apply_termination_condition  # type: ignore[method-assign]
+        patch(manager, "update_message_thread", self.update_message_thread)
+        patch(manager, "reset", self.forget_and_reset)
+        patch(manager, "save_state", self.save_state)
+        patch(manager, "load_state", self.load_state)
+        patch(manager, "_transition_to_next_speakers", self.transition_to_next_speakers)
+        patch(manager, "_apply_termination_condition", self.apply_termination_condition)
 
     async def update_message_thread(
         self, messages: Sequence[BaseAgentEvent | BaseChatMessage]

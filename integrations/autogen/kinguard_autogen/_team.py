@@ -29,7 +29,7 @@ from kinguard_autogen._events import (
     KinGuardVerdictEvent,
     kinguard_action,
 )
-from kinguard_autogen._graph import resuming_where_halted
+from kinguard_autogen._graph import resume_where_halted
 from kinguard_autogen._participant import (
     VERDICT_EVENTS_WELCOME,
     EventMode,
@@ -378,11 +378,8 @@ def _tool_runners(agent: ChatAgent) -> list[ChatAgent | Team]:
 def _guard_members(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> None:
     """Guard one team's participants, and recursively the teams inside it, with ``tg``."""
     _add_halt_termination(team, tg, installed)
-    if isinstance(team, GraphFlow) and not team._initialized:
-        # Its manager is made at the first run. (One made already routes a halt notice as it
-        # routes any message: the next run after a halt may then not go on from the release.)
-        factory = resuming_where_halted(team, tg)
-        installed.patch(team, "_create_group_chat_manager_factory", factory)
+    if isinstance(team, GraphFlow):
+        resume_where_halted(team, tg, installed.patch)
     if not team._message_factory.is_registered(KinGuardVerdictEvent):
         # The participants' containers log what the agents yield through this factory.
         team._message_factory.register(KinGuardVerdictEvent)

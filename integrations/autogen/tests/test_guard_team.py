@@ -48,6 +48,7 @@ from autogen_agentchat.teams._group_chat._events import GroupChatMessage
 from autogen_agentchat.tools import AgentTool, TeamTool
 from autogen_agentchat.ui import Console
 from autogen_core import (
+    AgentId,
     CancellationToken,
     DefaultInterventionHandler,
     FunctionCall,
@@ -1360,6 +1361,116 @@ async def test_a_graph_saved_at_a_halt_goes_on_from_the_release_when_built_afres
     resumed = await again.run(task=resolve_halt(again, HumanDecision(type="approve")))
     assert kit.chat(resumed)[-1] == ("seller", "approved branch")
     assert kit.model_calls(auditor) == []
+
+
+async def branching_guarded_late(
+    kit: SimpleNamespace, reloaded: bool
+) -> tuple[GraphFlow, Any, Any]:
+    """``branching``'s graph, guarded after a first run of its own (whose manager kinguard did
+    not make), halted on the buyer's APPROVE; ``reloaded``: then saved and loaded into a graph
+    built afresh, likewise run once before it is guarded. The flow, seller and auditor."""
+
+    async def built() -> tuple[GraphFlow, Any, Any]:
+        buyer = kit.agent("buyer", ["warm up", f"APPROVE at {kit.KEYWORD}"])
+        seller = kit.agent("seller", ["approved branch"])
+        auditor = kit.agent("auditor", ["warm branch", "other branch"])
+        graph = DiGraphBuilder()
+        graph.add_node(buyer).add_node(seller).add_node(auditor)
+        graph.add_edge(buyer, seller, condition="APPROVE")
+        graph.add_edge(buyer, auditor, condition=lambda m: "APPROVE" not in m.to_model_text())
+        flow = GraphFlow(
+            [buyer, seller, auditor],
+            graph=graph.build(),
+            termination_condition=KinGuardTermination(),
+        )
+        await flow.run(task="Warm up.")
+        return guard_team(flow, kit.keyword_guard("halt")), seller, auditor
+
+    flow, seller, auditor = await built()
+    await flow.run(task="Go.")
+    if reloaded:
+        saved = json.loads(json.dumps(await flow.save_state()))
+        flow, seller, auditor = await built()
+        await flow.load_state(saved)
+    return flow, seller, auditor
+
+
+@pytest.mark.parametrize("reloaded", [False, True])
+@pytest.mark.parametrize(("decision", "branch"), [("approve", "seller"), ("reject", "auditor")])
+async def test_a_graph_guarded_after_its_first_run_goes_on_from_a_halt_as_the_person_decided(
+    kit: SimpleNamespace, decision: Literal["approve", "reject"], branch: str, reloaded: bool
+) -> None:
+    flow, seller, auditor = await branching_guarded_late(kit, reloaded)
+    resumed = await flow.run(task=resolve_halt(flow, HumanDecision(type=decision)))
+    # As in a graph guarded before its first run: one branch, the one the decision takes.
+    assert [source for source, _ in kit.chat(resumed)][-1:] == [branch]
+    assert [len(kit.model_calls(a)) for a in (seller, auditor)] == [
+        int(branch == "seller"),
+        1 + int(branch == "auditor"),  # its own warm-up run's call, and this one
+    ]
+
+
+@pytest.mark.parametrize("reloaded", [False, True])
+async def test_a_graph_guarded_after_its_first_run_stops_for_a_halt_at_its_last_node(
+    kit: SimpleNamespace, reloaded: bool
+) -> None:
+    async def built() -> tuple[GraphFlow, Any]:
+        buyer = kit.agent("buyer", ["warm up", "b1", "b2"])
+        seller = kit.agent("seller", ["warm reply", f"s1 {kit.KEYWORD}", "s2"])
+        graph = DiGraphBuilder()
+        graph.add_node(buyer).add_node(seller).add_edge(buyer, seller)
+        flow = GraphFlow(
+            [buyer, seller], graph=graph.build(), termination_condition=KinGuardTermination()
+        )
+        await flow.run(task="Warm up.")
+        return guard_team(flow, kit.keyword_guard("halt")), buyer
+
+    flow, buyer = await built()
+    result = await flow.run(task="Go.")
+    assert result.stop_reason is not None
+    assert result.stop_reason.startswith("kinguard halted: message from seller")
+    if reloaded:
+        saved = json.loads(json.dumps(await flow.save_state()))
+        flow, buyer = await built()
+        await flow.load_state(saved)
+    resumed = await flow.run(task=resolve_halt(flow, HumanDecision(type="approve")))
+    # The graph ends with the released message: nobody runs again.
+    assert kit.chat(resumed) == [("seller", f"s1 {kit.KEYWORD}")]
+    assert len(kit.model_calls(buyer)) == (1 if reloaded else 2)
+
+
+async def test_a_graph_guarded_after_its_first_run_is_unguarded_whole(
+    kit: SimpleNamespace,
+) -> None:
+    flow, _, _ = await branching_guarded_late(kit, reloaded=False)
+    runtime: Any = flow._runtime
+    manager = runtime._instantiated_agents[
+        AgentId(flow._group_chat_manager_topic_type, flow._team_id)
+    ]
+    assert "update_message_thread" in vars(manager)
+    unguard_team(flow)
+    # AgentChat's own manager again, as it was before guard_team().
+    assert not {"update_message_thread", "_apply_termination_condition"} & set(vars(manager))
+
+
+async def test_a_graph_whose_manager_is_out_of_reach_is_guarded_with_a_warning(
+    kit: SimpleNamespace,
+) -> None:
+    buyer = kit.agent("buyer", [f"b1 {kit.KEYWORD}"])
+    seller = kit.agent("seller", ["s1"])
+    graph = DiGraphBuilder()
+    graph.add_node(buyer).add_node(seller).add_edge(buyer, seller)
+    flow = GraphFlow(
+        [buyer, seller], graph=graph.build(), termination_condition=KinGuardTermination()
+    )
+    await flow._init(flow._runtime)  # initialised, as a run does, but its manager not made yet
+    with capture_logs() as logs:
+        guard_team(flow, kit.keyword_guard("halt"))
+    assert [e["event"] for e in logs] == ["kinguard.autogen.graph_routing_unguarded"]
+    # Its agents are guarded all the same.
+    result = await flow.run(task="Go.")
+    assert result.stop_reason is not None and "kinguard halted" in result.stop_reason
+    assert kit.model_calls(seller) == []
 
 
 @pytest.fixture
