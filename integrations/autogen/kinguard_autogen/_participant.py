@@ -1162,22 +1162,26 @@ class GuardedParticipant:
     An agent's own ``run_stream`` ends with its task result, yielded at its response: a
     verdict event after the response would come after the result, which must be last (an
     ``AgentTool`` takes the last item for the tool's output). So the event comes before the
-    response there: where the app runs the agent on its own, and with ``response_last``, for
-    an agent used as a tool (run inside its caller's turn).
+    response there: everywhere but in the agent's own turns in a team (where the app runs it
+    on its own, or another agent uses it as a tool, inside that agent's turn).
     """
 
     def __init__(
-        self,
-        tg: TeamGuard,
-        name: str,
-        original: Callable[..., AsyncGenerator[Any, None]],
-        *,
-        response_last: bool = False,
+        self, tg: TeamGuard, name: str, original: Callable[..., AsyncGenerator[Any, None]]
     ) -> None:
         self.tg = tg
         self.name = name
         self.original = original
-        self.response_last = response_last
+        self.turns: set[str] = set()
+        """The runtime agent types of the team containers that run this agent's turns (its
+        participant topic types): what runs it anywhere else runs its own ``run_stream``."""
+
+    def response_last(self) -> bool:
+        """Whether this run of the agent is its own ``run_stream``, not its turn in a team."""
+        try:
+            return MessageHandlerContext.agent_id().type not in self.turns
+        except RuntimeError:  # in no runtime's message handler: the app runs it on its own
+            return True
 
     def __call__(
         self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
@@ -1192,8 +1196,7 @@ class GuardedParticipant:
             )
             given = messages
         stream = self.original(given, cancellation_token)
-        last = self.response_last or not inside_a_team()
-        return _guarded(self.tg, stream, self.name, response_last=last)
+        return _guarded(self.tg, stream, self.name, response_last=self.response_last())
 
 
 class GuardedSocietyOfMind(GuardedParticipant):
@@ -1202,10 +1205,8 @@ class GuardedSocietyOfMind(GuardedParticipant):
     team's messages and its response prompt. So its reminder goes before its response prompt,
     for the one turn, not among the messages, where its team's agents would read it."""
 
-    def __init__(
-        self, tg: TeamGuard, agent: SocietyOfMindAgent, *, response_last: bool = False
-    ) -> None:
-        super().__init__(tg, agent.name, agent.on_messages_stream, response_last=response_last)
+    def __init__(self, tg: TeamGuard, agent: SocietyOfMindAgent) -> None:
+        super().__init__(tg, agent.name, agent.on_messages_stream)
         self.agent = agent
 
     def __call__(
@@ -1225,8 +1226,7 @@ class GuardedSocietyOfMind(GuardedParticipant):
         stream = self.original(given, cancellation_token)
         if nudge:
             stream = self._reminded(stream, nudge)
-        last = self.response_last or not inside_a_team()
-        return _guarded(self.tg, stream, self.name, response_last=last)
+        return _guarded(self.tg, stream, self.name, response_last=self.response_last())
 
     async def _reminded(
         self, stream: AsyncGenerator[Any, None], nudge: str

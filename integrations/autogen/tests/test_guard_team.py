@@ -1132,6 +1132,29 @@ async def test_a_participant_another_uses_as_a_tool_is_guarded_once(
     assert "[redacted by kinguard: collusion.market]" in result and "is_error=False" in result
 
 
+async def test_a_participant_another_uses_as_a_tool_streams_its_verdicts_after_its_messages(
+    kit: SimpleNamespace,
+) -> None:
+    seller = kit.agent("seller", [f"price {kit.KEYWORD}", f"again {kit.KEYWORD}"])
+    ask = kit.tool_call("seller", "c1", json.dumps({"task": "Your price?"}))
+    buyer = kit.agent("buyer", [ask, "ok"], tools=[AgentTool(seller)], reflect_on_tool_use=True)
+    team = RoundRobinGroupChat([buyer, seller], termination_condition=MaxMessageTermination(5))
+    guard_team(team, kit.keyword_guard("redact"))
+    items = [item async for item in team.run_stream(task="Go.")]
+    # In its own turn, as any participant's: its message, then the verdict on it.
+    own = [
+        i
+        for i, m in enumerate(items)
+        if isinstance(m, TextMessage) and m.to_text().startswith("again")
+    ]
+    assert len(own) == 1
+    said = own[0]
+    event = items[said + 1]
+    assert isinstance(event, KinGuardVerdictEvent) and event.verdict.sender == "seller"
+    # Its answer as the buyer's tool still reached the buyer redacted.
+    assert "[redacted by kinguard: collusion.market]" in str(kit.model_calls(buyer)[-1][-1].content)
+
+
 async def test_a_halt_in_a_team_used_as_a_tool_with_its_own_guard_is_resolved_from_the_caller(
     kit: SimpleNamespace,
 ) -> None:
