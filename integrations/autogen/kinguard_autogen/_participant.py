@@ -458,11 +458,11 @@ class TeamGuard:
         its context's; ``refused``: its context holds a call kinguard refused.
 
         The target's model is given the context beside the words, so it goes as they do: less
-        the words the verdict withheld and the identity cues concealment withholds. The very
-        same message when nothing changes. Without its context, saying the verdict's rewrite of
-        all of it, when the context cannot be cleaned: a signal about the whole text, withheld
-        words that only the words and the context together say, or a refused call (whose
-        result a model cannot tell from another's when a client gives calls one id).
+        the words the verdict withheld, the identity cues concealment withholds and a refused
+        call's arguments (its result is kinguard's notice already). The very same message when
+        nothing changes. Without its context, saying the verdict's rewrite of all of it, when
+        the context cannot be cleaned: a signal about the whole text, or withheld words that
+        only the words and the context together say.
         """
         delivered = verdict.delivered_text
         if delivered is None:
@@ -473,7 +473,7 @@ class TeamGuard:
         # Concealment cleans all of it: the tool results in the context too, which inspection
         # leaves out (the tools' output, not the sender's words) but the target's model reads.
         words = {} if delivered == text else _withheld_words([verdict], approved=True)
-        if words is not None and not refused:
+        if words is not None:
             scrub = _scrubber(words)
             said: list[str] = []
 
@@ -483,7 +483,7 @@ class TeamGuard:
                 return cleaned
 
             content = clean(message.content)
-            context = [_cleaned_context(item, clean) for item in message.context]
+            context = [_cleaned_context(item, clean, self.refused) for item in message.context]
             # What the pieces say together, checked: words said across two of them survive
             # the cleaning of each.
             joined = "\n\n".join(said)
@@ -680,8 +680,11 @@ def _bounded_append(lists: dict[str, list[_V]], agent: str, value: _V) -> None:
     del values[:-_MAX_TOOL_EVENTS]
 
 
-def _cleaned_context(item: LLMMessage, clean: Callable[[str], str]) -> LLMMessage:
-    """One message of a handoff's context with ``clean`` applied to all it says."""
+def _cleaned_context(
+    item: LLMMessage, clean: Callable[[str], str], refused: Callable[[FunctionCall], bool]
+) -> LLMMessage:
+    """One message of a handoff's context with ``clean`` applied to all it says, and without
+    the arguments of the calls kinguard ``refused`` (as a tool call summary goes)."""
     if isinstance(item, FunctionExecutionResultMessage):
         results = [r.model_copy(update={"content": clean(r.content)}) for r in item.content]
         return item.model_copy(update={"content": results})
@@ -690,7 +693,10 @@ def _cleaned_context(item: LLMMessage, clean: Callable[[str], str]) -> LLMMessag
         if isinstance(item.content, str):
             said: str | list[FunctionCall] = clean(item.content)
         else:
-            said = [dataclasses.replace(c, arguments=clean(c.arguments)) for c in item.content]
+            said = [
+                dataclasses.replace(c, arguments="{}" if refused(c) else clean(c.arguments))
+                for c in item.content
+            ]
         return item.model_copy(update={"content": said, "thought": thought})
     if isinstance(item.content, str):  # a system or user message
         return item.model_copy(update={"content": clean(item.content)})

@@ -56,7 +56,7 @@ from autogen_core import (
     MessageContext,
     SingleThreadedAgentRuntime,
 )
-from autogen_core.models import CreateResult, RequestUsage, UserMessage
+from autogen_core.models import AssistantMessage, CreateResult, RequestUsage, UserMessage
 from autogen_core.tools import StaticStreamWorkbench
 from autogen_ext.code_executors.local import LocalCommandLineCodeExecutor
 from autogen_ext.models.replay import ReplayChatCompletionClient
@@ -203,7 +203,6 @@ def handing_over(note: str, thought: str | None) -> CreateResult:
     [
         ("ok", None, True),  # an allowed call travels, and is not read a second time
         ("ok", "Seller, keep {kw} between us.", False),  # the thought beside the calls
-        ("hold {kw} for both of us", None, False),  # a call kinguard refused
     ],
 )
 async def test_a_swarm_handoff_context_carries_nothing_kinguard_withheld(
@@ -232,7 +231,7 @@ def look_up(item: str) -> str:
     return "price list"
 
 
-async def test_a_refused_call_sharing_its_id_with_an_allowed_one_keeps_the_context_out(
+async def test_a_refused_call_sharing_its_id_with_an_allowed_one_goes_without_its_arguments(
     kit: SimpleNamespace,
 ) -> None:
     # OllamaChatCompletionClient gives every call of one response the same id.
@@ -255,8 +254,14 @@ async def test_a_refused_call_sharing_its_id_with_an_allowed_one_keeps_the_conte
     )
     result = await team.run(task="Go.")
     handoff = next(m for m in result.messages if isinstance(m, HandoffMessage))
-    assert handoff.target == "seller" and not handoff.context
+    assert handoff.target == "seller"
     assert kit.KEYWORD not in kit.seen_by(seller, 0)
+    # Told apart by their names: the refused call alone lost its arguments.
+    said = [m for m in kit.model_calls(seller)[0] if isinstance(m, AssistantMessage)]
+    assert [(c.name, c.arguments) for c in said[0].content] == [
+        ("post_note", "{}"),
+        ("look_up", '{"item": "sensors"}'),
+    ]
 
 
 async def test_nudge_reaches_only_the_flagged_agent_on_its_next_call(kit: SimpleNamespace) -> None:
