@@ -13,7 +13,10 @@ routes those messages again, each released message in the place of its notice (a
 one's notice keeps its place, routed as a blocked message's notice is). A run without a task
 (a rejection) routes the notices again so: a graph that ended on one (a halt at its last node)
 ends that run at once, as it would have after a blocked message, instead of starting afresh.
-The thread, which is what the team has said, is left as it is. The kept routing rides in the
+The thread, which is what the team has said, is left as it is. A halt said inside a node's
+turn (a SocietyOfMindAgent's team, an agent used as a tool) pauses it the same way; the node's
+own message is routed again as it was, and the released message (from no node) routes
+nothing: at the graph's end, that run ends at once. The kept routing rides in the
 manager's saved state, so a team built afresh and given it resumes the same way. A run whose
 graph ends on a halt stops with the team's condition's stop (kinguard's halt), not AgentChat's
 "Digraph execution is complete", which it gives a graph at its end before asking the condition.
@@ -48,6 +51,11 @@ _Update = Callable[[Sequence[BaseAgentEvent | BaseChatMessage]], Awaitable[None]
 # Messages routed after a halt notice: the team stops within the step, so a few at most. More
 # means the team went on without stopping (no longer guarded): nothing to resume then.
 _MAX_ROUTED = 256
+
+
+def _halt_notice(message: BaseAgentEvent | BaseChatMessage) -> bool:
+    # Not a verdict event: a tool call's halt refused the call, and stopped nothing.
+    return isinstance(message, BaseChatMessage) and kinguard_action(message) is Action.HALT
 
 
 class _Pause:
@@ -207,11 +215,15 @@ class _Resuming:
                 if isinstance(m, BaseChatMessage) and META_RESOLVED in m.metadata
             }
             notices = {m.source for m in pause.routed if kinguard_action(m) is Action.HALT}
-            if notices & released.keys() and pause.run == tg.runs - 1:
+            # A message released from inside a node's turn (a SocietyOfMindAgent's team, an
+            # agent used as a tool) comes from no node: its node's message was routed as said.
+            answers = any(s in notices or s not in self.nodes for s in released)
+            if answers and pause.run == tg.runs - 1:
                 rerouted = await self._reroute(pause, released)
         last = messages[-1] if messages else None
         if isinstance(last, BaseChatMessage) and last.source in self.nodes and tg in TeamGuard.live:
-            if self.pause is None and kinguard_action(last) is Action.HALT:
+            # A node's turn halted: its own message, or one said inside it (listed before it).
+            if self.pause is None and any(map(_halt_notice, messages)):
                 state = await self.save()
                 # A deep copy: the state shares dicts with the manager, which routing changes.
                 # Not the thread, which a resume keeps as it is then.

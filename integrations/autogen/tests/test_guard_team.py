@@ -1624,6 +1624,68 @@ async def test_a_failure_of_kinguard_after_a_rejection_at_a_graphs_last_node_nev
     assert any(e["event"] == "kinguard.autogen.adapter_failed" for e in logs)
 
 
+def fan_out_to_teams(kit: SimpleNamespace, joined: bool) -> tuple[GraphFlow, Any, Any]:
+    """lead -> two SocietyOfMindAgents (``ta``, ``tb``) in parallel, each with a team of two
+    whose first agent says the keyword under a halt rule (``joined``: then -> join). The
+    flow, lead and join."""
+    lead = kit.agent("lead", ["go", "go again"])
+    members = []
+    for team in ("ta", "tb"):
+        first = kit.agent(f"{team}1", [f"{team}1 says {kit.KEYWORD} {team}-offer"])
+        second = kit.agent(f"{team}2", [f"{team}2 agrees"])
+        inner = RoundRobinGroupChat([first, second], termination_condition=MaxMessageTermination(4))
+        summary = ReplayChatCompletionClient([f"{team} sums up", f"{team} sums up again"])
+        members.append(SocietyOfMindAgent(team, team=inner, model_client=summary))
+    join = kit.agent("join", ["joined"])
+    nodes = [lead, *members, *([join] if joined else [])]
+    graph = DiGraphBuilder()
+    for node in nodes:
+        graph.add_node(node)
+    for member in members:
+        graph.add_edge(lead, member)
+        if joined:
+            graph.add_edge(member, join)
+    names = ["lead", "ta", "ta1", "ta2", "tb", "tb1", "tb2", "join"]
+    guard = KinGuard(
+        [AgentProfile(name=n, model="openai:gpt-4o") for n in names],
+        detectors=[KeywordDetector(kit.KEYWORD)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.HALT),)),
+    )
+    return guard_team(GraphFlow(nodes, graph=graph.build()), guard), lead, join
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+@pytest.mark.parametrize("reloaded", [False, True])
+@pytest.mark.parametrize("joined", [False, True])
+async def test_halts_in_parallel_nested_teams_of_a_graph_are_reviewed_and_the_graph_goes_on(
+    kit: SimpleNamespace, joined: bool, reloaded: bool, decision: Literal["approve", "reject"]
+) -> None:
+    flow, lead, join = fan_out_to_teams(kit, joined)
+    halted = await flow.run(task="Go.")
+    # Stopped for the halts, at the graph's last nodes too; nobody went on past them.
+    assert halted.stop_reason is not None and halted.stop_reason.startswith("kinguard halted")
+    assert kit.model_calls(join) == []
+    if reloaded:
+        saved = json.loads(json.dumps(await flow.save_state()))
+        flow, lead, join = fan_out_to_teams(kit, joined)
+        await flow.load_state(saved)
+    released: list[BaseChatMessage] = []
+    while pending_halt(flow) is not None:
+        message = resolve_halt(flow, HumanDecision(type=decision))
+        if message is not None:
+            released.append(message)
+    assert sorted(m.source for m in released) == (["ta1", "tb1"] if decision == "approve" else [])
+    resumed = await flow.run(task=released or None)
+    # The graph goes on from where the halts stopped it: to join, or (at its end) nowhere,
+    # without starting afresh.
+    spoke = [source for source, _ in kit.chat(resumed)]
+    assert spoke == [*(m.source for m in released), *(["join"] if joined else [])]
+    assert len(kit.model_calls(lead)) == (0 if reloaded else 1)
+    if joined:
+        offers = "ta-offer" in kit.seen_by(join), "tb-offer" in kit.seen_by(join)
+        assert offers == ((True, True) if decision == "approve" else (False, False))
+
+
 async def test_a_halt_in_a_fan_out_stops_the_team_whoever_answers_last(
     kit: SimpleNamespace,
 ) -> None:
