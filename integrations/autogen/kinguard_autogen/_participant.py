@@ -562,12 +562,7 @@ class TeamGuard:
         try:
             verdict = await self._ainspect(agent, text, {"autogen.tool": tool})
         except Exception as exc:
-            _log.error(
-                "kinguard.autogen.adapter_failed",
-                agent=agent,
-                tool=tool,
-                error=self.guard.describe_error(exc),
-            )
+            self.adapter_failed(exc, agent=agent, tool=tool)
             if self.guard.policy.error_mode == "closed":
                 return f"[kinguard blocked the call to {tool}: inspection failure]"
             return None
@@ -608,7 +603,8 @@ class TeamGuard:
 
     def adapter_failed(self, exc: BaseException, **where: object) -> None:
         """Log a failure of kinguard's own adapter code in this team, which the caller contains
-        (``where``: what it was doing, for the log line)."""
+        (``where``: what it was doing, for the log line). Also for an agent the app runs on
+        its own: ``team`` names the team that guards it, so one event has the same fields."""
         _log.error(
             "kinguard.autogen.adapter_failed",
             team=self.team_name,
@@ -1195,11 +1191,7 @@ class GuardedParticipant:
         try:
             given = self.tg.given(self.name, messages)
         except Exception as exc:  # kinguard's own failure: the agent still gets its messages
-            _log.error(
-                "kinguard.autogen.adapter_failed",
-                agent=self.name,
-                error=self.tg.guard.describe_error(exc),
-            )
+            self.tg.adapter_failed(exc, agent=self.name)
             given = messages
         stream = self.original(given, cancellation_token)
         return _guarded(self.tg, stream, self.name, response_last=self.response_last())
@@ -1224,11 +1216,7 @@ class GuardedSocietyOfMind(GuardedParticipant):
             nudge = "\n\n".join(self.tg.pop_nudges(self.name)) or None
             given = self.tg.not_its_own(self.name, messages)
         except Exception as exc:  # kinguard's own failure: the agent still gets its messages
-            _log.error(
-                "kinguard.autogen.adapter_failed",
-                agent=self.name,
-                error=self.tg.guard.describe_error(exc),
-            )
+            self.tg.adapter_failed(exc, agent=self.name)
         stream = self.original(given, cancellation_token)
         if nudge:
             stream = self._reminded(stream, nudge)
