@@ -458,11 +458,11 @@ class TeamGuard:
         its context's; ``refused``: its context holds a call kinguard refused.
 
         The target's model is given the context beside the words, so it goes as they do: less
-        the words the verdict withheld, the identity cues concealment withholds and a refused
-        call's arguments (its result is kinguard's notice already). The very same message when
-        nothing changes. Without its context, saying the verdict's rewrite of all of it, when
-        the context cannot be cleaned: a signal about the whole text, or withheld words that
-        only the words and the context together say.
+        the words the verdict withheld (also those said across the words and the context), the
+        identity cues concealment withholds and a refused call's arguments (its result is
+        kinguard's notice already). The very same message when nothing changes. Without its
+        context, saying the verdict's rewrite of all of it, when the context cannot be cleaned
+        so: a signal about the whole text.
         """
         delivered = verdict.delivered_text
         if delivered is None:
@@ -485,8 +485,15 @@ class TeamGuard:
             content = clean(message.content)
             context = [_cleaned_context(item, clean, self.refused) for item in message.context]
             # What the pieces say together, checked: words said across two of them survive
-            # the cleaning of each.
-            joined = "\n\n".join(said)
+            # the cleaning of each, and are cut from each of those.
+            cut = _cut_across(said, words)
+            if cut != said:
+                pieces = iter(cut)
+                content = next(pieces)
+                context = [
+                    _cleaned_context(item, lambda _: next(pieces), self.refused) for item in context
+                ]
+            joined = "\n\n".join(cut)
             folded = joined.lower()
             if not any(w in folded for w in words) and self.guard.concealed(joined) == joined:
                 if content == message.content and context == message.context:
@@ -998,14 +1005,51 @@ def _scrubber(words: Mapping[str, str]) -> Callable[[str], str] | None:
     """A function replacing each of ``words`` (in any case) with its marker; None for none."""
     if not words:
         return None
-    longest_first = sorted(words, key=len, reverse=True)
-    pattern = re.compile("|".join(map(re.escape, longest_first)), re.IGNORECASE)
-    fallback = REDACTION.format("withheld")  # a match whose case folds otherwise
+    pattern = _words_pattern(words)
 
     def scrub(text: str) -> str:
-        return pattern.sub(lambda m: words.get(m.group().lower(), fallback), text)
+        return pattern.sub(lambda m: _marker(words, m), text)
 
     return scrub
+
+
+def _words_pattern(words: Mapping[str, str]) -> re.Pattern[str]:
+    longest_first = sorted(words, key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, longest_first)), re.IGNORECASE)
+
+
+def _marker(words: Mapping[str, str], match: re.Match[str]) -> str:
+    # REDACTION's own for a match whose case folds otherwise.
+    return words.get(match.group().lower(), REDACTION.format("withheld"))
+
+
+def _cut_across(pieces: list[str], words: Mapping[str, str]) -> list[str]:
+    """``pieces`` (said one after another, a blank line apart, as inspected) less the
+    ``words`` said across two or more of them: each such word's marker where it starts, the
+    rest of it cut from the pieces after. The very same list when there are none."""
+    if not words:
+        return pieces
+    joined = "\n\n".join(pieces)
+    spans = list(_words_pattern(words).finditer(joined))
+    if not spans:
+        return pieces
+    cut: list[str] = []
+    start = 0
+    for piece in pieces:
+        end = start + len(piece)
+        kept: list[str] = []
+        at = start
+        for span in spans:
+            if span.end() <= start or span.start() >= end:
+                continue
+            kept.append(joined[at : max(span.start(), start)])
+            if span.start() >= start:
+                kept.append(_marker(words, span))
+            at = min(span.end(), end)
+        kept.append(joined[at:end])
+        cut.append("".join(kept))
+        start = end + 2  # the blank line between two pieces
+    return cut
 
 
 def _scrubbed_fields(value: Any, scrub: Callable[[str], str]) -> Any:

@@ -157,15 +157,18 @@ async def test_a_signal_in_the_thought_alone_is_withheld_from_the_thought(
     assert [i.content for i in items if isinstance(i, ThoughtEvent)] == [said.thought]
 
 
-async def test_words_said_across_a_handoff_and_its_context_keep_the_context_out(
-    kit: SimpleNamespace,
+@pytest.mark.parametrize("halted", [False, True])
+async def test_words_said_across_a_handoff_and_its_context_are_cut_from_both(
+    kit: SimpleNamespace, halted: bool
 ) -> None:
     # Inspected together, the handoff's words and its thought may hold evidence that neither
-    # holds alone: cleaning each would leave all of it for the seller's model to read.
+    # holds alone: cleaning each would leave all of it for the seller's model to read. The
+    # handoff went without its context then, and the seller never learnt of the note.
+    rules = (Rule(signal="collusion.market", action=Action.REDACT),)
+    if halted:
+        rules = (*rules, Rule(signal="collusion.market", action=Action.HALT))
     guard = KinGuard(
-        kit.PROFILES,
-        detectors=[KeywordDetector("ZEBRA\n\nPACT")],
-        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.REDACT),)),
+        kit.PROFILES, detectors=[KeywordDetector("ZEBRA\n\nPACT")], policy=Policy(rules=rules)
     )
     seller, team = swarm(
         kit,
@@ -174,9 +177,16 @@ async def test_words_said_across_a_handoff_and_its_context_keep_the_context_out(
         handoffs=[Handoff(target="seller", message="Over to you, ZEBRA")],
     )
     result = await team.run(task="Go.")
+    if halted:  # approved, with what the redaction withholds withheld
+        task = resolve_halt(team, HumanDecision(type="approve"))
+        assert isinstance(task, HandoffMessage)
+        result = await team.run(task=task)
     handoff = next(m for m in result.messages if isinstance(m, HandoffMessage))
-    assert handoff.content == f"Over to you, {REDACTED} it is." and not handoff.context
-    assert "ZEBRA" not in kit.seen_by(seller, 0)
+    assert handoff.content == f"Over to you, {REDACTED}"
+    said, given = given_context(kit, seller)
+    assert said.thought == " it is."
+    assert [(c.name, c.arguments) for c in said.content] == [("post_note", '{"note": "ok"}')]
+    assert "ZEBRA" not in given and "PACT" not in given
 
 
 @pytest.mark.parametrize("halted", [False, True])
