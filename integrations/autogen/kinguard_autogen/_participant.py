@@ -1024,9 +1024,10 @@ def _marker(words: Mapping[str, str], match: re.Match[str]) -> str:
 
 
 def _cut_across(pieces: list[str], words: Mapping[str, str]) -> list[str]:
-    """``pieces`` (said one after another, a blank line apart, as inspected) less the
-    ``words`` said across two or more of them: each such word's marker where it starts, the
-    rest of it cut from the pieces after. The very same list when there are none."""
+    """``pieces`` (a handoff's words and its context's, in order, a blank line apart as
+    inspection joins them) less the ``words`` said across two or more of them: each such
+    word's marker where it starts, the rest of it cut from the pieces after. The very same
+    list when there are none."""
     if not words:
         return pieces
     joined = "\n\n".join(pieces)
@@ -1208,8 +1209,8 @@ class GuardedParticipant:
     An agent's own ``run_stream`` ends with its task result, yielded at its response: a
     verdict event after the response would come after the result, which must be last (an
     ``AgentTool`` takes the last item for the tool's output). So the event comes before the
-    response there: everywhere but in the agent's own turns in a team (where the app runs it
-    on its own, or another agent uses it as a tool, inside that agent's turn).
+    response wherever the agent's own ``run_stream`` runs it (the app runs it on its own, or
+    another agent uses it as a tool, inside that agent's turn); in its turns in a team, after.
     """
 
     def __init__(
