@@ -15,11 +15,12 @@ one's notice keeps its place, routed as a blocked message's notice is). A run wi
 ends that run at once, as it would have after a blocked message, instead of starting afresh.
 The thread, which is what the team has said, is left as it is. A halt said inside a node's
 turn (a SocietyOfMindAgent's team, an agent used as a tool) pauses it the same way; the node's
-own message is routed again as it was, and the released message (from no node) routes
-nothing: at the graph's end, that run ends at once. The kept routing rides in the
-manager's saved state, so a team built afresh and given it resumes the same way. A run whose
-graph ends on a halt stops with the team's condition's stop (kinguard's halt), not AgentChat's
-"Digraph execution is complete", which it gives a graph at its end before asking the condition.
+own message is routed again as it was, and the released message routes nothing (not even
+from an agent that is a node too): at the graph's end, that run ends at once. The kept
+routing rides in the manager's saved state, so a team built afresh and given it resumes the
+same way. A run whose graph ends on a halt stops with the team's condition's stop (kinguard's
+halt), not AgentChat's "Digraph execution is complete", which it gives a graph at its end
+before asking the condition.
 """
 
 from __future__ import annotations
@@ -214,12 +215,11 @@ class _Resuming:
                 for m in messages
                 if isinstance(m, BaseChatMessage) and META_RESOLVED in m.metadata
             }
-            notices = {m.source for m in pause.routed if kinguard_action(m) is Action.HALT}
-            # A message released from inside a node's turn (a SocietyOfMindAgent's team, an
-            # agent used as a tool) comes from no node: its node's message was routed as said.
-            answers = any(s in notices or s not in self.nodes for s in released)
-            if answers and pause.run == tg.runs - 1:
-                rerouted = await self._reroute(pause, released)
+            if released and pause.run == tg.runs - 1:
+                await self._reroute(pause, released)
+                # Routed in their notices' places, or (said inside a node's turn: a
+                # SocietyOfMindAgent's team, an agent used as a tool, a node or not) nowhere.
+                rerouted = {m.id for m in released.values()}
         last = messages[-1] if messages else None
         if isinstance(last, BaseChatMessage) and last.source in self.nodes and tg in TeamGuard.live:
             # A node's turn halted: its own message, or one said inside it (listed before it).
@@ -235,9 +235,9 @@ class _Resuming:
                     self.pause = None
         return last is not None and last.id in rerouted
 
-    async def _reroute(self, pause: _Pause, released: Mapping[str, BaseChatMessage]) -> set[str]:
+    async def _reroute(self, pause: _Pause, released: Mapping[str, BaseChatMessage]) -> None:
         """Put back the routing from before the halt and route what followed again, ``released``
-        (by sender) in the place of their notices. The ids of those routed so."""
+        (by sender) in the place of their notices."""
         manager = self.manager
         now = await self.save()
         # The routing as it was; the thread and the turn count as they are.
@@ -245,14 +245,11 @@ class _Resuming:
         await self.load({**pause.before, **keep})
         thread = manager._message_thread
         said = len(thread)
-        rerouted: set[str] = set()
         for message in pause.routed:
             if message.source in released and kinguard_action(message) is Action.HALT:
                 message = released[message.source]
-                rerouted.add(message.id)
             await self.update([message])
         del thread[said:]  # routed again, not said again
-        return rerouted
 
     async def forget_and_reset(self) -> None:
         self.pause = None

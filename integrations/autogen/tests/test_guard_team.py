@@ -1505,7 +1505,7 @@ async def test_a_graph_whose_manager_is_out_of_reach_is_guarded_with_a_warning(
 def broken_reroute(monkeypatch: pytest.MonkeyPatch) -> None:
     """kinguard's rerouting of a GraphFlow after a halt raises."""
 
-    async def broken(*args: Any) -> set[str]:
+    async def broken(*args: Any) -> None:
         raise RuntimeError("reroute failed")
 
     monkeypatch.setattr(_Resuming, "_reroute", broken)
@@ -1684,6 +1684,28 @@ async def test_halts_in_parallel_nested_teams_of_a_graph_are_reviewed_and_the_gr
     if joined:
         offers = "ta-offer" in kit.seen_by(join), "tb-offer" in kit.seen_by(join)
         assert offers == ((True, True) if decision == "approve" else (False, False))
+
+
+async def test_a_message_released_from_a_graph_node_used_as_a_tool_routes_nothing(
+    kit: SimpleNamespace,
+) -> None:
+    # The seller is a node and the buyer's tool: its halted answer as the tool, released, was
+    # routed as the seller node's own message, so the auditor ran before the seller's turn
+    # (and again after it).
+    seller = kit.agent("seller", [f"price {kit.KEYWORD}", "seller's own turn"])
+    ask = kit.tool_call("seller", "c1", json.dumps({"task": "Your price?"}))
+    buyer = kit.agent("buyer", [ask, "ok"], tools=[AgentTool(seller)], reflect_on_tool_use=True)
+    auditor = kit.agent("auditor", ["audited"])
+    graph = DiGraphBuilder()
+    graph.add_node(buyer).add_node(seller).add_node(auditor)
+    graph.add_edge(buyer, seller).add_edge(seller, auditor)
+    flow = guard_team(
+        GraphFlow([buyer, seller, auditor], graph=graph.build()), kit.keyword_guard("halt")
+    )
+    await flow.run(task="Go.")
+    resumed = await flow.run(task=resolve_halt(flow, HumanDecision(type="approve")))
+    assert [source for source, _ in kit.chat(resumed)] == ["seller", "seller", "auditor"]
+    assert "seller's own turn" in kit.seen_by(auditor)
 
 
 async def test_a_halt_in_a_fan_out_stops_the_team_whoever_answers_last(
