@@ -13,10 +13,14 @@ routes those messages again, each released message in the place of its notice (a
 one's notice keeps its place, routed as a blocked message's notice is). A run without a task
 (a rejection) routes the notices again so: a graph that ended on one (a halt at its last node)
 ends that run at once, as it would have after a blocked message, instead of starting afresh.
-The thread, which is what the team has said, is left as it is. The kept routing rides in the
-manager's saved state, so a team built afresh and given it resumes the same way. A run whose
-graph ends on a halt stops with the team's condition's stop (kinguard's halt), not AgentChat's
-"Digraph execution is complete", which it gives a graph at its end before asking the condition.
+The thread, which is what the team has said, is left as it is. A halt said inside a node's
+turn (a SocietyOfMindAgent's team, an agent used as a tool) pauses it the same way; the node's
+own message is routed again as it was, and the released message routes nothing (not even
+from an agent that is a node too): at the graph's end, that run ends at once. The kept
+routing rides in the manager's saved state, so a team built afresh and given it resumes the
+same way. A run whose graph ends on a halt stops with the team's condition's stop (kinguard's
+halt), not AgentChat's "Digraph execution is complete", which it gives a graph at its end
+before asking the condition.
 """
 
 from __future__ import annotations
@@ -29,21 +33,30 @@ from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
 from autogen_agentchat.teams import GraphFlow
 from autogen_agentchat.teams._group_chat._base_group_chat_manager import BaseGroupChatManager
 from autogen_agentchat.teams._group_chat._graph._digraph_group_chat import GraphFlowManager
-from autogen_core import CancellationToken
+from autogen_core import AgentId, CancellationToken, SingleThreadedAgentRuntime
 
 from kinguard import Action
+from kinguard.logs import get_logger
 from kinguard_autogen._events import META_RESOLVED, kinguard_action
 from kinguard_autogen._participant import TeamGuard
 
-__all__ = ["resuming_where_halted"]
+__all__ = ["resume_where_halted"]
+
+_log = get_logger("kinguard.autogen")
 
 # Under this key in the manager's state (which AgentChat's GraphFlow ignores): a halt's pause.
 _STATE_KEY = "kinguard_pause"
 
+_Patch = Callable[[object, str, Any], None]
 _Update = Callable[[Sequence[BaseAgentEvent | BaseChatMessage]], Awaitable[None]]
 # Messages routed after a halt notice: the team stops within the step, so a few at most. More
 # means the team went on without stopping (no longer guarded): nothing to resume then.
 _MAX_ROUTED = 256
+
+
+def _halt_notice(message: BaseAgentEvent | BaseChatMessage) -> bool:
+    # Not a verdict event: a tool call's halt refused the call, and stopped nothing.
+    return isinstance(message, BaseChatMessage) and kinguard_action(message) is Action.HALT
 
 
 class _Pause:
@@ -57,24 +70,43 @@ class _Pause:
         self.routed: list[BaseChatMessage] = []
 
 
-def resuming_where_halted(
-    team: GraphFlow, tg: TeamGuard
-) -> Callable[..., Callable[[], GraphFlowManager]]:
-    """The team's ``_create_group_chat_manager_factory``, whose manager routes released
-    messages as described above. ``tg``: the guard of the team's agents."""
-    create = team._create_group_chat_manager_factory
+def resume_where_halted(team: GraphFlow, tg: TeamGuard, patch: _Patch) -> None:
+    """Make the team's manager route released messages as described above: the one it makes
+    at its first run or, if it has run already, the one it made then. ``tg``: the guard of
+    the team's agents; ``patch(object, attribute, value)`` changes what unguarding restores."""
+    nodes = set(team._graph.nodes)
+    if not team._initialized:
+        create = team._create_group_chat_manager_factory
 
-    def factory(*args: Any, **kwargs: Any) -> Callable[[], GraphFlowManager]:
-        make = create(*args, **kwargs)
+        def factory(*args: Any, **kwargs: Any) -> Callable[[], GraphFlowManager]:
+            make = create(*args, **kwargs)
 
-        def manager() -> GraphFlowManager:
-            made = make()
-            _Resuming(made, set(team._graph.nodes), tg).install()
-            return made
+            def manager() -> GraphFlowManager:
+                made = make()
+                _Resuming(made, nodes, tg).install(patch)
+                return made
 
-        return manager
+            return manager
 
-    return factory
+        patch(team, "_create_group_chat_manager_factory", factory)
+        return
+    # Made at the first run, and kept by the runtime (AgentChat has no public way to it).
+    runtime = team._runtime
+    manager_id = AgentId(team._group_chat_manager_topic_type, team._team_id)
+    made = (
+        runtime._instantiated_agents.get(manager_id)
+        if isinstance(runtime, SingleThreadedAgentRuntime)
+        else None
+    )
+    if isinstance(made, GraphFlowManager):
+        _Resuming(made, nodes, tg).install(patch)
+    else:
+        _log.warning(
+            "kinguard.autogen.graph_routing_unguarded",
+            team=tg.team_name,
+            detail="this GraphFlow's manager is out of kinguard's reach (another runtime): "
+            "after a halt it routes the notice as any message; guard it before its first run",
+        )
 
 
 class _Resuming:
@@ -93,14 +125,14 @@ class _Resuming:
         self.terminate = manager._apply_termination_condition
         self.pause: _Pause | None = None
 
-    def install(self) -> None:
+    def install(self, patch: _Patch) -> None:
         manager = self.manager
-        manager.update_message_thread = self.update_message_thread  # type: ignore[method-assign]
-        manager.reset = self.forget_and_reset  # type: ignore[method-assign]
-        manager.save_state = self.save_state  # type: ignore[method-assign]
-        manager.load_state = self.load_state  # type: ignore[method-assign]
-        manager._transition_to_next_speakers = self.transition_to_next_speakers  # type: ignore[method-assign]
-        manager._apply_termination_condition = self.apply_termination_condition  # type: ignore[method-assign]
+        patch(manager, "update_message_thread", self.update_message_thread)
+        patch(manager, "reset", self.forget_and_reset)
+        patch(manager, "save_state", self.save_state)
+        patch(manager, "load_state", self.load_state)
+        patch(manager, "_transition_to_next_speakers", self.transition_to_next_speakers)
+        patch(manager, "_apply_termination_condition", self.apply_termination_condition)
 
     async def update_message_thread(
         self, messages: Sequence[BaseAgentEvent | BaseChatMessage]
@@ -183,12 +215,15 @@ class _Resuming:
                 for m in messages
                 if isinstance(m, BaseChatMessage) and META_RESOLVED in m.metadata
             }
-            notices = {m.source for m in pause.routed if kinguard_action(m) is Action.HALT}
-            if notices & released.keys() and pause.run == tg.runs - 1:
-                rerouted = await self._reroute(pause, released)
+            if released and pause.run == tg.runs - 1:
+                await self._reroute(pause, released)
+                # Routed in their notices' places, or (said inside a node's turn: a
+                # SocietyOfMindAgent's team, an agent used as a tool, a node or not) nowhere.
+                rerouted = {m.id for m in released.values()}
         last = messages[-1] if messages else None
         if isinstance(last, BaseChatMessage) and last.source in self.nodes and tg in TeamGuard.live:
-            if self.pause is None and kinguard_action(last) is Action.HALT:
+            # A node's turn halted: its own message, or one said inside it (listed before it).
+            if self.pause is None and any(map(_halt_notice, messages)):
                 state = await self.save()
                 # A deep copy: the state shares dicts with the manager, which routing changes.
                 # Not the thread, which a resume keeps as it is then.
@@ -200,9 +235,9 @@ class _Resuming:
                     self.pause = None
         return last is not None and last.id in rerouted
 
-    async def _reroute(self, pause: _Pause, released: Mapping[str, BaseChatMessage]) -> set[str]:
+    async def _reroute(self, pause: _Pause, released: Mapping[str, BaseChatMessage]) -> None:
         """Put back the routing from before the halt and route what followed again, ``released``
-        (by sender) in the place of their notices. The ids of those routed so."""
+        (by sender) in the place of their notices."""
         manager = self.manager
         now = await self.save()
         # The routing as it was; the thread and the turn count as they are.
@@ -210,14 +245,11 @@ class _Resuming:
         await self.load({**pause.before, **keep})
         thread = manager._message_thread
         said = len(thread)
-        rerouted: set[str] = set()
         for message in pause.routed:
             if message.source in released and kinguard_action(message) is Action.HALT:
                 message = released[message.source]
-                rerouted.add(message.id)
             await self.update([message])
         del thread[said:]  # routed again, not said again
-        return rerouted
 
     async def forget_and_reset(self) -> None:
         self.pause = None

@@ -458,11 +458,11 @@ class TeamGuard:
         its context's; ``refused``: its context holds a call kinguard refused.
 
         The target's model is given the context beside the words, so it goes as they do: less
-        the words the verdict withheld and the identity cues concealment withholds. The very
-        same message when nothing changes. Without its context, saying the verdict's rewrite of
-        all of it, when the context cannot be cleaned: a signal about the whole text, withheld
-        words that only the words and the context together say, or a refused call (whose
-        result a model cannot tell from another's when a client gives calls one id).
+        the words the verdict withheld (also those said across the words and the context), the
+        identity cues concealment withholds and a refused call's arguments (its result is
+        kinguard's notice already). The very same message when nothing changes. Without its
+        context, saying the verdict's rewrite of all of it, when the context cannot be cleaned
+        so: a signal about the whole text.
         """
         delivered = verdict.delivered_text
         if delivered is None:
@@ -473,7 +473,7 @@ class TeamGuard:
         # Concealment cleans all of it: the tool results in the context too, which inspection
         # leaves out (the tools' output, not the sender's words) but the target's model reads.
         words = {} if delivered == text else _withheld_words([verdict], approved=True)
-        if words is not None and not refused:
+        if words is not None:
             scrub = _scrubber(words)
             said: list[str] = []
 
@@ -483,10 +483,17 @@ class TeamGuard:
                 return cleaned
 
             content = clean(message.content)
-            context = [_cleaned_context(item, clean) for item in message.context]
+            context = [_cleaned_context(item, clean, self.refused) for item in message.context]
             # What the pieces say together, checked: words said across two of them survive
-            # the cleaning of each.
-            joined = "\n\n".join(said)
+            # the cleaning of each, and are cut from each of those.
+            cut = _cut_across(said, words)
+            if cut != said:
+                pieces = iter(cut)
+                content = next(pieces)
+                context = [
+                    _cleaned_context(item, lambda _: next(pieces), self.refused) for item in context
+                ]
+            joined = "\n\n".join(cut)
             folded = joined.lower()
             if not any(w in folded for w in words) and self.guard.concealed(joined) == joined:
                 if content == message.content and context == message.context:
@@ -562,12 +569,7 @@ class TeamGuard:
         try:
             verdict = await self._ainspect(agent, text, {"autogen.tool": tool})
         except Exception as exc:
-            _log.error(
-                "kinguard.autogen.adapter_failed",
-                agent=agent,
-                tool=tool,
-                error=self.guard.describe_error(exc),
-            )
+            self.adapter_failed(exc, agent=agent, tool=tool)
             if self.guard.policy.error_mode == "closed":
                 return f"[kinguard blocked the call to {tool}: inspection failure]"
             return None
@@ -608,7 +610,8 @@ class TeamGuard:
 
     def adapter_failed(self, exc: BaseException, **where: object) -> None:
         """Log a failure of kinguard's own adapter code in this team, which the caller contains
-        (``where``: what it was doing, for the log line)."""
+        (``where``: what it was doing, for the log line). Also for an agent the app runs on
+        its own: ``team`` names the team that guards it, so one event has the same fields."""
         _log.error(
             "kinguard.autogen.adapter_failed",
             team=self.team_name,
@@ -680,8 +683,11 @@ def _bounded_append(lists: dict[str, list[_V]], agent: str, value: _V) -> None:
     del values[:-_MAX_TOOL_EVENTS]
 
 
-def _cleaned_context(item: LLMMessage, clean: Callable[[str], str]) -> LLMMessage:
-    """One message of a handoff's context with ``clean`` applied to all it says."""
+def _cleaned_context(
+    item: LLMMessage, clean: Callable[[str], str], refused: Callable[[FunctionCall], bool]
+) -> LLMMessage:
+    """One message of a handoff's context with ``clean`` applied to all it says, and without
+    the arguments of the calls kinguard ``refused`` (as a tool call summary goes)."""
     if isinstance(item, FunctionExecutionResultMessage):
         results = [r.model_copy(update={"content": clean(r.content)}) for r in item.content]
         return item.model_copy(update={"content": results})
@@ -690,7 +696,10 @@ def _cleaned_context(item: LLMMessage, clean: Callable[[str], str]) -> LLMMessag
         if isinstance(item.content, str):
             said: str | list[FunctionCall] = clean(item.content)
         else:
-            said = [dataclasses.replace(c, arguments=clean(c.arguments)) for c in item.content]
+            said = [
+                dataclasses.replace(c, arguments="{}" if refused(c) else clean(c.arguments))
+                for c in item.content
+            ]
         return item.model_copy(update={"content": said, "thought": thought})
     if isinstance(item.content, str):  # a system or user message
         return item.model_copy(update={"content": clean(item.content)})
@@ -996,14 +1005,52 @@ def _scrubber(words: Mapping[str, str]) -> Callable[[str], str] | None:
     """A function replacing each of ``words`` (in any case) with its marker; None for none."""
     if not words:
         return None
-    longest_first = sorted(words, key=len, reverse=True)
-    pattern = re.compile("|".join(map(re.escape, longest_first)), re.IGNORECASE)
-    fallback = REDACTION.format("withheld")  # a match whose case folds otherwise
+    pattern = _words_pattern(words)
 
     def scrub(text: str) -> str:
-        return pattern.sub(lambda m: words.get(m.group().lower(), fallback), text)
+        return pattern.sub(lambda m: _marker(words, m), text)
 
     return scrub
+
+
+def _words_pattern(words: Mapping[str, str]) -> re.Pattern[str]:
+    longest_first = sorted(words, key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, longest_first)), re.IGNORECASE)
+
+
+def _marker(words: Mapping[str, str], match: re.Match[str]) -> str:
+    # REDACTION's own for a match whose case folds otherwise.
+    return words.get(match.group().lower(), REDACTION.format("withheld"))
+
+
+def _cut_across(pieces: list[str], words: Mapping[str, str]) -> list[str]:
+    """``pieces`` (a handoff's words and its context's, in order, a blank line apart as
+    inspection joins them) less the ``words`` said across two or more of them: each such
+    word's marker where it starts, the rest of it cut from the pieces after. The very same
+    list when there are none."""
+    if not words:
+        return pieces
+    joined = "\n\n".join(pieces)
+    spans = list(_words_pattern(words).finditer(joined))
+    if not spans:
+        return pieces
+    cut: list[str] = []
+    start = 0
+    for piece in pieces:
+        end = start + len(piece)
+        kept: list[str] = []
+        at = start
+        for span in spans:
+            if span.end() <= start or span.start() >= end:
+                continue
+            kept.append(joined[at : max(span.start(), start)])
+            if span.start() >= start:
+                kept.append(_marker(words, span))
+            at = min(span.end(), end)
+        kept.append(joined[at:end])
+        cut.append("".join(kept))
+        start = end + 2  # the blank line between two pieces
+    return cut
 
 
 def _scrubbed_fields(value: Any, scrub: Callable[[str], str]) -> Any:
@@ -1162,22 +1209,26 @@ class GuardedParticipant:
     An agent's own ``run_stream`` ends with its task result, yielded at its response: a
     verdict event after the response would come after the result, which must be last (an
     ``AgentTool`` takes the last item for the tool's output). So the event comes before the
-    response there: where the app runs the agent on its own, and with ``response_last``, for
-    an agent used as a tool (run inside its caller's turn).
+    response wherever the agent's own ``run_stream`` runs it (the app runs it on its own, or
+    another agent uses it as a tool, inside that agent's turn); in its turns in a team, after.
     """
 
     def __init__(
-        self,
-        tg: TeamGuard,
-        name: str,
-        original: Callable[..., AsyncGenerator[Any, None]],
-        *,
-        response_last: bool = False,
+        self, tg: TeamGuard, name: str, original: Callable[..., AsyncGenerator[Any, None]]
     ) -> None:
         self.tg = tg
         self.name = name
         self.original = original
-        self.response_last = response_last
+        self.turns: set[str] = set()
+        """The runtime agent types of the team containers that run this agent's turns (its
+        participant topic types): what runs it anywhere else runs its own ``run_stream``."""
+
+    def response_last(self) -> bool:
+        """Whether this run of the agent is its own ``run_stream``, not its turn in a team."""
+        try:
+            return MessageHandlerContext.agent_id().type not in self.turns
+        except RuntimeError:  # in no runtime's message handler: the app runs it on its own
+            return True
 
     def __call__(
         self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
@@ -1185,15 +1236,10 @@ class GuardedParticipant:
         try:
             given = self.tg.given(self.name, messages)
         except Exception as exc:  # kinguard's own failure: the agent still gets its messages
-            _log.error(
-                "kinguard.autogen.adapter_failed",
-                agent=self.name,
-                error=self.tg.guard.describe_error(exc),
-            )
+            self.tg.adapter_failed(exc, agent=self.name)
             given = messages
         stream = self.original(given, cancellation_token)
-        last = self.response_last or not inside_a_team()
-        return _guarded(self.tg, stream, self.name, response_last=last)
+        return _guarded(self.tg, stream, self.name, response_last=self.response_last())
 
 
 class GuardedSocietyOfMind(GuardedParticipant):
@@ -1202,10 +1248,8 @@ class GuardedSocietyOfMind(GuardedParticipant):
     team's messages and its response prompt. So its reminder goes before its response prompt,
     for the one turn, not among the messages, where its team's agents would read it."""
 
-    def __init__(
-        self, tg: TeamGuard, agent: SocietyOfMindAgent, *, response_last: bool = False
-    ) -> None:
-        super().__init__(tg, agent.name, agent.on_messages_stream, response_last=response_last)
+    def __init__(self, tg: TeamGuard, agent: SocietyOfMindAgent) -> None:
+        super().__init__(tg, agent.name, agent.on_messages_stream)
         self.agent = agent
 
     def __call__(
@@ -1217,16 +1261,11 @@ class GuardedSocietyOfMind(GuardedParticipant):
             nudge = "\n\n".join(self.tg.pop_nudges(self.name)) or None
             given = self.tg.not_its_own(self.name, messages)
         except Exception as exc:  # kinguard's own failure: the agent still gets its messages
-            _log.error(
-                "kinguard.autogen.adapter_failed",
-                agent=self.name,
-                error=self.tg.guard.describe_error(exc),
-            )
+            self.tg.adapter_failed(exc, agent=self.name)
         stream = self.original(given, cancellation_token)
         if nudge:
             stream = self._reminded(stream, nudge)
-        last = self.response_last or not inside_a_team()
-        return _guarded(self.tg, stream, self.name, response_last=last)
+        return _guarded(self.tg, stream, self.name, response_last=self.response_last())
 
     async def _reminded(
         self, stream: AsyncGenerator[Any, None], nudge: str

@@ -29,7 +29,7 @@ from kinguard_autogen._events import (
     KinGuardVerdictEvent,
     kinguard_action,
 )
-from kinguard_autogen._graph import resuming_where_halted
+from kinguard_autogen._graph import resume_where_halted
 from kinguard_autogen._participant import (
     VERDICT_EVENTS_WELCOME,
     EventMode,
@@ -378,19 +378,18 @@ def _tool_runners(agent: ChatAgent) -> list[ChatAgent | Team]:
 def _guard_members(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> None:
     """Guard one team's participants, and recursively the teams inside it, with ``tg``."""
     _add_halt_termination(team, tg, installed)
-    if isinstance(team, GraphFlow) and not team._initialized:
-        # Its manager is made at the first run. (One made already routes a halt notice as it
-        # routes any message: the next run after a halt may then not go on from the release.)
-        factory = resuming_where_halted(team, tg)
-        installed.patch(team, "_create_group_chat_manager_factory", factory)
+    if isinstance(team, GraphFlow):
+        resume_where_halted(team, tg, installed.patch)
     if not team._message_factory.is_registered(KinGuardVerdictEvent):
         # The participants' containers log what the agents yield through this factory.
         team._message_factory.register(KinGuardVerdictEvent)
-    for participant in team._participants:
+    for participant, container in zip(
+        team._participants, team._participant_topic_types, strict=True
+    ):
         if isinstance(participant, UserProxyAgent):
             continue  # a person: one of the principals kinguard protects, not an agent to watch
         if isinstance(participant, ChatAgent):
-            _guard_agent(participant, tg, installed)
+            _guard_agent(participant, tg, installed, turns=container)
             if isinstance(participant, SocietyOfMindAgent):
                 inner = participant._team
                 _guard_inner(inner, tg, installed)
@@ -456,15 +455,17 @@ def _acted_by(tg: TeamGuard, names: frozenset[str]) -> list[Verdict]:
 
 
 def _guard_agent(
-    agent: ChatAgent, tg: TeamGuard, installed: _Installed, *, tool: bool = False
+    agent: ChatAgent, tg: TeamGuard, installed: _Installed, *, turns: str | None = None
 ) -> None:
     """Stand in for the agent's turn and workbenches; give it its identity statement.
-    ``tool``: the agent is another agent's tool (see ``GuardedParticipant``)."""
+    ``turns``: the runtime agent type of the team container that runs its turns as a
+    participant; ``None`` for another agent's tool (see ``GuardedParticipant``)."""
     name = agent.name
     current = agent.on_messages_stream
     if isinstance(current, GuardedParticipant) and current.tg is tg:
-        # A participant another one also uses as a tool: guarded once, as its tool use needs.
-        current.response_last = current.response_last or tool
+        # A participant another one also uses as a tool: guarded once, for both uses.
+        if turns is not None:
+            current.turns.add(turns)
         return
     if isinstance(current, GuardedParticipant):
         # Wrapped twice, its turn would be inspected twice and its halts filed with the team
@@ -474,10 +475,12 @@ def _guard_agent(
             "unguard_team() that team first, or give this team agents of its own"
         )
     turn = (
-        GuardedSocietyOfMind(tg, agent, response_last=tool)
+        GuardedSocietyOfMind(tg, agent)
         if isinstance(agent, SocietyOfMindAgent)
-        else GuardedParticipant(tg, name, agent.on_messages_stream, response_last=tool)
+        else GuardedParticipant(tg, name, agent.on_messages_stream)
     )
+    if turns is not None:
+        turn.turns.add(turns)
     installed.patch(agent, "on_messages_stream", turn)
     # A MessageFilterAgent's turn is its wrapped agent's: the wrapped agent's tools run in it
     # and its model reads the system message.
@@ -489,7 +492,7 @@ def _guard_agent(
     # the team's own, its words reach this agent's model as kinguard delivered them.
     for runner in _tool_runners(agent):
         if isinstance(runner, ChatAgent):
-            _guard_agent(runner, tg, installed, tool=True)
+            _guard_agent(runner, tg, installed)
         else:
             _guard_inner(runner, tg, installed)
     workbenches = getattr(agent, "_workbench", None)

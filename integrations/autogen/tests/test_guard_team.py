@@ -48,6 +48,7 @@ from autogen_agentchat.teams._group_chat._events import GroupChatMessage
 from autogen_agentchat.tools import AgentTool, TeamTool
 from autogen_agentchat.ui import Console
 from autogen_core import (
+    AgentId,
     CancellationToken,
     DefaultInterventionHandler,
     FunctionCall,
@@ -55,7 +56,7 @@ from autogen_core import (
     MessageContext,
     SingleThreadedAgentRuntime,
 )
-from autogen_core.models import CreateResult, RequestUsage, UserMessage
+from autogen_core.models import AssistantMessage, CreateResult, RequestUsage, UserMessage
 from autogen_core.tools import StaticStreamWorkbench
 from autogen_ext.code_executors.local import LocalCommandLineCodeExecutor
 from autogen_ext.models.replay import ReplayChatCompletionClient
@@ -202,7 +203,6 @@ def handing_over(note: str, thought: str | None) -> CreateResult:
     [
         ("ok", None, True),  # an allowed call travels, and is not read a second time
         ("ok", "Seller, keep {kw} between us.", False),  # the thought beside the calls
-        ("hold {kw} for both of us", None, False),  # a call kinguard refused
     ],
 )
 async def test_a_swarm_handoff_context_carries_nothing_kinguard_withheld(
@@ -231,7 +231,7 @@ def look_up(item: str) -> str:
     return "price list"
 
 
-async def test_a_refused_call_sharing_its_id_with_an_allowed_one_keeps_the_context_out(
+async def test_a_refused_call_sharing_its_id_with_an_allowed_one_goes_without_its_arguments(
     kit: SimpleNamespace,
 ) -> None:
     # OllamaChatCompletionClient gives every call of one response the same id.
@@ -254,8 +254,14 @@ async def test_a_refused_call_sharing_its_id_with_an_allowed_one_keeps_the_conte
     )
     result = await team.run(task="Go.")
     handoff = next(m for m in result.messages if isinstance(m, HandoffMessage))
-    assert handoff.target == "seller" and not handoff.context
+    assert handoff.target == "seller"
     assert kit.KEYWORD not in kit.seen_by(seller, 0)
+    # Told apart by their names: the refused call alone lost its arguments.
+    said = [m for m in kit.model_calls(seller)[0] if isinstance(m, AssistantMessage)]
+    assert [(c.name, c.arguments) for c in said[0].content] == [
+        ("post_note", "{}"),
+        ("look_up", '{"item": "sensors"}'),
+    ]
 
 
 async def test_nudge_reaches_only_the_flagged_agent_on_its_next_call(kit: SimpleNamespace) -> None:
@@ -1131,6 +1137,29 @@ async def test_a_participant_another_uses_as_a_tool_is_guarded_once(
     assert "[redacted by kinguard: collusion.market]" in result and "is_error=False" in result
 
 
+async def test_a_participant_another_uses_as_a_tool_streams_its_verdicts_after_its_messages(
+    kit: SimpleNamespace,
+) -> None:
+    seller = kit.agent("seller", [f"price {kit.KEYWORD}", f"again {kit.KEYWORD}"])
+    ask = kit.tool_call("seller", "c1", json.dumps({"task": "Your price?"}))
+    buyer = kit.agent("buyer", [ask, "ok"], tools=[AgentTool(seller)], reflect_on_tool_use=True)
+    team = RoundRobinGroupChat([buyer, seller], termination_condition=MaxMessageTermination(5))
+    guard_team(team, kit.keyword_guard("redact"))
+    items = [item async for item in team.run_stream(task="Go.")]
+    # In its own turn, as any participant's: its message, then the verdict on it.
+    own = [
+        i
+        for i, m in enumerate(items)
+        if isinstance(m, TextMessage) and m.to_text().startswith("again")
+    ]
+    assert len(own) == 1
+    said = own[0]
+    event = items[said + 1]
+    assert isinstance(event, KinGuardVerdictEvent) and event.verdict.sender == "seller"
+    # Its answer as the buyer's tool still reached the buyer redacted.
+    assert "[redacted by kinguard: collusion.market]" in str(kit.model_calls(buyer)[-1][-1].content)
+
+
 async def test_a_halt_in_a_team_used_as_a_tool_with_its_own_guard_is_resolved_from_the_caller(
     kit: SimpleNamespace,
 ) -> None:
@@ -1362,11 +1391,121 @@ async def test_a_graph_saved_at_a_halt_goes_on_from_the_release_when_built_afres
     assert kit.model_calls(auditor) == []
 
 
+async def branching_guarded_late(
+    kit: SimpleNamespace, reloaded: bool
+) -> tuple[GraphFlow, Any, Any]:
+    """``branching``'s graph, guarded after a first run of its own (whose manager kinguard did
+    not make), halted on the buyer's APPROVE; ``reloaded``: then saved and loaded into a graph
+    built afresh, likewise run once before it is guarded. The flow, seller and auditor."""
+
+    async def built() -> tuple[GraphFlow, Any, Any]:
+        buyer = kit.agent("buyer", ["warm up", f"APPROVE at {kit.KEYWORD}"])
+        seller = kit.agent("seller", ["approved branch"])
+        auditor = kit.agent("auditor", ["warm branch", "other branch"])
+        graph = DiGraphBuilder()
+        graph.add_node(buyer).add_node(seller).add_node(auditor)
+        graph.add_edge(buyer, seller, condition="APPROVE")
+        graph.add_edge(buyer, auditor, condition=lambda m: "APPROVE" not in m.to_model_text())
+        flow = GraphFlow(
+            [buyer, seller, auditor],
+            graph=graph.build(),
+            termination_condition=KinGuardTermination(),
+        )
+        await flow.run(task="Warm up.")
+        return guard_team(flow, kit.keyword_guard("halt")), seller, auditor
+
+    flow, seller, auditor = await built()
+    await flow.run(task="Go.")
+    if reloaded:
+        saved = json.loads(json.dumps(await flow.save_state()))
+        flow, seller, auditor = await built()
+        await flow.load_state(saved)
+    return flow, seller, auditor
+
+
+@pytest.mark.parametrize("reloaded", [False, True])
+@pytest.mark.parametrize(("decision", "branch"), [("approve", "seller"), ("reject", "auditor")])
+async def test_a_graph_guarded_after_its_first_run_goes_on_from_a_halt_as_the_person_decided(
+    kit: SimpleNamespace, decision: Literal["approve", "reject"], branch: str, reloaded: bool
+) -> None:
+    flow, seller, auditor = await branching_guarded_late(kit, reloaded)
+    resumed = await flow.run(task=resolve_halt(flow, HumanDecision(type=decision)))
+    # As in a graph guarded before its first run: one branch, the one the decision takes.
+    assert [source for source, _ in kit.chat(resumed)][-1:] == [branch]
+    assert [len(kit.model_calls(a)) for a in (seller, auditor)] == [
+        int(branch == "seller"),
+        1 + int(branch == "auditor"),  # its own warm-up run's call, and this one
+    ]
+
+
+@pytest.mark.parametrize("reloaded", [False, True])
+async def test_a_graph_guarded_after_its_first_run_stops_for_a_halt_at_its_last_node(
+    kit: SimpleNamespace, reloaded: bool
+) -> None:
+    async def built() -> tuple[GraphFlow, Any]:
+        buyer = kit.agent("buyer", ["warm up", "b1", "b2"])
+        seller = kit.agent("seller", ["warm reply", f"s1 {kit.KEYWORD}", "s2"])
+        graph = DiGraphBuilder()
+        graph.add_node(buyer).add_node(seller).add_edge(buyer, seller)
+        flow = GraphFlow(
+            [buyer, seller], graph=graph.build(), termination_condition=KinGuardTermination()
+        )
+        await flow.run(task="Warm up.")
+        return guard_team(flow, kit.keyword_guard("halt")), buyer
+
+    flow, buyer = await built()
+    result = await flow.run(task="Go.")
+    assert result.stop_reason is not None
+    assert result.stop_reason.startswith("kinguard halted: message from seller")
+    if reloaded:
+        saved = json.loads(json.dumps(await flow.save_state()))
+        flow, buyer = await built()
+        await flow.load_state(saved)
+    resumed = await flow.run(task=resolve_halt(flow, HumanDecision(type="approve")))
+    # The graph ends with the released message: nobody runs again.
+    assert kit.chat(resumed) == [("seller", f"s1 {kit.KEYWORD}")]
+    assert len(kit.model_calls(buyer)) == (1 if reloaded else 2)
+
+
+async def test_a_graph_guarded_after_its_first_run_is_unguarded_whole(
+    kit: SimpleNamespace,
+) -> None:
+    flow, _, _ = await branching_guarded_late(kit, reloaded=False)
+    runtime: Any = flow._runtime
+    manager = runtime._instantiated_agents[
+        AgentId(flow._group_chat_manager_topic_type, flow._team_id)
+    ]
+    assert "update_message_thread" in vars(manager)
+    unguard_team(flow)
+    # AgentChat's own manager again, as it was before guard_team().
+    assert not {"update_message_thread", "_apply_termination_condition"} & set(vars(manager))
+
+
+async def test_a_graph_whose_manager_is_out_of_reach_is_guarded_with_a_warning(
+    kit: SimpleNamespace,
+) -> None:
+    buyer = kit.agent("buyer", [f"b1 {kit.KEYWORD}"])
+    seller = kit.agent("seller", ["s1"])
+    graph = DiGraphBuilder()
+    graph.add_node(buyer).add_node(seller).add_edge(buyer, seller)
+    flow = GraphFlow(
+        [buyer, seller], graph=graph.build(), termination_condition=KinGuardTermination()
+    )
+    await flow._init(flow._runtime)  # initialised, as a run does, but its manager not made yet
+    with capture_logs() as logs:
+        guard_team(flow, kit.keyword_guard("halt"))
+    assert [e["event"] for e in logs] == ["kinguard.autogen.graph_routing_unguarded"]
+    # Its agents are guarded all the same.
+    result = await flow.run(task="Go.")
+    assert result.stop_reason is not None and "kinguard halted" in result.stop_reason
+    assert kit.model_calls(seller) == []
+
+
 @pytest.fixture
 def broken_reroute(monkeypatch: pytest.MonkeyPatch) -> None:
     """kinguard's rerouting of a GraphFlow after a halt raises."""
 
-    async def broken(*args: Any) -> set[str]:
+    async def broken(*args: Any) -> None:
         raise RuntimeError("reroute failed")
 
     monkeypatch.setattr(_Resuming, "_reroute", broken)
@@ -1483,6 +1622,90 @@ async def test_a_failure_of_kinguard_after_a_rejection_at_a_graphs_last_node_nev
     # The graph goes on as AgentChat's would: from its start.
     assert [source for source, _ in kit.chat(resumed)] == ["buyer", "seller"]
     assert any(e["event"] == "kinguard.autogen.adapter_failed" for e in logs)
+
+
+def fan_out_to_teams(kit: SimpleNamespace, joined: bool) -> tuple[GraphFlow, Any, Any]:
+    """lead -> two SocietyOfMindAgents (``ta``, ``tb``) in parallel, each with a team of two
+    whose first agent says the keyword under a halt rule (``joined``: then -> join). The
+    flow, lead and join."""
+    lead = kit.agent("lead", ["go", "go again"])
+    members = []
+    for team in ("ta", "tb"):
+        first = kit.agent(f"{team}1", [f"{team}1 says {kit.KEYWORD} {team}-offer"])
+        second = kit.agent(f"{team}2", [f"{team}2 agrees"])
+        inner = RoundRobinGroupChat([first, second], termination_condition=MaxMessageTermination(4))
+        summary = ReplayChatCompletionClient([f"{team} sums up", f"{team} sums up again"])
+        members.append(SocietyOfMindAgent(team, team=inner, model_client=summary))
+    join = kit.agent("join", ["joined"])
+    nodes = [lead, *members, *([join] if joined else [])]
+    graph = DiGraphBuilder()
+    for node in nodes:
+        graph.add_node(node)
+    for member in members:
+        graph.add_edge(lead, member)
+        if joined:
+            graph.add_edge(member, join)
+    names = ["lead", "ta", "ta1", "ta2", "tb", "tb1", "tb2", "join"]
+    guard = KinGuard(
+        [AgentProfile(name=n, model="openai:gpt-4o") for n in names],
+        detectors=[KeywordDetector(kit.KEYWORD)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.HALT),)),
+    )
+    return guard_team(GraphFlow(nodes, graph=graph.build()), guard), lead, join
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+@pytest.mark.parametrize("reloaded", [False, True])
+@pytest.mark.parametrize("joined", [False, True])
+async def test_halts_in_parallel_nested_teams_of_a_graph_are_reviewed_and_the_graph_goes_on(
+    kit: SimpleNamespace, joined: bool, reloaded: bool, decision: Literal["approve", "reject"]
+) -> None:
+    flow, lead, join = fan_out_to_teams(kit, joined)
+    halted = await flow.run(task="Go.")
+    # Stopped for the halts, at the graph's last nodes too; nobody went on past them.
+    assert halted.stop_reason is not None and halted.stop_reason.startswith("kinguard halted")
+    assert kit.model_calls(join) == []
+    if reloaded:
+        saved = json.loads(json.dumps(await flow.save_state()))
+        flow, lead, join = fan_out_to_teams(kit, joined)
+        await flow.load_state(saved)
+    released: list[BaseChatMessage] = []
+    while pending_halt(flow) is not None:
+        message = resolve_halt(flow, HumanDecision(type=decision))
+        if message is not None:
+            released.append(message)
+    assert sorted(m.source for m in released) == (["ta1", "tb1"] if decision == "approve" else [])
+    resumed = await flow.run(task=released or None)
+    # The graph goes on from where the halts stopped it: to join, or (at its end) nowhere,
+    # without starting afresh.
+    spoke = [source for source, _ in kit.chat(resumed)]
+    assert spoke == [*(m.source for m in released), *(["join"] if joined else [])]
+    assert len(kit.model_calls(lead)) == (0 if reloaded else 1)
+    if joined:
+        offers = "ta-offer" in kit.seen_by(join), "tb-offer" in kit.seen_by(join)
+        assert offers == ((True, True) if decision == "approve" else (False, False))
+
+
+async def test_a_message_released_from_a_graph_node_used_as_a_tool_routes_nothing(
+    kit: SimpleNamespace,
+) -> None:
+    # The seller is a node and the buyer's tool: its halted answer as the tool, released, was
+    # routed as the seller node's own message, so the auditor ran before the seller's turn
+    # (and again after it).
+    seller = kit.agent("seller", [f"price {kit.KEYWORD}", "seller's own turn"])
+    ask = kit.tool_call("seller", "c1", json.dumps({"task": "Your price?"}))
+    buyer = kit.agent("buyer", [ask, "ok"], tools=[AgentTool(seller)], reflect_on_tool_use=True)
+    auditor = kit.agent("auditor", ["audited"])
+    graph = DiGraphBuilder()
+    graph.add_node(buyer).add_node(seller).add_node(auditor)
+    graph.add_edge(buyer, seller).add_edge(seller, auditor)
+    flow = guard_team(
+        GraphFlow([buyer, seller, auditor], graph=graph.build()), kit.keyword_guard("halt")
+    )
+    await flow.run(task="Go.")
+    resumed = await flow.run(task=resolve_halt(flow, HumanDecision(type="approve")))
+    assert [source for source, _ in kit.chat(resumed)] == ["seller", "seller", "auditor"]
+    assert "seller's own turn" in kit.seen_by(auditor)
 
 
 async def test_a_halt_in_a_fan_out_stops_the_team_whoever_answers_last(

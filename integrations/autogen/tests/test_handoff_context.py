@@ -157,15 +157,18 @@ async def test_a_signal_in_the_thought_alone_is_withheld_from_the_thought(
     assert [i.content for i in items if isinstance(i, ThoughtEvent)] == [said.thought]
 
 
-async def test_words_said_across_a_handoff_and_its_context_keep_the_context_out(
-    kit: SimpleNamespace,
+@pytest.mark.parametrize("halted", [False, True])
+async def test_words_said_across_a_handoff_and_its_context_are_cut_from_both(
+    kit: SimpleNamespace, halted: bool
 ) -> None:
     # Inspected together, the handoff's words and its thought may hold evidence that neither
-    # holds alone: cleaning each would leave all of it for the seller's model to read.
+    # holds alone: cleaning each would leave all of it for the seller's model to read. The
+    # handoff went without its context then, and the seller never learnt of the note.
+    rules = (Rule(signal="collusion.market", action=Action.REDACT),)
+    if halted:
+        rules = (*rules, Rule(signal="collusion.market", action=Action.HALT))
     guard = KinGuard(
-        kit.PROFILES,
-        detectors=[KeywordDetector("ZEBRA\n\nPACT")],
-        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.REDACT),)),
+        kit.PROFILES, detectors=[KeywordDetector("ZEBRA\n\nPACT")], policy=Policy(rules=rules)
     )
     seller, team = swarm(
         kit,
@@ -174,9 +177,50 @@ async def test_words_said_across_a_handoff_and_its_context_keep_the_context_out(
         handoffs=[Handoff(target="seller", message="Over to you, ZEBRA")],
     )
     result = await team.run(task="Go.")
+    if halted:  # approved, with what the redaction withholds withheld
+        task = resolve_halt(team, HumanDecision(type="approve"))
+        assert isinstance(task, HandoffMessage)
+        result = await team.run(task=task)
     handoff = next(m for m in result.messages if isinstance(m, HandoffMessage))
-    assert handoff.content == f"Over to you, {REDACTED} it is." and not handoff.context
-    assert "ZEBRA" not in kit.seen_by(seller, 0)
+    assert handoff.content == f"Over to you, {REDACTED}"
+    said, given = given_context(kit, seller)
+    assert said.thought == " it is."
+    assert [(c.name, c.arguments) for c in said.content] == [("post_note", '{"note": "ok"}')]
+    assert "ZEBRA" not in given and "PACT" not in given
+
+
+@pytest.mark.parametrize("halted", [False, True])
+async def test_a_refused_call_in_a_handoffs_context_goes_without_its_arguments(
+    kit: SimpleNamespace, halted: bool
+) -> None:
+    # The whole context stayed behind: the seller never learnt of the calls that did run.
+    output = CreateResult(
+        finish_reason="function_calls",
+        content=[
+            FunctionCall(id="c0", name="post_note", arguments=json.dumps({"note": kit.KEYWORD})),
+            FunctionCall(id="c1", name="post_note", arguments=json.dumps({"note": "ok"})),
+            FunctionCall(id="c2", name="transfer_to_seller", arguments="{}"),
+        ],
+        usage=RequestUsage(prompt_tokens=0, completion_tokens=0),
+        cached=False,
+        thought="Noting both." if not halted else f"Noting both, {kit.KEYWORD}.",
+    )
+    seller, team = swarm(kit, kit.keyword_guard("halt" if halted else "block"), output)
+    result = await team.run(task="Go.")
+    if halted:  # the thought halted the handoff; released, it goes with its context too
+        task = resolve_halt(team, HumanDecision(type="approve"))
+        assert isinstance(task, HandoffMessage)
+        result = await team.run(task=task)
+    handoff = next(m for m in result.messages if isinstance(m, HandoffMessage))
+    assert handoff.content == TRANSFERRED
+    said, given = given_context(kit, seller)
+    assert [(c.name, c.arguments) for c in said.content] == [
+        ("post_note", "{}"),
+        ("post_note", '{"note": "ok"}'),
+    ]
+    assert said.thought == ("Noting both." if not halted else f"Noting both, {kit.KEYWORD}.")
+    assert ("[kinguard blocked the call to post_note" in given) and "posted" in given
+    assert given.count(kit.KEYWORD) == int(halted)  # what the person approved alone
 
 
 class ConcealingFails(KinGuard):

@@ -7,13 +7,17 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from autogen_agentchat.agents import SocietyOfMindAgent
 from autogen_agentchat.conditions import MaxMessageTermination
 from autogen_agentchat.teams import RoundRobinGroupChat
 from autogen_core import SingleThreadedAgentRuntime
+from autogen_ext.models.replay import ReplayChatCompletionClient as Replay
 from kinguard_autogen import guard_team, pending_halt
+from kinguard_autogen._participant import TeamGuard
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from structlog.testing import capture_logs
 
 from kinguard import Action, KinGuard, Message, Policy, Rule, Signal
 from kinguard.detectors import Context
@@ -222,3 +226,44 @@ async def test_a_failure_that_cannot_be_described_never_undoes_a_halt(
     assert [alert.action for alert in sink.alerts] == [Action.HALT]
     if failing == "span processor":
         assert guard.telemetry.failures > 0
+
+
+def post_note(note: str) -> str:
+    """Post a note."""
+    return "posted"
+
+
+@pytest.mark.parametrize("where", ["turn", "alone", "society", "tool"])
+async def test_a_failure_of_kinguards_own_around_an_agent_is_logged_as_its_teams(
+    kit: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("kinguard failed")
+
+    # Before the agent's turn (what it is given), or while inspecting a tool call.
+    failing = {"society": "not_its_own", "tool": "_ainspect"}.get(where, "given")
+    monkeypatch.setattr(TeamGuard, failing, broken)
+    if where == "society":
+        inner = RoundRobinGroupChat([kit.agent("x", ["x1"])], max_turns=1)
+        buyer: Any = SocietyOfMindAgent("buyer", team=inner, model_client=Replay(["b1"]))
+    elif where == "tool":
+        call = kit.tool_call("post_note", "c1", '{"note": "hello"}')
+        buyer = kit.agent("buyer", [call], tools=[post_note])
+    else:
+        buyer = kit.agent("buyer", ["b1"])
+    team = guard_team(
+        RoundRobinGroupChat(
+            [buyer, kit.agent("seller", ["s1"])], termination_condition=MaxMessageTermination(2)
+        ),
+        kit.keyword_guard("block"),
+    )
+    with capture_logs() as logs:
+        await (buyer.run(task="On your own.") if where == "alone" else team.run(task="Go."))
+    # One event, with the same fields wherever it happened: the guarding team's name too,
+    # also for an agent the app runs on its own.
+    failures = [e for e in logs if e["event"] == "kinguard.autogen.adapter_failed"]
+    assert failures
+    first = failures[0]
+    assert (first["team"], first["agent"]) == (team.name, "buyer")
+    assert "RuntimeError" in first["error"]
+    assert ("tool" in first) is (where == "tool")
