@@ -61,10 +61,10 @@ def _runner(framework: str) -> Callable[..., Any]:
 def _run(runner: Callable[..., Any], *args: Any, **kwargs: Any) -> RunResult:
     try:
         result = runner(*args, **kwargs)
+        if inspect.isawaitable(result):  # an async runner refuses an option only once awaited
+            result = asyncio.run(_await(result))
     except ValueError as exc:  # a runner's way of saying an option cannot be honoured
         raise typer.BadParameter(str(exc)) from exc
-    if inspect.isawaitable(result):
-        result = asyncio.run(_await(result))
     assert isinstance(result, RunResult)
     return result
 

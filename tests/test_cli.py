@@ -72,3 +72,15 @@ def test_a_bad_log_level_is_a_usage_error_naming_the_option() -> None:
     result = CliRunner().invoke(app, ["demo", "--scenario", "battle", "--log-level", "BOGUS"])
     assert result.exit_code == 2
     assert "--log-level" in result.output and "Traceback" not in result.output
+
+
+def test_a_real_model_with_the_autogen_demo_is_a_usage_error() -> None:
+    # Once a traceback: the AutoGen runner refuses --model only when awaited.
+    result = CliRunner().invoke(
+        app,
+        ["demo", "--framework", "autogen", "--scenario", "battle", "--model", "openai:gpt-4o"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 2
+    assert "--model applies to LangGraph only" in result.output
+    assert "Traceback" not in result.output
