@@ -120,6 +120,10 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         recipients: Sequence[str] | None = None,
         name: str | None = None,
     ) -> None:
+        if not isinstance(guard, KinGuard):  # else a failure deep inside the first model call
+            raise TypeError(
+                f"KinGuardMiddleware() takes a KinGuard as guard, not {type(guard).__name__}"
+            )
         super().__init__()
         self.guard = guard
         self._token = guard_token(guard)

@@ -70,6 +70,12 @@ def ask(agent: Any, value: Any, config: dict[str, Any], use_async: bool) -> Any:
     return agent.invoke(value, config)
 
 
+def test_a_middleware_without_a_guard_is_refused_when_built() -> None:
+    # Once accepted, to fail inside the agent's first model call.
+    with pytest.raises(TypeError, match="takes a KinGuard as guard, not str"):
+        KinGuardMiddleware("kinguard.toml", agent_name="seller")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
 def test_identity_is_added_to_the_system_prompt(use_async: bool) -> None:
     agent, guard, model = make(Action.LOG, ["Hello."])

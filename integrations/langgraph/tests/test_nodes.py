@@ -289,6 +289,16 @@ def test_a_compiled_graph_is_refused_with_a_hint() -> None:
         guard_graph(compiled, guard_for("a"))  # type: ignore[arg-type]
 
 
+def test_a_guarded_builder_or_a_missing_guard_is_refused_with_a_hint() -> None:
+    # Once "call guard_graph(builder, guard).compile(...) instead of compiling first" for a
+    # builder guarded twice, and a TypeError about weak references at the first run for None.
+    builder = script_graph(["a"], {"a": ScriptedChatModel(replies=["x"])}, {})
+    with pytest.raises(TypeError, match="already guarded"):
+        guard_graph(guard_graph(builder, guard_for("a")), guard_for("a"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="takes a KinGuard as guard, not NoneType"):
+        guard_graph(builder, None)  # type: ignore[arg-type]
+
+
 def test_thread_id_is_the_conversation_id() -> None:
     guard = guard_for("a", "b", action=Action.LOG)
     models = {"a": ScriptedChatModel(replies=["x"]), "b": ScriptedChatModel(replies=["y"])}
