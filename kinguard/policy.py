@@ -152,6 +152,8 @@ class Policy(BaseModel):
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Policy:
+        """Load a policy file (the TOML form of these fields); :class:`PolicyError` names
+        what is wrong with it. ``kinguard check-policy FILE`` does the same from a shell."""
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -169,6 +171,7 @@ class Policy(BaseModel):
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "policy") -> Policy:
+        """A policy from a parsed mapping (TOML, JSON, a dict); ``source`` names it in errors."""
         try:
             return cls.model_validate(dict(data))
         except ValidationError as exc:
