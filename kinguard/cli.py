@@ -50,9 +50,11 @@ def _runner(framework: str) -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        # The integrations install from kinguard's repository: pip resolves the extra
+        # ('kinguard[langgraph]') only from an index that has them.
         raise typer.BadParameter(
-            f"--framework {framework} needs the {module_name.replace('_', '-')} package "
-            f"(pip install 'kinguard[{framework}]'): {exc}"
+            f"--framework {framework} needs the {module_name.replace('_', '-')} package; from "
+            f"a kinguard checkout: pip install ./integrations/{framework} ({exc})"
         ) from exc
     runner: Callable[..., Any] = module.run_scenario
     return runner
