@@ -395,6 +395,11 @@ class GraphCore:
         )
         self._profile_names: tuple[str, ...] = ()
         self._recipients: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        if self._explicit_names is not None:
+            declared = {profile.name for profile in guard.agents}
+            for name in self._explicit_names:
+                if name not in declared:
+                    _warn_undeclared(name)
 
     # -- names ----------------------------------------------------------------------------
 
@@ -766,6 +771,12 @@ class GraphCore:
         return output
 
     def to_message(self, prepared: Prepared, candidate: _Candidate, position: int) -> Message:
+        if (
+            not prepared.known
+            and self.explicit_agents is None
+            and prepared.agent not in self.agent_names()
+        ):
+            _warn_undeclared(prepared.agent)  # before inspecting it makes it one of the agents
         return agent_message(
             prepared.conversation_id,
             prepared.agent,
@@ -1379,6 +1390,17 @@ def halt_payload(
         "decisions": ["approve", "edit", "reject"],
         "resume": 'Command(resume={"type": "approve" | "edit" | "reject", "text": ...})',
     }
+
+
+def _warn_undeclared(agent: str) -> None:
+    # Silently, a node named unlike its profile ("buyer_agent" for "buyer") would be guarded
+    # as an unknown model serving no principal: no kinship, no principal in its identity.
+    _log.warning(
+        "kinguard.langgraph.undeclared_agent",
+        agent=agent,
+        detail="not in KinGuard(agents=...): guarded as an unknown model with no principal; "
+        "name its profile after the node, or map nodes with guard_graph(agents={node: name})",
+    )
 
 
 class GuardedNode(Runnable[Any, Any]):
