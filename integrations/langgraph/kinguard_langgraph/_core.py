@@ -91,6 +91,7 @@ __all__ = [
     "TaggedPayload",
     "TaskVerdicts",
     "parse_decision",
+    "warn_undeclared",
 ]
 
 _log = get_logger("kinguard.langgraph")
@@ -399,7 +400,7 @@ class GraphCore:
             declared = {profile.name for profile in guard.agents}
             for name in self._explicit_names:
                 if name not in declared:
-                    _warn_undeclared(name)
+                    warn_undeclared(name)
 
     # -- names ----------------------------------------------------------------------------
 
@@ -776,7 +777,7 @@ class GraphCore:
             and self.explicit_agents is None
             and prepared.agent not in self.agent_names()
         ):
-            _warn_undeclared(prepared.agent)  # before inspecting it makes it one of the agents
+            warn_undeclared(prepared.agent)  # before inspecting it makes it one of the agents
         return agent_message(
             prepared.conversation_id,
             prepared.agent,
@@ -1392,14 +1393,17 @@ def halt_payload(
     }
 
 
-def _warn_undeclared(agent: str) -> None:
+def warn_undeclared(
+    agent: str,
+    fix: str = "name its profile after the node, or map nodes with "
+    "guard_graph(agents={node: name})",
+) -> None:
     # Silently, a node named unlike its profile ("buyer_agent" for "buyer") would be guarded
     # as an unknown model serving no principal: no kinship, no principal in its identity.
     _log.warning(
         "kinguard.langgraph.undeclared_agent",
         agent=agent,
-        detail="not in KinGuard(agents=...): guarded as an unknown model with no principal; "
-        "name its profile after the node, or map nodes with guard_graph(agents={node: name})",
+        detail=f"not in KinGuard(agents=...): guarded as an unknown model with no principal; {fix}",
     )
 
 
