@@ -596,6 +596,18 @@ class KinGuard:
         except Exception as exc:
             self.telemetry.failed("record", exc)
         if verdict.action in _BELOW_ALERT and verdict.error is None:
+            if verdict.action is Action.LOG:
+                # The policy's "keep a record" action: it left none but the span, and no span
+                # is kept until the app installs an OTel SDK.
+                _log.info(
+                    "kinguard.finding",
+                    conversation_id=verdict.conversation_id,
+                    sender=verdict.sender,
+                    recipients=list(verdict.recipients),
+                    signals=list(verdict.signal_names),
+                    pair_risk=round(verdict.pair_risk, 3),
+                    reasons=list(verdict.reasons),
+                )
             return None
         alert = Alert.from_verdict(verdict)
         try:
