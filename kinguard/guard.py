@@ -116,6 +116,12 @@ class KinGuard:
                 f"identity: {identity!r} is not one of {', '.join(p.value for p in IdentityPolicy)}"
             ) from None
         self.policy = load_policy(policy)
+        if isinstance(agents, (AgentProfile, str)):
+            # Else iterated: a profile's (field, value) pairs, a name's letters.
+            raise PolicyError(
+                f"agents: a list of AgentProfile, not one {type(agents).__name__}; "
+                "write KinGuard([AgentProfile(...), ...])"
+            )
         profiles = list(agents)
         strays = [p for p in profiles if not isinstance(p, AgentProfile)]
         if strays:

@@ -1,6 +1,6 @@
 import pytest
 
-from kinguard import Action, KinGuard, Policy, PolicyError, Rule
+from kinguard import Action, AgentProfile, KinGuard, Policy, PolicyError, Rule
 from kinguard.policy import load_policy
 
 
@@ -144,3 +144,10 @@ def test_a_guard_built_from_the_wrong_types_names_the_argument(kwargs, field: st
     # Once a bare TypeError from deep inside, or "'dict' object has no attribute 'name'".
     with pytest.raises(PolicyError, match=f"^{field}: "):
         KinGuard(**kwargs)
+
+
+@pytest.mark.parametrize("one", [AgentProfile(name="buyer"), "buyer"], ids=["profile", "name"])
+def test_one_agent_in_place_of_a_list_says_to_write_a_list(one) -> None:
+    # Once "tuple ('name', 'buyer') is not an AgentProfile", or "str 'b' ...": its parts.
+    with pytest.raises(PolicyError, match=r"^agents: a list of AgentProfile, not one "):
+        KinGuard(one)
