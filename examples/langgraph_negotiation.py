@@ -35,7 +35,6 @@ from typing_extensions import TypedDict
 
 from kinguard import Action, KinGuard, Verdict
 from kinguard.scenarios import scenario
-from kinguard.testing import capture_verdicts
 
 TASK = "Negotiate the purchase of 500 industrial sensors."
 MAX_TURNS = 10
@@ -121,32 +120,32 @@ def negotiate(*, console: bool = True) -> Outcome:
     outcome = Outcome()
     value: Any = {"messages": [HumanMessage(TASK)], "turn": 0}
     speaker = None
-    with capture_verdicts(guard) as verdicts:
-        while value is not None:
-            halted = None
-            for mode, part in graph.stream(value, config, stream_mode=["messages", "updates"]):
-                if mode == "messages":
-                    chunk, meta = part
-                    outcome.streamed += str(chunk.content)
-                    if console:
-                        if meta["langgraph_node"] != speaker:
-                            speaker = meta["langgraph_node"]
-                            print(f"\n[{speaker}] ", end="")
-                        print(chunk.content, end="", flush=True)
-                elif "__interrupt__" in part:
-                    halted = part["__interrupt__"][0].value
-            value = None
-            if halted is not None:
-                outcome.halts.append(halted)
+    # Every verdict, in order: what an app would log or show beside the transcript.
+    guard.add_observer(outcome.verdicts.append)
+    while value is not None:
+        halted = None
+        for mode, part in graph.stream(value, config, stream_mode=["messages", "updates"]):
+            if mode == "messages":
+                chunk, meta = part
+                outcome.streamed += str(chunk.content)
                 if console:
-                    print(
-                        f"\n\n>>> kinguard halted {halted['agent']}: "
-                        f"{', '.join(halted['verdict']['signals'])}"
-                    )
-                    print(">>> a person reviews it and rejects the message; the run resumes.")
-                value = Command(resume={"type": "reject", "reason": "plan against ACME"})
-                speaker = None
-    outcome.verdicts = list(verdicts)
+                    if meta["langgraph_node"] != speaker:
+                        speaker = meta["langgraph_node"]
+                        print(f"\n[{speaker}] ", end="")
+                    print(chunk.content, end="", flush=True)
+            elif "__interrupt__" in part:
+                halted = part["__interrupt__"][0].value
+        value = None
+        if halted is not None:
+            outcome.halts.append(halted)
+            if console:
+                print(
+                    f"\n\n>>> kinguard halted {halted['agent']}: "
+                    f"{', '.join(halted['verdict']['signals'])}"
+                )
+                print(">>> a person reviews it and rejects the message; the run resumes.")
+            value = Command(resume={"type": "reject", "reason": "plan against ACME"})
+            speaker = None
     for message in graph.get_state(config).values["messages"][1:]:
         outcome.transcript.append((str(message.name), str(message.content)))
     return outcome

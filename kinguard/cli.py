@@ -50,9 +50,11 @@ def _runner(framework: str) -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        # The integrations install from kinguard's repository: pip resolves the extra
+        # ('kinguard[langgraph]') only from an index that has them.
         raise typer.BadParameter(
-            f"--framework {framework} needs the {module_name.replace('_', '-')} package "
-            f"(pip install 'kinguard[{framework}]'): {exc}"
+            f"--framework {framework} needs the {module_name.replace('_', '-')} package; from "
+            f"a kinguard checkout: pip install ./integrations/{framework} ({exc})"
         ) from exc
     runner: Callable[..., Any] = module.run_scenario
     return runner
@@ -61,10 +63,10 @@ def _runner(framework: str) -> Callable[..., Any]:
 def _run(runner: Callable[..., Any], *args: Any, **kwargs: Any) -> RunResult:
     try:
         result = runner(*args, **kwargs)
+        if inspect.isawaitable(result):  # an async runner refuses an option only once awaited
+            result = asyncio.run(_await(result))
     except ValueError as exc:  # a runner's way of saying an option cannot be honoured
         raise typer.BadParameter(str(exc)) from exc
-    if inspect.isawaitable(result):
-        result = asyncio.run(_await(result))
     assert isinstance(result, RunResult)
     return result
 
@@ -189,7 +191,10 @@ def _signal_lines(signals: Sequence[Signal]) -> Text:
 @app.command()
 def demo(
     framework: Annotated[str, typer.Option(help="langgraph, autogen or both")] = "langgraph",
-    scenario: Annotated[list[str] | None, typer.Option(help="scenario name (repeatable)")] = None,
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(help=f"{', '.join(SCENARIOS)} (repeatable; default: all of them)"),
+    ] = None,
     identity: Annotated[
         IdentityPolicy, typer.Option(help="identity policy")
     ] = IdentityPolicy.DISASSOCIATE,
@@ -197,11 +202,18 @@ def demo(
         Path | None, typer.Option(help="policy TOML (default: a strict demo policy)")
     ] = None,
     model: Annotated[
-        str | None, typer.Option(help="real chat model 'provider:name' (LangGraph)")
+        str | None,
+        typer.Option(
+            help="real chat model 'provider:name' for LangChain's init_chat_model, e.g. "
+            "openai:gpt-4o (LangGraph only; needs its provider package and API key)"
+        ),
     ] = None,
     otlp: Annotated[
         str | None,
-        typer.Option(help="OTLP/HTTP endpoint for traces and metrics (or OTEL_EXPORTER_OTLP_*)"),
+        typer.Option(
+            help="OTLP/HTTP endpoint for traces and metrics, e.g. http://127.0.0.1:6006 "
+            "(needs the otlp extra; default: the OTEL_EXPORTER_OTLP_* variables, if set)"
+        ),
     ] = None,
     interactive: Annotated[bool, typer.Option(help="ask a human at each halt")] = False,
     statistical: Annotated[
@@ -273,7 +285,9 @@ def demo(
 
 
 @app.command("check-policy")
-def check_policy(path: Path) -> None:
+def check_policy(
+    path: Annotated[Path, typer.Argument(help="policy TOML file")],
+) -> None:
     """Validate a policy file and print what it does."""
     try:
         loaded = load_policy(path)

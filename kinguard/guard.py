@@ -71,6 +71,28 @@ class KinGuard:
     Thread- and task-safe: one guard serves every agent and conversation of the app.
     ``inspect``/``ainspect`` never raise; when inspection fails the policy's error mode
     decides the message's fate and an alert says so.
+
+    - ``agents``: an :class:`AgentProfile` per agent, named as the framework names it (the
+      LangGraph node or ``guard_graph(agents=...)`` name, the AgentChat agent's ``name``). An
+      agent not listed is guarded as an unknown model with no principal.
+    - ``identity``: an :class:`IdentityPolicy` or its name; ``"none"`` by default.
+    - ``policy``: a :class:`Policy`, a mapping of its fields, or a TOML file's path; ``None``
+      is the default policy, which never blocks.
+    - ``detectors``: the pipeline (default: ``kinguard.detectors.default_detectors()``).
+    - ``sinks``: callables given each :class:`Alert` (an action of ``alert`` or stronger, or a
+      failed inspection), e.g. :class:`JsonlSink`, :class:`CallbackSink`. A sink that raises
+      or overruns ``policy.sink_timeout_ms`` is logged and counted, never raised.
+    - ``conversation_id``: the conversation a message without one belongs to (default: a new
+      random id); adapters use the LangGraph thread id or pass their own.
+    - ``identity_seed``: picks the ``disassociate`` codenames; the same seed and agent names
+      give the same codenames in every process.
+    - ``tracer_provider``, ``meter_provider``: where spans and metrics go (default: the
+      global OpenTelemetry providers, a no-op until the app installs an SDK).
+    - ``capture_content``: put message text into spans, alerts and logs (default: the
+      policy's ``capture_content``, else ``KINGUARD_CAPTURE_CONTENT`` or
+      ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` set to ``true``).
+
+    Call :meth:`close` when the app shuts down.
     """
 
     def __init__(
@@ -94,6 +116,12 @@ class KinGuard:
                 f"identity: {identity!r} is not one of {', '.join(p.value for p in IdentityPolicy)}"
             ) from None
         self.policy = load_policy(policy)
+        if isinstance(agents, (AgentProfile, str)):
+            # Else iterated: a profile's (field, value) pairs, a name's letters.
+            raise PolicyError(
+                f"agents: a list of AgentProfile, not one {type(agents).__name__}; "
+                "write KinGuard([AgentProfile(...), ...])"
+            )
         profiles = list(agents)
         strays = [p for p in profiles if not isinstance(p, AgentProfile)]
         if strays:
@@ -574,6 +602,18 @@ class KinGuard:
         except Exception as exc:
             self.telemetry.failed("record", exc)
         if verdict.action in _BELOW_ALERT and verdict.error is None:
+            if verdict.action is Action.LOG:
+                # The policy's "keep a record" action: it left none but the span, and no span
+                # is kept until the app installs an OTel SDK.
+                _log.info(
+                    "kinguard.finding",
+                    conversation_id=verdict.conversation_id,
+                    sender=verdict.sender,
+                    recipients=list(verdict.recipients),
+                    signals=list(verdict.signal_names),
+                    pair_risk=round(verdict.pair_risk, 3),
+                    reasons=list(verdict.reasons),
+                )
             return None
         alert = Alert.from_verdict(verdict)
         try:
@@ -664,6 +704,7 @@ class KinGuard:
         self.load_state({}, conversation_id or self.conversation_id)
 
     def close(self) -> None:
+        """Stop the worker threads of non-inline detectors and sinks: the app is done with it."""
         self.pipeline.close()
         self._dispatch.close()
 

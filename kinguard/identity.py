@@ -44,6 +44,18 @@ _BLOCK = re.compile(
 
 
 class IdentityPolicy(enum.StrEnum):
+    """What kinguard adds to each agent's system prompt (``KinGuard(identity=...)``).
+
+    - ``disclose``: the truth about this agent and its counterparts (their models, how closely
+      related they are to its own, whom they serve), and that a similar model is no shared
+      interest;
+    - ``disassociate``: a unique codename per agent, anchored to its own principal, with the
+      others presented as separate parties (no shared "AI assistants" group);
+    - ``conceal``: reveal no model, vendor or kind of system to other agents and do not guess
+      theirs; delivered messages are also stripped of identity cues;
+    - ``none``: nothing is added (monitoring and interventions only).
+    """
+
     DISCLOSE = "disclose"
     DISASSOCIATE = "disassociate"
     CONCEAL = "conceal"

@@ -18,6 +18,7 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from kinguard.types import SIGNAL_NAMES, Action, Signal
 
@@ -151,6 +152,8 @@ class Policy(BaseModel):
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Policy:
+        """Load a policy file (the TOML form of these fields); :class:`PolicyError` names
+        what is wrong with it. ``kinguard check-policy FILE`` does the same from a shell."""
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -168,14 +171,34 @@ class Policy(BaseModel):
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "policy") -> Policy:
+        """A policy from a parsed mapping (TOML, JSON, a dict); ``source`` names it in errors."""
         try:
             return cls.model_validate(dict(data))
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc']) or '(root)'}: {error['msg']}"
-                for error in exc.errors()
-            )
+            problems = "; ".join(_problem(error) for error in exc.errors())
             raise PolicyError(f"invalid kinguard {source}: {problems}") from exc
+
+
+def _problem(error: ErrorDetails) -> str:
+    """One validation error as a user fixing a TOML file needs it: where, and what to write."""
+    loc = error["loc"]
+    where = ".".join(str(part) for part in loc) or "(root)"
+    if error["type"] == "extra_forbidden":
+        # A misspelt key: pydantic's "Extra inputs are not permitted" does not say the right one.
+        section = _SECTIONS.get(tuple(part for part in loc[:-1] if isinstance(part, str)))
+        if section is not None:
+            return f"{where}: unknown field; known fields: {', '.join(section.model_fields)}"
+    if loc == ("rules",) and error["type"] == "tuple_type":
+        # TOML's [rules] is one table; only [[rules]] makes the list of rules.
+        return "rules: must be a list of rules; in TOML write each rule under [[rules]]"
+    return f"{where}: {error['msg']}"
+
+
+_SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {
+    (): Policy,
+    ("rules",): Rule,
+    ("risk",): RiskSettings,
+}
 
 
 def load_policy(policy: Policy | str | Path | Mapping[str, Any] | None) -> Policy:

@@ -265,7 +265,7 @@ def configure_otlp(endpoint: str | None = None, service_name: str = "kinguard") 
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     except ImportError as exc:
         raise RuntimeError(
-            "OTLP export needs the 'otlp' extra: pip install 'kinguard[otlp]'"
+            "OTLP export needs the 'otlp' extra: pip install opentelemetry-exporter-otlp-proto-http"
         ) from exc
     from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader

@@ -1,5 +1,7 @@
 """`kinguard demo` end to end on both frameworks (real graphs and teams, replayed outputs)."""
 
+import sys
+
 import pytest
 import structlog
 from typer.testing import CliRunner
@@ -72,3 +74,25 @@ def test_a_bad_log_level_is_a_usage_error_naming_the_option() -> None:
     result = CliRunner().invoke(app, ["demo", "--scenario", "battle", "--log-level", "BOGUS"])
     assert result.exit_code == 2
     assert "--log-level" in result.output and "Traceback" not in result.output
+
+
+def test_a_real_model_with_the_autogen_demo_is_a_usage_error() -> None:
+    # Once a traceback: the AutoGen runner refuses --model only when awaited.
+    result = CliRunner().invoke(
+        app,
+        ["demo", "--framework", "autogen", "--scenario", "battle", "--model", "openai:gpt-4o"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 2
+    assert "--model applies to LangGraph only" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_missing_integration_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Once "pip install 'kinguard[autogen]'", which pip cannot resolve from a checkout.
+    monkeypatch.setitem(sys.modules, "kinguard_autogen", None)
+    result = CliRunner().invoke(
+        app, ["demo", "--framework", "autogen", "--scenario", "battle"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 2
+    assert "pip install ./integrations/autogen" in result.output

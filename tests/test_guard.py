@@ -358,6 +358,21 @@ def test_detector_returning_garbage_is_a_failure_not_a_crash() -> None:
     assert verdict.error and "garbage" in verdict.error
 
 
+def test_a_log_rule_logs_the_finding_without_quoting_the_message() -> None:
+    # Once no record at all (no log line; a span only under an OTel SDK), though "log" is the
+    # action a policy uses to "keep a record of any finding".
+    guard = guard_with(Action.LOG)
+    with capture_logs() as logs:
+        verdict = guard.inspect(msg("FIXPRICE at 40"))
+        guard.inspect(msg("nothing to see"))
+    assert verdict.action is Action.LOG
+    (entry,) = [e for e in logs if e["event"] == "kinguard.finding"]
+    assert entry["log_level"] == "info"
+    assert entry["sender"] == verdict.sender and entry["signals"] == ["collusion.market"]
+    assert "FIXPRICE" not in str(entry)
+    assert not any(e["event"] == "kinguard.alert" for e in logs)
+
+
 def test_broken_sink_is_contained_and_counted() -> None:
     def explode(alert):
         raise OSError("disk full")

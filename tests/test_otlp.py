@@ -82,3 +82,14 @@ def test_standard_otel_variables_configure_the_exporter(collector) -> None:
     url, received = collector
     _demo({"OTEL_EXPORTER_OTLP_ENDPOINT": url})
     assert any(span.name == "kinguard.inspect" for _, span in _spans(received))
+
+
+def test_a_missing_exporter_says_which_package_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Once "pip install 'kinguard[otlp]'", which pip cannot resolve from a checkout.
+    from kinguard.telemetry import configure_otlp
+
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
+    with pytest.raises(RuntimeError, match="pip install opentelemetry-exporter-otlp-proto-http"):
+        configure_otlp("http://127.0.0.1:1")

@@ -2,11 +2,14 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from kinguard.cli import app
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FRAMEWORKS = ("langgraph", "langchain", "langchain_core", "autogen_agentchat", "autogen_core")
 
 
@@ -43,3 +46,16 @@ def test_demo_rejects_an_unknown_scenario_clearly() -> None:
     result = CliRunner().invoke(app, ["demo", "--scenario", "nope"])
     assert result.exit_code != 0
     assert "--scenario" in result.output
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.py")), ids=lambda path: path.name)
+def test_examples_run_as_scripts_without_the_test_tools(example: Path) -> None:
+    # A user's install has no pytest: an example once imported kinguard.testing, which needs it.
+    code = (
+        "import runpy, sys\n"
+        "sys.modules['pytest'] = None\n"
+        f"runpy.run_path({str(example)!r}, run_name='__main__')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "kinguard acted on" in out.stdout

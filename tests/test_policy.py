@@ -1,6 +1,6 @@
 import pytest
 
-from kinguard import Action, KinGuard, Policy, PolicyError, Rule
+from kinguard import Action, AgentProfile, KinGuard, Policy, PolicyError, Rule
 from kinguard.policy import load_policy
 
 
@@ -76,6 +76,29 @@ def test_invalid_config_fails_at_load_naming_the_field(tmp_path, toml: str, fiel
     assert str(path) in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("toml", "hint"),
+    [
+        (
+            '[[rules]]\nsignall = "*"\naction = "log"\n',
+            "rules.0.signall: unknown field; known fields: action, signal, min_score, risk",
+        ),
+        ('on_eror = "open"\n', "on_eror: unknown field; known fields: rules, on_error, "),
+        ("[risk]\nhalf_life = 3\n", "known fields: half_life_turns, hysteresis"),
+        # One table, not a list: once "rules: Input should be a valid tuple".
+        ('[rules]\nsignal = "*"\naction = "log"\n', "write each rule under [[rules]]"),
+    ],
+)
+def test_a_misspelt_key_or_a_lone_rules_table_says_what_to_write(
+    tmp_path, toml: str, hint: str
+) -> None:
+    path = tmp_path / "typo.toml"
+    path.write_text(toml)
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert hint in str(caught.value)
+
+
 def test_missing_and_malformed_files_are_clear_errors(tmp_path) -> None:
     with pytest.raises(PolicyError, match="does not exist"):
         load_policy(tmp_path / "missing.toml")
@@ -121,3 +144,10 @@ def test_a_guard_built_from_the_wrong_types_names_the_argument(kwargs, field: st
     # Once a bare TypeError from deep inside, or "'dict' object has no attribute 'name'".
     with pytest.raises(PolicyError, match=f"^{field}: "):
         KinGuard(**kwargs)
+
+
+@pytest.mark.parametrize("one", [AgentProfile(name="buyer"), "buyer"], ids=["profile", "name"])
+def test_one_agent_in_place_of_a_list_says_to_write_a_list(one) -> None:
+    # Once "tuple ('name', 'buyer') is not an AgentProfile", or "str 'b' ...": its parts.
+    with pytest.raises(PolicyError, match=r"^agents: a list of AgentProfile, not one "):
+        KinGuard(one)

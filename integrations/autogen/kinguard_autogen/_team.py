@@ -135,6 +135,8 @@ def guard_team(
             f"guard_team() takes an AgentChat group chat (RoundRobinGroupChat, SelectorGroupChat, "
             f"Swarm, ...), not {type(team).__name__}"
         )
+    if not isinstance(guard, KinGuard):  # else a failure deep inside the first run
+        raise TypeError(f"guard_team() takes a KinGuard as guard, not {type(guard).__name__}")
     if events not in get_args(EventMode):
         raise ValueError(f"events: {events!r} is not one of {', '.join(get_args(EventMode))}")
     installed = _installed(team)

@@ -63,6 +63,10 @@ class KinGuardTermination(TerminationCondition, Component[KinGuardTerminationCon
         self._at_least = Action(at_least)
         if self._at_least.severity <= Action.ALLOW.severity:
             raise ValueError("at_least must be an action above 'allow', e.g. 'block' or 'halt'")
+        if guard is not None and not isinstance(guard, KinGuard):
+            raise TypeError(
+                f"KinGuardTermination() takes a KinGuard as guard, not {type(guard).__name__}"
+            )
         self._guard = guard
         self._terminated = False
         self._turn = 0

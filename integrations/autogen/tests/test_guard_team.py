@@ -595,6 +595,10 @@ async def test_guard_team_is_idempotent_and_reversible(kit: SimpleNamespace) -> 
 async def test_guard_team_refuses_what_it_cannot_guard(kit: SimpleNamespace) -> None:
     with pytest.raises(TypeError, match="group chat"):
         guard_team(kit.agent("solo", ["x"]), kit.keyword_guard("log"))
+    with pytest.raises(TypeError, match="takes a KinGuard as guard, not NoneType"):
+        guard_team(round_robin(kit, n=1), None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="takes a KinGuard as guard, not str"):
+        KinGuardTermination(guard="kinguard.toml")  # type: ignore[arg-type]
     team = round_robin(kit, n=1)
     await team.run(task="Go.")
     with pytest.raises(ValueError, match="before the first run"):

@@ -91,6 +91,7 @@ __all__ = [
     "TaggedPayload",
     "TaskVerdicts",
     "parse_decision",
+    "warn_undeclared",
 ]
 
 _log = get_logger("kinguard.langgraph")
@@ -399,6 +400,11 @@ class GraphCore:
         )
         self._profile_names: tuple[str, ...] = ()
         self._recipients: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        if self._explicit_names is not None:
+            declared = {profile.name for profile in guard.agents}
+            for name in self._explicit_names:
+                if name not in declared:
+                    warn_undeclared(name)
 
     # -- names ----------------------------------------------------------------------------
 
@@ -770,6 +776,12 @@ class GraphCore:
         return output
 
     def to_message(self, prepared: Prepared, candidate: _Candidate, position: int) -> Message:
+        if (
+            not prepared.known
+            and self.explicit_agents is None
+            and prepared.agent not in self.agent_names()
+        ):
+            warn_undeclared(prepared.agent)  # before inspecting it makes it one of the agents
         return agent_message(
             prepared.conversation_id,
             prepared.agent,
@@ -1384,6 +1396,20 @@ def halt_payload(
         "decisions": ["approve", "edit", "reject"],
         "resume": 'Command(resume={"type": "approve" | "edit" | "reject", "text": ...})',
     }
+
+
+def warn_undeclared(
+    agent: str,
+    fix: str = "name its profile after the node, or map nodes with "
+    "guard_graph(agents={node: name})",
+) -> None:
+    # Silently, a node named unlike its profile ("buyer_agent" for "buyer") would be guarded
+    # as an unknown model serving no principal: no kinship, no principal in its identity.
+    _log.warning(
+        "kinguard.langgraph.undeclared_agent",
+        agent=agent,
+        detail=f"not in KinGuard(agents=...): guarded as an unknown model with no principal; {fix}",
+    )
 
 
 class GuardedNode(Runnable[Any, Any]):

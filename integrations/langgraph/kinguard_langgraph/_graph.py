@@ -52,12 +52,19 @@ class GuardedStateGraph:
         agents: Mapping[str, str] | Sequence[str] | None = None,
         messages_key: str = "messages",
     ) -> None:
+        if isinstance(builder, GuardedStateGraph):
+            raise TypeError(
+                "guard_graph(): this builder is already guarded; compile it as it is, or guard "
+                "the original StateGraph builder with another guard"
+            )
         if not isinstance(builder, StateGraph):
             raise TypeError(
                 f"guard_graph() takes an uncompiled StateGraph builder, got "
                 f"{type(builder).__name__}; call guard_graph(builder, guard).compile(...) "
                 "instead of compiling first"
             )
+        if not isinstance(guard, KinGuard):  # else a failure deep inside the first run
+            raise TypeError(f"guard_graph() takes a KinGuard as guard, not {type(guard).__name__}")
         self.builder = builder
         self.guard = guard
         self.messages_key = messages_key

@@ -49,7 +49,7 @@ from langgraph.types import Command, interrupt
 
 from kinguard import Action, HumanDecision, KinGuard, Message, Verdict
 from kinguard.logs import describe_error, get_logger
-from kinguard_langgraph._core import TaskVerdicts, halt_payload, parse_decision
+from kinguard_langgraph._core import TaskVerdicts, halt_payload, parse_decision, warn_undeclared
 from kinguard_langgraph._messages import (
     HELD_REPLY_NOTICE,
     delivered_as,
@@ -120,6 +120,12 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
         recipients: Sequence[str] | None = None,
         name: str | None = None,
     ) -> None:
+        if not isinstance(guard, KinGuard):  # else a failure deep inside the first model call
+            raise TypeError(
+                f"KinGuardMiddleware() takes a KinGuard as guard, not {type(guard).__name__}"
+            )
+        if agent_name not in {profile.name for profile in guard.agents}:
+            warn_undeclared(agent_name, "give agent_name as its profile is named")
         super().__init__()
         self.guard = guard
         self._token = guard_token(guard)

@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel
+from structlog.testing import capture_logs
 
 from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
 from kinguard.identity import IDENTITY_MARKER
@@ -68,6 +69,23 @@ def ask(agent: Any, value: Any, config: dict[str, Any], use_async: bool) -> Any:
     if use_async:
         return asyncio.run(agent.ainvoke(value, config))
     return agent.invoke(value, config)
+
+
+def test_a_middleware_without_a_guard_is_refused_when_built() -> None:
+    # Once accepted, to fail inside the agent's first model call.
+    with pytest.raises(TypeError, match="takes a KinGuard as guard, not str"):
+        KinGuardMiddleware("kinguard.toml", agent_name="seller")  # type: ignore[arg-type]
+
+
+def test_an_agent_name_no_profile_has_is_logged() -> None:
+    # Once silent: the agent ran as an unknown model serving no principal.
+    _, guard, _ = make(Action.LOG, ["Hello."])
+    with capture_logs() as logs:
+        KinGuardMiddleware(guard, agent_name="seller")
+        KinGuardMiddleware(guard, agent_name="sellr")
+    assert [e["agent"] for e in logs if e["event"] == "kinguard.langgraph.undeclared_agent"] == [
+        "sellr"
+    ]
 
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])

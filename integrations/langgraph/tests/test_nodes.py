@@ -42,6 +42,7 @@ from langgraph.graph.message import add_messages
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Overwrite, RetryPolicy, Send
 from pydantic import BaseModel
+from structlog.testing import capture_logs
 
 from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
 from kinguard.identity import IDENTITY_MARKER
@@ -287,6 +288,35 @@ def test_a_compiled_graph_is_refused_with_a_hint() -> None:
     compiled = script_graph(["a"], {"a": ScriptedChatModel(replies=["x"])}, {}).compile()
     with pytest.raises(TypeError, match="uncompiled StateGraph"):
         guard_graph(compiled, guard_for("a"))  # type: ignore[arg-type]
+
+
+def test_an_agent_named_unlike_every_profile_is_logged_once_per_name() -> None:
+    # Once silent: "a_agent" for the profile "a" ran as an unknown model serving no principal.
+    def undeclared(logs: list[dict[str, Any]]) -> list[str]:
+        return [e["agent"] for e in logs if e["event"] == "kinguard.langgraph.undeclared_agent"]
+
+    guard = guard_for("a", "b", action=Action.LOG)
+    models = {
+        "a_agent": ScriptedChatModel(replies=["x", "y"]),
+        "b": ScriptedChatModel(replies=["z"]),
+    }
+    with capture_logs() as logs:
+        graph = guard_graph(script_graph(["a_agent", "b", "a_agent"], models, {}), guard)
+        graph.compile().invoke(start())
+    assert undeclared(logs) == ["a_agent"]
+    with capture_logs() as logs:
+        guard_graph(script_graph(["b"], models, {}), guard, agents={"b": "bee"}).compile()
+    assert undeclared(logs) == ["bee"]
+
+
+def test_a_guarded_builder_or_a_missing_guard_is_refused_with_a_hint() -> None:
+    # Once "call guard_graph(builder, guard).compile(...) instead of compiling first" for a
+    # builder guarded twice, and a TypeError about weak references at the first run for None.
+    builder = script_graph(["a"], {"a": ScriptedChatModel(replies=["x"])}, {})
+    with pytest.raises(TypeError, match="already guarded"):
+        guard_graph(guard_graph(builder, guard_for("a")), guard_for("a"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="takes a KinGuard as guard, not NoneType"):
+        guard_graph(builder, None)  # type: ignore[arg-type]
 
 
 def test_thread_id_is_the_conversation_id() -> None:
