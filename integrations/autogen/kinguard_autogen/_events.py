@@ -119,7 +119,11 @@ def _without_content(verdict: Verdict) -> Verdict:
 
 def describe(verdict: Verdict) -> str:
     """A one-line summary of a verdict, for consoles and stop reasons."""
-    signals = ", ".join(f"{s.name} {s.score:.2f}" for s in verdict.signals) or "no signals"
+    # One entry a signal, at its strongest: several tiers may find the same one.
+    strongest: dict[str, float] = {}
+    for signal in verdict.signals:
+        strongest[signal.name] = max(signal.score, strongest.get(signal.name, 0.0))
+    signals = ", ".join(f"{name} {score:.2f}" for name, score in strongest.items()) or "no signals"
     recipients = ", ".join(verdict.recipients) or "everyone"
     parts = [
         f"kinguard {verdict.action.value}",
