@@ -3,9 +3,11 @@
 One :class:`GraphCore` per guarded graph holds the guard and the per-graph bookkeeping. The
 node wrapper (:class:`GuardedNode`) is the only code that runs inside the user's node task:
 
-1. before the node: the agent's identity block (and any pending nudge) is put in front of the
-   state's messages as a ``SystemMessage`` with a fixed id, so every model call the node makes
-   from ``state[messages_key]`` (a plain node, a ``create_agent`` subgraph) sees it;
+1. before the node: the agent's identity block (and any pending nudge) is put in the node's
+   input, inside the app's first system message (a copy with the same id) or, without one, in
+   front as a ``SystemMessage`` with a fixed id, so every model call the node makes from
+   ``state[messages_key]`` (a plain node, a ``create_agent`` subgraph) sees it; whatever the
+   node writes back is given back as the app had it;
 2. the user's node runs unchanged, with the same ``config`` (so ``runtime``/``context``/
    ``store``/``writer`` injection still works);
 3. after the node: every new AI message in its update is inspected, in order, and the update is
@@ -58,6 +60,7 @@ from kinguard.types import agent_message
 from kinguard_langgraph._messages import (
     HELD_NOTICE,
     REASONING_KWARG,
+    SYSTEM_ROLES,
     IdentityDict,
     IdentityPair,
     already_inspected,
@@ -75,6 +78,8 @@ from kinguard_langgraph._messages import (
     released_as,
     source_id,
     tool_call_ids,
+    with_identity,
+    without_identity,
 )
 from kinguard_langgraph._state import GUARD_KEY, Revisions, import_state
 
@@ -112,8 +117,6 @@ _STREAMING_HANDLERS = (StreamMessagesHandler, _AstreamEventsCallbackHandler)
 _REWRITE: Any = object()
 """From ``finish_fast``: a verdict changes the update, so it has to be rewritten."""
 _get_id = attrgetter("id")
-_SYSTEM_ROLES = frozenset({"system", "developer"})
-"""Roles of an OpenAI-format dict's instructions (``developer``: o1 and later models)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,9 +189,21 @@ class Prepared:
     """Holds what an enclosing graph's token stream would show of this task (see _hold_tokens)."""
     nudge: str | None = None
     """The pending nudge put in the node's input, taken from the guard once the node has run."""
+    identity: str | None = None
+    """The text put in the node's input (identity block and nudge), taken out of its update."""
+    merged: tuple[Any, Any] | None = None
+    """The app's first system message and the copy with ``identity`` given in its place."""
     _input_ids: tuple[frozenset[Any], frozenset[Any]] | None = None
     _task_ns: str | None = None
     _given_by_id: dict[Any, Any] | None = None
+
+    def restored(self, message: Any) -> Any:
+        """``message`` (:func:`is_identity_message`) in the node's update as the app had it:
+        ``None`` for the identity message, the app's own for the copy with the identity in it."""
+        merged = self.merged
+        if merged is not None and message is merged[1]:
+            return merged[0]
+        return without_identity(message, self.identity)
 
     @property
     def turn_base(self) -> int:
@@ -384,6 +399,7 @@ class GraphCore:
         self._halted: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._identity_cache: dict[tuple[str, str], SystemMessage] = {}
+        self._merged_cache: dict[tuple[int, str], tuple[Any, Any]] = {}
         self.id_index = InputIds()
         self._event_verdicts: OrderedDict[str, TaskVerdicts] = OrderedDict()
         # Every node call needs the agents' names; they are rebuilt only when the guard has
@@ -584,28 +600,41 @@ class GraphCore:
             text = block
         else:
             return state
-        system: Any
-        # A channel that keeps what nodes write as it is (``operator.add``; ``add_messages``
-        # converts) may hold OpenAI-format dicts or pairs, which its nodes send to an SDK or
-        # unpack: a LangChain message there breaks the node. A new one each time: the node
-        # may edit what it is given.
-        form = None if self.replaces_by_id else _raw_form(messages)
-        if form is dict:
-            system = IdentityDict(role="system", content=text)
-        elif form is tuple:
-            system = IdentityPair(("system", text))
+        prepared.identity = text
+        injected: list[Any]
+        if messages and _is_system(messages[0]):
+            # Inside the app's first system message, not beside it: a node that windows its
+            # history (``trim_messages(..., include_system=True)``) keeps only that one.
+            first = messages[0]
+            merged = self._merged_cache.get((id(first), text))
+            if merged is None or merged[0] is not first:
+                merged = (first, with_identity(first, text))
+                # A new dict or pair each time (the node may edit what it is given); a
+                # LangChain message is copied, not edited, so its copy is kept for next turn.
+                if isinstance(first, BaseMessage):
+                    if len(self._merged_cache) > 1024:
+                        self._merged_cache.clear()
+                    self._merged_cache[(id(first), text)] = merged
+            prepared.merged = merged
+            injected = [merged[1], *messages[1:]]
         else:
-            system = self._identity_cache.get((node, text))
-            if system is None:
-                if len(self._identity_cache) > 1024:
-                    self._identity_cache.clear()
-                system = self._identity_cache[(node, text)] = identity_message(node, text)
-        lead = 0
-        for message in messages:
-            if not _is_system(message):
-                break
-            lead += 1
-        injected = [*messages[:lead], system, *messages[lead:]] if lead else [system, *messages]
+            system: Any
+            # A channel that keeps what nodes write as it is (``operator.add``; ``add_messages``
+            # converts) may hold OpenAI-format dicts or pairs, which its nodes send to an SDK or
+            # unpack: a LangChain message there breaks the node. A new one each time: the node
+            # may edit what it is given.
+            form = None if self.replaces_by_id else _raw_form(messages)
+            if form is dict:
+                system = IdentityDict(role="system", content=text)
+            elif form is tuple:
+                system = IdentityPair(("system", text))
+            else:
+                system = self._identity_cache.get((node, text))
+                if system is None:
+                    if len(self._identity_cache) > 1024:
+                        self._identity_cache.clear()
+                    system = self._identity_cache[(node, text)] = identity_message(node, text)
+            injected = [system, *messages]
         if type(state) is dict:
             return {**state, self.messages_key: injected}
         return _set_messages(state, self.messages_key, injected)
@@ -816,7 +845,10 @@ class GraphCore:
             changed = False
             for i, message in enumerate(unit.messages):
                 if is_identity_message(message):
-                    changed = True
+                    restored = prepared.restored(message)
+                    changed = changed or restored is not message
+                    if restored is not None:
+                        kept.append(restored)
                     continue
                 found = verdict_at.get((u, i))
                 if found is None:
@@ -1024,8 +1056,8 @@ class GraphCore:
             try:
                 output = _editable(output)
                 for unit in self._units(output):
-                    kept = [m for m in unit.messages if not is_identity_message(m)]
-                    if len(kept) != len(unit.messages):
+                    kept = _without_identity(prepared, unit.messages)
+                    if kept is not None:
                         unit.apply(unit.wrapper(kept))
             except Exception as exc:
                 _log.error(
@@ -1040,9 +1072,8 @@ class GraphCore:
             blocked = {c.message.id for c in candidates}
             for unit in units:
                 kept = []
-                for message in unit.messages:
-                    if is_identity_message(message):
-                        continue
+                clean = _without_identity(prepared, unit.messages)
+                for message in unit.messages if clean is None else clean:
                     if getattr(message, "id", None) in blocked:
                         kept.append(
                             notice_message(
@@ -1300,6 +1331,21 @@ class GraphCore:
         return goto
 
 
+def _without_identity(prepared: Prepared, values: Sequence[Any]) -> list[Any] | None:
+    """``values`` with kinguard's identity taken out (see ``Prepared.restored``); ``None``:
+    there was none."""
+    if not any(map(is_identity_message, values)):
+        return None
+    kept: list[Any] = []
+    for value in values:
+        if is_identity_message(value):
+            value = prepared.restored(value)
+            if value is None:
+                continue
+        kept.append(value)
+    return kept
+
+
 def _raw_form(messages: Sequence[Any]) -> type | None:
     """The form of a history's dicts or pairs (``None``: it holds LangChain messages)."""
     if not messages:
@@ -1315,8 +1361,8 @@ def _is_system(message: Any) -> bool:
     if isinstance(message, SystemMessage):
         return True
     if isinstance(message, dict):
-        return message.get("role") in _SYSTEM_ROLES
-    return isinstance(message, tuple) and len(message) == 2 and message[0] in _SYSTEM_ROLES
+        return message.get("role") in SYSTEM_ROLES
+    return isinstance(message, tuple) and len(message) == 2 and message[0] in SYSTEM_ROLES
 
 
 def _held_entry(unit: _Unit, message: Any, verdict: Any) -> dict[str, Any]:

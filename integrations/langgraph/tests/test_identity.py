@@ -1,0 +1,207 @@
+"""The identity block where real nodes move their messages: windows, copies, merges, other keys.
+
+Each node gets its identity in its input only: whatever the node does with that input, the model
+call it makes must carry the identity, and nothing the node writes back may.
+"""
+
+from __future__ import annotations
+
+import operator
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any, TypedDict
+
+import pytest
+from kinguard_langgraph import guard_graph
+from kinguard_langgraph._scripted import ScriptedChatModel
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    filter_messages,
+    merge_message_runs,
+    trim_messages,
+)
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+
+from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
+from kinguard.identity import IDENTITY_MARKER
+from kinguard.testing import KeywordDetector
+
+SECRET = "ZEBRA-PACT"
+PROMPT = "You negotiate for the buyer."
+
+
+def guard_for(*names: str, identity: str = "disassociate") -> KinGuard:
+    return KinGuard(
+        [AgentProfile(name=n, model="openai:gpt-4o", principal=f"{n}'s owner") for n in names],
+        identity=identity,
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.NUDGE),)),
+    )
+
+
+def long_history(*system: str) -> list[BaseMessage]:
+    """The app's system messages, then a conversation longer than the nodes' windows."""
+    turns: list[BaseMessage] = [
+        HumanMessage(f"offer {n}") if n % 2 == 0 else AIMessage(f"counter {n}", name="seller")
+        for n in range(8)
+    ]
+    return [*(SystemMessage(text, id=f"sys-{n}") for n, text in enumerate(system)), *turns]
+
+
+class HistoryState(TypedDict):
+    messages: Annotated[list[BaseMessage], add_messages]
+    history: list[BaseMessage]
+    scratch: list[Any]
+
+
+def run(
+    node: Callable[[HistoryState], dict[str, Any]],
+    messages: list[BaseMessage],
+    identity: str = "disassociate",
+) -> tuple[dict[str, Any], KinGuard]:
+    builder = StateGraph(HistoryState)
+    builder.add_node("buyer", node)
+    builder.add_edge(START, "buyer")
+    builder.add_edge("buyer", END)
+    guard = guard_for("buyer", "seller", identity=identity)
+    graph = guard_graph(builder, guard).compile(checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    out = graph.invoke({"messages": messages, "history": [], "scratch": []}, config)
+    # What a later run reads: the checkpoint holds the state as the node's update left it.
+    assert graph.get_state(config).values == out
+    return out, guard
+
+
+def windowed(model: ScriptedChatModel, window: Callable[[list[Any]], list[Any]]) -> Any:
+    def buyer(state: HistoryState) -> dict[str, Any]:
+        reply = model.invoke(window(state["messages"]))
+        return {"messages": [reply.model_copy(update={"name": "buyer"})]}
+
+    return buyer
+
+
+def last_three(messages: list[Any]) -> list[Any]:
+    return trim_messages(
+        messages, max_tokens=3, token_counter=len, strategy="last", include_system=True
+    )
+
+
+@pytest.mark.parametrize("identity", ["disclose", "disassociate", "conceal"])
+@pytest.mark.parametrize("system", [(PROMPT,), (PROMPT, "Be brief.")], ids=["one", "two"])
+def test_a_trimmed_window_keeps_the_identity_and_the_state_keeps_the_apps_prompt(
+    identity: str, system: tuple[str, ...]
+) -> None:
+    model = ScriptedChatModel(replies=["Forty."])
+    messages = long_history(*system)
+    out, guard = run(windowed(model, last_three), messages, identity)
+    (sent,) = model.inputs
+    assert [m.type for m in sent] == ["system", "human", "ai"]
+    block = guard.identity_block("buyer")
+    assert block is not None and str(sent[0].content) == f"{PROMPT}\n\n{block}"
+    assert out["messages"][:-1] == messages  # the app's system messages as they were
+    assert all(IDENTITY_MARKER not in str(m.content) for m in out["messages"])
+
+
+def test_a_trimmed_window_without_an_app_prompt_keeps_the_identity() -> None:
+    model = ScriptedChatModel(replies=["Forty."])
+    out, guard = run(windowed(model, last_three), long_history())
+    (sent,) = model.inputs
+    assert str(sent[0].content) == guard.identity_block("buyer")
+    assert [m.type for m in out["messages"]] == [*(m.type for m in long_history()), "ai"]
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        lambda ms: filter_messages(ms, exclude_names=["seller"]),
+        lambda ms: merge_message_runs(ms),
+        lambda ms: [*ms[:1], *ms[-2:]],  # the app's prompt kept by hand, then the last turns
+    ],
+    ids=["filter", "merge-runs", "slice"],
+)
+def test_other_windows_that_keep_the_apps_prompt_keep_the_identity(
+    window: Callable[[list[Any]], list[Any]],
+) -> None:
+    model = ScriptedChatModel(replies=["Forty."])
+    messages = long_history(PROMPT, "Be brief.")
+    out, guard = run(windowed(model, window), messages)
+    (sent,) = model.inputs
+    assert str(guard.identity_block("buyer")) in "\n".join(str(m.content) for m in sent)
+    assert out["messages"][:-1] == messages
+
+
+def test_a_node_that_returns_its_merged_input_leaves_the_apps_prompt_as_it_made_it() -> None:
+    # ``add_messages`` replaces the app's first system message with the node's merge of it.
+    def buyer(state: HistoryState) -> dict[str, Any]:
+        return {"messages": [*merge_message_runs(state["messages"]), AIMessage("Forty.")]}
+
+    out, _ = run(buyer, long_history(PROMPT, "Be brief."))
+    assert out["messages"][0].content == f"{PROMPT}\nBe brief."
+    assert out["messages"][0].id == "sys-0"
+    assert IDENTITY_MARKER not in repr(out)
+
+
+class DictState(TypedDict):
+    messages: list[dict[str, Any]]
+
+
+class DictListState(TypedDict):
+    messages: Annotated[list[dict[str, Any]], operator.add]
+
+
+@pytest.mark.parametrize("system", [True, False], ids=["app-prompt", "no-prompt"])
+def test_copied_identity_dicts_in_a_channel_without_a_reducer_leave_no_trace(
+    system: bool,
+) -> None:
+    # The node copies every dict it was given (``dict(m)``: the identity's type is lost) and
+    # hands the history back with its reply, as a channel without a reducer needs.
+    sent: list[list[dict[str, Any]]] = []
+
+    def node(name: str) -> Callable[[DictState], dict[str, Any]]:
+        def call(state: DictState) -> dict[str, Any]:
+            history = [dict(m) for m in state["messages"]]
+            sent.append(history)
+            return {"messages": [*history, {"role": "assistant", "content": f"{name} here"}]}
+
+        return call
+
+    builder = StateGraph(DictState)
+    builder.add_node("a", node("a"))
+    builder.add_node("b", node("b"))
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", END)
+    start = [{"role": "user", "content": "Offer a price."}]
+    if system:
+        start = [{"role": "system", "content": PROMPT}, *start]
+    out = guard_graph(builder, guard_for("a", "b")).compile().invoke({"messages": start})
+    assert out["messages"] == [
+        *start,
+        {"role": "assistant", "content": "a here"},
+        {"role": "assistant", "content": "b here"},
+    ]
+    assert all(IDENTITY_MARKER in history[0]["content"] for history in sent)
+
+
+def test_a_dict_list_channel_gets_the_identity_in_the_apps_prompt_once() -> None:
+    seen: list[list[dict[str, Any]]] = []
+
+    def a(state: DictListState) -> dict[str, Any]:
+        seen.append(list(state["messages"]))
+        return {"messages": [{"role": "assistant", "content": "Forty."}]}
+
+    builder = StateGraph(DictListState)
+    builder.add_node("a", a)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", END)
+    start = [{"role": "system", "content": PROMPT}, {"role": "user", "content": "Go."}]
+    out = guard_graph(builder, guard_for("a", "b")).compile().invoke({"messages": start})
+    assert out["messages"] == [*start, {"role": "assistant", "content": "Forty."}]
+    ((first, user),) = seen
+    assert first["content"].startswith(PROMPT) and first["content"].count(IDENTITY_MARKER) == 1
+    assert user == start[1]
