@@ -651,6 +651,8 @@ class GraphCore:
     def collect(self, prepared: Prepared, output: Any) -> tuple[Any, list[_Unit], list[_Candidate]]:
         """An editable copy of the node's output, where its messages are, and which are new."""
         output = _editable(output)
+        if prepared.identity is not None:
+            self._scrub_others(prepared, output)
         units = self._units(output)
         candidates: list[_Candidate] = []
         # A message in both the update and a Send's state is one message: one verdict, keyed
@@ -715,6 +717,10 @@ class GraphCore:
         if type(output) is not dict:
             return None
         key = self.messages_key
+        if prepared.identity is not None and (len(output) > 1 or key not in output):
+            for name, value in output.items():
+                if name != key and _carries_identity(value):
+                    return None  # e.g. its input kept as ``history``: taken out by collect
         if key not in output:
             return []
         value = output[key]
@@ -1055,6 +1061,7 @@ class GraphCore:
         if self.guard.policy.error_mode != "closed":
             try:
                 output = _editable(output)
+                self._scrub_others(prepared, output)
                 for unit in self._units(output):
                     kept = _without_identity(prepared, unit.messages)
                     if kept is not None:
@@ -1093,6 +1100,25 @@ class GraphCore:
                 "kinguard.adapter_error", node=prepared.node, error=self.guard.describe_error(exc)
             )
             return {}
+
+    def _scrub_others(self, prepared: Prepared, output: Any) -> None:
+        """Take the identity out of what the (editable) update writes under other keys than
+        the messages (the node's input kept as ``history``, a scratchpad). Only the update's
+        values are read, as lists, tuples or single messages: not data nested deeper."""
+        key = self.messages_key
+        for update in _update_dicts(output):
+            for name, value in list(update.items()):
+                if name == key or not _carries_identity(value):
+                    continue
+                if type(value) is list or type(value) is tuple:
+                    kept = _without_identity(prepared, value)
+                    update[name] = value if kept is None else type(value)(kept)
+                    continue
+                restored = prepared.restored(value)
+                if restored is None:
+                    del update[name]
+                else:
+                    update[name] = restored
 
     # -- update shapes ------------------------------------------------------------------------
 
@@ -1331,6 +1357,22 @@ class GraphCore:
         return goto
 
 
+_IDENTITY_KINDS = frozenset(
+    {SystemMessage, RemoveMessage, IdentityDict, IdentityPair, dict, tuple, list}
+)
+"""Types that can be (or carry) kinguard's identity (see ``is_identity_message``)."""
+
+
+def _carries_identity(value: Any) -> bool:
+    """An update's value is, or lists, kinguard's identity. Only items of the types it can
+    take are read: a copied history is read in its system messages, not every message."""
+    if type(value) is list or type(value) is tuple:
+        return not _IDENTITY_KINDS.isdisjoint(map(type, value)) and any(
+            is_identity_message(item) for item in value if type(item) in _IDENTITY_KINDS
+        )
+    return type(value) in _IDENTITY_KINDS and is_identity_message(value)
+
+
 def _without_identity(prepared: Prepared, values: Sequence[Any]) -> list[Any] | None:
     """``values`` with kinguard's identity taken out (see ``Prepared.restored``); ``None``:
     there was none."""
@@ -1344,6 +1386,21 @@ def _without_identity(prepared: Prepared, values: Sequence[Any]) -> list[Any] | 
                 continue
         kept.append(value)
     return kept
+
+
+def _update_dicts(output: Any) -> list[dict[str, Any]]:
+    """The dicts an (editable) output writes to the state or hands to ``Send`` tasks."""
+    if isinstance(output, dict):
+        return [output]
+    if isinstance(output, Command):
+        found = [output.update] if isinstance(output.update, dict) else []
+        goto = output.goto if isinstance(output.goto, (list, tuple)) else (output.goto,)
+        return found + [
+            send.arg for send in goto if isinstance(send, Send) and isinstance(send.arg, dict)
+        ]
+    if isinstance(output, (list, tuple)):
+        return [found for item in output for found in _update_dicts(item)]
+    return []
 
 
 def _raw_form(messages: Sequence[Any]) -> type | None:

@@ -19,6 +19,7 @@ from langchain_core.messages import (
     BaseMessage,
     HumanMessage,
     SystemMessage,
+    convert_to_openai_messages,
     filter_messages,
     merge_message_runs,
     trim_messages,
@@ -26,6 +27,7 @@ from langchain_core.messages import (
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
+from langgraph.types import Command
 
 from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
 from kinguard.identity import IDENTITY_MARKER
@@ -133,6 +135,28 @@ def test_other_windows_that_keep_the_apps_prompt_keep_the_identity(
     (sent,) = model.inputs
     assert str(guard.identity_block("buyer")) in "\n".join(str(m.content) for m in sent)
     assert out["messages"][:-1] == messages
+
+
+@pytest.mark.parametrize("command", [False, True], ids=["dict", "command"])
+def test_a_node_that_keeps_its_input_in_other_keys_stores_no_identity(command: bool) -> None:
+    # The input kept whole (the very list), windowed, converted to dicts and appended to a
+    # scratchpad that already holds something: the state gets it as the app had it.
+    def buyer(state: HistoryState) -> Any:
+        update = {
+            "messages": [AIMessage("Forty.", name="buyer")],
+            "history": state["messages"],
+            "scratch": ["note", *convert_to_openai_messages(last_three(state["messages"]))],
+        }
+        return Command(update=update, goto=END) if command else update
+
+    for system in [(PROMPT,), ()]:
+        messages = long_history(*system)
+        out, _ = run(buyer, messages)
+        assert out["history"] == messages
+        # (Without an app prompt, the identity took a place in the node's window.)
+        window = [*messages[: len(system)], *messages[-2:]]
+        assert out["scratch"] == ["note", *convert_to_openai_messages(window)]
+        assert IDENTITY_MARKER not in repr(out)
 
 
 def test_a_node_that_returns_its_merged_input_leaves_the_apps_prompt_as_it_made_it() -> None:
