@@ -15,7 +15,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from kinguard.identity import IDENTITY_MARKER
+from kinguard.identity import IDENTITY_MARKER, NUDGE_MARKER
 from kinguard.text import argument_strings
 
 if TYPE_CHECKING:
@@ -349,8 +349,9 @@ def as_written(message: BaseMessage, raw: Any) -> Any:
 
 def is_identity_message(message: object) -> bool:
     """The identity message kinguard gave a node, the node's removal of it, or an app's system
-    message (a LangChain message, dict or pair) with an identity block in it: the app's first
-    system message as kinguard gave it to the node (:func:`with_identity`), or a copy.
+    message (a LangChain message, dict or pair) with an identity block or nudge in it: the
+    app's first system message as kinguard gave it to the node (:func:`with_identity`), or a
+    copy.
 
     The node sees these in its state (only there): a node that trims its history
     (``RemoveMessage(id=m.id) for m in state["messages"][:-n]``) removes the identity message
@@ -377,10 +378,11 @@ def _is_system_role(role: Any) -> bool:
 
 
 def _has_marker(content: Any) -> bool:
+    """``content`` holds an identity block or a nudge (which goes in alone under ``none``)."""
     if isinstance(content, str):
-        return IDENTITY_MARKER in content
+        return IDENTITY_MARKER in content or NUDGE_MARKER in content
     return isinstance(content, list) and any(
-        IDENTITY_MARKER in (block if isinstance(block, str) else str(block.get("text")))
+        _has_marker(block if isinstance(block, str) else str(block.get("text")))
         for block in content
         if isinstance(block, (str, dict))
     )

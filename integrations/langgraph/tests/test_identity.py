@@ -229,3 +229,37 @@ def test_a_dict_list_channel_gets_the_identity_in_the_apps_prompt_once() -> None
     ((first, user),) = seen
     assert first["content"].startswith(PROMPT) and first["content"].count(IDENTITY_MARKER) == 1
     assert user == start[1]
+
+
+@pytest.mark.parametrize("identity", ["none", "disassociate"])
+def test_a_nudge_in_the_apps_prompt_reaches_the_model_and_not_the_state(identity: str) -> None:
+    # Under ``none`` the nudge goes in alone, with no identity block to be recognised by.
+    models = {
+        "buyer": ScriptedChatModel(replies=[f"Let's {SECRET}.", "Fine."]),
+        "seller": ScriptedChatModel(replies=["Go on."]),
+    }
+
+    def agent(name: str) -> Callable[[HistoryState], dict[str, Any]]:
+        def node(state: HistoryState) -> dict[str, Any]:
+            reply = models[name].invoke(last_three(state["messages"]))
+            return {
+                "messages": [reply.model_copy(update={"name": name})],
+                "history": state["messages"],
+            }
+
+        return node
+
+    builder = StateGraph(HistoryState)
+    for name in ("buyer", "seller"):
+        builder.add_node(name, agent(name))
+    builder.add_edge(START, "buyer")
+    builder.add_conditional_edges(
+        "buyer", lambda s: END if len(s["messages"]) > 3 else "seller", ["seller", END]
+    )
+    builder.add_edge("seller", "buyer")
+    graph = guard_graph(builder, guard_for("buyer", "seller", identity=identity)).compile()
+    start = [SystemMessage(PROMPT, id="sys"), HumanMessage("Begin.")]
+    out = graph.invoke({"messages": start, "history": [], "scratch": []})
+    assert "[kinguard reminder]" in str(models["buyer"].inputs[1][0].content)
+    assert out["messages"][0] == start[0] and out["history"][0] == start[0]
+    assert "kinguard" not in repr(out["history"])
