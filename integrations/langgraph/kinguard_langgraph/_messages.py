@@ -32,6 +32,7 @@ __all__ = [
     "IdentityPair",
     "already_inspected",
     "as_written",
+    "cut_identity",
     "delivered_as",
     "guard_token",
     "held_stand_in",
@@ -435,6 +436,23 @@ def without_identity(message: Any, text: str | None) -> Any:
     if content is None or content is message[1]:
         return None if content is None else message
     return (message[0], content)
+
+
+def cut_identity(message: BaseMessage) -> BaseMessage | None:
+    """``message`` (:func:`is_identity_message`) without what kinguard added to it, where
+    what it added is not known (a stream's view of a node's input): ``None`` for kinguard's own
+    message, the app's message up to the block or nudge kinguard put after its text."""
+    if (isinstance(message.id, str) and message.id.startswith(IDENTITY_ID_PREFIX)) or isinstance(
+        message, RemoveMessage
+    ):
+        return None
+    content = message.content
+    if isinstance(content, list):
+        kept = [block for block in content if not _has_marker([block])]
+        return message.model_copy(update={"content": kept}) if kept else None
+    cuts = [content.find(f"\n\n{marker}") for marker in (IDENTITY_MARKER, NUDGE_MARKER)]
+    cut = min((at for at in cuts if at >= 0), default=-1)
+    return None if cut < 0 else message.model_copy(update={"content": content[:cut]})
 
 
 def _stripped(content: Any, text: str) -> Any:

@@ -42,7 +42,12 @@ from langgraph.types import Command, Send
 from kinguard.logs import get_logger
 from kinguard.streaming import recut
 from kinguard_langgraph._core import GATE_KEY, GraphCore, TaggedPayload, TaskVerdicts
-from kinguard_langgraph._messages import is_identity_message, message_text, with_text
+from kinguard_langgraph._messages import (
+    cut_identity,
+    is_identity_message,
+    message_text,
+    with_text,
+)
 from kinguard_langgraph._state import GUARD_KEY
 
 __all__ = ["EventGate", "StreamGate", "StreamShape", "TokenHold", "strip_private"]
@@ -465,7 +470,8 @@ def _hidden_result(message: BaseMessage, verdicts: TaskVerdicts) -> bool:
 
 def _scrub_message(message: BaseMessage, verdicts: TaskVerdicts) -> Any:
     if is_identity_message(message):
-        return _DROP
+        shown = cut_identity(message)  # (the app's system message, as the app wrote it)
+        return _DROP if shown is None else shown
     if _hidden_result(message, verdicts):
         return _DROP
     message_id = message.id

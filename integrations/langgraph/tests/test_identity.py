@@ -6,6 +6,7 @@ call it makes must carry the identity, and nothing the node writes back may.
 
 from __future__ import annotations
 
+import asyncio
 import operator
 import uuid
 from collections.abc import Callable
@@ -263,3 +264,26 @@ def test_a_nudge_in_the_apps_prompt_reaches_the_model_and_not_the_state(identity
     assert "[kinguard reminder]" in str(models["buyer"].inputs[1][0].content)
     assert out["messages"][0] == start[0] and out["history"][0] == start[0]
     assert "kinguard" not in repr(out["history"])
+
+
+def test_events_show_the_apps_prompt_without_the_identity() -> None:
+    # ``astream_events`` shows the model's input: the app's prompt as the app wrote it.
+    model = ScriptedChatModel(replies=["Forty."])
+    builder = StateGraph(HistoryState)
+    builder.add_node("buyer", windowed(model, last_three))
+    builder.add_edge(START, "buyer")
+    builder.add_edge("buyer", END)
+    graph = guard_graph(builder, guard_for("buyer", "seller")).compile()
+    messages = long_history(PROMPT)
+
+    async def model_inputs() -> list[Any]:
+        state = {"messages": messages, "history": [], "scratch": []}
+        return [
+            event["data"]["input"]["messages"][0]
+            async for event in graph.astream_events(state, version="v2")
+            if event["event"] == "on_chat_model_start"
+        ]
+
+    (shown,) = asyncio.run(model_inputs())
+    assert shown == last_three(messages)
+    assert IDENTITY_MARKER in str(model.inputs[0][0].content)
