@@ -13,8 +13,9 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypedDict
 
 import pytest
-from kinguard_langgraph import guard_graph
+from kinguard_langgraph import KinGuardMiddleware, guard_graph
 from kinguard_langgraph._scripted import ScriptedChatModel
+from langchain.agents import create_agent
 from langchain_core.messages import (
     AIMessage,
     BaseMessage,
@@ -287,3 +288,25 @@ def test_events_show_the_apps_prompt_without_the_identity() -> None:
     (shown,) = asyncio.run(model_inputs())
     assert shown == last_three(messages)
     assert IDENTITY_MARKER in str(model.inputs[0][0].content)
+
+
+@pytest.mark.parametrize("middleware", [False, True], ids=["plain", "with-middleware"])
+def test_a_create_agent_node_gets_the_identity_once_inside_the_apps_prompt(
+    middleware: bool,
+) -> None:
+    guard = guard_for("buyer", "seller")
+    model = ScriptedChatModel(replies=["Forty."])
+    guards = [KinGuardMiddleware(guard, agent_name="buyer")] if middleware else []
+    agent = create_agent(model, tools=[], system_prompt="You buy.", middleware=guards)
+    builder = StateGraph(HistoryState)
+    builder.add_node("buyer", agent)
+    builder.add_edge(START, "buyer")
+    builder.add_edge("buyer", END)
+    messages = long_history(PROMPT)
+    out = guard_graph(builder, guard).compile().invoke({"messages": messages})
+    (sent,) = model.inputs
+    # The agent's own prompt, then the app's with the identity (the middleware sees it there).
+    assert [m.type for m in sent[:2]] == ["system", "system"]
+    assert "\n".join(str(m.content) for m in sent).count(IDENTITY_MARKER) == 1
+    assert str(sent[1].content).startswith(PROMPT) and IDENTITY_MARKER in str(sent[1].content)
+    assert out["messages"][:-1] == messages
