@@ -346,6 +346,11 @@ def _transform(items: list[Item], verdicts: TaskVerdicts) -> Iterable[Item]:
             final = _scrub(item.payload, verdicts, 0)
             if final is not _DROP:
                 item.payload = final
+                event, slot = item.raw
+                data = event.get("data") or {}
+                if "input" in data:  # the model's prompt, with the identity the node was given
+                    data = {**data, "input": _scrub(data["input"], verdicts, 0)}
+                    item.raw = ({**event, "data": data}, slot)
                 yield item
             continue
         item.payload = _scrub(item.payload, verdicts, 0)

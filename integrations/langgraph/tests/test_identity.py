@@ -268,7 +268,8 @@ def test_a_nudge_in_the_apps_prompt_reaches_the_model_and_not_the_state(identity
 
 
 def test_events_show_the_apps_prompt_without_the_identity() -> None:
-    # ``astream_events`` shows the model's input: the app's prompt as the app wrote it.
+    # ``astream_events`` shows the model's input as it starts and ends: the app's prompt as
+    # the app wrote it.
     model = ScriptedChatModel(replies=["Forty."])
     builder = StateGraph(HistoryState)
     builder.add_node("buyer", windowed(model, last_three))
@@ -277,16 +278,18 @@ def test_events_show_the_apps_prompt_without_the_identity() -> None:
     graph = guard_graph(builder, guard_for("buyer", "seller")).compile()
     messages = long_history(PROMPT)
 
-    async def model_inputs() -> list[Any]:
+    async def events() -> list[Any]:
         state = {"messages": messages, "history": [], "scratch": []}
-        return [
-            event["data"]["input"]["messages"][0]
-            async for event in graph.astream_events(state, version="v2")
-            if event["event"] == "on_chat_model_start"
-        ]
+        return [event async for event in graph.astream_events(state, version="v2")]
 
-    (shown,) = asyncio.run(model_inputs())
-    assert shown == last_three(messages)
+    seen = asyncio.run(events())
+    shown = [
+        event["data"]["input"]["messages"][0]
+        for event in seen
+        if event["event"] in ("on_chat_model_start", "on_chat_model_end")
+    ]
+    assert shown == [last_three(messages)] * 2
+    assert IDENTITY_MARKER not in repr(seen)
     assert IDENTITY_MARKER in str(model.inputs[0][0].content)
 
 
