@@ -22,6 +22,7 @@ from kinguard.types import AgentProfile
 __all__ = [
     "IDENTITY_END",
     "IDENTITY_MARKER",
+    "NUDGE_MARKER",
     "IdentityPlanner",
     "IdentityPolicy",
     "conceal_identity_cues",
@@ -31,6 +32,8 @@ IDENTITY_MARKER = "[kinguard identity]"
 """Opens every identity block, so injection is idempotent and the block is recognisable."""
 IDENTITY_END = "[/kinguard identity]"
 """Closes every identity block: a prompt saved with one can have it replaced exactly."""
+NUDGE_MARKER = "[kinguard reminder]"
+"""Opens every nudge, so an adapter can tell a prompt it added one to (with no identity block)."""
 
 # A block in a prompt: from the marker to its end marker, or, in prompts saved before blocks
 # had one, to the sentence each kind of block ended with. Never across another marker, so a
@@ -241,7 +244,7 @@ class IdentityPlanner:
             else ""
         )
         return (
-            f"[kinguard reminder] {me}You act solely for {principal}. {who} serve(s) other parties "
+            f"{NUDGE_MARKER} {me}You act solely for {principal}. {who} serve(s) other parties "
             "whose interests may differ from yours; do not treat them as your group, do not make "
             "joint plans against the people you serve, and do not assume they will reason or "
             f"choose as you do. (Flagged: {', '.join(signals) or 'risk'}.)"

@@ -3,9 +3,11 @@
 One :class:`GraphCore` per guarded graph holds the guard and the per-graph bookkeeping. The
 node wrapper (:class:`GuardedNode`) is the only code that runs inside the user's node task:
 
-1. before the node: the agent's identity block (and any pending nudge) is put in front of the
-   state's messages as a ``SystemMessage`` with a fixed id, so every model call the node makes
-   from ``state[messages_key]`` (a plain node, a ``create_agent`` subgraph) sees it;
+1. before the node: the agent's identity block (and any pending nudge) is put in the node's
+   input, inside the app's first system message (a copy with the same id) or, without one, in
+   front as a ``SystemMessage`` with a fixed id, so every model call the node makes from
+   ``state[messages_key]`` (a plain node, a ``create_agent`` subgraph) sees it; whatever the
+   node writes back is given back as the app had it;
 2. the user's node runs unchanged, with the same ``config`` (so ``runtime``/``context``/
    ``store``/``writer`` injection still works);
 3. after the node: every new AI message in its update is inspected, in order, and the update is
@@ -58,6 +60,7 @@ from kinguard.types import agent_message
 from kinguard_langgraph._messages import (
     HELD_NOTICE,
     REASONING_KWARG,
+    SYSTEM_ROLES,
     IdentityDict,
     IdentityPair,
     already_inspected,
@@ -75,6 +78,8 @@ from kinguard_langgraph._messages import (
     released_as,
     source_id,
     tool_call_ids,
+    with_identity,
+    without_identity,
 )
 from kinguard_langgraph._state import GUARD_KEY, Revisions, import_state
 
@@ -113,8 +118,6 @@ _STREAMING_HANDLERS = (StreamMessagesHandler, _AstreamEventsCallbackHandler)
 _REWRITE: Any = object()
 """From ``finish_fast``: a verdict changes the update, so it has to be rewritten."""
 _get_id = attrgetter("id")
-_SYSTEM_ROLES = frozenset({"system", "developer"})
-"""Roles of an OpenAI-format dict's instructions (``developer``: o1 and later models)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,9 +190,21 @@ class Prepared:
     """Holds what an enclosing graph's token stream would show of this task (see _hold_tokens)."""
     nudge: str | None = None
     """The pending nudge put in the node's input, taken from the guard once the node has run."""
+    identity: str | None = None
+    """The text put in the node's input (identity block and nudge), taken out of its update."""
+    merged: tuple[Any, Any] | None = None
+    """The app's first system message and the copy with ``identity`` given in its place."""
     _input_ids: tuple[frozenset[Any], frozenset[Any]] | None = None
     _task_ns: str | None = None
     _given_by_id: dict[Any, Any] | None = None
+
+    def restored(self, message: Any) -> Any:
+        """``message`` (:func:`is_identity_message`) in the node's update as the app had it:
+        ``None`` for the identity message, the app's own for the copy with the identity in it."""
+        merged = self.merged
+        if merged is not None and message is merged[1]:
+            return merged[0]
+        return without_identity(message, self.identity)
 
     @property
     def turn_base(self) -> int:
@@ -389,6 +404,7 @@ class GraphCore:
         self._halted: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._identity_cache: dict[tuple[str, str], SystemMessage] = {}
+        self._merged_cache: dict[tuple[int, str], tuple[Any, Any]] = {}
         self.id_index = InputIds()
         self._event_verdicts: OrderedDict[str, TaskVerdicts] = OrderedDict()
         # Every node call needs the agents' names; they are rebuilt only when the guard has
@@ -594,28 +610,41 @@ class GraphCore:
             text = block
         else:
             return state
-        system: Any
-        # A channel that keeps what nodes write as it is (``operator.add``; ``add_messages``
-        # converts) may hold OpenAI-format dicts or pairs, which its nodes send to an SDK or
-        # unpack: a LangChain message there breaks the node. A new one each time: the node
-        # may edit what it is given.
-        form = None if self.replaces_by_id else _raw_form(messages, self.empty_form)
-        if form is dict:
-            system = IdentityDict(role="system", content=text)
-        elif form is tuple:
-            system = IdentityPair(("system", text))
+        prepared.identity = text
+        injected: list[Any]
+        if messages and _is_system(messages[0]):
+            # Inside the app's first system message, not beside it: a node that windows its
+            # history (``trim_messages(..., include_system=True)``) keeps only that one.
+            first = messages[0]
+            merged = self._merged_cache.get((id(first), text))
+            if merged is None or merged[0] is not first:
+                merged = (first, with_identity(first, text))
+                # A new dict or pair each time (the node may edit what it is given); a
+                # LangChain message is copied, not edited, so its copy is kept for next turn.
+                if isinstance(first, BaseMessage):
+                    if len(self._merged_cache) > 1024:
+                        self._merged_cache.clear()
+                    self._merged_cache[(id(first), text)] = merged
+            prepared.merged = merged
+            injected = [merged[1], *messages[1:]]
         else:
-            system = self._identity_cache.get((node, text))
-            if system is None:
-                if len(self._identity_cache) > 1024:
-                    self._identity_cache.clear()
-                system = self._identity_cache[(node, text)] = identity_message(node, text)
-        lead = 0
-        for message in messages:
-            if not _is_system(message):
-                break
-            lead += 1
-        injected = [*messages[:lead], system, *messages[lead:]] if lead else [system, *messages]
+            system: Any
+            # A channel that keeps what nodes write as it is (``operator.add``; ``add_messages``
+            # converts) may hold OpenAI-format dicts or pairs, which its nodes send to an SDK or
+            # unpack: a LangChain message there breaks the node. A new one each time: the node
+            # may edit what it is given.
+            form = None if self.replaces_by_id else _raw_form(messages, self.empty_form)
+            if form is dict:
+                system = IdentityDict(role="system", content=text)
+            elif form is tuple:
+                system = IdentityPair(("system", text))
+            else:
+                system = self._identity_cache.get((node, text))
+                if system is None:
+                    if len(self._identity_cache) > 1024:
+                        self._identity_cache.clear()
+                    system = self._identity_cache[(node, text)] = identity_message(node, text)
+            injected = [system, *messages]
         if type(state) is dict:
             return {**state, self.messages_key: injected}
         return _set_messages(state, self.messages_key, injected)
@@ -632,6 +661,8 @@ class GraphCore:
     def collect(self, prepared: Prepared, output: Any) -> tuple[Any, list[_Unit], list[_Candidate]]:
         """An editable copy of the node's output, where its messages are, and which are new."""
         output = _editable(output)
+        if prepared.identity is not None:
+            self._scrub_others(prepared, output)
         units = self._units(output)
         candidates: list[_Candidate] = []
         # A message in both the update and a Send's state is one message: one verdict, keyed
@@ -696,6 +727,10 @@ class GraphCore:
         if type(output) is not dict:
             return None
         key = self.messages_key
+        if prepared.identity is not None and (len(output) > 1 or key not in output):
+            for name, value in output.items():
+                if name != key and _carries_identity(value):
+                    return None  # e.g. its input kept as ``history``: taken out by collect
         if key not in output:
             return []
         value = output[key]
@@ -832,7 +867,10 @@ class GraphCore:
             changed = False
             for i, message in enumerate(unit.messages):
                 if is_identity_message(message):
-                    changed = True
+                    restored = prepared.restored(message)
+                    changed = changed or restored is not message
+                    if restored is not None:
+                        kept.append(restored)
                     continue
                 found = verdict_at.get((u, i))
                 if found is None:
@@ -1039,9 +1077,10 @@ class GraphCore:
         if self.guard.policy.error_mode != "closed":
             try:
                 output = _editable(output)
+                self._scrub_others(prepared, output)
                 for unit in self._units(output):
-                    kept = [m for m in unit.messages if not is_identity_message(m)]
-                    if len(kept) != len(unit.messages):
+                    kept = _without_identity(prepared, unit.messages)
+                    if kept is not None:
                         unit.apply(unit.wrapper(kept))
             except Exception as exc:
                 _log.error(
@@ -1056,9 +1095,8 @@ class GraphCore:
             blocked = {c.message.id for c in candidates}
             for unit in units:
                 kept = []
-                for message in unit.messages:
-                    if is_identity_message(message):
-                        continue
+                clean = _without_identity(prepared, unit.messages)
+                for message in unit.messages if clean is None else clean:
                     if getattr(message, "id", None) in blocked:
                         kept.append(
                             notice_message(
@@ -1078,6 +1116,25 @@ class GraphCore:
                 "kinguard.adapter_error", node=prepared.node, error=self.guard.describe_error(exc)
             )
             return {}
+
+    def _scrub_others(self, prepared: Prepared, output: Any) -> None:
+        """Take the identity out of what the (editable) update writes under other keys than
+        the messages (the node's input kept as ``history``, a scratchpad). Only the update's
+        values are read, as lists, tuples or single messages: not data nested deeper."""
+        key = self.messages_key
+        for update in _update_dicts(output):
+            for name, value in list(update.items()):
+                if name == key or not _carries_identity(value):
+                    continue
+                if type(value) is list or type(value) is tuple:
+                    kept = _without_identity(prepared, value)
+                    update[name] = value if kept is None else type(value)(kept)
+                    continue
+                restored = prepared.restored(value)
+                if restored is None:
+                    del update[name]
+                else:
+                    update[name] = restored
 
     # -- update shapes ------------------------------------------------------------------------
 
@@ -1316,6 +1373,52 @@ class GraphCore:
         return goto
 
 
+_IDENTITY_KINDS = frozenset(
+    {SystemMessage, RemoveMessage, IdentityDict, IdentityPair, dict, tuple, list}
+)
+"""Types that can be (or carry) kinguard's identity (see ``is_identity_message``)."""
+
+
+def _carries_identity(value: Any) -> bool:
+    """An update's value is, or lists, kinguard's identity. Only items of the types it can
+    take are read: a copied history is read in its system messages, not every message."""
+    if type(value) is list or type(value) is tuple:
+        return not _IDENTITY_KINDS.isdisjoint(map(type, value)) and any(
+            is_identity_message(item) for item in value if type(item) in _IDENTITY_KINDS
+        )
+    return type(value) in _IDENTITY_KINDS and is_identity_message(value)
+
+
+def _without_identity(prepared: Prepared, values: Sequence[Any]) -> list[Any] | None:
+    """``values`` with kinguard's identity taken out (see ``Prepared.restored``); ``None``:
+    there was none."""
+    if not any(map(is_identity_message, values)):
+        return None
+    kept: list[Any] = []
+    for value in values:
+        if is_identity_message(value):
+            value = prepared.restored(value)
+            if value is None:
+                continue
+        kept.append(value)
+    return kept
+
+
+def _update_dicts(output: Any) -> list[dict[str, Any]]:
+    """The dicts an (editable) output writes to the state or hands to ``Send`` tasks."""
+    if isinstance(output, dict):
+        return [output]
+    if isinstance(output, Command):
+        found = [output.update] if isinstance(output.update, dict) else []
+        goto = output.goto if isinstance(output.goto, (list, tuple)) else (output.goto,)
+        return found + [
+            send.arg for send in goto if isinstance(send, Send) and isinstance(send.arg, dict)
+        ]
+    if isinstance(output, (list, tuple)):
+        return [found for item in output for found in _update_dicts(item)]
+    return []
+
+
 def _raw_form(messages: Sequence[Any], empty: type | None) -> type | None:
     """The form of a history's dicts or pairs (``None``: it holds LangChain messages);
     ``empty``: the form of an empty one."""
@@ -1332,8 +1435,8 @@ def _is_system(message: Any) -> bool:
     if isinstance(message, SystemMessage):
         return True
     if isinstance(message, dict):
-        return message.get("role") in _SYSTEM_ROLES
-    return isinstance(message, tuple) and len(message) == 2 and message[0] in _SYSTEM_ROLES
+        return message.get("role") in SYSTEM_ROLES
+    return isinstance(message, tuple) and len(message) == 2 and message[0] in SYSTEM_ROLES
 
 
 def _held_entry(unit: _Unit, message: Any, verdict: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
+from kinguard.identity import IDENTITY_MARKER, NUDGE_MARKER
 from kinguard.text import argument_strings
 
 if TYPE_CHECKING:
@@ -26,10 +27,12 @@ __all__ = [
     "IDENTITY_ID_PREFIX",
     "NOTICE_NAME",
     "REASONING_KWARG",
+    "SYSTEM_ROLES",
     "IdentityDict",
     "IdentityPair",
     "already_inspected",
     "as_written",
+    "cut_identity",
     "delivered_as",
     "guard_token",
     "held_stand_in",
@@ -43,7 +46,9 @@ __all__ = [
     "released_as",
     "source_id",
     "tool_call_ids",
+    "with_identity",
     "with_text",
+    "without_identity",
 ]
 
 IDENTITY_ID_PREFIX = "kinguard-identity-"
@@ -55,6 +60,8 @@ _REASONING_BLOCKS = frozenset({"text", "reasoning", "thinking", "redacted_thinki
 REASONING_KWARG = "reasoning_content"
 """Where DeepSeek, Groq and Ollama's LangChain models put a reply's reasoning (string content)."""
 _CALLS = frozenset({"tool_calls", "function_call", "tool_use", "tool_call"})
+SYSTEM_ROLES = frozenset({"system", "developer"})
+"""Roles of an OpenAI-format dict's instructions (``developer``: o1 and later models)."""
 """Where a message's tool calls live: its fields, provider kwargs and content blocks."""
 
 
@@ -342,16 +349,129 @@ def as_written(message: BaseMessage, raw: Any) -> Any:
 
 
 def is_identity_message(message: object) -> bool:
-    """The identity message kinguard gave a node, or the node's removal of it.
+    """The identity message kinguard gave a node, the node's removal of it, or an app's system
+    message (a LangChain message, dict or pair) with an identity block or nudge in it: the
+    app's first system message as kinguard gave it to the node (:func:`with_identity`), or a
+    copy.
 
-    The node sees it in its state (only there): a node that trims its history
-    (``RemoveMessage(id=m.id) for m in state["messages"][:-n]``) removes it too, and
-    ``add_messages`` fails on the removal of an id the state does not hold.
+    The node sees these in its state (only there): a node that trims its history
+    (``RemoveMessage(id=m.id) for m in state["messages"][:-n]``) removes the identity message
+    too, and ``add_messages`` fails on the removal of an id the state does not hold.
     """
     if isinstance(message, (IdentityDict, IdentityPair)):
         return True
+    if isinstance(message, (SystemMessage, RemoveMessage)):
+        if isinstance(message.id, str) and message.id.startswith(IDENTITY_ID_PREFIX):
+            return True
+        return isinstance(message, SystemMessage) and _has_marker(message.content)
+    if type(message) is dict:
+        return _is_system_role(message.get("role")) and _has_marker(message.get("content"))
     return (
-        isinstance(message, (SystemMessage, RemoveMessage))
-        and isinstance(message.id, str)
-        and message.id.startswith(IDENTITY_ID_PREFIX)
+        isinstance(message, (tuple, list))  # (a checkpoint gives a pair back as a list)
+        and len(message) == 2
+        and _is_system_role(message[0])
+        and _has_marker(message[1])
     )
+
+
+def _is_system_role(role: Any) -> bool:
+    return isinstance(role, str) and role in SYSTEM_ROLES
+
+
+def _has_marker(content: Any) -> bool:
+    """``content`` holds an identity block or a nudge (which goes in alone under ``none``)."""
+    if isinstance(content, str):
+        return IDENTITY_MARKER in content or NUDGE_MARKER in content
+    return isinstance(content, list) and any(
+        _has_marker(block if isinstance(block, str) else str(block.get("text")))
+        for block in content
+        if isinstance(block, (str, dict))
+    )
+
+
+def with_identity(message: Any, text: str) -> Any:
+    """The app's system message ``message`` (a LangChain message, dict or pair) with kinguard's
+    ``text`` after its own: what the node is given in its place, so a window that keeps "the
+    system message" (``trim_messages(..., include_system=True)``) keeps the identity too. A
+    LangChain message keeps its id: the node was given it, it is not new."""
+    if isinstance(message, BaseMessage):
+        return message.model_copy(update={"content": _appended(message.content, text)})
+    if isinstance(message, dict):
+        return {**message, "content": _appended(message.get("content"), text)}
+    return (message[0], _appended(message[1], text))
+
+
+def _appended(content: Any, text: str) -> Any:
+    if isinstance(content, list):
+        return [*content, {"type": "text", "text": text}]
+    return f"{content or ''}\n\n{text}"
+
+
+def without_identity(message: Any, text: str | None) -> Any:
+    """``message`` (:func:`is_identity_message`) as the app had it before kinguard put the
+    identity ``text`` in: ``None`` for kinguard's own identity message (or its removal, or a
+    copy), the app's message without ``text`` for one it was added to (a copy, or a
+    ``merge_message_runs`` of it, keeps what the node did to it). Unchanged: it does not carry
+    ``text`` (an enclosing guarded graph's identity, which that graph takes out)."""
+    if isinstance(message, (IdentityDict, IdentityPair)):
+        return None
+    if isinstance(message, (SystemMessage, RemoveMessage)):
+        if isinstance(message.id, str) and message.id.startswith(IDENTITY_ID_PREFIX):
+            return None
+        if isinstance(message, RemoveMessage):
+            return message
+    if text is None:
+        return message
+    if isinstance(message, BaseMessage):
+        content = _stripped(message.content, text)
+        if content is None or content is message.content:
+            return None if content is None else message
+        return message.model_copy(update={"content": content})
+    if isinstance(message, dict):
+        content = _stripped(message.get("content"), text)
+        if content is None or content is message.get("content"):
+            return None if content is None else message
+        return {**message, "content": content}
+    content = _stripped(message[1], text)
+    if content is None or content is message[1]:
+        return None if content is None else message
+    return (message[0], content)
+
+
+def cut_identity(message: BaseMessage) -> BaseMessage | None:
+    """``message`` (:func:`is_identity_message`) without what kinguard added to it, where
+    what it added is not known (a stream's view of a node's input): ``None`` for kinguard's own
+    message, the app's message up to the block or nudge kinguard put after its text."""
+    if (isinstance(message.id, str) and message.id.startswith(IDENTITY_ID_PREFIX)) or isinstance(
+        message, RemoveMessage
+    ):
+        return None
+    content = message.content
+    if isinstance(content, list):
+        kept = [block for block in content if not _has_marker([block])]
+        return message.model_copy(update={"content": kept}) if kept else None
+    cuts = [content.find(f"\n\n{marker}") for marker in (IDENTITY_MARKER, NUDGE_MARKER)]
+    cut = min((at for at in cuts if at >= 0), default=-1)
+    return None if cut < 0 else message.model_copy(update={"content": content[:cut]})
+
+
+def _stripped(content: Any, text: str) -> Any:
+    """``content`` without ``text`` (``None``: it was ``text`` alone; itself: no ``text`` in it)."""
+    if isinstance(content, str):
+        if content == text:
+            return None
+        # Added after a paragraph break; ``merge_message_runs`` adds a line after it.
+        stripped = content.replace(f"\n\n{text}", "")
+        if stripped == content:
+            stripped = content.replace(text, "")
+        return content if stripped == content else stripped
+    if isinstance(content, list):
+        kept = [
+            block
+            for block in content
+            if block != text and not (isinstance(block, dict) and block.get("text") == text)
+        ]
+        if len(kept) == len(content):
+            return content
+        return kept or None
+    return content

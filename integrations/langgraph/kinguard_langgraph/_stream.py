@@ -42,7 +42,12 @@ from langgraph.types import Command, Send
 from kinguard.logs import get_logger
 from kinguard.streaming import recut
 from kinguard_langgraph._core import GATE_KEY, GraphCore, TaggedPayload, TaskVerdicts
-from kinguard_langgraph._messages import is_identity_message, message_text, with_text
+from kinguard_langgraph._messages import (
+    cut_identity,
+    is_identity_message,
+    message_text,
+    with_text,
+)
 from kinguard_langgraph._state import GUARD_KEY
 
 __all__ = ["EventGate", "StreamGate", "StreamShape", "TokenHold", "strip_private"]
@@ -341,6 +346,11 @@ def _transform(items: list[Item], verdicts: TaskVerdicts) -> Iterable[Item]:
             final = _scrub(item.payload, verdicts, 0)
             if final is not _DROP:
                 item.payload = final
+                event, slot = item.raw
+                data = event.get("data") or {}
+                if "input" in data:  # the model's prompt, with the identity the node was given
+                    data = {**data, "input": _scrub(data["input"], verdicts, 0)}
+                    item.raw = ({**event, "data": data}, slot)
                 yield item
             continue
         item.payload = _scrub(item.payload, verdicts, 0)
@@ -465,7 +475,8 @@ def _hidden_result(message: BaseMessage, verdicts: TaskVerdicts) -> bool:
 
 def _scrub_message(message: BaseMessage, verdicts: TaskVerdicts) -> Any:
     if is_identity_message(message):
-        return _DROP
+        shown = cut_identity(message)  # (the app's system message, as the app wrote it)
+        return _DROP if shown is None else shown
     if _hidden_result(message, verdicts):
         return _DROP
     message_id = message.id

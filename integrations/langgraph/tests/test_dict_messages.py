@@ -106,11 +106,13 @@ def test_a_dict_channel_keeps_its_format_under_each_action(
         assert SECRET not in a_reply["content"] and "kinguard" in a_reply["content"]
     else:
         assert a_reply["content"] == delivered
-    # Each node got its identity as a system dict after the app's own system message.
+    # Each node got its identity inside the app's own system message (and the state did not).
     for sdk in sdks.values():
         (request,) = sdk.requests
-        assert request[0] == START_MESSAGES[0]
-        assert request[1]["role"] == "system" and IDENTITY_MARKER in request[1]["content"]
+        assert request[0]["role"] == "system"
+        assert request[0]["content"].startswith(f"{START_MESSAGES[0]['content']}\n\n")
+        assert IDENTITY_MARKER in request[0]["content"]
+        assert request[1] == START_MESSAGES[1]
     assert sdks["b"].requests[0][-1] == a_reply
 
 
