@@ -1,5 +1,6 @@
 """The core stays framework-free and light; the CLI starts."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +60,27 @@ def test_examples_run_as_scripts_without_the_test_tools(example: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "kinguard acted on" in out.stdout
+
+
+def _readme_apps() -> list[str]:
+    """The README's Python blocks that are whole programs (they build a guard and run it)."""
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    return [b for b in blocks if "KinGuard(" in b and re.search(r"\.(invoke|run|inspect)\(", b)]
+
+
+@pytest.mark.parametrize("block", _readme_apps(), ids=lambda b: b.split("\n", 1)[0][:40])
+def test_the_readmes_apps_run_as_written(block: str, tmp_path: Path) -> None:
+    # Copied into a file and run as they stand, with the example policy beside them, as the
+    # README tells a user to; a snippet that names a variable it never defines fails here.
+    (tmp_path / "kinguard.toml").write_bytes((EXAMPLES / "kinguard.toml").read_bytes())
+    (tmp_path / "app.py").write_text(block, encoding="utf-8")
+    out = subprocess.run(
+        [sys.executable, "app.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "kinguard blocked a message from seller" in out.stdout or "ALERT seller" in out.stdout
+
+
+def test_the_readme_has_its_runnable_apps() -> None:
+    assert len(_readme_apps()) == 3  # LangGraph, AutoGen, traces and sinks
