@@ -234,6 +234,12 @@ def demo(
         raise typer.BadParameter(
             f"--framework: choose langgraph, autogen or both, not {unknown[0]}"
         )
+    if model and framework == "both":
+        # Refused before any run: the LangGraph half would make paid model calls first.
+        raise typer.BadParameter(
+            "--model applies to LangGraph only; use it with --framework langgraph",
+            param_hint="--model",
+        )
     names = scenario or list(SCENARIOS)
     for name in names:
         if name not in SCENARIOS:

@@ -88,6 +88,18 @@ def test_a_real_model_with_the_autogen_demo_is_a_usage_error() -> None:
     assert "Traceback" not in result.output
 
 
+def test_a_real_model_with_both_frameworks_is_refused_before_any_run() -> None:
+    # The LangGraph half ran (paid calls) before the AutoGen runner refused --model.
+    result = CliRunner().invoke(
+        app,
+        ["demo", "--framework", "both", "--scenario", "battle", "--model", "nope:none"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 2
+    assert "--model applies to LangGraph only" in result.output
+    assert "Summary" not in result.output
+
+
 def test_a_missing_integration_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     # Once "pip install 'kinguard[autogen]'", which pip cannot resolve from a checkout.
     monkeypatch.setitem(sys.modules, "kinguard_autogen", None)
