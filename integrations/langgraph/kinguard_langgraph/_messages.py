@@ -60,9 +60,9 @@ _REASONING_BLOCKS = frozenset({"text", "reasoning", "thinking", "redacted_thinki
 REASONING_KWARG = "reasoning_content"
 """Where DeepSeek, Groq and Ollama's LangChain models put a reply's reasoning (string content)."""
 _CALLS = frozenset({"tool_calls", "function_call", "tool_use", "tool_call"})
+"""Where a message's tool calls live: its fields, provider kwargs and content blocks."""
 SYSTEM_ROLES = frozenset({"system", "developer"})
 """Roles of an OpenAI-format dict's instructions (``developer``: o1 and later models)."""
-"""Where a message's tool calls live: its fields, provider kwargs and content blocks."""
 
 
 def message_text(message: BaseMessage) -> str:
