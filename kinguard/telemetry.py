@@ -59,6 +59,13 @@ def _global_provider_set() -> bool:
     return provider is not None
 
 
+def _global_meter_set() -> bool:
+    """Whether a global meter provider is set (until then the API's instruments count nothing),
+    read from its module global as :func:`_global_provider_set` does; an API version without
+    it is taken to have one, so that nothing goes uncounted."""
+    return getattr(getattr(metrics, "_internal", None), "_METER_PROVIDER", _UNKNOWN) is not None
+
+
 class Telemetry:
     def __init__(
         self,
@@ -75,6 +82,8 @@ class Telemetry:
         self._tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider=tracer_provider)
         self._awaiting_sdk = tracer_provider is None
         """Following the global tracer provider, and none was set when last looked."""
+        self._awaiting_meter = meter_provider is None
+        """Following the global meter provider, and none was set when last looked."""
         meter = metrics.get_meter(_SCOPE, __version__, meter_provider=meter_provider)
         self._inspections = meter.create_counter(
             "kinguard.inspections", unit="{message}", description="Messages inspected"
@@ -146,6 +155,17 @@ class Telemetry:
             span.end()
         except Exception as exc:
             self.failed("end", exc)
+
+    def idle(self, span: Span) -> bool:
+        """Whether nothing would record a verdict: no span (no tracing SDK) and nothing to count
+        it with (no meter provider). Most apps run without an SDK; the guard then skips the
+        recording calls, each of which costs more on the message path than in a loop."""
+        if span is not trace.INVALID_SPAN or not self._awaiting_meter:
+            return False
+        if _global_meter_set():  # set once, later: from then on every verdict is counted
+            self._awaiting_meter = False
+            return False
+        return True
 
     def failed(self, stage: str, exc: Exception) -> None:
         """Log and count a telemetry call that raised (``stage``: which one)."""

@@ -232,6 +232,48 @@ print([span.name for span in exporter.get_finished_spans()])
     assert done.stdout.strip() == "['kinguard.inspect']"
 
 
+def test_a_guard_built_before_the_global_meter_provider_is_set_counts_once_it_is() -> None:
+    """Without an SDK a guard skips recording a quiet verdict; it must count verdicts once a
+    meter provider is set globally after it was built, in each way of inspecting."""
+    code = """
+import asyncio
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from kinguard import AgentProfile, KinGuard, Message
+
+guard = KinGuard([AgentProfile(name="a"), AgentProfile(name="b")])
+message = Message(sender="a", recipients=("b",), text="hello")
+guard.inspect(message)
+asyncio.run(guard.ainspect(message))
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+guard.inspect(message)
+asyncio.run(guard.ainspect(message))
+print(sum(
+    point.value
+    for rm in reader.get_metrics_data().resource_metrics
+    for sm in rm.scope_metrics
+    for metric in sm.metrics
+    if metric.name == "kinguard.inspections"
+    for point in metric.data.data_points
+))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "2"
+
+
+def test_an_observer_sees_every_verdict_without_an_sdk() -> None:
+    seen: list[Verdict] = []
+    guard = KinGuard(AGENTS, detectors=[])
+    guard.add_observer(seen.append)
+    verdict = guard.inspect(message("clean"))
+    averdict = asyncio.run(guard.ainspect(message("clean")))
+    assert seen == [verdict, averdict]
+
+
 @pytest.mark.parametrize("capture", [False, True])
 @pytest.mark.parametrize("use_async", [False, True])
 def test_a_guard_failure_quotes_its_cause_only_where_content_may_go(
