@@ -586,11 +586,12 @@ class KinGuard:
         return f"[kinguard blocked a message from {sender}: {', '.join(why) or 'policy'}]"
 
     def _quiet(self, span: Span, verdict: Verdict) -> bool:
-        """Whether a verdict needs nothing more: no alert, no observer, and no telemetry to
-        record it in. Most messages of an app without an OTel SDK: they skip :meth:`_end`'s
-        half a dozen calls, whose code and data are out of the CPU's caches in a running app."""
+        """Whether a verdict needs nothing more: nothing found (a ``log`` finding is logged),
+        no observer, and no telemetry to record it in. Most messages of an app without an OTel
+        SDK: they skip :meth:`_end`'s half a dozen calls, whose code and data are out of the
+        CPU's caches in a running app."""
         return (
-            verdict.action in _BELOW_ALERT
+            verdict.action is Action.ALLOW
             and verdict.error is None
             and not self._observers
             and self.telemetry.idle(span)
