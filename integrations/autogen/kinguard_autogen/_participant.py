@@ -51,12 +51,14 @@ from autogen_agentchat.messages import (
     StopMessage,
     TextMessage,
     ThoughtEvent,
+    ToolCallExecutionEvent,
     ToolCallRequestEvent,
     ToolCallSummaryMessage,
 )
 from autogen_core import CancellationToken, FunctionCall, MessageHandlerContext
 from autogen_core.models import (
     AssistantMessage,
+    FunctionExecutionResult,
     FunctionExecutionResultMessage,
     LLMMessage,
     SystemMessage,
@@ -105,6 +107,9 @@ _NAMING_FIELDS = frozenset(
     {"id", "source", "type", "created_at", "metadata", "models_usage", "name", "call_id"}
 )
 _VERDICT_KEYS = frozenset({META_ACTION, META_GUARD, META_SIGNALS, META_REASONS})
+# The name a refused call's result goes by outside its agent (see _as_refused); no tool's:
+# AutoGen's model clients keep the name of a tool a model calls to [a-zA-Z0-9_-].
+_REFUSED_RESULT = "{} (refused by kinguard)"
 _STATE_VERSION = 2
 _MAX_PRIVATE = 1024
 _MAX_TOOL_EVENTS = 64
@@ -442,12 +447,16 @@ class TeamGuard:
         if isinstance(delivered, ToolCallSummaryMessage) and any(
             map(self.refused, delivered.tool_calls)
         ):
-            # It lists the calls it sums up: a refused one's arguments stay withheld.
+            # It lists the calls it sums up, and their results: shown as refused.
             calls = [
-                dataclasses.replace(call, arguments="{}") if self.refused(call) else call
+                dataclasses.replace(call, **_as_refused(call)) if self.refused(call) else call
                 for call in delivered.tool_calls
             ]
-            delivered = delivered.model_copy(update={"tool_calls": calls})
+            results = [
+                result.model_copy(update=_as_refused(result)) if self.refused(result) else result
+                for result in delivered.results
+            ]
+            delivered = delivered.model_copy(update={"tool_calls": calls, "results": results})
         return delivered
 
     def _released_handoff(
@@ -578,9 +587,11 @@ class TeamGuard:
             return f"[kinguard blocked the call to {tool}: {why}]"
         return None
 
-    def refused(self, call: FunctionCall) -> bool:
-        """Whether kinguard refused ``call`` (by its id; see ``check_tool_call``)."""
-        return self._checked_calls.get((call.id, call.name), False)
+    def refused(self, call: FunctionCall | FunctionExecutionResult) -> bool:
+        """Whether kinguard refused ``call``, or the call of that result (by its id; see
+        ``check_tool_call``)."""
+        call_id = call.id if isinstance(call, FunctionCall) else call.call_id
+        return self._checked_calls.get((call_id, call.name), False)
 
     def _queue_tool_event(self, agent: str, tool: str, verdict: Verdict) -> None:
         event = self.event_for(verdict, about=f"call to {tool}")
@@ -696,6 +707,18 @@ def _cleaned_context(item: LLMMessage, clean: Callable[[str], str]) -> LLMMessag
         return item.model_copy(update={"content": clean(item.content)})
     parts = [clean(p) if isinstance(p, str) else p for p in item.content]
     return item.model_copy(update={"content": parts})
+
+
+def _as_refused(item: FunctionCall | FunctionExecutionResult) -> dict[str, str]:
+    """The fields that show a refused call as refused where the team's stream, state and
+    termination conditions see it. The call shows none of its arguments: it never ran, its
+    result is kinguard's notice. The result is not named as the tool: AgentChat's
+    ``FunctionCallTermination`` takes any result of that name for the tool having run. The
+    agent's model is unaffected: it is given the result, under the tool's name and the call's
+    id, from the agent's own context."""
+    if isinstance(item, FunctionCall):
+        return {"arguments": "{}"}
+    return {"name": _REFUSED_RESULT.format(item.name)}
 
 
 def _call_strings(call: FunctionCall) -> list[str]:
@@ -932,16 +955,20 @@ class _Held:
         scrub: Callable[[str], str] | None,
         verdicts: list[Verdict],
     ) -> BaseAgentEvent:
-        """``event`` less the withheld words, and less a refused call's arguments."""
+        """``event`` less the withheld words, and its refused calls shown as refused."""
         if isinstance(event, KinGuardVerdictEvent):
             return event  # kinguard's own: quotes only what its guard captures
         original = event.model_dump()
         cleaned = dict(original)
-        if isinstance(event, ToolCallRequestEvent) and any(map(self.tg.refused, event.content)):
-            # A call that never ran shows none of its arguments: its result is the notice.
+        calls: Sequence[FunctionCall | FunctionExecutionResult] = (
+            event.content
+            if isinstance(event, (ToolCallRequestEvent, ToolCallExecutionEvent))
+            else ()
+        )
+        if any(map(self.tg.refused, calls)):
             cleaned["content"] = [
-                {**dumped, "arguments": "{}"} if self.tg.refused(call) else dumped
-                for call, dumped in zip(event.content, original["content"], strict=True)
+                {**dumped, **_as_refused(item)} if self.tg.refused(item) else dumped
+                for item, dumped in zip(calls, original["content"], strict=True)
             ]
         if scrub is not None:
             cleaned = _scrubbed_fields(cleaned, scrub)
