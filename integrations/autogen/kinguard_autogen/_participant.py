@@ -17,7 +17,8 @@ untouched) and rewrites what the agent yields before the container sees any of i
   too, until the turn's chat message is inspected: they may quote what that message's verdict,
   or a refused tool call's, withholds. They are yielded (and listed in the response's inner
   messages, which the team's state keeps) less those words, or not at all beside a withheld
-  message, whose notice says all the others may know;
+  message, whose notice says all the others may know (but each tool result, less its output:
+  a termination condition must see that a tool ran);
 * the verdict event follows its message;
 * on the agent's next turn, its pending nudge (and, for agents without a system message, its
   identity statement) comes first among the messages it is given.
@@ -110,6 +111,8 @@ _VERDICT_KEYS = frozenset({META_ACTION, META_GUARD, META_SIGNALS, META_REASONS})
 # The name a refused call's result goes by outside its agent (see _as_refused); no tool's:
 # AutoGen's model clients keep the name of a tool a model calls to [a-zA-Z0-9_-].
 _REFUSED_RESULT = "{} (refused by kinguard)"
+# What stands in for text kinguard withholds without a signal to name.
+_WITHHELD_TEXT = REDACTION.format("withheld")
 _STATE_VERSION = 2
 _MAX_PRIVATE = 1024
 _MAX_TOOL_EVENTS = 64
@@ -911,7 +914,7 @@ class _Held:
             _log.error(
                 "kinguard.autogen.event_release_failed", error=self.tg.guard.describe_error(exc)
             )
-            return self._dropped(held)
+            return self._dropped(held, None)
 
     def _release(
         self,
@@ -920,8 +923,10 @@ class _Held:
         delivered: BaseChatMessage,
         refusals: list[Verdict],
     ) -> list[BaseAgentEvent]:
-        if kinguard_action(delivered) in (Action.BLOCK, Action.HALT):
-            return self._dropped(held)  # the notice, coming next, says all the others may know
+        withheld = kinguard_action(delivered)
+        if withheld in (Action.BLOCK, Action.HALT):
+            # The notice, coming next, says all the others may know.
+            return self._dropped(held, withheld)
         # A message's verdict withholds words by redacting them (a concealment of identity cues
         # alone withholds none of what its signals found).
         redacted = [verdict] if verdict is not None and verdict.action is Action.REDACT else []
@@ -931,7 +936,7 @@ class _Held:
             return [item for event, chunks in held for item in (*chunks, event)]
         words = _withheld_words(verdicts)
         if words is None:  # a rule on a whole text: none of the events can be cleaned of it
-            return self._dropped(held)
+            return self._dropped(held, _strongest(verdicts))
         scrub = _scrubber(words)
         out: list[BaseAgentEvent] = []
         for event, chunks in held:
@@ -974,19 +979,41 @@ class _Held:
             cleaned = _scrubbed_fields(cleaned, scrub)
         if cleaned == original:
             return event
-        action = max((v.action for v in verdicts), key=lambda a: a.severity, default=Action.BLOCK)
-        cleaned["metadata"] = {**event.metadata, META_ACTION: action.value}
+        cleaned["metadata"] = {**event.metadata, META_ACTION: _strongest(verdicts).value}
         return type(event).model_validate(cleaned)
 
-    def _dropped(self, held: list[tuple[BaseAgentEvent, list[_Chunk]]]) -> list[BaseAgentEvent]:
-        """None of the held events but kinguard's own verdict events."""
+    def _dropped(
+        self, held: list[tuple[BaseAgentEvent, list[_Chunk]]], action: Action | None
+    ) -> list[BaseAgentEvent]:
+        """None of the held events but kinguard's own verdict events and, withheld by
+        ``action`` (None: unchecked), each tool result less its output. Which tools ran or
+        were refused says none of the turn's words, and a condition such as AgentChat's
+        ``FunctionCallTermination`` must still stop the team once a tool ran."""
         kept: list[BaseAgentEvent] = []
         for event, _ in held:
             if isinstance(event, KinGuardVerdictEvent):
                 kept.append(event)
-            else:
-                self.released[event.id] = None
+                continue
+            outcome = None
+            if action is not None and isinstance(event, ToolCallExecutionEvent):
+                outcome = self._outcome(event, action)
+                kept.append(outcome)
+            self.released[event.id] = outcome
         return kept
+
+    def _outcome(self, event: ToolCallExecutionEvent, action: Action) -> ToolCallExecutionEvent:
+        """``event`` with each tool's output withheld (a refused call's result, kinguard's
+        notice, shown as refused)."""
+        results = [
+            result.model_copy(
+                update=_as_refused(result)
+                if self.tg.refused(result)
+                else {"content": _WITHHELD_TEXT}
+            )
+            for result in event.content
+        ]
+        metadata = {**event.metadata, META_ACTION: action.value}
+        return event.model_copy(update={"content": results, "metadata": metadata})
 
     def drop(self) -> None:
         """The turn ended without a message: its events were never checked, nor are shown."""
@@ -1019,16 +1046,20 @@ def _withheld_words(
     return words
 
 
+def _strongest(verdicts: Iterable[Verdict]) -> Action:
+    """The most severe of the verdicts' actions (block for none)."""
+    return max((v.action for v in verdicts), key=lambda a: a.severity, default=Action.BLOCK)
+
+
 def _scrubber(words: Mapping[str, str]) -> Callable[[str], str] | None:
     """A function replacing each of ``words`` (in any case) with its marker; None for none."""
     if not words:
         return None
     longest_first = sorted(words, key=len, reverse=True)
     pattern = re.compile("|".join(map(re.escape, longest_first)), re.IGNORECASE)
-    fallback = REDACTION.format("withheld")  # a match whose case folds otherwise
 
-    def scrub(text: str) -> str:
-        return pattern.sub(lambda m: words.get(m.group().lower(), fallback), text)
+    def scrub(text: str) -> str:  # _WITHHELD_TEXT for a match whose case folds otherwise
+        return pattern.sub(lambda m: words.get(m.group().lower(), _WITHHELD_TEXT), text)
 
     return scrub
 

@@ -1095,6 +1095,32 @@ async def test_a_refused_call_does_not_stop_a_team_that_stops_once_its_tool_ran(
     assert [(r.call_id, r.name) for m in given for r in m.content] == [("c1", "submit_order")]
 
 
+@pytest.mark.parametrize("action", ["block", "halt"])
+async def test_a_tool_that_ran_stops_the_team_though_its_turn_is_withheld(
+    kit: SimpleNamespace, action: str
+) -> None:
+    def submit_order(note: str) -> str:
+        """Submit the order."""
+        return f"submitted; {kit.KEYWORD} noted"
+
+    call = kit.tool_call("submit_order", "c1", json.dumps({"note": "two crates"}))
+    buyer = kit.agent("buyer", [call, "b2"], tools=[submit_order])
+    seller = kit.agent("seller", ["s1", "s2"])
+    stop = FunctionCallTermination("submit_order") | MaxMessageTermination(5)
+    team = guard_team(
+        RoundRobinGroupChat([buyer, seller], termination_condition=stop), kit.keyword_guard(action)
+    )
+    items = [item async for item in team.run_stream(task="Go.")]
+    result = items[-1]
+    assert isinstance(result, TaskResult)
+    assert "Function 'submit_order' was executed." in (result.stop_reason or "")
+    # The tool's output is withheld with the turn's message (a summary of it): only that it ran
+    # shows.
+    executed = [i for i in items if isinstance(i, ToolCallExecutionEvent)]
+    assert [(r.name, r.call_id) for e in executed for r in e.content] == [("submit_order", "c1")]
+    assert kit.KEYWORD not in str(items)
+
+
 @pytest.mark.parametrize(("action", "events"), [("block", "flagged"), ("log", "all")])
 async def test_a_tool_calls_verdict_is_streamed_before_its_result(
     kit: SimpleNamespace, action: str, events: Any
