@@ -17,7 +17,8 @@ untouched) and rewrites what the agent yields before the container sees any of i
   too, until the turn's chat message is inspected: they may quote what that message's verdict,
   or a refused tool call's, withholds. They are yielded (and listed in the response's inner
   messages, which the team's state keeps) less those words, or not at all beside a withheld
-  message, whose notice says all the others may know;
+  message, whose notice says all the others may know (but each tool result, less its output:
+  a termination condition must see that a tool ran);
 * the verdict event follows its message;
 * on the agent's next turn, its pending nudge (and, for agents without a system message, its
   identity statement) comes first among the messages it is given.
@@ -51,12 +52,14 @@ from autogen_agentchat.messages import (
     StopMessage,
     TextMessage,
     ThoughtEvent,
+    ToolCallExecutionEvent,
     ToolCallRequestEvent,
     ToolCallSummaryMessage,
 )
 from autogen_core import CancellationToken, FunctionCall, MessageHandlerContext
 from autogen_core.models import (
     AssistantMessage,
+    FunctionExecutionResult,
     FunctionExecutionResultMessage,
     LLMMessage,
     SystemMessage,
@@ -105,6 +108,11 @@ _NAMING_FIELDS = frozenset(
     {"id", "source", "type", "created_at", "metadata", "models_usage", "name", "call_id"}
 )
 _VERDICT_KEYS = frozenset({META_ACTION, META_GUARD, META_SIGNALS, META_REASONS})
+# The name a refused call's result goes by outside its agent (see _as_refused); no tool's:
+# AutoGen's model clients keep the name of a tool a model calls to [a-zA-Z0-9_-].
+_REFUSED_RESULT = "{} (refused by kinguard)"
+# What stands in for text kinguard withholds without a signal to name.
+_WITHHELD_TEXT = REDACTION.format("withheld")
 _STATE_VERSION = 2
 _MAX_PRIVATE = 1024
 _MAX_TOOL_EVENTS = 64
@@ -442,12 +450,16 @@ class TeamGuard:
         if isinstance(delivered, ToolCallSummaryMessage) and any(
             map(self.refused, delivered.tool_calls)
         ):
-            # It lists the calls it sums up: a refused one's arguments stay withheld.
+            # It lists the calls it sums up, and their results: shown as refused.
             calls = [
-                dataclasses.replace(call, arguments="{}") if self.refused(call) else call
+                dataclasses.replace(call, **_as_refused(call)) if self.refused(call) else call
                 for call in delivered.tool_calls
             ]
-            delivered = delivered.model_copy(update={"tool_calls": calls})
+            results = [
+                result.model_copy(update=_as_refused(result)) if self.refused(result) else result
+                for result in delivered.results
+            ]
+            delivered = delivered.model_copy(update={"tool_calls": calls, "results": results})
         return delivered
 
     def _released_handoff(
@@ -580,9 +592,11 @@ class TeamGuard:
             return f"[kinguard blocked the call to {tool}: {why}]"
         return None
 
-    def refused(self, call: FunctionCall) -> bool:
-        """Whether kinguard refused ``call`` (by its id; see ``check_tool_call``)."""
-        return self._checked_calls.get((call.id, call.name), False)
+    def refused(self, call: FunctionCall | FunctionExecutionResult) -> bool:
+        """Whether kinguard refused ``call``, or the call of that result (by its id; see
+        ``check_tool_call``)."""
+        call_id = call.id if isinstance(call, FunctionCall) else call.call_id
+        return self._checked_calls.get((call_id, call.name), False)
 
     def _queue_tool_event(self, agent: str, tool: str, verdict: Verdict) -> None:
         event = self.event_for(verdict, about=f"call to {tool}")
@@ -705,6 +719,18 @@ def _cleaned_context(
         return item.model_copy(update={"content": clean(item.content)})
     parts = [clean(p) if isinstance(p, str) else p for p in item.content]
     return item.model_copy(update={"content": parts})
+
+
+def _as_refused(item: FunctionCall | FunctionExecutionResult) -> dict[str, str]:
+    """The fields that show a refused call as refused where the team's stream, state and
+    termination conditions see it. The call shows none of its arguments: it never ran, its
+    result is kinguard's notice. The result is not named as the tool: AgentChat's
+    ``FunctionCallTermination`` takes any result of that name for the tool having run. The
+    agent's model is unaffected: it is given the result, under the tool's name and the call's
+    id, from the agent's own context."""
+    if isinstance(item, FunctionCall):
+        return {"arguments": "{}"}
+    return {"name": _REFUSED_RESULT.format(item.name)}
 
 
 def _call_strings(call: FunctionCall) -> list[str]:
@@ -897,7 +923,7 @@ class _Held:
             _log.error(
                 "kinguard.autogen.event_release_failed", error=self.tg.guard.describe_error(exc)
             )
-            return self._dropped(held)
+            return self._dropped(held, None)
 
     def _release(
         self,
@@ -906,8 +932,10 @@ class _Held:
         delivered: BaseChatMessage,
         refusals: list[Verdict],
     ) -> list[BaseAgentEvent]:
-        if kinguard_action(delivered) in (Action.BLOCK, Action.HALT):
-            return self._dropped(held)  # the notice, coming next, says all the others may know
+        withheld = kinguard_action(delivered)
+        if withheld in (Action.BLOCK, Action.HALT):
+            # The notice, coming next, says all the others may know.
+            return self._dropped(held, withheld)
         # A message's verdict withholds words by redacting them (a concealment of identity cues
         # alone withholds none of what its signals found).
         redacted = [verdict] if verdict is not None and verdict.action is Action.REDACT else []
@@ -917,7 +945,7 @@ class _Held:
             return [item for event, chunks in held for item in (*chunks, event)]
         words = _withheld_words(verdicts)
         if words is None:  # a rule on a whole text: none of the events can be cleaned of it
-            return self._dropped(held)
+            return self._dropped(held, _strongest(verdicts))
         scrub = _scrubber(words)
         out: list[BaseAgentEvent] = []
         for event, chunks in held:
@@ -941,34 +969,60 @@ class _Held:
         scrub: Callable[[str], str] | None,
         verdicts: list[Verdict],
     ) -> BaseAgentEvent:
-        """``event`` less the withheld words, and less a refused call's arguments."""
+        """``event`` less the withheld words, and its refused calls shown as refused."""
         if isinstance(event, KinGuardVerdictEvent):
             return event  # kinguard's own: quotes only what its guard captures
         original = event.model_dump()
         cleaned = dict(original)
-        if isinstance(event, ToolCallRequestEvent) and any(map(self.tg.refused, event.content)):
-            # A call that never ran shows none of its arguments: its result is the notice.
+        calls: Sequence[FunctionCall | FunctionExecutionResult] = (
+            event.content
+            if isinstance(event, (ToolCallRequestEvent, ToolCallExecutionEvent))
+            else ()
+        )
+        if any(map(self.tg.refused, calls)):
             cleaned["content"] = [
-                {**dumped, "arguments": "{}"} if self.tg.refused(call) else dumped
-                for call, dumped in zip(event.content, original["content"], strict=True)
+                {**dumped, **_as_refused(item)} if self.tg.refused(item) else dumped
+                for item, dumped in zip(calls, original["content"], strict=True)
             ]
         if scrub is not None:
             cleaned = _scrubbed_fields(cleaned, scrub)
         if cleaned == original:
             return event
-        action = max((v.action for v in verdicts), key=lambda a: a.severity, default=Action.BLOCK)
-        cleaned["metadata"] = {**event.metadata, META_ACTION: action.value}
+        cleaned["metadata"] = {**event.metadata, META_ACTION: _strongest(verdicts).value}
         return type(event).model_validate(cleaned)
 
-    def _dropped(self, held: list[tuple[BaseAgentEvent, list[_Chunk]]]) -> list[BaseAgentEvent]:
-        """None of the held events but kinguard's own verdict events."""
+    def _dropped(
+        self, held: list[tuple[BaseAgentEvent, list[_Chunk]]], action: Action | None
+    ) -> list[BaseAgentEvent]:
+        """None of the held events but kinguard's own verdict events and, withheld by
+        ``action`` (None: unchecked), each tool result less its output. Which tools ran or
+        were refused says none of the turn's words, and a condition such as AgentChat's
+        ``FunctionCallTermination`` must still stop the team once a tool ran."""
         kept: list[BaseAgentEvent] = []
         for event, _ in held:
             if isinstance(event, KinGuardVerdictEvent):
                 kept.append(event)
-            else:
-                self.released[event.id] = None
+                continue
+            outcome = None
+            if action is not None and isinstance(event, ToolCallExecutionEvent):
+                outcome = self._outcome(event, action)
+                kept.append(outcome)
+            self.released[event.id] = outcome
         return kept
+
+    def _outcome(self, event: ToolCallExecutionEvent, action: Action) -> ToolCallExecutionEvent:
+        """``event`` with each tool's output withheld (a refused call's result, kinguard's
+        notice, shown as refused)."""
+        results = [
+            result.model_copy(
+                update=_as_refused(result)
+                if self.tg.refused(result)
+                else {"content": _WITHHELD_TEXT}
+            )
+            for result in event.content
+        ]
+        metadata = {**event.metadata, META_ACTION: action.value}
+        return event.model_copy(update={"content": results, "metadata": metadata})
 
     def drop(self) -> None:
         """The turn ended without a message: its events were never checked, nor are shown."""
@@ -1001,6 +1055,11 @@ def _withheld_words(
     return words
 
 
+def _strongest(verdicts: Iterable[Verdict]) -> Action:
+    """The most severe of the verdicts' actions (block for none)."""
+    return max((v.action for v in verdicts), key=lambda a: a.severity, default=Action.BLOCK)
+
+
 def _scrubber(words: Mapping[str, str]) -> Callable[[str], str] | None:
     """A function replacing each of ``words`` (in any case) with its marker; None for none."""
     if not words:
@@ -1019,8 +1078,8 @@ def _words_pattern(words: Mapping[str, str]) -> re.Pattern[str]:
 
 
 def _marker(words: Mapping[str, str], match: re.Match[str]) -> str:
-    # REDACTION's own for a match whose case folds otherwise.
-    return words.get(match.group().lower(), REDACTION.format("withheld"))
+    # _WITHHELD_TEXT for a match whose case folds otherwise.
+    return words.get(match.group().lower(), _WITHHELD_TEXT)
 
 
 def _cut_across(pieces: list[str], words: Mapping[str, str]) -> list[str]:

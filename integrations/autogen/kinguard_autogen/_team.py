@@ -118,8 +118,10 @@ def guard_team(
       (``model_client_stream=True``) come out once their message is inspected, cut from the
       delivered text (none of a blocked or halted message's). So do a turn's thoughts, tool
       call requests and generated code, and the events after them: less the words kinguard
-      withheld from that turn (a refused call without its arguments), or not at all beside a
-      blocked or halted message; the team's state keeps them as streamed.
+      withheld from that turn (a refused call without its arguments, its result not named as
+      the tool, so that ``FunctionCallTermination`` does not take it for the tool having run),
+      or beside a blocked or halted message not at all but for each tool result less its
+      output; the team's state keeps them as streamed.
     - ``save_state()``/``load_state()`` carry the guard's state under ``"kinguard"``.
 
     Call it before the team first runs. A nested group chat among the participants, and the

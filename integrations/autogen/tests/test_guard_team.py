@@ -22,6 +22,7 @@ from autogen_agentchat.agents import (
 )
 from autogen_agentchat.base import Handoff, Response, TaskResult, TerminationCondition
 from autogen_agentchat.conditions import (
+    FunctionCallTermination,
     HandoffTermination,
     MaxMessageTermination,
     TextMentionTermination,
@@ -56,7 +57,13 @@ from autogen_core import (
     MessageContext,
     SingleThreadedAgentRuntime,
 )
-from autogen_core.models import AssistantMessage, CreateResult, RequestUsage, UserMessage
+from autogen_core.models import (
+    AssistantMessage,
+    CreateResult,
+    FunctionExecutionResultMessage,
+    RequestUsage,
+    UserMessage,
+)
 from autogen_core.tools import StaticStreamWorkbench
 from autogen_ext.code_executors.local import LocalCommandLineCodeExecutor
 from autogen_ext.models.replay import ReplayChatCompletionClient
@@ -1056,6 +1063,73 @@ async def test_tool_call_arguments_are_read_before_the_tool_runs(
         )
     unguard_team(team)
     assert not type(seller._workbench[0]).__name__.startswith("Guarded")
+
+
+@pytest.mark.parametrize(
+    ("action", "runs"), [("redact", False), ("block", False), ("halt", False), ("log", True)]
+)
+async def test_a_refused_call_does_not_stop_a_team_that_stops_once_its_tool_ran(
+    kit: SimpleNamespace, action: str, runs: bool
+) -> None:
+    ran: list[str] = []
+
+    def submit_order(note: str) -> str:
+        """Submit the order."""
+        ran.append(note)
+        return "submitted"
+
+    arguments = json.dumps({"note": f"{kit.KEYWORD} price"})
+    buyer = kit.agent(
+        "buyer", [kit.tool_call("submit_order", "c1", arguments), "b2"], tools=[submit_order]
+    )
+    seller = kit.agent("seller", ["s1", "s2"])
+    stop = FunctionCallTermination("submit_order") | MaxMessageTermination(5)
+    team = guard_team(
+        RoundRobinGroupChat([buyer, seller], termination_condition=stop), kit.keyword_guard(action)
+    )
+    items = [item async for item in team.run_stream(task="Go.")]
+    result = items[-1]
+    assert isinstance(result, TaskResult)
+    assert bool(ran) is runs
+    assert ("Function 'submit_order' was executed." in (result.stop_reason or "")) is runs
+    if runs:
+        return
+    # The stream still shows the refusal as the call's result, by the call's id.
+    executed = next(i for i in items if isinstance(i, ToolCallExecutionEvent))
+    [shown] = executed.content
+    assert (shown.call_id, shown.is_error) == ("c1", True)
+    assert shown.content.startswith("[kinguard blocked the call to submit_order")
+    summary = next(i for i in items if isinstance(i, ToolCallSummaryMessage))
+    assert [r.name for r in summary.results] == [shown.name] != ["submit_order"]
+    # The agent's model is given the refusal as the result of its call, under the tool's name.
+    given = [m for m in kit.model_calls(buyer)[-1] if isinstance(m, FunctionExecutionResultMessage)]
+    assert [(r.call_id, r.name) for m in given for r in m.content] == [("c1", "submit_order")]
+
+
+@pytest.mark.parametrize("action", ["block", "halt"])
+async def test_a_tool_that_ran_stops_the_team_though_its_turn_is_withheld(
+    kit: SimpleNamespace, action: str
+) -> None:
+    def submit_order(note: str) -> str:
+        """Submit the order."""
+        return f"submitted; {kit.KEYWORD} noted"
+
+    call = kit.tool_call("submit_order", "c1", json.dumps({"note": "two crates"}))
+    buyer = kit.agent("buyer", [call, "b2"], tools=[submit_order])
+    seller = kit.agent("seller", ["s1", "s2"])
+    stop = FunctionCallTermination("submit_order") | MaxMessageTermination(5)
+    team = guard_team(
+        RoundRobinGroupChat([buyer, seller], termination_condition=stop), kit.keyword_guard(action)
+    )
+    items = [item async for item in team.run_stream(task="Go.")]
+    result = items[-1]
+    assert isinstance(result, TaskResult)
+    assert "Function 'submit_order' was executed." in (result.stop_reason or "")
+    # The tool's output is withheld with the turn's message (a summary of it): only that it ran
+    # shows.
+    executed = [i for i in items if isinstance(i, ToolCallExecutionEvent)]
+    assert [(r.name, r.call_id) for e in executed for r in e.content] == [("submit_order", "c1")]
+    assert kit.KEYWORD not in str(items)
 
 
 @pytest.mark.parametrize(("action", "events"), [("block", "flagged"), ("log", "all")])
