@@ -65,6 +65,7 @@ from kinguard_langgraph._messages import (
     IdentityPair,
     already_inspected,
     as_written,
+    cut_identity,
     delivered_as,
     guard_token,
     held_stand_in,
@@ -611,23 +612,30 @@ class GraphCore:
         else:
             return state
         prepared.identity = text
-        injected: list[Any]
+        injected: list[Any] | None = None
         if messages and _is_system(messages[0]):
             # Inside the app's first system message, not beside it: a node that windows its
             # history (``trim_messages(..., include_system=True)``) keeps only that one.
             first = messages[0]
             merged = self._merged_cache.get((id(first), text))
             if merged is None or merged[0] is not first:
-                merged = (first, with_identity(first, text))
+                # This graph is (inside) a node of an enclosing guarded graph, whose node put
+                # its agent's identity in: the node that runs the agent gives it once, its own
+                # in place of the enclosing one. (Checked here only: a cached copy was checked.)
+                app = cut_identity(first) if is_identity_message(first) else first
+                merged = (first, None if app is None else with_identity(app, text))
                 # A new dict or pair each time (the node may edit what it is given); a
                 # LangChain message is copied, not edited, so its copy is kept for next turn.
                 if isinstance(first, BaseMessage):
                     if len(self._merged_cache) > 1024:
                         self._merged_cache.clear()
                     self._merged_cache[(id(first), text)] = merged
-            prepared.merged = merged
-            injected = [merged[1], *messages[1:]]
-        else:
+            if merged[1] is not None:
+                prepared.merged = merged
+                injected = [merged[1], *messages[1:]]
+            else:  # the enclosing graph's own identity message: this graph's takes its place
+                messages = messages[1:]
+        if injected is None:
             system: Any
             # A channel that keeps what nodes write as it is (``operator.add``; ``add_messages``
             # converts) may hold OpenAI-format dicts or pairs, which its nodes send to an SDK or
