@@ -609,6 +609,11 @@ class GraphCore:
             text = f"{block}\n\n{nudge}" if block else nudge
         elif block:
             text = block
+        elif messages and is_identity_message(messages[0]):
+            # An enclosing guarded graph's node gave another agent's nudge (see below): this
+            # agent has none, and no identity block to give in its place.
+            app = cut_identity(messages[0])
+            return self._with_messages(state, [*([] if app is None else [app]), *messages[1:]])
         else:
             return state
         prepared.identity = text
@@ -653,9 +658,12 @@ class GraphCore:
                         self._identity_cache.clear()
                     system = self._identity_cache[(node, text)] = identity_message(node, text)
             injected = [system, *messages]
+        return self._with_messages(state, injected)
+
+    def _with_messages(self, state: Any, messages: list[Any]) -> Any:
         if type(state) is dict:
-            return {**state, self.messages_key: injected}
-        return _set_messages(state, self.messages_key, injected)
+            return {**state, self.messages_key: messages}
+        return _set_messages(state, self.messages_key, messages)
 
     # -- after the node -----------------------------------------------------------------------
 

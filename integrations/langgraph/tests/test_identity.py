@@ -403,3 +403,20 @@ def test_a_nudge_reaches_a_guarded_graphs_agent_once() -> None:
     text = str(model.inputs[1][0].content)
     assert text.count(NUDGE_MARKER) == 1 and text.count(IDENTITY_MARKER) == 1
     assert guard.peek_nudge("buyer") is None
+
+
+def test_a_guarded_graphs_other_agent_is_not_given_the_enclosing_agents_nudge() -> None:
+    # Under ``none`` the seller has nothing to give in place of the buyer's nudge.
+    guard = guard_for("buyer", "seller", identity="none")
+    said = AIMessage(f"Let's {SECRET}.", name="buyer")
+    guard_graph(single("buyer", lambda state: {"messages": [said]}), guard).compile().invoke(
+        {"messages": long_history(PROMPT)}
+    )
+    assert guard.peek_nudge("buyer") is not None
+    model = ScriptedChatModel(replies=["Forty."])
+    child = guard_graph(single("seller", windowed(model, last_three)), guard).compile()
+    parent = guard_graph(single("buyer", child), guard).compile()
+    messages = long_history(PROMPT)
+    out = parent.invoke({"messages": messages})
+    assert model.inputs[0][0] == messages[0]
+    assert out["messages"][: len(messages)] == messages
