@@ -96,7 +96,9 @@ __all__ = [
     "Passthrough",
     "TaggedPayload",
     "TaskVerdicts",
+    "can_hold",
     "parse_decision",
+    "unreviewable_halt",
     "warn_undeclared",
 ]
 
@@ -110,6 +112,7 @@ _RUNTIME_KEY = "__pregel_runtime"  # langgraph's CONFIG_KEY_RUNTIME
 _CHECKPOINTER_KEY = "__pregel_checkpointer"  # langgraph.constants.CONFIG_KEY_CHECKPOINTER
 _READ_KEY = "__pregel_read"  # langgraph's CONFIG_KEY_READ: a task's read of the graph's channels
 _NS_SEP = "|"
+_NO_CHECKPOINTER_FIX = "compile with a checkpointer to review halts"
 _BRANCH_TO = "branch:to:{}"  # langgraph.graph.state's trigger channel of a node
 _MAX_HALTED = 4096
 _HALT = Action.HALT
@@ -179,7 +182,8 @@ class Prepared:
     gated: bool
     events: bool
     persist: bool
-    """A checkpointer is attached: the guard's state rides the checkpoint after each turn."""
+    """A checkpointer is attached (see ``can_hold``): the guard's state rides the checkpoint
+    after each turn, and a halt can wait for its decision."""
     index: InputIds | None = None
     known: bool = False
     """The guard knew the node as an agent before it ran (its identity was injected)."""
@@ -920,7 +924,10 @@ class GraphCore:
                     replacements[msg_id] = None  # the result of a call that is not made
                     continue
                 if (halted and not unit.sent) or (
-                    verdict.action is Action.HALT and not unit.parent and halts_here
+                    verdict.action is Action.HALT
+                    and not unit.parent
+                    and halts_here
+                    and prepared.persist
                 ):
                     modified = True
                     replacements[msg_id] = None
@@ -937,17 +944,21 @@ class GraphCore:
                     entries.append(entry)
                     continue
                 delivered = self._delivered(candidate, verdict)
+                notice = verdict.notice
                 if verdict.action is Action.HALT:
                     # A halt that cannot be held fails closed (a halt's delivered text is the
                     # original): an update for the parent graph ends this graph's run, so
-                    # nothing here could wait for the decision; and only a guard whose policy
+                    # nothing here could wait for the decision; only a guard whose policy
                     # has no halt rule builds a graph without halt nodes (a guard subclass
-                    # may halt anyway).
-                    _log.error(
-                        "kinguard.halt_blocked",
-                        node=prepared.node,
-                        reason="parent update" if unit.parent else "no halt node",
-                    )
+                    # may halt anyway); and without a checkpointer (the graph's, or for a
+                    # subgraph its parent's: only the task's config tells) LangGraph cannot
+                    # resume an interrupt, so the decision could never be given.
+                    if unit.parent or not halts_here:
+                        reason = "parent update" if unit.parent else "no halt node"
+                        _log.error("kinguard.halt_blocked", node=prepared.node, reason=reason)
+                    else:
+                        unreviewable_halt(self.guard, verdict, node=prepared.node)
+                        notice = None  # a halt's says that a person reviews it: none does
                     delivered = None
                 if delivered is None:
                     modified = True
@@ -955,7 +966,7 @@ class GraphCore:
                     dropped_calls.update(tool_call_ids(candidate.message))
                     delivered = notice_message(
                         candidate.message,
-                        verdict.notice or f"[kinguard blocked a message from {prepared.agent}]",
+                        notice or f"[kinguard blocked a message from {prepared.agent}]",
                         sender=prepared.agent,
                         action=verdict.action.value,
                     )
@@ -1515,6 +1526,21 @@ def halt_payload(
         "decisions": ["approve", "edit", "reject"],
         "resume": 'Command(resume={"type": "approve" | "edit" | "reject", "text": ...})',
     }
+
+
+def can_hold(config: RunnableConfig | None) -> bool:
+    """LangGraph can resume an interrupt in this task: it has a checkpointer (its graph's, or
+    for a subgraph its parent's, which only the task's config tells)."""
+    return ((config or {}).get("configurable") or _NO_CONF).get(_CHECKPOINTER_KEY) is not None
+
+
+def unreviewable_halt(guard: KinGuard, verdict: Verdict, **where: str) -> None:
+    """Say that a halt failed closed for want of a checkpointer (``can_hold``): an error naming
+    the fix, and the trail a reviewed halt leaves (a decision span, count and log line), saying
+    that no one could review it."""
+    _log.error("kinguard.halt_blocked", **where, reason="no checkpointer", fix=_NO_CHECKPOINTER_FIX)
+    reason = f"no checkpointer: {_NO_CHECKPOINTER_FIX}"
+    guard.record_decision(verdict, HumanDecision(type="reject", reason=reason))
 
 
 def warn_undeclared(
