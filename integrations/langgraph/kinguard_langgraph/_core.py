@@ -65,6 +65,7 @@ from kinguard_langgraph._messages import (
     IdentityPair,
     already_inspected,
     as_written,
+    cut_identity,
     delivered_as,
     guard_token,
     held_stand_in,
@@ -95,7 +96,9 @@ __all__ = [
     "Passthrough",
     "TaggedPayload",
     "TaskVerdicts",
+    "can_hold",
     "parse_decision",
+    "unreviewable_halt",
     "warn_undeclared",
 ]
 
@@ -109,6 +112,7 @@ _RUNTIME_KEY = "__pregel_runtime"  # langgraph's CONFIG_KEY_RUNTIME
 _CHECKPOINTER_KEY = "__pregel_checkpointer"  # langgraph.constants.CONFIG_KEY_CHECKPOINTER
 _READ_KEY = "__pregel_read"  # langgraph's CONFIG_KEY_READ: a task's read of the graph's channels
 _NS_SEP = "|"
+_NO_CHECKPOINTER_FIX = "compile with a checkpointer to review halts"
 _BRANCH_TO = "branch:to:{}"  # langgraph.graph.state's trigger channel of a node
 _MAX_HALTED = 4096
 _HALT = Action.HALT
@@ -178,7 +182,8 @@ class Prepared:
     gated: bool
     events: bool
     persist: bool
-    """A checkpointer is attached: the guard's state rides the checkpoint after each turn."""
+    """A checkpointer is attached (see ``can_hold``): the guard's state rides the checkpoint
+    after each turn, and a halt can wait for its decision."""
     index: InputIds | None = None
     known: bool = False
     """The guard knew the node as an agent before it ran (its identity was injected)."""
@@ -608,26 +613,38 @@ class GraphCore:
             text = f"{block}\n\n{nudge}" if block else nudge
         elif block:
             text = block
+        elif messages and is_identity_message(messages[0]):
+            # An enclosing guarded graph's node gave another agent's nudge (see below): this
+            # agent has none, and no identity block to give in its place.
+            app = cut_identity(messages[0])
+            return self._with_messages(state, [*([] if app is None else [app]), *messages[1:]])
         else:
             return state
         prepared.identity = text
-        injected: list[Any]
+        injected: list[Any] | None = None
         if messages and _is_system(messages[0]):
             # Inside the app's first system message, not beside it: a node that windows its
             # history (``trim_messages(..., include_system=True)``) keeps only that one.
             first = messages[0]
             merged = self._merged_cache.get((id(first), text))
             if merged is None or merged[0] is not first:
-                merged = (first, with_identity(first, text))
+                # This graph is (inside) a node of an enclosing guarded graph, whose node put
+                # its agent's identity in: the node that runs the agent gives it once, its own
+                # in place of the enclosing one. (Checked here only: a cached copy was checked.)
+                app = cut_identity(first) if is_identity_message(first) else first
+                merged = (first, None if app is None else with_identity(app, text))
                 # A new dict or pair each time (the node may edit what it is given); a
                 # LangChain message is copied, not edited, so its copy is kept for next turn.
                 if isinstance(first, BaseMessage):
                     if len(self._merged_cache) > 1024:
                         self._merged_cache.clear()
                     self._merged_cache[(id(first), text)] = merged
-            prepared.merged = merged
-            injected = [merged[1], *messages[1:]]
-        else:
+            if merged[1] is not None:
+                prepared.merged = merged
+                injected = [merged[1], *messages[1:]]
+            else:  # the enclosing graph's own identity message: this graph's takes its place
+                messages = messages[1:]
+        if injected is None:
             system: Any
             # A channel that keeps what nodes write as it is (``operator.add``; ``add_messages``
             # converts) may hold OpenAI-format dicts or pairs, which its nodes send to an SDK or
@@ -645,9 +662,12 @@ class GraphCore:
                         self._identity_cache.clear()
                     system = self._identity_cache[(node, text)] = identity_message(node, text)
             injected = [system, *messages]
+        return self._with_messages(state, injected)
+
+    def _with_messages(self, state: Any, messages: list[Any]) -> Any:
         if type(state) is dict:
-            return {**state, self.messages_key: injected}
-        return _set_messages(state, self.messages_key, injected)
+            return {**state, self.messages_key: messages}
+        return _set_messages(state, self.messages_key, messages)
 
     # -- after the node -----------------------------------------------------------------------
 
@@ -904,7 +924,10 @@ class GraphCore:
                     replacements[msg_id] = None  # the result of a call that is not made
                     continue
                 if (halted and not unit.sent) or (
-                    verdict.action is Action.HALT and not unit.parent and halts_here
+                    verdict.action is Action.HALT
+                    and not unit.parent
+                    and halts_here
+                    and prepared.persist
                 ):
                     modified = True
                     replacements[msg_id] = None
@@ -921,17 +944,21 @@ class GraphCore:
                     entries.append(entry)
                     continue
                 delivered = self._delivered(candidate, verdict)
+                notice = verdict.notice
                 if verdict.action is Action.HALT:
                     # A halt that cannot be held fails closed (a halt's delivered text is the
                     # original): an update for the parent graph ends this graph's run, so
-                    # nothing here could wait for the decision; and only a guard whose policy
+                    # nothing here could wait for the decision; only a guard whose policy
                     # has no halt rule builds a graph without halt nodes (a guard subclass
-                    # may halt anyway).
-                    _log.error(
-                        "kinguard.halt_blocked",
-                        node=prepared.node,
-                        reason="parent update" if unit.parent else "no halt node",
-                    )
+                    # may halt anyway); and without a checkpointer (the graph's, or for a
+                    # subgraph its parent's: only the task's config tells) LangGraph cannot
+                    # resume an interrupt, so the decision could never be given.
+                    if unit.parent or not halts_here:
+                        reason = "parent update" if unit.parent else "no halt node"
+                        _log.error("kinguard.halt_blocked", node=prepared.node, reason=reason)
+                    else:
+                        unreviewable_halt(self.guard, verdict, node=prepared.node)
+                        notice = None  # a halt's says that a person reviews it: none does
                     delivered = None
                 if delivered is None:
                     modified = True
@@ -939,7 +966,7 @@ class GraphCore:
                     dropped_calls.update(tool_call_ids(candidate.message))
                     delivered = notice_message(
                         candidate.message,
-                        verdict.notice or f"[kinguard blocked a message from {prepared.agent}]",
+                        notice or f"[kinguard blocked a message from {prepared.agent}]",
                         sender=prepared.agent,
                         action=verdict.action.value,
                     )
@@ -1499,6 +1526,21 @@ def halt_payload(
         "decisions": ["approve", "edit", "reject"],
         "resume": 'Command(resume={"type": "approve" | "edit" | "reject", "text": ...})',
     }
+
+
+def can_hold(config: RunnableConfig | None) -> bool:
+    """LangGraph can resume an interrupt in this task: it has a checkpointer (its graph's, or
+    for a subgraph its parent's, which only the task's config tells)."""
+    return ((config or {}).get("configurable") or _NO_CONF).get(_CHECKPOINTER_KEY) is not None
+
+
+def unreviewable_halt(guard: KinGuard, verdict: Verdict, **where: str) -> None:
+    """Say that a halt failed closed for want of a checkpointer (``can_hold``): an error naming
+    the fix, and the trail a reviewed halt leaves (a decision span, count and log line), saying
+    that no one could review it."""
+    _log.error("kinguard.halt_blocked", **where, reason="no checkpointer", fix=_NO_CHECKPOINTER_FIX)
+    reason = f"no checkpointer: {_NO_CHECKPOINTER_FIX}"
+    guard.record_decision(verdict, HumanDecision(type="reject", reason=reason))
 
 
 def warn_undeclared(

@@ -438,21 +438,34 @@ def without_identity(message: Any, text: str | None) -> Any:
     return (message[0], content)
 
 
-def cut_identity(message: BaseMessage) -> BaseMessage | None:
-    """``message`` (:func:`is_identity_message`) without what kinguard added to it, where
-    what it added is not known (a stream's view of a node's input): ``None`` for kinguard's own
+def cut_identity(message: Any) -> Any:
+    """``message`` (:func:`is_identity_message`: a LangChain message, dict or pair) without what
+    kinguard added to it, where what it added is not known (a stream's view of a node's input,
+    an enclosing guarded graph's identity in a node's input): ``None`` for kinguard's own
     message, the app's message up to the block or nudge kinguard put after its text."""
-    if (isinstance(message.id, str) and message.id.startswith(IDENTITY_ID_PREFIX)) or isinstance(
-        message, RemoveMessage
-    ):
+    if isinstance(message, (IdentityDict, IdentityPair, RemoveMessage)):
         return None
-    content = message.content
+    if isinstance(message, BaseMessage):
+        if isinstance(message.id, str) and message.id.startswith(IDENTITY_ID_PREFIX):
+            return None
+        content = _cut(message.content)
+        return None if content is None else message.model_copy(update={"content": content})
+    if isinstance(message, dict):
+        content = _cut(message.get("content"))
+        return None if content is None else {**message, "content": content}
+    content = _cut(message[1])
+    return None if content is None else (message[0], content)
+
+
+def _cut(content: Any) -> Any:
+    """``content`` up to kinguard's block or nudge (``None``: nothing of the app's is left)."""
     if isinstance(content, list):
-        kept = [block for block in content if not _has_marker([block])]
-        return message.model_copy(update={"content": kept}) if kept else None
+        return [block for block in content if not _has_marker([block])] or None
+    if not isinstance(content, str):
+        return None
     cuts = [content.find(f"\n\n{marker}") for marker in (IDENTITY_MARKER, NUDGE_MARKER)]
     cut = min((at for at in cuts if at >= 0), default=-1)
-    return None if cut < 0 else message.model_copy(update={"content": content[:cut]})
+    return None if cut < 0 else content[:cut]
 
 
 def _stripped(content: Any, text: str) -> Any:

@@ -49,7 +49,14 @@ from langgraph.types import Command, interrupt
 
 from kinguard import Action, HumanDecision, KinGuard, Message, Verdict
 from kinguard.logs import describe_error, get_logger
-from kinguard_langgraph._core import TaskVerdicts, halt_payload, parse_decision, warn_undeclared
+from kinguard_langgraph._core import (
+    TaskVerdicts,
+    can_hold,
+    halt_payload,
+    parse_decision,
+    unreviewable_halt,
+    warn_undeclared,
+)
 from kinguard_langgraph._messages import (
     HELD_REPLY_NOTICE,
     delivered_as,
@@ -153,6 +160,14 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             thread = None
         return str(thread or self.guard.conversation_id)
 
+    @staticmethod
+    def _can_hold() -> bool:
+        """A halt here can wait for its decision (see ``can_hold``)."""
+        try:
+            return can_hold(get_config())
+        except RuntimeError:  # not run in a graph: nothing could resume it
+            return False
+
     def _recipient_names(self) -> tuple[str, ...]:
         if self._recipients is not None:
             return self._recipients
@@ -242,7 +257,8 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                     continue  # e.g. "Returning structured response: ..." of a blocked call
                 result.append(message)
                 continue
-            if verdict.action is Action.HALT:
+            halt = verdict.action is Action.HALT
+            if halt and self._can_hold():
                 if _answered_calls(state["messages"]):
                     # Hooks that look for the reply's tool calls (HumanInTheLoopMiddleware,
                     # ToolCallLimitMiddleware) take the last reply in the history: without
@@ -261,14 +277,19 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
                     }
                 )
                 continue
-            delivered = delivered_as(message, verdict.delivered_text)
+            # A halt that no one could review fails closed (see ``unreviewable_halt``).
+            delivered = None if halt else delivered_as(message, verdict.delivered_text)
             intact = intact and delivered is message
             if delivered is None:  # blocked, or a change to what a tool call says
+                if halt:
+                    unreviewable_halt(self.guard, verdict, agent=self.agent_name)
                 dropped_calls.update(tool_call_ids(message))
+                # A halt's notice says that a person reviews the message: none does here.
+                said = None if halt else verdict.notice
                 result.append(
                     notice_message(
                         message,
-                        verdict.notice or f"[kinguard blocked a message from {self.agent_name}]",
+                        said or f"[kinguard blocked a message from {self.agent_name}]",
                         sender=self.agent_name,
                         action=verdict.action.value,
                     )

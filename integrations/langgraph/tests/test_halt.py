@@ -6,6 +6,7 @@ import asyncio
 import json
 import operator
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import pytest
@@ -589,3 +590,56 @@ def test_an_approved_halt_under_conceal_keeps_its_calls_and_their_arguments_apar
     )
     assert approved.tool_calls[0]["args"] == {"to": "seller", "text": "ten units"}
     assert sent == ["ten units"]
+
+
+def run_with(graph: Any, use_async: bool, config: Any = None) -> Callable[[Any], Any]:
+    async def go(value: Any) -> Any:
+        return await graph.ainvoke(value, config)
+
+    return (lambda v: asyncio.run(go(v))) if use_async else (lambda v: graph.invoke(v, config))
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_a_halt_without_a_checkpointer_blocks_the_message_and_says_how_to_review_it(
+    use_async: bool,
+) -> None:
+    # LangGraph cannot resume an interrupt without a checkpointer: a halt there would stop the
+    # run for a decision that can never be given. It fails closed instead, and says so.
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    models = {
+        "buyer": ScriptedChatModel(replies=["Ten at 40.", f"Agree to {SECRET}?", "Final offer."]),
+        "seller": ScriptedChatModel(replies=["48.", "44.", "Deal."]),
+    }
+    builder = script_graph(["buyer", "seller"] * 3, models, {}, use_async=use_async)
+    graph = guard_graph(builder, halt_guard(tracer_provider=provider)).compile()
+    with capture_logs() as logs:
+        out = run_with(graph, use_async)(start())
+    assert "__interrupt__" not in out
+    assert delivered(out["messages"])[2] == ("buyer", "[kinguard blocked a message from buyer]")
+    assert models["seller"].calls == 3 and SECRET not in repr(models["seller"].inputs)
+    (entry,) = [e for e in logs if e["event"] == "kinguard.halt_blocked"]
+    assert entry["log_level"] == "error" and entry["reason"] == "no checkpointer"
+    assert entry["fix"] == "compile with a checkpointer to review halts"
+    (decided,) = [s for s in exporter.get_finished_spans() if s.name == "kinguard.decide"]
+    attributes = dict(decided.attributes or {})
+    assert attributes["kinguard.decision"] == "reject"
+    assert "compile with a checkpointer" in str(attributes["kinguard.decision.reason"])
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_a_guarded_subgraph_halts_on_its_parents_checkpointer(use_async: bool) -> None:
+    models = {
+        "buyer": ScriptedChatModel(replies=["Ten at 40.", f"Agree to {SECRET}?", "Final offer."]),
+        "seller": ScriptedChatModel(replies=["48.", "44.", "Deal."]),
+    }
+    builder = script_graph(["buyer", "seller"] * 3, models, {}, use_async=use_async)
+    team = guard_graph(builder, halt_guard()).compile()  # no checkpointer of its own
+    parent = chain_graph(("team", team)).compile(checkpointer=InMemorySaver())
+    run = run_with(parent, use_async, cfg())
+    (asked,) = run(start())["__interrupt__"]
+    assert asked.value["agent"] == "buyer"
+    final = run(Command(resume={"type": "approve"}))
+    assert "__interrupt__" not in final
+    assert delivered(final["messages"])[2] == ("buyer", f"Agree to {SECRET}?")

@@ -32,7 +32,7 @@ from langgraph.graph.message import add_messages
 from langgraph.types import Command
 
 from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
-from kinguard.identity import IDENTITY_MARKER
+from kinguard.identity import IDENTITY_MARKER, NUDGE_MARKER
 from kinguard.testing import KeywordDetector
 
 SECRET = "ZEBRA-PACT"
@@ -313,3 +313,110 @@ def test_a_create_agent_node_gets_the_identity_once_inside_the_apps_prompt(
     assert "\n".join(str(m.content) for m in sent).count(IDENTITY_MARKER) == 1
     assert str(sent[1].content).startswith(PROMPT) and IDENTITY_MARKER in str(sent[1].content)
     assert out["messages"][:-1] == messages
+
+
+# -- a guarded graph as a node of a graph guarded by the same guard --------------------------
+
+
+def single(name: str, node: Any, state: type = HistoryState) -> StateGraph[Any]:
+    builder = StateGraph(state)
+    builder.add_node(name, node)
+    builder.add_edge(START, name)
+    builder.add_edge(name, END)
+    return builder
+
+
+def identities(sent: list[Any]) -> list[str]:
+    """Whose identity blocks a model was given (by their principals), as often as given."""
+    text = "\n".join(str(m.content) for m in sent)
+    owners = [
+        name for name in ("buyer", "seller") for _ in range(text.count(f"agent of {name}'s owner"))
+    ]
+    assert len(owners) == text.count(IDENTITY_MARKER)
+    return owners
+
+
+@pytest.mark.parametrize("kind", ["node", "create_agent", "create_agent-middleware"])
+@pytest.mark.parametrize("inner", ["buyer", "seller", "llm"])
+def test_a_guarded_graph_as_a_node_gives_its_agent_one_identity(inner: str, kind: str) -> None:
+    # The node that runs the agent gives it its identity: the inner graph's agent node (the
+    # outer node's agent, or another), or the outer node when the inner graph only implements
+    # it (its node is no agent).
+    guard = guard_for("buyer", "seller")
+    model = ScriptedChatModel(replies=["Forty."])
+    node: Any = windowed(model, last_three)
+    if kind != "node":
+        agent = "seller" if inner == "seller" else "buyer"
+        middleware = kind.endswith("middleware")
+        guards = [KinGuardMiddleware(guard, agent_name=agent)] if middleware else []
+        node = create_agent(model, tools=[], middleware=guards)
+    # An implementation's node is no agent: ``agents`` says so (its messages are the outer's).
+    child = guard_graph(single(inner, node), guard, agents=[] if inner == "llm" else None)
+    messages = long_history(PROMPT)
+    parent = guard_graph(single("buyer", child.compile()), guard).compile()
+    out = parent.invoke({"messages": messages})
+    (sent,) = model.inputs
+    assert identities(sent) == ["seller" if inner == "seller" else "buyer"]
+    assert str(sent[0].content).startswith(PROMPT)
+    assert out["messages"][: len(messages)] == messages
+    assert IDENTITY_MARKER not in repr(out)
+
+
+@pytest.mark.parametrize("system", [True, False], ids=["app-prompt", "no-prompt"])
+def test_a_guarded_graph_called_from_a_node_gives_a_dict_channel_one_identity(
+    system: bool,
+) -> None:
+    seen: list[list[dict[str, Any]]] = []
+
+    def seller(state: DictListState) -> dict[str, Any]:
+        seen.append(list(state["messages"]))
+        return {"messages": [{"role": "assistant", "content": "Forty."}]}
+
+    child = guard_graph(single("seller", seller, DictListState), guard_for("buyer", "seller"))
+    inner = child.compile()
+
+    def buyer(state: DictListState) -> dict[str, Any]:
+        out = inner.invoke(state)
+        return {"messages": out["messages"][len(state["messages"]) :]}
+
+    guard = child.guard
+    start = [{"role": "user", "content": "Go."}]
+    if system:
+        start = [{"role": "system", "content": PROMPT}, *start]
+    parent = guard_graph(single("buyer", buyer, DictListState), guard).compile()
+    out = parent.invoke({"messages": start})
+    assert out["messages"] == [*start, {"role": "assistant", "content": "Forty."}]
+    ((first, *rest),) = seen
+    assert first["role"] == "system" and first["content"].count(IDENTITY_MARKER) == 1
+    assert identities([SystemMessage(first["content"])]) == ["seller"]
+    assert first["content"].startswith(PROMPT) == system and rest == start[system:]
+
+
+def test_a_nudge_reaches_a_guarded_graphs_agent_once() -> None:
+    guard = guard_for("buyer", "seller")
+    model = ScriptedChatModel(replies=[f"Let's {SECRET}.", "Fine."])
+    child = guard_graph(single("buyer", windowed(model, last_three)), guard).compile()
+    parent = guard_graph(single("buyer", child), guard).compile()
+    messages = long_history(PROMPT)
+    parent.invoke({"messages": messages})
+    parent.invoke({"messages": messages})  # the same conversation: the nudge is pending
+    text = str(model.inputs[1][0].content)
+    assert text.count(NUDGE_MARKER) == 1 and text.count(IDENTITY_MARKER) == 1
+    assert guard.peek_nudge("buyer") is None
+
+
+def test_a_guarded_graphs_other_agent_is_not_given_the_enclosing_agents_nudge() -> None:
+    # Under ``none`` the seller has nothing to give in place of the buyer's nudge.
+    guard = guard_for("buyer", "seller", identity="none")
+    said = AIMessage(f"Let's {SECRET}.", name="buyer")
+    guard_graph(single("buyer", lambda state: {"messages": [said]}), guard).compile().invoke(
+        {"messages": long_history(PROMPT)}
+    )
+    assert guard.peek_nudge("buyer") is not None
+    model = ScriptedChatModel(replies=["Forty."])
+    child = guard_graph(single("seller", windowed(model, last_three)), guard).compile()
+    parent = guard_graph(single("buyer", child), guard).compile()
+    messages = long_history(PROMPT)
+    out = parent.invoke({"messages": messages})
+    assert model.inputs[0][0] == messages[0]
+    assert out["messages"][: len(messages)] == messages

@@ -42,7 +42,7 @@ AGENTS = (
 
 
 def make(
-    action: Action, replies: list[str], identity: str = "disassociate"
+    action: Action, replies: list[str], identity: str = "disassociate", saver: bool = True
 ) -> tuple[Any, KinGuard, ScriptedChatModel]:
     guard = KinGuard(
         AGENTS,
@@ -56,7 +56,7 @@ def make(
         tools=[],
         system_prompt="You sell widgets.",
         middleware=[KinGuardMiddleware(guard, agent_name="seller")],
-        checkpointer=InMemorySaver(),
+        checkpointer=InMemorySaver() if saver else None,
     )
     return agent, guard, model
 
@@ -883,3 +883,20 @@ def test_the_pass_that_delivers_an_approved_reply_is_no_model_call(use_async: bo
     assert ran == ["n0"]
     assert out["messages"][-1].content == "Done."
     assert agent.get_state(config).values["thread_model_call_count"] == 2
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_a_halt_without_a_checkpointer_blocks_the_reply_and_says_how_to_review_it(
+    use_async: bool,
+) -> None:
+    # LangGraph cannot resume an interrupt without a checkpointer: the reply fails closed.
+    agent, _, model = make(Action.HALT, [f"Price {SECRET}."], saver=False)
+    with capture_logs() as logs:
+        out = ask(agent, {"messages": [HumanMessage("Quote.")]}, {}, use_async)
+    assert "__interrupt__" not in out and model.calls == 1
+    assert out["messages"][-1].content == "[kinguard blocked a message from seller]"
+    (blocked,) = [e for e in logs if e["event"] == "kinguard.halt_blocked"]
+    assert blocked["log_level"] == "error" and blocked["reason"] == "no checkpointer"
+    assert blocked["fix"] == "compile with a checkpointer to review halts"
+    (decided,) = [e for e in logs if e["event"] == "kinguard.halt_decided"]
+    assert decided["decision"] == "reject" and "no checkpointer" in decided["reason"]
