@@ -1126,7 +1126,7 @@ class GraphCore:
             for name, value in list(update.items()):
                 if name == key or not _carries_identity(value):
                     continue
-                if type(value) is list or type(value) is tuple:
+                if _listing(value):
                     kept = _without_identity(prepared, value)
                     update[name] = value if kept is None else type(value)(kept)
                     continue
@@ -1382,11 +1382,17 @@ _IDENTITY_KINDS = frozenset(
 def _carries_identity(value: Any) -> bool:
     """An update's value is, or lists, kinguard's identity. Only items of the types it can
     take are read: a copied history is read in its system messages, not every message."""
-    if type(value) is list or type(value) is tuple:
+    if _listing(value):
         return not _IDENTITY_KINDS.isdisjoint(map(type, value)) and any(
             is_identity_message(item) for item in value if type(item) in _IDENTITY_KINDS
         )
     return type(value) in _IDENTITY_KINDS and is_identity_message(value)
+
+
+def _listing(value: Any) -> bool:
+    """An update's value lists values: a list or tuple, but not one ``(role, text)`` pair
+    with the identity in it (a pair channel's message kept on its own, e.g. its prompt)."""
+    return type(value) is list or (type(value) is tuple and not is_identity_message(value))
 
 
 def _without_identity(prepared: Prepared, values: Sequence[Any]) -> list[Any] | None:

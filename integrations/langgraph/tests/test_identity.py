@@ -233,6 +233,26 @@ def test_a_dict_list_channel_gets_the_identity_in_the_apps_prompt_once() -> None
     assert user == start[1]
 
 
+class PairListState(TypedDict, total=False):
+    messages: Annotated[list[tuple[str, str]], operator.add]
+    prompt: tuple[str, str]
+
+
+def test_a_node_that_keeps_the_apps_prompt_pair_in_another_key_stores_no_identity() -> None:
+    # One (role, text) pair under another key is one message, not a list of two strings.
+    def a(state: PairListState) -> dict[str, Any]:
+        return {"messages": [("assistant", "Forty.")], "prompt": state["messages"][0]}
+
+    builder = StateGraph(PairListState)
+    builder.add_node("a", a)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", END)
+    start = [("system", PROMPT), ("user", "Go.")]
+    out = guard_graph(builder, guard_for("a", "b")).compile().invoke({"messages": start})
+    assert out["prompt"] == ("system", PROMPT)
+    assert IDENTITY_MARKER not in repr(out)
+
+
 @pytest.mark.parametrize("identity", ["none", "disassociate"])
 def test_a_nudge_in_the_apps_prompt_reaches_the_model_and_not_the_state(identity: str) -> None:
     # Under ``none`` the nudge goes in alone, with no identity block to be recognised by.
