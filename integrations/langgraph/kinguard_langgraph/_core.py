@@ -1122,19 +1122,26 @@ class GraphCore:
         the messages (the node's input kept as ``history``, a scratchpad). Only the update's
         values are read, as lists, tuples or single messages: not data nested deeper."""
         key = self.messages_key
-        for update in _update_dicts(output):
-            for name, value in list(update.items()):
-                if name == key or not _carries_identity(value):
-                    continue
-                if _listing(value):
-                    kept = _without_identity(prepared, value)
-                    update[name] = value if kept is None else type(value)(kept)
-                    continue
-                restored = prepared.restored(value)
-                if restored is None:
-                    del update[name]
-                else:
-                    update[name] = restored
+        for update in _updates(output):
+            if isinstance(update, dict):
+                for name, value in list(update.items()):
+                    if name != key and _carries_identity(value):
+                        restored = _restored_value(prepared, value)
+                        if restored is None:
+                            del update[name]
+                        else:
+                            update[name] = restored
+                continue
+            # A Command's (channel, value) pairs: last first, so that a deletion moves none
+            # still to be read.
+            for index in reversed(range(len(update))):
+                pair = update[index]
+                if _is_write(pair) and pair[0] != key and _carries_identity(pair[1]):
+                    restored = _restored_value(prepared, pair[1])
+                    if restored is None:
+                        del update[index]
+                    else:
+                        update[index] = (pair[0], restored)
 
     # -- update shapes ------------------------------------------------------------------------
 
@@ -1166,7 +1173,7 @@ class GraphCore:
                     units.append(unit)
             elif isinstance(update, list):  # (channel, value) pairs, a form LangGraph accepts
                 for index, pair in enumerate(update):
-                    if isinstance(pair, (tuple, list)) and len(pair) == 2 and pair[0] == key:
+                    if _is_write(pair) and pair[0] == key:
                         unit = _unit_for(pair[1], partial(_set_pair, update, index, key), own_form)
                         if unit is not None:
                             units.append(unit)
@@ -1410,18 +1417,35 @@ def _without_identity(prepared: Prepared, values: Sequence[Any]) -> list[Any] | 
     return kept
 
 
-def _update_dicts(output: Any) -> list[dict[str, Any]]:
-    """The dicts an (editable) output writes to the state or hands to ``Send`` tasks."""
+def _restored_value(prepared: Prepared, value: Any) -> Any:
+    """An update's ``value`` (:func:`_carries_identity`) as the app had it; ``None``: it was
+    kinguard's own identity message, to be left out."""
+    if _listing(value):
+        kept = _without_identity(prepared, value)
+        return value if kept is None else type(value)(kept)
+    return prepared.restored(value)
+
+
+def _is_write(pair: Any) -> bool:
+    """One ``(channel, value)`` pair of a Command's update given as a list of them."""
+    return isinstance(pair, (tuple, list)) and len(pair) == 2
+
+
+def _updates(output: Any) -> list[dict[str, Any] | list[Any]]:
+    """What an (editable) output writes to the state or hands to ``Send`` tasks: dicts, and
+    the lists of ``(channel, value)`` pairs a Command's update may be given as."""
     if isinstance(output, dict):
         return [output]
     if isinstance(output, Command):
-        found = [output.update] if isinstance(output.update, dict) else []
+        found: list[dict[str, Any] | list[Any]] = (
+            [output.update] if isinstance(output.update, (dict, list)) else []
+        )
         goto = output.goto if isinstance(output.goto, (list, tuple)) else (output.goto,)
         return found + [
             send.arg for send in goto if isinstance(send, Send) and isinstance(send.arg, dict)
         ]
     if isinstance(output, (list, tuple)):
-        return [found for item in output for found in _update_dicts(item)]
+        return [found for item in output for found in _updates(item)]
     return []
 
 

@@ -139,8 +139,8 @@ def test_other_windows_that_keep_the_apps_prompt_keep_the_identity(
     assert out["messages"][:-1] == messages
 
 
-@pytest.mark.parametrize("command", [False, True], ids=["dict", "command"])
-def test_a_node_that_keeps_its_input_in_other_keys_stores_no_identity(command: bool) -> None:
+@pytest.mark.parametrize("shape", ["dict", "command", "command-pairs"])
+def test_a_node_that_keeps_its_input_in_other_keys_stores_no_identity(shape: str) -> None:
     # The input kept whole (the very list), windowed, converted to dicts and appended to a
     # scratchpad that already holds something: the state gets it as the app had it.
     def buyer(state: HistoryState) -> Any:
@@ -149,7 +149,9 @@ def test_a_node_that_keeps_its_input_in_other_keys_stores_no_identity(command: b
             "history": state["messages"],
             "scratch": ["note", *convert_to_openai_messages(last_three(state["messages"]))],
         }
-        return Command(update=update, goto=END) if command else update
+        if shape == "command-pairs":  # (channel, value) pairs, a form LangGraph accepts
+            return Command(update=list(update.items()), goto=END)
+        return Command(update=update, goto=END) if shape == "command" else update
 
     for system in [(PROMPT,), ()]:
         messages = long_history(*system)
