@@ -1132,6 +1132,11 @@ class GraphCore:
                         else:
                             update[name] = restored
                 continue
+            if isinstance(update, BaseModel):  # a Pydantic state's update: its fields
+                for name, value in list(vars(update).items()):
+                    if name != key and _carries_identity(value):
+                        _force_setattr(update, name, _restored_value(prepared, value))
+                continue
             # A Command's (channel, value) pairs: last first, so that a deletion moves none
             # still to be read.
             for index in reversed(range(len(update))):
@@ -1431,14 +1436,14 @@ def _is_write(pair: Any) -> bool:
     return isinstance(pair, (tuple, list)) and len(pair) == 2
 
 
-def _updates(output: Any) -> list[dict[str, Any] | list[Any]]:
-    """What an (editable) output writes to the state or hands to ``Send`` tasks: dicts, and
-    the lists of ``(channel, value)`` pairs a Command's update may be given as."""
-    if isinstance(output, dict):
+def _updates(output: Any) -> list[dict[str, Any] | list[Any] | BaseModel]:
+    """What an (editable) output writes to the state or hands to ``Send`` tasks: dicts, the
+    lists of ``(channel, value)`` pairs a Command's update may be given as, Pydantic models."""
+    if isinstance(output, (dict, BaseModel)):
         return [output]
     if isinstance(output, Command):
-        found: list[dict[str, Any] | list[Any]] = (
-            [output.update] if isinstance(output.update, (dict, list)) else []
+        found: list[dict[str, Any] | list[Any] | BaseModel] = (
+            [output.update] if isinstance(output.update, (dict, list, BaseModel)) else []
         )
         goto = output.goto if isinstance(output.goto, (list, tuple)) else (output.goto,)
         return found + [

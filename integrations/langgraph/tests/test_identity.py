@@ -18,6 +18,7 @@ from kinguard_langgraph._scripted import ScriptedChatModel
 from langchain.agents import create_agent
 from langchain_core.messages import (
     AIMessage,
+    AnyMessage,
     BaseMessage,
     HumanMessage,
     SystemMessage,
@@ -30,6 +31,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.types import Command
+from pydantic import BaseModel
 
 from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
 from kinguard.identity import IDENTITY_MARKER
@@ -161,6 +163,31 @@ def test_a_node_that_keeps_its_input_in_other_keys_stores_no_identity(shape: str
         window = [*messages[: len(system)], *messages[-2:]]
         assert out["scratch"] == ["note", *convert_to_openai_messages(window)]
         assert IDENTITY_MARKER not in repr(out)
+
+
+class ModelState(BaseModel):
+    messages: Annotated[list[AnyMessage], add_messages] = []
+    history: list[AnyMessage] = []
+
+
+@pytest.mark.parametrize("command", [False, True], ids=["model", "command"])
+@pytest.mark.parametrize("system", [(PROMPT,), ()], ids=["app-prompt", "no-prompt"])
+def test_a_pydantic_update_that_keeps_the_input_stores_no_identity(
+    command: bool, system: tuple[str, ...]
+) -> None:
+    def buyer(state: ModelState) -> Any:
+        update = ModelState(messages=[AIMessage("Forty.", name="buyer")], history=state.messages)
+        return Command(update=update, goto=END) if command else update
+
+    builder = StateGraph(ModelState)
+    builder.add_node("buyer", buyer)
+    builder.add_edge(START, "buyer")
+    builder.add_edge("buyer", END)
+    messages = long_history(*system)
+    graph = guard_graph(builder, guard_for("buyer", "seller")).compile()
+    out = graph.invoke({"messages": messages})
+    assert out["history"] == messages
+    assert IDENTITY_MARKER not in repr(out)
 
 
 def test_a_node_that_returns_its_merged_input_leaves_the_apps_prompt_as_it_made_it() -> None:
