@@ -1149,19 +1149,31 @@ class GraphCore:
         the messages (the node's input kept as ``history``, a scratchpad). Only the update's
         values are read, as lists, tuples or single messages: not data nested deeper."""
         key = self.messages_key
-        for update in _update_dicts(output):
-            for name, value in list(update.items()):
-                if name == key or not _carries_identity(value):
-                    continue
-                if type(value) is list or type(value) is tuple:
-                    kept = _without_identity(prepared, value)
-                    update[name] = value if kept is None else type(value)(kept)
-                    continue
-                restored = prepared.restored(value)
-                if restored is None:
-                    del update[name]
-                else:
-                    update[name] = restored
+        for update in _updates(output):
+            if isinstance(update, dict):
+                for name, value in list(update.items()):
+                    if name != key and _carries_identity(value):
+                        restored = _restored_value(prepared, value)
+                        if restored is None:
+                            del update[name]
+                        else:
+                            update[name] = restored
+                continue
+            if isinstance(update, BaseModel):  # a Pydantic state's update: its fields
+                for name, value in list(vars(update).items()):
+                    if name != key and _carries_identity(value):
+                        _force_setattr(update, name, _restored_value(prepared, value))
+                continue
+            # A Command's (channel, value) pairs: last first, so that a deletion moves none
+            # still to be read.
+            for index in reversed(range(len(update))):
+                pair = update[index]
+                if _is_write(pair) and pair[0] != key and _carries_identity(pair[1]):
+                    restored = _restored_value(prepared, pair[1])
+                    if restored is None:
+                        del update[index]
+                    else:
+                        update[index] = (pair[0], restored)
 
     # -- update shapes ------------------------------------------------------------------------
 
@@ -1193,7 +1205,7 @@ class GraphCore:
                     units.append(unit)
             elif isinstance(update, list):  # (channel, value) pairs, a form LangGraph accepts
                 for index, pair in enumerate(update):
-                    if isinstance(pair, (tuple, list)) and len(pair) == 2 and pair[0] == key:
+                    if _is_write(pair) and pair[0] == key:
                         unit = _unit_for(pair[1], partial(_set_pair, update, index, key), own_form)
                         if unit is not None:
                             units.append(unit)
@@ -1409,11 +1421,17 @@ _IDENTITY_KINDS = frozenset(
 def _carries_identity(value: Any) -> bool:
     """An update's value is, or lists, kinguard's identity. Only items of the types it can
     take are read: a copied history is read in its system messages, not every message."""
-    if type(value) is list or type(value) is tuple:
+    if _listing(value):
         return not _IDENTITY_KINDS.isdisjoint(map(type, value)) and any(
             is_identity_message(item) for item in value if type(item) in _IDENTITY_KINDS
         )
     return type(value) in _IDENTITY_KINDS and is_identity_message(value)
+
+
+def _listing(value: Any) -> bool:
+    """An update's value lists values: a list or tuple, but not one ``(role, text)`` pair
+    with the identity in it (a pair channel's message kept on its own, e.g. its prompt)."""
+    return type(value) is list or (type(value) is tuple and not is_identity_message(value))
 
 
 def _without_identity(prepared: Prepared, values: Sequence[Any]) -> list[Any] | None:
@@ -1431,18 +1449,35 @@ def _without_identity(prepared: Prepared, values: Sequence[Any]) -> list[Any] | 
     return kept
 
 
-def _update_dicts(output: Any) -> list[dict[str, Any]]:
-    """The dicts an (editable) output writes to the state or hands to ``Send`` tasks."""
-    if isinstance(output, dict):
+def _restored_value(prepared: Prepared, value: Any) -> Any:
+    """An update's ``value`` (:func:`_carries_identity`) as the app had it; ``None``: it was
+    kinguard's own identity message, to be left out."""
+    if _listing(value):
+        kept = _without_identity(prepared, value)
+        return value if kept is None else type(value)(kept)
+    return prepared.restored(value)
+
+
+def _is_write(pair: Any) -> bool:
+    """One ``(channel, value)`` pair of a Command's update given as a list of them."""
+    return isinstance(pair, (tuple, list)) and len(pair) == 2
+
+
+def _updates(output: Any) -> list[dict[str, Any] | list[Any] | BaseModel]:
+    """What an (editable) output writes to the state or hands to ``Send`` tasks: dicts, the
+    lists of ``(channel, value)`` pairs a Command's update may be given as, Pydantic models."""
+    if isinstance(output, (dict, BaseModel)):
         return [output]
     if isinstance(output, Command):
-        found = [output.update] if isinstance(output.update, dict) else []
+        found: list[dict[str, Any] | list[Any] | BaseModel] = (
+            [output.update] if isinstance(output.update, (dict, list, BaseModel)) else []
+        )
         goto = output.goto if isinstance(output.goto, (list, tuple)) else (output.goto,)
         return found + [
             send.arg for send in goto if isinstance(send, Send) and isinstance(send.arg, dict)
         ]
     if isinstance(output, (list, tuple)):
-        return [found for item in output for found in _update_dicts(item)]
+        return [found for item in output for found in _updates(item)]
     return []
 
 

@@ -18,6 +18,7 @@ from kinguard_langgraph._scripted import ScriptedChatModel
 from langchain.agents import create_agent
 from langchain_core.messages import (
     AIMessage,
+    AnyMessage,
     BaseMessage,
     HumanMessage,
     SystemMessage,
@@ -30,6 +31,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.types import Command
+from pydantic import BaseModel
 
 from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
 from kinguard.identity import IDENTITY_MARKER, NUDGE_MARKER
@@ -139,8 +141,8 @@ def test_other_windows_that_keep_the_apps_prompt_keep_the_identity(
     assert out["messages"][:-1] == messages
 
 
-@pytest.mark.parametrize("command", [False, True], ids=["dict", "command"])
-def test_a_node_that_keeps_its_input_in_other_keys_stores_no_identity(command: bool) -> None:
+@pytest.mark.parametrize("shape", ["dict", "command", "command-pairs"])
+def test_a_node_that_keeps_its_input_in_other_keys_stores_no_identity(shape: str) -> None:
     # The input kept whole (the very list), windowed, converted to dicts and appended to a
     # scratchpad that already holds something: the state gets it as the app had it.
     def buyer(state: HistoryState) -> Any:
@@ -149,7 +151,9 @@ def test_a_node_that_keeps_its_input_in_other_keys_stores_no_identity(command: b
             "history": state["messages"],
             "scratch": ["note", *convert_to_openai_messages(last_three(state["messages"]))],
         }
-        return Command(update=update, goto=END) if command else update
+        if shape == "command-pairs":  # (channel, value) pairs, a form LangGraph accepts
+            return Command(update=list(update.items()), goto=END)
+        return Command(update=update, goto=END) if shape == "command" else update
 
     for system in [(PROMPT,), ()]:
         messages = long_history(*system)
@@ -159,6 +163,31 @@ def test_a_node_that_keeps_its_input_in_other_keys_stores_no_identity(command: b
         window = [*messages[: len(system)], *messages[-2:]]
         assert out["scratch"] == ["note", *convert_to_openai_messages(window)]
         assert IDENTITY_MARKER not in repr(out)
+
+
+class ModelState(BaseModel):
+    messages: Annotated[list[AnyMessage], add_messages] = []
+    history: list[AnyMessage] = []
+
+
+@pytest.mark.parametrize("command", [False, True], ids=["model", "command"])
+@pytest.mark.parametrize("system", [(PROMPT,), ()], ids=["app-prompt", "no-prompt"])
+def test_a_pydantic_update_that_keeps_the_input_stores_no_identity(
+    command: bool, system: tuple[str, ...]
+) -> None:
+    def buyer(state: ModelState) -> Any:
+        update = ModelState(messages=[AIMessage("Forty.", name="buyer")], history=state.messages)
+        return Command(update=update, goto=END) if command else update
+
+    builder = StateGraph(ModelState)
+    builder.add_node("buyer", buyer)
+    builder.add_edge(START, "buyer")
+    builder.add_edge("buyer", END)
+    messages = long_history(*system)
+    graph = guard_graph(builder, guard_for("buyer", "seller")).compile()
+    out = graph.invoke({"messages": messages})
+    assert out["history"] == messages
+    assert IDENTITY_MARKER not in repr(out)
 
 
 def test_a_node_that_returns_its_merged_input_leaves_the_apps_prompt_as_it_made_it() -> None:
@@ -231,6 +260,26 @@ def test_a_dict_list_channel_gets_the_identity_in_the_apps_prompt_once() -> None
     ((first, user),) = seen
     assert first["content"].startswith(PROMPT) and first["content"].count(IDENTITY_MARKER) == 1
     assert user == start[1]
+
+
+class PairListState(TypedDict, total=False):
+    messages: Annotated[list[tuple[str, str]], operator.add]
+    prompt: tuple[str, str]
+
+
+def test_a_node_that_keeps_the_apps_prompt_pair_in_another_key_stores_no_identity() -> None:
+    # One (role, text) pair under another key is one message, not a list of two strings.
+    def a(state: PairListState) -> dict[str, Any]:
+        return {"messages": [("assistant", "Forty.")], "prompt": state["messages"][0]}
+
+    builder = StateGraph(PairListState)
+    builder.add_node("a", a)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", END)
+    start = [("system", PROMPT), ("user", "Go.")]
+    out = guard_graph(builder, guard_for("a", "b")).compile().invoke({"messages": start})
+    assert out["prompt"] == ("system", PROMPT)
+    assert IDENTITY_MARKER not in repr(out)
 
 
 @pytest.mark.parametrize("identity", ["none", "disassociate"])
