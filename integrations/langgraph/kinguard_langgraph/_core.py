@@ -409,7 +409,9 @@ class GraphCore:
         self._halted: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._identity_cache: dict[tuple[str, str], SystemMessage] = {}
-        self._merged_cache: dict[tuple[int, str], tuple[Any, Any]] = {}
+        self._merged_cache: dict[tuple[int, str], tuple[Any, Any, Any]] = {}
+        """(id of the app's first system message, identity text) -> (that message, the copy
+        with the identity, the content it was copied from)."""
         self.id_index = InputIds()
         self._event_verdicts: OrderedDict[str, TaskVerdicts] = OrderedDict()
         # Every node call needs the agents' names; they are rebuilt only when the guard has
@@ -626,8 +628,11 @@ class GraphCore:
             # Inside the app's first system message, not beside it: a node that windows its
             # history (``trim_messages(..., include_system=True)``) keeps only that one.
             first = messages[0]
-            merged = self._merged_cache.get((id(first), text))
-            if merged is None or merged[0] is not first:
+            cached = self._merged_cache.get((id(first), text))
+            # The same message with the same content: an app may edit its prompt in place.
+            if cached is not None and cached[0] is first and cached[2] is first.content:
+                merged = cached[:2]
+            else:
                 # This graph is (inside) a node of an enclosing guarded graph, whose node put
                 # its agent's identity in: the node that runs the agent gives it once, its own
                 # in place of the enclosing one. (Checked here only: a cached copy was checked.)
@@ -638,7 +643,7 @@ class GraphCore:
                 if isinstance(first, BaseMessage):
                     if len(self._merged_cache) > 1024:
                         self._merged_cache.clear()
-                    self._merged_cache[(id(first), text)] = merged
+                    self._merged_cache[(id(first), text)] = (*merged, first.content)
             if merged[1] is not None:
                 prepared.merged = merged
                 injected = [merged[1], *messages[1:]]

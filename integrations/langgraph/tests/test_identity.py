@@ -364,6 +364,23 @@ def test_a_create_agent_node_gets_the_identity_once_inside_the_apps_prompt(
     assert out["messages"][:-1] == messages
 
 
+def test_an_app_prompt_edited_in_place_reaches_the_model_as_edited() -> None:
+    # kinguard keeps its copy of the app's prompt (with the identity) from turn to turn: an
+    # app that edits its SystemMessage object between runs must not be given the old words.
+    model = ScriptedChatModel(replies=["ok"] * 2)
+    graph = guard_graph(
+        single("buyer", lambda state: {"messages": [model.invoke(state["messages"])]}),
+        guard_for("buyer", "seller"),
+    ).compile()
+    prompt = SystemMessage("Prompt version A.", id="sys")
+    for version in ("A", "B"):
+        prompt.content = f"Prompt version {version}."
+        graph.invoke({"messages": [prompt, HumanMessage("hi")], "history": [], "scratch": []})
+    firsts = [str(sent[0].content) for sent in model.inputs]
+    assert [f.split("\n\n")[0] for f in firsts] == ["Prompt version A.", "Prompt version B."]
+    assert all(IDENTITY_MARKER in f for f in firsts)
+
+
 # -- a guarded graph as a node of a graph guarded by the same guard --------------------------
 
 
