@@ -1164,8 +1164,8 @@ class GraphCore:
                         else:
                             update[name] = restored
                 continue
-            if isinstance(update, BaseModel):  # a Pydantic state's update: its fields
-                for name, value in list(vars(update).items()):
+            if not isinstance(update, list):  # a Pydantic or dataclass state's: its fields
+                for name, value in _fields(update):
                     if name != key and _carries_identity(value):
                         _force_setattr(update, name, _restored_value(prepared, value))
                 continue
@@ -1468,14 +1468,18 @@ def _is_write(pair: Any) -> bool:
     return isinstance(pair, (tuple, list)) and len(pair) == 2
 
 
-def _updates(output: Any) -> list[dict[str, Any] | list[Any] | BaseModel]:
+def _updates(output: Any) -> list[Any]:
     """What an (editable) output writes to the state or hands to ``Send`` tasks: dicts, the
-    lists of ``(channel, value)`` pairs a Command's update may be given as, Pydantic models."""
+    lists of ``(channel, value)`` pairs a Command's update may be given as, Pydantic models
+    and dataclasses."""
     if isinstance(output, (dict, BaseModel)):
         return [output]
-    if isinstance(output, Command):
-        found: list[dict[str, Any] | list[Any] | BaseModel] = (
-            [output.update] if isinstance(output.update, (dict, list, BaseModel)) else []
+    if isinstance(output, Command):  # (first: a Command is a dataclass too)
+        update = output.update
+        found = (
+            [update]
+            if isinstance(update, (dict, list, BaseModel)) or _is_dataclass_object(update)
+            else []
         )
         goto = output.goto if isinstance(output.goto, (list, tuple)) else (output.goto,)
         return found + [
@@ -1483,7 +1487,18 @@ def _updates(output: Any) -> list[dict[str, Any] | list[Any] | BaseModel]:
         ]
     if isinstance(output, (list, tuple)):
         return [found for item in output for found in _updates(item)]
-    return []
+    return [output] if _is_dataclass_object(output) else []
+
+
+def _is_dataclass_object(value: Any) -> bool:
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
+
+
+def _fields(update: Any) -> list[tuple[str, Any]]:
+    """A Pydantic or dataclass update's fields, read before any is set."""
+    if isinstance(update, BaseModel):
+        return list(vars(update).items())
+    return [(field.name, getattr(update, field.name)) for field in dataclasses.fields(update)]
 
 
 def _raw_form(messages: Sequence[Any], empty: type | None) -> type | None:
@@ -2028,9 +2043,11 @@ def _editable(output: Any) -> Any:
     if isinstance(output, dict):
         return dict(output)
     if isinstance(output, Command):
-        update = output.update
+        update: Any = output.update
         if isinstance(update, (dict, BaseModel)):
             update = dict(update) if isinstance(update, dict) else update.model_copy()
+        elif _is_dataclass_object(update):
+            update = dataclasses.replace(update)
         elif isinstance(update, (list, tuple)):
             update = list(update)  # pairs: replaced one by one when their messages change
         return dataclasses.replace(output, update=update, goto=_editable_goto(output.goto))
@@ -2038,6 +2055,6 @@ def _editable(output: Any) -> Any:
         return [_editable(item) for item in output]
     if isinstance(output, BaseModel):
         return output.model_copy()
-    if dataclasses.is_dataclass(output) and not isinstance(output, type):
+    if _is_dataclass_object(output):
         return dataclasses.replace(output)
     return output

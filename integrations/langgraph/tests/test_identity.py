@@ -7,6 +7,7 @@ call it makes must carry the identity, and nothing the node writes back may.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import operator
 import uuid
 from collections.abc import Callable
@@ -170,16 +171,23 @@ class ModelState(BaseModel):
     history: list[AnyMessage] = []
 
 
-@pytest.mark.parametrize("command", [False, True], ids=["model", "command"])
+@dataclasses.dataclass
+class DataState:
+    messages: Annotated[list[AnyMessage], add_messages] = dataclasses.field(default_factory=list)
+    history: list[AnyMessage] = dataclasses.field(default_factory=list)
+
+
+@pytest.mark.parametrize("schema", [ModelState, DataState], ids=["pydantic", "dataclass"])
+@pytest.mark.parametrize("command", [False, True], ids=["state", "command"])
 @pytest.mark.parametrize("system", [(PROMPT,), ()], ids=["app-prompt", "no-prompt"])
-def test_a_pydantic_update_that_keeps_the_input_stores_no_identity(
-    command: bool, system: tuple[str, ...]
+def test_a_state_object_update_that_keeps_the_input_stores_no_identity(
+    schema: type[ModelState | DataState], command: bool, system: tuple[str, ...]
 ) -> None:
-    def buyer(state: ModelState) -> Any:
-        update = ModelState(messages=[AIMessage("Forty.", name="buyer")], history=state.messages)
+    def buyer(state: Any) -> Any:
+        update = schema(messages=[AIMessage("Forty.", name="buyer")], history=state.messages)
         return Command(update=update, goto=END) if command else update
 
-    builder = StateGraph(ModelState)
+    builder = StateGraph(schema)
     builder.add_node("buyer", buyer)
     builder.add_edge(START, "buyer")
     builder.add_edge("buyer", END)
