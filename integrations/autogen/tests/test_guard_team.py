@@ -1065,6 +1065,22 @@ async def test_tool_call_arguments_are_read_before_the_tool_runs(
     assert not type(seller._workbench[0]).__name__.startswith("Guarded")
 
 
+async def run_until_ordered(
+    kit: SimpleNamespace, action: str, buyer: BaseChatAgent
+) -> tuple[list[Any], TaskResult]:
+    """``buyer`` and a seller in a round robin that stops once ``submit_order`` ran (or at five
+    messages), streamed to its end under a keyword guard with ``action``."""
+    seller = kit.agent("seller", ["s1", "s2"])
+    stop = FunctionCallTermination("submit_order") | MaxMessageTermination(5)
+    team = guard_team(
+        RoundRobinGroupChat([buyer, seller], termination_condition=stop), kit.keyword_guard(action)
+    )
+    items = [item async for item in team.run_stream(task="Go.")]
+    result = items[-1]
+    assert isinstance(result, TaskResult)
+    return items, result
+
+
 @pytest.mark.parametrize(
     ("action", "runs"), [("redact", False), ("block", False), ("halt", False), ("log", True)]
 )
@@ -1082,14 +1098,7 @@ async def test_a_refused_call_does_not_stop_a_team_that_stops_once_its_tool_ran(
     buyer = kit.agent(
         "buyer", [kit.tool_call("submit_order", "c1", arguments), "b2"], tools=[submit_order]
     )
-    seller = kit.agent("seller", ["s1", "s2"])
-    stop = FunctionCallTermination("submit_order") | MaxMessageTermination(5)
-    team = guard_team(
-        RoundRobinGroupChat([buyer, seller], termination_condition=stop), kit.keyword_guard(action)
-    )
-    items = [item async for item in team.run_stream(task="Go.")]
-    result = items[-1]
-    assert isinstance(result, TaskResult)
+    items, result = await run_until_ordered(kit, action, buyer)
     assert bool(ran) is runs
     assert ("Function 'submit_order' was executed." in (result.stop_reason or "")) is runs
     if runs:
@@ -1116,14 +1125,7 @@ async def test_a_tool_that_ran_stops_the_team_though_its_turn_is_withheld(
 
     call = kit.tool_call("submit_order", "c1", json.dumps({"note": "two crates"}))
     buyer = kit.agent("buyer", [call, "b2"], tools=[submit_order])
-    seller = kit.agent("seller", ["s1", "s2"])
-    stop = FunctionCallTermination("submit_order") | MaxMessageTermination(5)
-    team = guard_team(
-        RoundRobinGroupChat([buyer, seller], termination_condition=stop), kit.keyword_guard(action)
-    )
-    items = [item async for item in team.run_stream(task="Go.")]
-    result = items[-1]
-    assert isinstance(result, TaskResult)
+    items, result = await run_until_ordered(kit, action, buyer)
     assert "Function 'submit_order' was executed." in (result.stop_reason or "")
     # The tool's output is withheld with the turn's message (a summary of it): only that it ran
     # shows.

@@ -76,6 +76,16 @@ def given_context(kit: SimpleNamespace, seller: Any) -> tuple[AssistantMessage, 
     return calls[0], json.dumps([m.model_dump(mode="json") for m in given])
 
 
+async def handed_over(team: Any, *, approve: bool) -> HandoffMessage:
+    """The handoff the team's run delivers; with ``approve``, after a person approved its halt."""
+    result = await team.run(task="Go.")
+    if approve:
+        task = resolve_halt(team, HumanDecision(type="approve"))
+        assert isinstance(task, HandoffMessage)
+        result = await team.run(task=task)
+    return next(m for m in result.messages if isinstance(m, HandoffMessage))
+
+
 @pytest.mark.parametrize("restored", [False, True])
 @pytest.mark.parametrize("redact_too", [False, True])
 async def test_an_approved_handoff_goes_with_its_context_less_what_the_verdict_withholds(
@@ -123,12 +133,7 @@ async def test_a_handoffs_context_reaches_its_target_concealed(
         handoffs=[Handoff(target="seller", message=words)],
         tools=[sign_note],
     )
-    result = await team.run(task="Go.")
-    if halted:
-        task = resolve_halt(team, HumanDecision(type="approve"))
-        assert isinstance(task, HandoffMessage)
-        result = await team.run(task=task)
-    handoff = next(m for m in result.messages if isinstance(m, HandoffMessage))
+    handoff = await handed_over(team, approve=halted)
     assert handoff.content == words
     said, given = given_context(kit, seller)
     assert "GPT-4o" not in given and "OpenAI" not in given
@@ -176,12 +181,8 @@ async def test_words_said_across_a_handoff_and_its_context_are_cut_from_both(
         handing_over("PACT it is."),
         handoffs=[Handoff(target="seller", message="Over to you, ZEBRA")],
     )
-    result = await team.run(task="Go.")
-    if halted:  # approved, with what the redaction withholds withheld
-        task = resolve_halt(team, HumanDecision(type="approve"))
-        assert isinstance(task, HandoffMessage)
-        result = await team.run(task=task)
-    handoff = next(m for m in result.messages if isinstance(m, HandoffMessage))
+    # halted: approved, with what the redaction withholds withheld
+    handoff = await handed_over(team, approve=halted)
     assert handoff.content == f"Over to you, {REDACTED}"
     said, given = given_context(kit, seller)
     assert said.thought == " it is."
@@ -206,12 +207,8 @@ async def test_a_refused_call_in_a_handoffs_context_goes_without_its_arguments(
         thought="Noting both." if not halted else f"Noting both, {kit.KEYWORD}.",
     )
     seller, team = swarm(kit, kit.keyword_guard("halt" if halted else "block"), output)
-    result = await team.run(task="Go.")
-    if halted:  # the thought halted the handoff; released, it goes with its context too
-        task = resolve_halt(team, HumanDecision(type="approve"))
-        assert isinstance(task, HandoffMessage)
-        result = await team.run(task=task)
-    handoff = next(m for m in result.messages if isinstance(m, HandoffMessage))
+    # halted by the thought: released, it goes with its context too
+    handoff = await handed_over(team, approve=halted)
     assert handoff.content == TRANSFERRED
     said, given = given_context(kit, seller)
     assert [(c.name, c.arguments) for c in said.content] == [
