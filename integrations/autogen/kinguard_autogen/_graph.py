@@ -33,11 +33,12 @@ from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
 from autogen_agentchat.teams import GraphFlow
 from autogen_agentchat.teams._group_chat._base_group_chat_manager import BaseGroupChatManager
 from autogen_agentchat.teams._group_chat._graph._digraph_group_chat import GraphFlowManager
-from autogen_core import AgentId, CancellationToken, SingleThreadedAgentRuntime
+from autogen_core import CancellationToken
 
 from kinguard import Action
 from kinguard.logs import get_logger
 from kinguard_autogen._events import META_RESOLVED, kinguard_action
+from kinguard_autogen._managers import Patch, with_manager
 from kinguard_autogen._participant import TeamGuard
 
 __all__ = ["resume_where_halted"]
@@ -47,7 +48,6 @@ _log = get_logger("kinguard.autogen")
 # Under this key in the manager's state (which AgentChat's GraphFlow ignores): a halt's pause.
 _STATE_KEY = "kinguard_pause"
 
-_Patch = Callable[[object, str, Any], None]
 _Update = Callable[[Sequence[BaseAgentEvent | BaseChatMessage]], Awaitable[None]]
 # Messages routed after a halt notice: the team stops within the step, so a few at most. More
 # means the team went on without stopping (no longer guarded): nothing to resume then.
@@ -70,37 +70,13 @@ class _Pause:
         self.routed: list[BaseChatMessage] = []
 
 
-def resume_where_halted(team: GraphFlow, tg: TeamGuard, patch: _Patch) -> None:
-    """Make the team's manager route released messages as described above: the one it makes
-    at its first run or, if it has run already, the one it made then. ``tg``: the guard of
-    the team's agents; ``patch(object, attribute, value)`` changes what unguarding restores."""
+def resume_where_halted(team: GraphFlow, tg: TeamGuard, patch: Patch) -> None:
+    """Make the team's manager route released messages as described above. ``tg``: the guard
+    of the team's agents."""
     nodes = set(team._graph.nodes)
-    if not team._initialized:
-        create = team._create_group_chat_manager_factory
-
-        def factory(*args: Any, **kwargs: Any) -> Callable[[], GraphFlowManager]:
-            make = create(*args, **kwargs)
-
-            def manager() -> GraphFlowManager:
-                made = make()
-                _Resuming(made, nodes, tg).install(patch)
-                return made
-
-            return manager
-
-        patch(team, "_create_group_chat_manager_factory", factory)
-        return
-    # Made at the first run, and kept by the runtime (AgentChat has no public way to it).
-    runtime = team._runtime
-    manager_id = AgentId(team._group_chat_manager_topic_type, team._team_id)
-    made = (
-        runtime._instantiated_agents.get(manager_id)
-        if isinstance(runtime, SingleThreadedAgentRuntime)
-        else None
-    )
-    if isinstance(made, GraphFlowManager):
-        _Resuming(made, nodes, tg).install(patch)
-    else:
+    if not with_manager(
+        team, GraphFlowManager, lambda made: _Resuming(made, nodes, tg).install(patch), patch
+    ):
         _log.warning(
             "kinguard.autogen.graph_routing_unguarded",
             team=tg.team_name,
@@ -125,7 +101,7 @@ class _Resuming:
         self.terminate = manager._apply_termination_condition
         self.pause: _Pause | None = None
 
-    def install(self, patch: _Patch) -> None:
+    def install(self, patch: Patch) -> None:
         manager = self.manager
         patch(manager, "update_message_thread", self.update_message_thread)
         patch(manager, "reset", self.forget_and_reset)

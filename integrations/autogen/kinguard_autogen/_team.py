@@ -15,7 +15,7 @@ from autogen_agentchat.agents import (
 )
 from autogen_agentchat.base import ChatAgent, Team
 from autogen_agentchat.messages import BaseChatMessage, HandoffMessage, TextMessage
-from autogen_agentchat.teams import BaseGroupChat, GraphFlow
+from autogen_agentchat.teams import BaseGroupChat, GraphFlow, MagenticOneGroupChat
 from autogen_agentchat.tools import AgentTool, TeamTool
 from autogen_core import AgentId, ComponentModel
 from autogen_core.models import SystemMessage
@@ -30,6 +30,7 @@ from kinguard_autogen._events import (
     kinguard_action,
 )
 from kinguard_autogen._graph import resume_where_halted
+from kinguard_autogen._magentic import resume_orchestrator
 from kinguard_autogen._participant import (
     VERDICT_EVENTS_WELCOME,
     EventMode,
@@ -384,6 +385,8 @@ def _guard_members(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) ->
     _add_halt_termination(team, tg, installed)
     if isinstance(team, GraphFlow):
         resume_where_halted(team, tg, installed.patch)
+    elif isinstance(team, MagenticOneGroupChat):
+        resume_orchestrator(team, tg, installed.patch)
     if not team._message_factory.is_registered(KinGuardVerdictEvent):
         # The participants' containers log what the agents yield through this factory.
         team._message_factory.register(KinGuardVerdictEvent)
