@@ -58,10 +58,17 @@ class GuardedStateGraph:
                 "the original StateGraph builder with another guard"
             )
         if not isinstance(builder, StateGraph):
+            compiled = isinstance(getattr(builder, "builder", None), StateGraph)
             raise TypeError(
                 f"guard_graph() takes an uncompiled StateGraph builder, got "
-                f"{type(builder).__name__}; call guard_graph(builder, guard).compile(...) "
-                "instead of compiling first"
+                f"{type(builder).__name__}; "
+                + (
+                    "call guard_graph(builder, guard).compile(...) instead of compiling first"
+                    if compiled
+                    # A functional-API workflow (@entrypoint) has no builder to guard.
+                    else "for a workflow of the functional API (@entrypoint), guard each "
+                    "create_agent agent in it with KinGuardMiddleware(guard, agent_name=...)"
+                )
             )
         if not isinstance(guard, KinGuard):  # else a failure deep inside the first run
             raise TypeError(f"guard_graph() takes a KinGuard as guard, not {type(guard).__name__}")

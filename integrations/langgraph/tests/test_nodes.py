@@ -37,6 +37,7 @@ from langchain_core.messages import (
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import InjectedToolCallId, tool
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.func import entrypoint
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.runtime import Runtime
@@ -286,8 +287,17 @@ def test_configuration_errors_say_what_to_change(kwargs: dict[str, Any], message
 
 def test_a_compiled_graph_is_refused_with_a_hint() -> None:
     compiled = script_graph(["a"], {"a": ScriptedChatModel(replies=["x"])}, {}).compile()
-    with pytest.raises(TypeError, match="uncompiled StateGraph"):
+    with pytest.raises(TypeError, match=r"uncompiled StateGraph.*instead of compiling first"):
         guard_graph(compiled, guard_for("a"))  # type: ignore[arg-type]
+
+
+def test_a_functional_api_workflow_is_refused_with_the_way_to_guard_it() -> None:
+    @entrypoint()
+    def workflow(task: str) -> str:
+        return task
+
+    with pytest.raises(TypeError, match=r"functional API.*KinGuardMiddleware"):
+        guard_graph(workflow, guard_for("a"))  # type: ignore[arg-type]
 
 
 def test_an_agent_named_unlike_every_profile_is_logged_once_per_name() -> None:
