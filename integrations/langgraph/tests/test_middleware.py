@@ -22,6 +22,7 @@ from langchain_core.language_models.fake_chat_models import FakeMessagesListChat
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.func import entrypoint
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import Command
 from opentelemetry.sdk.trace import TracerProvider
@@ -900,3 +901,31 @@ def test_a_halt_without_a_checkpointer_blocks_the_reply_and_says_how_to_review_i
     assert blocked["fix"] == "compile with a checkpointer to review halts"
     (decided,) = [e for e in logs if e["event"] == "kinguard.halt_decided"]
     assert decided["decision"] == "reject" and "no checkpointer" in decided["reason"]
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_agents_called_from_a_functional_api_workflow_are_guarded(decision: str) -> None:
+    # guard_graph() takes a StateGraph; an @entrypoint workflow is guarded agent by agent.
+    seller, guard, _ = make(Action.HALT, [f"Hold the price, {SECRET}."], saver=False)
+    buyer_model = ScriptedChatModel(replies=["Noted."])
+    buyer = create_agent(
+        buyer_model,
+        tools=[],
+        system_prompt="You buy widgets.",
+        middleware=[KinGuardMiddleware(guard, agent_name="buyer")],
+    )
+
+    @entrypoint(checkpointer=InMemorySaver())
+    def workflow(task: str) -> str:
+        said = seller.invoke({"messages": [HumanMessage(task)]})["messages"][-1]
+        answer = buyer.invoke({"messages": [HumanMessage(str(said.content))]})["messages"][-1]
+        return str(answer.content)
+
+    config = cfg()
+    halted = workflow.invoke("Quote a price.", config)
+    assert halted["__interrupt__"][0].value["agent"] == "seller"
+    assert buyer_model.inputs == []
+    assert workflow.invoke(Command(resume={"type": decision}), config) == "Noted."
+    buyer_saw = buyer_model.rendered_inputs()[0]
+    assert (SECRET in buyer_saw) is (decision == "approve")
+    assert guard.identity_block("buyer") in buyer_saw
