@@ -1,13 +1,16 @@
 """Scripted scenarios on real AgentChat teams: the demo, the conformance suite, the benchmark.
 
 Each agent is a real ``AssistantAgent`` on a ``ReplayChatCompletionClient`` that replays its
-lines of the script; the team is a real ``SelectorGroupChat`` (speakers follow the script) or
-``RoundRobinGroupChat`` (the script must take turns in participant order).
+lines of the script; the team is a real ``SelectorGroupChat`` (speakers follow the script),
+``RoundRobinGroupChat`` (the script must take turns in participant order) or
+``MagenticOneGroupChat`` (its orchestrator's replayed progress ledgers name the script's
+speakers).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -20,7 +23,12 @@ from autogen_agentchat.messages import (
     ModelClientStreamingChunkEvent,
     TextMessage,
 )
-from autogen_agentchat.teams import BaseGroupChat, RoundRobinGroupChat, SelectorGroupChat
+from autogen_agentchat.teams import (
+    BaseGroupChat,
+    MagenticOneGroupChat,
+    RoundRobinGroupChat,
+    SelectorGroupChat,
+)
 from autogen_core import SingleThreadedAgentRuntime
 from autogen_core.models import LLMMessage, SystemMessage
 from autogen_ext.models.replay import ReplayChatCompletionClient
@@ -33,7 +41,7 @@ from kinguard_autogen._team import guard_team, pending_halt, resolve_halt
 
 __all__ = ["ScriptedTeam", "TeamKind", "run_scenario"]
 
-TeamKind = Literal["selector", "round_robin"]
+TeamKind = Literal["selector", "round_robin", "magentic_one"]
 Decider = Callable[[Verdict], HumanDecision]
 
 
@@ -78,6 +86,8 @@ class ScriptedTeam:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state: Mapping[str, Any] | None = None
         self.clients: dict[str, ReplayChatCompletionClient] = {}
+        self._orchestrator: ReplayChatCompletionClient | None = None
+        self._orchestrated = 0  # the orchestrator's lines used by earlier builds
         self.team = self._build()
         self.result = RunResult()
         self.task_results: list[TaskResult] = []
@@ -86,13 +96,15 @@ class ScriptedTeam:
         """A fresh team whose replay clients start after the lines already spoken."""
         for name, client in self.clients.items():
             self._retired[name].extend(_render(call["messages"]) for call in client.create_calls)
+        if self._orchestrator is not None:
+            self._orchestrated += len(self._orchestrator.create_calls)
         self.clients = {
             name: ReplayChatCompletionClient(
                 self.scenario.lines_of(name)[len(self._retired[name]) :]
             )
             for name in self.names
         }
-        agents: list[ChatAgent | Team] = [
+        agents: list[ChatAgent] = [
             AssistantAgent(
                 agent.name,
                 model_client=self.clients[agent.name],
@@ -102,13 +114,23 @@ class ScriptedTeam:
             )
             for agent in self.scenario.agents
         ]
+        members: list[ChatAgent | Team] = list(agents)  # what the other teams take
         done = FunctionalTermination(self._script_finished)
         team: BaseGroupChat
         if self.kind == "round_robin":
-            team = RoundRobinGroupChat(agents, termination_condition=done, runtime=self._runtime)
+            team = RoundRobinGroupChat(members, termination_condition=done, runtime=self._runtime)
+        elif self.kind == "magentic_one":
+            lines = _orchestrator_lines(self._speakers)
+            self._orchestrator = ReplayChatCompletionClient(lines[self._orchestrated :])
+            team = MagenticOneGroupChat(
+                agents,
+                model_client=self._orchestrator,
+                termination_condition=done,
+                runtime=self._runtime,
+            )
         else:
             team = SelectorGroupChat(
-                agents,
+                members,
                 model_client=ReplayChatCompletionClient([]),  # never asked: selector_func decides
                 selector_func=self._select,
                 allow_repeated_speaker=True,
@@ -198,6 +220,34 @@ class ScriptedTeam:
             streamed=[(source, "".join(pieces)) for source, pieces in self._tokens.values()],
         )
         return self.result
+
+
+def _orchestrator_lines(speakers: Sequence[str]) -> list[str]:
+    """A MagenticOne orchestrator's replies: facts, a plan, a progress ledger naming each
+    speaker in turn, then (if a run goes on after the script, as after a halt at its end) the
+    request satisfied and a final answer."""
+    return [
+        "Facts: the agents follow their script.",
+        "Plan: each agent speaks in the script's order.",
+        *(_ledger(speaker, f"{speaker}, your turn.") for speaker in speakers),
+        _ledger(speakers[-1] if speakers else "", "Done.", satisfied=True),
+        "The script is done.",
+    ]
+
+
+def _ledger(speaker: str, instruction: str, *, satisfied: bool = False) -> str:
+    def answer(value: object) -> dict[str, object]:
+        return {"reason": "scripted", "answer": value}
+
+    return json.dumps(
+        {
+            "is_request_satisfied": answer(satisfied),
+            "is_progress_being_made": answer(True),
+            "is_in_loop": answer(False),
+            "instruction_or_question": answer(instruction),
+            "next_speaker": answer(speaker),
+        }
+    )
 
 
 def _render(messages: Sequence[LLMMessage]) -> str:

@@ -54,3 +54,9 @@ class TestRoundRobinGroupChatConformance(AdapterConformance):
     @pytest.fixture
     def harness(self) -> AdapterHarness:
         return AutoGenHarness("round_robin")
+
+
+class TestMagenticOneGroupChatConformance(AdapterConformance):
+    @pytest.fixture
+    def harness(self) -> AdapterHarness:
+        return AutoGenHarness("magentic_one")
