@@ -78,7 +78,7 @@ def _resuming(start: _Start, tg: TeamGuard) -> _Start:
             tg.adapter_failed(exc)
             resumes = False
         if resumes and not _terminated(orchestrator):
-            await _go_on(orchestrator, message.messages or [], ctx)
+            await _go_on(orchestrator, message, ctx)
         else:
             await start(orchestrator, message, ctx)
 
@@ -104,19 +104,19 @@ def _terminated(orchestrator: MagenticOneOrchestrator) -> bool:
 
 
 async def _go_on(
-    orchestrator: MagenticOneOrchestrator,
-    released: Sequence[BaseChatMessage],
-    ctx: MessageContext,
+    orchestrator: MagenticOneOrchestrator, message: GroupChatStart, ctx: MessageContext
 ) -> None:
     """What AgentChat's base manager does with a run's task, then the orchestrator's next step
     as after any participant's reply."""
+    released = message.messages
     if released:
-        start = GroupChatStart(messages=list(released))
+        start = GroupChatStart(messages=released)
         await orchestrator.publish_message(
             start, topic_id=DefaultTopicId(type=orchestrator._output_topic_type)
         )
-        for each in released:
-            await orchestrator._output_message_queue.put(each)
+        if message.output_task_messages:
+            for each in released:
+                await orchestrator._output_message_queue.put(each)
         # To the participants: kinguard keeps each message from its own sender.
         await orchestrator.publish_message(
             start,

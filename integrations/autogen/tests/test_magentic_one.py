@@ -167,3 +167,14 @@ async def test_guarding_wraps_the_orchestrators_start_and_unguarding_restores_it
     assert orchestrator_of(team)._handlers[GroupChatStart] != own
     unguard_team(team)
     assert orchestrator_of(team)._handlers[GroupChatStart] == own
+
+
+async def test_a_resume_asked_for_no_task_messages_streams_none(kit: SimpleNamespace) -> None:
+    team = guard_team(magentic(kit), kit.keyword_guard("halt"))
+    await team.run(task="Agree a price for 500 sensors.")
+    task = resolve_halt(team, HumanDecision(type="edit", text="We offer 45 per unit."))
+    streamed = [item async for item in team.run_stream(task=task, output_task_messages=False)]
+    result = streamed[-1]
+    assert isinstance(result, TaskResult) and result.stop_reason == "Offer answered."
+    assert ("buyer", "We offer 45 per unit.") not in said(result)
+    assert ("seller", "We will answer within the day.") in said(result)
