@@ -116,6 +116,8 @@ _WITHHELD_TEXT = REDACTION.format("withheld")
 _STATE_VERSION = 2
 _MAX_PRIVATE = 1024
 _MAX_TOOL_EVENTS = 64
+# A tool call as inspected: its id (None: made without one), tool and arguments (_arguments_key).
+_CallKey = tuple[str | None, str, str]
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
@@ -184,11 +186,16 @@ class TeamGuard:
         self.released: dict[str, BaseChatMessage] = {}
         # Each sender's recipients: the participants are fixed, so each tuple is built once.
         self._recipients: dict[str, tuple[str, ...]] = {}
-        # Tool calls already inspected: (call id, tool) -> refused. A Swarm handoff carries the
-        # sender's calls to the next agent in its context, where they must not be read a second
-        # time. The tool is in the key because some clients (Ollama's) give every call of a
-        # response the same id.
-        self._checked_calls: dict[tuple[str, str], bool] = {}
+        # Tool calls already inspected: (call id, tool, arguments) -> refused. A Swarm handoff
+        # carries the sender's calls to the next agent in its context, where they must not be
+        # read a second time. The call id is ``None`` for a call made without one (a custom
+        # agent's); the tool and arguments are in the key because some clients (Ollama's) give
+        # every call of a response the same id, and a workbench is not told which call it runs.
+        self._checked_calls: dict[_CallKey, bool] = {}
+        # Refused calls' results: (call id, tool, kinguard's notice). A refused call's result is
+        # its notice, which tells it from the result of another call under the same id (or
+        # none), whose tool ran. Empty until a call is refused: most teams never look further.
+        self._refused_results: dict[tuple[str | None, str, str], None] = {}
         # Messages inspected lately, as delivered, by id: the messages of a team inside this one
         # pass through the turn of each agent above them (a nested team, a SocietyOfMindAgent)
         # and must be inspected once, where they were said.
@@ -320,6 +327,7 @@ class TeamGuard:
         self.identity_delivered.clear()
         self.private_deliveries.clear()
         self._checked_calls.clear()
+        self._refused_results.clear()
         self.tool_events.clear()
         self.refusals.clear()
 
@@ -529,7 +537,7 @@ class TeamGuard:
                     words.append(item.content)
                     continue
                 for call in item.content:
-                    checked = self._checked_calls.get((call.id, call.name))
+                    checked = self._checked(call)
                     if checked is None:
                         words.extend(_call_strings(call))
                     refused = refused or bool(checked)
@@ -565,11 +573,12 @@ class TeamGuard:
         """Inspect a tool call's string arguments as a message from ``agent``: the notice to
         return instead of running it, or None to run it."""
         notice = await self._tool_notice(agent, tool, arguments)
-        if call_id is not None:
-            key = (call_id, tool)
-            # Two calls of one tool under one id: a refusal of either holds for both.
-            refused = notice is not None or self._checked_calls.get(key, False)
-            _remember(self._checked_calls, key, refused)
+        key = (call_id, tool, _arguments_key(arguments))
+        # The same call twice (one id, tool and arguments): a refusal of either holds for both.
+        refused = notice is not None or self._checked_calls.get(key, False)
+        _remember(self._checked_calls, key, refused)
+        if notice is not None:
+            _remember(self._refused_results, (call_id, tool, notice), None)
         return notice
 
     async def _tool_notice(
@@ -593,10 +602,27 @@ class TeamGuard:
         return None
 
     def refused(self, call: FunctionCall | FunctionExecutionResult) -> bool:
-        """Whether kinguard refused ``call``, or the call of that result (by its id; see
-        ``check_tool_call``)."""
-        call_id = call.id if isinstance(call, FunctionCall) else call.call_id
-        return self._checked_calls.get((call_id, call.name), False)
+        """Whether kinguard refused ``call``, or the call of that result: a call by its id, tool
+        and arguments, a result by its id, tool and content (kinguard's notice). Either made
+        without an id to the workbench (by a custom agent) is found by the rest alone."""
+        if not self._refused_results:
+            return False
+        if isinstance(call, FunctionCall):
+            return bool(self._checked(call))
+        # Not by ``is_error``: a custom agent may leave it unset.
+        known = self._refused_results
+        return any((each, call.name, call.content) in known for each in (call.call_id, None))
+
+    def _checked(self, call: FunctionCall) -> bool | None:
+        """Whether kinguard refused ``call`` (``None``: it never inspected it)."""
+        try:
+            arguments = _arguments_key(json.loads(call.arguments))
+        except ValueError:
+            return None  # not JSON: AssistantAgent never hands such a call to a workbench
+        checked = self._checked_calls.get((call.id, call.name, arguments))
+        if checked is None:
+            checked = self._checked_calls.get((None, call.name, arguments))
+        return checked
 
     def _queue_tool_event(self, agent: str, tool: str, verdict: Verdict) -> None:
         event = self.event_for(verdict, about=f"call to {tool}")
@@ -680,6 +706,15 @@ def _renamed(state: Mapping[str, Any], source: str, target: str) -> dict[str, An
     monitor["conversations"] = {target: conversations[source]} if source in conversations else {}
     nudges = state.get("nudges", {})
     return {"monitor": monitor, "nudges": {target: nudges[source]} if source in nudges else {}}
+
+
+def _arguments_key(arguments: Any) -> str:
+    """A tool call's arguments as one string, however their keys are ordered: as the workbench
+    gets them (a mapping, or ``None``) and as the agent's ``FunctionCall`` says them (JSON)."""
+    try:
+        return json.dumps({} if arguments is None else arguments, sort_keys=True, default=str)
+    except (TypeError, ValueError):  # keys that do not sort, a loop: a custom agent's objects
+        return repr(arguments)
 
 
 def _remember(bounded: dict[_K, _V], key: _K, value: _V) -> None:

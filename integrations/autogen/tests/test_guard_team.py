@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from types import SimpleNamespace
 from typing import Any, Literal
 
@@ -36,6 +36,7 @@ from autogen_agentchat.messages import (
     StructuredMessage,
     TextMessage,
     ToolCallExecutionEvent,
+    ToolCallRequestEvent,
     ToolCallSummaryMessage,
 )
 from autogen_agentchat.teams import (
@@ -60,11 +61,12 @@ from autogen_core import (
 from autogen_core.models import (
     AssistantMessage,
     CreateResult,
+    FunctionExecutionResult,
     FunctionExecutionResultMessage,
     RequestUsage,
     UserMessage,
 )
-from autogen_core.tools import StaticStreamWorkbench
+from autogen_core.tools import FunctionTool, StaticStreamWorkbench, StaticWorkbench
 from autogen_ext.code_executors.local import LocalCommandLineCodeExecutor
 from autogen_ext.models.replay import ReplayChatCompletionClient
 from kinguard_autogen import (
@@ -1131,6 +1133,99 @@ async def test_a_tool_that_ran_stops_the_team_though_its_turn_is_withheld(
     # shows.
     executed = [i for i in items if isinstance(i, ToolCallExecutionEvent)]
     assert [(r.name, r.call_id) for e in executed for r in e.content] == [("submit_order", "c1")]
+    assert kit.KEYWORD not in str(items)
+
+
+def submitting(ran: list[str]) -> Any:
+    """A ``submit_order`` tool that notes each order it runs in ``ran``."""
+
+    def submit_order(note: str) -> str:
+        """Submit the order."""
+        ran.append(note)
+        return "submitted"
+
+    return submit_order
+
+
+@pytest.mark.parametrize("refused_first", [True, False])
+async def test_of_two_calls_under_one_id_only_the_refused_one_shows_as_refused(
+    kit: SimpleNamespace, refused_first: bool
+) -> None:
+    # OllamaChatCompletionClient gives every call of one response the same id: here two calls
+    # of one tool, one of which kinguard refuses. Told apart by their arguments and results.
+    ran: list[str] = []
+    refused = FunctionCall(id="0", name="submit_order", arguments=json.dumps({"note": kit.KEYWORD}))
+    allowed = FunctionCall(id="0", name="submit_order", arguments=json.dumps({"note": "crates"}))
+    reply = CreateResult(
+        finish_reason="function_calls",
+        content=[refused, allowed] if refused_first else [allowed, refused],
+        usage=RequestUsage(prompt_tokens=0, completion_tokens=0),
+        cached=False,
+    )
+    buyer = kit.agent("buyer", [reply, "b2"], tools=[submitting(ran)])
+    items, result = await run_until_ordered(kit, "block", buyer)
+    assert ran == ["crates"]
+    # One order was submitted: the team that stops once it is stops.
+    assert "Function 'submit_order' was executed." in (result.stop_reason or "")
+    order = [True, False] if refused_first else [False, True]
+    request = next(i for i in items if isinstance(i, ToolCallRequestEvent))
+    assert [c.arguments == "{}" for c in request.content] == order
+    executed = next(i for i in items if isinstance(i, ToolCallExecutionEvent))
+    assert [r.name != "submit_order" for r in executed.content] == order
+    summary = next(i for i in items if isinstance(i, ToolCallSummaryMessage))
+    assert [r.name != "submit_order" for r in summary.results] == order
+    assert [c.arguments == "{}" for c in summary.tool_calls] == order
+    assert kit.KEYWORD not in str(items)
+
+
+class Ordering(Scripted):
+    """A custom agent that submits an order through its workbench without a call id, and
+    reports the call and its result as AssistantAgent would."""
+
+    def __init__(self, name: str, note: str, tool: Callable[[str], str]) -> None:
+        super().__init__(name, ["done"])
+        self.note = note
+        self._workbench = [StaticWorkbench([FunctionTool(tool, "Submit the order.")])]
+
+    async def on_messages_stream(
+        self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
+    ) -> AsyncGenerator[BaseAgentEvent | BaseChatMessage | Response, None]:
+        if not self.lines:  # its later turns: nothing more to order
+            yield Response(chat_message=TextMessage(source=self.name, content="waiting"))
+            return
+        self.lines.pop(0)
+        arguments = {"note": self.note}
+        call = FunctionCall(id="mine-1", name="submit_order", arguments=json.dumps(arguments))
+        request = ToolCallRequestEvent(source=self.name, content=[call])
+        yield request
+        outcome = await self._workbench[0].call_tool("submit_order", arguments)
+        result = FunctionExecutionResult(
+            content=outcome.to_text(), call_id=call.id, is_error=outcome.is_error, name=call.name
+        )
+        executed = ToolCallExecutionEvent(source=self.name, content=[result])
+        yield executed
+        yield Response(
+            chat_message=ToolCallSummaryMessage(
+                source=self.name, content=result.content, tool_calls=[call], results=[result]
+            ),
+            inner_messages=[request, executed],
+        )
+
+
+@pytest.mark.parametrize(("note", "runs"), [("{kw} price", False), ("crates", True)])
+async def test_a_call_made_without_a_call_id_shows_as_refused_when_refused(
+    kit: SimpleNamespace, note: str, runs: bool
+) -> None:
+    ran: list[str] = []
+    buyer = Ordering("buyer", note.format(kw=kit.KEYWORD), submitting(ran))
+    items, result = await run_until_ordered(kit, "block", buyer)
+    assert bool(ran) is runs
+    assert ("Function 'submit_order' was executed." in (result.stop_reason or "")) is runs
+    executed = next(i for i in items if isinstance(i, ToolCallExecutionEvent))
+    summary = next(i for i in items if isinstance(i, ToolCallSummaryMessage))
+    for results in (executed.content, summary.results):
+        assert [r.name == "submit_order" for r in results] == [runs]
+    assert (summary.tool_calls[0].arguments == "{}") is not runs
     assert kit.KEYWORD not in str(items)
 
 
