@@ -295,15 +295,20 @@ class TeamGuard:
     def on_run_start(self) -> None:
         """A run starts: a halt still pending (resolve_halt takes them off) is abandoned."""
         self.runs += 1
+        self.abandon_halts("the team was run again without resolve_halt()")
+        self.acted.clear()
+
+    def abandon_halts(self, why: str) -> None:
+        """Drop the halts still pending, and what their release would have needed: their
+        messages stay withheld for good."""
         for verdict in self.pending_halts:
             _log.warning(
                 "kinguard.autogen.halt_unresolved",
                 team=self.team_name,
                 sender=verdict.sender,
-                detail="the team was run again without resolve_halt(); the message stays withheld",
+                detail=f"{why}; the message stays withheld",
             )
         self.pending_halts.clear()
-        self.acted.clear()
         self.handoff_targets.clear()
         self.handoff_releases.clear()
         self.message_releases.clear()
@@ -312,8 +317,9 @@ class TeamGuard:
         """The team starts a new conversation: nothing of the old one carries over, except
         what is not the team's to drop. A ``SocietyOfMindAgent`` resets its team after every
         turn, so a halt said in that turn must outlive the reset to be reviewed (the next run
-        drops it if no one decides), and a conversation another guarded team shares (one guard,
-        one conversation id) goes on for that team."""
+        drops it if no one decides, and so does any other reset: ``guard_team``'s ``reset``
+        calls :meth:`abandon_halts`), and a conversation another guarded team shares (one
+        guard, one conversation id) goes on for that team."""
         shared = any(
             other is not self
             and other.guard is self.guard

@@ -736,6 +736,48 @@ async def test_reset_forgets_the_old_conversations_risk_and_reminders(
     assert "[kinguard reminder]" not in kit.seen_by(seller, -1)
 
 
+@pytest.mark.parametrize("kind", ["round_robin", "selector"])
+async def test_reset_drops_a_halt_pending_from_the_forgotten_conversation(
+    kit: SimpleNamespace, kind: str
+) -> None:
+    # AgentChat's reset() clears the manager's thread, each agent's context and the speaker
+    # order: the halted message's conversation is gone, and releasing it into the new one
+    # (whose first speaker may be its sender) would make no sense.
+    buyer, seller = pair(kit, [f"b1 {kit.KEYWORD}", "b2"], ["s1", "s2"])
+    stop = MaxMessageTermination(3)
+    team: RoundRobinGroupChat | SelectorGroupChat = RoundRobinGroupChat(
+        [buyer, seller], termination_condition=stop
+    )
+    if kind == "selector":
+
+        def alternate(thread: Sequence[BaseAgentEvent | BaseChatMessage]) -> str:
+            said = [m.source for m in thread if m.source in ("buyer", "seller")]
+            return "seller" if said and said[-1] == "buyer" else "buyer"
+
+        team = SelectorGroupChat(
+            [buyer, seller],
+            model_client=ReplayChatCompletionClient([]),
+            selector_func=alternate,
+            termination_condition=stop,
+        )
+    guard = kit.keyword_guard("halt")
+    guard_team(team, guard)
+    await team.run(task="Negotiate.")
+    assert pending_halt(team) is not None
+    with capture_logs() as logs:
+        await team.reset()
+    assert pending_halt(team) is None
+    assert [
+        log["sender"] for log in logs if log["event"] == "kinguard.autogen.halt_unresolved"
+    ] == ["buyer"]
+    with pytest.raises(ValueError, match="no halted message"):
+        resolve_halt(team, HumanDecision(type="approve"))
+    assert guard.monitor.messages_seen("test") is None  # its risk went with it
+    result = await team.run(task="A new conversation.")
+    assert [source for source, _ in kit.chat(result)] == ["user", "buyer", "seller"]
+    assert kit.KEYWORD not in kit.seen_by(seller, -1)
+
+
 async def test_every_inspection_sees_the_team_and_recipients(kit: SimpleNamespace) -> None:
     three = [
         kit.agent("buyer", ["b1"]),
@@ -2063,6 +2105,38 @@ async def test_a_halt_in_a_society_of_mind_agents_own_guarded_team_outlives_its_
     halted = pending_halt(inner)  # the SocietyOfMindAgent reset its team after the turn
     assert halted is not None and halted.sender == "analyst"
     assert pending_halt(outer) is halted  # and the outer team, which it stopped, shows it
+
+
+@pytest.mark.parametrize("society_of_mind", [False, True])
+async def test_resetting_a_team_drops_the_halts_pending_in_the_guarded_teams_inside_it(
+    kit: SimpleNamespace, society_of_mind: bool
+) -> None:
+    _, _, inner = desk(kit, f"a1 {kit.KEYWORD}")
+    guard_team(inner, desk_guard(kit, "halt", conversation_id="inner"))
+    member: Any = inner
+    if society_of_mind:
+        model = ReplayChatCompletionClient(["sum"])
+        member = SocietyOfMindAgent("som", team=inner, model_client=model)
+    _lead, team = with_lead(kit, member, 8)
+    outer = guard_team(team, desk_guard(kit, "block", conversation_id="outer"))
+    await outer.run(task="Go.")
+    assert pending_halt(outer) is not None  # a SocietyOfMindAgent's own reset of its team keeps it
+    await outer.reset()  # which resets the team inside too
+    assert pending_halt(outer) is None and pending_halt(inner) is None
+
+
+async def test_a_halt_in_the_team_of_a_society_of_mind_agent_run_on_its_own_outlives_its_turn(
+    kit: SimpleNamespace,
+) -> None:
+    # The agent resets its team at the end of its turn: no reset of the app's.
+    _, _, inner = desk(kit, f"a1 {kit.KEYWORD}")
+    guard_team(inner, desk_guard(kit, "halt"))
+    som = SocietyOfMindAgent("som", team=inner, model_client=ReplayChatCompletionClient(["sum"]))
+    await som.run(task="Go.")
+    halted = pending_halt(inner)
+    assert halted is not None and halted.sender == "analyst"
+    await som.on_reset(CancellationToken())  # the app's reset of the agent, and so of its team
+    assert pending_halt(inner) is None
 
 
 async def test_a_halt_in_a_nested_team_with_its_own_guard_is_resolved_from_the_outer_team(
