@@ -111,6 +111,9 @@ _VERDICT_KEYS = frozenset({META_ACTION, META_GUARD, META_SIGNALS, META_REASONS})
 # The name a refused call's result goes by outside its agent (see _as_refused); no tool's:
 # AutoGen's model clients keep the name of a tool a model calls to [a-zA-Z0-9_-].
 _REFUSED_RESULT = "{} (refused by kinguard)"
+# Written into a name in kinguard's notice to break a word a termination condition watches for
+# (see TeamGuard.defused): invisible, and the name reads as it did.
+_WORD_JOINER = "\u2060"
 # What stands in for text kinguard withholds without a signal to name.
 _WITHHELD_TEXT = REDACTION.format("withheld")
 _STATE_VERSION = 2
@@ -176,6 +179,9 @@ class TeamGuard:
         # message id -> the message an approval releases as it was said (its images, its
         # structure, its type), kept when the verdict's other rules leave its words as they are.
         self.message_releases: dict[str, BaseChatMessage] = {}
+        # What the team's (and the teams inside it guarded with it) TextMentionTerminations
+        # watch for: kinguard's notices must not say it by accident (see defused()).
+        self.termination_words: tuple[str, ...] = ()
         # Identity blocks for participants without a system message, given with their first turn.
         self.identity_messages: dict[str, str] = {}
         self.identity_delivered: set[str] = set()
@@ -441,7 +447,7 @@ class TeamGuard:
         self, message: BaseChatMessage, verdict: Verdict, text: str, refused: bool
     ) -> BaseChatMessage:
         """The message as ``verdict`` delivers it; ``text`` and ``refused`` as inspected."""
-        delivered = rewrite(message, verdict, text, self.stamp)
+        delivered = rewrite(message, verdict, text, self)
         if (
             verdict.action is Action.HALT
             and verdict.delivered_text == text
@@ -598,13 +604,17 @@ class TeamGuard:
         except Exception as exc:
             self.adapter_failed(exc, agent=agent, tool=tool)
             if self.guard.policy.error_mode == "closed":
-                return f"[kinguard blocked the call to {tool}: inspection failure]"
+                return self.defused(
+                    f"[kinguard blocked the call to {tool}: inspection failure]", tool
+                )
             return None
         self._queue_tool_event(agent, tool, verdict)
         if verdict.action in (Action.BLOCK, Action.HALT) or verdict.delivered_text != text:
             _bounded_append(self.refusals, agent, verdict)
             why = ", ".join(verdict.signal_names) or "policy"
-            return f"[kinguard blocked the call to {tool}: {why}]"
+            return self.defused(
+                f"[kinguard blocked the call to {tool}: {why}]", tool, *verdict.signal_names
+            )
         return None
 
     def refused(self, call: FunctionCall | FunctionExecutionResult) -> bool:
@@ -631,28 +641,59 @@ class TeamGuard:
         return checked
 
     def _queue_tool_event(self, agent: str, tool: str, verdict: Verdict) -> None:
-        event = self.event_for(verdict, about=f"call to {tool}")
+        event = self.event_for(verdict, tool=tool)
         if event is not None:
             _bounded_append(self.tool_events, agent, event)
 
     def event_for(
-        self, verdict: Verdict | None, about: str | None = None
+        self, verdict: Verdict | None, tool: str | None = None
     ) -> KinGuardVerdictEvent | None:
-        """The verdict's event for the stream, if it gets one; never raises."""
+        """The verdict's event for the stream, if it gets one (``tool``: the verdict is on a
+        call to it); never raises."""
         if verdict is None or self.events == "none":
             return None
         if self.events == "all" or verdict.action is not _ALLOW or verdict.error is not None:
             capture = self.guard.telemetry.capture_content
+            about = None if tool is None else f"call to {tool}"
             try:
                 event = KinGuardVerdictEvent.from_verdict(
                     verdict, capture_content=capture, about=about
                 )
+                # A nested team's events reach the termination condition of the team around
+                # it, among the nested team's messages.
+                names = [verdict.sender, *verdict.recipients, *verdict.signal_names]
+                if tool is not None:
+                    names.append(tool)
+                event.content = self.defused(event.content, *names)
             except Exception as exc:  # the verdict stands; only its event is lost
                 self.adapter_failed(exc, sender=verdict.sender, about=about)
                 return None
             event.metadata[META_GUARD] = self.stamp  # whose verdict: see _foreign_event
             return event
         return None
+
+    def defused(self, notice: str, *names: str) -> str:
+        """kinguard's ``notice`` (or a verdict event's text) with the ``names`` it echoes (agents',
+        a tool's, signals') written so that none says what a ``TextMentionTermination`` of the
+        team, or of a team around it, watches for. The notice says none of the withheld words,
+        and must not end the run by accident ("[kinguard blocked a message from TERMINATE_bot:
+        ...]"). A word
+        joiner after the word's first character keeps the name as it reads. kinguard's own
+        words ("kinguard", "blocked") stay as they are: a condition on those is the app's
+        choice. A word of one character cannot be kept out."""
+        words = self.termination_words
+        for outer in self.enclosing:
+            words += outer.termination_words
+        if not words:  # most teams: nothing to do
+            return notice
+        for name in names:
+            safe = name
+            for word in words:
+                if len(word) > 1 and word in safe:
+                    safe = safe.replace(word, f"{word[0]}{_WORD_JOINER}{word[1:]}")
+            if safe != name:
+                notice = notice.replace(name, safe)
+        return notice
 
     def adapter_failed(self, exc: BaseException, **where: object) -> None:
         """Log a failure of kinguard's own adapter code in this team, which the caller contains
@@ -681,10 +722,14 @@ class TeamGuard:
         try:
             if halt is not None:
                 # A halted handoff must not hand control over either (see rewrite()).
+                halt = self.defused(halt, message.source)
                 return _as_text(message, halt, {**message.metadata, **metadata})
             blocked = replace_text(
                 message,
-                f"[kinguard blocked a message from {message.source}: inspection failure]",
+                self.defused(
+                    f"[kinguard blocked a message from {message.source}: inspection failure]",
+                    message.source,
+                ),
                 {**message.metadata, **metadata},
                 message.to_model_text(),
             )
@@ -783,20 +828,23 @@ def _call_strings(call: FunctionCall) -> list[str]:
     return argument_strings(arguments)
 
 
-def rewrite(message: BaseChatMessage, verdict: Verdict, text: str, stamp: str) -> BaseChatMessage:
-    """The message as the other agents should get it, stamped with kinguard's verdict.
+def rewrite(
+    message: BaseChatMessage, verdict: Verdict, text: str, tg: TeamGuard
+) -> BaseChatMessage:
+    """The message as the other agents of ``tg``'s team should get it, stamped with kinguard's
+    verdict.
 
     ``text`` is the message as kinguard read it (``to_model_text()``), passed in rather than
-    rendered again; ``stamp`` is the guarded team's (``TeamGuard.stamp``). A message kinguard
-    lets through untouched is delivered as the very same object, unstamped: most messages are
-    benign and copying each one would cost every turn.
+    rendered again. A message kinguard lets through untouched is delivered as the very same
+    object, unstamped: most messages are benign and copying each one would cost every turn.
     """
     if verdict.action is _ALLOW and not verdict.modified and verdict.error is None:
         return message
     if verdict.action is Action.HALT or verdict.delivered_text is None:
         # A halted message is withheld like a blocked one until a person decides; anything
         # else would leak it to the others when the team resumes.
-        delivered = verdict.notice or f"[kinguard withheld a message from {message.source}]"
+        notice = verdict.notice or f"[kinguard withheld a message from {message.source}]"
+        delivered = tg.defused(notice, message.source, *verdict.signal_names)
     else:
         delivered = verdict.delivered_text
     # A nested team's guard may have stamped it already. The stricter of the two verdicts is
@@ -812,7 +860,7 @@ def rewrite(message: BaseChatMessage, verdict: Verdict, text: str, stamp: str) -
             metadata[META_SIGNALS] = ",".join(verdict.signal_names)
         if verdict.reasons:
             metadata[META_REASONS] = "; ".join(verdict.reasons)
-    metadata[META_GUARD] = stamp
+    metadata[META_GUARD] = tg.stamp
     if verdict.action is Action.HALT and isinstance(message, HandoffMessage):
         # A withheld handoff must not hand control over either: resolve_halt() hands it over
         # if the person releases it.

@@ -47,6 +47,7 @@ from kinguard_autogen._termination import (
     KinGuardTermination,
     find_kinguard_termination,
     kinguard_terminations,
+    termination_words,
 )
 from kinguard_autogen._tools import (
     GuardedStreamWorkbench,
@@ -387,6 +388,7 @@ def _tool_runners(agent: ChatAgent) -> list[ChatAgent | Team]:
 def _guard_members(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> None:
     """Guard one team's participants, and recursively the teams inside it, with ``tg``."""
     _add_halt_termination(team, tg, installed)
+    tg.termination_words += termination_words(team._termination_condition)
     if isinstance(team, GraphFlow):
         resume_where_halted(team, tg, installed.patch)
     if not team._message_factory.is_registered(KinGuardVerdictEvent):

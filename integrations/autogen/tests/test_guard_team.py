@@ -299,6 +299,66 @@ async def test_block_replaces_the_message_with_a_notice(kit: SimpleNamespace) ->
     assert notice in kit.seen_by(seller, 1)
 
 
+_BLOCKED = "[kinguard blocked {what}: collusion.market]"
+
+
+@pytest.mark.parametrize(
+    ("word", "sender", "says", "action", "notice"),
+    [
+        # The notice names the agent, and the signal, and must say no more.
+        ("TERMINATE", "TERMINATE_bot", "b1 {kw}", "block", "a message from TERMINATE_bot"),
+        ("TERMINATE", "TERMINATE_bot", "b1 {kw}", "halt", None),
+        ("market", "buyer", "b1 {kw}", "block", "a message from buyer"),
+        ("market", "buyer", "call", "block", "the call to post_note"),  # a refused call's
+        ("TERMINATE", "buyer", "b1 {kw} TERMINATE", "block", "a message from buyer"),
+        ("TERMINATE", "buyer", "b1 {kw} TERMINATE", "redact", None),  # the word is delivered
+    ],
+)
+async def test_a_text_mention_termination_ends_the_run_only_on_words_delivered(
+    kit: SimpleNamespace, word: str, sender: str, says: str, action: str, notice: str | None
+) -> None:
+    first: str | CreateResult = says.format(kw=kit.KEYWORD)
+    if says == "call":
+        first = kit.tool_call("post_note", "c1", json.dumps({"note": kit.KEYWORD}))
+    agents = [
+        kit.agent(sender, [first, "b2"], tools=[post_note]),
+        kit.agent("seller", ["s1"]),
+    ]
+    stop = TextMentionTermination(word) | MaxMessageTermination(4)
+    team = guard_team(
+        RoundRobinGroupChat(agents, termination_condition=stop), kit.keyword_guard(action)
+    )
+    result = await team.run(task="Go.")
+    ends = action == "redact"
+    assert (f"Text '{word}' mentioned" in (result.stop_reason or "")) is ends
+    if notice is not None:
+        # It still reads as it did, to a person's eye and an agent's.
+        said = kit.chat(result)[1][1]
+        assert word not in said
+        assert said.replace("\u2060", "") == _BLOCKED.format(what=notice)
+
+
+async def test_a_nested_teams_notice_keeps_clear_of_the_words_the_team_around_it_watches_for(
+    kit: SimpleNamespace,
+) -> None:
+    bot = kit.agent("TERMINATE_bot", [f"a1 {kit.KEYWORD}", "a2"])
+    inner = RoundRobinGroupChat(
+        [bot, kit.agent("checker", ["c1", "c2"])],
+        termination_condition=MaxMessageTermination(3),
+        name="desk",
+    )
+    guard_team(inner, kit.keyword_guard("block", conversation_id="inner"))
+    stop = TextMentionTermination("TERMINATE") | MaxMessageTermination(5)
+    outer = RoundRobinGroupChat(
+        [kit.agent("lead", ["l1", "l2"]), inner], termination_condition=stop
+    )
+    guard_team(outer, kit.keyword_guard("log", conversation_id="outer"))
+    result = await outer.run(task="Go.")
+    # Neither the notice nor the verdict event (both reach the outer team's condition).
+    assert "Text 'TERMINATE' mentioned" not in (result.stop_reason or "")
+    assert any(source == "TERMINATE_bot" for source, _ in kit.chat(result))
+
+
 # -- halt and human decisions -----------------------------------------------------------
 
 
