@@ -1285,17 +1285,19 @@ class Ordering(Scripted):
     reports the call and its result as AssistantAgent would."""
 
     def __init__(self, name: str, note: str, tool: Callable[[str], str]) -> None:
-        super().__init__(name, ["done"])
+        super().__init__(name, ["waiting", "still waiting"])  # its turns after the order
         self.note = note
+        self.ordered = False
         self._workbench = [StaticWorkbench([FunctionTool(tool, "Submit the order.")])]
 
     async def on_messages_stream(
         self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
     ) -> AsyncGenerator[BaseAgentEvent | BaseChatMessage | Response, None]:
-        if not self.lines:  # its later turns: nothing more to order
-            yield Response(chat_message=TextMessage(source=self.name, content="waiting"))
+        if self.ordered:
+            async for item in super().on_messages_stream(messages, cancellation_token):
+                yield item
             return
-        self.lines.pop(0)
+        self.ordered = True
         arguments = {"note": self.note}
         call = FunctionCall(id="mine-1", name="submit_order", arguments=json.dumps(arguments))
         request = ToolCallRequestEvent(source=self.name, content=[call])
