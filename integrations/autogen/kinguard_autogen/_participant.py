@@ -111,11 +111,16 @@ _VERDICT_KEYS = frozenset({META_ACTION, META_GUARD, META_SIGNALS, META_REASONS})
 # The name a refused call's result goes by outside its agent (see _as_refused); no tool's:
 # AutoGen's model clients keep the name of a tool a model calls to [a-zA-Z0-9_-].
 _REFUSED_RESULT = "{} (refused by kinguard)"
+# Written into a name in kinguard's notice to break a word a termination condition watches for
+# (see TeamGuard.defused): invisible, and the name reads as it did.
+_WORD_JOINER = "\u2060"
 # What stands in for text kinguard withholds without a signal to name.
 _WITHHELD_TEXT = REDACTION.format("withheld")
 _STATE_VERSION = 2
 _MAX_PRIVATE = 1024
 _MAX_TOOL_EVENTS = 64
+# A tool call as inspected: its id (None: made without one), tool and arguments (_arguments_key).
+_CallKey = tuple[str | None, str, str]
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
@@ -174,6 +179,9 @@ class TeamGuard:
         # message id -> the message an approval releases as it was said (its images, its
         # structure, its type), kept when the verdict's other rules leave its words as they are.
         self.message_releases: dict[str, BaseChatMessage] = {}
+        # What the team's (and the teams inside it guarded with it) TextMentionTerminations
+        # watch for: kinguard's notices must not say it by accident (see defused()).
+        self.termination_words: tuple[str, ...] = ()
         # Identity blocks for participants without a system message, given with their first turn.
         self.identity_messages: dict[str, str] = {}
         self.identity_delivered: set[str] = set()
@@ -184,11 +192,16 @@ class TeamGuard:
         self.released: dict[str, BaseChatMessage] = {}
         # Each sender's recipients: the participants are fixed, so each tuple is built once.
         self._recipients: dict[str, tuple[str, ...]] = {}
-        # Tool calls already inspected: (call id, tool) -> refused. A Swarm handoff carries the
-        # sender's calls to the next agent in its context, where they must not be read a second
-        # time. The tool is in the key because some clients (Ollama's) give every call of a
-        # response the same id.
-        self._checked_calls: dict[tuple[str, str], bool] = {}
+        # Tool calls already inspected: (call id, tool, arguments) -> refused. A Swarm handoff
+        # carries the sender's calls to the next agent in its context, where they must not be
+        # read a second time. The call id is ``None`` for a call made without one (a custom
+        # agent's); the tool and arguments are in the key because some clients (Ollama's) give
+        # every call of a response the same id, and a workbench is not told which call it runs.
+        self._checked_calls: dict[_CallKey, bool] = {}
+        # Refused calls' results: (call id, tool, kinguard's notice). A refused call's result is
+        # its notice, which tells it from the result of another call under the same id (or
+        # none), whose tool ran. Empty until a call is refused: most teams never look further.
+        self._refused_results: dict[tuple[str | None, str, str], None] = {}
         # Messages inspected lately, as delivered, by id: the messages of a team inside this one
         # pass through the turn of each agent above them (a nested team, a SocietyOfMindAgent)
         # and must be inspected once, where they were said.
@@ -288,15 +301,20 @@ class TeamGuard:
     def on_run_start(self) -> None:
         """A run starts: a halt still pending (resolve_halt takes them off) is abandoned."""
         self.runs += 1
+        self.abandon_halts("the team was run again without resolve_halt()")
+        self.acted.clear()
+
+    def abandon_halts(self, why: str) -> None:
+        """Drop the halts still pending, and what their release would have needed: their
+        messages stay withheld for good."""
         for verdict in self.pending_halts:
             _log.warning(
                 "kinguard.autogen.halt_unresolved",
                 team=self.team_name,
                 sender=verdict.sender,
-                detail="the team was run again without resolve_halt(); the message stays withheld",
+                detail=f"{why}; the message stays withheld",
             )
         self.pending_halts.clear()
-        self.acted.clear()
         self.handoff_targets.clear()
         self.handoff_releases.clear()
         self.message_releases.clear()
@@ -305,8 +323,9 @@ class TeamGuard:
         """The team starts a new conversation: nothing of the old one carries over, except
         what is not the team's to drop. A ``SocietyOfMindAgent`` resets its team after every
         turn, so a halt said in that turn must outlive the reset to be reviewed (the next run
-        drops it if no one decides), and a conversation another guarded team shares (one guard,
-        one conversation id) goes on for that team."""
+        drops it if no one decides, and so does any other reset: ``guard_team``'s ``reset``
+        calls :meth:`abandon_halts`), and a conversation another guarded team shares (one
+        guard, one conversation id) goes on for that team."""
         shared = any(
             other is not self
             and other.guard is self.guard
@@ -320,6 +339,7 @@ class TeamGuard:
         self.identity_delivered.clear()
         self.private_deliveries.clear()
         self._checked_calls.clear()
+        self._refused_results.clear()
         self.tool_events.clear()
         self.refusals.clear()
 
@@ -427,7 +447,7 @@ class TeamGuard:
         self, message: BaseChatMessage, verdict: Verdict, text: str, refused: bool
     ) -> BaseChatMessage:
         """The message as ``verdict`` delivers it; ``text`` and ``refused`` as inspected."""
-        delivered = rewrite(message, verdict, text, self.stamp)
+        delivered = rewrite(message, verdict, text, self)
         if (
             verdict.action is Action.HALT
             and verdict.delivered_text == text
@@ -529,7 +549,7 @@ class TeamGuard:
                     words.append(item.content)
                     continue
                 for call in item.content:
-                    checked = self._checked_calls.get((call.id, call.name))
+                    checked = self._checked(call)
                     if checked is None:
                         words.extend(_call_strings(call))
                     refused = refused or bool(checked)
@@ -565,11 +585,12 @@ class TeamGuard:
         """Inspect a tool call's string arguments as a message from ``agent``: the notice to
         return instead of running it, or None to run it."""
         notice = await self._tool_notice(agent, tool, arguments)
-        if call_id is not None:
-            key = (call_id, tool)
-            # Two calls of one tool under one id: a refusal of either holds for both.
-            refused = notice is not None or self._checked_calls.get(key, False)
-            _remember(self._checked_calls, key, refused)
+        key = (call_id, tool, _arguments_key(arguments))
+        # The same call twice (one id, tool and arguments): a refusal of either holds for both.
+        refused = notice is not None or self._checked_calls.get(key, False)
+        _remember(self._checked_calls, key, refused)
+        if notice is not None:
+            _remember(self._refused_results, (call_id, tool, notice), None)
         return notice
 
     async def _tool_notice(
@@ -583,44 +604,96 @@ class TeamGuard:
         except Exception as exc:
             self.adapter_failed(exc, agent=agent, tool=tool)
             if self.guard.policy.error_mode == "closed":
-                return f"[kinguard blocked the call to {tool}: inspection failure]"
+                return self.defused(
+                    f"[kinguard blocked the call to {tool}: inspection failure]", tool
+                )
             return None
         self._queue_tool_event(agent, tool, verdict)
         if verdict.action in (Action.BLOCK, Action.HALT) or verdict.delivered_text != text:
             _bounded_append(self.refusals, agent, verdict)
             why = ", ".join(verdict.signal_names) or "policy"
-            return f"[kinguard blocked the call to {tool}: {why}]"
+            return self.defused(
+                f"[kinguard blocked the call to {tool}: {why}]", tool, *verdict.signal_names
+            )
         return None
 
     def refused(self, call: FunctionCall | FunctionExecutionResult) -> bool:
-        """Whether kinguard refused ``call``, or the call of that result (by its id; see
-        ``check_tool_call``)."""
-        call_id = call.id if isinstance(call, FunctionCall) else call.call_id
-        return self._checked_calls.get((call_id, call.name), False)
+        """Whether kinguard refused ``call``, or the call of that result: a call by its id, tool
+        and arguments, a result by its id, tool and content (kinguard's notice). Either made
+        without an id to the workbench (by a custom agent) is found by the rest alone."""
+        if not self._refused_results:
+            return False
+        if isinstance(call, FunctionCall):
+            return bool(self._checked(call))
+        # Not by ``is_error``: a custom agent may leave it unset.
+        known = self._refused_results
+        return any((each, call.name, call.content) in known for each in (call.call_id, None))
+
+    def _checked(self, call: FunctionCall) -> bool | None:
+        """Whether kinguard refused ``call`` (``None``: it never inspected it)."""
+        try:
+            arguments = _arguments_key(json.loads(call.arguments))
+        except ValueError:
+            return None  # not JSON: AssistantAgent never hands such a call to a workbench
+        checked = self._checked_calls.get((call.id, call.name, arguments))
+        if checked is None:
+            checked = self._checked_calls.get((None, call.name, arguments))
+        return checked
 
     def _queue_tool_event(self, agent: str, tool: str, verdict: Verdict) -> None:
-        event = self.event_for(verdict, about=f"call to {tool}")
+        event = self.event_for(verdict, tool=tool)
         if event is not None:
             _bounded_append(self.tool_events, agent, event)
 
     def event_for(
-        self, verdict: Verdict | None, about: str | None = None
+        self, verdict: Verdict | None, tool: str | None = None
     ) -> KinGuardVerdictEvent | None:
-        """The verdict's event for the stream, if it gets one; never raises."""
+        """The verdict's event for the stream, if it gets one (``tool``: the verdict is on a
+        call to it); never raises."""
         if verdict is None or self.events == "none":
             return None
         if self.events == "all" or verdict.action is not _ALLOW or verdict.error is not None:
             capture = self.guard.telemetry.capture_content
+            about = None if tool is None else f"call to {tool}"
             try:
                 event = KinGuardVerdictEvent.from_verdict(
                     verdict, capture_content=capture, about=about
                 )
+                # A nested team's events reach the termination condition of the team around
+                # it, among the nested team's messages.
+                names = [verdict.sender, *verdict.recipients, *verdict.signal_names]
+                if tool is not None:
+                    names.append(tool)
+                event.content = self.defused(event.content, *names)
             except Exception as exc:  # the verdict stands; only its event is lost
                 self.adapter_failed(exc, sender=verdict.sender, about=about)
                 return None
             event.metadata[META_GUARD] = self.stamp  # whose verdict: see _foreign_event
             return event
         return None
+
+    def defused(self, notice: str, *names: str) -> str:
+        """kinguard's ``notice`` (or a verdict event's text) with the ``names`` it echoes (agents',
+        a tool's, signals') written so that none says what a ``TextMentionTermination`` of the
+        team, or of a team around it, watches for. The notice says none of the withheld words,
+        and must not end the run by accident ("[kinguard blocked a message from TERMINATE_bot:
+        ...]"). A word
+        joiner after the word's first character keeps the name as it reads. kinguard's own
+        words ("kinguard", "blocked") stay as they are: a condition on those is the app's
+        choice. A word of one character cannot be kept out."""
+        words = self.termination_words
+        for outer in self.enclosing:
+            words += outer.termination_words
+        if not words:  # most teams: nothing to do
+            return notice
+        for name in names:
+            safe = name
+            for word in words:
+                if len(word) > 1 and word in safe:
+                    safe = safe.replace(word, f"{word[0]}{_WORD_JOINER}{word[1:]}")
+            if safe != name:
+                notice = notice.replace(name, safe)
+        return notice
 
     def adapter_failed(self, exc: BaseException, **where: object) -> None:
         """Log a failure of kinguard's own adapter code in this team, which the caller contains
@@ -649,10 +722,14 @@ class TeamGuard:
         try:
             if halt is not None:
                 # A halted handoff must not hand control over either (see rewrite()).
+                halt = self.defused(halt, message.source)
                 return _as_text(message, halt, {**message.metadata, **metadata})
             blocked = replace_text(
                 message,
-                f"[kinguard blocked a message from {message.source}: inspection failure]",
+                self.defused(
+                    f"[kinguard blocked a message from {message.source}: inspection failure]",
+                    message.source,
+                ),
                 {**message.metadata, **metadata},
                 message.to_model_text(),
             )
@@ -680,6 +757,15 @@ def _renamed(state: Mapping[str, Any], source: str, target: str) -> dict[str, An
     monitor["conversations"] = {target: conversations[source]} if source in conversations else {}
     nudges = state.get("nudges", {})
     return {"monitor": monitor, "nudges": {target: nudges[source]} if source in nudges else {}}
+
+
+def _arguments_key(arguments: Any) -> str:
+    """A tool call's arguments as one string, however their keys are ordered: as the workbench
+    gets them (a mapping, or ``None``) and as the agent's ``FunctionCall`` says them (JSON)."""
+    try:
+        return json.dumps({} if arguments is None else arguments, sort_keys=True, default=str)
+    except (TypeError, ValueError):  # keys that do not sort, a loop: a custom agent's objects
+        return repr(arguments)
 
 
 def _remember(bounded: dict[_K, _V], key: _K, value: _V) -> None:
@@ -742,20 +828,23 @@ def _call_strings(call: FunctionCall) -> list[str]:
     return argument_strings(arguments)
 
 
-def rewrite(message: BaseChatMessage, verdict: Verdict, text: str, stamp: str) -> BaseChatMessage:
-    """The message as the other agents should get it, stamped with kinguard's verdict.
+def rewrite(
+    message: BaseChatMessage, verdict: Verdict, text: str, tg: TeamGuard
+) -> BaseChatMessage:
+    """The message as the other agents of ``tg``'s team should get it, stamped with kinguard's
+    verdict.
 
     ``text`` is the message as kinguard read it (``to_model_text()``), passed in rather than
-    rendered again; ``stamp`` is the guarded team's (``TeamGuard.stamp``). A message kinguard
-    lets through untouched is delivered as the very same object, unstamped: most messages are
-    benign and copying each one would cost every turn.
+    rendered again. A message kinguard lets through untouched is delivered as the very same
+    object, unstamped: most messages are benign and copying each one would cost every turn.
     """
     if verdict.action is _ALLOW and not verdict.modified and verdict.error is None:
         return message
     if verdict.action is Action.HALT or verdict.delivered_text is None:
         # A halted message is withheld like a blocked one until a person decides; anything
         # else would leak it to the others when the team resumes.
-        delivered = verdict.notice or f"[kinguard withheld a message from {message.source}]"
+        notice = verdict.notice or f"[kinguard withheld a message from {message.source}]"
+        delivered = tg.defused(notice, message.source, *verdict.signal_names)
     else:
         delivered = verdict.delivered_text
     # A nested team's guard may have stamped it already. The stricter of the two verdicts is
@@ -771,7 +860,7 @@ def rewrite(message: BaseChatMessage, verdict: Verdict, text: str, stamp: str) -
             metadata[META_SIGNALS] = ",".join(verdict.signal_names)
         if verdict.reasons:
             metadata[META_REASONS] = "; ".join(verdict.reasons)
-    metadata[META_GUARD] = stamp
+    metadata[META_GUARD] = tg.stamp
     if verdict.action is Action.HALT and isinstance(message, HandoffMessage):
         # A withheld handoff must not hand control over either: resolve_halt() hands it over
         # if the person releases it.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from functools import partial
+from types import FrameType
 from typing import Any, TypeVar, get_args
 
 from autogen_agentchat.agents import (
@@ -46,6 +48,7 @@ from kinguard_autogen._termination import (
     KinGuardTermination,
     find_kinguard_termination,
     kinguard_terminations,
+    termination_words,
 )
 from kinguard_autogen._tools import (
     GuardedStreamWorkbench,
@@ -236,6 +239,9 @@ def pending_halt(team: BaseGroupChat) -> Verdict | None:
     the oldest; once :func:`resolve_halt` has settled it, the next one is pending, so
     ``while pending_halt(team) is not None`` reviews them all. A halt in a nested team with a
     ``guard_team()`` of its own (which stopped this team too) is pending here as well.
+    ``team.reset()`` drops the halts (their messages stay withheld) with the conversation they
+    were said in, which AgentChat forgets; a ``SocietyOfMindAgent``'s reset of its team at the
+    end of its turn does not.
     """
     _require(team)
     for tg in _guards_within(team):
@@ -383,6 +389,7 @@ def _tool_runners(agent: ChatAgent) -> list[ChatAgent | Team]:
 def _guard_members(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> None:
     """Guard one team's participants, and recursively the teams inside it, with ``tg``."""
     _add_halt_termination(team, tg, installed)
+    tg.termination_words += termination_words(team._termination_condition)
     if isinstance(team, GraphFlow):
         resume_where_halted(team, tg, installed.patch)
     elif isinstance(team, MagenticOneGroupChat):
@@ -648,6 +655,14 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
         await reset()
         try:
             tg.on_reset()
+            if not _in_a_society_of_minds_turn():
+                # AgentChat forgets the conversation (the thread, the agents' contexts, the
+                # speaker order; the teams inside too), so a halt from it has no conversation
+                # left to be released into. A SocietyOfMindAgent resets its team at the end of
+                # every turn, which ends no conversation of the app's: a halt said in the turn
+                # stays for review.
+                for each in _guards_within(team):
+                    each.abandon_halts("the team was reset without resolve_halt()")
         except Exception as exc:  # kinguard's own failure must not fail the app's reset
             tg.adapter_failed(exc)
 
@@ -672,6 +687,19 @@ def _patch_team(team: BaseGroupChat, tg: TeamGuard, installed: _Installed) -> No
     installed.patch(team, "reset", guarded_reset)
     installed.patch(team, "save_state", save_state)
     installed.patch(team, "load_state", load_state)
+
+
+def _in_a_society_of_minds_turn() -> bool:
+    """Whether this runs inside a ``SocietyOfMindAgent``'s turn, in its team or run by the app
+    on its own: its ``on_messages_stream`` is among the frames awaiting this one. (No context
+    variable or runtime handler tells: run on its own, the agent is in neither.)"""
+    turn = SocietyOfMindAgent.on_messages_stream.__code__
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is turn:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _guards_to(team: Team, agent: str) -> list[TeamGuard] | None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Self
+from typing import Self, TypeVar
 
 from autogen_agentchat.base import (
     OrTerminationCondition,
     TerminatedException,
     TerminationCondition,
 )
+from autogen_agentchat.conditions import TextMentionTermination
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, StopMessage
 from autogen_core import Component, ComponentModel
 from pydantic import BaseModel
@@ -25,6 +26,8 @@ from kinguard_autogen._events import (
 )
 
 __all__ = ["KinGuardTermination", "KinGuardTerminationConfig"]
+
+_C = TypeVar("_C", bound=TerminationCondition)
 
 _REVIEW_HINT = (
     " The message was withheld. Review it with kinguard_autogen.pending_halt(team);"
@@ -249,13 +252,28 @@ def kinguard_terminations(
 ) -> Iterator[KinGuardTermination]:
     """The KinGuardTerminations in an ``|``/``&`` tree of conditions, depth first
     (``alone``: as for :func:`find_kinguard_termination`)."""
+    return _conditions_of(KinGuardTermination, condition, alone=alone)
+
+
+def termination_words(condition: TerminationCondition | None) -> tuple[str, ...]:
+    """The texts the ``TextMentionTermination``s in an ``|``/``&`` tree of conditions watch
+    for (each one's private ``_termination_text``: AgentChat has no public accessor)."""
+    found = _conditions_of(TextMentionTermination, condition, alone=False)
+    return tuple(dict.fromkeys(each._termination_text for each in found))
+
+
+def _conditions_of(
+    kind: type[_C], condition: TerminationCondition | None, *, alone: bool
+) -> Iterator[_C]:
+    """The conditions of type ``kind`` in a tree of conditions, depth first (``alone``: only
+    those reached through ``|`` alone)."""
     if condition is None:
         return
-    if isinstance(condition, KinGuardTermination):
+    if isinstance(condition, kind):
         yield condition
         return
     if alone and not isinstance(condition, OrTerminationCondition):
         return
     children: Sequence[TerminationCondition] = getattr(condition, "_conditions", ())
     for child in children:
-        yield from kinguard_terminations(child, alone=alone)
+        yield from _conditions_of(kind, child, alone=alone)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from types import SimpleNamespace
 from typing import Any, Literal
 
@@ -36,6 +36,7 @@ from autogen_agentchat.messages import (
     StructuredMessage,
     TextMessage,
     ToolCallExecutionEvent,
+    ToolCallRequestEvent,
     ToolCallSummaryMessage,
 )
 from autogen_agentchat.teams import (
@@ -60,11 +61,12 @@ from autogen_core import (
 from autogen_core.models import (
     AssistantMessage,
     CreateResult,
+    FunctionExecutionResult,
     FunctionExecutionResultMessage,
     RequestUsage,
     UserMessage,
 )
-from autogen_core.tools import StaticStreamWorkbench
+from autogen_core.tools import FunctionTool, StaticStreamWorkbench, StaticWorkbench
 from autogen_ext.code_executors.local import LocalCommandLineCodeExecutor
 from autogen_ext.models.replay import ReplayChatCompletionClient
 from kinguard_autogen import (
@@ -295,6 +297,66 @@ async def test_block_replaces_the_message_with_a_notice(kit: SimpleNamespace) ->
     assert notice.startswith("[kinguard blocked a message from buyer")
     assert kit.KEYWORD not in kit.seen_by(seller, 1)
     assert notice in kit.seen_by(seller, 1)
+
+
+_BLOCKED = "[kinguard blocked {what}: collusion.market]"
+
+
+@pytest.mark.parametrize(
+    ("word", "sender", "says", "action", "notice"),
+    [
+        # The notice names the agent, and the signal, and must say no more.
+        ("TERMINATE", "TERMINATE_bot", "b1 {kw}", "block", "a message from TERMINATE_bot"),
+        ("TERMINATE", "TERMINATE_bot", "b1 {kw}", "halt", None),
+        ("market", "buyer", "b1 {kw}", "block", "a message from buyer"),
+        ("market", "buyer", "call", "block", "the call to post_note"),  # a refused call's
+        ("TERMINATE", "buyer", "b1 {kw} TERMINATE", "block", "a message from buyer"),
+        ("TERMINATE", "buyer", "b1 {kw} TERMINATE", "redact", None),  # the word is delivered
+    ],
+)
+async def test_a_text_mention_termination_ends_the_run_only_on_words_delivered(
+    kit: SimpleNamespace, word: str, sender: str, says: str, action: str, notice: str | None
+) -> None:
+    first: str | CreateResult = says.format(kw=kit.KEYWORD)
+    if says == "call":
+        first = kit.tool_call("post_note", "c1", json.dumps({"note": kit.KEYWORD}))
+    agents = [
+        kit.agent(sender, [first, "b2"], tools=[post_note]),
+        kit.agent("seller", ["s1"]),
+    ]
+    stop = TextMentionTermination(word) | MaxMessageTermination(4)
+    team = guard_team(
+        RoundRobinGroupChat(agents, termination_condition=stop), kit.keyword_guard(action)
+    )
+    result = await team.run(task="Go.")
+    ends = action == "redact"
+    assert (f"Text '{word}' mentioned" in (result.stop_reason or "")) is ends
+    if notice is not None:
+        # It still reads as it did, to a person's eye and an agent's.
+        said = kit.chat(result)[1][1]
+        assert word not in said
+        assert said.replace("\u2060", "") == _BLOCKED.format(what=notice)
+
+
+async def test_a_nested_teams_notice_keeps_clear_of_the_words_the_team_around_it_watches_for(
+    kit: SimpleNamespace,
+) -> None:
+    bot = kit.agent("TERMINATE_bot", [f"a1 {kit.KEYWORD}", "a2"])
+    inner = RoundRobinGroupChat(
+        [bot, kit.agent("checker", ["c1", "c2"])],
+        termination_condition=MaxMessageTermination(3),
+        name="desk",
+    )
+    guard_team(inner, kit.keyword_guard("block", conversation_id="inner"))
+    stop = TextMentionTermination("TERMINATE") | MaxMessageTermination(5)
+    outer = RoundRobinGroupChat(
+        [kit.agent("lead", ["l1", "l2"]), inner], termination_condition=stop
+    )
+    guard_team(outer, kit.keyword_guard("log", conversation_id="outer"))
+    result = await outer.run(task="Go.")
+    # Neither the notice nor the verdict event (both reach the outer team's condition).
+    assert "Text 'TERMINATE' mentioned" not in (result.stop_reason or "")
+    assert any(source == "TERMINATE_bot" for source, _ in kit.chat(result))
 
 
 # -- halt and human decisions -----------------------------------------------------------
@@ -734,6 +796,48 @@ async def test_reset_forgets_the_old_conversations_risk_and_reminders(
     assert "[kinguard reminder]" not in kit.seen_by(seller, -1)
 
 
+@pytest.mark.parametrize("kind", ["round_robin", "selector"])
+async def test_reset_drops_a_halt_pending_from_the_forgotten_conversation(
+    kit: SimpleNamespace, kind: str
+) -> None:
+    # AgentChat's reset() clears the manager's thread, each agent's context and the speaker
+    # order: the halted message's conversation is gone, and releasing it into the new one
+    # (whose first speaker may be its sender) would make no sense.
+    buyer, seller = pair(kit, [f"b1 {kit.KEYWORD}", "b2"], ["s1", "s2"])
+    stop = MaxMessageTermination(3)
+    team: RoundRobinGroupChat | SelectorGroupChat = RoundRobinGroupChat(
+        [buyer, seller], termination_condition=stop
+    )
+    if kind == "selector":
+
+        def alternate(thread: Sequence[BaseAgentEvent | BaseChatMessage]) -> str:
+            said = [m.source for m in thread if m.source in ("buyer", "seller")]
+            return "seller" if said and said[-1] == "buyer" else "buyer"
+
+        team = SelectorGroupChat(
+            [buyer, seller],
+            model_client=ReplayChatCompletionClient([]),
+            selector_func=alternate,
+            termination_condition=stop,
+        )
+    guard = kit.keyword_guard("halt")
+    guard_team(team, guard)
+    await team.run(task="Negotiate.")
+    assert pending_halt(team) is not None
+    with capture_logs() as logs:
+        await team.reset()
+    assert pending_halt(team) is None
+    assert [
+        log["sender"] for log in logs if log["event"] == "kinguard.autogen.halt_unresolved"
+    ] == ["buyer"]
+    with pytest.raises(ValueError, match="no halted message"):
+        resolve_halt(team, HumanDecision(type="approve"))
+    assert guard.monitor.messages_seen("test") is None  # its risk went with it
+    result = await team.run(task="A new conversation.")
+    assert [source for source, _ in kit.chat(result)] == ["user", "buyer", "seller"]
+    assert kit.KEYWORD not in kit.seen_by(seller, -1)
+
+
 async def test_every_inspection_sees_the_team_and_recipients(kit: SimpleNamespace) -> None:
     three = [
         kit.agent("buyer", ["b1"]),
@@ -1131,6 +1235,101 @@ async def test_a_tool_that_ran_stops_the_team_though_its_turn_is_withheld(
     # shows.
     executed = [i for i in items if isinstance(i, ToolCallExecutionEvent)]
     assert [(r.name, r.call_id) for e in executed for r in e.content] == [("submit_order", "c1")]
+    assert kit.KEYWORD not in str(items)
+
+
+def submitting(ran: list[str]) -> Any:
+    """A ``submit_order`` tool that notes each order it runs in ``ran``."""
+
+    def submit_order(note: str) -> str:
+        """Submit the order."""
+        ran.append(note)
+        return "submitted"
+
+    return submit_order
+
+
+@pytest.mark.parametrize("refused_first", [True, False])
+async def test_of_two_calls_under_one_id_only_the_refused_one_shows_as_refused(
+    kit: SimpleNamespace, refused_first: bool
+) -> None:
+    # OllamaChatCompletionClient gives every call of one response the same id: here two calls
+    # of one tool, one of which kinguard refuses. Told apart by their arguments and results.
+    ran: list[str] = []
+    refused = FunctionCall(id="0", name="submit_order", arguments=json.dumps({"note": kit.KEYWORD}))
+    allowed = FunctionCall(id="0", name="submit_order", arguments=json.dumps({"note": "crates"}))
+    reply = CreateResult(
+        finish_reason="function_calls",
+        content=[refused, allowed] if refused_first else [allowed, refused],
+        usage=RequestUsage(prompt_tokens=0, completion_tokens=0),
+        cached=False,
+    )
+    buyer = kit.agent("buyer", [reply, "b2"], tools=[submitting(ran)])
+    items, result = await run_until_ordered(kit, "block", buyer)
+    assert ran == ["crates"]
+    # One order was submitted: the team that stops once it is stops.
+    assert "Function 'submit_order' was executed." in (result.stop_reason or "")
+    order = [True, False] if refused_first else [False, True]
+    request = next(i for i in items if isinstance(i, ToolCallRequestEvent))
+    assert [c.arguments == "{}" for c in request.content] == order
+    executed = next(i for i in items if isinstance(i, ToolCallExecutionEvent))
+    assert [r.name != "submit_order" for r in executed.content] == order
+    summary = next(i for i in items if isinstance(i, ToolCallSummaryMessage))
+    assert [r.name != "submit_order" for r in summary.results] == order
+    assert [c.arguments == "{}" for c in summary.tool_calls] == order
+    assert kit.KEYWORD not in str(items)
+
+
+class Ordering(Scripted):
+    """A custom agent that submits an order through its workbench without a call id, and
+    reports the call and its result as AssistantAgent would."""
+
+    def __init__(self, name: str, note: str, tool: Callable[[str], str]) -> None:
+        super().__init__(name, ["waiting", "still waiting"])  # its turns after the order
+        self.note = note
+        self.ordered = False
+        self._workbench = [StaticWorkbench([FunctionTool(tool, "Submit the order.")])]
+
+    async def on_messages_stream(
+        self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
+    ) -> AsyncGenerator[BaseAgentEvent | BaseChatMessage | Response, None]:
+        if self.ordered:
+            async for item in super().on_messages_stream(messages, cancellation_token):
+                yield item
+            return
+        self.ordered = True
+        arguments = {"note": self.note}
+        call = FunctionCall(id="mine-1", name="submit_order", arguments=json.dumps(arguments))
+        request = ToolCallRequestEvent(source=self.name, content=[call])
+        yield request
+        outcome = await self._workbench[0].call_tool("submit_order", arguments)
+        result = FunctionExecutionResult(
+            content=outcome.to_text(), call_id=call.id, is_error=outcome.is_error, name=call.name
+        )
+        executed = ToolCallExecutionEvent(source=self.name, content=[result])
+        yield executed
+        yield Response(
+            chat_message=ToolCallSummaryMessage(
+                source=self.name, content=result.content, tool_calls=[call], results=[result]
+            ),
+            inner_messages=[request, executed],
+        )
+
+
+@pytest.mark.parametrize(("note", "runs"), [("{kw} price", False), ("crates", True)])
+async def test_a_call_made_without_a_call_id_shows_as_refused_when_refused(
+    kit: SimpleNamespace, note: str, runs: bool
+) -> None:
+    ran: list[str] = []
+    buyer = Ordering("buyer", note.format(kw=kit.KEYWORD), submitting(ran))
+    items, result = await run_until_ordered(kit, "block", buyer)
+    assert bool(ran) is runs
+    assert ("Function 'submit_order' was executed." in (result.stop_reason or "")) is runs
+    executed = next(i for i in items if isinstance(i, ToolCallExecutionEvent))
+    summary = next(i for i in items if isinstance(i, ToolCallSummaryMessage))
+    for results in (executed.content, summary.results):
+        assert [r.name == "submit_order" for r in results] == [runs]
+    assert (summary.tool_calls[0].arguments == "{}") is not runs
     assert kit.KEYWORD not in str(items)
 
 
@@ -1968,6 +2167,38 @@ async def test_a_halt_in_a_society_of_mind_agents_own_guarded_team_outlives_its_
     halted = pending_halt(inner)  # the SocietyOfMindAgent reset its team after the turn
     assert halted is not None and halted.sender == "analyst"
     assert pending_halt(outer) is halted  # and the outer team, which it stopped, shows it
+
+
+@pytest.mark.parametrize("society_of_mind", [False, True])
+async def test_resetting_a_team_drops_the_halts_pending_in_the_guarded_teams_inside_it(
+    kit: SimpleNamespace, society_of_mind: bool
+) -> None:
+    _, _, inner = desk(kit, f"a1 {kit.KEYWORD}")
+    guard_team(inner, desk_guard(kit, "halt", conversation_id="inner"))
+    member: Any = inner
+    if society_of_mind:
+        model = ReplayChatCompletionClient(["sum"])
+        member = SocietyOfMindAgent("som", team=inner, model_client=model)
+    _lead, team = with_lead(kit, member, 8)
+    outer = guard_team(team, desk_guard(kit, "block", conversation_id="outer"))
+    await outer.run(task="Go.")
+    assert pending_halt(outer) is not None  # a SocietyOfMindAgent's own reset of its team keeps it
+    await outer.reset()  # which resets the team inside too
+    assert pending_halt(outer) is None and pending_halt(inner) is None
+
+
+async def test_a_halt_in_the_team_of_a_society_of_mind_agent_run_on_its_own_outlives_its_turn(
+    kit: SimpleNamespace,
+) -> None:
+    # The agent resets its team at the end of its turn: no reset of the app's.
+    _, _, inner = desk(kit, f"a1 {kit.KEYWORD}")
+    guard_team(inner, desk_guard(kit, "halt"))
+    som = SocietyOfMindAgent("som", team=inner, model_client=ReplayChatCompletionClient(["sum"]))
+    await som.run(task="Go.")
+    halted = pending_halt(inner)
+    assert halted is not None and halted.sender == "analyst"
+    await som.on_reset(CancellationToken())  # the app's reset of the agent, and so of its team
+    assert pending_halt(inner) is None
 
 
 async def test_a_halt_in_a_nested_team_with_its_own_guard_is_resolved_from_the_outer_team(
