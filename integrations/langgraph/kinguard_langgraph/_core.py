@@ -406,6 +406,9 @@ class GraphCore:
         """The form of the identity message in an empty history of a channel that keeps what
         nodes write (see :func:`_raw_form`): what the channel's type declares its items to be,
         a dict if it declares nothing a message could be read from."""
+        self.appends = False
+        """The messages channel's reducer is ``operator.add``: whatever a node writes there is
+        new, none of it history handed back (which a channel without a reducer gets)."""
         self._halted: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._identity_cache: dict[tuple[str, str], SystemMessage] = {}
@@ -693,12 +696,22 @@ class GraphCore:
         # A message in both the update and a Send's state is one message: one verdict, keyed
         # by its id (or, without one, by the object, so both places get the same new id).
         seen: dict[Any, BaseMessage] = {}
+        given = prepared.messages
         for u, unit in enumerate(units):
             own = prepared.handoff or unit.parent
+            # A dict, pair or string has no id to tell the history the node was given from
+            # its own words. A node hands that history on in order (a channel without a
+            # reducer, a Send's state), so it is matched in order, each given value once: an
+            # agent repeating an earlier message word for word still said it again, and
+            # ``operator.add`` appends all a node writes, so there nothing is handed on.
+            handed = 0 if unit.raws and (unit.sent or unit.parent or not self.appends) else -1
             for i, message in enumerate(unit.messages):
-                raw = unit.raws.get(getattr(message, "id", None))
-                if raw is not None and raw[1] in prepared.messages:
-                    continue  # given to the node (a dict has no id): the node hands history on
+                if handed >= 0:
+                    raw = unit.raws.get(getattr(message, "id", None))
+                    at = -1 if raw is None else _index(given, raw[1], handed)
+                    if at >= 0:
+                        handed = at + 1
+                        continue
                 if self._is_candidate(prepared, message, own):
                     key = message.id if message.id is not None else id(message)
                     first = seen.get(key)
@@ -1956,6 +1969,14 @@ def _as_list(messages: list[Any]) -> list[Any]:
     return messages
 
 
+def _index(values: Sequence[Any], value: Any, start: int) -> int:
+    """Where ``value`` is in ``values`` from ``start`` on (-1: not there)."""
+    try:
+        return values.index(value, start)
+    except ValueError:
+        return -1
+
+
 def _coerce(
     values: Sequence[Any], own_form: bool
 ) -> tuple[list[Any], dict[Any, tuple[BaseMessage, Any]]]:
@@ -1969,6 +1990,13 @@ def _coerce(
     for v in values:
         if isinstance(v, BaseMessage) or is_identity_message(v):
             out.append(v)  # (the identity dict: dropped from the output as it is)
+            continue
+        if own_form and isinstance(v, str):
+            # A plain string has no role: in a channel that keeps it as it is, it is the words
+            # of the node that wrote it (``add_messages`` would make it a user message).
+            message: BaseMessage = AIMessage(content=v, id=f"lc_{uuid.uuid4().hex}")
+            raws[message.id] = (message, v)
+            out.append(message)
             continue
         try:
             (message,) = convert_to_messages([v])

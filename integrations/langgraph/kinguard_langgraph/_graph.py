@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import operator
 import types
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -174,6 +175,7 @@ def _guarded_builder(
     channel = builder.channels[core.messages_key]
     core.replaces_by_id = _replaces_by_id(channel)
     core.empty_form = _declared_form(getattr(channel, "typ", None))
+    core.appends = getattr(channel, "operator", None) is operator.add
     guarded = _copy_builder(builder)
     # The private channel, registered whether or not halt nodes (which read it) are added.
     guarded._add_schema(GuardChannel)
