@@ -409,6 +409,9 @@ class GraphCore:
         self.appends = False
         """The messages channel's reducer is ``operator.add``: whatever a node writes there is
         new, none of it history handed back (which a channel without a reducer gets)."""
+        self.overwrites = False
+        """The messages channel has no reducer: what a node writes there is the whole history,
+        so a halt node delivers the decided messages after the history it was given."""
         self._halted: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._identity_cache: dict[tuple[str, str], SystemMessage] = {}
@@ -1394,7 +1397,7 @@ class GraphCore:
             goto = self._decided_sends(goto, outcomes, held)
         done = [task for task, _ in records] + abandoned
         update: dict[str, Any] = {
-            self.messages_key: delivered,
+            self.messages_key: [*history, *delivered] if self.overwrites else delivered,
             GUARD_KEY: {"pending": dict.fromkeys(done)},
         }
         if goto:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union, cast, get_args, get_ori
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable
 from langgraph._internal._runnable import coerce_to_runnable
+from langgraph.channels import LastValue
 from langgraph.graph import StateGraph
 from langgraph.graph._branch import BranchSpec
 from langgraph.graph._node import StateNodeSpec
@@ -176,6 +177,7 @@ def _guarded_builder(
     core.replaces_by_id = _replaces_by_id(channel)
     core.empty_form = _declared_form(getattr(channel, "typ", None))
     core.appends = getattr(channel, "operator", None) is operator.add
+    core.overwrites = isinstance(channel, LastValue)
     guarded = _copy_builder(builder)
     # The private channel, registered whether or not halt nodes (which read it) are added.
     guarded._add_schema(GuardChannel)
