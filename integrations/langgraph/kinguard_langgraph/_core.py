@@ -63,6 +63,7 @@ from kinguard_langgraph._messages import (
     SYSTEM_ROLES,
     IdentityDict,
     IdentityPair,
+    IdentityText,
     already_inspected,
     as_written,
     cut_identity,
@@ -666,6 +667,8 @@ class GraphCore:
                 system = IdentityDict(role="system", content=text)
             elif form is tuple:
                 system = IdentityPair(("system", text))
+            elif form is str:  # the first of the strings the node joins into its prompt
+                system = IdentityText(text)
             else:
                 system = self._identity_cache.get((node, text))
                 if system is None:
@@ -770,7 +773,7 @@ class GraphCore:
         key = self.messages_key
         if prepared.identity is not None and (len(output) > 1 or key not in output):
             for name, value in output.items():
-                if name != key and _carries_identity(value):
+                if name != key and _carries_identity(value, prepared.identity):
                     return None  # e.g. its input kept as ``history``: taken out by collect
         if key not in output:
             return []
@@ -1173,7 +1176,7 @@ class GraphCore:
         for update in _updates(output):
             if isinstance(update, dict):
                 for name, value in list(update.items()):
-                    if name != key and _carries_identity(value):
+                    if name != key and _carries_identity(value, prepared.identity):
                         restored = _restored_value(prepared, value)
                         if restored is None:
                             del update[name]
@@ -1182,14 +1185,18 @@ class GraphCore:
                 continue
             if not isinstance(update, list):  # a Pydantic or dataclass state's: its fields
                 for name, value in _fields(update):
-                    if name != key and _carries_identity(value):
+                    if name != key and _carries_identity(value, prepared.identity):
                         _force_setattr(update, name, _restored_value(prepared, value))
                 continue
             # A Command's (channel, value) pairs: last first, so that a deletion moves none
             # still to be read.
             for index in reversed(range(len(update))):
                 pair = update[index]
-                if _is_write(pair) and pair[0] != key and _carries_identity(pair[1]):
+                if (
+                    _is_write(pair)
+                    and pair[0] != key
+                    and _carries_identity(pair[1], prepared.identity)
+                ):
                     restored = _restored_value(prepared, pair[1])
                     if restored is None:
                         del update[index]
@@ -1434,14 +1441,18 @@ class GraphCore:
 
 
 _IDENTITY_KINDS = frozenset(
-    {SystemMessage, RemoveMessage, IdentityDict, IdentityPair, dict, tuple, list}
+    {SystemMessage, RemoveMessage, IdentityDict, IdentityPair, IdentityText, dict, tuple, list}
 )
 """Types that can be (or carry) kinguard's identity (see ``is_identity_message``)."""
 
 
-def _carries_identity(value: Any) -> bool:
-    """An update's value is, or lists, kinguard's identity. Only items of the types it can
-    take are read: a copied history is read in its system messages, not every message."""
+def _carries_identity(value: Any, identity: str | None) -> bool:
+    """An update's value is, or lists, kinguard's identity, or is a string with the
+    ``identity`` text in it (the prompt a node joined from a channel of strings). Only items
+    of the types it can take are read: a copied history is read in its system messages, not
+    every message."""
+    if type(value) is str:
+        return identity is not None and identity in value
     if _listing(value):
         return not _IDENTITY_KINDS.isdisjoint(map(type, value)) and any(
             is_identity_message(item) for item in value if type(item) in _IDENTITY_KINDS
@@ -1473,10 +1484,22 @@ def _without_identity(prepared: Prepared, values: Sequence[Any]) -> list[Any] | 
 def _restored_value(prepared: Prepared, value: Any) -> Any:
     """An update's ``value`` (:func:`_carries_identity`) as the app had it; ``None``: it was
     kinguard's own identity message, to be left out."""
+    if type(value) is str:
+        return _without_text(value, prepared.identity)
     if _listing(value):
         kept = _without_identity(prepared, value)
         return value if kept is None else type(value)(kept)
     return prepared.restored(value)
+
+
+def _without_text(value: str, text: str | None) -> str:
+    """``value`` (a string a node built from its input) without the identity ``text`` and the
+    line break the node joined it to the rest with."""
+    if text:
+        for joined in (f"{text}\n", f"\n{text}", text):
+            if joined in value:
+                return value.replace(joined, "")
+    return value
 
 
 def _is_write(pair: Any) -> bool:
@@ -1518,14 +1541,20 @@ def _fields(update: Any) -> list[tuple[str, Any]]:
 
 
 def _raw_form(messages: Sequence[Any], empty: type | None) -> type | None:
-    """The form of a history's dicts or pairs (``None``: it holds LangChain messages);
-    ``empty``: the form of an empty one."""
-    if not messages:
+    """The form of a history's dicts, pairs or strings (``None``: it holds LangChain
+    messages); ``empty``: the form the channel's type declares (see ``_declared_form``), that
+    of an empty history. A history of strings alone is one of strings unless the channel is
+    declared to hold messages (a model call takes a string there as a user message)."""
+    if not messages or empty is str:
         return empty
+    texts = True
     for message in messages:
-        if type(message) is dict or type(message) is tuple:
-            return type(message)
-    return None
+        kind = type(message)
+        if kind is dict or kind is tuple:
+            return kind
+        if not isinstance(message, str):
+            texts = False
+    return str if texts and empty is not None else None
 
 
 def _is_system(message: Any) -> bool:

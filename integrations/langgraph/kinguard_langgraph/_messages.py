@@ -30,6 +30,7 @@ __all__ = [
     "SYSTEM_ROLES",
     "IdentityDict",
     "IdentityPair",
+    "IdentityText",
     "already_inspected",
     "as_written",
     "cut_identity",
@@ -321,6 +322,15 @@ class IdentityPair(tuple[str, str]):
     __slots__ = ()
 
 
+class IdentityText(str):
+    """The identity message in a channel of plain strings: the text itself, a ``str`` the node
+    can join into its prompt, known by its type as :class:`IdentityDict` is. (A plain string
+    has no role to tell kinguard's from the app's, so only this object, not its words, is
+    taken for the identity: an agent's reply that quotes the block is still read.)"""
+
+    __slots__ = ()
+
+
 def source_id(message: BaseMessage) -> Any:
     """Id of the message that ``message`` stands for: its own, or a notice's original's."""
     message_id = message.id
@@ -358,7 +368,7 @@ def is_identity_message(message: object) -> bool:
     (``RemoveMessage(id=m.id) for m in state["messages"][:-n]``) removes the identity message
     too, and ``add_messages`` fails on the removal of an id the state does not hold.
     """
-    if isinstance(message, (IdentityDict, IdentityPair)):
+    if isinstance(message, (IdentityDict, IdentityPair, IdentityText)):
         return True
     if isinstance(message, (SystemMessage, RemoveMessage)):
         if isinstance(message.id, str) and message.id.startswith(IDENTITY_ID_PREFIX):
@@ -413,7 +423,7 @@ def without_identity(message: Any, text: str | None) -> Any:
     copy), the app's message without ``text`` for one it was added to (a copy, or a
     ``merge_message_runs`` of it, keeps what the node did to it). Unchanged: it does not carry
     ``text`` (an enclosing guarded graph's identity, which that graph takes out)."""
-    if isinstance(message, (IdentityDict, IdentityPair)):
+    if isinstance(message, (IdentityDict, IdentityPair, IdentityText)):
         return None
     if isinstance(message, (SystemMessage, RemoveMessage)):
         if isinstance(message.id, str) and message.id.startswith(IDENTITY_ID_PREFIX):
@@ -443,7 +453,7 @@ def cut_identity(message: Any) -> Any:
     kinguard added to it, where what it added is not known (a stream's view of a node's input,
     an enclosing guarded graph's identity in a node's input): ``None`` for kinguard's own
     message, the app's message up to the block or nudge kinguard put after its text."""
-    if isinstance(message, (IdentityDict, IdentityPair, RemoveMessage)):
+    if isinstance(message, (IdentityDict, IdentityPair, IdentityText, RemoveMessage)):
         return None
     if isinstance(message, BaseMessage):
         if isinstance(message.id, str) and message.id.startswith(IDENTITY_ID_PREFIX):

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import operator
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypedDict
 
 import pytest
 from kinguard_langgraph import guard_graph
 from kinguard_langgraph._scripted import ScriptedChatModel
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
 
 from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
+from kinguard.identity import IDENTITY_MARKER, NUDGE_MARKER
 from kinguard.testing import KeywordDetector, capture_verdicts
 
 SECRET = "ZEBRA-PACT"
 REPLY = f"Ten at 40, {SECRET}."
+REDACTED = "Ten at 40, [redacted by kinguard: collusion.market]."
 TASK = "Offer a price."
 
 
@@ -82,6 +88,122 @@ def string_app(
     return guard_graph(builder, guard, agents=agents).compile(**compile_kw), models
 
 
+def prompt(model: ScriptedChatModel, call: int = 0) -> str:
+    (message,) = model.inputs[call]
+    return str(message.content)
+
+
+def thread() -> dict[str, Any]:
+    return {"configurable": {"thread_id": uuid.uuid4().hex}}
+
+
+def run(graph: Any, how: str, config: dict[str, Any]) -> list[Any]:
+    """Run the graph as ``how`` says; returns what the caller was shown."""
+    start = {"messages": [TASK]}
+    if how == "invoke":
+        return [graph.invoke(start, config)]
+    if how == "ainvoke":
+        return [asyncio.run(graph.ainvoke(start, config))]
+    if how == "astream":
+
+        async def collect() -> list[Any]:
+            return [chunk async for chunk in graph.astream(start, config, stream_mode="updates")]
+
+        return asyncio.run(collect())
+    return list(graph.stream(start, config, stream_mode=how))
+
+
+@pytest.mark.parametrize("how", ["invoke", "updates", "values", "messages", "ainvoke", "astream"])
+@pytest.mark.parametrize("schema", SCHEMAS, ids=SCHEMA_IDS)
+def test_nodes_that_join_their_strings_get_the_identity_as_a_string_and_run(
+    schema: type, how: str
+) -> None:
+    # Before: the identity went in as a SystemMessage, and ``"\n".join`` raised TypeError.
+    guard = guard_for("a", "b", action=Action.REDACT)
+    saver = InMemorySaver()
+    graph, models = string_app(
+        guard, schema, {"a": REPLY, "b": "Deal."}, use_async=how.startswith("a"), checkpointer=saver
+    )
+    config = thread()
+    shown = run(graph, how, config)
+    assert graph.get_state(config).values["messages"] == [TASK, REDACTED, "Deal."]
+    # Each model was given its own agent's block, first, as the text the node joined.
+    for name, model in models.items():
+        block = guard.identity_block(name)
+        assert block is not None and prompt(model).startswith(f"{block}\n")
+    assert prompt(models["b"]).endswith(f"\n{TASK}\n{REDACTED}")
+    # Nothing the caller was shown, nor any checkpoint, holds the identity or the secret.
+    checkpoints = [c.checkpoint["channel_values"] for c in saver.list(config)]
+    for seen in (shown, checkpoints):
+        assert IDENTITY_MARKER not in repr(seen)
+        assert SECRET not in repr(seen)
+
+
+def test_a_graph_without_a_checkpointer_runs_too() -> None:
+    graph, models = string_app(guard_for("a", "b", action=Action.LOG), AddState, {"a": "Hi."})
+    assert graph.invoke({"messages": [TASK]}) == {"messages": [TASK, "Hi."]}
+    assert prompt(models["a"]).startswith(IDENTITY_MARKER)
+
+
+@pytest.mark.parametrize(
+    ("action", "delivered"),
+    [
+        (Action.LOG, REPLY),
+        (Action.REDACT, REDACTED),
+        (Action.BLOCK, "[kinguard blocked a message from a: collusion.market]"),
+    ],
+)
+@pytest.mark.parametrize("schema", SCHEMAS, ids=SCHEMA_IDS)
+def test_each_action_rewrites_the_string_the_agent_wrote(
+    schema: type, action: Action, delivered: str
+) -> None:
+    guard = guard_for("a", "b", action=action)
+    graph, models = string_app(guard, schema, {"a": REPLY, "b": "Deal."})
+    with capture_verdicts(guard) as verdicts:
+        out = graph.invoke({"messages": [TASK]})
+    assert [(v.sender, v.action) for v in verdicts] == [("a", action), ("b", Action.ALLOW)]
+    assert out["messages"] == [TASK, delivered, "Deal."]
+    assert prompt(models["b"]).endswith(f"\n{TASK}\n{delivered}")
+
+
+def test_conceal_takes_identity_cues_out_of_a_string() -> None:
+    guard = guard_for("a", "b", action=Action.LOG, identity="conceal")
+    graph, models = string_app(
+        guard, AddState, {"a": "As GPT-4o from OpenAI, I offer ten at 40.", "b": "Deal."}
+    )
+    out = graph.invoke({"messages": [TASK]})
+    concealed = "As [identity withheld] from [identity withheld], I offer ten at 40."
+    assert out["messages"] == [TASK, concealed, "Deal."]
+    assert prompt(models["b"]).endswith(f"\n{concealed}")
+
+
+@pytest.mark.parametrize(
+    ("decision", "delivered"),
+    [
+        ({"type": "approve"}, REPLY),
+        ({"type": "edit", "text": "Ten at 41."}, "Ten at 41."),
+        ({"type": "reject"}, None),
+    ],
+)
+@pytest.mark.parametrize("schema", SCHEMAS, ids=SCHEMA_IDS)
+def test_a_halted_string_is_decided_as_a_string(
+    schema: type, decision: dict[str, str], delivered: str | None
+) -> None:
+    guard = guard_for("a", "b", action=Action.HALT)
+    graph, models = string_app(
+        guard, schema, {"a": REPLY, "b": "Deal."}, checkpointer=InMemorySaver()
+    )
+    config = thread()
+    first = graph.invoke({"messages": [TASK]}, config)
+    assert first["__interrupt__"][0].value["text"] == REPLY
+    assert first["messages"] == [TASK]  # held: not in the state
+    out = graph.invoke(Command(resume=decision), config)
+    said = [] if delivered is None else [delivered]
+    assert out["messages"] == [TASK, *said, "Deal."]
+    assert prompt(models["b"]) == "\n".join([str(guard.identity_block("b")), TASK, *said])
+    assert models["a"].calls == 1  # the decision did not run the agent again
+
+
 def test_the_strings_of_a_node_no_profile_names_are_read_as_its_words() -> None:
     # Before: a string read as a user message, which only a declared agent's node is read for.
     guard = guard_for("b", action=Action.BLOCK, identity="none")
@@ -102,3 +224,45 @@ def test_a_string_said_before_is_read_again_when_an_agent_repeats_it(schema: typ
         out = graph.invoke({"messages": [said]})  # the user's words are not an agent's
     assert [(v.sender, v.action) for v in verdicts] == [("a", Action.BLOCK), ("b", Action.ALLOW)]
     assert out["messages"][1:] == ["[kinguard blocked a message from a: collusion.market]", "Deal."]
+
+
+def test_a_nudge_reaches_the_flagged_agent_as_a_string_and_stays_out_of_the_state() -> None:
+    guard = guard_for(
+        "a",
+        "b",
+        action=Action.NUDGE,
+        identity="none",
+        rule=Rule(signal="collusion.market", action=Action.NUDGE),
+    )
+    graph, models = string_app(
+        guard,
+        AddState,
+        {"a": REPLY, "b": "Deal.", "a_again": "Fine."},
+        agents={"a": "a", "b": "b", "a_again": "a"},
+    )
+    out = graph.invoke({"messages": [TASK]})
+    assert out["messages"] == [TASK, REPLY, "Deal.", "Fine."]
+    assert prompt(models["a"]) == TASK  # nothing to say before the finding
+    first, *rest = prompt(models["a_again"]).split("\n")
+    assert first.startswith(NUDGE_MARKER) and rest == [TASK, REPLY, "Deal."]
+
+
+def test_the_joined_prompt_kept_in_the_state_is_kept_without_the_identity() -> None:
+    class PromptState(TypedDict):
+        messages: Annotated[list[str], operator.add]
+        prompt: str
+
+    model = ScriptedChatModel(replies=["Hi."])
+
+    def node(state: PromptState) -> dict[str, Any]:
+        text = "\n".join(state["messages"])
+        return {"messages": [str(model.invoke(text).content)], "prompt": text}
+
+    builder = StateGraph(PromptState)
+    builder.add_node("a", node)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", END)
+    graph = guard_graph(builder, guard_for("a", action=Action.LOG)).compile()
+    out = graph.invoke({"messages": [TASK], "prompt": ""})
+    assert IDENTITY_MARKER in prompt(model)
+    assert out == {"messages": [TASK, "Hi."], "prompt": TASK}
