@@ -151,6 +151,10 @@ class TaskVerdicts:
     """Tool calls of messages that were not delivered (blocked or held for a human). An agent
     subgraph (``create_react_agent``) may already have run them: streams show neither their
     arguments nor their results."""
+    written: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
+    """Strings the node wrote to a channel of strings -> the text the other agents get. A
+    string has no id, so the tokens of a model reply the node wrote as it is (``.content``)
+    are known by their text."""
 
 
 @dataclass(slots=True)
@@ -1016,12 +1020,18 @@ class GraphCore:
                 if replacements.get(str(c.message.id), "") is None
                 for call in tool_call_ids(c.message)
             }
+            written = {
+                raw: replacements.get(str(c.message.id))
+                for c in candidates
+                if isinstance(raw := units[c.unit].raws.get(c.message.id, (None, None))[1], str)
+            }
             self._report(
                 prepared,
                 replacements,
                 modified=modified,
                 is_agent=bool(candidates),
                 hidden_calls=frozenset(hidden),
+                written=written,
             )
         return output
 
@@ -1052,6 +1062,7 @@ class GraphCore:
         modified: bool,
         is_agent: bool,
         hidden_calls: frozenset[str] = frozenset(),
+        written: Mapping[str, str | None] | None = None,
     ) -> None:
         """Tell a guarded stream (in-band), ``astream_events`` (via the core) or an enclosing
         graph's token stream (through the hold) the verdicts."""
@@ -1064,6 +1075,7 @@ class GraphCore:
             modified=modified,
             is_agent=is_agent,
             hidden_calls=hidden_calls,
+            written=written or {},
         )
         if prepared.events:
             self.leave_verdicts(prepared.task_ns, report)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -296,6 +296,8 @@ def _transform(items: list[Item], verdicts: TaskVerdicts) -> Iterable[Item]:
             message = item.payload[0]
             if isinstance(message, BaseMessage) and isinstance(message.id, str):
                 groups.setdefault(message.id, []).append(index)
+    if verdicts.written:
+        verdicts = _by_text(items, groups, verdicts)
     recut: dict[int, BaseMessage | None] = {}
     for message_id, indexes in groups.items():
         if message_id not in verdicts.replacements:
@@ -355,6 +357,31 @@ def _transform(items: list[Item], verdicts: TaskVerdicts) -> Iterable[Item]:
             continue
         item.payload = _scrub(item.payload, verdicts, 0)
         yield item
+
+
+def _by_text(
+    items: list[Item], groups: Mapping[str, list[int]], verdicts: TaskVerdicts
+) -> TaskVerdicts:
+    """``verdicts`` with the model replies that the node wrote as strings (see
+    ``TaskVerdicts.written``) ruled on as those strings were: the node's model call streamed
+    them under ids of their own. A reply the node changed before writing it stays unknown,
+    and is not shown."""
+    texts: dict[str, str] = {}
+    for message_id, indexes in groups.items():
+        if message_id not in verdicts.replacements:
+            texts[message_id] = message_text(_merged([items[i].payload[0] for i in indexes]))
+    for item in items:  # ``astream_events``: the model's whole reply, as it ended
+        final = item.payload
+        if item.mode == "message_final" and isinstance(final, BaseMessage) and final.id:
+            texts.setdefault(final.id, message_text(final))
+    found = {
+        message_id: verdicts.written[text]
+        for message_id, text in texts.items()
+        if text in verdicts.written
+    }
+    if not found:
+        return verdicts
+    return dataclasses.replace(verdicts, replacements={**verdicts.replacements, **found})
 
 
 def _recut(

@@ -266,3 +266,59 @@ def test_the_joined_prompt_kept_in_the_state_is_kept_without_the_identity() -> N
     out = graph.invoke({"messages": [TASK], "prompt": ""})
     assert IDENTITY_MARKER in prompt(model)
     assert out == {"messages": [TASK, "Hi."], "prompt": TASK}
+
+
+def streamed_text(chunks: list[Any]) -> dict[str, str]:
+    """Per node, the text of the tokens a ``messages`` stream showed."""
+    shown: dict[str, str] = {}
+    for message, meta in chunks:
+        node = meta["langgraph_node"]
+        shown[node] = shown.get(node, "") + str(message.content)
+    return shown
+
+
+@pytest.mark.parametrize("schema", SCHEMAS, ids=SCHEMA_IDS)
+def test_the_token_stream_shows_a_reply_written_as_a_string_as_it_was_delivered(
+    schema: type,
+) -> None:
+    # Before: the model's tokens have an id of their own, not the string's, and were dropped.
+    graph, _ = string_app(
+        guard_for("a", "b", action=Action.REDACT), schema, {"a": REPLY, "b": "Deal."}
+    )
+    chunks = list(graph.stream({"messages": [TASK]}, stream_mode="messages"))
+    assert len(chunks) > 3  # still a token stream
+    assert streamed_text(chunks) == {"a": REDACTED, "b": "Deal."}
+
+
+def test_events_show_a_reply_written_as_a_string_as_it_was_delivered() -> None:
+    graph, _ = string_app(
+        guard_for("a", "b", action=Action.REDACT), AddState, {"a": REPLY, "b": "Deal."}
+    )
+
+    async def events() -> list[dict[str, Any]]:
+        return [e async for e in graph.astream_events({"messages": [TASK]}, version="v2")]
+
+    seen = asyncio.run(events())
+    tokens = "".join(
+        str(e["data"]["chunk"].content) for e in seen if e["event"] == "on_chat_model_stream"
+    )
+    assert tokens == f"{REDACTED}Deal."
+    ends = [e["data"]["output"].content for e in seen if e["event"] == "on_chat_model_end"]
+    assert ends == [REDACTED, "Deal."]
+    assert SECRET not in repr([e for e in seen if e["event"] != "on_chat_model_start"])
+
+
+def test_tokens_of_a_reply_the_node_changed_before_writing_it_are_not_shown() -> None:
+    # What the tokens said was never inspected as such: the node wrote other words.
+    model = ScriptedChatModel(replies=[REPLY])
+
+    def node(state: AddState) -> dict[str, Any]:
+        return {"messages": [f"a: {model.invoke(state['messages'][-1]).content}"]}
+
+    builder = StateGraph(AddState)
+    builder.add_node("a", node)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", END)
+    graph = guard_graph(builder, guard_for("a", action=Action.REDACT)).compile()
+    assert list(graph.stream({"messages": [TASK]}, stream_mode="messages")) == []
+    assert graph.invoke({"messages": [TASK]})["messages"] == [TASK, f"a: {REDACTED}"]
