@@ -1570,8 +1570,9 @@ def _raw_form(messages: Sequence[Any], empty: type | None) -> type | None:
 
 
 def _is_system(message: Any) -> bool:
-    """The app's instructions: a system message, or a dict or pair in a system role."""
-    if isinstance(message, SystemMessage):
+    """The app's instructions: a system message, or a dict or pair in a system role; or an
+    enclosing guarded graph's identity in a channel of strings (which has no roles)."""
+    if isinstance(message, (SystemMessage, IdentityText)):
         return True
     if isinstance(message, dict):
         return message.get("role") in SYSTEM_ROLES

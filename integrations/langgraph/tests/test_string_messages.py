@@ -322,3 +322,20 @@ def test_tokens_of_a_reply_the_node_changed_before_writing_it_are_not_shown() ->
     graph = guard_graph(builder, guard_for("a", action=Action.REDACT)).compile()
     assert list(graph.stream({"messages": [TASK]}, stream_mode="messages")) == []
     assert graph.invoke({"messages": [TASK]})["messages"] == [TASK, f"a: {REDACTED}"]
+
+
+def test_a_guarded_graph_of_strings_run_as_a_node_gives_its_node_one_identity() -> None:
+    guard = guard_for("a", "inner", action=Action.REDACT)
+    model = ScriptedChatModel(replies=[REPLY])
+    inner = StateGraph(FullState)
+    inner.add_node("inner", joining_node(FullState, model))
+    inner.add_edge(START, "inner")
+    inner.add_edge("inner", END)
+    outer = StateGraph(FullState)
+    outer.add_node("a", guard_graph(inner, guard).compile())
+    outer.add_edge(START, "a")
+    outer.add_edge("a", END)
+    out = guard_graph(outer, guard).compile().invoke({"messages": [TASK]})
+    assert out["messages"] == [TASK, REDACTED]
+    # The innermost agent's identity alone, in place of the enclosing node's.
+    assert prompt(model) == f"{guard.identity_block('inner')}\n{TASK}"
