@@ -714,11 +714,17 @@ class GraphCore:
             # reducer, a Send's state), so it is matched in order, each given value once: an
             # agent repeating an earlier message word for word still said it again, and
             # ``operator.add`` appends all a node writes, so there nothing is handed on.
-            handed = 0 if unit.raws and (unit.sent or unit.parent or not self.appends) else -1
+            raws = unit.raws
+            handed = 0 if raws and (unit.sent or unit.parent or not self.appends) else -1
             for i, message in enumerate(unit.messages):
-                if handed >= 0:
-                    raw = unit.raws.get(getattr(message, "id", None))
-                    at = -1 if raw is None else _index(given, raw[1], handed)
+                raw = raws.get(getattr(message, "id", None)) if raws else None
+                if raw is not None:
+                    if raw[1] == prepared.identity:
+                        # A copy of the identity string (``str.strip``, ``str()``): a plain
+                        # string carries no other sign of it. Left out as the identity is.
+                        unit.messages[i] = IdentityText(raw[1])
+                        continue
+                    at = _index(given, raw[1], handed) if handed >= 0 else -1
                     if at >= 0:
                         handed = at + 1
                         continue

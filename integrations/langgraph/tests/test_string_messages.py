@@ -339,3 +339,24 @@ def test_a_guarded_graph_of_strings_run_as_a_node_gives_its_node_one_identity() 
     assert out["messages"] == [TASK, REDACTED]
     # The innermost agent's identity alone, in place of the enclosing node's.
     assert prompt(model) == f"{guard.identity_block('inner')}\n{TASK}"
+
+
+def test_a_copy_of_the_identity_string_handed_back_stays_out_of_the_state() -> None:
+    # ``str.strip`` (like ``str()``, an f-string) gives a plain string equal to the identity:
+    # read as the node's words, it was delivered into the state.
+    model = ScriptedChatModel(replies=["Hi."])
+
+    def node(state: FullState) -> dict[str, Any]:
+        history = [m.strip() for m in state["messages"]]
+        return {"messages": [*history, str(model.invoke("\n".join(history)).content)]}
+
+    builder = StateGraph(FullState)
+    builder.add_node("a", node)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", END)
+    guard = guard_for("a", action=Action.LOG)
+    with capture_verdicts(guard) as verdicts:
+        out = guard_graph(builder, guard).compile().invoke({"messages": [TASK]})
+    assert out == {"messages": [TASK, "Hi."]}
+    assert [v.sender for v in verdicts] == ["a"]  # the reply alone
+    assert prompt(model).startswith(IDENTITY_MARKER)
