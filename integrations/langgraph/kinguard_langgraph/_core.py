@@ -82,6 +82,7 @@ from kinguard_langgraph._messages import (
     tool_call_ids,
     with_identity,
     without_identity,
+    without_identity_text,
 )
 from kinguard_langgraph._state import GUARD_KEY, Revisions, import_state
 
@@ -155,6 +156,9 @@ class TaskVerdicts:
     """Strings the node wrote to a channel of strings -> the text the other agents get. A
     string has no id, so the tokens of a model reply the node wrote as it is (``.content``)
     are known by their text."""
+    identity: str | None = None
+    """The identity text the node was given as a string of its input (a channel of strings):
+    in the prompt it joined, which events show as a user message, it is known by its words."""
 
 
 @dataclass(slots=True)
@@ -202,6 +206,8 @@ class Prepared:
     """The pending nudge put in the node's input, taken from the guard once the node has run."""
     identity: str | None = None
     """The text put in the node's input (identity block and nudge), taken out of its update."""
+    as_text: bool = False
+    """``identity`` went in as a string of its own (a channel of strings)."""
     merged: tuple[Any, Any] | None = None
     """The app's first system message and the copy with ``identity`` given in its place."""
     _input_ids: tuple[frozenset[Any], frozenset[Any]] | None = None
@@ -673,6 +679,7 @@ class GraphCore:
                 system = IdentityPair(("system", text))
             elif form is str:  # the first of the strings the node joins into its prompt
                 system = IdentityText(text)
+                prepared.as_text = True
             else:
                 system = self._identity_cache.get((node, text))
                 if system is None:
@@ -1082,6 +1089,7 @@ class GraphCore:
             is_agent=is_agent,
             hidden_calls=hidden_calls,
             written=written or {},
+            identity=prepared.identity if prepared.as_text else None,
         )
         if prepared.events:
             self.leave_verdicts(prepared.task_ns, report)
@@ -1503,21 +1511,12 @@ def _restored_value(prepared: Prepared, value: Any) -> Any:
     """An update's ``value`` (:func:`_carries_identity`) as the app had it; ``None``: it was
     kinguard's own identity message, to be left out."""
     if type(value) is str:
-        return _without_text(value, prepared.identity)
+        identity = prepared.identity
+        return value if identity is None else without_identity_text(value, identity)
     if _listing(value):
         kept = _without_identity(prepared, value)
         return value if kept is None else type(value)(kept)
     return prepared.restored(value)
-
-
-def _without_text(value: str, text: str | None) -> str:
-    """``value`` (a string a node built from its input) without the identity ``text`` and the
-    line break the node joined it to the rest with."""
-    if text:
-        for joined in (f"{text}\n", f"\n{text}", text):
-            if joined in value:
-                return value.replace(joined, "")
-    return value
 
 
 def _is_write(pair: Any) -> bool:

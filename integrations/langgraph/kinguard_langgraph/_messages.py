@@ -50,6 +50,7 @@ __all__ = [
     "with_identity",
     "with_text",
     "without_identity",
+    "without_identity_text",
 ]
 
 IDENTITY_ID_PREFIX = "kinguard-identity-"
@@ -446,6 +447,15 @@ def without_identity(message: Any, text: str | None) -> Any:
     if content is None or content is message[1]:
         return None if content is None else message
     return (message[0], content)
+
+
+def without_identity_text(value: str, text: str) -> str:
+    """``value`` (a string built from a node's input of strings, e.g. the prompt it joined)
+    without the identity ``text`` and the line break it was joined to the rest with."""
+    for joined in (f"{text}\n", f"\n{text}", text):
+        if joined in value:
+            return value.replace(joined, "")
+    return value
 
 
 def cut_identity(message: Any) -> Any:

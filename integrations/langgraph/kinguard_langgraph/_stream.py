@@ -43,10 +43,12 @@ from kinguard.logs import get_logger
 from kinguard.streaming import recut
 from kinguard_langgraph._core import GATE_KEY, GraphCore, TaggedPayload, TaskVerdicts
 from kinguard_langgraph._messages import (
+    IdentityText,
     cut_identity,
     is_identity_message,
     message_text,
     with_text,
+    without_identity_text,
 )
 from kinguard_langgraph._state import GUARD_KEY
 
@@ -447,6 +449,8 @@ def _scrub(payload: Any, verdicts: TaskVerdicts, depth: int) -> Any:
     """Rewrite inspected messages to what was delivered, anywhere inside a stream payload."""
     if depth > _SCRUB_DEPTH:
         return payload
+    if isinstance(payload, str):
+        return _scrub_text(payload, verdicts)
     if isinstance(payload, BaseMessage):
         return _scrub_message(payload, verdicts)
     if isinstance(payload, ChatGeneration):  # v1 ``on_chat_model_end`` outputs
@@ -479,7 +483,9 @@ def _scrub(payload: Any, verdicts: TaskVerdicts, depth: int) -> Any:
         for key, value in payload.items():
             if key == GUARD_KEY:
                 continue
-            out[key] = _scrub(value, verdicts, depth + 1)
+            scrubbed = _scrub(value, verdicts, depth + 1)
+            if scrubbed is not _DROP:
+                out[key] = scrubbed
         return out
     if isinstance(payload, list):
         return [
@@ -500,10 +506,24 @@ def _hidden_result(message: BaseMessage, verdicts: TaskVerdicts) -> bool:
     return isinstance(message, ToolMessage) and message.tool_call_id in verdicts.hidden_calls
 
 
+def _scrub_text(text: str, verdicts: TaskVerdicts) -> Any:
+    """A string of a node's input or prompt (a channel of strings) without its identity."""
+    identity = verdicts.identity
+    if isinstance(text, IdentityText) or text == identity:
+        return _DROP
+    return text if identity is None else without_identity_text(text, identity)
+
+
 def _scrub_message(message: BaseMessage, verdicts: TaskVerdicts) -> Any:
     if is_identity_message(message):
         shown = cut_identity(message)  # (the app's system message, as the app wrote it)
         return _DROP if shown is None else shown
+    identity = verdicts.identity
+    if identity is not None and isinstance(message.content, str) and identity in message.content:
+        # The prompt a node joined from its strings, identity first: a model takes it as the
+        # user's words, so it is no system message to cut.
+        text = without_identity_text(message.content, identity)
+        message = message.model_copy(update={"content": text})
     if _hidden_result(message, verdicts):
         return _DROP
     message_id = message.id

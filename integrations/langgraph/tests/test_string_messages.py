@@ -306,6 +306,14 @@ def test_events_show_a_reply_written_as_a_string_as_it_was_delivered() -> None:
     ends = [e["data"]["output"].content for e in seen if e["event"] == "on_chat_model_end"]
     assert ends == [REDACTED, "Deal."]
     assert SECRET not in repr([e for e in seen if e["event"] != "on_chat_model_start"])
+    # The prompts the events show are the app's, without the identity each node was given.
+    prompts = [
+        [m.content for m in e["data"]["input"]["messages"][0]]
+        for e in seen
+        if e["event"] == "on_chat_model_start"
+    ]
+    assert prompts == [[TASK], [f"{TASK}\n{REDACTED}"]]
+    assert IDENTITY_MARKER not in repr(seen)
 
 
 def test_tokens_of_a_reply_the_node_changed_before_writing_it_are_not_shown() -> None:
