@@ -174,7 +174,7 @@ class _Unit:
     """The unit is a ``Command(graph=Command.PARENT)``: its messages go to the parent graph."""
     sent: bool = False
     """The unit is the state a ``Command``'s ``goto=Send(...)`` hands to a task, not an update."""
-    raws: Mapping[Any, tuple[BaseMessage, Any]] = dataclasses.field(default_factory=dict)
+    raws: dict[Any, tuple[BaseMessage, Any]] = dataclasses.field(default_factory=dict)
     """Message id -> (the message read, the dict, pair or string the node wrote for it): the
     wrapper writes those back in that form (see :func:`_in_own_form`)."""
 
@@ -714,6 +714,7 @@ class GraphCore:
         # by its id (or, without one, by the object, so both places get the same new id).
         seen: dict[Any, BaseMessage] = {}
         given = prepared.messages
+        identity = prepared.identity
         for u, unit in enumerate(units):
             own = prepared.handoff or unit.parent
             # A dict, pair or string has no id to tell the history the node was given from
@@ -726,11 +727,15 @@ class GraphCore:
             for i, message in enumerate(unit.messages):
                 raw = raws.get(getattr(message, "id", None)) if raws else None
                 if raw is not None:
-                    if raw[1] == prepared.identity:
-                        # A copy of the identity string (``str.strip``, ``str()``): a plain
-                        # string carries no other sign of it. Left out as the identity is.
-                        unit.messages[i] = IdentityText(raw[1])
-                        continue
+                    if type(raw[1]) is str and identity is not None and identity in raw[1]:
+                        # A copy of the identity string (``str.strip``, ``str()``) or the prompt
+                        # the node joined: a plain string carries no other sign of it.
+                        written = without_identity_text(raw[1], identity)
+                        if not written.strip():  # left out as the identity is
+                            unit.messages[i] = IdentityText(raw[1])
+                            continue
+                        message = unit.messages[i] = message.model_copy(update={"content": written})
+                        raw = raws[message.id] = (message, written)
                     at = _index(given, raw[1], handed) if handed >= 0 else -1
                     if at >= 0:
                         handed = at + 1

@@ -368,3 +368,24 @@ def test_a_copy_of_the_identity_string_handed_back_stays_out_of_the_state() -> N
     assert out == {"messages": [TASK, "Hi."]}
     assert [v.sender for v in verdicts] == ["a"]  # the reply alone
     assert prompt(model).startswith(IDENTITY_MARKER)
+
+
+def test_the_prompt_written_as_a_message_is_read_and_delivered_without_the_identity() -> None:
+    # A transcript node: its prompt and the reply as one string. Read as written, the
+    # identity block went into the state with it.
+    model = ScriptedChatModel(replies=[REPLY])
+
+    def node(state: AddState) -> dict[str, Any]:
+        text = "\n".join(state["messages"])
+        return {"messages": [f"{text}\n{model.invoke(text).content}"]}
+
+    builder = StateGraph(AddState)
+    builder.add_node("a", node)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", END)
+    guard = guard_for("a", action=Action.REDACT)
+    with capture_verdicts(guard) as verdicts:
+        out = guard_graph(builder, guard).compile().invoke({"messages": [TASK]})
+    assert IDENTITY_MARKER in prompt(model)
+    assert out == {"messages": [TASK, f"{TASK}\n{REDACTED}"]}
+    assert [v.action for v in verdicts] == [Action.REDACT]
