@@ -325,9 +325,9 @@ class IdentityPair(tuple[str, str]):
 
 class IdentityText(str):
     """The identity message in a channel of plain strings: the text itself, a ``str`` the node
-    can join into its prompt, known by its type as :class:`IdentityDict` is. (A plain string
-    has no role to tell kinguard's from the app's, so only this object, not its words, is
-    taken for the identity: an agent's reply that quotes the block is still read.)"""
+    can join into its prompt, known by its type as :class:`IdentityDict` is. (A copy of it, or
+    the prompt it was joined into, is a plain string: that is known by the identity's words,
+    which the node wrapper takes out of what the node writes.)"""
 
     __slots__ = ()
 
