@@ -63,6 +63,7 @@ from kinguard_langgraph._messages import (
     SYSTEM_ROLES,
     IdentityDict,
     IdentityPair,
+    IdentityText,
     already_inspected,
     as_written,
     cut_identity,
@@ -81,6 +82,7 @@ from kinguard_langgraph._messages import (
     tool_call_ids,
     with_identity,
     without_identity,
+    without_identity_text,
 )
 from kinguard_langgraph._state import GUARD_KEY, Revisions, import_state
 
@@ -150,6 +152,13 @@ class TaskVerdicts:
     """Tool calls of messages that were not delivered (blocked or held for a human). An agent
     subgraph (``create_react_agent``) may already have run them: streams show neither their
     arguments nor their results."""
+    written: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
+    """Strings the node wrote to a channel of strings -> the text the other agents get. A
+    string has no id, so the tokens of a model reply the node wrote as it is (``.content``)
+    are known by their text."""
+    identity: str | None = None
+    """The identity text the node was given as a string of its input (a channel of strings):
+    in the prompt it joined, which events show as a user message, it is known by its words."""
 
 
 @dataclass(slots=True)
@@ -165,7 +174,7 @@ class _Unit:
     """The unit is a ``Command(graph=Command.PARENT)``: its messages go to the parent graph."""
     sent: bool = False
     """The unit is the state a ``Command``'s ``goto=Send(...)`` hands to a task, not an update."""
-    raws: Mapping[Any, tuple[BaseMessage, Any]] = dataclasses.field(default_factory=dict)
+    raws: dict[Any, tuple[BaseMessage, Any]] = dataclasses.field(default_factory=dict)
     """Message id -> (the message read, the dict, pair or string the node wrote for it): the
     wrapper writes those back in that form (see :func:`_in_own_form`)."""
 
@@ -197,6 +206,8 @@ class Prepared:
     """The pending nudge put in the node's input, taken from the guard once the node has run."""
     identity: str | None = None
     """The text put in the node's input (identity block and nudge), taken out of its update."""
+    as_text: bool = False
+    """``identity`` went in as a string of its own (a channel of strings)."""
     merged: tuple[Any, Any] | None = None
     """The app's first system message and the copy with ``identity`` given in its place."""
     _input_ids: tuple[frozenset[Any], frozenset[Any]] | None = None
@@ -406,6 +417,12 @@ class GraphCore:
         """The form of the identity message in an empty history of a channel that keeps what
         nodes write (see :func:`_raw_form`): what the channel's type declares its items to be,
         a dict if it declares nothing a message could be read from."""
+        self.appends = False
+        """The messages channel's reducer is ``operator.add``: whatever a node writes there is
+        new, none of it history handed back (which a channel without a reducer gets)."""
+        self.overwrites = False
+        """The messages channel has no reducer: what a node writes there is the whole history,
+        so a halt node delivers the decided messages after the history it was given."""
         self._halted: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._identity_cache: dict[tuple[str, str], SystemMessage] = {}
@@ -660,6 +677,9 @@ class GraphCore:
                 system = IdentityDict(role="system", content=text)
             elif form is tuple:
                 system = IdentityPair(("system", text))
+            elif form is str:  # the first of the strings the node joins into its prompt
+                system = IdentityText(text)
+                prepared.as_text = True
             else:
                 system = self._identity_cache.get((node, text))
                 if system is None:
@@ -693,12 +713,33 @@ class GraphCore:
         # A message in both the update and a Send's state is one message: one verdict, keyed
         # by its id (or, without one, by the object, so both places get the same new id).
         seen: dict[Any, BaseMessage] = {}
+        given = prepared.messages
+        identity = prepared.identity
         for u, unit in enumerate(units):
             own = prepared.handoff or unit.parent
+            # A dict, pair or string has no id to tell the history the node was given from
+            # its own words. A node hands that history on in order (a channel without a
+            # reducer, a Send's state), so it is matched in order, each given value once: an
+            # agent repeating an earlier message word for word still said it again, and
+            # ``operator.add`` appends all a node writes, so there nothing is handed on.
+            raws = unit.raws
+            handed = 0 if raws and (unit.sent or unit.parent or not self.appends) else -1
             for i, message in enumerate(unit.messages):
-                raw = unit.raws.get(getattr(message, "id", None))
-                if raw is not None and raw[1] in prepared.messages:
-                    continue  # given to the node (a dict has no id): the node hands history on
+                raw = raws.get(getattr(message, "id", None)) if raws else None
+                if raw is not None:
+                    if type(raw[1]) is str and identity is not None and identity in raw[1]:
+                        # A copy of the identity string (``str.strip``, ``str()``) or the prompt
+                        # the node joined: a plain string carries no other sign of it.
+                        written = without_identity_text(raw[1], identity)
+                        if not written.strip():  # left out as the identity is
+                            unit.messages[i] = IdentityText(raw[1])
+                            continue
+                        message = unit.messages[i] = message.model_copy(update={"content": written})
+                        raw = raws[message.id] = (message, written)
+                    at = _index(given, raw[1], handed) if handed >= 0 else -1
+                    if at >= 0:
+                        handed = at + 1
+                        continue
                 if self._is_candidate(prepared, message, own):
                     key = message.id if message.id is not None else id(message)
                     first = seen.get(key)
@@ -754,7 +795,7 @@ class GraphCore:
         key = self.messages_key
         if prepared.identity is not None and (len(output) > 1 or key not in output):
             for name, value in output.items():
-                if name != key and _carries_identity(value):
+                if name != key and _carries_identity(value, prepared.identity):
                     return None  # e.g. its input kept as ``history``: taken out by collect
         if key not in output:
             return []
@@ -997,12 +1038,18 @@ class GraphCore:
                 if replacements.get(str(c.message.id), "") is None
                 for call in tool_call_ids(c.message)
             }
+            written = {
+                raw: replacements.get(str(c.message.id))
+                for c in candidates
+                if isinstance(raw := units[c.unit].raws.get(c.message.id, (None, None))[1], str)
+            }
             self._report(
                 prepared,
                 replacements,
                 modified=modified,
                 is_agent=bool(candidates),
                 hidden_calls=frozenset(hidden),
+                written=written,
             )
         return output
 
@@ -1033,6 +1080,7 @@ class GraphCore:
         modified: bool,
         is_agent: bool,
         hidden_calls: frozenset[str] = frozenset(),
+        written: Mapping[str, str | None] | None = None,
     ) -> None:
         """Tell a guarded stream (in-band), ``astream_events`` (via the core) or an enclosing
         graph's token stream (through the hold) the verdicts."""
@@ -1045,6 +1093,8 @@ class GraphCore:
             modified=modified,
             is_agent=is_agent,
             hidden_calls=hidden_calls,
+            written=written or {},
+            identity=prepared.identity if prepared.as_text else None,
         )
         if prepared.events:
             self.leave_verdicts(prepared.task_ns, report)
@@ -1157,7 +1207,7 @@ class GraphCore:
         for update in _updates(output):
             if isinstance(update, dict):
                 for name, value in list(update.items()):
-                    if name != key and _carries_identity(value):
+                    if name != key and _carries_identity(value, prepared.identity):
                         restored = _restored_value(prepared, value)
                         if restored is None:
                             del update[name]
@@ -1166,14 +1216,18 @@ class GraphCore:
                 continue
             if not isinstance(update, list):  # a Pydantic or dataclass state's: its fields
                 for name, value in _fields(update):
-                    if name != key and _carries_identity(value):
+                    if name != key and _carries_identity(value, prepared.identity):
                         _force_setattr(update, name, _restored_value(prepared, value))
                 continue
             # A Command's (channel, value) pairs: last first, so that a deletion moves none
             # still to be read.
             for index in reversed(range(len(update))):
                 pair = update[index]
-                if _is_write(pair) and pair[0] != key and _carries_identity(pair[1]):
+                if (
+                    _is_write(pair)
+                    and pair[0] != key
+                    and _carries_identity(pair[1], prepared.identity)
+                ):
                     restored = _restored_value(prepared, pair[1])
                     if restored is None:
                         del update[index]
@@ -1381,7 +1435,7 @@ class GraphCore:
             goto = self._decided_sends(goto, outcomes, held)
         done = [task for task, _ in records] + abandoned
         update: dict[str, Any] = {
-            self.messages_key: delivered,
+            self.messages_key: [*history, *delivered] if self.overwrites else delivered,
             GUARD_KEY: {"pending": dict.fromkeys(done)},
         }
         if goto:
@@ -1418,14 +1472,18 @@ class GraphCore:
 
 
 _IDENTITY_KINDS = frozenset(
-    {SystemMessage, RemoveMessage, IdentityDict, IdentityPair, dict, tuple, list}
+    {SystemMessage, RemoveMessage, IdentityDict, IdentityPair, IdentityText, dict, tuple, list}
 )
 """Types that can be (or carry) kinguard's identity (see ``is_identity_message``)."""
 
 
-def _carries_identity(value: Any) -> bool:
-    """An update's value is, or lists, kinguard's identity. Only items of the types it can
-    take are read: a copied history is read in its system messages, not every message."""
+def _carries_identity(value: Any, identity: str | None) -> bool:
+    """An update's value is, or lists, kinguard's identity, or is a string with the
+    ``identity`` text in it (the prompt a node joined from a channel of strings). Only items
+    of the types it can take are read: a copied history is read in its system messages, not
+    every message."""
+    if type(value) is str:
+        return identity is not None and identity in value
     if _listing(value):
         return not _IDENTITY_KINDS.isdisjoint(map(type, value)) and any(
             is_identity_message(item) for item in value if type(item) in _IDENTITY_KINDS
@@ -1457,6 +1515,9 @@ def _without_identity(prepared: Prepared, values: Sequence[Any]) -> list[Any] | 
 def _restored_value(prepared: Prepared, value: Any) -> Any:
     """An update's ``value`` (:func:`_carries_identity`) as the app had it; ``None``: it was
     kinguard's own identity message, to be left out."""
+    if type(value) is str:
+        identity = prepared.identity
+        return value if identity is None else without_identity_text(value, identity)
     if _listing(value):
         kept = _without_identity(prepared, value)
         return value if kept is None else type(value)(kept)
@@ -1502,19 +1563,26 @@ def _fields(update: Any) -> list[tuple[str, Any]]:
 
 
 def _raw_form(messages: Sequence[Any], empty: type | None) -> type | None:
-    """The form of a history's dicts or pairs (``None``: it holds LangChain messages);
-    ``empty``: the form of an empty one."""
-    if not messages:
+    """The form of a history's dicts, pairs or strings (``None``: it holds LangChain
+    messages); ``empty``: the form the channel's type declares (see ``_declared_form``), that
+    of an empty history. A history of strings alone is one of strings unless the channel is
+    declared to hold messages (a model call takes a string there as a user message)."""
+    if not messages or empty is str:
         return empty
+    texts = True
     for message in messages:
-        if type(message) is dict or type(message) is tuple:
-            return type(message)
-    return None
+        kind = type(message)
+        if kind is dict or kind is tuple:
+            return kind
+        if not isinstance(message, str):
+            texts = False
+    return str if texts and empty is not None else None
 
 
 def _is_system(message: Any) -> bool:
-    """The app's instructions: a system message, or a dict or pair in a system role."""
-    if isinstance(message, SystemMessage):
+    """The app's instructions: a system message, or a dict or pair in a system role; or an
+    enclosing guarded graph's identity in a channel of strings (which has no roles)."""
+    if isinstance(message, (SystemMessage, IdentityText)):
         return True
     if isinstance(message, dict):
         return message.get("role") in SYSTEM_ROLES
@@ -1956,6 +2024,14 @@ def _as_list(messages: list[Any]) -> list[Any]:
     return messages
 
 
+def _index(values: Sequence[Any], value: Any, start: int) -> int:
+    """Where ``value`` is in ``values`` from ``start`` on (-1: not there)."""
+    try:
+        return values.index(value, start)
+    except ValueError:
+        return -1
+
+
 def _coerce(
     values: Sequence[Any], own_form: bool
 ) -> tuple[list[Any], dict[Any, tuple[BaseMessage, Any]]]:
@@ -1969,6 +2045,13 @@ def _coerce(
     for v in values:
         if isinstance(v, BaseMessage) or is_identity_message(v):
             out.append(v)  # (the identity dict: dropped from the output as it is)
+            continue
+        if own_form and isinstance(v, str):
+            # A plain string has no role: in a channel that keeps it as it is, it is the words
+            # of the node that wrote it (``add_messages`` would make it a user message).
+            message: BaseMessage = AIMessage(content=v, id=f"lc_{uuid.uuid4().hex}")
+            raws[message.id] = (message, v)
+            out.append(message)
             continue
         try:
             (message,) = convert_to_messages([v])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import operator
 import types
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union, cast, get_args, get_ori
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable
 from langgraph._internal._runnable import coerce_to_runnable
+from langgraph.channels import LastValue
 from langgraph.graph import StateGraph
 from langgraph.graph._branch import BranchSpec
 from langgraph.graph._node import StateNodeSpec
@@ -110,7 +112,15 @@ def guard_graph(
     ``guard_graph(builder, guard).compile(checkpointer=...)`` returns a compiled graph that
     injects each agent's identity, inspects every message an agent emits before any other
     node sees it, applies the guard's actions (``halt`` through ``interrupt()``), keeps the
-    guard's state in its checkpoints, and streams only inspected content. In a handoff to the
+    guard's state in its checkpoints, and streams only inspected content.
+
+    The conversation may be LangChain messages, OpenAI-format dicts, ``(role, text)`` pairs or
+    plain strings (``list[str]``, which nodes join into a prompt); what kinguard writes there
+    keeps the channel's form. A plain string names no role or sender, so its sender is the
+    node that wrote it: every string a guarded node writes is read as its agent's words (pass
+    ``agents`` so that a node that is no agent, e.g. one appending a tool's output, is not
+    guarded as one). Such a node is given its identity as the first string of its input,
+    which it joins with the rest. In a handoff to the
     parent graph (``Command(graph=Command.PARENT)``, returned by the node or by a tool inside
     it) every new message is read as the agent's words, a tool's message and a ``Send``'s user
     message included: a handoff tool can carry them in either. A tool's message that is
@@ -181,6 +191,8 @@ def _guarded_builder(
     channel = builder.channels[core.messages_key]
     core.replaces_by_id = _replaces_by_id(channel)
     core.empty_form = _declared_form(getattr(channel, "typ", None))
+    core.appends = getattr(channel, "operator", None) is operator.add
+    core.overwrites = isinstance(channel, LastValue)
     guarded = _copy_builder(builder)
     # The private channel, registered whether or not halt nodes (which read it) are added.
     guarded._add_schema(GuardChannel)
@@ -302,10 +314,11 @@ def _replaces_by_id(channel: Any) -> bool:
 
 def _declared_form(declared: Any) -> type | None:
     """What a messages channel's type says its items are: LangChain messages (``None``),
-    dicts or pairs. ``list[AnyMessage]``, ``list[BaseMessage]`` or a union of message classes
-    are messages; ``list[dict]``, a ``TypedDict`` or a ``Mapping`` are dicts; ``list[tuple]``
-    are pairs. Anything else (``list``, ``Any``) says nothing: a dict then, which a chat model
-    and an SDK both take."""
+    dicts, pairs or strings. ``list[AnyMessage]``, ``list[BaseMessage]`` or a union of message
+    classes are messages; ``list[dict]``, a ``TypedDict`` or a ``Mapping`` are dicts;
+    ``list[tuple]`` are pairs; ``list[str]`` are strings (a node joins them into its prompt).
+    Anything else (``list``, ``Any``) says nothing: a dict then, which a chat model and an SDK
+    both take."""
     items = get_args(_unannotated(declared))
     if len(items) != 1:
         return dict
@@ -313,6 +326,8 @@ def _declared_form(declared: Any) -> type | None:
     members = [_unannotated(m) for m in get_args(item)] if get_origin(item) in _UNIONS else [item]
     if all(isinstance(m, type) and issubclass(m, BaseMessage) for m in members):
         return None
+    if item is str:
+        return str
     origin = get_origin(item) or item
     if origin is tuple:
         return tuple

@@ -30,6 +30,7 @@ __all__ = [
     "SYSTEM_ROLES",
     "IdentityDict",
     "IdentityPair",
+    "IdentityText",
     "already_inspected",
     "as_written",
     "cut_identity",
@@ -49,6 +50,7 @@ __all__ = [
     "with_identity",
     "with_text",
     "without_identity",
+    "without_identity_text",
 ]
 
 IDENTITY_ID_PREFIX = "kinguard-identity-"
@@ -321,6 +323,15 @@ class IdentityPair(tuple[str, str]):
     __slots__ = ()
 
 
+class IdentityText(str):
+    """The identity message in a channel of plain strings: the text itself, a ``str`` the node
+    can join into its prompt, known by its type as :class:`IdentityDict` is. (A copy of it, or
+    the prompt it was joined into, is a plain string: that is known by the identity's words,
+    which the node wrapper takes out of what the node writes.)"""
+
+    __slots__ = ()
+
+
 def source_id(message: BaseMessage) -> Any:
     """Id of the message that ``message`` stands for: its own, or a notice's original's."""
     message_id = message.id
@@ -358,7 +369,7 @@ def is_identity_message(message: object) -> bool:
     (``RemoveMessage(id=m.id) for m in state["messages"][:-n]``) removes the identity message
     too, and ``add_messages`` fails on the removal of an id the state does not hold.
     """
-    if isinstance(message, (IdentityDict, IdentityPair)):
+    if isinstance(message, (IdentityDict, IdentityPair, IdentityText)):
         return True
     if isinstance(message, (SystemMessage, RemoveMessage)):
         if isinstance(message.id, str) and message.id.startswith(IDENTITY_ID_PREFIX):
@@ -413,7 +424,7 @@ def without_identity(message: Any, text: str | None) -> Any:
     copy), the app's message without ``text`` for one it was added to (a copy, or a
     ``merge_message_runs`` of it, keeps what the node did to it). Unchanged: it does not carry
     ``text`` (an enclosing guarded graph's identity, which that graph takes out)."""
-    if isinstance(message, (IdentityDict, IdentityPair)):
+    if isinstance(message, (IdentityDict, IdentityPair, IdentityText)):
         return None
     if isinstance(message, (SystemMessage, RemoveMessage)):
         if isinstance(message.id, str) and message.id.startswith(IDENTITY_ID_PREFIX):
@@ -438,12 +449,21 @@ def without_identity(message: Any, text: str | None) -> Any:
     return (message[0], content)
 
 
+def without_identity_text(value: str, text: str) -> str:
+    """``value`` (a string built from a node's input of strings, e.g. the prompt it joined)
+    without the identity ``text`` and the line break it was joined to the rest with."""
+    for joined in (f"{text}\n", f"\n{text}", text):
+        if joined in value:
+            return value.replace(joined, "")
+    return value
+
+
 def cut_identity(message: Any) -> Any:
     """``message`` (:func:`is_identity_message`: a LangChain message, dict or pair) without what
     kinguard added to it, where what it added is not known (a stream's view of a node's input,
     an enclosing guarded graph's identity in a node's input): ``None`` for kinguard's own
     message, the app's message up to the block or nudge kinguard put after its text."""
-    if isinstance(message, (IdentityDict, IdentityPair, RemoveMessage)):
+    if isinstance(message, (IdentityDict, IdentityPair, IdentityText, RemoveMessage)):
         return None
     if isinstance(message, BaseMessage):
         if isinstance(message.id, str) and message.id.startswith(IDENTITY_ID_PREFIX):

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -43,10 +43,12 @@ from kinguard.logs import get_logger
 from kinguard.streaming import recut
 from kinguard_langgraph._core import GATE_KEY, GraphCore, TaggedPayload, TaskVerdicts
 from kinguard_langgraph._messages import (
+    IdentityText,
     cut_identity,
     is_identity_message,
     message_text,
     with_text,
+    without_identity_text,
 )
 from kinguard_langgraph._state import GUARD_KEY
 
@@ -296,6 +298,8 @@ def _transform(items: list[Item], verdicts: TaskVerdicts) -> Iterable[Item]:
             message = item.payload[0]
             if isinstance(message, BaseMessage) and isinstance(message.id, str):
                 groups.setdefault(message.id, []).append(index)
+    if verdicts.written:
+        verdicts = _by_text(items, groups, verdicts)
     recut: dict[int, BaseMessage | None] = {}
     for message_id, indexes in groups.items():
         if message_id not in verdicts.replacements:
@@ -355,6 +359,31 @@ def _transform(items: list[Item], verdicts: TaskVerdicts) -> Iterable[Item]:
             continue
         item.payload = _scrub(item.payload, verdicts, 0)
         yield item
+
+
+def _by_text(
+    items: list[Item], groups: Mapping[str, list[int]], verdicts: TaskVerdicts
+) -> TaskVerdicts:
+    """``verdicts`` with the model replies that the node wrote as strings (see
+    ``TaskVerdicts.written``) ruled on as those strings were: the node's model call streamed
+    them under ids of their own. A reply the node changed before writing it stays unknown,
+    and is not shown."""
+    texts: dict[str, str] = {}
+    for message_id, indexes in groups.items():
+        if message_id not in verdicts.replacements:
+            texts[message_id] = message_text(_merged([items[i].payload[0] for i in indexes]))
+    for item in items:  # ``astream_events``: the model's whole reply, as it ended
+        final = item.payload
+        if item.mode == "message_final" and isinstance(final, BaseMessage) and final.id:
+            texts.setdefault(final.id, message_text(final))
+    found = {
+        message_id: verdicts.written[text]
+        for message_id, text in texts.items()
+        if text in verdicts.written
+    }
+    if not found:
+        return verdicts
+    return dataclasses.replace(verdicts, replacements={**verdicts.replacements, **found})
 
 
 def _recut(
@@ -420,6 +449,8 @@ def _scrub(payload: Any, verdicts: TaskVerdicts, depth: int) -> Any:
     """Rewrite inspected messages to what was delivered, anywhere inside a stream payload."""
     if depth > _SCRUB_DEPTH:
         return payload
+    if isinstance(payload, str):
+        return _scrub_text(payload, verdicts)
     if isinstance(payload, BaseMessage):
         return _scrub_message(payload, verdicts)
     if isinstance(payload, ChatGeneration):  # v1 ``on_chat_model_end`` outputs
@@ -452,7 +483,9 @@ def _scrub(payload: Any, verdicts: TaskVerdicts, depth: int) -> Any:
         for key, value in payload.items():
             if key == GUARD_KEY:
                 continue
-            out[key] = _scrub(value, verdicts, depth + 1)
+            scrubbed = _scrub(value, verdicts, depth + 1)
+            if scrubbed is not _DROP:
+                out[key] = scrubbed
         return out
     if isinstance(payload, list):
         return [
@@ -473,10 +506,24 @@ def _hidden_result(message: BaseMessage, verdicts: TaskVerdicts) -> bool:
     return isinstance(message, ToolMessage) and message.tool_call_id in verdicts.hidden_calls
 
 
+def _scrub_text(text: str, verdicts: TaskVerdicts) -> Any:
+    """A string of a node's input or prompt (a channel of strings) without its identity."""
+    identity = verdicts.identity
+    if isinstance(text, IdentityText) or text == identity:
+        return _DROP
+    return text if identity is None else without_identity_text(text, identity)
+
+
 def _scrub_message(message: BaseMessage, verdicts: TaskVerdicts) -> Any:
     if is_identity_message(message):
         shown = cut_identity(message)  # (the app's system message, as the app wrote it)
         return _DROP if shown is None else shown
+    identity = verdicts.identity
+    if identity is not None and isinstance(message.content, str) and identity in message.content:
+        # The prompt a node joined from its strings, identity first: a model takes it as the
+        # user's words, so it is no system message to cut.
+        text = without_identity_text(message.content, identity)
+        message = message.model_copy(update={"content": text})
     if _hidden_result(message, verdicts):
         return _DROP
     message_id = message.id

@@ -7,7 +7,7 @@ import json
 import operator
 import uuid
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 import pytest
 from kinguard_langgraph import guard_graph
@@ -20,7 +20,7 @@ from kinguard_langgraph._scripted import (
     script_graph,
     start,
 )
-from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
@@ -643,3 +643,27 @@ def test_a_guarded_subgraph_halts_on_its_parents_checkpointer(use_async: bool) -
     final = run(Command(resume={"type": "approve"}))
     assert "__interrupt__" not in final
     assert delivered(final["messages"])[2] == ("buyer", f"Agree to {SECRET}?")
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_a_decision_on_a_channel_without_a_reducer_keeps_the_history(decision: str) -> None:
+    # Each node writes the whole history there: the halt node wrote the decided message alone,
+    # and the history before it was lost.
+    class FullState(TypedDict):
+        messages: list[AnyMessage]
+
+    builder = StateGraph(FullState)
+    for node, said in (("buyer", f"Agree to {SECRET}?"), ("seller", "Deal.")):
+        builder.add_node(
+            node, lambda state, said=said: {"messages": [*state["messages"], AIMessage(said)]}
+        )
+    builder.add_edge(START, "buyer")
+    builder.add_edge("buyer", "seller")
+    builder.add_edge("seller", END)
+    graph = guard_graph(builder, halt_guard(identity="none")).compile(checkpointer=InMemorySaver())
+    config = cfg()
+    graph.invoke({"messages": [HumanMessage("Negotiate.")]}, config)
+    out = graph.invoke(Command(resume={"type": decision}), config)
+    shown = [m.content for m in out["messages"]]
+    kept = [f"Agree to {SECRET}?"] if decision == "approve" else []
+    assert shown == ["Negotiate.", *kept, "Deal."]
