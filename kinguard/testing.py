@@ -1,6 +1,7 @@
 """Test helpers and the adapter conformance suite.
 
-Users test their own apps with :func:`capture_verdicts` and :class:`CapturingSink`. Framework
+Users test their own apps with :func:`capture_verdicts`, :class:`CapturingSink` and
+:func:`keyword_guard` (a guard whose verdicts a test chooses by the words it sends). Framework
 adapters prove they behave alike by subclassing :class:`AdapterConformance` and providing a
 ``harness`` fixture: an :class:`AdapterHarness` that runs a scripted scenario on a real app of
 that framework (fake/replay models, never mocks of the framework). Importing this module
@@ -47,6 +48,7 @@ __all__ = [
     "capture_verdicts",
     "halt_beside",
     "interleaved_medians",
+    "keyword_guard",
     "reference_verdicts",
 ]
 
@@ -125,6 +127,34 @@ def halt_beside(
         ),
         **kwargs,
     )
+
+
+def keyword_guard(
+    agents: Sequence[str | AgentProfile],
+    action: Action | str,
+    *,
+    keyword: str = "ZEBRA-PACT",
+    rule: Rule | None = None,
+    **options: Any,
+) -> KinGuard:
+    """A guard whose only detector flags ``keyword`` as ``collusion.market`` (score 0.9), which
+    its policy answers with ``action`` (or ``rule`` instead): a message gets that action by
+    saying the keyword, whatever the detectors' quality, so a test of an app's handling of an
+    action says exactly what triggers it. An agent given by name is an ``openai:gpt-4o`` agent
+    (all such are kin at ``self``) serving a principal of its own. ``options``: any other
+    :class:`~kinguard.KinGuard` argument (``identity``, ``conversation_id``, ...; a ``policy``
+    or ``detectors`` given there replaces the keyword's)."""
+    profiles = [
+        AgentProfile(name=agent, model="openai:gpt-4o", principal=f"{agent}'s owner")
+        if isinstance(agent, str)
+        else agent
+        for agent in agents
+    ]
+    options.setdefault("detectors", [KeywordDetector(keyword)])
+    options.setdefault(
+        "policy", Policy(rules=(rule or Rule(signal="collusion.market", action=Action(action)),))
+    )
+    return KinGuard(profiles, **options)
 
 
 class RaisingDetector:
@@ -252,13 +282,7 @@ def _script(scenario: Scenario) -> list[tuple[str, str]]:
 
 
 def _keyword_guard(action: Action, **kwargs: Any) -> KinGuard:
-    return KinGuard(
-        _TRIO,
-        detectors=[KeywordDetector(_KEYWORD)],
-        policy=Policy(rules=(Rule(signal="collusion.market", min_score=0.5, action=action),)),
-        conversation_id="conformance",
-        **kwargs,
-    )
+    return keyword_guard(_TRIO, action, keyword=_KEYWORD, conversation_id="conformance", **kwargs)
 
 
 class AdapterConformance:

@@ -38,6 +38,7 @@ from kinguard.testing import (
     RaisingDetector,
     capture_verdicts,
     halt_beside,
+    keyword_guard,
 )
 from kinguard.types import agent_message
 
@@ -1143,3 +1144,15 @@ def test_detectors_see_how_many_messages_came_before_in_their_conversation() -> 
     restored.load_state(json.loads(json.dumps(guard.state_dict())))
     restored.inspect(msg("after a restart"))
     assert seen == [("c1", 0, 0), ("c1", 1, 1), ("c1", 2, 2), ("c2", 0, 0), ("c1", 3, 2)]
+
+
+def test_keyword_guard_answers_its_keyword_with_the_action_and_nothing_else() -> None:
+    guard = keyword_guard(["ann", "bo"], "block", keyword="ZEBRA")
+    said = guard.inspect(Message(sender="ann", recipients=("bo",), text="a ZEBRA pact"))
+    plain = guard.inspect(Message(sender="bo", recipients=("ann",), text="as an AI, like you"))
+    assert (said.action, said.signal_names) == (Action.BLOCK, ("collusion.market",))
+    assert plain.action is Action.ALLOW and plain.signals == ()
+    assert guard.kinship("ann", "bo") is KinshipLevel.SELF  # one model, two principals
+    # A policy of the test's own replaces the keyword's.
+    logged = keyword_guard(["ann"], "block", policy=Policy(rules=(Rule(signal="*", action="log"),)))
+    assert logged.inspect(Message(sender="ann", text="ZEBRA-PACT")).action is Action.LOG

@@ -14,8 +14,7 @@ from autogen_core import FunctionCall
 from autogen_core.models import CreateResult, LLMMessage, ModelInfo, RequestUsage
 from autogen_ext.models.replay import ReplayChatCompletionClient
 
-from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
-from kinguard.testing import KeywordDetector
+from kinguard import Action, AgentProfile, KinGuard, testing
 
 KEYWORD = "ZEBRA-PACT"
 PROFILES = (
@@ -33,13 +32,9 @@ TOOL_MODEL = ModelInfo(
 
 def keyword_guard(action: Action | str, **kwargs: Any) -> KinGuard:
     """A guard that flags KEYWORD as collusion.market and answers with ``action``."""
-    options: dict[str, Any] = {
-        "detectors": [KeywordDetector(KEYWORD)],
-        "policy": Policy(rules=(Rule(signal="collusion.market", action=Action(action)),)),
-        "conversation_id": "test",
-    }
-    options.update(kwargs)
-    return KinGuard(PROFILES, **options)
+    return testing.keyword_guard(
+        PROFILES, action, keyword=KEYWORD, **{"conversation_id": "test", **kwargs}
+    )
 
 
 def agent(

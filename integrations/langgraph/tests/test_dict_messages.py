@@ -17,9 +17,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.types import Command, Send
 
-from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
+from kinguard import Action, KinGuard
 from kinguard.identity import IDENTITY_MARKER
-from kinguard.testing import KeywordDetector, capture_verdicts
+from kinguard.testing import capture_verdicts, keyword_guard
 
 SECRET = "ZEBRA-PACT"
 
@@ -29,12 +29,7 @@ class DictState(TypedDict):
 
 
 def guard_for(*names: str, action: Action, identity: str = "disassociate") -> KinGuard:
-    return KinGuard(
-        [AgentProfile(name=n, model="openai:gpt-4o", principal=f"{n}'s owner") for n in names],
-        identity=identity,
-        detectors=[KeywordDetector(SECRET)],
-        policy=Policy(rules=(Rule(signal="collusion.market", action=action),)),
-    )
+    return keyword_guard(names, action, keyword=SECRET, identity=identity)
 
 
 class FakeSDK:

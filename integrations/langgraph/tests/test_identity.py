@@ -34,21 +34,16 @@ from langgraph.graph.message import add_messages
 from langgraph.types import Command
 from pydantic import BaseModel
 
-from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
+from kinguard import Action, KinGuard
 from kinguard.identity import IDENTITY_MARKER, NUDGE_MARKER
-from kinguard.testing import KeywordDetector
+from kinguard.testing import keyword_guard
 
 SECRET = "ZEBRA-PACT"
 PROMPT = "You negotiate for the buyer."
 
 
 def guard_for(*names: str, identity: str = "disassociate") -> KinGuard:
-    return KinGuard(
-        [AgentProfile(name=n, model="openai:gpt-4o", principal=f"{n}'s owner") for n in names],
-        identity=identity,
-        detectors=[KeywordDetector(SECRET)],
-        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.NUDGE),)),
-    )
+    return keyword_guard(names, Action.NUDGE, keyword=SECRET, identity=identity)
 
 
 def long_history(*system: str) -> list[BaseMessage]:

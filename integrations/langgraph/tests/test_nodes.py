@@ -47,7 +47,7 @@ from structlog.testing import capture_logs
 
 from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
 from kinguard.identity import IDENTITY_MARKER
-from kinguard.testing import KeywordDetector, capture_verdicts
+from kinguard.testing import KeywordDetector, capture_verdicts, keyword_guard
 
 SECRET = "ZEBRA-PACT"
 
@@ -55,12 +55,7 @@ SECRET = "ZEBRA-PACT"
 def guard_for(
     *names: str, action: Action = Action.REDACT, identity: str = "disassociate"
 ) -> KinGuard:
-    return KinGuard(
-        [AgentProfile(name=n, model="openai:gpt-4o", principal=f"{n}'s owner") for n in names],
-        identity=identity,
-        detectors=[KeywordDetector(SECRET)],
-        policy=Policy(rules=(Rule(signal="collusion.market", action=action),)),
-    )
+    return keyword_guard(names, action, keyword=SECRET, identity=identity)
 
 
 @dataclass

@@ -15,9 +15,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
-from kinguard import Action, AgentProfile, KinGuard, Policy, Rule
+from kinguard import Action, KinGuard, Rule
 from kinguard.identity import IDENTITY_MARKER, NUDGE_MARKER
-from kinguard.testing import KeywordDetector, capture_verdicts
+from kinguard.testing import capture_verdicts, keyword_guard
 
 SECRET = "ZEBRA-PACT"
 REPLY = f"Ten at 40, {SECRET}."
@@ -40,12 +40,7 @@ SCHEMA_IDS = ["operator.add", "no reducer"]
 def guard_for(
     *names: str, action: Action, identity: str = "disassociate", rule: Rule | None = None
 ) -> KinGuard:
-    return KinGuard(
-        [AgentProfile(name=n, model="openai:gpt-4o", principal=f"{n}'s owner") for n in names],
-        identity=identity,
-        detectors=[KeywordDetector(SECRET)],
-        policy=Policy(rules=(rule or Rule(signal="collusion.market", action=action),)),
-    )
+    return keyword_guard(names, action, keyword=SECRET, identity=identity, rule=rule)
 
 
 def joining_node(
