@@ -199,6 +199,10 @@ class Prepared:
     """The text put in the node's input (identity block and nudge), taken out of its update."""
     merged: tuple[Any, Any] | None = None
     """The app's first system message and the copy with ``identity`` given in its place."""
+    injected: list[Any] | None = None
+    """The messages the node was given, the identity first (set with ``identity``)."""
+    echoed: bool = False
+    """The node's update starts with ``injected`` (see ``fast_candidates``)."""
     _input_ids: tuple[frozenset[Any], frozenset[Any]] | None = None
     _task_ns: str | None = None
     _given_by_id: dict[Any, Any] | None = None
@@ -667,6 +671,7 @@ class GraphCore:
                         self._identity_cache.clear()
                     system = self._identity_cache[(node, text)] = identity_message(node, text)
             injected = [system, *messages]
+        prepared.injected = injected
         return self._with_messages(state, injected)
 
     def _with_messages(self, state: Any, messages: list[Any]) -> Any:
@@ -766,9 +771,24 @@ class GraphCore:
             messages = (value,)
         else:
             return None
+        start = 0
+        given = prepared.injected
+        if (
+            given is not None
+            and self.replaces_by_id
+            and len(messages) >= len(given)
+            and messages[: len(given)] == given
+        ):
+            # A subgraph node (``create_agent``) hands back its whole history: what it was
+            # given (equal items are the same messages, not revisions), the identity first,
+            # then its new messages. Only those are read, and ``finish_fast`` takes the
+            # identity out; ``add_messages`` keeps the others as they are in the state.
+            start = len(given)
+            prepared.echoed = True
         candidates: list[_Candidate] = []
         listed: set[Any] = set()  # one message listed twice shows as its id listed twice
-        for index, message in enumerate(messages):
+        for index in range(start, len(messages)):
+            message = messages[index]
             if isinstance(message, AIMessage):  # the usual message: _is_candidate, inlined
                 message_id = message.id
                 if message_id is None:
@@ -820,6 +840,8 @@ class GraphCore:
                 return _REWRITE
         if candidates and prepared.nested:
             return _REWRITE  # marked copies for the enclosing graph
+        if prepared.echoed:
+            output = self._without_echoed_identity(prepared, output)
         if prepared.known and not (prepared.persist or prepared.reports):
             return output  # nothing to record: the usual turn of a graph run without a saver
         if not candidates:
@@ -834,6 +856,14 @@ class GraphCore:
             replacements: dict[str, str | None] = {str(c.message.id): c.shown for c in candidates}
             self._report(prepared, replacements, modified=False, is_agent=True)
         return output
+
+    def _without_echoed_identity(self, prepared: Prepared, output: dict[str, Any]) -> Any:
+        """The update of a node that handed back what it was given, without the identity
+        (a new dict: the node's own is never changed)."""
+        key = self.messages_key
+        messages = output[key]
+        app = prepared.restored(messages[0])
+        return {**output, key: [*([] if app is None else [app]), *messages[1:]]}
 
     def to_message(self, prepared: Prepared, candidate: _Candidate, position: int) -> Message:
         if (
