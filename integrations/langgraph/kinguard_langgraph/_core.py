@@ -199,10 +199,12 @@ class Prepared:
     """The text put in the node's input (identity block and nudge), taken out of its update."""
     merged: tuple[Any, Any] | None = None
     """The app's first system message and the copy with ``identity`` given in its place."""
-    injected: list[Any] | None = None
-    """The messages the node was given, the identity first (set with ``identity``)."""
+    head: Any = None
+    """The message put first in the node's input (the identity, or the app's first system
+    message with it), followed there by ``messages[skipped:]``."""
+    skipped: int = 0
     echoed: bool = False
-    """The node's update starts with ``injected`` (see ``fast_candidates``)."""
+    """The node's update starts with what it was given (see ``fast_candidates``)."""
     _input_ids: tuple[frozenset[Any], frozenset[Any]] | None = None
     _task_ns: str | None = None
     _given_by_id: dict[Any, Any] | None = None
@@ -628,6 +630,7 @@ class GraphCore:
             return state
         prepared.identity = text
         injected: list[Any] | None = None
+        skipped = 0
         if messages and _is_system(messages[0]):
             # Inside the app's first system message, not beside it: a node that windows its
             # history (``trim_messages(..., include_system=True)``) keeps only that one.
@@ -648,6 +651,7 @@ class GraphCore:
                     if len(self._merged_cache) > 1024:
                         self._merged_cache.clear()
                     self._merged_cache[(id(first), text)] = (*merged, first.content)
+            skipped = 1
             if merged[1] is not None:
                 prepared.merged = merged
                 injected = [merged[1], *messages[1:]]
@@ -671,7 +675,7 @@ class GraphCore:
                         self._identity_cache.clear()
                     system = self._identity_cache[(node, text)] = identity_message(node, text)
             injected = [system, *messages]
-        prepared.injected = injected
+        prepared.head, prepared.skipped = injected[0], skipped
         return self._with_messages(state, injected)
 
     def _with_messages(self, state: Any, messages: list[Any]) -> Any:
@@ -772,18 +776,20 @@ class GraphCore:
         else:
             return None
         start = 0
-        given = prepared.injected
+        head, skipped, given = prepared.head, prepared.skipped, prepared.messages
+        end = len(given) - skipped + 1
         if (
-            given is not None
+            head is not None
             and self.replaces_by_id
-            and len(messages) >= len(given)
-            and messages[: len(given)] == given
+            and len(messages) >= end
+            and messages[:end] == [head, *given[skipped:]]
         ):
             # A subgraph node (``create_agent``) hands back its whole history: what it was
             # given (equal items are the same messages, not revisions), the identity first,
             # then its new messages. Only those are read, and ``finish_fast`` takes the
             # identity out; ``add_messages`` keeps the others as they are in the state.
-            start = len(given)
+            # (Compared with the state's own list: the node may have changed its in place.)
+            start = end
             prepared.echoed = True
         candidates: list[_Candidate] = []
         listed: set[Any] = set()  # one message listed twice shows as its id listed twice

@@ -248,6 +248,36 @@ def test_an_agent_subgraph_handing_back_its_history_takes_the_fast_path(
     assert all(IDENTITY_MARKER in repr(model.inputs) for model in models.values())
 
 
+@pytest.mark.parametrize("change", ["append", "replace"])
+def test_a_node_that_changes_its_input_list_in_place_and_returns_it_is_read(change: str) -> None:
+    # The list a node is given is kinguard's (the identity in front): what it adds or changes
+    # in place must not pass for what it was given.
+    def speaker(state: ChatState) -> dict[str, Any]:
+        messages = state["messages"]
+        said = AIMessage(f"x {SECRET}", name="a", id="said")
+        if change == "append":
+            messages.append(said)
+        else:  # a revision of the last message it was given, under that message's id
+            messages[-1] = said.model_copy(update={"id": messages[-1].id})
+        return {"messages": messages}
+
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(ChatState)
+    builder.add_node("a", speaker)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", END)
+    guard = KinGuard(
+        AGENTS,
+        identity="disassociate",
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.REDACT),)),
+    )
+    with capture_verdicts(guard) as verdicts:
+        out = guard_graph(builder, guard).compile().invoke(start())
+    assert [v.sender for v in verdicts] == ["a"]
+    assert SECRET not in repr(out["messages"])
+    assert IDENTITY_MARKER not in repr(out)
+
+
 # -- ids of the history ----------------------------------------------------------------------------
 
 
