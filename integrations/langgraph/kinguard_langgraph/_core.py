@@ -210,6 +210,12 @@ class Prepared:
     """``identity`` went in as a string of its own (a channel of strings)."""
     merged: tuple[Any, Any] | None = None
     """The app's first system message and the copy with ``identity`` given in its place."""
+    head: Any = None
+    """The message put first in the node's input (the identity, or the app's first system
+    message with it), followed there by ``messages[skipped:]``."""
+    skipped: int = 0
+    echoed: bool = False
+    """The node's update starts with what it was given (see ``fast_candidates``)."""
     _input_ids: tuple[frozenset[Any], frozenset[Any]] | None = None
     _task_ns: str | None = None
     _given_by_id: dict[Any, Any] | None = None
@@ -641,6 +647,7 @@ class GraphCore:
             return state
         prepared.identity = text
         injected: list[Any] | None = None
+        skipped = 0
         if messages and _is_system(messages[0]):
             # Inside the app's first system message, not beside it: a node that windows its
             # history (``trim_messages(..., include_system=True)``) keeps only that one.
@@ -661,6 +668,7 @@ class GraphCore:
                     if len(self._merged_cache) > 1024:
                         self._merged_cache.clear()
                     self._merged_cache[(id(first), text)] = (*merged, first.content)
+            skipped = 1
             if merged[1] is not None:
                 prepared.merged = merged
                 injected = [merged[1], *messages[1:]]
@@ -687,6 +695,7 @@ class GraphCore:
                         self._identity_cache.clear()
                     system = self._identity_cache[(node, text)] = identity_message(node, text)
             injected = [system, *messages]
+        prepared.head, prepared.skipped = injected[0], skipped
         return self._with_messages(state, injected)
 
     def _with_messages(self, state: Any, messages: list[Any]) -> Any:
@@ -807,9 +816,26 @@ class GraphCore:
             messages = (value,)
         else:
             return None
+        start = 0
+        head, skipped, given = prepared.head, prepared.skipped, prepared.messages
+        end = len(given) - skipped + 1
+        if (
+            head is not None
+            and self.replaces_by_id
+            and len(messages) >= end
+            and messages[:end] == [head, *given[skipped:]]
+        ):
+            # A subgraph node (``create_agent``) hands back its whole history: what it was
+            # given (equal items are the same messages, not revisions), the identity first,
+            # then its new messages. Only those are read, and ``finish_fast`` takes the
+            # identity out; ``add_messages`` keeps the others as they are in the state.
+            # (Compared with the state's own list: the node may have changed its in place.)
+            start = end
+            prepared.echoed = True
         candidates: list[_Candidate] = []
         listed: set[Any] = set()  # one message listed twice shows as its id listed twice
-        for index, message in enumerate(messages):
+        for index in range(start, len(messages)):
+            message = messages[index]
             if isinstance(message, AIMessage):  # the usual message: _is_candidate, inlined
                 message_id = message.id
                 if message_id is None:
@@ -861,6 +887,8 @@ class GraphCore:
                 return _REWRITE
         if candidates and prepared.nested:
             return _REWRITE  # marked copies for the enclosing graph
+        if prepared.echoed:
+            output = self._without_echoed_identity(prepared, output)
         if prepared.known and not (prepared.persist or prepared.reports):
             return output  # nothing to record: the usual turn of a graph run without a saver
         if not candidates:
@@ -875,6 +903,14 @@ class GraphCore:
             replacements: dict[str, str | None] = {str(c.message.id): c.shown for c in candidates}
             self._report(prepared, replacements, modified=False, is_agent=True)
         return output
+
+    def _without_echoed_identity(self, prepared: Prepared, output: dict[str, Any]) -> Any:
+        """The update of a node that handed back what it was given, without the identity
+        (a new dict: the node's own is never changed)."""
+        key = self.messages_key
+        messages = output[key]
+        app = prepared.restored(messages[0])
+        return {**output, key: [*([] if app is None else [app]), *messages[1:]]}
 
     def to_message(self, prepared: Prepared, candidate: _Candidate, position: int) -> Message:
         if (

@@ -11,6 +11,16 @@ pass-through verdict: what is left is the adapter alone (identity injection incl
 out (``default_detectors(statistical=False)``).
 ``test_guarded_over_bare`` interleaves them and reports the wall-time ratios over bare (target
 < 1.10 for ``guarded``) in ``extra_info`` and on the terminal.
+
+``test_agents_guarded_over_bare`` does the same for the shape LangGraph's docs give a
+multi-agent app: each agent a ``create_agent`` agent (its own system prompt, no tools), added
+as a node of a parent graph routed by the same script. It is guarded either with
+``guard_graph`` around the parent (``guarded``, and ``adapter_only`` as above) or with a
+``KinGuardMiddleware`` inside each agent and the parent left bare (``middleware``,
+``middleware_adapter_only``), the two ways the README gives to guard such agents. No tools:
+the replies are the same ``LINES`` as the first scenario and call none, and a tool the model
+never calls would only add a node that never runs, while one it does call would change the
+turns being compared.
 """
 
 from __future__ import annotations
@@ -24,8 +34,12 @@ import pytest
 # (``kinguard.logs.warm_up``), which would otherwise share the GIL with the timed rounds of
 # whichever variant runs first. The benchmarks measure the steady state; start-up has its own.
 import structlog  # noqa: F401
-from kinguard_langgraph import guard_graph
+from kinguard_langgraph import KinGuardMiddleware, guard_graph
 from kinguard_langgraph._scripted import ScriptedChatModel, script_graph, start
+from langchain.agents import create_agent
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage
+from langgraph.graph import END, START, MessagesState, StateGraph
 
 from kinguard import AgentProfile, KinGuard, Message, Verdict
 from kinguard.detectors import StatisticalDetector, default_detectors
@@ -66,6 +80,7 @@ LINES = {
 
 
 VARIANTS = ("bare", "guarded", "no_detectors", "adapter_only", "lexical")
+AGENT_VARIANTS = ("bare", "guarded", "adapter_only", "middleware", "middleware_adapter_only")
 
 
 class PassThroughGuard(KinGuard):
@@ -92,29 +107,97 @@ class PassThroughGuard(KinGuard):
         return self.inspect(message)
 
 
+def make_guard(variant: str) -> KinGuard:
+    """The guard of ``variant``: its detectors (none if unnamed here), or a pass-through."""
+    guard_type = PassThroughGuard if variant.endswith("adapter_only") else KinGuard
+    detectors = {
+        "guarded": None,
+        "middleware": None,
+        "lexical": default_detectors(statistical=False),
+    }
+    return guard_type(
+        [AgentProfile(name=n, model="openai:gpt-4o", principal=f"{n} corp") for n in NAMES],
+        identity="disassociate",
+        detectors=detectors.get(variant, []),
+    )
+
+
+def models() -> dict[str, BaseChatModel]:
+    return {name: ScriptedChatModel(replies=LINES[name], record_inputs=False) for name in NAMES}
+
+
+ORDER = [NAMES[i % len(NAMES)] for i in range(TURNS)]
+PROMPTS = {n: f"You negotiate for {n}." for n in NAMES}
+CONFIG: Any = {"recursion_limit": 4 * TURNS}
+
+
 def build(variant: str) -> Callable[[], Any]:
-    models = {name: ScriptedChatModel(replies=LINES[name], record_inputs=False) for name in NAMES}
-    order = [NAMES[i % len(NAMES)] for i in range(TURNS)]
-    builder = script_graph(order, models, {n: f"You negotiate for {n}." for n in NAMES})
+    builder = script_graph(ORDER, models(), PROMPTS)
     if variant == "bare":
         graph: Any = builder.compile()
     else:
-        guard_type = PassThroughGuard if variant == "adapter_only" else KinGuard
-        detectors = {"guarded": None, "lexical": default_detectors(statistical=False)}
-        guard = guard_type(
-            [AgentProfile(name=n, model="openai:gpt-4o", principal=f"{n} corp") for n in NAMES],
-            identity="disassociate",
-            detectors=detectors.get(variant, []),
-        )
-        graph = guard_graph(builder, guard).compile()
-    config = {"recursion_limit": 4 * TURNS}
+        graph = guard_graph(builder, make_guard(variant)).compile()
 
     def run() -> Any:
-        out = graph.invoke(start(), config)
+        out = graph.invoke(start(), CONFIG)
         assert out["turn"] == TURNS
         return out
 
     return run
+
+
+def build_agents(variant: str) -> Callable[[], Any]:
+    """The script on ``create_agent`` agents, each a node of a parent graph."""
+    guard = None if variant == "bare" else make_guard(variant)
+    in_agents = variant.startswith("middleware")
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(MessagesState)
+    for name, model in models().items():
+        middleware = [KinGuardMiddleware(guard, agent_name=name)] if guard and in_agents else []
+        agent = create_agent(
+            model, tools=[], system_prompt=PROMPTS[name], name=name, middleware=middleware
+        )
+        builder.add_node(name, agent)
+
+    def route(state: MessagesState) -> str:
+        # Each turn adds one message (an agent's reply) after the task.
+        turn = len(state["messages"]) - 1
+        return ORDER[turn] if turn < TURNS else END
+
+    destinations = [*NAMES, END]
+    builder.add_conditional_edges(START, route, destinations)
+    for name in NAMES:
+        builder.add_conditional_edges(name, route, destinations)
+    graph = (builder if guard is None or in_agents else guard_graph(builder, guard)).compile()
+
+    def run() -> Any:
+        out = graph.invoke({"messages": [HumanMessage("Begin.")]}, CONFIG)
+        assert [m.name for m in out["messages"][1:]] == ORDER
+        return out
+
+    return run
+
+
+def interleave(
+    benchmark: Any, capsys: pytest.CaptureFixture[str], runs: dict[str, Callable[[], Any]]
+) -> None:
+    """Time ``runs`` interleaved, report each over ``bare``; then time ``guarded`` for the table."""
+    medians = interleaved_medians(runs, rounds=40)
+    ratios = {variant: medians[variant] / medians["bare"] for variant in runs if variant != "bare"}
+    for variant in runs:
+        benchmark.extra_info[f"{variant}_median_s"] = medians[variant]
+    for variant, ratio in ratios.items():
+        prefix = "" if variant == "guarded" else f"{variant}_"  # ``ratio``: guarded, as before
+        benchmark.extra_info[f"{prefix}ratio"] = ratio
+    added = {v: (medians[v] - medians["bare"]) / TURNS * 1e6 for v in ratios}
+    with capsys.disabled():  # shown without -s: the ratios are what this benchmark is for
+        print(
+            f"\nbare {medians['bare'] * 1000:.1f} ms | "
+            + " | ".join(
+                f"{v} {medians[v] * 1000:.1f} ms, ratio {ratios[v]:.3f}, +{added[v]:.0f} us/turn"
+                for v in ratios
+            )
+        )
+    benchmark.pedantic(runs["guarded"], rounds=3)
 
 
 @pytest.mark.benchmark(group="langgraph-4x50")
@@ -134,21 +217,9 @@ def test_guarded_no_detectors(benchmark: Any) -> None:
 
 @pytest.mark.benchmark(group="langgraph-ratio")
 def test_guarded_over_bare(benchmark: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    runs = {variant: build(variant) for variant in VARIANTS}
-    medians = interleaved_medians(runs, rounds=40)
-    ratios = {variant: medians[variant] / medians["bare"] for variant in VARIANTS[1:]}
-    for variant in VARIANTS:
-        benchmark.extra_info[f"{variant}_median_s"] = medians[variant]
-    for variant, ratio in ratios.items():
-        prefix = "" if variant == "guarded" else f"{variant}_"  # ``ratio``: guarded, as before
-        benchmark.extra_info[f"{prefix}ratio"] = ratio
-    added = {v: (medians[v] - medians["bare"]) / TURNS * 1e6 for v in ratios}
-    with capsys.disabled():  # shown without -s: the ratios are what this benchmark is for
-        print(
-            f"\nbare {medians['bare'] * 1000:.1f} ms | "
-            + " | ".join(
-                f"{v} {medians[v] * 1000:.1f} ms, ratio {ratios[v]:.3f}, +{added[v]:.0f} us/turn"
-                for v in ratios
-            )
-        )
-    benchmark.pedantic(runs["guarded"], rounds=3)
+    interleave(benchmark, capsys, {variant: build(variant) for variant in VARIANTS})
+
+
+@pytest.mark.benchmark(group="langgraph-ratio")
+def test_agents_guarded_over_bare(benchmark: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    interleave(benchmark, capsys, {variant: build_agents(variant) for variant in AGENT_VARIANTS})

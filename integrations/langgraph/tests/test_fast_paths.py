@@ -5,6 +5,8 @@
 * an update every verdict lets through is returned without being rebuilt, and never changed in
   the user's hands;
 * the private channel is cheap to copy and behaves like its reducer;
+* an agent subgraph (``create_agent``) that hands back its whole history takes the same fast
+  path, its identity taken out;
 * the ids of a long history are extended from turn to turn, never guessed;
 * ``invoke`` skips the stream gate's cleaning only where nothing private can reach the caller.
 """
@@ -17,7 +19,7 @@ from typing import Any
 
 import pytest
 from kinguard_langgraph import GUARD_KEY, guard_graph
-from kinguard_langgraph._core import InputIds, _message_ids
+from kinguard_langgraph._core import GraphCore, InputIds, _message_ids
 from kinguard_langgraph._scripted import (
     ChatState,
     ScriptedChatModel,
@@ -26,12 +28,14 @@ from kinguard_langgraph._scripted import (
     start,
 )
 from kinguard_langgraph._state import GuardStateChannel, merge_guard_channel
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain.agents import create_agent
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
 from kinguard import Action, AgentProfile, KinGuard, Message, Policy, Rule, Verdict
+from kinguard.identity import IDENTITY_MARKER
 from kinguard.testing import KeywordDetector, capture_verdicts
 
 SECRET = "ZEBRA-PACT"
@@ -208,6 +212,70 @@ def test_a_message_without_id_gets_one_and_is_inspected() -> None:
     assert len(verdicts) == 1
     assert SECRET not in out["messages"][-1].content
     assert out["messages"][-1].id
+
+
+@pytest.mark.parametrize("prompt", [False, True], ids=["no-app-prompt", "app-prompt"])
+def test_an_agent_subgraph_handing_back_its_history_takes_the_fast_path(
+    prompt: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ``create_agent`` as a node returns every message it was given, kinguard's identity
+    # first, before its reply: all but the reply are read in place and passed on as they are.
+    rewrites: list[object] = []
+    collect = GraphCore.collect
+    monkeypatch.setattr(
+        GraphCore, "collect", lambda *args: rewrites.append(args[2]) or collect(*args)
+    )
+    models = {n: ScriptedChatModel(replies=[f"{n} speaks {SECRET}."]) for n in ("a", "b")}
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(ChatState)
+    for name, model in models.items():
+        builder.add_node(name, create_agent(model, tools=[], system_prompt=f"You are {name}."))
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", END)
+    guard = KinGuard(AGENTS, identity="disassociate", detectors=[KeywordDetector(SECRET)])
+    given = [SystemMessage("Be brief.", id="app")] if prompt else []
+    given.append(HumanMessage("Go.", id="go"))
+    with capture_verdicts(guard) as verdicts:
+        out = guard_graph(builder, guard).compile().invoke({"messages": given, "turn": 0})
+    assert rewrites == []
+    assert [v.sender for v in verdicts] == ["a", "b"]
+    assert out["messages"][: len(given)] == given  # the app's own prompt, as it was
+    assert [m.content for m in out["messages"][len(given) :]] == [
+        f"a speaks {SECRET}.",
+        f"b speaks {SECRET}.",
+    ]
+    assert IDENTITY_MARKER not in repr(out)
+    assert all(IDENTITY_MARKER in repr(model.inputs) for model in models.values())
+
+
+@pytest.mark.parametrize("change", ["append", "replace"])
+def test_a_node_that_changes_its_input_list_in_place_and_returns_it_is_read(change: str) -> None:
+    # The list a node is given is kinguard's (the identity in front): what it adds or changes
+    # in place must not pass for what it was given.
+    def speaker(state: ChatState) -> dict[str, Any]:
+        messages = state["messages"]
+        said = AIMessage(f"x {SECRET}", name="a", id="said")
+        if change == "append":
+            messages.append(said)
+        else:  # a revision of the last message it was given, under that message's id
+            messages[-1] = said.model_copy(update={"id": messages[-1].id})
+        return {"messages": messages}
+
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(ChatState)
+    builder.add_node("a", speaker)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", END)
+    guard = KinGuard(
+        AGENTS,
+        identity="disassociate",
+        detectors=[KeywordDetector(SECRET)],
+        policy=Policy(rules=(Rule(signal="collusion.market", action=Action.REDACT),)),
+    )
+    with capture_verdicts(guard) as verdicts:
+        out = guard_graph(builder, guard).compile().invoke(start())
+    assert [v.sender for v in verdicts] == ["a"]
+    assert SECRET not in repr(out["messages"])
+    assert IDENTITY_MARKER not in repr(out)
 
 
 # -- ids of the history ----------------------------------------------------------------------------

@@ -200,6 +200,18 @@ def test_a_model_call_retried_after_a_failure_still_gets_the_nudge(use_async: bo
     assert guard.peek_nudge("seller", config["configurable"]["thread_id"]) is None
 
 
+def test_a_guarded_agent_runs_no_step_of_kinguards_before_its_model_call() -> None:
+    # Each hook node is a step of every run of the agent (≈ 0.16 ms a turn on fast models):
+    # the guard's state is restored inside the model call (checked just below).
+    agent, _, _ = make(Action.LOG, [f"Sure, {SECRET}."])
+    steps = [
+        name
+        for part in agent.stream({"messages": [HumanMessage("hi")]}, cfg(), stream_mode="updates")
+        for name in part
+    ]
+    assert steps == ["model", "KinGuardMiddleware[seller].after_model"]
+
+
 @pytest.mark.parametrize("action", [Action.LOG, Action.HALT])
 def test_guard_state_rides_the_agent_checkpoint(action: Action) -> None:
     """Also past a halt's decision, whose update clears only the pending halt."""
