@@ -83,6 +83,14 @@ def string_app(
     return guard_graph(builder, guard, agents=agents).compile(**compile_kw), models
 
 
+def one_node(builder: StateGraph[Any], node: Any) -> StateGraph[Any]:
+    """START -> ``node`` as agent ``a`` -> END."""
+    builder.add_node("a", node)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", END)
+    return builder
+
+
 def prompt(model: ScriptedChatModel, call: int = 0) -> str:
     (message,) = model.inputs[call]
     return str(message.content)
@@ -253,10 +261,7 @@ def test_the_joined_prompt_kept_in_the_state_is_kept_without_the_identity() -> N
         text = "\n".join(state["messages"])
         return {"messages": [str(model.invoke(text).content)], "prompt": text}
 
-    builder = StateGraph(PromptState)
-    builder.add_node("a", node)
-    builder.add_edge(START, "a")
-    builder.add_edge("a", END)
+    builder = one_node(StateGraph(PromptState), node)
     graph = guard_graph(builder, guard_for("a", action=Action.LOG)).compile()
     out = graph.invoke({"messages": [TASK], "prompt": ""})
     assert IDENTITY_MARKER in prompt(model)
@@ -318,10 +323,7 @@ def test_tokens_of_a_reply_the_node_changed_before_writing_it_are_not_shown() ->
     def node(state: AddState) -> dict[str, Any]:
         return {"messages": [f"a: {model.invoke(state['messages'][-1]).content}"]}
 
-    builder = StateGraph(AddState)
-    builder.add_node("a", node)
-    builder.add_edge(START, "a")
-    builder.add_edge("a", END)
+    builder = one_node(StateGraph(AddState), node)
     graph = guard_graph(builder, guard_for("a", action=Action.REDACT)).compile()
     assert list(graph.stream({"messages": [TASK]}, stream_mode="messages")) == []
     assert graph.invoke({"messages": [TASK]})["messages"] == [TASK, f"a: {REDACTED}"]
@@ -353,10 +355,7 @@ def test_a_copy_of_the_identity_string_handed_back_stays_out_of_the_state() -> N
         history = [m.strip() for m in state["messages"]]
         return {"messages": [*history, str(model.invoke("\n".join(history)).content)]}
 
-    builder = StateGraph(FullState)
-    builder.add_node("a", node)
-    builder.add_edge(START, "a")
-    builder.add_edge("a", END)
+    builder = one_node(StateGraph(FullState), node)
     guard = guard_for("a", action=Action.LOG)
     with capture_verdicts(guard) as verdicts:
         out = guard_graph(builder, guard).compile().invoke({"messages": [TASK]})
@@ -374,10 +373,7 @@ def test_the_prompt_written_as_a_message_is_read_and_delivered_without_the_ident
         text = "\n".join(state["messages"])
         return {"messages": [f"{text}\n{model.invoke(text).content}"]}
 
-    builder = StateGraph(AddState)
-    builder.add_node("a", node)
-    builder.add_edge(START, "a")
-    builder.add_edge("a", END)
+    builder = one_node(StateGraph(AddState), node)
     guard = guard_for("a", action=Action.REDACT)
     with capture_verdicts(guard) as verdicts:
         out = guard_graph(builder, guard).compile().invoke({"messages": [TASK]})
