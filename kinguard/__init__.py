@@ -22,6 +22,7 @@ from kinguard.types import (
     SignalName,
     Verdict,
 )
+from kinguard.webhook import WebhookSink
 
 __version__ = "0.1.0"
 
@@ -47,6 +48,7 @@ __all__ = [
     "Signal",
     "SignalName",
     "Verdict",
+    "WebhookSink",
     "__version__",
     "kinship",
     "lineage",
