@@ -80,8 +80,9 @@ class KinGuard:
       is the default policy, which never blocks.
     - ``detectors``: the pipeline (default: ``kinguard.detectors.default_detectors()``).
     - ``sinks``: callables given each :class:`Alert` (an action of ``alert`` or stronger, or a
-      failed inspection), e.g. :class:`JsonlSink`, :class:`CallbackSink`. A sink that raises
-      or overruns ``policy.sink_timeout_ms`` is logged and counted, never raised.
+      failed inspection), e.g. :class:`JsonlSink`, :class:`CallbackSink`, :class:`WebhookSink`.
+      A sink that raises or overruns ``policy.sink_timeout_ms`` is logged and counted, never
+      raised.
     - ``conversation_id``: the conversation a message without one belongs to (default: a new
       random id); adapters use the LangGraph thread id or pass their own.
     - ``identity_seed``: picks the ``disassociate`` codenames; the same seed and agent names

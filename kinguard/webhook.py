@@ -110,8 +110,8 @@ class WebhookSink:
         self._queue: deque[Alert] = deque()
         self._busy = False  # the thread holds an alert it took off the queue
         self._closed = False
-        self._stopping = False
-        self._stop = threading.Event()  # cuts a back-off short once close() gives up waiting
+        # Set once close() stops waiting: ends the thread, and cuts a back-off short.
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._delivered = 0
         self._failed = 0
@@ -173,12 +173,11 @@ class WebhookSink:
             self._closed = True
         settled = self.flush(timeout_s)
         with self._cond:
-            self._stopping = True
+            self._stop.set()
             unsent = len(self._queue)
             self._queue.clear()
             self._dropped += unsent
             self._cond.notify_all()
-        self._stop.set()
         if unsent:
             _log.error("kinguard.webhook_dropped", target=self.target, alerts=unsent)
         return settled
@@ -199,9 +198,9 @@ class WebhookSink:
 
     def _next(self) -> Alert | None:
         with self._cond:
-            while not self._queue and not self._stopping:
+            while not self._queue and not self._stop.is_set():
                 self._cond.wait()
-            if self._stopping:
+            if self._stop.is_set():
                 return None
             self._busy = True
             return self._queue.popleft()
