@@ -412,3 +412,8 @@ def test_bad_arguments_are_refused_naming_the_argument(arguments, named) -> None
     with pytest.raises(ValueError, match=f"^{named}: ") as raised:
         WebhookSink(**arguments)
     assert "s3cr3t" not in str(raised.value)
+
+
+def test_logs_name_the_scheme_and_host_only() -> None:
+    sink = WebhookSink("https://user:s3cr3t@hooks.example.com:8443/services/s3cr3t?k=s3cr3t")
+    assert sink.target == "https://hooks.example.com:8443"
