@@ -558,6 +558,8 @@ class EventGate:
         self.base = base_depth
         self.held: dict[str, list[Item]] = {}
         self.done: OrderedDict[str, None] = OrderedDict()
+        self.runs: dict[str, Any] = {}
+        """Node task -> the run id of the node's own run, from its ``on_chain_start``."""
 
     def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         meta = event.get("metadata") or {}
@@ -567,25 +569,40 @@ class EventGate:
         node = owner.split(":", 1)[0] if owner else None
         if owner is None or owner in self.done or node not in self.core.gated_nodes:
             return [self._clean(event)]
+        kind = event.get("event")
         if (
-            event.get("event") == "on_chain_end"
+            kind in ("on_chain_start", "on_chain_end")
             and event.get("name") == node
             and len(parts) == self.base + 1
             and meta.get("langgraph_node") == node
         ):
-            self.done[owner] = None
-            while len(self.done) > _MAX_DONE:
-                self.done.popitem(last=False)
-            held = self.held.pop(owner, [])
-            verdicts = self.core.take_verdicts(namespace)
-            if verdicts is None:  # the node did not report: nothing it made was inspected
-                return [self._clean(event)]
-            return [*(self._format(i) for i in _transform(held, verdicts)), self._clean(event)]
+            # A run of the node's name in the node's task is not always the node's own: a
+            # node that invokes an agent graph of its name (a langgraph-supervisor worker)
+            # ends that graph, whose output is the agent's history, before the node
+            # reports. The node's run starts first.
+            run = event.get("run_id")
+            if kind == "on_chain_start":
+                self.runs.setdefault(owner, run)
+            elif self.runs.get(owner, run) == run:
+                return self._end(owner, namespace, event)
         self.held.setdefault(owner, []).append(self._item(event))
         return []
 
+    def _end(self, owner: str, namespace: str, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """The node task's own end: its held events go out as its verdicts allow."""
+        self.runs.pop(owner, None)
+        self.done[owner] = None
+        while len(self.done) > _MAX_DONE:
+            self.done.popitem(last=False)
+        held = self.held.pop(owner, [])
+        verdicts = self.core.take_verdicts(namespace)
+        if verdicts is None:  # the node did not report: nothing it made was inspected
+            return [self._clean(event)]
+        return [*(self._format(i) for i in _transform(held, verdicts)), self._clean(event)]
+
     def close(self) -> None:
         self.held.clear()
+        self.runs.clear()
 
     @staticmethod
     def _item(event: dict[str, Any]) -> Item:
