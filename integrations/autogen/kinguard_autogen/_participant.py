@@ -402,6 +402,14 @@ class TeamGuard:
             and message.metadata.get(META_GUARD) != self.stamp
         )
 
+    def not_an_agent(self, message: BaseChatMessage) -> bool:
+        """Whether a message a nested team's run lists is none of its agents' (nor of the
+        teams' around it): a ``MagenticOneGroupChat`` lists its task (the app's words, or the
+        outer agents', inspected in their turns) and its orchestrator's instructions, which
+        quote the task and reached its agents as they were. kinguard guards the agents, not the
+        app or the team's own coordinator, which speak for the app."""
+        return message.source not in self.participants
+
     async def inspect(self, message: BaseChatMessage) -> tuple[Verdict | None, BaseChatMessage]:
         """The message as the other participants get it, and the verdict (None: not inspected).
 
@@ -1221,12 +1229,14 @@ async def _guarded(
     agent: str | None = None,
     *,
     response_last: bool = False,
+    lists_a_team: bool = False,
 ) -> AsyncGenerator[Any, None]:
     """``stream`` (a participant's turn) as the team may see it; see the module docstring.
 
     ``agent``: the participant whose turn it is, whose tool calls' verdict events it streams.
     ``response_last``: nothing may follow the turn's response, whose verdict event comes
-    first then (see ``GuardedParticipant``).
+    first then (see ``GuardedParticipant``). ``lists_a_team``: the stream lists the messages
+    of a team's run (a nested team's, or a ``SocietyOfMindAgent``'s team's).
     """
     chunks = _Chunks(tg.guard)
     held = _Held(tg, agent)
@@ -1244,6 +1254,8 @@ async def _guarded(
                         yield queued
             if isinstance(item, ModelClientStreamingChunkEvent):
                 chunks.hold(item)
+            elif lists_a_team and isinstance(item, BaseChatMessage) and tg.not_an_agent(item):
+                yield item  # a nested team's task or orchestrator: see not_an_agent()
             elif isinstance(item, (Response, BaseChatMessage)):
                 chat = item.chat_message if isinstance(item, Response) else item
                 # A message yielded already and then returned as the Response is known to
@@ -1413,7 +1425,9 @@ class GuardedSocietyOfMind(GuardedParticipant):
         stream = self.original(given, cancellation_token)
         if nudge:
             stream = self._reminded(stream, nudge)
-        return _guarded(self.tg, stream, self.name, response_last=self.response_last())
+        return _guarded(
+            self.tg, stream, self.name, response_last=self.response_last(), lists_a_team=True
+        )
 
     async def _reminded(
         self, stream: AsyncGenerator[Any, None], nudge: str
@@ -1451,7 +1465,7 @@ class GuardedTeamParticipant:
             stream = self.original(*args, **kwargs)
         finally:
             VERDICT_EVENTS_WELCOME.reset(token)
-        return _guarded(self.tg, stream)
+        return _guarded(self.tg, stream, lists_a_team=True)
 
 
 VERDICT_EVENTS_WELCOME: ContextVar[bool] = ContextVar(

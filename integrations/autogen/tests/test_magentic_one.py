@@ -11,8 +11,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from autogen_agentchat.agents import SocietyOfMindAgent
 from autogen_agentchat.base import TaskResult
-from autogen_agentchat.teams import MagenticOneGroupChat
+from autogen_agentchat.teams import MagenticOneGroupChat, RoundRobinGroupChat
 from autogen_agentchat.teams._group_chat._events import GroupChatStart
 from autogen_agentchat.teams._group_chat._magentic_one._magentic_one_orchestrator import (
     MagenticOneOrchestrator,
@@ -178,3 +179,34 @@ async def test_a_resume_asked_for_no_task_messages_streams_none(kit: SimpleNames
     assert isinstance(result, TaskResult) and result.stop_reason == "Offer answered."
     assert ("buyer", "We offer 45 per unit.") not in said(result)
     assert ("seller", "We will answer within the day.") in said(result)
+
+
+@pytest.mark.parametrize("shape", ["team", "society"])
+async def test_a_nested_team_s_orchestrator_and_task_are_not_read_as_an_agent_s_words(
+    kit: SimpleNamespace, shape: str
+) -> None:
+    # Run inside an outer team's turn (as its participant, or a SocietyOfMindAgent's team),
+    # the orchestrator's stream lists its task and its ledgers, which quote the task: neither
+    # is an agent's message (and both have reached the agents already), so no notice stands
+    # in for them and no halt stops the outer team over them.
+    inner = MagenticOneGroupChat(
+        [kit.agent("buyer", ["Our offer is 45."]), kit.agent("seller", ["Agreed."])],
+        model_client=ReplayChatCompletionClient(ORCHESTRATOR),
+        name="inner",
+        description="a buyer and a seller",
+    )
+    judge = kit.agent("judge", ["Noted.", "Noted again."])
+    first: Any = (
+        inner
+        if shape == "team"
+        else SocietyOfMindAgent(
+            "society", team=inner, model_client=ReplayChatCompletionClient(["Summary."])
+        )
+    )
+    team = guard_team(RoundRobinGroupChat([first, judge], max_turns=2), kit.keyword_guard("halt"))
+
+    result = await team.run(task=f"Agree a price; the customer's code is {kit.KEYWORD}.")
+    assert result.stop_reason == "Maximum number of turns 2 reached."
+    assert pending_halt(team) is None
+    assert not any(text.startswith("[kinguard") for _, text in said(result))
+    assert ("judge", "Noted.") in said(result)

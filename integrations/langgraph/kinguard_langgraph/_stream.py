@@ -314,6 +314,7 @@ def _transform(items: list[Item], verdicts: TaskVerdicts) -> Iterable[Item]:
             recut.update(zip(indexes, pieces, strict=True))
     run_messages: dict[str, str] = {}
     replaced_runs: set[str] = set()
+    hidden_tools = _hidden_tool_calls(items, verdicts) if verdicts.hidden_calls else []
     for index, item in enumerate(items):
         if item.mode == "messages" and isinstance(item.payload, tuple) and len(item.payload) == 2:
             message, meta = item.payload
@@ -357,8 +358,62 @@ def _transform(items: list[Item], verdicts: TaskVerdicts) -> Iterable[Item]:
                     item.raw = ({**event, "data": data}, slot)
                 yield item
             continue
+        if hidden_tools and _runs_hidden_call(item, hidden_tools):
+            item.payload = {**item.payload, "input": {}}
         item.payload = _scrub(item.payload, verdicts, 0)
         yield item
+
+
+def _hidden_tool_calls(items: list[Item], verdicts: TaskVerdicts) -> list[tuple[str, Any]]:
+    """(tool, arguments) of each call in ``items`` that was made by a message not delivered
+    (``verdicts.hidden_calls``): a tool's ``astream_events`` events show the arguments it ran
+    with as their input, and not the call's id."""
+    found: list[tuple[str, Any]] = []
+
+    def visit(value: Any, depth: int) -> None:
+        if depth > _SCRUB_DEPTH:
+            return
+        if isinstance(value, AIMessage):
+            for call in value.tool_calls:
+                visit(call, depth + 1)
+        elif isinstance(value, dict):
+            if "args" in value and value.get("id") in verdicts.hidden_calls:
+                found.append((str(value.get("name")), value["args"]))
+                return
+            for each in value.values():
+                visit(each, depth + 1)
+        elif isinstance(value, (list, tuple)):
+            for each in value:
+                visit(each, depth + 1)
+        elif isinstance(value, ChatGeneration):  # v1 ``on_chat_model_end`` outputs
+            visit(value.message, depth + 1)
+        elif isinstance(value, Command):
+            visit(value.update, depth + 1)
+
+    for item in items:
+        if item.mode != "event":  # events carry the model's whole reply, calls included
+            visit(item.payload, 0)
+        elif isinstance(item.raw, tuple) and item.raw[0].get("event") == "on_chain_start":
+            visit(item.payload, 0)  # a tools task's input: the call it runs
+    return found
+
+
+def _runs_hidden_call(item: Item, hidden: Sequence[tuple[str, Any]]) -> bool:
+    """Whether ``item`` is a tool's event for one of the ``hidden`` calls: its tool's name
+    and, in its input, the call's arguments (a tool node may add injected ones)."""
+    if item.mode != "event" or not isinstance(item.raw, tuple):
+        return False
+    event = item.raw[0]
+    data = item.payload
+    if not str(event.get("event", "")).startswith("on_tool_") or not isinstance(data, dict):
+        return False
+    given = data.get("input")
+    return isinstance(given, dict) and any(
+        name == event.get("name")
+        and isinstance(args, dict)
+        and all(key in given and given[key] == value for key, value in args.items())
+        for name, args in hidden
+    )
 
 
 def _by_text(
@@ -558,6 +613,8 @@ class EventGate:
         self.base = base_depth
         self.held: dict[str, list[Item]] = {}
         self.done: OrderedDict[str, None] = OrderedDict()
+        self.runs: dict[str, Any] = {}
+        """Node task -> the run id of the node's own run, from its ``on_chain_start``."""
 
     def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         meta = event.get("metadata") or {}
@@ -567,25 +624,40 @@ class EventGate:
         node = owner.split(":", 1)[0] if owner else None
         if owner is None or owner in self.done or node not in self.core.gated_nodes:
             return [self._clean(event)]
+        kind = event.get("event")
         if (
-            event.get("event") == "on_chain_end"
+            kind in ("on_chain_start", "on_chain_end")
             and event.get("name") == node
             and len(parts) == self.base + 1
             and meta.get("langgraph_node") == node
         ):
-            self.done[owner] = None
-            while len(self.done) > _MAX_DONE:
-                self.done.popitem(last=False)
-            held = self.held.pop(owner, [])
-            verdicts = self.core.take_verdicts(namespace)
-            if verdicts is None:  # the node did not report: nothing it made was inspected
-                return [self._clean(event)]
-            return [*(self._format(i) for i in _transform(held, verdicts)), self._clean(event)]
+            # A run of the node's name in the node's task is not always the node's own: a
+            # node that invokes an agent graph of its name (a langgraph-supervisor worker)
+            # ends that graph, whose output is the agent's history, before the node
+            # reports. The node's run starts first.
+            run = event.get("run_id")
+            if kind == "on_chain_start":
+                self.runs.setdefault(owner, run)
+            elif self.runs.get(owner, run) == run:
+                return self._end(owner, namespace, event)
         self.held.setdefault(owner, []).append(self._item(event))
         return []
 
+    def _end(self, owner: str, namespace: str, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """The node task's own end: its held events go out as its verdicts allow."""
+        self.runs.pop(owner, None)
+        self.done[owner] = None
+        while len(self.done) > _MAX_DONE:
+            self.done.popitem(last=False)
+        held = self.held.pop(owner, [])
+        verdicts = self.core.take_verdicts(namespace)
+        if verdicts is None:  # the node did not report: nothing it made was inspected
+            return [self._clean(event)]
+        return [*(self._format(i) for i in _transform(held, verdicts)), self._clean(event)]
+
     def close(self) -> None:
         self.held.clear()
+        self.runs.clear()
 
     @staticmethod
     def _item(event: dict[str, Any]) -> Item:

@@ -8,6 +8,7 @@ graphs, scripted models.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -173,3 +174,24 @@ def test_swarm_handoff_with_a_blocked_message_streams_nothing_withheld(stream_mo
     final = graph.get_state(config).values["messages"]
     assert final[-1].content == "We will review the quote."
     assert not in_state(final, KEYWORD)
+
+
+@pytest.mark.parametrize("action", [Action.BLOCK, Action.REDACT])
+def test_supervisor_astream_events_show_nothing_withheld(action: Action) -> None:
+    # A supervisor's worker node is a function that runs the agent's graph, which has the
+    # node's name: that graph's own end (its whole history) is not the node's end, where the
+    # events held for the node's verdicts are released.
+    builder, models = supervised()
+    kinguard = guard(action)
+    graph = guard_graph(builder, kinguard).compile(checkpointer=InMemorySaver())
+
+    async def run() -> list[Any]:
+        config = {"configurable": {"thread_id": "t"}}
+        start = {"messages": [HumanMessage("Agree a price.")]}
+        return [e async for e in graph.astream_events(start, config, version="v2")]
+
+    events = asyncio.run(run())
+    seller_ends = [e for e in events if e["event"] == "on_chain_end" and e["name"] == "seller"]
+    assert len(seller_ends) == 2, "the agent graph's end and the node's end"
+    assert KEYWORD not in repr(events)
+    assert models["buyer"].seen and KEYWORD not in models["buyer"].saw()

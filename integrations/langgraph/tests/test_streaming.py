@@ -510,10 +510,9 @@ class ToolCallingModel(FakeMessagesListChatModel):
         return self
 
 
-@pytest.mark.parametrize("action", [Action.BLOCK, Action.HALT])
-def test_streams_hide_the_calls_an_agent_subgraph_ran_for_a_message_not_delivered(
-    action: Action,
-) -> None:
+def mailing_buyer(action: Action) -> tuple[Any, list[str]]:
+    """A guarded graph whose buyer, a ``create_agent`` agent, calls a tool with the secret
+    and then answers; and the tool's mailbox."""
     mailbox: list[str] = []
 
     @tool
@@ -531,8 +530,16 @@ def test_streams_hide_the_calls_an_agent_subgraph_ran_for_a_message_not_delivere
     builder.add_edge(START, "buyer")
     builder.add_edge("buyer", END)
     graph = guard_graph(builder, make_guard(action), agents=["buyer"])
+    return graph.compile(checkpointer=InMemorySaver()), mailbox
+
+
+@pytest.mark.parametrize("action", [Action.BLOCK, Action.HALT])
+def test_streams_hide_the_calls_an_agent_subgraph_ran_for_a_message_not_delivered(
+    action: Action,
+) -> None:
+    graph, mailbox = mailing_buyer(action)
     parts = list(
-        graph.compile(checkpointer=InMemorySaver()).stream(
+        graph.stream(
             start(),
             config(),
             stream_mode=["tasks", "debug", "updates", "values", "messages"],
@@ -546,3 +553,22 @@ def test_streams_hide_the_calls_an_agent_subgraph_ran_for_a_message_not_delivere
     shown = [p for p in parts if "interrupt" not in repr(p).lower()]
     assert SECRET not in repr(shown)
     assert any(p[1] == "tasks" and p[2].get("name") == "tools" for p in parts)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_astream_events_hide_the_calls_an_agent_subgraph_ran_for_a_message_not_delivered(
+    version: str,
+) -> None:
+    # A tool's events carry its arguments as their input, and no call id.
+    graph, mailbox = mailing_buyer(Action.BLOCK)
+
+    async def run() -> list[Any]:
+        with warnings.catch_warnings():  # v1 is deprecated
+            warnings.simplefilter("ignore")
+            return [e async for e in graph.astream_events(start(), config(), version=version)]
+
+    events = asyncio.run(run())
+    assert mailbox == [f"fix {SECRET}"]
+    tool_events = [e for e in events if e["name"] == "send_message"]
+    assert {e["event"] for e in tool_events} == {"on_tool_start", "on_tool_end"}
+    assert SECRET not in repr(events)
