@@ -3,17 +3,9 @@
 import sys
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from kinguard.cli import app
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    # The demo configures structlog globally, as an application would; undo it for other tests.
-    yield
-    structlog.reset_defaults()
 
 
 @pytest.mark.parametrize("framework", ["langgraph", "autogen"])
