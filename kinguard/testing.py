@@ -43,6 +43,7 @@ __all__ = [
     "CapturingSink",
     "HangingDetector",
     "KeywordDetector",
+    "PassThroughGuard",
     "RaisingDetector",
     "RunResult",
     "capture_verdicts",
@@ -199,6 +200,35 @@ def interleaved_medians(
             run()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(spent) for name, spent in times.items()}
+
+
+class PassThroughGuard(KinGuard):
+    """Lets every message through at no cost: measures an adapter without the core.
+
+    Benchmarks set it beside a bare run to tell an adapter's own per-message cost apart from
+    detection's and the core's bookkeeping. The verdict is cached per sender and text, so
+    building it is not what gets measured either.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._verdicts: dict[tuple[str, str], Verdict] = {}
+
+    def inspect(self, message: Message) -> Verdict:
+        key = (message.sender, message.text)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._verdicts[key] = Verdict(
+                message_id=message.id,
+                conversation_id=message.conversation_id,
+                sender=message.sender,
+                recipients=message.recipients,
+                delivered_text=message.text,
+            )
+        return verdict
+
+    async def ainspect(self, message: Message) -> Verdict:
+        return self.inspect(message)
 
 
 class AdapterHarness(abc.ABC):

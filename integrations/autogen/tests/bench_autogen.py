@@ -5,7 +5,9 @@
 Same run every way: identical agents, lines and termination. ``guarded`` runs the default kinguard
 detectors (statistical tier included; ``lexical`` leaves it out) with identity injection;
 ``no-detectors`` is the same guard without detectors, so what the adapter and the core's
-bookkeeping cost is reported apart from what detection costs. The
+bookkeeping cost is reported apart from what detection costs; ``adapter-only`` guards with a
+``PassThroughGuard`` (its ``inspect`` hands back a ready-made pass-through verdict), so what is
+left over bare is the adapter alone, identity injection included. The
 ``*-streaming`` variants stream tokens (``model_client_stream=True``) and consume ``run_stream()``
 as a chat UI would, so kinguard's token gate is in the path; their baseline is
 ``bare-streaming``. Each median's ratio to its baseline is printed after the run and kept in the
@@ -35,7 +37,7 @@ from kinguard_autogen import guard_team
 
 from kinguard import AgentProfile, KinGuard
 from kinguard.detectors import StatisticalDetector, default_detectors
-from kinguard.testing import interleaved_medians
+from kinguard.testing import PassThroughGuard, interleaved_medians
 
 # The statistical tier's weights are read once per process, at the first message: read now, or
 # that one-time cost lands in whichever timed round comes first.
@@ -116,6 +118,11 @@ VARIANTS: dict[str, tuple[Callable[[], KinGuard | None], bool, str]] = {
     "guarded": (_guarded, False, "bare"),
     "no-detectors": (
         lambda: KinGuard(PROFILES, identity="disassociate", detectors=[]),
+        False,
+        "bare",
+    ),
+    "adapter-only": (
+        lambda: PassThroughGuard(PROFILES, identity="disassociate", detectors=[]),
         False,
         "bare",
     ),

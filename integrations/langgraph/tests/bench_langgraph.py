@@ -41,9 +41,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 
-from kinguard import AgentProfile, KinGuard, Message, Verdict
+from kinguard import AgentProfile, KinGuard
 from kinguard.detectors import StatisticalDetector, default_detectors
-from kinguard.testing import interleaved_medians
+from kinguard.testing import PassThroughGuard, interleaved_medians
 
 # The statistical tier's weights are read once per process, at the first message: read now, or
 # that one-time cost lands in whichever timed round comes first.
@@ -81,30 +81,6 @@ LINES = {
 
 VARIANTS = ("bare", "guarded", "no_detectors", "adapter_only", "lexical")
 AGENT_VARIANTS = ("bare", "guarded", "adapter_only", "middleware", "middleware_adapter_only")
-
-
-class PassThroughGuard(KinGuard):
-    """Lets every message through at no cost: measures the adapter without the core."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._verdicts: dict[tuple[str, str], Verdict] = {}
-
-    def inspect(self, message: Message) -> Verdict:
-        key = (message.sender, message.text)
-        verdict = self._verdicts.get(key)
-        if verdict is None:
-            verdict = self._verdicts[key] = Verdict(
-                message_id=message.id,
-                conversation_id=message.conversation_id,
-                sender=message.sender,
-                recipients=message.recipients,
-                delivered_text=message.text,
-            )
-        return verdict
-
-    async def ainspect(self, message: Message) -> Verdict:
-        return self.inspect(message)
 
 
 def make_guard(variant: str) -> KinGuard:
