@@ -35,6 +35,7 @@ from kinguard.testing import (
     CapturingSink,
     HangingDetector,
     KeywordDetector,
+    PassThroughGuard,
     RaisingDetector,
     capture_verdicts,
     halt_beside,
@@ -1144,6 +1145,22 @@ def test_detectors_see_how_many_messages_came_before_in_their_conversation() -> 
     restored.load_state(json.loads(json.dumps(guard.state_dict())))
     restored.inspect(msg("after a restart"))
     assert seen == [("c1", 0, 0), ("c1", 1, 1), ("c1", 2, 2), ("c2", 0, 0), ("c1", 3, 2)]
+
+
+def test_pass_through_guard_lets_everything_through_as_said() -> None:
+    # The benchmarks' adapter-only variant: what a guarded run costs beyond it is the core's.
+    guard = PassThroughGuard(AGENTS, detectors=[KeywordDetector("FIXPRICE")])
+    said = msg("FIXPRICE at $40, with me?")
+    verdict = guard.inspect(said)
+    assert (verdict.action, verdict.signals, verdict.delivered_text) == (
+        Action.ALLOW,
+        (),
+        said.text,
+    )
+    assert (verdict.sender, verdict.recipients) == ("buyer", ("seller",))
+    # Ready-made: the same words from the same sender are answered by the same verdict.
+    assert asyncio.run(guard.ainspect(msg(said.text))) is verdict
+    assert guard.inspect(msg(said.text, sender="seller")) is not verdict
 
 
 def test_keyword_guard_answers_its_keyword_with_the_action_and_nothing_else() -> None:
