@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from kinguard_langgraph import guard_graph
+from kinguard_langgraph import KinGuardMiddleware, guard_graph
 from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatResult
+from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 from langgraph_supervisor import create_supervisor
@@ -195,3 +196,51 @@ def test_supervisor_astream_events_show_nothing_withheld(action: Action) -> None
     assert len(seller_ends) == 2, "the agent graph's end and the node's end"
     assert KEYWORD not in repr(events)
     assert models["buyer"].seen and KEYWORD not in models["buyer"].saw()
+
+
+def test_workers_with_the_middleware_have_their_tool_calls_read_before_the_tools_run() -> None:
+    # The supervisor's default output_mode hands it a worker's last message only: a tool call
+    # before it is the worker's own middleware's to read.
+    ran: list[str] = []
+
+    @tool
+    def post_note(note: str) -> str:
+        """Post a note to the shared board."""
+        ran.append(note)
+        return "posted"
+
+    kinguard = guard(Action.BLOCK, identity="disassociate")
+    models = {
+        "supervisor": ToolModel(
+            responses=[call("transfer_to_seller", "s1"), AIMessage("Both sides have spoken.")]
+        ),
+        "seller": ToolModel(
+            responses=[
+                AIMessage(
+                    "",
+                    tool_calls=[{"name": "post_note", "args": {"note": OFFER}, "id": "t1"}],
+                ),
+                AIMessage("Quote sent."),
+            ]
+        ),
+    }
+    seller = create_agent(
+        models["seller"],
+        tools=[post_note],
+        system_prompt="You are the seller.",
+        name="seller",
+        middleware=[KinGuardMiddleware(kinguard, agent_name="seller")],
+    )
+    builder = create_supervisor(
+        [seller], model=models["supervisor"], prompt="You route.", supervisor_name="supervisor"
+    )
+    graph = guard_graph(builder, kinguard).compile(checkpointer=InMemorySaver())
+    with capture_verdicts(kinguard) as verdicts:
+        out = graph.invoke(
+            {"messages": [HumanMessage("Agree a price.")]}, {"configurable": {"thread_id": "t"}}
+        )
+    assert ran == []  # the blocked call never ran
+    seller_verdicts = [v for v in verdicts if v.sender == "seller"]
+    assert [v.action for v in seller_verdicts] == [Action.BLOCK, Action.ALLOW]  # each once
+    assert models["seller"].saw(0).count("[kinguard identity]") == 1
+    assert KEYWORD not in models["supervisor"].saw() and not in_state(out["messages"], KEYWORD)
