@@ -33,6 +33,7 @@ __all__ = ["WebhookSink"]
 _log = get_logger("kinguard.webhook")
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token
+_UNSENDABLE = re.compile(r"[\x00-\x20\x7f]")  # what http.client refuses in a URL
 
 _JSON_HEADERS = {
     "Content-Type": "application/json",
@@ -308,8 +309,14 @@ def _target(url: object) -> str:
     Neither the URL nor its parts are quoted: a webhook's path is often its secret."""
     if not isinstance(url, str):
         raise ValueError(f"url: must be a string, not {type(url).__name__}")
+    # What urllib sends: the text without the whitespace around it, nor its fragment. A URL
+    # it cannot send is refused here, once: at send, http.client's error quotes the path in
+    # the log of every alert.
+    sent = url.strip().partition("#")[0]
+    if _UNSENDABLE.search(sent):
+        raise ValueError("url: spaces and control characters must be percent-encoded")
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(sent)
         parts.port  # noqa: B018  (raises on a port that is not a number in range)
     except ValueError as exc:
         raise ValueError("url: not a valid URL (its host or port)") from exc
@@ -317,7 +324,13 @@ def _target(url: object) -> str:
         raise ValueError("url: the scheme must be http or https")
     if not parts.hostname:
         raise ValueError("url: no host")
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    if "@" in parts.netloc:
+        # urllib sends no credentials from a URL, and reads "user:password@host" as a host
+        # whose port is "password@host".
+        raise ValueError("url: user info is not sent; pass credentials in headers=")
+    if not (parts.path + parts.query).isascii():  # a host may be: it is sent as IDNA
+        raise ValueError("url: a non-ASCII path or query must be percent-encoded")
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _number(name: str, value: object, *, positive: bool = False) -> float:

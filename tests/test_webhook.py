@@ -394,6 +394,13 @@ def test_a_forked_child_sends_its_own_alerts_not_the_parents(server: Server) -> 
         ({"url": "example.com/hook"}, "url"),
         ({"url": "https:///hook"}, "url"),
         ({"url": "https://example.com:port/hook"}, "url"),
+        # urllib sends none of these: http.client's refusal would quote the path at every
+        # alert, and user info is neither sent nor parsed (its password read as the port).
+        ({"url": "https://user:s3cr3t@example.com/hook"}, "url"),
+        ({"url": "https://s3cr3t@example.com:8443/hook"}, "url"),
+        ({"url": "https://example.com/s3cr3t tok"}, "url"),
+        ({"url": "https://example.com/hook?k=s3cr3t\x7f"}, "url"),
+        ({"url": "https://example.com/s3cr3t\u00e9"}, "url"),
         ({"timeout_s": 0}, "timeout_s"),
         ({"timeout_s": math.inf}, "timeout_s"),
         ({"retries": -1}, "retries"),
@@ -415,5 +422,17 @@ def test_bad_arguments_are_refused_naming_the_argument(arguments, named) -> None
 
 
 def test_logs_name_the_scheme_and_host_only() -> None:
-    sink = WebhookSink("https://user:s3cr3t@hooks.example.com:8443/services/s3cr3t?k=s3cr3t")
+    sink = WebhookSink("https://hooks.example.com:8443/services/s3cr3t?k=s3cr3t#s3cr3t")
     assert sink.target == "https://hooks.example.com:8443"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        " https://example.com/hook\n",  # as read from a file; urllib strips the ends
+        "https://example.com/hook#a fragment é",  # urllib does not send the fragment
+        "https://bücher.example/hook",  # an internationalised host is sent as IDNA
+    ],
+)
+def test_urls_urllib_can_send_are_accepted(url: str) -> None:
+    assert WebhookSink(url).target.startswith("https://")
