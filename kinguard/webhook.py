@@ -208,7 +208,9 @@ class WebhookSink:
     def _deliver(self, alert: Alert) -> None:
         try:
             body = self._encode(alert)
-        except Exception as exc:
+        # The app's code on the sink's thread: a SystemExit out of it would end the thread,
+        # leaving every later alert queued for good and flush() waiting forever.
+        except BaseException as exc:
             self._give_up(alert, f"payload: {describe_error(exc, quote=True)}", attempts=0)
             return
         backoff = self.backoff_s

@@ -298,8 +298,11 @@ def test_close_gives_up_after_its_timeout_and_logs_the_unsent(server: Server) ->
         (lambda alert: {"when": {1, 2}}, "TypeError"),
         (lambda alert: {"score": math.nan}, "ValueError"),
         (lambda alert: ["not", "an", "object"], "not a mapping"),
+        # Not an Exception: out of the payload, it would end the sink's thread, every later
+        # alert queued for good and flush() never returning.
+        (lambda alert: sys.exit(3), "SystemExit"),
     ],
-    ids=["raises", "not-json", "nan", "a-list"],
+    ids=["raises", "not-json", "nan", "a-list", "exits"],
 )
 def test_a_broken_payload_costs_its_alert_logged_not_the_sink(
     server: Server, payload, error
