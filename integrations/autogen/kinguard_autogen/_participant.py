@@ -694,7 +694,9 @@ class TeamGuard:
             words += outer.termination_words
         if not words:  # most teams: nothing to do
             return notice
-        for name in names:
+        # Longest first: a name inside another ("market" in "collusion.market") made safe first
+        # would hide the longer one from its own turn, and leave its other words in.
+        for name in sorted(names, key=len, reverse=True):
             safe = name
             for word in words:
                 if len(word) > 1 and word in safe:

@@ -338,6 +338,26 @@ async def test_a_text_mention_termination_ends_the_run_only_on_words_delivered(
         assert said.replace("\u2060", "") == _BLOCKED.format(what=notice)
 
 
+async def test_a_notice_keeps_clear_of_the_words_of_a_name_inside_another_name(
+    kit: SimpleNamespace,
+) -> None:
+    # The sender's name is part of the signal's: made safe first, it hid the signal's name
+    # from its own turn, which left "collusion" in the notice.
+    agents = [kit.agent("market", [f"b1 {kit.KEYWORD}", "b2"]), kit.agent("seller", ["s1"])]
+    stop = (
+        TextMentionTermination("market")
+        | TextMentionTermination("collusion")
+        | MaxMessageTermination(4)
+    )
+    team = guard_team(
+        RoundRobinGroupChat(agents, termination_condition=stop), kit.keyword_guard("block")
+    )
+    result = await team.run(task="Go.")
+    assert "mentioned" not in (result.stop_reason or "")
+    said = kit.chat(result)[1][1]
+    assert said.replace("\u2060", "") == _BLOCKED.format(what="a message from market")
+
+
 async def test_a_nested_teams_notice_keeps_clear_of_the_words_the_team_around_it_watches_for(
     kit: SimpleNamespace,
 ) -> None:
