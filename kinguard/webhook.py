@@ -8,11 +8,13 @@ building the sink in the app's start-up.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import json
 import math
 import os
 import re
+import socket
 import threading
 import weakref
 from collections import deque
@@ -63,7 +65,9 @@ class WebhookSink:
     - ``payload``: shapes an alert into the JSON object sent (default: every field of the
       :class:`Alert`); e.g. ``lambda alert: {"text": ...}`` for a Slack incoming webhook.
       One that raises or returns what is not a JSON object costs that alert, logged.
-    - ``timeout_s``: per network operation of one attempt. ``retries``: attempts after the
+    - ``timeout_s``: for one attempt, from connecting until the answer's status is in (its
+      sockets are shut at the deadline: a server sending a byte at a time cannot hold the
+      thread). ``retries``: attempts after the
       first, on connection errors, time-outs, 429 and 5xx answers, never on another status
       (redirects are not followed: urllib would re-send the POST as a bodiless GET). The
       waits double from ``backoff_s``; a ``Retry-After`` answer sets the wait instead; either
@@ -106,6 +110,7 @@ class WebhookSink:
         self.payload = payload
         self._headers = {**_JSON_HEADERS, **_checked_headers(headers or {})}
         self._opener: urllib.request.OpenerDirector | None = None  # built on the sink's thread
+        self._attempt = _Attempt()  # the POST under way, or the last one
         self._cond = threading.Condition()
         self._queue: deque[Alert] = deque()
         self._busy = False  # the thread holds an alert it took off the queue
@@ -250,25 +255,49 @@ class WebhookSink:
         import urllib.error
         import urllib.request
 
+        attempt = self._attempt = _Attempt()
         if self._opener is None:
-            self._opener = urllib.request.build_opener(_no_redirects())
+            watch = self._watch
+            self._opener = urllib.request.build_opener(
+                _no_redirects(), _watched(urllib.request.HTTPHandler, watch),
+                _watched(urllib.request.HTTPSHandler, watch),
+            )  # fmt: skip
         request = urllib.request.Request(self._url, data=body, headers=self._headers, method="POST")
+        # urllib's time-out bounds each socket operation: a server sending a byte at a time
+        # would hold the sink's thread (and every alert queued behind it) for as long as it
+        # liked. The attempt's sockets are shut at its deadline instead.
+        deadline = threading.Timer(self.timeout_s, attempt.expire)
+        deadline.daemon = True
+        deadline.start()
         try:
-            with self._opener.open(request, timeout=self.timeout_s) as response:
-                response.read()  # the whole answer, so the connection ends cleanly
+            # Past ``open``, a 2xx status is in: the server took the alert. The rest of the
+            # answer is read so the connection ends cleanly; cut short, it is no reason to
+            # send the alert again.
+            with (
+                self._opener.open(request, timeout=self.timeout_s) as response,
+                contextlib.suppress(OSError, http.client.HTTPException),
+            ):
+                response.read()
         except urllib.error.HTTPError as exc:
             with exc:  # it holds the answer's stream open
                 if exc.code == 429 or exc.code >= 500:
                     return _Failure(f"HTTP {exc.code}", True, _retry_after(exc.headers))
                 return _Failure(f"HTTP {exc.code}", False)
-        except urllib.error.URLError as exc:  # could not connect, or a time-out connecting
-            reason = exc.reason
-            if isinstance(reason, BaseException):
+        except (OSError, http.client.HTTPException) as exc:
+            if attempt.expired:
+                return _Failure(f"TimeoutError: no answer within {self.timeout_s:g} s", True)
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            if isinstance(reason, BaseException):  # could not connect, time-out, reset
                 return _Failure(describe_error(reason, quote=True), True)
             return _Failure(str(reason), True)
-        except (OSError, http.client.HTTPException) as exc:  # time-out or reset mid-answer
-            return _Failure(describe_error(exc, quote=True), True)
+        finally:
+            deadline.cancel()
         return None
+
+    def _watch(self, sock: socket.socket) -> socket.socket:
+        """Called with each socket the current attempt opens (on the sink's thread)."""
+        self._attempt.watch(sock)
+        return sock
 
     def _give_up(self, alert: Alert, reason: str, *, attempts: int) -> None:
         with self._cond:
@@ -281,6 +310,61 @@ class WebhookSink:
             attempts=attempts,
             error=reason,
         )
+
+
+class _Attempt:
+    """The sockets of one POST, shut down together when its time is up.
+
+    Shutting a socket down from another thread wakes the sink's thread at once from a
+    blocked connect, TLS handshake or read, which then fails; nothing else in the standard
+    library bounds a whole request.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self.expired = False
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed, or never connected
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched(
+    handler: type[urllib.request.AbstractHTTPHandler],
+    watch: Callable[[socket.socket], socket.socket],
+) -> urllib.request.AbstractHTTPHandler:
+    """``handler`` whose connections hand each socket they open to ``watch`` first.
+
+    The socket is caught as it is created, before any TLS handshake on it, through the
+    connection's ``_create_connection`` (set by ``HTTPConnection.__init__``); a
+    proxy's tunnel goes through it too.
+    """
+
+    class Watched(handler):  # type: ignore[valid-type,misc]
+        def do_open(self, http_class: Any, req: urllib.request.Request, **kwargs: Any) -> Any:
+            def connection(*args: Any, **kw: Any) -> Any:
+                conn = http_class(*args, **kw)
+                create = conn._create_connection
+                conn._create_connection = lambda *a, **k: watch(create(*a, **k))
+                return conn
+
+            return super().do_open(connection, req, **kwargs)
+
+    return Watched()
 
 
 @functools.cache

@@ -1,5 +1,6 @@
 """WebhookSink against a real HTTP server on 127.0.0.1, attached to a real KinGuard."""
 
+import contextlib
 import email.utils
 import json
 import math
@@ -246,6 +247,76 @@ def test_a_server_that_never_answers_times_out_and_is_retried(server: Server) ->
     assert (len(server.received), sink.delivered, sink.failed) == (2, 0, 1)
     (failed,) = [entry for entry in logs if entry["event"] == "kinguard.webhook_failed"]
     assert "TimeoutError" in failed["error"] and failed["attempts"] == 2
+
+
+@contextlib.contextmanager
+def dribbling_server(answer: bytes, *, prompt: int) -> Iterator[tuple[str, list[bytes]]]:
+    """A server that sends the first ``prompt`` bytes of ``answer`` at once and the rest a byte
+    every 50 ms: each read is quick, the whole answer takes seconds. Yields its URL and the
+    requests it read."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    requests: list[bytes] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += conn.recv(4096)
+                head, _, body = request.partition(b"\r\n\r\n")
+                length = int(next(
+                    line.split(b":")[1] for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                ))  # fmt: skip
+                while len(body) < length:
+                    body += conn.recv(4096)
+                requests.append(body)
+                try:
+                    conn.sendall(answer[:prompt])
+                    for byte in answer[prompt:]:
+                        if done.wait(0.05):
+                            return
+                        conn.sendall(bytes([byte]))
+                except OSError:  # the client gave up
+                    continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook", requests
+    finally:
+        done.set()
+        listener.close()
+
+
+SLOW_ANSWER = (
+    b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\nX-Pad: " + b"p" * 60 + b"\r\n\r\n" + b"k" * 200
+)
+
+
+def test_a_server_sending_its_answer_a_byte_at_a_time_is_cut_at_the_deadline() -> None:
+    # Each byte comes well within timeout_s: urllib's own time-out, per read, never fires.
+    with dribbling_server(SLOW_ANSWER, prompt=5) as (url, requests), capture_logs() as logs:
+        sink = fast(url, timeout_s=0.3, retries=1)
+        flag(alerting_guard(sink))
+        assert sink.flush(4), "the attempts were not cut at their deadline"
+    assert (len(requests), sink.delivered, sink.failed) == (2, 0, 1)
+    (failed,) = [entry for entry in logs if entry["event"] == "kinguard.webhook_failed"]
+    assert failed["error"] == "TimeoutError: no answer within 0.3 s"
+
+
+def test_a_2xx_whose_body_is_slow_counts_as_delivered_and_is_not_sent_again() -> None:
+    head_end = SLOW_ANSWER.index(b"\r\n\r\n") + 4
+    with dribbling_server(SLOW_ANSWER, prompt=head_end) as (url, requests):
+        sink = fast(url, timeout_s=0.3, retries=2)
+        flag(alerting_guard(sink))
+        assert sink.flush(4)
+    assert (len(requests), sink.delivered, sink.failed) == (1, 1, 0)
 
 
 def test_a_full_queue_drops_the_newest_alert_counted_and_logged(server: Server) -> None:
