@@ -60,7 +60,6 @@ from kinguard.types import agent_message
 from kinguard_langgraph._messages import (
     HELD_NOTICE,
     REASONING_KWARG,
-    SYSTEM_ROLES,
     IdentityDict,
     IdentityPair,
     IdentityText,
@@ -73,6 +72,7 @@ from kinguard_langgraph._messages import (
     identity_message,
     inspected_text,
     is_identity_message,
+    is_system_message,
     mark_inspected,
     message_text,
     notice_message,
@@ -648,7 +648,7 @@ class GraphCore:
         prepared.identity = text
         injected: list[Any] | None = None
         skipped = 0
-        if messages and _is_system(messages[0]):
+        if messages and is_system_message(messages[0]):
             # Inside the app's first system message, not beside it: a node that windows its
             # history (``trim_messages(..., include_system=True)``) keeps only that one.
             first = messages[0]
@@ -1613,16 +1613,6 @@ def _raw_form(messages: Sequence[Any], empty: type | None) -> type | None:
         if not isinstance(message, str):
             texts = False
     return str if texts and empty is not None else None
-
-
-def _is_system(message: Any) -> bool:
-    """The app's instructions: a system message, or a dict or pair in a system role; or an
-    enclosing guarded graph's identity in a channel of strings (which has no roles)."""
-    if isinstance(message, (SystemMessage, IdentityText)):
-        return True
-    if isinstance(message, dict):
-        return message.get("role") in SYSTEM_ROLES
-    return isinstance(message, tuple) and len(message) == 2 and message[0] in SYSTEM_ROLES
 
 
 def _held_entry(unit: _Unit, message: Any, verdict: Any) -> dict[str, Any]:

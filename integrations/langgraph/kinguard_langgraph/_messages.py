@@ -27,7 +27,6 @@ __all__ = [
     "IDENTITY_ID_PREFIX",
     "NOTICE_NAME",
     "REASONING_KWARG",
-    "SYSTEM_ROLES",
     "IdentityDict",
     "IdentityPair",
     "IdentityText",
@@ -40,6 +39,7 @@ __all__ = [
     "identity_message",
     "inspected_text",
     "is_identity_message",
+    "is_system_message",
     "mark_inspected",
     "message_text",
     "notice_message",
@@ -63,7 +63,7 @@ REASONING_KWARG = "reasoning_content"
 """Where DeepSeek, Groq and Ollama's LangChain models put a reply's reasoning (string content)."""
 _CALLS = frozenset({"tool_calls", "function_call", "tool_use", "tool_call"})
 """Where a message's tool calls live: its fields, provider kwargs and content blocks."""
-SYSTEM_ROLES = frozenset({"system", "developer"})
+_SYSTEM_ROLES = frozenset({"system", "developer"})
 """Roles of an OpenAI-format dict's instructions (``developer``: o1 and later models)."""
 
 
@@ -385,8 +385,20 @@ def is_identity_message(message: object) -> bool:
     )
 
 
+def is_system_message(message: Any) -> bool:
+    """The app's instructions: a system message, or a dict or pair in a system role; or an
+    enclosing guarded graph's identity in a channel of strings (which has no roles)."""
+    if isinstance(message, (SystemMessage, IdentityText)):
+        return True
+    if isinstance(message, dict):
+        return _is_system_role(message.get("role"))
+    return isinstance(message, tuple) and len(message) == 2 and _is_system_role(message[0])
+
+
 def _is_system_role(role: Any) -> bool:
-    return isinstance(role, str) and role in SYSTEM_ROLES
+    # A role is checked to be a string first: an unhashable one (garbage from an app's SDK
+    # call) would make the set lookup raise.
+    return isinstance(role, str) and role in _SYSTEM_ROLES
 
 
 def _has_marker(content: Any) -> bool:

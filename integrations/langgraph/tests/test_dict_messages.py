@@ -16,6 +16,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.types import Command, Send
+from structlog.testing import capture_logs
 
 from kinguard import Action, KinGuard
 from kinguard.identity import IDENTITY_MARKER
@@ -342,3 +343,16 @@ def test_a_dict_keeps_no_calls_it_no_longer_makes_nor_reasoning_a_redaction_drop
     assert SECRET not in repr(out["messages"])
     assert a_said["role"] == "assistant" and "tool_calls" not in a_said  # not delivered
     assert b_said == {"role": "assistant", "content": REDACTED}
+
+
+def test_a_dict_whose_role_is_not_a_string_still_gets_the_identity() -> None:
+    # An SDK-bound dict with garbage for a role is not the app's instructions: the identity
+    # goes in beside it, and kinguard's own code does not fail on it.
+    app, sdks = dict_app(guard_for("a", "b", action=Action.LOG), "Fine.")
+    odd = {"role": ["system"], "content": "You negotiate."}
+    with capture_logs() as logs:
+        app.invoke({"messages": [odd, START_MESSAGES[1]]})
+    assert not [entry for entry in logs if entry["log_level"] == "error"]
+    request = sdks["a"].requests[0]
+    assert request[0]["role"] == "system" and IDENTITY_MARKER in request[0]["content"]
+    assert request[1:] == [odd, START_MESSAGES[1]]
