@@ -292,7 +292,7 @@ def demo(
 
 @app.command("check-policy")
 def check_policy(
-    path: Annotated[Path, typer.Argument(help="policy TOML file")],
+    path: Annotated[Path, typer.Argument(help="policy file: TOML, or YAML (.yaml/.yml)")],
 ) -> None:
     """Validate a policy file and print what it does."""
     try:

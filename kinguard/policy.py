@@ -156,18 +156,44 @@ class Policy(BaseModel):
         what is wrong with it. ``kinguard check-policy FILE`` does the same from a shell."""
         path = Path(path)
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise PolicyError(f"policy file {str(path)!r} does not exist") from exc
-        except UnicodeDecodeError as exc:
-            raise PolicyError(f"policy file {str(path)!r} is not UTF-8 text: {exc}") from exc
-        except OSError as exc:  # a directory, no permission, a broken mount
-            raise PolicyError(
-                f"policy file {str(path)!r} cannot be read: {exc.strerror or exc}"
-            ) from exc
+            data = tomllib.loads(_read(path))
         except tomllib.TOMLDecodeError as exc:
             raise PolicyError(f"policy file {str(path)!r} is not valid TOML: {exc}") from exc
         return cls.from_mapping(data, source=str(path))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Policy:
+        """Load a YAML policy file: the same fields as the TOML form. Needs PyYAML
+        (``pip install 'kinguard[yaml]'``); kinguard itself does not depend on it."""
+        path = Path(path)
+        try:
+            import yaml
+        except ImportError as exc:
+            raise PolicyError(
+                f"policy file {str(path)!r} is YAML, which needs PyYAML: "
+                "pip install 'kinguard[yaml]' (or write it as TOML)"
+            ) from exc
+        text = _read(path)
+        try:
+            # safe_load: a policy file must not be able to build arbitrary Python objects.
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise PolicyError(f"policy file {str(path)!r} is not valid YAML: {exc}") from exc
+        if data is None:
+            data = {}  # an empty file, as an empty TOML file: the default policy
+        if not isinstance(data, Mapping):
+            raise PolicyError(
+                f"policy file {str(path)!r}: must be a mapping of fields at the top, "
+                f"not a {type(data).__name__}"
+            )
+        return cls.from_mapping(data, source=str(path))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Policy:
+        """A policy file by its suffix: ``.yaml``/``.yml`` as YAML, anything else as TOML."""
+        if Path(path).suffix.lower() in _YAML_SUFFIXES:
+            return cls.from_yaml(path)
+        return cls.from_toml(path)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "policy") -> Policy:
@@ -177,6 +203,23 @@ class Policy(BaseModel):
         except ValidationError as exc:
             problems = "; ".join(_problem(error) for error in exc.errors())
             raise PolicyError(f"invalid kinguard {source}: {problems}") from exc
+
+
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def _read(path: Path) -> str:
+    """A policy file's text; :class:`PolicyError` says why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise PolicyError(f"policy file {str(path)!r} does not exist") from exc
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"policy file {str(path)!r} is not UTF-8 text: {exc}") from exc
+    except OSError as exc:  # a directory, no permission, a broken mount
+        raise PolicyError(
+            f"policy file {str(path)!r} cannot be read: {exc.strerror or exc}"
+        ) from exc
 
 
 def _problem(error: ErrorDetails) -> str:
@@ -190,7 +233,7 @@ def _problem(error: ErrorDetails) -> str:
             return f"{where}: unknown field; known fields: {', '.join(section.model_fields)}"
     if loc == ("rules",) and error["type"] == "tuple_type":
         # TOML's [rules] is one table; only [[rules]] makes the list of rules.
-        return "rules: must be a list of rules; in TOML write each rule under [[rules]]"
+        return "rules: must be a list of rules (in TOML, write each rule under [[rules]])"
     return f"{where}: {error['msg']}"
 
 
@@ -211,6 +254,6 @@ def load_policy(policy: Policy | str | Path | Mapping[str, Any] | None) -> Polic
         return Policy.from_mapping(policy)
     if not isinstance(policy, (str, Path)):
         raise PolicyError(
-            f"policy: {type(policy).__name__} is not a Policy, a mapping or a TOML file path"
+            f"policy: {type(policy).__name__} is not a Policy, a mapping or a policy file path"
         )
-    return Policy.from_toml(policy)
+    return Policy.from_file(policy)

@@ -61,6 +61,19 @@ def test_check_policy_shows_file_names_and_globs_as_written(tmp_path) -> None:
     assert "collusion.[/m]arket" in result.output
 
 
+def test_check_policy_reads_yaml_and_names_the_field_of_a_bad_one(tmp_path) -> None:
+    good = tmp_path / "kinguard.yaml"
+    good.write_text("rules:\n  - signal: collusion.market\n    action: halt\n")
+    result = CliRunner().invoke(app, ["check-policy", str(good)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "collusion.market" in result.output and "halt" in result.output
+    assert "on_error=closed" in result.output
+    bad = tmp_path / "bad.yml"
+    bad.write_text("rules:\n  - signal: collusion.market\n    action: explode\n")
+    result = CliRunner().invoke(app, ["check-policy", str(bad)])
+    assert result.exit_code == 2 and "rules.0.action" in result.output
+
+
 def test_a_bad_log_level_is_a_usage_error_naming_the_option() -> None:
     # Once a traceback ending in KeyError: 'BOGUS'.
     result = CliRunner().invoke(app, ["demo", "--scenario", "battle", "--log-level", "BOGUS"])

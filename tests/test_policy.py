@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 
 from kinguard import Action, AgentProfile, KinGuard, Policy, PolicyError, Rule
@@ -151,3 +153,67 @@ def test_one_agent_in_place_of_a_list_says_to_write_a_list(one) -> None:
     # Once "tuple ('name', 'buyer') is not an AgentProfile", or "str 'b' ...": its parts.
     with pytest.raises(PolicyError, match=r"^agents: a list of AgentProfile, not one "):
         KinGuard(one)
+
+
+POLICY_YAML = """
+on_error: open
+inspect_timeout_ms: 100
+risk:
+  half_life_turns: 3
+rules:
+  - signal: "collusion.*"
+    min_score: 0.6
+    action: block
+  - risk: 0.5
+    action: nudge
+"""
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".yml", ".YAML"])
+def test_a_yaml_policy_loads_as_its_toml_twin(tmp_path, suffix: str) -> None:
+    toml = tmp_path / "kinguard.toml"
+    toml.write_text(
+        'on_error = "open"\ninspect_timeout_ms = 100\n[risk]\nhalf_life_turns = 3\n'
+        '[[rules]]\nsignal = "collusion.*"\nmin_score = 0.6\naction = "block"\n'
+        '[[rules]]\nrisk = 0.5\naction = "nudge"\n'
+    )
+    yaml_file = tmp_path / f"kinguard{suffix}"
+    yaml_file.write_text(POLICY_YAML)
+    assert load_policy(yaml_file) == load_policy(toml) == Policy.from_yaml(yaml_file)
+    assert KinGuard(policy=yaml_file).policy.rules[0].action is Action.BLOCK
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Every field error is named as in TOML; YAML reads "off" as a boolean.
+        ("rules:\n  - signal: '*'\n    acton: log\n", "rules.0.acton: unknown field"),
+        ("on_error: off\n", "on_error"),
+        ("rules: [\n", "not valid YAML"),
+        ("- a\n- b\n", "must be a mapping of fields at the top, not a list"),
+        # safe_load: a policy file cannot build Python objects.
+        ("!!python/object/apply:os.system ['true']\n", "not valid YAML"),
+    ],
+)
+def test_a_bad_yaml_policy_says_what_is_wrong_naming_the_file(
+    tmp_path, text: str, expected: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert expected in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_an_empty_yaml_file_is_the_default_policy(tmp_path) -> None:
+    path = tmp_path / "empty.yml"
+    path.write_text("# nothing set yet\n")
+    assert load_policy(path) == Policy()
+
+
+def test_a_yaml_policy_without_pyyaml_says_how_to_get_it(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "kinguard.yaml"
+    path.write_text(POLICY_YAML)
+    monkeypatch.setitem(sys.modules, "yaml", None)  # import yaml now raises ImportError
+    with pytest.raises(PolicyError, match=r"needs PyYAML: pip install 'kinguard\[yaml\]'"):
+        load_policy(path)
