@@ -79,26 +79,38 @@ def test_invalid_config_fails_at_load_naming_the_field(tmp_path, toml: str, fiel
 
 
 @pytest.mark.parametrize(
-    ("toml", "hint"),
+    ("name", "text", "hint"),
     [
         (
+            "typo.toml",
             '[[rules]]\nsignall = "*"\naction = "log"\n',
             "rules.0.signall: unknown field; known fields: action, signal, min_score, risk",
         ),
-        ('on_eror = "open"\n', "on_eror: unknown field; known fields: rules, on_error, "),
-        ("[risk]\nhalf_life = 3\n", "known fields: half_life_turns, hysteresis"),
+        (
+            "typo.toml",
+            'on_eror = "open"\n',
+            "on_eror: unknown field; known fields: rules, on_error, ",
+        ),
+        ("typo.toml", "[risk]\nhalf_life = 3\n", "known fields: half_life_turns, hysteresis"),
         # One table, not a list: once "rules: Input should be a valid tuple".
-        ('[rules]\nsignal = "*"\naction = "log"\n', "write each rule under [[rules]]"),
+        ("typo.toml", '[rules]\nsignal = "*"\naction = "log"\n', "write each rule under [[rules]]"),
+        # YAML: the same fields and errors; "off" is a boolean there.
+        ("bad.yaml", "rules:\n  - signal: '*'\n    acton: log\n", "rules.0.acton: unknown field"),
+        ("bad.yaml", "on_error: off\n", "on_error"),
+        ("bad.yaml", "rules: [\n", "not valid YAML"),
+        ("bad.yaml", "- a\n- b\n", "must be a mapping of fields at the top, not a list"),
+        # safe_load: a policy file cannot build Python objects.
+        ("bad.yml", "!!python/object/apply:os.system ['true']\n", "not valid YAML"),
     ],
 )
-def test_a_misspelt_key_or_a_lone_rules_table_says_what_to_write(
-    tmp_path, toml: str, hint: str
+def test_a_bad_policy_file_says_what_to_write_naming_the_file(
+    tmp_path, name: str, text: str, hint: str
 ) -> None:
-    path = tmp_path / "typo.toml"
-    path.write_text(toml)
+    path = tmp_path / name
+    path.write_text(text)
     with pytest.raises(PolicyError) as caught:
         load_policy(path)
-    assert hint in str(caught.value)
+    assert hint in str(caught.value) and str(path) in str(caught.value)
 
 
 def test_missing_and_malformed_files_are_clear_errors(tmp_path) -> None:
@@ -181,28 +193,6 @@ def test_a_yaml_policy_loads_as_its_toml_twin(tmp_path, suffix: str) -> None:
     yaml_file.write_text(POLICY_YAML)
     assert load_policy(yaml_file) == load_policy(toml) == Policy.from_yaml(yaml_file)
     assert KinGuard(policy=yaml_file).policy.rules[0].action is Action.BLOCK
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        # Every field error is named as in TOML; YAML reads "off" as a boolean.
-        ("rules:\n  - signal: '*'\n    acton: log\n", "rules.0.acton: unknown field"),
-        ("on_error: off\n", "on_error"),
-        ("rules: [\n", "not valid YAML"),
-        ("- a\n- b\n", "must be a mapping of fields at the top, not a list"),
-        # safe_load: a policy file cannot build Python objects.
-        ("!!python/object/apply:os.system ['true']\n", "not valid YAML"),
-    ],
-)
-def test_a_bad_yaml_policy_says_what_is_wrong_naming_the_file(
-    tmp_path, text: str, expected: str
-) -> None:
-    path = tmp_path / "bad.yaml"
-    path.write_text(text)
-    with pytest.raises(PolicyError) as caught:
-        load_policy(path)
-    assert expected in str(caught.value) and str(path) in str(caught.value)
 
 
 def test_an_empty_yaml_file_is_the_default_policy(tmp_path) -> None:
