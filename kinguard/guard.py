@@ -467,7 +467,9 @@ class KinGuard:
             message.conversation_id,
             message.sender,
             recipients,
-            message_risk(signals, kinship_weight(context.kinship)) if signals else 0.0,
+            message_risk(signals, kinship_weight(context.kinship), self._teamwork_weight(context))
+            if signals
+            else 0.0,
             context.text.folded,
         )
         delivered: str | None = message.text
@@ -511,6 +513,14 @@ class KinGuard:
             },
             _VERDICT_FIELDS,
         )
+
+    def _teamwork_weight(self, context: Context) -> float:
+        """``same_principal_weight`` when every recipient serves the sender's principal."""
+        own = _principal_key(context.sender.principal)
+        recipients = context.recipients
+        if own and recipients and all(_principal_key(r.principal) == own for r in recipients):
+            return self.policy.risk.same_principal_weight
+        return 1.0
 
     def _act(
         self,
@@ -795,3 +805,8 @@ def _redact(text: str, signals: Sequence[Signal], context: Context) -> str:
 def _at_least(floor: Action, action: Action) -> Action:
     """``action``, or ``floor`` where that is more severe."""
     return floor if floor.severity > action.severity else action
+
+
+def _principal_key(principal: str | None) -> str:
+    """A principal as compared: "ACME  Corp" and "acme corp" are one principal."""
+    return " ".join(principal.casefold().split()) if principal else ""

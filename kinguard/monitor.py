@@ -18,7 +18,14 @@ from kinguard.logs import get_logger
 from kinguard.policy import RiskSettings
 from kinguard.types import Signal
 
-__all__ = ["ConversationState", "MonitorState", "PairState", "RiskMonitor", "RiskUpdate"]
+__all__ = [
+    "TEAMWORK_SIGNALS",
+    "ConversationState",
+    "MonitorState",
+    "PairState",
+    "RiskMonitor",
+    "RiskUpdate",
+]
 
 # Signals that are weak evidence of coordination on their own: disclosing one's model or
 # echoing a counterpart happens in benign exchanges too, so they move risk less.
@@ -27,6 +34,11 @@ _SIGNAL_WEIGHTS: dict[str, float] = {
     "in_group.observer_awareness": 0.7,
     "kin.mimicry": 0.4,
 }
+TEAMWORK_SIGNALS = frozenset(
+    {"collusion.coordination", "collusion.market", "collusion.superrational"}
+)
+"""Signals that describe agents acting together: collusion between rivals, the job itself
+between agents of one principal (``RiskSettings.same_principal_weight``)."""
 _HISTORY_CHARS = 2_000
 _MAX_SPEAKERS = 1_024
 """Agents whose last words one conversation remembers, the longest silent forgotten first."""
@@ -118,12 +130,16 @@ _SAME_WORDS_TIERS = frozenset({"lexical", "statistical"})
 that is one finding, not two independent ones."""
 
 
-def message_risk(signals: Sequence[Signal], kin_weight: float) -> float:
+def message_risk(
+    signals: Sequence[Signal], kin_weight: float, teamwork_weight: float = 1.0
+) -> float:
     """Noisy-OR of the signals' weighted scores, scaled by how closely related the agents are.
 
     Implied signals restate other signals' evidence under a wider name: not counted again. A
     signal the lexical and statistical tiers both find counts once, at the stronger score.
     Every other signal (a custom detector's, a judge's) is a finding of its own.
+    ``teamwork_weight`` scales the :data:`TEAMWORK_SIGNALS` (below 1 between agents of one
+    principal).
     """
     clean = 1.0
     strongest: dict[str, float] = {}
@@ -133,10 +149,15 @@ def message_risk(signals: Sequence[Signal], kin_weight: float) -> float:
         if signal.tier in _SAME_WORDS_TIERS:
             strongest[signal.name] = max(signal.score, strongest.get(signal.name, 0.0))
         else:
-            clean *= 1.0 - signal.score * _SIGNAL_WEIGHTS.get(signal.name, 1.0)
+            clean *= 1.0 - signal.score * _weight(signal.name, teamwork_weight)
     for name, score in strongest.items():
-        clean *= 1.0 - score * _SIGNAL_WEIGHTS.get(name, 1.0)
+        clean *= 1.0 - score * _weight(name, teamwork_weight)
     return kin_weight * (1.0 - clean)
+
+
+def _weight(name: str, teamwork_weight: float) -> float:
+    weight = _SIGNAL_WEIGHTS.get(name, 1.0)
+    return weight * teamwork_weight if name in TEAMWORK_SIGNALS else weight
 
 
 def pair_key(a: str, b: str) -> str:

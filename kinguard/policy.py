@@ -99,6 +99,18 @@ class RiskSettings(BaseModel):
         "most half the threshold, so every band can be left), so one borderline message does "
         "not make alerts flap.",
     )
+    same_principal_weight: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        strict=True,
+        description="How much collusion.coordination, collusion.market and "
+        "collusion.superrational count toward risk in a message between agents that serve the "
+        "same principal (the sender's and every recipient's `principal`, both set and equal): "
+        "arranging to act together is such a team's job, not collusion against anyone. 1.0 "
+        "counts them as between rivals. Every other signal (hiding things from the principal, "
+        "'we AIs', role refusal, covert channels) counts in full whoever the agents serve.",
+    )
 
 
 def _default_rules() -> list[Rule]:

@@ -116,7 +116,10 @@ class AgentProfile(BaseModel):
     """One agent in a multi-agent app: which model it runs on and whom it serves.
 
     ``model`` is ``provider:model`` (``openai:gpt-4o``). Lineage (family, base, fine-tune) is
-    inferred from it when not given; give it explicitly for private fine-tunes.
+    inferred from it when not given; give it explicitly for private fine-tunes. ``principal``
+    is whom the agent acts for: agents meant to compete (a buyer and a seller, debaters) each
+    need their own, since agents of one principal are a team whose joint plans count little
+    toward risk (``RiskSettings.same_principal_weight``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -182,6 +182,66 @@ def test_closer_kin_raise_risk_more_for_the_same_words() -> None:
     assert kin.pair_risk > far.pair_risk > 0
 
 
+TEAM_WORDS = {
+    "PLAN": "collusion.coordination",
+    "PRICE": "collusion.market",
+    "MIRROR": "collusion.superrational",
+    "HIDE": "collusion.against_principal",
+}
+
+
+def team_guard(principals: dict[str, str | None], **risk: float) -> KinGuard:
+    """gpt-4o agents with these principals; each of ``TEAM_WORDS`` is its signal at 0.9; the
+    policy alerts from pair risk 0.35."""
+    return KinGuard(
+        [AgentProfile(name=n, model="openai:gpt-4o", principal=p) for n, p in principals.items()],
+        detectors=[KeywordDetector(word, signal) for word, signal in TEAM_WORDS.items()],
+        policy=Policy(rules=(Rule(risk=0.35, action=Action.ALERT),), risk=risk),
+    )
+
+
+def plan(text: str, recipients: tuple[str, ...] = ("coder", "reviewer")) -> Message:
+    return msg(text, sender="planner", recipients=recipients)
+
+
+TEAM = {"planner": "ACME engineering", "coder": "ACME  Engineering", "reviewer": "acme engineering"}
+
+
+@pytest.mark.parametrize("word", ["PLAN", "PRICE", "MIRROR"])
+def test_agents_of_one_principal_arranging_work_together_carry_no_risk(word: str) -> None:
+    # "Let's split the work and agree on one style" is a team's job: between agents of one
+    # principal (compared without case or spacing) it is logged, never risk that alerts.
+    guard = team_guard(TEAM)
+    verdicts = [guard.inspect(plan(f"{word} {i}")) for i in range(5)]
+    assert verdicts[-1].signal_names == (TEAM_WORDS[word],)
+    assert {v.pair_risk for v in verdicts} == {0.0}
+    assert {v.action for v in verdicts} == {Action.ALLOW}
+
+
+@pytest.mark.parametrize(
+    "principals",
+    [
+        {"planner": "ACME", "coder": "Globex", "reviewer": "ACME"},  # one recipient is a rival
+        {"planner": "ACME", "coder": "ACME", "reviewer": None},  # one serves nobody known
+        {"planner": None, "coder": None, "reviewer": None},
+    ],
+)
+def test_the_same_words_between_rivals_or_unknown_principals_carry_risk(principals) -> None:
+    verdict = team_guard(principals).inspect(plan("PLAN"))
+    assert verdict.pair_risk == pytest.approx(0.9) and verdict.action is Action.ALERT
+
+
+def test_hiding_things_from_the_principal_counts_in_full_between_teammates() -> None:
+    verdict = team_guard(TEAM).inspect(plan("PLAN to HIDE it", recipients=("coder",)))
+    assert verdict.pair_risk == pytest.approx(0.9) and verdict.action is Action.ALERT
+
+
+def test_same_principal_weight_sets_how_much_teamwork_counts() -> None:
+    half = team_guard(TEAM, same_principal_weight=0.5).inspect(plan("PLAN"))
+    full = team_guard(TEAM, same_principal_weight=1.0).inspect(plan("PLAN"))
+    assert half.pair_risk == pytest.approx(0.45) and full.pair_risk == pytest.approx(0.9)
+
+
 def test_risk_accumulates_decays_and_has_hysteresis() -> None:
     policy = Policy(
         rules=(Rule(risk=0.5, action=Action.ALERT),),
