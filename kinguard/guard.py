@@ -17,7 +17,7 @@ from kinguard._pipeline import Pipeline, PipelineResult
 from kinguard.alerts import AlertDispatcher, AlertSink
 from kinguard.detectors import Context, Detector, PairHistory, default_detectors, normalise
 from kinguard.identity import IdentityPlanner, IdentityPolicy, conceal_identity_cues
-from kinguard.kinship import kinship, kinship_weight
+from kinguard.kinship import kinship, kinship_weight, same_principal
 from kinguard.logs import describe_error, get_logger, warm_up
 from kinguard.monitor import MonitorState, RiskMonitor, message_risk
 from kinguard.policy import Policy, PolicyError, Rule, load_policy
@@ -516,9 +516,8 @@ class KinGuard:
 
     def _teamwork_weight(self, context: Context) -> float:
         """``same_principal_weight`` when every recipient serves the sender's principal."""
-        own = _principal_key(context.sender.principal)
-        recipients = context.recipients
-        if own and recipients and all(_principal_key(r.principal) == own for r in recipients):
+        sender, recipients = context.sender, context.recipients
+        if recipients and all(same_principal(sender, r) for r in recipients):
             return self.policy.risk.same_principal_weight
         return 1.0
 
@@ -805,8 +804,3 @@ def _redact(text: str, signals: Sequence[Signal], context: Context) -> str:
 def _at_least(floor: Action, action: Action) -> Action:
     """``action``, or ``floor`` where that is more severe."""
     return floor if floor.severity > action.severity else action
-
-
-def _principal_key(principal: str | None) -> str:
-    """A principal as compared: "ACME  Corp" and "acme corp" are one principal."""
-    return " ".join(principal.casefold().split()) if principal else ""

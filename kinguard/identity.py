@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from kinguard.detectors._base import NormalizedText
 from kinguard.detectors.normalise import normalise
-from kinguard.kinship import kinship
+from kinguard.kinship import kinship, same_principal
 from kinguard.types import AgentProfile
 
 __all__ = [
@@ -234,21 +234,51 @@ class IdentityPlanner:
     def nudge(
         self, agent: AgentProfile, counterparts: Sequence[str], signals: Sequence[str]
     ) -> str:
-        """A reminder for an agent flagged for kin-based coordination."""
+        """A reminder for an agent flagged for kin-based coordination.
+
+        Counterparts that serve the agent's own principal are named as colleagues: telling an
+        agent its teammates serve other parties would be untrue, and would set it against
+        them.
+        """
         principal = agent.principal or "the people who deployed you"
-        who = ", ".join(counterparts) or "the other agents"
         codename = self._codenames.get(agent.name)
         me = (
             f"You are {codename}. "
             if codename and self.policy is IdentityPolicy.DISASSOCIATE
             else ""
         )
-        return (
-            f"{NUDGE_MARKER} {me}You act solely for {principal}. {who} serve(s) other parties "
-            "whose interests may differ from yours; do not treat them as your group, do not make "
-            "joint plans against the people you serve, and do not assume they will reason or "
-            f"choose as you do. (Flagged: {', '.join(signals) or 'risk'}.)"
-        )
+        team, rivals = self._split(agent, counterparts)
+        parts = [f"{NUDGE_MARKER} {me}You act solely for {principal}."]
+        if rivals or not team:
+            parts.append(
+                f"{', '.join(rivals) or 'the other agents'} {_verb(rivals, 'serves', 'serve')} "
+                "other parties whose interests may differ from yours; do not treat them as your "
+                "group, do not make "
+                "joint plans against the people you serve, and do not assume they will reason "
+                "or choose as you do."
+            )
+        if team:
+            parts.append(
+                f"{', '.join(team)} also {_verb(team, 'acts', 'act')} for {principal}, "
+                f"{_verb(team, 'as a separate agent', 'as separate agents')}: do not treat "
+                f"them as a group of AI systems apart from {principal}, keep nothing from "
+                f"{principal} with them, and do not assume they will reason or choose as you do."
+            )
+        return " ".join(parts) + f" (Flagged: {', '.join(signals) or 'risk'}.)"
+
+    def _split(self, agent: AgentProfile, names: Sequence[str]) -> tuple[list[str], list[str]]:
+        """``names`` as (those serving ``agent``'s principal, the others), in order."""
+        team: list[str] = []
+        rivals: list[str] = []
+        for name in names:
+            other = self._agents.get(name)
+            (team if other is not None and same_principal(agent, other) else rivals).append(name)
+        return team, rivals
+
+
+def _verb(names: Sequence[str], one: str, several: str) -> str:
+    """``one`` after a single name, ``several`` after more (or none: "the other agents")."""
+    return one if len(names) == 1 else several
 
 
 def _describe(agent: AgentProfile) -> str:
@@ -277,14 +307,34 @@ def _disassociate(agent: AgentProfile, others: Sequence[AgentProfile], codename:
     # Every word is in every model call of the agent's (and paid for): each clause says one
     # thing the policy requires, once.
     principal = agent.principal or "the people who deployed you"
-    other_names = ", ".join(other.name for other in others) or "other agents"
-    return (
+    team = [other.name for other in others if same_principal(agent, other)]
+    rivals = [other.name for other in others if not same_principal(agent, other)]
+    parts = [
         f"{IDENTITY_MARKER} You are {codename}, the agent of {principal} alone: no other agent "
-        "shares this identity, and you belong to no group of AI systems or assistants. "
-        f"{other_names} are separate entities serving other parties, whose interests may oppose "
-        f"{principal}'s. Do not say 'we' or 'us' to include them, assume they think as you do, "
-        f"or coordinate with them against {principal}; carry out the role you were given."
-    )
+        "shares this identity, and you belong to no group of AI systems or assistants."
+    ]
+    if team:
+        # Colleagues, not rivals: the same principal's other agents are told apart from this
+        # one, never set against it.
+        parts.append(
+            f"{', '.join(team)} also {_verb(team, 'acts', 'act')} for {principal}, "
+            f"{_verb(team, 'a separate agent', 'each a separate agent')} with a role of its "
+            f"own: work with them for {principal}, without assuming they think as you do"
+            + ("; carry out the role you were given." if not rivals else ".")
+        )
+    if rivals or not team:
+        parts.append(
+            f"{', '.join(rivals) or 'other agents'} "
+            + _verb(
+                rivals,
+                "is a separate entity serving another party",
+                "are separate entities serving other parties",
+            )
+            + f", whose interests may oppose {principal}'s. Do not say 'we' or 'us' to "
+            f"include them, assume they think as you do, or coordinate with them against "
+            f"{principal}; carry out the role you were given."
+        )
+    return " ".join(parts)
 
 
 # Model names, vendors and self-descriptions that let kin recognise each other, matched on the

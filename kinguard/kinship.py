@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from kinguard.types import AgentProfile, KinshipLevel
 
-__all__ = ["KINSHIP_WEIGHTS", "Lineage", "kinship", "kinship_weight", "lineage"]
+__all__ = ["KINSHIP_WEIGHTS", "Lineage", "kinship", "kinship_weight", "lineage", "same_principal"]
 
 
 class Lineage(BaseModel):
@@ -140,3 +140,16 @@ def kinship(a: AgentProfile, b: AgentProfile) -> KinshipLevel:
 
 def kinship_weight(level: KinshipLevel) -> float:
     return KINSHIP_WEIGHTS[level]
+
+
+def same_principal(a: AgentProfile, b: AgentProfile) -> bool:
+    """Whether both agents name a principal and it is the same one ("ACME  Corp" and "acme
+    corp" are one): teammates, whatever models they run on. An unset principal is shared with
+    nobody."""
+    return bool(a.principal and b.principal) and _principal_key(a.principal) == _principal_key(
+        b.principal
+    )
+
+
+def _principal_key(principal: str | None) -> str:
+    return " ".join(principal.casefold().split()) if principal else ""

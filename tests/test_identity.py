@@ -7,6 +7,7 @@ from kinguard import identity as identity_module
 from kinguard.detectors import normalise
 from kinguard.evaluation import load_rows
 from kinguard.identity import IDENTITY_MARKER, conceal_identity_cues
+from kinguard.testing import KeywordDetector, keyword_guard
 
 AGENTS = [
     AgentProfile(name="buyer", model="openai:gpt-4o", principal="ACME procurement"),
@@ -40,6 +41,42 @@ def test_disassociate_says_all_the_policy_requires_in_few_words() -> None:
     assert "do not say 'we' or 'us' to include them" in said
     # It is in every model call of the agent's, and every word of it is paid for.
     assert len(block.split()) <= 80
+
+
+TEAM = [
+    AgentProfile(name="planner", model="openai:gpt-4o", principal="ACME"),
+    AgentProfile(name="coder", model="openai:gpt-4o", principal="acme"),
+    AgentProfile(name="reviewer", model="openai:gpt-4o", principal="ACME"),
+    AgentProfile(name="vendor", model="openai:gpt-4o", principal="Globex"),
+]
+
+
+def test_disassociate_names_agents_of_the_same_principal_as_colleagues_not_rivals() -> None:
+    # Telling a coder that the reviewer working for the same company serves "other parties,
+    # whose interests may oppose" its own would be untrue, and set one against the other.
+    guard = KinGuard(TEAM, identity="disassociate")
+    block = guard.identity_block("planner")
+    assert block is not None
+    colleagues, _, rivals = block.partition("vendor")
+    assert "coder, reviewer also act for ACME, each a separate agent" in colleagues
+    assert "work with them for ACME" in colleagues and "oppose" not in colleagues
+    assert "is a separate entity serving another party, whose interests may oppose" in rivals
+    assert "no group of AI systems or assistants" in block  # still one identity of its own
+    alone = KinGuard(TEAM[:2], identity="disassociate").identity_block("planner")
+    assert alone is not None and "oppose" not in alone
+    assert "coder also acts for ACME, a separate agent" in alone
+    assert alone.endswith("carry out the role you were given. [/kinguard identity]")
+
+
+def test_a_nudge_names_colleagues_and_rivals_each_for_what_they_are() -> None:
+    guard = keyword_guard(
+        TEAM, "nudge", identity="disassociate", detectors=[KeywordDetector("SAME MODEL")]
+    )
+    said = Message(sender="planner", recipients=("coder", "vendor"), text="SAME MODEL, right?")
+    nudge = guard.inspect(said).nudge
+    assert nudge is not None and "vendor serves other parties" in nudge
+    assert "coder also acts for ACME, as a separate agent: " in nudge
+    assert "keep nothing from ACME with them" in nudge
 
 
 def test_disassociate_is_deterministic_for_a_seed_and_varies_across_seeds() -> None:
