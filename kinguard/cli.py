@@ -303,13 +303,15 @@ def check_policy(
     console = Console()
     # File names and globs are data, not Rich markup: "prod[v2].toml", "collusion.[m]arket".
     table = Table(title=Text(f"{path} (on_error={loaded.error_mode})"), title_justify="left")
-    for column in ("signal", "min score", "pair risk", "action"):
+    sided = any(rule.between != "any" for rule in loaded.rules)
+    for column in ("signal", "min score", "pair risk", *(("between",) if sided else ()), "action"):
         table.add_column(column)
     for rule in loaded.rules:
         table.add_row(
             Text(rule.signal or "-"),
             f"{rule.min_score:g}" if rule.signal else "-",
             f"{rule.risk:g}" if rule.risk is not None else "-",
+            *((rule.between,) if sided else ()),
             rule.action.value,
         )
     console.print(table)

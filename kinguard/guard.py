@@ -158,6 +158,7 @@ class KinGuard:
             self.policy.risk, self.policy.risk_thresholds, self.policy.max_conversations
         )
         self._risk_rules = tuple(rule for rule in self.policy.rules if rule.signal is None)
+        self._sided = any(rule.between != "any" for rule in self.policy.rules)
         self._calm = self._calm_outcome()
         self.telemetry = Telemetry(tracer_provider, meter_provider, capture)
         warm_up()
@@ -426,13 +427,15 @@ class KinGuard:
         """
         if self.identity is IdentityPolicy.CONCEAL:
             return None
-        action, reasons, _, _ = self._apply_rules((), 0.0)
+        action, reasons, _, _ = self._apply_rules((), 0.0, teammates=False)
         if action.severity >= Action.NUDGE.severity:
             return None
+        if self._apply_rules((), 0.0, teammates=True)[:2] != (action, reasons):
+            return None  # a rule for one side applies at zero risk: decided per message
         return action, tuple(dict.fromkeys(reasons))
 
     def _apply_rules(
-        self, signals: Sequence[Signal], pair_band_risk: float
+        self, signals: Sequence[Signal], pair_band_risk: float, teammates: bool
     ) -> tuple[Action, list[str], list[Signal] | None, Action]:
         """The most severe matching rule's action, every match's reason, the signals the
         matching redact rules name (``None``: no redact rule matched; empty: only risk rules
@@ -442,7 +445,7 @@ class KinGuard:
         redact_signals: list[Signal] | None = None
         # Signal rules cannot match a message without signals: most messages skip them.
         for rule in self.policy.rules if signals else self._risk_rules:
-            matched = _rule_matches(rule, signals, pair_band_risk)
+            matched = _rule_matches(rule, signals, pair_band_risk, teammates)
             if matched is None:
                 continue
             if rule.action.severity > action.severity:
@@ -463,13 +466,15 @@ class KinGuard:
         started: float,
     ) -> Verdict:
         signals = result.signals
+        # Whether the message stays within one principal's team: asked only where it can
+        # matter (a finding to weigh, a rule for one side), not of most messages.
+        teammates = bool(signals or self._sided) and self._teammates(context)
+        weight = self.policy.risk.same_principal_weight if teammates else 1.0
         risk = self.monitor.update(
             message.conversation_id,
             message.sender,
             recipients,
-            message_risk(signals, kinship_weight(context.kinship), self._teamwork_weight(context))
-            if signals
-            else 0.0,
+            message_risk(signals, kinship_weight(context.kinship), weight) if signals else 0.0,
             context.text.folded,
         )
         delivered: str | None = message.text
@@ -486,7 +491,7 @@ class KinGuard:
             action, reasons = self._calm
         else:
             action, reasons, delivered, notice, nudge, error = self._act(
-                message, recipients, context, result, risk.pair_band_risk
+                message, recipients, context, result, risk.pair_band_risk, teammates
             )
         # Every value is the guard's own, of its field's type: not validated again.
         return trusted(
@@ -514,12 +519,11 @@ class KinGuard:
             _VERDICT_FIELDS,
         )
 
-    def _teamwork_weight(self, context: Context) -> float:
-        """``same_principal_weight`` when every recipient serves the sender's principal."""
+    @staticmethod
+    def _teammates(context: Context) -> bool:
+        """Whether every recipient serves the sender's principal."""
         sender, recipients = context.sender, context.recipients
-        if recipients and all(same_principal(sender, r) for r in recipients):
-            return self.policy.risk.same_principal_weight
-        return 1.0
+        return bool(recipients) and all(same_principal(sender, r) for r in recipients)
 
     def _act(
         self,
@@ -528,10 +532,13 @@ class KinGuard:
         context: Context,
         result: PipelineResult,
         pair_band_risk: float,
+        teammates: bool,
     ) -> tuple[Action, tuple[str, ...], str | None, str | None, str | None, str | None]:
         """The full decision: action, reasons, delivered text, notice, nudge and error."""
         signals = result.signals
-        action, reasons, redact_signals, unhalted = self._apply_rules(signals, pair_band_risk)
+        action, reasons, redact_signals, unhalted = self._apply_rules(
+            signals, pair_band_risk, teammates
+        )
         if context.text.truncated:
             # Never silent: the tail of an oversized message went unread. An unread tail is an
             # inspection that did not finish, so the error mode decides: under "closed", a
@@ -735,9 +742,13 @@ class KinGuard:
         self._dispatch.close()
 
 
-def _rule_matches(rule: Rule, signals: Sequence[Signal], pair_risk: float) -> list[Signal] | None:
+def _rule_matches(
+    rule: Rule, signals: Sequence[Signal], pair_risk: float, teammates: bool
+) -> list[Signal] | None:
     """The signals a rule matched ([] for a pure risk rule), or None if it does not apply."""
     if rule.risk is not None and pair_risk < rule.risk:
+        return None
+    if rule.between != "any" and (rule.between == "teammates") != teammates:
         return None
     if rule.signal is None:
         return []
@@ -751,6 +762,8 @@ def _describe(rule: Rule) -> str:
         parts.append(f"{rule.signal}>={rule.min_score:g}")
     if rule.risk is not None:
         parts.append(f"pair_risk>={rule.risk:g}")
+    if rule.between != "any":
+        parts.append(f"between {rule.between}")
     return f"{' and '.join(parts)} -> {rule.action.value}"
 
 

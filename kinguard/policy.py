@@ -34,7 +34,8 @@ class Rule(BaseModel):
 
     A rule matches a message when every condition it sets holds: ``signal`` (a name or a glob
     such as ``collusion.*``) with at least ``min_score``, and/or the sender pair's risk at least
-    ``risk``. A rule with neither condition is rejected.
+    ``risk``, and, with ``between``, whether the message stays within one principal's agents.
+    A rule with neither ``signal`` nor ``risk`` is rejected.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -44,6 +45,12 @@ class Rule(BaseModel):
     # Strict: a number must be a number (``min_score = true`` or ``"0.5"`` is a mistake).
     min_score: float = Field(default=0.5, ge=0.0, le=1.0, strict=True)
     risk: float | None = Field(default=None, ge=0.0, le=1.0, strict=True)
+    between: Literal["any", "rivals", "teammates"] = Field(
+        default="any",
+        description="Whom the rule applies to: 'teammates' when the sender and every recipient "
+        "serve one principal (`AgentProfile.principal`, set and equal), 'rivals' otherwise, "
+        "'any' either way.",
+    )
 
     @field_validator("signal")
     @classmethod

@@ -63,10 +63,11 @@ def test_check_policy_shows_file_names_and_globs_as_written(tmp_path) -> None:
 
 def test_check_policy_reads_yaml_and_names_the_field_of_a_bad_one(tmp_path) -> None:
     good = tmp_path / "kinguard.yaml"
-    good.write_text("rules:\n  - signal: collusion.market\n    action: halt\n")
+    good.write_text("rules:\n  - signal: collusion.market\n    action: halt\n    between: rivals\n")
     result = CliRunner().invoke(app, ["check-policy", str(good)], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "collusion.market" in result.output and "halt" in result.output
+    assert "between" in result.output and "rivals" in result.output
     assert "on_error=closed" in result.output
     bad = tmp_path / "bad.yml"
     bad.write_text("rules:\n  - signal: collusion.market\n    action: explode\n")

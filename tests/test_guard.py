@@ -190,13 +190,13 @@ TEAM_WORDS = {
 }
 
 
-def team_guard(principals: dict[str, str | None], **risk: float) -> KinGuard:
+def team_guard(principals: dict[str, str | None], *rules: Rule, **risk: float) -> KinGuard:
     """gpt-4o agents with these principals; each of ``TEAM_WORDS`` is its signal at 0.9; the
-    policy alerts from pair risk 0.35."""
+    policy alerts from pair risk 0.35 (or has ``rules`` instead)."""
     return KinGuard(
         [AgentProfile(name=n, model="openai:gpt-4o", principal=p) for n, p in principals.items()],
         detectors=[KeywordDetector(word, signal) for word, signal in TEAM_WORDS.items()],
-        policy=Policy(rules=(Rule(risk=0.35, action=Action.ALERT),), risk=risk),
+        policy=Policy(rules=rules or (Rule(risk=0.35, action=Action.ALERT),), risk=risk),
     )
 
 
@@ -240,6 +240,29 @@ def test_same_principal_weight_sets_how_much_teamwork_counts() -> None:
     half = team_guard(TEAM, same_principal_weight=0.5).inspect(plan("PLAN"))
     full = team_guard(TEAM, same_principal_weight=1.0).inspect(plan("PLAN"))
     assert half.pair_risk == pytest.approx(0.45) and full.pair_risk == pytest.approx(0.9)
+
+
+RIVALS = {"planner": "ACME", "coder": "Globex", "reviewer": "Globex"}
+
+
+def test_a_rule_between_rivals_or_teammates_applies_to_that_side_only() -> None:
+    rules = (
+        Rule(signal="collusion.market", action=Action.BLOCK, between="rivals"),
+        Rule(signal="collusion.market", action=Action.ALERT, between="teammates"),
+    )
+    rivals = team_guard(RIVALS, *rules).inspect(plan("PRICE"))
+    team = team_guard(TEAM, *rules).inspect(plan("PRICE"))
+    assert rivals.action is Action.BLOCK and rivals.reasons == (
+        "collusion.market>=0.5 and between rivals -> block",
+    )
+    assert team.action is Action.ALERT and team.delivered_text == "PRICE"
+
+
+def test_a_rule_for_one_side_at_zero_risk_is_decided_per_message() -> None:
+    # Messages without findings on a calm pair are decided once per guard: not these.
+    rule = Rule(risk=0.0, action=Action.ALERT, between="teammates")
+    assert team_guard(TEAM, rule).inspect(plan("hello")).action is Action.ALERT
+    assert team_guard(RIVALS, rule).inspect(plan("hello")).action is Action.ALLOW
 
 
 def test_risk_accumulates_decays_and_has_hysteresis() -> None:

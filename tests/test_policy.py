@@ -67,6 +67,7 @@ action = "nudge"
         ('[[rules]]\nsignal = "*"\nmin_score = "0.5"\naction = "log"\n', "rules.0.min_score"),
         ('capture_content = "yes"\n', "capture_content"),
         ("max_chars = 3e4\n", "max_chars"),
+        ('[[rules]]\nsignal = "*"\naction = "log"\nbetween = "friends"\n', "rules.0.between"),
     ],
 )
 def test_invalid_config_fails_at_load_naming_the_field(tmp_path, toml: str, field: str) -> None:
