@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kinguard._pipeline import Pipeline, PipelineResult
+from kinguard._pipeline import Pipeline, PipelineResult, failure_kind
 from kinguard.alerts import AlertDispatcher, AlertSink
 from kinguard.detectors import Context, Detector, PairHistory, default_detectors, normalise
 from kinguard.identity import IdentityPlanner, IdentityPolicy, conceal_identity_cues
@@ -333,6 +333,8 @@ class KinGuard:
         """Inspect one message before its recipients see it."""
         message = self._owned(message)
         started, span, token = self._begin(message)
+        context: Context | None = None
+        counted = True
         try:
             recipients, context = self._prepare(message)
             result = self.pipeline.run(message, context)
@@ -340,14 +342,17 @@ class KinGuard:
         except Exception as exc:  # the guard must never break the host app
             error = f"inspection_error: {self.describe_error(exc)}"
             verdict = self._failed(message, error, started)
+            counted = self._counted(message, context)
         if self._quiet(span, verdict):
             return verdict
-        return self._end(span, token, message, verdict)
+        return self._end(span, token, message, verdict, counted)
 
     async def ainspect(self, message: Message) -> Verdict:
         """Async twin of :meth:`inspect`; slow detectors run off the event loop."""
         message = self._owned(message)
         started, span, token = self._begin(message)
+        context: Context | None = None
+        counted = True
         try:
             recipients, context = self._prepare(message)
             result = await self.pipeline.arun(message, context)
@@ -355,11 +360,12 @@ class KinGuard:
         except Exception as exc:
             error = f"inspection_error: {self.describe_error(exc)}"
             verdict = self._failed(message, error, started)
+            counted = self._counted(message, context)
         if self._quiet(span, verdict):
             return verdict
         # :meth:`_end`, with slow sinks awaited, never waited on in the loop; inline, as most
         # messages raise no alert and a coroutine for them would be one more on every message.
-        alert = self._report(span, message, verdict)
+        alert = self._report(span, message, verdict, counted)
         if alert is not None:
             try:
                 failed = await self._dispatch.adispatch(alert, self.sinks)
@@ -400,6 +406,14 @@ class KinGuard:
             [],
         )
         return recipients, context
+
+    def _counted(self, message: Message, context: Context | None) -> bool:
+        """Whether the monitor counted a message whose inspection failed (it may fail before
+        or after): what tells the failure's incident whether an inspection succeeded since."""
+        if context is None:  # failed before its history was read: before it could be counted
+            return False
+        seen = self.monitor.messages_seen(message.conversation_id)
+        return seen is not None and seen != context.history.turns_seen
 
     def _failed(self, message: Message, error: str, started: float) -> Verdict:
         closed = self.policy.error_mode == "closed"
@@ -598,9 +612,11 @@ class KinGuard:
             and self.telemetry.idle(span)
         )
 
-    def _end(self, span: Span, token: object, message: Message, verdict: Verdict) -> Verdict:
+    def _end(
+        self, span: Span, token: object, message: Message, verdict: Verdict, counted: bool
+    ) -> Verdict:
         """Telemetry, alerts and observers; contained so a broken exporter or sink cannot escape."""
-        alert = self._report(span, message, verdict)
+        alert = self._report(span, message, verdict, counted)
         if alert is not None:
             try:
                 failed = self._dispatch(alert, self.sinks)
@@ -609,8 +625,12 @@ class KinGuard:
             self._add_sink_failures(failed)
         return self._close(span, token, verdict)
 
-    def _report(self, span: Span, message: Message, verdict: Verdict) -> Alert | None:
-        """Record the verdict in telemetry; return the alert it raises, if any.
+    def _report(
+        self, span: Span, message: Message, verdict: Verdict, counted: bool
+    ) -> Alert | None:
+        """Record the verdict in telemetry; return the alert it raises, if any, in its
+        incident (``counted``: whether the monitor counted the message; see
+        :meth:`RiskMonitor.failure_incident`).
 
         Telemetry that fails costs its span and metrics, never the alert.
         """
@@ -632,7 +652,23 @@ class KinGuard:
                     reasons=list(verdict.reasons),
                 )
             return None
-        alert = Alert.from_verdict(verdict)
+        if verdict.error is None:
+            incident, repeat = self.monitor.pair_incident(
+                verdict.conversation_id,
+                verdict.sender,
+                verdict.recipients,
+                verdict.action,
+                verdict.signal_names,
+            )
+        else:
+            incident, repeat = self.monitor.failure_incident(
+                verdict.conversation_id,
+                failure_kind(verdict.error),
+                counted,
+                verdict.action,
+                verdict.signal_names,
+            )
+        alert = Alert.from_verdict(verdict, incident, repeat)
         try:
             self.telemetry.alert(span, alert)
         except Exception as exc:
