@@ -652,28 +652,35 @@ class KinGuard:
                     reasons=list(verdict.reasons),
                 )
             return None
-        if verdict.error is None:
-            incident, repeat = self.monitor.pair_incident(
-                verdict.conversation_id,
-                verdict.sender,
-                verdict.recipients,
-                verdict.action,
-                verdict.signal_names,
-            )
-        else:
-            incident, repeat = self.monitor.failure_incident(
+        alert = Alert.from_verdict(verdict, *self._incident(verdict, counted))
+        try:
+            self.telemetry.alert(span, alert)
+        except Exception as exc:
+            self.telemetry.failed("alert", exc)
+        return alert
+
+    def _incident(self, verdict: Verdict, counted: bool) -> tuple[str, bool]:
+        """The alert's incident and whether it repeats there. Failing, this costs the grouping,
+        never the alert: it goes out as news, in no incident."""
+        try:
+            if verdict.error is None:
+                return self.monitor.pair_incident(
+                    verdict.conversation_id,
+                    verdict.sender,
+                    verdict.recipients,
+                    verdict.action,
+                    verdict.signal_names,
+                )
+            return self.monitor.failure_incident(
                 verdict.conversation_id,
                 failure_kind(verdict.error),
                 counted,
                 verdict.action,
                 verdict.signal_names,
             )
-        alert = Alert.from_verdict(verdict, incident, repeat)
-        try:
-            self.telemetry.alert(span, alert)
         except Exception as exc:
-            self.telemetry.failed("alert", exc)
-        return alert
+            _log.error("kinguard.incident_failed", error=self.describe_error(exc))
+            return "", False
 
     def _add_sink_failures(self, failed: int) -> None:
         if failed:

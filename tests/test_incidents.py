@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from kinguard import (
     Action,
@@ -269,6 +270,23 @@ def test_an_inspection_error_is_grouped_whether_or_not_the_message_was_counted(
     ids = [alert.incident_id for alert in sink.alerts]
     assert ids[0] == ids[1] != ids[2]
     assert [alert.repeat for alert in sink.alerts] == [False, True, False]
+
+
+def test_a_failure_to_place_an_alert_in_its_incident_costs_the_grouping_not_the_alert(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sink = CapturingSink()
+    guard = default_guard(sink)
+
+    def broken(*args: object) -> tuple[str, bool]:
+        raise RuntimeError("bookkeeping bug")
+
+    monkeypatch.setattr(guard.monitor, "pair_incident", broken)
+    with capture_logs() as logs:
+        verdicts = play(guard, "PACT", "PACT")
+    assert [v.action for v in verdicts] == [Action.ALERT, Action.NUDGE]
+    assert [(alert.incident_id, alert.repeat) for alert in sink.alerts] == [("", False)] * 2
+    assert [entry["event"] for entry in logs].count("kinguard.incident_failed") == 2
 
 
 def test_an_incident_goes_on_in_a_fresh_guard_loaded_from_the_saved_state() -> None:
