@@ -81,8 +81,10 @@ class KinGuard:
     - ``detectors``: the pipeline (default: ``kinguard.detectors.default_detectors()``).
     - ``sinks``: callables given each :class:`Alert` (an action of ``alert`` or stronger, or a
       failed inspection), e.g. :class:`JsonlSink`, :class:`CallbackSink`, :class:`WebhookSink`.
-      A sink that raises or overruns ``policy.sink_timeout_ms`` is logged and counted, never
-      raised.
+      Each alert names its incident and whether it repeats there: wrap a sink that pages a
+      person in :class:`SkipRepeats` to give it only the news (:class:`WebhookSink` skips
+      repeats by itself). A sink that raises or overruns ``policy.sink_timeout_ms`` is logged
+      and counted, never raised.
     - ``conversation_id``: the conversation a message without one belongs to (default: a new
       random id); adapters use the LangGraph thread id or pass their own.
     - ``identity_seed``: picks the ``disassociate`` codenames; the same seed and agent names
