@@ -76,6 +76,14 @@ def test_a_pairs_stretch_of_alerts_is_one_incident_paged_once_per_news() -> None
     assert [alert.repeat for alert in sink.alerts] == [False, True, False, True, True, True]
 
 
+def test_every_alert_is_logged_with_its_incident_repeats_too() -> None:
+    with capture_logs() as logs:
+        play(default_guard(), "PACT", "ok")
+    logged = [entry for entry in logs if entry["event"] == "kinguard.alert"]
+    assert [entry["repeat"] for entry in logged] == [False, True]
+    assert logged[0]["incident_id"] == logged[1]["incident_id"] != ""
+
+
 def test_the_incident_closes_when_the_pairs_band_falls_to_zero() -> None:
     sink = CapturingSink()
     guard = default_guard(sink)
