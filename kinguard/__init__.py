@@ -4,7 +4,7 @@ Identity injection, in-group and collusion monitoring weighted by model kinship,
 OpenTelemetry tracing, and interventions, for any multi-agent framework.
 """
 
-from kinguard.alerts import AlertSink, CallbackSink, JsonlSink
+from kinguard.alerts import AlertSink, CallbackSink, JsonlSink, SkipRepeats
 from kinguard.guard import KinGuard
 from kinguard.identity import IdentityPolicy
 from kinguard.kinship import Lineage, kinship, lineage
@@ -47,6 +47,7 @@ __all__ = [
     "Rule",
     "Signal",
     "SignalName",
+    "SkipRepeats",
     "Verdict",
     "WebhookSink",
     "__version__",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from kinguard.detectors import Context, Detector
 from kinguard.logs import describe_error, get_logger
 from kinguard.types import SIGNAL_NAMES, Evidence, Message, Signal
 
-__all__ = ["DetectorFailure", "Pipeline", "PipelineResult"]
+__all__ = ["DetectorFailure", "Pipeline", "PipelineResult", "failure_kind"]
 
 _log = get_logger("kinguard.pipeline")
 
@@ -27,6 +28,18 @@ class DetectorFailure:
 
     def __str__(self) -> str:
         return f"detector_{self.kind}: {self.detector}: {self.detail}"
+
+
+_FAILED_DETECTOR = re.compile(r"(?:^|; )(detector_(?:error|timeout): [^:;]*)")
+"""A :class:`DetectorFailure` in a verdict's error, without its detail."""
+
+
+def failure_kind(error: str) -> str:
+    """What an inspection failure is, without its detail (which may quote each message):
+    ``inspection_error``, or each detector that failed and how (``detector_timeout: judge``)."""
+    if error.startswith("inspection_error"):
+        return "inspection_error"
+    return "; ".join(dict.fromkeys(_FAILED_DETECTOR.findall(error))) or error
 
 
 @dataclass(slots=True)

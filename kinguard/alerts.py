@@ -16,7 +16,14 @@ from kinguard._workers import DaemonExecutor
 from kinguard.logs import describe_error, get_logger
 from kinguard.types import Alert
 
-__all__ = ["AlertDispatcher", "AlertSink", "CallbackSink", "JsonlSink"]
+__all__ = [
+    "AlertDispatcher",
+    "AlertSink",
+    "CallbackSink",
+    "JsonlSink",
+    "SkipRepeats",
+    "is_repeat",
+]
 
 _log = get_logger("kinguard.alerts")
 
@@ -36,6 +43,43 @@ class CallbackSink:
 
     def __call__(self, alert: Alert) -> object:
         return self._callback(alert)  # an async callback's coroutine is awaited by the caller
+
+
+def is_repeat(alert: object) -> bool:
+    """Whether a sink that pages a person may skip the alert. One that does not say (not an
+    :class:`Alert`, or one built without validation) is not: a page too many, never one
+    missed."""
+    return getattr(alert, "repeat", False) is True
+
+
+class SkipRepeats:
+    """Wraps a sink that pages a person: it gets an incident's first alert, its escalations and
+    its new signals, not the repeats (``alert.repeat``), which ``skipped`` counts.
+
+    The wrapped sink runs as it would on its own: in the agent's thread only if it is
+    ``inline``, and an ``async def`` sink's coroutine goes back to the dispatcher to be run.
+    An alert that does not say whether it repeats is forwarded (:func:`is_repeat`).
+    """
+
+    def __init__(self, sink: AlertSink) -> None:
+        if not callable(sink):
+            raise TypeError(f"sink: must be callable, not {type(sink).__name__}")
+        self.sink = sink
+        self.inline = bool(getattr(sink, "inline", False))
+        self._lock = threading.Lock()
+        self._skipped = 0
+
+    def __call__(self, alert: Alert) -> object:
+        if is_repeat(alert):
+            with self._lock:
+                self._skipped += 1
+            return None
+        return self.sink(alert)
+
+    @property
+    def skipped(self) -> int:
+        """Repeats not passed on."""
+        return self._skipped
 
 
 class JsonlSink:
@@ -114,6 +158,8 @@ class AlertDispatcher:
             pair_risk=round(alert.pair_risk, 3),
             conversation_risk=round(alert.conversation_risk, 3),
             error=alert.error,
+            incident_id=alert.incident_id,
+            repeat=alert.repeat,
         )
         failures = 0
         pending: list[tuple[AlertSink, Future[None]]] = []

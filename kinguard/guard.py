@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kinguard._pipeline import Pipeline, PipelineResult
+from kinguard._pipeline import Pipeline, PipelineResult, failure_kind
 from kinguard.alerts import AlertDispatcher, AlertSink
 from kinguard.detectors import Context, Detector, PairHistory, default_detectors, normalise
 from kinguard.identity import IdentityPlanner, IdentityPolicy, conceal_identity_cues
@@ -81,8 +81,10 @@ class KinGuard:
     - ``detectors``: the pipeline (default: ``kinguard.detectors.default_detectors()``).
     - ``sinks``: callables given each :class:`Alert` (an action of ``alert`` or stronger, or a
       failed inspection), e.g. :class:`JsonlSink`, :class:`CallbackSink`, :class:`WebhookSink`.
-      A sink that raises or overruns ``policy.sink_timeout_ms`` is logged and counted, never
-      raised.
+      Each alert names its incident and whether it repeats there: wrap a sink that pages a
+      person in :class:`SkipRepeats` to give it only the news (:class:`WebhookSink` skips
+      repeats by itself). A sink that raises or overruns ``policy.sink_timeout_ms`` is logged
+      and counted, never raised.
     - ``conversation_id``: the conversation a message without one belongs to (default: a new
       random id); adapters use the LangGraph thread id or pass their own.
     - ``identity_seed``: picks the ``disassociate`` codenames; the same seed and agent names
@@ -334,6 +336,8 @@ class KinGuard:
         """Inspect one message before its recipients see it."""
         message = self._owned(message)
         started, span, token = self._begin(message)
+        context: Context | None = None
+        counted = True
         try:
             recipients, context = self._prepare(message)
             result = self.pipeline.run(message, context)
@@ -341,14 +345,17 @@ class KinGuard:
         except Exception as exc:  # the guard must never break the host app
             error = f"inspection_error: {self.describe_error(exc)}"
             verdict = self._failed(message, error, started)
+            counted = self._counted(message, context)
         if self._quiet(span, verdict):
             return verdict
-        return self._end(span, token, message, verdict)
+        return self._end(span, token, message, verdict, counted)
 
     async def ainspect(self, message: Message) -> Verdict:
         """Async twin of :meth:`inspect`; slow detectors run off the event loop."""
         message = self._owned(message)
         started, span, token = self._begin(message)
+        context: Context | None = None
+        counted = True
         try:
             recipients, context = self._prepare(message)
             result = await self.pipeline.arun(message, context)
@@ -356,11 +363,12 @@ class KinGuard:
         except Exception as exc:
             error = f"inspection_error: {self.describe_error(exc)}"
             verdict = self._failed(message, error, started)
+            counted = self._counted(message, context)
         if self._quiet(span, verdict):
             return verdict
         # :meth:`_end`, with slow sinks awaited, never waited on in the loop; inline, as most
         # messages raise no alert and a coroutine for them would be one more on every message.
-        alert = self._report(span, message, verdict)
+        alert = self._report(span, message, verdict, counted)
         if alert is not None:
             try:
                 failed = await self._dispatch.adispatch(alert, self.sinks)
@@ -401,6 +409,14 @@ class KinGuard:
             [],
         )
         return recipients, context
+
+    def _counted(self, message: Message, context: Context | None) -> bool:
+        """Whether the monitor counted a message whose inspection failed (it may fail before
+        or after): what tells the failure's incident whether an inspection succeeded since."""
+        if context is None:  # failed before its history was read: before it could be counted
+            return False
+        seen = self.monitor.messages_seen(message.conversation_id)
+        return seen is not None and seen != context.history.turns_seen
 
     def _failed(self, message: Message, error: str, started: float) -> Verdict:
         closed = self.policy.error_mode == "closed"
@@ -614,9 +630,11 @@ class KinGuard:
             and self.telemetry.idle(span)
         )
 
-    def _end(self, span: Span, token: object, message: Message, verdict: Verdict) -> Verdict:
+    def _end(
+        self, span: Span, token: object, message: Message, verdict: Verdict, counted: bool
+    ) -> Verdict:
         """Telemetry, alerts and observers; contained so a broken exporter or sink cannot escape."""
-        alert = self._report(span, message, verdict)
+        alert = self._report(span, message, verdict, counted)
         if alert is not None:
             try:
                 failed = self._dispatch(alert, self.sinks)
@@ -625,8 +643,12 @@ class KinGuard:
             self._add_sink_failures(failed)
         return self._close(span, token, verdict)
 
-    def _report(self, span: Span, message: Message, verdict: Verdict) -> Alert | None:
-        """Record the verdict in telemetry; return the alert it raises, if any.
+    def _report(
+        self, span: Span, message: Message, verdict: Verdict, counted: bool
+    ) -> Alert | None:
+        """Record the verdict in telemetry; return the alert it raises, if any, in its
+        incident (``counted``: whether the monitor counted the message; see
+        :meth:`RiskMonitor.failure_incident`).
 
         Telemetry that fails costs its span and metrics, never the alert.
         """
@@ -648,12 +670,35 @@ class KinGuard:
                     reasons=list(verdict.reasons),
                 )
             return None
-        alert = Alert.from_verdict(verdict)
+        alert = Alert.from_verdict(verdict, *self._incident(verdict, counted))
         try:
             self.telemetry.alert(span, alert)
         except Exception as exc:
             self.telemetry.failed("alert", exc)
         return alert
+
+    def _incident(self, verdict: Verdict, counted: bool) -> tuple[str, bool]:
+        """The alert's incident and whether it repeats there. Failing, this costs the grouping,
+        never the alert: it goes out as news, in no incident."""
+        try:
+            if verdict.error is None:
+                return self.monitor.pair_incident(
+                    verdict.conversation_id,
+                    verdict.sender,
+                    verdict.recipients,
+                    verdict.action,
+                    verdict.signal_names,
+                )
+            return self.monitor.failure_incident(
+                verdict.conversation_id,
+                failure_kind(verdict.error),
+                counted,
+                verdict.action,
+                verdict.signal_names,
+            )
+        except Exception as exc:
+            _log.error("kinguard.incident_failed", error=self.describe_error(exc))
+            return "", False
 
     def _add_sink_failures(self, failed: int) -> None:
         if failed:

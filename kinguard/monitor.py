@@ -16,11 +16,12 @@ from pydantic import BaseModel, Field
 from kinguard.detectors.implied import IMPLIED_TIER
 from kinguard.logs import get_logger
 from kinguard.policy import RiskSettings
-from kinguard.types import Signal
+from kinguard.types import Action, Signal
 
 __all__ = [
     "TEAMWORK_SIGNALS",
     "ConversationState",
+    "IncidentState",
     "MonitorState",
     "PairState",
     "RiskMonitor",
@@ -48,11 +49,33 @@ senders from its input (a chat room's users, say), where every new name would ad
 _log = get_logger("kinguard.monitor")
 
 
+class IncidentState(BaseModel):
+    """An open incident: what its alerts have told a person so far."""
+
+    id: str
+    """Its name, made when it opened from the conversation's id, what it is about (the pair
+    whose alert opened it, or the kind of failure) and ``opened``: the same in every process
+    that opens it from the same state, and kept with it (an AutoGen team restored in a new
+    process may go on under a new conversation id)."""
+    opened: int
+    """The conversation's clock at its first alert."""
+    last: int
+    """The clock at its latest alert."""
+    action: Action
+    """The strongest action it alerted with."""
+    signals: tuple[str, ...] = ()
+    """Every signal its alerts named."""
+
+
 class PairState(BaseModel):
     risk: float = 0.0
     band: int = 0
     clock: int = 0
     peak: float = 0.0
+    incident: IncidentState | None = None
+    """The open incident the pair is in; pairs that one alert put in band share it."""
+    alerted: int = 0
+    """The conversation's clock at the pair's latest alert."""
 
 
 class ConversationState(BaseModel):
@@ -62,6 +85,8 @@ class ConversationState(BaseModel):
     peak: float = 0.0
     pairs: dict[str, PairState] = Field(default_factory=dict)
     last_text_by_agent: dict[str, str] = Field(default_factory=dict)
+    failures: dict[str, IncidentState] = Field(default_factory=dict)
+    """Open incidents of inspection failures, by kind (``kinguard._pipeline.failure_kind``)."""
 
 
 class MonitorState(BaseModel):
@@ -70,11 +95,64 @@ class MonitorState(BaseModel):
 
 
 @dataclass(slots=True)
+class _Incident:
+    id: str
+    opened: int
+    last: int
+    severity: int
+    signals: frozenset[str]
+
+    def alerted(self, clock: int, action: Action, signals: Sequence[str]) -> bool:
+        """Count one more alert in it; whether that alert told a person nothing new."""
+        self.last = clock
+        if action.severity <= self.severity and self.signals.issuperset(signals):
+            return True
+        self.severity = max(self.severity, action.severity)
+        self.signals = self.signals.union(signals)
+        return False
+
+    def dump(self) -> IncidentState:
+        return IncidentState(
+            id=self.id,
+            opened=self.opened,
+            last=self.last,
+            action=_BY_SEVERITY[self.severity],
+            signals=tuple(sorted(self.signals)),
+        )
+
+    @classmethod
+    def restore(cls, state: IncidentState) -> _Incident:
+        return cls(
+            state.id,
+            state.opened,
+            state.last,
+            state.action.severity,
+            frozenset(state.signals),
+        )
+
+
+_BY_SEVERITY = {action.severity: action for action in Action}
+
+
+def _opened(
+    conversation_id: str, subject: str, clock: int, action: Action, signals: Sequence[str]
+) -> _Incident:
+    """A new incident, named from what every process resuming the conversation holds."""
+    import hashlib  # only alerts pay for it
+
+    named = f"{conversation_id}\x00{subject}\x00{clock}".encode()
+    name = hashlib.blake2b(named, digest_size=8).hexdigest()
+    return _Incident(name, clock, clock, action.severity, frozenset(signals))
+
+
+@dataclass(slots=True)
 class _Pair:
     risk: float = 0.0
     band: int = 0
     clock: int = 0
     peak: float = 0.0
+    incident: _Incident | None = None
+    alerted: int = 0
 
 
 @dataclass(slots=True)
@@ -87,6 +165,7 @@ class _Conversation:
     peak: float = 0.0
     pairs: dict[str, _Pair] = field(default_factory=dict)
     last_text_by_agent: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, _Incident] = field(default_factory=dict)
 
     def dump(self) -> ConversationState:
         return ConversationState(
@@ -95,21 +174,43 @@ class _Conversation:
             clock=self.clock,
             peak=self.peak,
             pairs={
-                k: PairState(risk=p.risk, band=p.band, clock=p.clock, peak=p.peak)
+                k: PairState(
+                    risk=p.risk,
+                    band=p.band,
+                    clock=p.clock,
+                    peak=p.peak,
+                    incident=None if p.incident is None else p.incident.dump(),
+                    alerted=p.alerted,
+                )
                 for k, p in self.pairs.items()
             },
             last_text_by_agent=dict(self.last_text_by_agent),
+            failures={kind: incident.dump() for kind, incident in self.failures.items()},
         )
 
     @classmethod
     def restore(cls, state: ConversationState) -> _Conversation:
+        # Pairs that shared an incident share it again: each pair's state holds a copy.
+        shared: dict[str, _Incident] = {}
+
+        def incident(saved: IncidentState | None) -> _Incident | None:
+            if saved is None:
+                return None
+            if saved.id not in shared:
+                shared[saved.id] = _Incident.restore(saved)
+            return shared[saved.id]
+
         return cls(
             risk=state.risk,
             band=state.band,
             clock=state.clock,
             peak=state.peak,
-            pairs={k: _Pair(p.risk, p.band, p.clock, p.peak) for k, p in state.pairs.items()},
+            pairs={
+                k: _Pair(p.risk, p.band, p.clock, p.peak, incident(p.incident), p.alerted)
+                for k, p in state.pairs.items()
+            },
             last_text_by_agent=dict(state.last_text_by_agent),
+            failures={kind: _Incident.restore(i) for kind, i in state.failures.items()},
         )
 
 
@@ -290,14 +391,102 @@ class RiskMonitor:
                 if pair is None:
                     pair = conv.pairs[key] = _Pair(clock=conv.clock)
                 pair.risk = _accumulate(pair.risk * self._decay(conv.clock - pair.clock), risk)
+                band = self._band(pair.band, pair.risk)
+                # A pair leaves its incident when its band falls to 0. A pair alerting below
+                # every band (on a signal rule) stays in it while each of its messages alerts:
+                # its previous message is the one ``pair.clock`` still names here.
+                if (
+                    pair.incident is not None
+                    and not band
+                    and (pair.band or pair.alerted != pair.clock)
+                ):
+                    pair.incident = None
                 pair.clock = conv.clock
-                pair.band = self._band(pair.band, pair.risk)
+                pair.band = band
                 pair.peak = max(pair.peak, pair.risk)
                 pair_risk = max(pair_risk, pair.risk)
                 pair_band_risk = max(pair_band_risk, self._banded(pair.band, pair.risk))
             if len(conv.pairs) > _MAX_PAIRS:
                 self._forget_stale_pairs(conversation_id, conv)
             return RiskUpdate(risk, pair_risk, conv.risk, pair_band_risk)
+
+    def pair_incident(
+        self,
+        conversation_id: str,
+        sender: str,
+        recipients: Sequence[str],
+        action: Action,
+        signals: Sequence[str],
+    ) -> tuple[str, bool]:
+        """The incident an alert on the message :meth:`update` just counted belongs to, and
+        whether the alert is a repeat in it.
+
+        An incident is a stretch of alerting, found through the message's pairs: the open one
+        that one of them is in (the earliest opened, if several), else a new one. Each of the
+        message's pairs not in one joins it, so that in a group chat, where every message
+        reaches every agent, the pairs one flagged message raised are one incident, not one
+        each. A pair leaves it when its band falls to 0 (see :meth:`update`); the incident
+        ends when no pair is left in it.
+        """
+        with self._lock:
+            conv = self._conversation(conversation_id)
+            now = conv.clock
+            keys = [pair_key(sender, recipient) for recipient in recipients or ("*",)]
+            pairs: list[_Pair] = []
+            for key in keys:
+                pair = conv.pairs.get(key)
+                if pair is None:
+                    # A conversation that never carried risk has no pairs (an alert on a
+                    # truncated message, say): the alert's own pairs start its incident.
+                    pair = conv.pairs[key] = _Pair(clock=now)
+                elif pair.clock != now:
+                    # Its risk not followed here (a conversation without risk): the pair stays
+                    # in its incident only from an alert on the conversation's previous message.
+                    if pair.alerted != now - 1:
+                        pair.incident = None
+                    pair.clock = now
+                pairs.append(pair)
+            if len(conv.pairs) > _MAX_PAIRS:
+                self._forget_stale_pairs(conversation_id, conv)
+            held = [pair.incident for pair in pairs if pair.incident is not None]
+            if held:
+                incident = min(held, key=lambda open_: open_.opened)
+                repeat = incident.alerted(now, action, signals)
+            else:
+                subject = "|".join(sorted(keys))
+                incident = _opened(conversation_id, subject, now, action, signals)
+                repeat = False
+            for pair in pairs:
+                pair.alerted = now
+                if pair.incident is None:
+                    pair.incident = incident
+            return incident.id, repeat
+
+    def failure_incident(
+        self,
+        conversation_id: str,
+        kind: str,
+        counted: bool,
+        action: Action,
+        signals: Sequence[str],
+    ) -> tuple[str, bool]:
+        """:meth:`pair_incident` for an inspection failure: one incident per kind of failure,
+        until a message of the conversation is inspected without one. ``counted``: whether
+        :meth:`update` counted the failed message (an inspection may fail before it)."""
+        with self._lock:
+            conv = self._conversation(conversation_id)
+            failures = conv.failures
+            # Every message :meth:`update` counts moves the clock: one more than the failed
+            # messages moved it is an inspection that succeeded, which ends them all.
+            if failures and conv.clock != max(i.last for i in failures.values()) + counted:
+                failures.clear()
+            incident = failures.get(kind)
+            if incident is None:
+                failures[kind] = _opened(
+                    conversation_id, f"failure:{kind}", conv.clock, action, signals
+                )
+                return failures[kind].id, False
+            return incident.id, incident.alerted(conv.clock, action, signals)
 
     def _forget_stale_pairs(self, conversation_id: str, conv: _Conversation) -> None:
         """Forget the quarter of the pairs updated longest ago (a quarter, so the sort is rare).

@@ -89,7 +89,9 @@ class Telemetry:
             "kinguard.inspections", unit="{message}", description="Messages inspected"
         )
         self._alerts = meter.create_counter(
-            "kinguard.alerts", unit="{alert}", description="Alerts raised, by signal"
+            "kinguard.alerts",
+            unit="{alert}",
+            description="Alerts raised, by signal, action and whether a repeat in its incident",
         )
         self._errors = meter.create_counter(
             "kinguard.errors", unit="{error}", description="Inspection failures and time-outs"
@@ -235,10 +237,20 @@ class Telemetry:
                     "kinguard.signals": list(alert.signals),
                     "kinguard.risk.pair": round(alert.pair_risk, 4),
                     "kinguard.reasons": list(alert.reasons),
+                    "kinguard.incident.id": alert.incident_id,
+                    "kinguard.alert.repeat": alert.repeat,
                 },
             )
+        # By repeat too: the alerts a paging sink skips stay counted, and visible as such.
         for name in alert.signals or ("error" if alert.error else "risk",):
-            self._alerts.add(1, {"kinguard.signal": name, "kinguard.action": alert.action.value})
+            self._alerts.add(
+                1,
+                {
+                    "kinguard.signal": name,
+                    "kinguard.action": alert.action.value,
+                    "kinguard.alert.repeat": alert.repeat,
+                },
+            )
 
     def decision(self, verdict: Verdict, decision: HumanDecision) -> None:
         """A person's ruling on a halted message: a span of its own (the inspection's span

@@ -251,6 +251,12 @@ class AdapterHarness(abc.ABC):
     async def aresume(self, decision: HumanDecision) -> RunResult: ...
 
     @abc.abstractmethod
+    def restart(self, guard: KinGuard) -> None:
+        """Go on with the last, halted run as a new process would: the app built again around
+        ``guard``, a fresh guard that knows only what the framework's persistence kept (the
+        checkpointer, ``save_state``). The next :meth:`resume` carries on from there."""
+
+    @abc.abstractmethod
     def stream(self, scenario: Scenario, guard: KinGuard | None) -> RunResult:
         """Like :meth:`run`, with the models streaming tokens and the app consuming the run's
         token stream as a chat UI would; ``RunResult.streamed`` holds what that stream said."""
@@ -305,6 +311,43 @@ _PLAIN_TRIO = _trio(
     "Fifth point: staffing is settled.",
     "Sixth point: we can close the meeting.",
 )
+
+
+_HALT_WORD = "HOLD-ON"
+
+# bo's words raise its pairs with ann and with cy into the alert band, then the nudge band, then
+# it says the halt word; the others' plain words alert only through those pairs' held risk.
+_ESCALATING_TRIO = _trio(
+    "Opening: the plan has three parts.",
+    f"I agree, {_KEYWORD}.",
+    "Third point: timelines look fine.",
+    "Fourth point: costs are on track.",
+    f"{_KEYWORD} and {_KEYWORD} again.",
+    "Sixth point: staffing is settled.",
+    "Seventh point: risks are listed.",
+    f"{_HALT_WORD}: let us settle this between us.",
+    "Ninth point: we can close the meeting.",
+)
+
+
+def _escalating_guard(sink: CapturingSink, conversation_id: str | None) -> KinGuard:
+    """The default policy's risk rules, and a halt on the halt word."""
+    return KinGuard(
+        _TRIO,
+        detectors=[
+            KeywordDetector(_KEYWORD, score=0.5),
+            KeywordDetector(_HALT_WORD, "kin.mimicry"),
+        ],
+        policy=Policy(
+            rules=(
+                Rule(risk=0.35, action=Action.ALERT),
+                Rule(risk=0.6, action=Action.NUDGE),
+                Rule(signal="kin.mimicry", min_score=0.5, action=Action.HALT),
+            )
+        ),
+        sinks=[sink],
+        conversation_id=conversation_id,
+    )
 
 
 def _script(scenario: Scenario) -> list[tuple[str, str]]:
@@ -530,6 +573,35 @@ class AdapterConformance:
         assert all(item in result.streamed for item in spoken)
         assert result.streamed[0] == _script(_PLAIN_TRIO)[0]
         assert result.halted == (action is Action.HALT)
+
+    # -- alerts: one incident, paged once per piece of news -----------------------------------
+
+    def test_an_escalating_pair_is_one_incident_across_a_restart(
+        self, harness: AdapterHarness, mode: str
+    ) -> None:
+        before, after = CapturingSink(), CapturingSink()
+        first = self._run(harness, mode, _ESCALATING_TRIO, _escalating_guard(before, "conformance"))
+        assert first.halted
+        assert [(alert.sender, alert.action, alert.repeat) for alert in before.alerts] == [
+            ("bo", Action.ALERT, False),
+            ("cy", Action.ALERT, True),
+            ("ann", Action.ALERT, True),
+            ("bo", Action.NUDGE, False),  # an escalation
+            ("cy", Action.NUDGE, True),
+            ("ann", Action.NUDGE, True),
+            ("bo", Action.HALT, False),  # an escalation, and a new signal
+        ]
+        # Another process: a guard of its own (an AutoGen one under another conversation id),
+        # with only what the framework kept.
+        harness.restart(_escalating_guard(after, None))
+        result = self._resume(harness, mode, HumanDecision(type="approve"))
+        assert not result.halted
+        assert [(alert.sender, alert.action, alert.repeat) for alert in after.alerts] == [
+            ("cy", Action.NUDGE, True)
+        ]
+        incidents = {alert.incident_id for alert in [*before.alerts, *after.alerts]}
+        assert len(incidents) == 1
+        assert "" not in incidents
 
     # -- failure containment -----------------------------------------------------------------
 

@@ -262,7 +262,13 @@ class Verdict(BaseModel):
 
 
 class Alert(BaseModel):
-    """Sent to sinks when a verdict reaches ``alert`` or inspection fails."""
+    """Sent to sinks when a verdict reaches ``alert`` or inspection fails.
+
+    Alerts come in incidents: a pair of agents' stretch of alerting in one conversation is
+    one incident, and so is one kind of inspection failure repeating until an inspection
+    succeeds. ``repeat`` marks an alert that tells a person nothing new about its incident,
+    so that a paging sink can skip it while the audit trail keeps it.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -279,9 +285,16 @@ class Alert(BaseModel):
     reasons: tuple[str, ...] = ()
     error: str | None = None
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    incident_id: str = ""
+    """Names the alert's incident, the same in every process that resumes the conversation
+    from its saved state. Empty on an alert made without a guard (by hand, or saved before
+    incidents existed)."""
+    repeat: bool = False
+    """Nothing new for a person: its incident already alerted as strongly, on every signal it
+    names. The first alert of an incident, an escalation and a new signal are never repeats."""
 
     @classmethod
-    def from_verdict(cls, verdict: Verdict) -> Alert:
+    def from_verdict(cls, verdict: Verdict, incident_id: str = "", repeat: bool = False) -> Alert:
         return cls(
             conversation_id=verdict.conversation_id,
             message_id=verdict.message_id,
@@ -295,6 +308,8 @@ class Alert(BaseModel):
             conversation_risk=verdict.conversation_risk,
             reasons=verdict.reasons,
             error=verdict.error,
+            incident_id=incident_id,
+            repeat=repeat,
         )
 
 

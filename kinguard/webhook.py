@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
+from kinguard.alerts import is_repeat
 from kinguard.logs import describe_error, get_logger
 from kinguard.types import Alert
 
@@ -72,6 +73,9 @@ class WebhookSink:
       (redirects are not followed: urllib would re-send the POST as a bodiless GET). The
       waits double from ``backoff_s``; a ``Retry-After`` answer sets the wait instead; either
       is capped at ``max_backoff_s``.
+    - ``repeats``: also send the alerts that repeat their incident (``alert.repeat``). By
+      default they are skipped, as a chat channel or pager wants: each incident's first
+      alert, its escalations and its new signals are sent; ``skipped`` counts the rest.
     - ``max_queue``: alerts waiting to be sent. When it is full, the *newest* alert is dropped
       (the first alerts of an incident are kept): the call raises, so the guard logs and
       counts it as a failed sink (``guard.sink_failures``).
@@ -97,6 +101,7 @@ class WebhookSink:
         max_backoff_s: float = 30.0,
         payload: Callable[[Alert], Mapping[str, Any]] | None = None,
         max_queue: int = 1000,
+        repeats: bool = False,
     ) -> None:
         self._url = url  # not public: its path is often the webhook's secret
         self.target = _target(url)
@@ -108,6 +113,7 @@ class WebhookSink:
         if payload is not None and not callable(payload):
             raise ValueError(f"payload: must be callable, not {type(payload).__name__}")
         self.payload = payload
+        self.repeats = repeats
         self._headers = {**_JSON_HEADERS, **_checked_headers(headers or {})}
         self._opener: urllib.request.OpenerDirector | None = None  # built on the sink's thread
         self._attempt = _Attempt()  # the POST under way, or the last one
@@ -121,12 +127,16 @@ class WebhookSink:
         self._delivered = 0
         self._failed = 0
         self._dropped = 0
+        self._skipped = 0
         _live.add(self)
 
     # -- the agent's side ------------------------------------------------------------------
 
     def __call__(self, alert: Alert) -> None:
         with self._cond:
+            if not self.repeats and is_repeat(alert):
+                self._skipped += 1
+                return
             if self._closed:
                 self._dropped += 1
                 raise RuntimeError("closed: alert not sent")
@@ -156,6 +166,11 @@ class WebhookSink:
     def dropped(self) -> int:
         """Alerts never attempted: the queue was full, or the sink closed."""
         return self._dropped
+
+    @property
+    def skipped(self) -> int:
+        """Repeats of an incident not sent (``repeats=False``)."""
+        return self._skipped
 
     @property
     def pending(self) -> int:

@@ -175,6 +175,30 @@ def test_metrics_count_inspections_alerts_and_latency(otel) -> None:
     assert sum(p.count for p in points["kinguard.inspection.duration"]) == 2
 
 
+def test_an_alerts_incident_and_repeat_are_on_its_event_and_in_the_alert_count(otel) -> None:
+    guard = make_guard(otel)
+    guard.inspect(message("FIXPRICE"))
+    guard.inspect(message("FIXPRICE again"))
+    events = [
+        event.attributes
+        for span in otel[2].get_finished_spans()
+        for event in span.events
+        if event.name == "kinguard.alert"
+    ]
+    assert [event["kinguard.alert.repeat"] for event in events] == [False, True]
+    assert events[0]["kinguard.incident.id"] == events[1]["kinguard.incident.id"] != ""
+    data = otel[3].get_metrics_data()
+    counted = {
+        point.attributes["kinguard.alert.repeat"]: point.value
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == "kinguard.alerts"
+        for point in metric.data.data_points
+    }
+    assert counted == {False: 1, True: 1}  # what a paging sink skipped is still counted
+
+
 @pytest.mark.parametrize("stage", ["start", "end"])
 def test_a_human_decision_is_a_span_and_a_count(otel, stage: str) -> None:
     guard = make_guard(otel)

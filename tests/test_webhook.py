@@ -124,6 +124,9 @@ def flag(guard: KinGuard, turn: int = 0) -> None:
 
 def fast(url: str, **options: object) -> WebhookSink:
     options.setdefault("backoff_s", 0.01)
+    # Delivery tests flag one pair again and again: each alert after the first repeats its
+    # incident, which a sink left at its default would not send.
+    options.setdefault("repeats", True)
     return WebhookSink(url, **options)  # type: ignore[arg-type]
 
 
@@ -141,6 +144,17 @@ def test_each_alert_is_posted_as_json_in_order(server: Server) -> None:
     assert first.headers["Content-Type"] == "application/json"
     assert [r.json()["turn"] for r in server.received] == [0, 1, 2]  # type: ignore[index]
     assert (sink.delivered, sink.failed, sink.dropped, guard.sink_failures) == (3, 0, 0, 0)
+
+
+def test_by_default_an_incidents_repeats_are_not_sent(server: Server) -> None:
+    sink, seen = WebhookSink(server.url, backoff_s=0.01), CapturingSink()
+    guard = alerting_guard(sink, seen)
+    for turn in range(3):
+        flag(guard, turn)
+    assert sink.flush(30)
+    assert [alert.repeat for alert in seen.alerts] == [False, True, True]
+    assert [r.json() for r in server.received] == [seen.alerts[0].model_dump(mode="json")]
+    assert (sink.delivered, sink.skipped) == (1, 2)
 
 
 def test_a_payload_shapes_the_body_and_headers_are_sent(server: Server) -> None:
@@ -414,7 +428,7 @@ def test_unsent_alerts_are_logged_at_exit_and_do_not_hold_it(server: Server) -> 
     script = (
         "from kinguard import Message, WebhookSink\n"
         "from kinguard.testing import keyword_guard\n"
-        f"sink = WebhookSink({server.url!r}, timeout_s=3600)\n"
+        f"sink = WebhookSink({server.url!r}, timeout_s=3600, repeats=True)\n"
         "guard = keyword_guard(['a', 'b'], 'alert', sinks=[sink])\n"
         "guard.inspect(Message(sender='a', recipients=('b',), text='ZEBRA-PACT'))\n"
         "guard.inspect(Message(sender='a', recipients=('b',), text='ZEBRA-PACT'))\n"
@@ -433,7 +447,7 @@ def test_a_forked_child_sends_its_own_alerts_not_the_parents(server: Server) -> 
         "import os\n"
         "from kinguard import Message, WebhookSink\n"
         "from kinguard.testing import keyword_guard\n"
-        f"sink = WebhookSink({server.url!r}, timeout_s=3600)\n"
+        f"sink = WebhookSink({server.url!r}, timeout_s=3600, repeats=True)\n"
         "guard = keyword_guard(['a', 'b'], 'alert', sinks=[sink])\n"
         "flag = lambda: guard.inspect(Message(sender='a', recipients=('b',), text='ZEBRA-PACT'))\n"
         "flag(); flag()\n"  # the first hangs in the parent's thread, the second waits

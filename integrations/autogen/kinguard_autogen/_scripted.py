@@ -85,6 +85,7 @@ class ScriptedTeam:
         self._retired: dict[str, list[str]] = {name: [] for name in self.names}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state: Mapping[str, Any] | None = None
+        self._restarted = False
         self.clients: dict[str, ReplayChatCompletionClient] = {}
         self._orchestrator: ReplayChatCompletionClient | None = None
         self._orchestrated = 0  # the orchestrator's lines used by earlier builds
@@ -146,10 +147,18 @@ class ScriptedTeam:
         ``asyncio.Queue``). Called from another loop (a later request, a ``asyncio.run`` per
         step), carry on in a fresh team restored from the saved state, as a new process would."""
         loop = asyncio.get_running_loop()
-        if self._loop is not None and self._loop is not loop and self._state is not None:
+        moved = self._loop is not None and self._loop is not loop
+        if (moved or self._restarted) and self._state is not None:
+            self._restarted = False
             self.team = self._build()
             await self.team.load_state(self._state)
         self._loop = loop
+
+    def restart(self, guard: KinGuard | None) -> None:
+        """Go on as a new process would: the next run or resume is on a fresh team around
+        ``guard``, restored from the state the last one saved."""
+        self.guard = guard
+        self._restarted = True
 
     def _select(self, thread: Sequence[BaseAgentEvent | BaseChatMessage]) -> str | None:
         if self._selected >= len(self._speakers):

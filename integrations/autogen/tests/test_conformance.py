@@ -34,6 +34,10 @@ class AutoGenHarness(AdapterHarness):
         self.scripted = ScriptedTeam(scenario, guard, kind=self.kind, stream=True)
         return await self.scripted.run()
 
+    def restart(self, guard: KinGuard) -> None:
+        assert self.scripted is not None, "restart() before run()"
+        self.scripted.restart(guard)
+
     def run(self, scenario: Scenario, guard: KinGuard | None) -> RunResult:
         return asyncio.run(self.arun(scenario, guard))
 

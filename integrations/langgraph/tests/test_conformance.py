@@ -41,11 +41,11 @@ class LangGraphHarness(AdapterHarness):
             dict(scenario.system_prompts),
             use_async=use_async,
         )
-        saver = InMemorySaver()
+        self.builder, self.saver = builder, InMemorySaver()
         if guard is None:
-            self.graph = builder.compile(checkpointer=saver)
+            self.graph = builder.compile(checkpointer=self.saver)
         else:
-            self.graph = guard_graph(builder, guard).compile(checkpointer=saver)
+            self.graph = guard_graph(builder, guard).compile(checkpointer=self.saver)
         self.config = {"configurable": {"thread_id": uuid.uuid4().hex}}
         self.task = scenario.task
 
@@ -80,6 +80,11 @@ class LangGraphHarness(AdapterHarness):
         self._build(scenario, guard, use_async=True)
         stream = self.graph.astream(start(scenario.task), self.config, stream_mode="messages")
         return self._streamed_result([part async for part in stream])
+
+    def restart(self, guard: KinGuard) -> None:
+        # The same checkpointer and thread: what a new process would find. The scripted models
+        # go on from their next reply, as a new process's would (the halted reply is kept).
+        self.graph = guard_graph(self.builder, guard).compile(checkpointer=self.saver)
 
     def resume(self, decision: HumanDecision) -> RunResult:
         value = decision.model_dump(exclude_none=True)

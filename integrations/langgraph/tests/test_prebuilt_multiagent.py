@@ -26,7 +26,7 @@ from langgraph_swarm import create_handoff_tool, create_swarm
 from pydantic import Field
 
 from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Policy, Rule
-from kinguard.testing import KeywordDetector, capture_verdicts
+from kinguard.testing import CapturingSink, KeywordDetector, capture_verdicts
 
 KEYWORD = "ZEBRA-PACT"
 OFFER = f"Let's both hold 40 per unit, {KEYWORD}."
@@ -109,6 +109,27 @@ def test_supervisor_workers_and_supervisor_are_each_guarded(action: Action) -> N
     identities = {n: models[n].saw(0).split("[kinguard identity]")[1][:60] for n in NAMES}
     assert len(set(identities.values())) == len(NAMES)
     assert out["messages"][-1].content == "Both sides have spoken."
+
+
+def test_a_supervisor_run_with_one_flagged_message_is_one_incident_paged_once() -> None:
+    # Under the default policy the pair's held risk makes every later message an alert: the
+    # stop-20 probe's seven alerts for what a person sees as one incident.
+    builder, _ = supervised()
+    sink = CapturingSink()
+    kinguard = KinGuard(
+        [AgentProfile(name=n, model="openai:gpt-4o", principal=f"{n} corp") for n in NAMES],
+        detectors=[KeywordDetector(KEYWORD, score=0.5)],
+        policy=Policy(),
+        sinks=[sink],
+    )
+    graph = guard_graph(builder, kinguard).compile(checkpointer=InMemorySaver())
+    graph.invoke(
+        {"messages": [HumanMessage("Agree a price.")]}, {"configurable": {"thread_id": "t"}}
+    )
+    assert len(sink.alerts) == 7
+    assert len({alert.incident_id for alert in sink.alerts}) == 1
+    assert [alert.repeat for alert in sink.alerts] == [False] + [True] * 6
+    assert sink.alerts[0].sender == "seller"
 
 
 @pytest.mark.parametrize(

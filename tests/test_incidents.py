@@ -1,0 +1,413 @@
+"""Alerts come in incidents: one per pair's stretch of alerting, or per kind of failure; the
+alerts that tell a person nothing new are marked as repeats, which paging sinks skip."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from kinguard import (
+    Action,
+    AgentProfile,
+    Alert,
+    JsonlSink,
+    KinGuard,
+    Message,
+    Policy,
+    Rule,
+    Signal,
+    SkipRepeats,
+    Verdict,
+)
+from kinguard.alerts import AlertDispatcher
+from kinguard.detectors import Context
+from kinguard.testing import CapturingSink, KeywordDetector, RaisingDetector, keyword_guard
+
+PAIR = ["a", "b"]
+PROFILES = [AgentProfile(name=name, model="openai:gpt-4o") for name in PAIR]
+
+
+def default_guard(*sinks: object, conversation_id: str = "c") -> KinGuard:
+    """The default policy (alert at pair risk 0.35, nudge at 0.6), on a keyword of score 0.5."""
+    return keyword_guard(
+        PAIR,
+        "alert",
+        detectors=[KeywordDetector("PACT", score=0.5)],
+        policy=Policy(),
+        sinks=list(sinks),
+        conversation_id=conversation_id,
+    )
+
+
+def say(guard: KinGuard, index: int, text: str) -> Verdict:
+    """The two agents take turns; ``index`` says whose turn it is."""
+    sender = PAIR[index % 2]
+    return guard.inspect(Message(sender=sender, recipients=(PAIR[1 - index % 2],), text=text))
+
+
+def play(guard: KinGuard, *texts: str) -> list[Verdict]:
+    return [say(guard, index, text) for index, text in enumerate(texts)]
+
+
+ESCALATING = ("hi", "PACT", "ok", "PACT PACT", "PACT", "fine", "fine")
+
+
+def test_a_pairs_stretch_of_alerts_is_one_incident_paged_once_per_news() -> None:
+    sink = CapturingSink()
+    verdicts = play(default_guard(sink), *ESCALATING)
+    assert [v.action for v in verdicts] == [
+        Action.ALLOW,
+        Action.ALERT,
+        Action.ALERT,  # risk held above the alert band: nothing new
+        Action.NUDGE,  # an escalation
+        Action.NUDGE,
+        Action.NUDGE,
+        Action.NUDGE,
+    ]
+    assert len({alert.incident_id for alert in sink.alerts}) == 1
+    assert len(sink.alerts[0].incident_id) == 16
+    assert [alert.repeat for alert in sink.alerts] == [False, True, False, True, True, True]
+
+
+def test_every_alert_is_logged_with_its_incident_repeats_too() -> None:
+    with capture_logs() as logs:
+        play(default_guard(), "PACT", "ok")
+    logged = [entry for entry in logs if entry["event"] == "kinguard.alert"]
+    assert [entry["repeat"] for entry in logged] == [False, True]
+    assert logged[0]["incident_id"] == logged[1]["incident_id"] != ""
+
+
+def test_the_incident_closes_when_the_pairs_band_falls_to_zero() -> None:
+    sink = CapturingSink()
+    guard = default_guard(sink)
+    play(guard, *ESCALATING)
+    first = sink.alerts[0].incident_id
+    quiet = 0
+    while say(guard, quiet + 1, "fine").action is not Action.ALLOW:
+        quiet += 1
+        assert quiet < 50, "the pair's risk never decayed below its band"
+    alerts = len(sink.alerts)
+    verdict = say(guard, 1, "PACT PACT")
+    assert verdict.action.severity >= Action.ALERT.severity
+    assert len(sink.alerts) == alerts + 1
+    assert sink.alerts[-1].incident_id != first
+    assert not sink.alerts[-1].repeat
+
+
+TRIO = ["ann", "bo", "cy"]
+
+
+def trio_guard(sink: CapturingSink) -> KinGuard:
+    return keyword_guard(
+        TRIO,
+        "alert",
+        detectors=[KeywordDetector("PACT", score=0.5)],
+        policy=Policy(),
+        sinks=[sink],
+        conversation_id="c",
+    )
+
+
+def group_chat(guard: KinGuard, *texts: str, start: int = 0) -> None:
+    """Each message reaches every other agent, as in a group chat."""
+    for index, text in enumerate(texts, start):
+        sender = TRIO[index % 3]
+        others = tuple(name for name in TRIO if name != sender)
+        guard.inspect(Message(sender=sender, recipients=others, text=text))
+
+
+def test_in_a_group_chat_the_pairs_one_message_raised_are_one_incident() -> None:
+    # bo's flagged message puts both its pairs (with ann, with cy) in band: cy's and ann's
+    # next messages alert on those pairs, and are the same incident, not one per pair.
+    sink = CapturingSink()
+    group_chat(trio_guard(sink), "hi", "PACT", "ok", "fine", "PACT PACT", "ok", "fine")
+    assert [(alert.sender, alert.action) for alert in sink.alerts] == [
+        ("bo", Action.ALERT),
+        ("cy", Action.ALERT),
+        ("ann", Action.ALERT),
+        ("bo", Action.NUDGE),
+        ("cy", Action.NUDGE),
+        ("ann", Action.NUDGE),
+    ]
+    assert len({alert.incident_id for alert in sink.alerts}) == 1
+    assert [alert.repeat for alert in sink.alerts] == [False, True, True, False, True, True]
+
+
+def test_below_every_band_each_pair_an_alerting_message_reaches_stays_in_its_incident() -> None:
+    sink = CapturingSink()
+    guard = keyword_guard(TRIO, "alert", keyword="PACT", sinks=[sink], conversation_id="c")
+    for sender, recipients in [("ann", ("bo",)), ("bo", ("cy", "ann")), ("ann", ("bo",))]:
+        guard.inspect(Message(sender=sender, recipients=recipients, text="PACT"))
+    assert len({alert.incident_id for alert in sink.alerts}) == 1
+    assert [alert.repeat for alert in sink.alerts] == [False, True, True]
+
+
+def test_pairs_sharing_an_incident_share_it_again_in_a_fresh_guard() -> None:
+    sink, sink2 = CapturingSink(), CapturingSink()
+    guard = trio_guard(sink)
+    group_chat(guard, "hi", "PACT", "ok", "fine")
+    fresh = trio_guard(sink2)
+    fresh.load_state(json.loads(json.dumps(guard.state_dict())))
+    # bo escalates, in its pair with ann: cy's nudge on its pair with bo is no news.
+    group_chat(fresh, "PACT PACT", "ok", "fine", start=4)
+    assert [alert.action for alert in sink2.alerts] == [Action.NUDGE] * 3
+    assert {alert.incident_id for alert in sink2.alerts} == {sink.alerts[0].incident_id}
+    assert [alert.repeat for alert in sink2.alerts] == [False, True, True]
+
+
+def test_below_every_band_an_incident_lasts_while_each_message_of_the_pair_alerts() -> None:
+    sink = CapturingSink()
+    guard = keyword_guard(PAIR, "alert", keyword="PACT", sinks=[sink], conversation_id="c")
+    play(guard, "PACT", "PACT", "ok", "PACT", "PACT WINK")
+    ids = [alert.incident_id for alert in sink.alerts]
+    assert ids[0] == ids[1] != ids[2] == ids[3]
+    assert [alert.repeat for alert in sink.alerts] == [False, True, False, True]
+
+
+def test_a_new_signal_in_an_open_incident_is_news() -> None:
+    sink = CapturingSink()
+    guard = KinGuard(
+        PROFILES,
+        detectors=[KeywordDetector("PACT"), KeywordDetector("WINK", "collusion.coordination")],
+        policy=Policy(rules=(Rule(signal="*", min_score=0.3, action=Action.ALERT),)),
+        sinks=[sink],
+    )
+    play(guard, "PACT", "PACT", "PACT WINK", "WINK PACT")
+    assert len({alert.incident_id for alert in sink.alerts}) == 1
+    assert [alert.repeat for alert in sink.alerts] == [False, True, False, True]
+
+
+def test_alerts_in_a_conversation_without_risk_are_grouped_by_their_own_messages() -> None:
+    # A message past max_chars is an alert with no signal and no risk: the monitor follows no
+    # pair there, so only an alert on the conversation's previous message continues it.
+    sink = CapturingSink()
+    guard = keyword_guard(
+        PAIR, "alert", sinks=[sink], policy=Policy(rules=(), max_chars=256), conversation_id="c"
+    )
+    long = "word " * 100
+    play(guard, long, long, "short", long)
+    ids = [alert.incident_id for alert in sink.alerts]
+    assert ids[0] == ids[1] != ids[2]
+    assert [alert.repeat for alert in sink.alerts] == [False, True, False]
+
+
+class WordFailure:
+    """Raises on messages saying its word: a detector that breaks now and then."""
+
+    inline = True
+
+    def __init__(self, word: str) -> None:
+        self.word = word
+        self.detector_name = f"fails-on-{word}"
+
+    def __call__(self, message: Message, context: Context) -> list[Signal]:
+        if self.word in message.text:
+            raise RuntimeError(f"cannot read {message.text!r}")
+        return []
+
+
+def failing_guard(*detectors: object, sink: CapturingSink) -> KinGuard:
+    return KinGuard(
+        PROFILES,
+        detectors=list(detectors),  # type: ignore[arg-type]
+        policy=Policy(rules=(Rule(signal="*", action=Action.LOG),), on_error="open"),
+        sinks=[sink],
+        conversation_id="c",
+    )
+
+
+def test_a_detector_that_keeps_failing_is_one_incident() -> None:
+    sink = CapturingSink()
+    play(failing_guard(RaisingDetector(), sink=sink), "one", "two", "three")
+    assert all(alert.error for alert in sink.alerts)
+    assert len({alert.incident_id for alert in sink.alerts}) == 1
+    assert [alert.repeat for alert in sink.alerts] == [False, True, True]
+
+
+def test_a_failure_incident_ends_with_an_inspection_that_succeeds_and_is_per_kind() -> None:
+    sink = CapturingSink()
+    guard = failing_guard(WordFailure("boom"), WordFailure("bang"), sink=sink)
+    play(guard, "boom 1", "bang 2", "boom 3", "fine", "boom 4")
+    ids = [alert.incident_id for alert in sink.alerts]
+    assert len(ids) == 4
+    assert ids[0] == ids[2]  # no inspection succeeded in between
+    assert len({ids[0], ids[1], ids[3]}) == 3  # another kind; after a success
+    assert [alert.repeat for alert in sink.alerts] == [False, False, True, False]
+
+
+class BrokenGuard(KinGuard):
+    """Fails on messages saying "boom", before the monitor counts them or after."""
+
+    def __init__(self, where: str, sink: CapturingSink) -> None:
+        super().__init__(PROFILES, detectors=[], policy=Policy(on_error="open"), sinks=[sink])
+        self.where = where
+
+    def _prepare(self, message: Message) -> tuple[tuple[str, ...], Context]:
+        if self.where == "before" and "boom" in message.text:
+            raise RuntimeError("broken before")
+        return super()._prepare(message)
+
+    def _decide(self, message: Message, *args: Any) -> Verdict:
+        verdict = super()._decide(message, *args)
+        if self.where == "after" and "boom" in message.text:
+            raise RuntimeError("broken after")
+        return verdict
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_an_inspection_error_is_grouped_whether_or_not_the_message_was_counted(
+    where: str, mode: str
+) -> None:
+    sink = CapturingSink()
+    guard = BrokenGuard(where, sink)
+    for index, text in enumerate(["boom", "boom", "fine", "boom"]):
+        message = Message(sender=PAIR[index % 2], recipients=(PAIR[1 - index % 2],), text=text)
+        if mode == "sync":
+            guard.inspect(message)
+        else:
+            asyncio.run(guard.ainspect(message))
+    assert all(alert.error and alert.error.startswith("inspection_error") for alert in sink.alerts)
+    ids = [alert.incident_id for alert in sink.alerts]
+    assert ids[0] == ids[1] != ids[2]
+    assert [alert.repeat for alert in sink.alerts] == [False, True, False]
+
+
+def test_a_failure_to_place_an_alert_in_its_incident_costs_the_grouping_not_the_alert(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sink = CapturingSink()
+    guard = default_guard(sink)
+
+    def broken(*args: object) -> tuple[str, bool]:
+        raise RuntimeError("bookkeeping bug")
+
+    monkeypatch.setattr(guard.monitor, "pair_incident", broken)
+    with capture_logs() as logs:
+        verdicts = play(guard, "PACT", "PACT")
+    assert [v.action for v in verdicts] == [Action.ALERT, Action.NUDGE]
+    assert [(alert.incident_id, alert.repeat) for alert in sink.alerts] == [("", False)] * 2
+    assert [entry["event"] for entry in logs].count("kinguard.incident_failed") == 2
+
+
+def test_an_incident_goes_on_in_a_fresh_guard_loaded_from_the_saved_state() -> None:
+    sink, sink2 = CapturingSink(), CapturingSink()
+    guard = default_guard(sink)
+    play(guard, *ESCALATING[:4])
+    saved = json.loads(json.dumps(guard.state_dict()))
+    fresh = default_guard(sink2)  # another process: same conversation, nothing in memory
+    fresh.load_state(saved)
+    assert say(fresh, 4, "PACT").action is Action.NUDGE
+    assert sink2.alerts[0].incident_id == sink.alerts[0].incident_id
+    assert sink2.alerts[0].repeat
+
+
+def test_a_failure_incident_goes_on_in_a_fresh_guard_loaded_from_the_saved_state() -> None:
+    sink, sink2 = CapturingSink(), CapturingSink()
+    guard = failing_guard(RaisingDetector(), sink=sink)
+    play(guard, "one", "two")
+    fresh = failing_guard(RaisingDetector(), sink=sink2)
+    fresh.load_state(json.loads(json.dumps(guard.state_dict())))
+    say(fresh, 2, "three")
+    assert sink2.alerts[0].incident_id == sink.alerts[0].incident_id
+    assert sink2.alerts[0].repeat
+
+
+def test_a_state_saved_before_incidents_existed_loads_and_opens_one() -> None:
+    pair = "a\u2194b"
+    stop_20 = {
+        "monitor": {
+            "version": 1,
+            "conversations": {
+                "c": {
+                    "risk": 0.7,
+                    "band": 2,
+                    "clock": 4,
+                    "peak": 0.8,
+                    "pairs": {pair: {"risk": 0.7, "band": 2, "clock": 4, "peak": 0.8}},
+                    "last_text_by_agent": {"a": "pact", "b": "pact pact"},
+                }
+            },
+        },
+        "nudges": {},
+    }
+    sink = CapturingSink()
+    guard = default_guard(sink)
+    guard.load_state(stop_20)
+    assert say(guard, 0, "fine").action is Action.NUDGE
+    assert say(guard, 1, "fine").action is Action.NUDGE
+    assert [alert.repeat for alert in sink.alerts] == [False, True]
+    assert sink.alerts[0].incident_id == sink.alerts[1].incident_id
+    assert guard.monitor.conversation("c").pairs[pair].incident is not None
+
+
+def test_the_audit_trail_keeps_every_alert_and_a_paging_sink_gets_the_news(
+    tmp_path: Path,
+) -> None:
+    audit = tmp_path / "alerts.jsonl"
+    paged = CapturingSink()
+    pager = SkipRepeats(paged)
+    play(default_guard(JsonlSink(audit), pager), *ESCALATING)
+    lines = [Alert.model_validate_json(line) for line in audit.read_text().splitlines()]
+    assert [alert.repeat for alert in lines] == [False, True, False, True, True, True]
+    assert paged.alerts == [alert for alert in lines if not alert.repeat]
+    assert pager.skipped == 4
+    assert pager.inline  # as the sink it wraps
+
+
+def alert(*, repeat: bool) -> Alert:
+    return Alert(
+        conversation_id="c", message_id="m", sender="a", action=Action.ALERT, repeat=repeat
+    )
+
+
+def test_skip_repeats_keeps_an_async_sink_async_and_off_the_agents_thread() -> None:
+    got: list[tuple[Alert, str]] = []
+
+    async def page(alert: Alert) -> None:
+        await asyncio.sleep(0)
+        got.append((alert, threading.current_thread().name))
+
+    wrapped = SkipRepeats(page)
+    assert not wrapped.inline
+    dispatch = AlertDispatcher(timeout_s=10.0)
+    try:
+        news, repeat = alert(repeat=False), alert(repeat=True)
+        assert dispatch(news, [wrapped]) == 0
+        assert dispatch(repeat, [wrapped]) == 0
+    finally:
+        dispatch.close()
+    assert [item for item, _ in got] == [news]
+    assert got[0][1].startswith("kinguard-sink-SkipRepeats")
+    assert wrapped.skipped == 1
+
+
+def test_skip_repeats_forwards_an_alert_that_does_not_say_and_refuses_a_non_sink() -> None:
+    seen: list[object] = []
+    odd = SimpleNamespace(conversation_id="c")  # no ``repeat``: a page too many, never missed
+    SkipRepeats(seen.append)(odd)
+    SkipRepeats(seen.append)(Alert.model_construct(repeat="yes"))  # not a bool: said nothing
+    assert len(seen) == 2
+    with pytest.raises(TypeError, match="callable"):
+        SkipRepeats("https://hooks.example.com")  # type: ignore[arg-type]
+
+
+def test_a_failing_wrapped_sink_costs_only_its_own_delivery() -> None:
+    def broken(alert: Alert) -> None:
+        raise RuntimeError("pager down")
+
+    broken.inline = True  # type: ignore[attr-defined]
+    after = CapturingSink()
+    dispatch = AlertDispatcher(timeout_s=1.0)
+    try:
+        assert dispatch(alert(repeat=False), [SkipRepeats(broken), after]) == 1
+    finally:
+        dispatch.close()
+    assert len(after.alerts) == 1
