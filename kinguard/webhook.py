@@ -113,6 +113,8 @@ class WebhookSink:
         if payload is not None and not callable(payload):
             raise ValueError(f"payload: must be callable, not {type(payload).__name__}")
         self.payload = payload
+        if not isinstance(repeats, bool):
+            raise ValueError(f"repeats: must be True or False, not {repeats!r}")
         self.repeats = repeats
         self._headers = {**_JSON_HEADERS, **_checked_headers(headers or {})}
         self._opener: urllib.request.OpenerDirector | None = None  # built on the sink's thread

@@ -497,6 +497,7 @@ def test_a_forked_child_sends_its_own_alerts_not_the_parents(server: Server) -> 
         ({"max_backoff_s": math.nan}, "max_backoff_s"),
         ({"max_queue": 0}, "max_queue"),
         ({"payload": "text"}, "payload"),
+        ({"repeats": "no"}, "repeats"),
         ({"headers": {"Bad Name": "x"}}, "headers"),
         ({"headers": {"Authorization": "Bearer s3cr3t\r\nX-Evil: 1"}}, "headers"),
         ({"headers": {"Authorization": "Bearer s3cr3t€"}}, "headers"),
