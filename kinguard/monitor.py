@@ -65,6 +65,8 @@ class IncidentState(BaseModel):
     """The strongest action it alerted with."""
     signals: tuple[str, ...] = ()
     """Every signal its alerts named."""
+    senders: tuple[str, ...] = ()
+    """Every agent whose own words it alerted on (none for an inspection failure's)."""
 
 
 class PairState(BaseModel):
@@ -101,11 +103,19 @@ class _Incident:
     last: int
     severity: int
     signals: frozenset[str]
+    senders: frozenset[str]
 
-    def alerted(self, clock: int, action: Action, signals: Sequence[str]) -> bool:
-        """Count one more alert in it; whether that alert told a person nothing new."""
+    def alerted(
+        self, clock: int, action: Action, signals: Sequence[str], sender: str | None
+    ) -> bool:
+        """Count one more alert in it; whether that alert told a person nothing new. An agent
+        whose own words are flagged in it for the first time is news (the other side going
+        along), not one alerted on only because its pair's risk is held in the band;
+        ``sender`` None: who sent it does not matter (an inspection failure)."""
         self.last = clock
-        if action.severity <= self.severity and self.signals.issuperset(signals):
+        if sender is not None and signals and sender not in self.senders:
+            self.senders = self.senders.union((sender,))
+        elif action.severity <= self.severity and self.signals.issuperset(signals):
             return True
         self.severity = max(self.severity, action.severity)
         self.signals = self.signals.union(signals)
@@ -118,6 +128,7 @@ class _Incident:
             last=self.last,
             action=_BY_SEVERITY[self.severity],
             signals=tuple(sorted(self.signals)),
+            senders=tuple(sorted(self.senders)),
         )
 
     @classmethod
@@ -128,6 +139,7 @@ class _Incident:
             state.last,
             state.action.severity,
             frozenset(state.signals),
+            frozenset(state.senders),
         )
 
 
@@ -135,14 +147,20 @@ _BY_SEVERITY = {action.severity: action for action in Action}
 
 
 def _opened(
-    conversation_id: str, subject: str, clock: int, action: Action, signals: Sequence[str]
+    conversation_id: str,
+    subject: str,
+    clock: int,
+    action: Action,
+    signals: Sequence[str],
+    sender: str | None,
 ) -> _Incident:
     """A new incident, named from what every process resuming the conversation holds."""
     import hashlib  # only alerts pay for it
 
     named = f"{conversation_id}\x00{subject}\x00{clock}".encode()
     name = hashlib.blake2b(named, digest_size=8).hexdigest()
-    return _Incident(name, clock, clock, action.severity, frozenset(signals))
+    senders = frozenset((sender,) if sender is not None and signals else ())
+    return _Incident(name, clock, clock, action.severity, frozenset(signals), senders)
 
 
 @dataclass(slots=True)
@@ -451,10 +469,10 @@ class RiskMonitor:
             held = [pair.incident for pair in pairs if pair.incident is not None]
             if held:
                 incident = min(held, key=lambda open_: open_.opened)
-                repeat = incident.alerted(now, action, signals)
+                repeat = incident.alerted(now, action, signals, sender)
             else:
                 subject = "|".join(sorted(keys))
-                incident = _opened(conversation_id, subject, now, action, signals)
+                incident = _opened(conversation_id, subject, now, action, signals, sender)
                 repeat = False
             for pair in pairs:
                 pair.alerted = now
@@ -483,10 +501,10 @@ class RiskMonitor:
             incident = failures.get(kind)
             if incident is None:
                 failures[kind] = _opened(
-                    conversation_id, f"failure:{kind}", conv.clock, action, signals
+                    conversation_id, f"failure:{kind}", conv.clock, action, signals, None
                 )
                 return failures[kind].id, False
-            return incident.id, incident.alerted(conv.clock, action, signals)
+            return incident.id, incident.alerted(conv.clock, action, signals, None)
 
     def _forget_stale_pairs(self, conversation_id: str, conv: _Conversation) -> None:
         """Forget the quarter of the pairs updated longest ago (a quarter, so the sort is rare).

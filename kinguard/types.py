@@ -291,7 +291,8 @@ class Alert(BaseModel):
     incidents existed)."""
     repeat: bool = False
     """Nothing new for a person: its incident already alerted as strongly, on every signal it
-    names. The first alert of an incident, an escalation and a new signal are never repeats."""
+    names, and on words of its sender's. The first alert of an incident, an escalation, a new
+    signal and an agent's first flagged words in it are never repeats."""
 
     @classmethod
     def from_verdict(cls, verdict: Verdict, incident_id: str = "", repeat: bool = False) -> Alert:
