@@ -994,8 +994,11 @@ def test_a_signal_whose_tier_or_detail_is_no_text_is_garbage(field: str) -> None
         (Evidence.model_construct(start=0, end=8, text=None),),
         (Evidence.model_construct(start=5, end=2, text="x"),),
         (Evidence.model_construct(start="0", end=8, text="FIXPRICE"),),
+        # Past the end of "FIXPRICE now": redacting cut nothing, and a message flagged by
+        # this signal alone was delivered whole, a redaction marker after it.
+        (Evidence(start=20, end=28, text="FIXPRICE"),),
     ],
-    ids=["none", "list", "no text", "reversed", "start not int"],
+    ids=["none", "list", "no text", "reversed", "start not int", "past the end"],
 )
 def test_a_signal_with_evidence_no_span_can_be_cut_from_is_garbage(evidence: object) -> None:
     # Unchecked evidence passed the pipeline: a redact rule then failed the whole inspection
