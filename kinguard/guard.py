@@ -403,6 +403,14 @@ class KinGuard:
 
     def _failed(self, message: Message, error: str, started: float) -> Verdict:
         closed = self.policy.error_mode == "closed"
+        delivered: str | None = None
+        if not closed:
+            # "open" lets the message through uninspected, not past the identity policy:
+            # under "conceal" it delivered "As GPT-4o, ..." as written.
+            try:
+                delivered = self.concealed(message.text)
+            except Exception:  # the failure may be concealment's own: open delivers
+                delivered = message.text
         return Verdict(
             message_id=message.id,
             conversation_id=message.conversation_id,
@@ -411,7 +419,8 @@ class KinGuard:
             turn=message.turn,
             action=Action.BLOCK if closed else Action.ALERT,
             reasons=(f"inspection failed; on_error={self.policy.error_mode}",),
-            delivered_text=None if closed else message.text,
+            delivered_text=delivered,
+            modified=delivered is not None and delivered != message.text,
             notice=self._notice(message.sender, ("inspection failure",)) if closed else None,
             error=error,
             duration_ms=(time.perf_counter() - started) * 1000.0,
