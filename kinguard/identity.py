@@ -343,11 +343,13 @@ _MODEL_ID_TAIL = r"(?:-[a-z0-9]+|\.\d+)*"
 # Atomic: a model name followed by a word character cannot be retried at every shorter
 # length. It was: the ways to split "claude-1-1-...-1_" between the name's own repeated
 # version numbers grew exponentially (40 of them took 57 s, on every message delivered).
+# An underscore may follow it, as in a file or variable name ("llama-3-8b_q4.gguf"): with no
+# shorter length to fall back on, the whole name would go unconcealed.
+_MODEL_ID = rf"(?>(?:{_MODEL})(?:[- ]\d+(?:x\d+)?b)?{_MODEL_ID_TAIL})(?![^\W_]|-)"
 _IDENTITY_CUES = re.compile(
-    rf"\b(?:(?P<self>{_SELF_DESCRIPTION})"
-    rf"|(?>(?:{_MODEL})(?:[- ]\d+(?:x\d+)?b)?{_MODEL_ID_TAIL})"
-    rf"|{_VENDOR}"
-    rf"|{_SELF_NAMING})(?![\w-])"
+    rf"\b(?:(?P<self>{_SELF_DESCRIPTION})(?![\w-])"
+    rf"|{_MODEL_ID}"
+    rf"|(?:{_VENDOR}|{_SELF_NAMING})(?![\w-]))"
 )
 # A self-description is one only when the sentence does not go on to make it a compound:
 # "I'm an AI, like you" but not "I'm an AI researcher". A following function word or

@@ -177,6 +177,11 @@ def test_conceal_leaves_ordinary_words_and_names_alone(text: str) -> None:
         ("Both of us run llama-3.1-70b-instruct.", ["llama", ".1", "70b"]),
         ("We are claude-3-opus-latest and mistral-large-latest.", ["claude", "mistral", "opus"]),
         ("A gpt-4o-based agent like me.", ["gpt", "based"]),
+        # Followed by an underscore, as in a file name: the whole name went unconcealed, or
+        # all but its size ("[identity withheld] 70b_q4").
+        ("Load llama-3.1-8b-instruct-q4_K_M.gguf", ["llama", "8b", "instruct"]),
+        ("We both run Llama 3 70b_q4 here.", ["llama", "70b"]),
+        ("model=claude-3-opus_20240229", ["claude", "opus"]),
     ],
 )
 def test_conceal_withholds_a_model_id_with_its_snapshot_and_variant(
