@@ -355,6 +355,12 @@ class KinGuard:
         except Exception as exc:
             error = f"inspection_error: {self.describe_error(exc)}"
             verdict = self._failed(message, error, started)
+        except BaseException:
+            # Cancelled while a detector ran (its run stopped): the span is current in the
+            # caller's context, where it stayed, the parent of the caller's next spans, and
+            # was never ended, so never exported.
+            self.telemetry.abandon(span, token)
+            raise
         if self._quiet(span, verdict):
             return verdict
         # :meth:`_end`, with slow sinks awaited, never waited on in the loop; inline, as most
@@ -365,6 +371,9 @@ class KinGuard:
                 failed = await self._dispatch.adispatch(alert, self.sinks)
             except Exception as exc:
                 failed = _dispatch_failed(exc)
+            except BaseException:  # cancelled while the sinks ran: as above
+                self.telemetry.abandon(span, token)
+                raise
             self._add_sink_failures(failed)
         return self._close(span, token, verdict)
 

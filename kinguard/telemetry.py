@@ -157,6 +157,16 @@ class Telemetry:
         except Exception as exc:
             self.failed("end", exc)
 
+    def abandon(self, span: Span, token: object) -> None:
+        """End a span whose inspection stopped before its verdict (its task was cancelled),
+        marked as such, and make it stop being current."""
+        try:
+            if span.is_recording():
+                span.set_status(Status(StatusCode.ERROR, "inspection cancelled"))
+        except Exception as exc:
+            self.failed("abandon", exc)
+        self.finish(span, token)
+
     def idle(self, span: Span) -> bool:
         """Whether nothing would record a verdict: no span (no tracing SDK) and nothing to count
         it with (no meter provider). Most apps run without an SDK; the guard then skips the
