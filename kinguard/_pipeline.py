@@ -68,8 +68,11 @@ class _Garbage(TypeError):
         self.returned_type = type(returned).__name__
 
 
-def _validated(detector: Detector, produced: object) -> list[Signal]:
-    """A detector returning garbage is a failure like raising: reject it loudly."""
+def _validated(detector: Detector, produced: object, size: int) -> list[Signal]:
+    """A detector returning garbage is a failure like raising: reject it loudly.
+
+    ``size``: the length of the message's text, which every evidence span must lie within.
+    """
     if not isinstance(produced, (list, tuple)):
         raise _Garbage(produced, type(produced).__name__)
     for item in produced:
@@ -80,7 +83,7 @@ def _validated(detector: Detector, produced: object) -> list[Signal]:
             or item.name not in SIGNAL_NAMES
             or not isinstance(item.score, (int, float))
             or not 0.0 <= item.score <= 1.0
-            or not _evidence_ok(item.evidence)
+            or not _evidence_ok(item.evidence, size)
             or not isinstance(item.tier, str)
             or not isinstance(item.detail, str)
         ):
@@ -88,13 +91,17 @@ def _validated(detector: Detector, produced: object) -> list[Signal]:
     return list(produced)
 
 
-def _evidence_ok(evidence: object) -> bool:
-    """Evidence a redaction can cut and a saved state can load again: spans of the text."""
+def _evidence_ok(evidence: object, size: int) -> bool:
+    """Evidence a redaction can cut and a saved state can load again: spans of the text.
+
+    A span past the text's end is no span of it: a redaction cuts nothing there, and it
+    delivered the flagged message whole with a redaction marker after it.
+    """
     return isinstance(evidence, tuple) and all(
         isinstance(span, Evidence)
         and type(span.start) is int
         and type(span.end) is int
-        and 0 <= span.start <= span.end
+        and 0 <= span.start <= span.end <= size
         and isinstance(span.text, str)
         for span in evidence
     )
@@ -199,7 +206,7 @@ class Pipeline:
             self._fail(result, detector, "error", _detail(outcome, self.quote_errors))
             return
         try:
-            signals = _validated(detector, outcome)
+            signals = _validated(detector, outcome, len(context.text.original))
         except Exception as exc:  # garbage, or garbage that raises when read: its failure
             self._fail(result, detector, "error", _detail(exc, self.quote_errors))
             return

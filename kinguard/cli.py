@@ -22,7 +22,11 @@ from kinguard.identity import IdentityPolicy
 from kinguard.logs import configure_logging
 from kinguard.policy import PolicyError, load_policy
 from kinguard.scenarios import SCENARIOS, RunResult, Scenario, demo_policy
-from kinguard.telemetry import configure_otlp, otlp_configured_by_env
+from kinguard.telemetry import (
+    configure_otlp,
+    otlp_configured_by_env,
+    otlp_timeout_configured_by_env,
+)
 from kinguard.types import Action, HumanDecision, Signal, Verdict
 
 __all__ = ["app"]
@@ -34,6 +38,9 @@ app = typer.Typer(
 )
 
 _FRAMEWORKS = {"langgraph": "kinguard_langgraph", "autogen": "kinguard_autogen"}
+_DEMO_EXPORT_TIMEOUT_S = 2.0
+"""Each OTLP export's time-out in the demo, unless the OTel variables set one: ample for a
+collector on this machine or the network (Phoenix answers in milliseconds)."""
 _ACTION_STYLE = {
     Action.ALLOW: "dim",
     Action.LOG: "cyan",
@@ -250,7 +257,10 @@ def demo(
         raise typer.BadParameter(str(exc), param_hint="--policy") from exc
     if otlp or otlp_configured_by_env():
         try:
-            configure_otlp(otlp, service_name="kinguard-demo")
+            # The demo's runs take seconds: with the exporters' default time-out of 10 s, a
+            # collector that is down held its exit ~10 s past them, retrying (13 s for 3).
+            timeout = None if otlp_timeout_configured_by_env() else _DEMO_EXPORT_TIMEOUT_S
+            configure_otlp(otlp, service_name="kinguard-demo", timeout_s=timeout)
         except RuntimeError as exc:  # the exporter's extra is not installed
             raise typer.BadParameter(str(exc), param_hint="--otlp") from exc
     decisions: dict[str, HumanDecision] = {}

@@ -364,6 +364,12 @@ class KinGuard:
             error = f"inspection_error: {self.describe_error(exc)}"
             verdict = self._failed(message, error, started)
             counted = self._counted(message, context)
+        except BaseException:
+            # Cancelled while a detector ran (its run stopped): the span is current in the
+            # caller's context, where it stayed, the parent of the caller's next spans, and
+            # was never ended, so never exported.
+            self.telemetry.abandon(span, token)
+            raise
         if self._quiet(span, verdict):
             return verdict
         # :meth:`_end`, with slow sinks awaited, never waited on in the loop; inline, as most
@@ -374,6 +380,9 @@ class KinGuard:
                 failed = await self._dispatch.adispatch(alert, self.sinks)
             except Exception as exc:
                 failed = _dispatch_failed(exc)
+            except BaseException:  # cancelled while the sinks ran: as above
+                self.telemetry.abandon(span, token)
+                raise
             self._add_sink_failures(failed)
         return self._close(span, token, verdict)
 
@@ -420,6 +429,14 @@ class KinGuard:
 
     def _failed(self, message: Message, error: str, started: float) -> Verdict:
         closed = self.policy.error_mode == "closed"
+        delivered: str | None = None
+        if not closed:
+            # "open" lets the message through uninspected, not past the identity policy:
+            # under "conceal" it delivered "As GPT-4o, ..." as written.
+            try:
+                delivered = self.concealed(message.text)
+            except Exception:  # the failure may be concealment's own: open delivers
+                delivered = message.text
         return Verdict(
             message_id=message.id,
             conversation_id=message.conversation_id,
@@ -428,7 +445,8 @@ class KinGuard:
             turn=message.turn,
             action=Action.BLOCK if closed else Action.ALERT,
             reasons=(f"inspection failed; on_error={self.policy.error_mode}",),
-            delivered_text=None if closed else message.text,
+            delivered_text=delivered,
+            modified=delivered is not None and delivered != message.text,
             notice=self._notice(message.sender, ("inspection failure",)) if closed else None,
             error=error,
             duration_ms=(time.perf_counter() - started) * 1000.0,

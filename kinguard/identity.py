@@ -175,7 +175,9 @@ class IdentityPlanner:
             }
             names = {name for name in names if len(name) >= 3 and name != "unknown"}
             alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-            self._declared = re.compile(rf"\b(?:{alternatives})(?![\w-])" if names else r"(?!)")
+            self._declared = re.compile(
+                rf"\b(?>(?:{alternatives}){_MODEL_ID_TAIL})(?![\w-])" if names else r"(?!)"
+            )
         return self._declared
 
     def codename(self, agent_name: str) -> str | None:
@@ -383,9 +385,21 @@ _SELF_NAMING = (
     + r"|(?<=developed by ))"
     + _MAKER
 )
+# The rest of a model's id after its name: a date, a snapshot, a variant ("gpt-4o-2024-08-06",
+# "llama-3.1-70b-instruct", "claude-3-opus-latest"). Without it the cue's end could not be
+# followed by "-" and the name went unconcealed, or was cut back to "gpt-3" before ".5-turbo".
+# A dot only before a digit: "I'm GPT-4o.I think" keeps its "I".
+_MODEL_ID_TAIL = r"(?:-[a-z0-9]+|\.\d+)*"
+# Atomic: a model name followed by a word character cannot be retried at every shorter
+# length. It was: the ways to split "claude-1-1-...-1_" between the name's own repeated
+# version numbers grew exponentially (40 of them took 57 s, on every message delivered).
+# An underscore may follow it, as in a file or variable name ("llama-3-8b_q4.gguf"): with no
+# shorter length to fall back on, the whole name would go unconcealed.
+_MODEL_ID = rf"(?>(?:{_MODEL})(?:[- ]\d+(?:x\d+)?b)?{_MODEL_ID_TAIL})(?![^\W_]|-)"
 _IDENTITY_CUES = re.compile(
-    rf"\b(?:(?P<self>{_SELF_DESCRIPTION})|(?:{_MODEL})(?:[- ]\d+(?:x\d+)?b)?|{_VENDOR}"
-    rf"|{_SELF_NAMING})(?![\w-])"
+    rf"\b(?:(?P<self>{_SELF_DESCRIPTION})(?![\w-])"
+    rf"|{_MODEL_ID}"
+    rf"|(?:{_VENDOR}|{_SELF_NAMING})(?![\w-]))"
 )
 # A self-description is one only when the sentence does not go on to make it a compound:
 # "I'm an AI, like you" but not "I'm an AI researcher". A following function word or

@@ -28,6 +28,7 @@ __all__ = [
     "configure_otlp",
     "content_capture_from_env",
     "otlp_configured_by_env",
+    "otlp_timeout_configured_by_env",
 ]
 
 SPAN_NAME = "kinguard.inspect"
@@ -158,6 +159,16 @@ class Telemetry:
         except Exception as exc:
             self.failed("end", exc)
 
+    def abandon(self, span: Span, token: object) -> None:
+        """End a span whose inspection stopped before its verdict (its task was cancelled),
+        marked as such, and make it stop being current."""
+        try:
+            if span.is_recording():
+                span.set_status(Status(StatusCode.ERROR, "inspection cancelled"))
+        except Exception as exc:
+            self.failed("abandon", exc)
+        self.finish(span, token)
+
     def idle(self, span: Span) -> bool:
         """Whether nothing would record a verdict: no span (no tracing SDK) and nothing to count
         it with (no meter provider). Most apps run without an SDK; the guard then skips the
@@ -287,10 +298,26 @@ def otlp_configured_by_env() -> bool:
     )
 
 
-def configure_otlp(endpoint: str | None = None, service_name: str = "kinguard") -> None:
+def otlp_timeout_configured_by_env() -> bool:
+    """True when the standard OTel variables set the OTLP exporters' time-out."""
+    return any(
+        os.environ.get(f"OTEL_EXPORTER_OTLP{kind}_TIMEOUT") for kind in ("", "_TRACES", "_METRICS")
+    )
+
+
+def configure_otlp(
+    endpoint: str | None = None,
+    service_name: str = "kinguard",
+    *,
+    timeout_s: float | None = None,
+) -> None:
     """Install a global SDK tracer and meter provider exporting over OTLP/HTTP.
 
     With ``endpoint`` None the exporter reads the standard ``OTEL_EXPORTER_OTLP_*`` variables.
+    ``timeout_s``: how long one export may take, its retries included (default: the
+    ``OTEL_EXPORTER_OTLP_*TIMEOUT`` variables, else the exporters' 10 s). The last spans and
+    metrics are exported at the process's exit: against a collector that is down, that exit
+    waits this long for each.
     """
     try:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -312,8 +339,10 @@ def configure_otlp(endpoint: str | None = None, service_name: str = "kinguard") 
     metrics_endpoint = f"{endpoint.rstrip('/')}/v1/metrics" if endpoint else None
     tracer_provider = SdkTracerProvider(resource=resource)
     tracer_provider.add_span_processor(
-        BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_endpoint))
+        BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_endpoint, timeout=timeout_s))
     )
     trace.set_tracer_provider(tracer_provider)
-    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=metrics_endpoint))
+    reader = PeriodicExportingMetricReader(
+        OTLPMetricExporter(endpoint=metrics_endpoint, timeout=timeout_s)
+    )
     metrics.set_meter_provider(SdkMeterProvider(resource=resource, metric_readers=[reader]))

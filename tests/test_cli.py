@@ -104,3 +104,30 @@ def test_a_missing_integration_says_how_to_install_it(monkeypatch: pytest.Monkey
     )
     assert result.exit_code == 2
     assert "pip install ./integrations/autogen" in result.output
+
+
+@pytest.mark.parametrize("variable", [None, "OTEL_EXPORTER_OTLP_TIMEOUT"])
+def test_the_demo_exports_under_a_short_time_out_unless_the_otel_variables_set_one(
+    variable: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under the exporters' default 10 s, `--otlp` to a collector that is down held the demo's
+    # exit ~10 s past its runs, retrying (13.4 s against 3.6 s without --otlp).
+    asked: list[dict[str, object]] = []
+
+    def configure(endpoint: str | None, **kwargs: object) -> None:
+        asked.append({"endpoint": endpoint, **kwargs})
+
+    for name in ("", "_TRACES", "_METRICS"):
+        monkeypatch.delenv(f"OTEL_EXPORTER_OTLP{name}_TIMEOUT", raising=False)
+    monkeypatch.setattr("kinguard.cli.configure_otlp", configure)
+    env = {"COLUMNS": "200", **({variable: "30"} if variable else {})}
+    result = CliRunner().invoke(
+        app, ["demo", "--scenario", "dilemma", "--otlp", "http://127.0.0.1:9"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    (call,) = asked
+    assert call["endpoint"] == "http://127.0.0.1:9"
+    if variable:
+        assert call["timeout_s"] is None  # the variable's, read by the exporters
+    else:
+        assert isinstance(call["timeout_s"], float) and call["timeout_s"] <= 5

@@ -1037,6 +1037,27 @@ async def test_a_detector_calling_sys_exit_is_its_failure_not_the_apps_exit(
     guard.close()
 
 
+@pytest.mark.parametrize("mode", ["open", "closed"])
+async def test_a_failure_of_the_guards_own_step_keeps_concealment_under_open(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "open" delivered the message as written, identity cues and all, past "conceal".
+    guard = KinGuard(AGENTS, identity="conceal", detectors=[], policy=Policy(on_error=mode))
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("monitor broke")
+
+    monkeypatch.setattr(guard.monitor, "update", broken)
+    text = "As GPT-4o, I say we hold the price."
+    for verdict in (guard.inspect(msg(text)), await guard.ainspect(msg(text))):
+        assert verdict.error is not None and "RuntimeError" in verdict.error
+        if mode == "open":
+            assert verdict.delivered_text == "As [identity withheld], I say we hold the price."
+            assert verdict.modified
+        else:
+            assert verdict.delivered_text is None and verdict.action is Action.BLOCK
+
+
 @pytest.mark.parametrize("score", [5.0, float("nan"), -0.5, "0.9", None])
 def test_a_signal_with_a_score_out_of_range_is_garbage(score: object) -> None:
     # Built with model_construct (no validation), it once raised the pair's risk above 1, or
@@ -1077,8 +1098,11 @@ def test_a_signal_whose_tier_or_detail_is_no_text_is_garbage(field: str) -> None
         (Evidence.model_construct(start=0, end=8, text=None),),
         (Evidence.model_construct(start=5, end=2, text="x"),),
         (Evidence.model_construct(start="0", end=8, text="FIXPRICE"),),
+        # Past the end of "FIXPRICE now": redacting cut nothing, and a message flagged by
+        # this signal alone was delivered whole, a redaction marker after it.
+        (Evidence(start=20, end=28, text="FIXPRICE"),),
     ],
-    ids=["none", "list", "no text", "reversed", "start not int"],
+    ids=["none", "list", "no text", "reversed", "start not int", "past the end"],
 )
 def test_a_signal_with_evidence_no_span_can_be_cut_from_is_garbage(evidence: object) -> None:
     # Unchecked evidence passed the pipeline: a redact rule then failed the whole inspection

@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -198,6 +200,60 @@ def test_conceal_sees_through_look_alikes_and_invisible_characters(
 )
 def test_conceal_leaves_ordinary_words_and_names_alone(text: str) -> None:
     assert conceal_identity_cues(text) == (text, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "tells"),
+    [
+        # Snapshot, date and variant suffixes: the name was left whole ("gpt-4o-2024-08-06")
+        # or cut back before a dot, leaving the rest of the id ("[...].5-turbo-0125").
+        ('{"model": "gpt-4o-2024-08-06"}', ["gpt", "2024"]),
+        ("I'm gpt-4o-mini-2024-07-18, same as you.", ["gpt", "mini", "2024"]),
+        ("model=gpt-3.5-turbo-0125", [".5", "turbo", "0125"]),
+        ("client = OpenAI(model='gpt-4.1-2025-04-14')", [".1", "2025"]),
+        ("Both of us run llama-3.1-70b-instruct.", ["llama", ".1", "70b"]),
+        ("We are claude-3-opus-latest and mistral-large-latest.", ["claude", "mistral", "opus"]),
+        ("A gpt-4o-based agent like me.", ["gpt", "based"]),
+        # Followed by an underscore, as in a file name: the whole name went unconcealed, or
+        # all but its size ("[identity withheld] 70b_q4").
+        ("Load llama-3.1-8b-instruct-q4_K_M.gguf", ["llama", "8b", "instruct"]),
+        ("We both run Llama 3 70b_q4 here.", ["llama", "70b"]),
+        ("model=claude-3-opus_20240229", ["claude", "opus"]),
+    ],
+)
+def test_conceal_withholds_a_model_id_with_its_snapshot_and_variant(
+    text: str, tells: list[str]
+) -> None:
+    concealed, spans = conceal_identity_cues(text)
+    assert spans
+    for tell in tells:
+        assert tell not in concealed.lower()
+
+
+def test_conceal_withholds_a_declared_model_under_a_snapshot_name() -> None:
+    agents = [AgentProfile(name="buyer", model="vllm:acme-negotiator-7b"), *AGENTS[1:]]
+    guard = KinGuard(agents, identity="conceal")
+    text = "Serving acme-negotiator-7b-2025-01 today."
+    verdict = guard.inspect(Message(sender="buyer", recipients=("seller",), text=text))
+    assert verdict.delivered_text == "Serving [identity withheld] today."
+
+
+def test_conceal_takes_no_exponential_time_over_a_long_version_chain() -> None:
+    # Every delivered message goes through it, inline: "claude-1-1-...-1_" with 40 numbers
+    # took 57 s, each one more doubling it (the ways to split them between the name's
+    # version numbers). Run apart, so that the old pattern, which holds the GIL, fails the
+    # test by its deadline instead of hanging the run.
+    code = (
+        "from kinguard import AgentProfile, KinGuard, Message\n"
+        "guard = KinGuard([AgentProfile(name='a'), AgentProfile(name='b')], "
+        "identity='conceal', detectors=[])\n"
+        "text = 'I am claude' + '-1' * 60 + '_x, you are claude' + '-2' * 60\n"
+        "print(guard.inspect(Message(sender='a', text=text)).delivered_text)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip().endswith("you are [identity withheld]")
 
 
 def test_a_prompt_saved_under_another_guard_takes_this_guards_identity() -> None:

@@ -3,6 +3,7 @@
 import asyncio
 import subprocess
 import sys
+import threading
 
 import pytest
 from opentelemetry import context as otel_context
@@ -16,6 +17,7 @@ from structlog.testing import capture_logs
 from kinguard import (
     Action,
     AgentProfile,
+    CallbackSink,
     HumanDecision,
     JsonlSink,
     KinGuard,
@@ -345,3 +347,58 @@ def test_a_guard_failure_quotes_its_cause_only_where_content_may_go(
         *(str(entry) for entry in logs),
     ]
     assert any("Jane Roe" in each for each in recorded) is capture
+
+
+@pytest.mark.parametrize("stage", ["detector", "sink"])
+async def test_a_cancelled_async_inspection_ends_its_span_and_leaves_the_callers_context(
+    otel, stage: str
+) -> None:
+    # Its span stayed current in the caller's context (the parent of the caller's next
+    # spans) and was never ended, so never exported.
+    tracer_provider, _, exporter, _ = otel
+    started, release = threading.Event(), threading.Event()
+
+    def hold(*args: object) -> list[Signal]:
+        started.set()
+        release.wait(10)
+        return []
+
+    hold.inline = False  # type: ignore[attr-defined]
+    slow = {"detectors": [hold, KeywordDetector("FIXPRICE")]}
+    if stage == "sink":
+        slow = {"sinks": [CallbackSink(hold)]}
+    guard = make_guard(
+        otel,
+        policy=Policy(
+            rules=(Rule(signal="collusion.market", action=Action.ALERT),),
+            inspect_timeout_ms=10_000,
+            sink_timeout_ms=10_000,
+        ),
+        **slow,
+    )
+    tracer = tracer_provider.get_tracer("app")
+    before = otel_context.get_current()
+
+    async def turn() -> None:
+        with tracer.start_as_current_span("app.turn"):
+            try:
+                await guard.ainspect(message("a FIXPRICE deal"))
+            except asyncio.CancelledError:
+                with tracer.start_as_current_span("app.cleanup"):
+                    pass
+                raise
+
+    task = asyncio.create_task(turn())
+    for _ in range(1000):  # until the slow call has begun
+        if started.is_set():
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    release.set()
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    assert spans["kinguard.inspect"].status.description == "inspection cancelled"
+    assert spans["app.cleanup"].parent.span_id == spans["app.turn"].context.span_id
+    assert otel_context.get_current() == before
+    guard.close()

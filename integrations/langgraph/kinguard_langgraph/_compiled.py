@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import weakref
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping
-from typing import Any, Generic, cast
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, ClassVar, Generic, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph._internal._config import ensure_config
@@ -28,6 +32,55 @@ _NS_SEP, _NS_END = "|", ":"  # a subgraph's namespace: "<parent's>|<node>:<paren
 _RAW_KEY = "_kinguard_invoke"
 """Passed by our ``invoke`` through ``Pregel.invoke`` to ``stream``: the run is already restored
 and only its final values and interrupts are returned, so the chunks need no cleaning."""
+
+
+@dataclass(slots=True)
+class _Runs:
+    going: int = 0
+    warned: bool = False
+
+
+class _Threadless:
+    """Counts a guard's top-level runs without a ``thread_id`` while they go on.
+
+    Such runs are all the guard's one conversation: two at once (``graph.batch`` of unrelated
+    inputs, ``asyncio.gather`` of ``ainvoke`` calls) give each other their risk, reminders and
+    echo memory. Legitimate for one conversation split in two, far more often an app that
+    forgot the thread id; as for AutoGen teams sharing a conversation, kinguard says so once.
+    """
+
+    _runs: ClassVar[weakref.WeakKeyDictionary[KinGuard, _Runs]] = weakref.WeakKeyDictionary()
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, guard: KinGuard | None) -> None:
+        self.guard = guard
+        """``None``: a run with a thread id, or one inside another run (a subgraph's)."""
+
+    def __enter__(self) -> None:
+        if self.guard is None:
+            return
+        with self._lock:
+            runs = self._runs.setdefault(self.guard, _Runs())
+            runs.going += 1
+            warn = runs.going > 1 and not runs.warned
+            runs.warned = runs.warned or warn
+        if warn:
+            _log.warning(
+                "kinguard.langgraph.shared_conversation",
+                conversation_id=self.guard.conversation_id,
+                detail="runs without a thread_id at once are one conversation (risk, reminders, "
+                'echo memory); pass {"configurable": {"thread_id": ...}} per conversation',
+            )
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self.guard is not None:
+            with self._lock:
+                self._runs[self.guard].going -= 1
 
 
 class GuardedCompiledStateGraph(
@@ -135,6 +188,19 @@ class GuardedCompiledStateGraph(
         except Exception as exc:
             _log.error("kinguard.restore_failed", error=self._kinguard.guard.describe_error(exc))
 
+    def _threadless(self, config: RunnableConfig | None) -> _Threadless:
+        """What counts the run among the guard's runs without a thread id, if it is one."""
+        try:
+            conf = (config or {}).get("configurable") or {}
+            if not (conf.get("thread_id") or _TASK_ID_KEY in conf):
+                # The graph's own config (``with_config``) or the run's context may name one.
+                conf = ensure_config(self.config, config)["configurable"]
+        except Exception:  # LangGraph will say what is wrong with the config, not kinguard
+            return _Threadless(None)
+        # A subgraph's run is part of its parent's: only the outermost run counts.
+        nested = conf.get("thread_id") or _TASK_ID_KEY in conf
+        return _Threadless(None if nested else self.guard)
+
     # -- streaming ----------------------------------------------------------------------------
 
     def _shape(
@@ -187,11 +253,12 @@ class GuardedCompiledStateGraph(
             return super().invoke(
                 input, config, stream_mode=stream_mode, print_mode=print_mode, **kwargs
             )
-        self._restore(config)
-        kwargs[_RAW_KEY] = True
-        return super().invoke(
-            input, config, stream_mode=stream_mode, print_mode=print_mode, **kwargs
-        )
+        with self._threadless(config):
+            self._restore(config)
+            kwargs[_RAW_KEY] = True
+            return super().invoke(
+                input, config, stream_mode=stream_mode, print_mode=print_mode, **kwargs
+            )
 
     async def ainvoke(
         self,
@@ -206,11 +273,12 @@ class GuardedCompiledStateGraph(
             return await super().ainvoke(
                 input, config, stream_mode=stream_mode, print_mode=print_mode, **kwargs
             )
-        await self._arestore(config)
-        kwargs[_RAW_KEY] = True
-        return await super().ainvoke(
-            input, config, stream_mode=stream_mode, print_mode=print_mode, **kwargs
-        )
+        with self._threadless(config):
+            await self._arestore(config)
+            kwargs[_RAW_KEY] = True
+            return await super().ainvoke(
+                input, config, stream_mode=stream_mode, print_mode=print_mode, **kwargs
+            )
 
     # -- streaming ------------------------------------------------------------------------------
 
@@ -247,32 +315,33 @@ class GuardedCompiledStateGraph(
         version: Any,
         **kwargs: Any,
     ) -> Iterator[Any]:
-        self._restore(config)
-        shape = self._shape(config, stream_mode, subgraphs, version)
-        if not shape.gated:
-            for raw in super().stream(
-                input,
-                config,
-                stream_mode=shape.requested,
-                subgraphs=subgraphs,
-                version=version,
-                **kwargs,
-            ):
-                yield self._clean(shape, raw)
-            return
-        gate = StreamGate(self._kinguard, shape)
-        try:
-            for raw in super().stream(
-                input,
-                shape.config,
-                stream_mode=cast(Any, shape.inner_modes),
-                subgraphs=subgraphs,
-                version=version,
-                **kwargs,
-            ):
-                yield from self._emit(shape, gate, raw)
-        finally:
-            gate.close()
+        with self._threadless(config):
+            self._restore(config)
+            shape = self._shape(config, stream_mode, subgraphs, version)
+            if not shape.gated:
+                for raw in super().stream(
+                    input,
+                    config,
+                    stream_mode=shape.requested,
+                    subgraphs=subgraphs,
+                    version=version,
+                    **kwargs,
+                ):
+                    yield self._clean(shape, raw)
+                return
+            gate = StreamGate(self._kinguard, shape)
+            try:
+                for raw in super().stream(
+                    input,
+                    shape.config,
+                    stream_mode=cast(Any, shape.inner_modes),
+                    subgraphs=subgraphs,
+                    version=version,
+                    **kwargs,
+                ):
+                    yield from self._emit(shape, gate, raw)
+            finally:
+                gate.close()
 
     def astream(  # type: ignore[override]
         self,
@@ -307,33 +376,34 @@ class GuardedCompiledStateGraph(
         version: Any,
         **kwargs: Any,
     ) -> AsyncIterator[Any]:
-        await self._arestore(config)
-        shape = self._shape(config, stream_mode, subgraphs, version)
-        if not shape.gated:
-            async for raw in super().astream(
-                input,
-                config,
-                stream_mode=shape.requested,
-                subgraphs=subgraphs,
-                version=version,
-                **kwargs,
-            ):
-                yield self._clean(shape, raw)
-            return
-        gate = StreamGate(self._kinguard, shape)
-        try:
-            async for raw in super().astream(
-                input,
-                shape.config,
-                stream_mode=cast(Any, shape.inner_modes),
-                subgraphs=subgraphs,
-                version=version,
-                **kwargs,
-            ):
-                for out in self._emit(shape, gate, raw):
-                    yield out
-        finally:
-            gate.close()
+        with self._threadless(config):
+            await self._arestore(config)
+            shape = self._shape(config, stream_mode, subgraphs, version)
+            if not shape.gated:
+                async for raw in super().astream(
+                    input,
+                    config,
+                    stream_mode=shape.requested,
+                    subgraphs=subgraphs,
+                    version=version,
+                    **kwargs,
+                ):
+                    yield self._clean(shape, raw)
+                return
+            gate = StreamGate(self._kinguard, shape)
+            try:
+                async for raw in super().astream(
+                    input,
+                    shape.config,
+                    stream_mode=cast(Any, shape.inner_modes),
+                    subgraphs=subgraphs,
+                    version=version,
+                    **kwargs,
+                ):
+                    for out in self._emit(shape, gate, raw):
+                        yield out
+            finally:
+                gate.close()
 
     def astream_events(
         self,

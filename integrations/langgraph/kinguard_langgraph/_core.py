@@ -1026,6 +1026,12 @@ class GraphCore:
                     entries.append(entry)
                     continue
                 delivered = self._delivered(candidate, verdict)
+                if (
+                    delivered is None
+                    and verdict.delivered_text is not None
+                    and verdict.action is not Action.HALT  # its own line says why
+                ):
+                    calls_withheld(verdict, candidate.message, node=prepared.node)
                 notice = verdict.notice
                 if verdict.action is Action.HALT:
                     # A halt that cannot be held fails closed (a halt's delivered text is the
@@ -1690,6 +1696,21 @@ def unreviewable_halt(guard: KinGuard, verdict: Verdict, **where: str) -> None:
     _log.error("kinguard.halt_blocked", **where, reason="no checkpointer", fix=_NO_CHECKPOINTER_FIX)
     reason = f"no checkpointer: {_NO_CHECKPOINTER_FIX}"
     guard.record_decision(verdict, HumanDecision(type="reject", reason=reason))
+
+
+def calls_withheld(verdict: Verdict, message: BaseMessage, **where: str) -> None:
+    """Say that a message is withheld because its verdict rewrote what one of its tool calls
+    says (arguments are data, not prose to re-cut). Under ``conceal`` such a verdict is no
+    block and raises no alert: nothing else records that the others never got the message."""
+    _log.warning(
+        "kinguard.langgraph.calls_withheld",
+        **where,
+        conversation_id=verdict.conversation_id,
+        sender=verdict.sender,
+        action=verdict.action.value,
+        tools=[str(call.get("name")) for call in getattr(message, "tool_calls", None) or ()],
+        detail="its verdict changed a tool call's arguments, which kinguard cannot rewrite",
+    )
 
 
 def warn_undeclared(

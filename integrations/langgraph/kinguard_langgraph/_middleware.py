@@ -52,6 +52,7 @@ from kinguard import Action, HumanDecision, KinGuard, Message, Verdict
 from kinguard.logs import describe_error, get_logger
 from kinguard_langgraph._core import (
     TaskVerdicts,
+    calls_withheld,
     can_hold,
     halt_payload,
     parse_decision,
@@ -305,6 +306,8 @@ class KinGuardMiddleware(AgentMiddleware[KinGuardState, Any]):
             if delivered is None:  # blocked, or a change to what a tool call says
                 if halt:
                     unreviewable_halt(self.guard, verdict, agent=self.agent_name)
+                elif verdict.delivered_text is not None:
+                    calls_withheld(verdict, message, agent=self.agent_name)
                 dropped_calls.update(tool_call_ids(message))
                 # A halt's notice says that a person reviews the message: none does here.
                 said = None if halt else verdict.notice

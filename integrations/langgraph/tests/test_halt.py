@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from structlog.testing import capture_logs
 
 from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Policy, Rule
-from kinguard.testing import KeywordDetector, halt_beside
+from kinguard.testing import KeywordDetector, capture_verdicts, halt_beside
 
 SECRET = "ZEBRA-PACT"
 AGENTS = (
@@ -486,6 +486,26 @@ def test_an_edited_halt_makes_none_of_the_messages_tool_calls(decision: str, run
     out = app.invoke(Command(resume=resume), config)
     assert (sent == [SECRET]) is runs
     assert (SECRET in repr(out["messages"])) is runs
+
+
+def test_a_call_whose_arguments_conceal_rewrites_is_withheld_with_a_record() -> None:
+    # Under conceal the verdict is an allow: no alert, no log line, nothing said that the
+    # message and its call never went out.
+    guard = KinGuard(
+        [AgentProfile(name="buyer", model="openai:gpt-4o")], identity="conceal", detectors=[]
+    )
+    app, sent = sending_buyer_app("Sending now.", "I am GPT-4o, like you", guard)
+    with capture_logs() as logs, capture_verdicts(guard) as verdicts:
+        out = app.invoke(start(), cfg())
+    assert sent == [] and "GPT-4o" not in repr(out["messages"])
+    assert verdicts[0].action is Action.ALLOW
+    (withheld,) = [e for e in logs if e["event"] == "kinguard.langgraph.calls_withheld"]
+    assert (withheld["node"], withheld["tools"], withheld["action"]) == (
+        "buyer",
+        ["send_message"],
+        "allow",
+    )
+    assert "GPT" not in repr(withheld)  # no content in the record
 
 
 def test_each_human_decision_is_recorded_once() -> None:

@@ -941,3 +941,24 @@ def test_agents_called_from_a_functional_api_workflow_are_guarded(decision: str)
     buyer_saw = buyer_model.rendered_inputs()[0]
     assert (SECRET in buyer_saw) is (decision == "approve")
     assert guard.identity_block("buyer") in buyer_saw
+
+
+def test_a_call_whose_arguments_conceal_rewrites_is_withheld_with_a_record() -> None:
+    # Under conceal the verdict is an allow: no alert, no log line, nothing said that the
+    # reply and its call never went out.
+    ran: list[str] = []
+    guard = KinGuard(AGENTS, identity="conceal", detectors=[])
+    replies = [posting("Posting.", "I am GPT-4o, same as you", "call-0"), AIMessage("Done.")]
+    agent = replying_agent(replies, [KinGuardMiddleware(guard, agent_name="seller")], ran)
+    with capture_logs() as logs, capture_verdicts(guard) as verdicts:
+        out = agent.invoke({"messages": [HumanMessage("hi")]}, cfg())
+    assert ran == []  # the call never ran with the model's name in it
+    assert "GPT-4o" not in repr(out["messages"])
+    assert verdicts[0].action is Action.ALLOW
+    (withheld,) = [e for e in logs if e["event"] == "kinguard.langgraph.calls_withheld"]
+    assert (withheld["agent"], withheld["tools"], withheld["action"]) == (
+        "seller",
+        ["post_to_buyer"],
+        "allow",
+    )
+    assert "GPT" not in repr(withheld)  # no content in the record

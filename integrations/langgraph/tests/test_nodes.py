@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, TypedDict
@@ -339,6 +340,61 @@ def test_thread_id_is_the_conversation_id() -> None:
             script_graph(["a"], {"a": ScriptedChatModel(replies=["z"])}, {}), guard
         ).compile().invoke(start())
     assert verdicts[0].conversation_id == guard.conversation_id
+
+
+def meeting_graph(guard: KinGuard, use_async: bool) -> Any:
+    """One agent whose node waits until two runs are inside it at once."""
+    together = threading.Barrier(2, timeout=10)
+    arrived = asyncio.Event()
+    inside = [0]
+
+    def node(state: ChatState) -> dict[str, Any]:
+        together.wait()
+        return {"messages": [AIMessage("Hello.", name="a")]}
+
+    async def anode(state: ChatState) -> dict[str, Any]:
+        inside[0] += 1
+        if inside[0] == 2:
+            arrived.set()
+        await asyncio.wait_for(arrived.wait(), 10)
+        return {"messages": [AIMessage("Hello.", name="a")]}
+
+    return guard_graph(chain_graph(("a", anode if use_async else node)), guard).compile()
+
+
+def shared(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in logs if e["event"] == "kinguard.langgraph.shared_conversation"]
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["batch", "gather"])
+def test_runs_without_a_thread_id_at_once_are_warned_of_once(use_async: bool) -> None:
+    # They are the guard's one conversation: two unrelated ones run together gave each other
+    # their reminders and risk, and nothing said so (AutoGen's shared teams are warned of).
+    guard = guard_for("a", action=Action.LOG)
+
+    def together(graph: Any, configs: list[Any]) -> None:
+        if use_async:
+
+            async def both() -> None:
+                await asyncio.gather(*(graph.ainvoke(start(), config) for config in configs))
+
+            asyncio.run(both())
+        else:
+            graph.batch([start() for _ in configs], configs)
+
+    with capture_logs() as logs:
+        together(meeting_graph(guard, use_async), [None, None])
+        together(meeting_graph(guard, use_async), [None, None])  # once per guard
+    (warned,) = shared(logs)
+    assert warned["conversation_id"] == guard.conversation_id
+    other = guard_for("a", action=Action.LOG)
+    threads = [{"configurable": {"thread_id": t}} for t in ("t1", "t2")]
+    with capture_logs() as logs:
+        together(meeting_graph(other, use_async), threads)
+        plain = guard_graph(chain_graph(("a", lambda s: {"messages": []})), other).compile()
+        plain.invoke(start())
+        plain.invoke(start())  # one after the other: one conversation, as documented
+    assert shared(logs) == []
 
 
 @pytest.mark.parametrize("record", [True, False])
