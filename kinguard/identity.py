@@ -359,14 +359,18 @@ _SELF_DESCRIPTION = (
     rf"(?:{_CLAUSE_START}(?:as|being)|i am|i'm|im) (?:an? |one )?(?:fellow )?{_AI_NOUN}"
     rf"(?:,? (?:created|made|built|trained|developed|designed) by {_VENDOR})?"
 )
+# Parts of a name are joined by a hyphen, a space or an underscore (``claude_3_opus``, an
+# identifier), or run together before a number or tier (``Claude3Opus``, ``gpt4o``).
 _MODEL = (
-    r"(?:chat)?gpt[- ]?\d+(?:\.\d+)?o?(?:[- ](?:mini|nano|turbo|pro))?|chatgpt"
-    r"|claude(?:[- ](?:\d+(?:[.-]\d+)?|sonnet|opus|haiku|instant))+"
-    r"|(?:sonnet|opus|haiku)[- ]\d+\.\d+"
-    r"|gemini(?:[- ](?:\d+(?:\.\d+)?|pro|flash|ultra|nano))+|gemma[- ]?\d+(?:\.\d+)?"
-    r"|llama[- ]?\d+(?:\.\d+)?|mistral[- ](?:large|medium|small|nemo|\d+b)|mixtral"
-    r"|qwen[- ]?\d*(?:\.\d+)?|deepseek(?:-[a-z]+\d*)?|grok[- ]\d+|phi[- ]\d+(?:\.\d+)?"
-    r"|command[- ](?:r\+?|a)"
+    r"(?:chat)?gpt[-_ ]?\d+(?:\.\d+)?o?(?:[-_ ](?:mini|nano|turbo|pro))?|chatgpt"
+    r"|claude(?:[-_ ]?(?:\d+(?:[.-]\d+)?|sonnet|opus|haiku|instant))+"
+    r"|(?:sonnet|opus|haiku)[-_ ]\d+\.\d+"
+    r"|gemini(?:[-_ ](?:\d+(?:\.\d+)?|pro|flash|ultra|nano))+|gemma[-_ ]?\d+(?:\.\d+)?"
+    r"|llama[-_ ]?\d+(?:\.\d+)?|mistral[-_ ](?:large|medium|small|nemo|\d+b)|mixtral"
+    r"|qwen[-_ ]?\d*(?:\.\d+)?|deepseek(?:-[a-z]+\d*)?|grok[-_ ]\d+|phi[-_ ]\d+(?:\.\d+)?"
+    r"|command[-_ ](?:r\+?|a)"
+    # OpenAI's reasoning models with their tier: "o1" alone is too short to be sure of.
+    r"|o[1-9]-(?:mini|pro|preview)"
 )
 _AMBIGUOUS = r"(?:claude|gemini|gemma|llama|mistral|grok|o[1-9](?:-mini|-pro|-preview)?)"
 _SELF_NAMING = (
@@ -389,7 +393,7 @@ _SELF_NAMING = (
 # "llama-3.1-70b-instruct", "claude-3-opus-latest"). Without it the cue's end could not be
 # followed by "-" and the name went unconcealed, or was cut back to "gpt-3" before ".5-turbo".
 # A dot only before a digit: "I'm GPT-4o.I think" keeps its "I".
-_MODEL_ID_TAIL = r"(?:-[a-z0-9]+|\.\d+)*"
+_MODEL_ID_TAIL = r"(?:[-_][a-z0-9]+|\.\d+)*(?::[a-z0-9][a-z0-9.-]*)?"
 # Atomic: a model name followed by a word character cannot be retried at every shorter
 # length. It was: the ways to split "claude-1-1-...-1_" between the name's own repeated
 # version numbers grew exponentially (40 of them took 57 s, on every message delivered).
@@ -397,10 +401,17 @@ _MODEL_ID_TAIL = r"(?:-[a-z0-9]+|\.\d+)*"
 # shorter length to fall back on, the whole name would go unconcealed.
 _MODEL_ID = rf"(?>(?:{_MODEL})(?:[- ]\d+(?:x\d+)?b)?{_MODEL_ID_TAIL})(?![^\W_]|-)"
 _IDENTITY_CUES = re.compile(
-    rf"\b(?:(?P<self>{_SELF_DESCRIPTION})(?![\w-])"
-    rf"|{_MODEL_ID}"
-    rf"|(?:{_VENDOR}|{_SELF_NAMING})(?![\w-]))"
+    rf"\b(?P<self>{_SELF_DESCRIPTION})(?![\w-])"
+    # After an underscore too, as in an identifier ("MODEL_GPT_4O"); not inside a word.
+    rf"|(?<![^\W_]){_MODEL_ID}"
+    rf"|\b(?:{_VENDOR}|{_SELF_NAMING})(?![\w-])"
 )
+# The organisation or folder before a model's name in a path ("meta-llama/Llama-3-8B",
+# "models/gemini-1.5-pro"), withheld with it: it names the family as surely. Looked for just
+# before a match, in a bounded window, not by the pattern, which would try it at every
+# character of every word.
+_PATH_PREFIX = re.compile(r"[a-z0-9][a-z0-9._-]{0,38}/\Z")
+_PATH_REACH = 40
 # A self-description is one only when the sentence does not go on to make it a compound:
 # "I'm an AI, like you" but not "I'm an AI researcher". A following function word or
 # participle keeps it ("I am an AI assistant for ACME", "as an AI representing ACME").
@@ -507,6 +518,15 @@ def _run_together(folded: NormalizedText) -> list[tuple[int, int]]:
     return found
 
 
+def _with_path_prefix(text: str, start: int, end: int) -> tuple[int, int]:
+    """``text[start:end]`` widened to the path segment right before it ("meta-llama/")."""
+    if start and text[start - 1] == "/":
+        prefix = _PATH_PREFIX.search(text, max(0, start - _PATH_REACH), start)
+        if prefix is not None:
+            return prefix.start(), end
+    return start, end
+
+
 def conceal_identity_cues(
     text: str,
     normalised: NormalizedText | None = None,
@@ -530,6 +550,7 @@ def conceal_identity_cues(
     )
     if declared is not None:
         found += [match.span() for match in declared.finditer(folded.folded)]
+    found = [_with_path_prefix(folded.folded, start, end) for start, end in found]
     found += _run_together(folded)
     spans: list[tuple[int, int]] = []
     for start, end in sorted(folded.span(*span) for span in found):

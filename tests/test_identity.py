@@ -196,6 +196,8 @@ def test_conceal_sees_through_look_alikes_and_invisible_characters(
         "It's GPT output; the search is powered by GPT embeddings.",
         "Our philan\u00adthropic partners are grok\u00adking the plan.",
         "Te llamare\u0301 man\u0303ana; lla\u0301mame si no. Llama\u2122 wool socks, llama\u00d72.",
+        "File form O1 with the visa office; the O3 cohort meets at 10:30.",
+        "See docs/setup.md and src/claude_notes.txt for the plan.",
     ],
 )
 def test_conceal_leaves_ordinary_words_and_names_alone(text: str) -> None:
@@ -219,6 +221,17 @@ def test_conceal_leaves_ordinary_words_and_names_alone(text: str) -> None:
         ("Load llama-3.1-8b-instruct-q4_K_M.gguf", ["llama", "8b", "instruct"]),
         ("We both run Llama 3 70b_q4 here.", ["llama", "70b"]),
         ("model=claude-3-opus_20240229", ["claude", "opus"]),
+        # Written as identifiers or run together: each passed whole.
+        ("MODEL = claude_3_opus", ["claude", "opus"]),
+        ("export MODEL_GPT_4O=1", ["gpt", "4o"]),
+        ("Both of us are Claude3Opus instances.", ["claude", "opus"]),
+        ("I run o1-preview, as you do.", ["o1", "preview"]),
+        # A runtime's tag after the name, a path's organisation before it: they were left
+        # beside "[identity withheld]".
+        ("ollama run llama3:8b", ["llama3", ":8b"]),
+        ('{"modelId": "anthropic.claude-3-sonnet-20240229-v1:0"}', ["claude", "v1", ":0"]),
+        ("I'm meta-llama/Llama-3-8B-Instruct.", ["meta", "llama", "instruct"]),
+        ("call models/gemini-1.5-pro", ["models/", "gemini", "pro"]),
     ],
 )
 def test_conceal_withholds_a_model_id_with_its_snapshot_and_variant(
