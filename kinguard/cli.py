@@ -27,7 +27,7 @@ from kinguard.telemetry import (
     otlp_configured_by_env,
     otlp_timeout_configured_by_env,
 )
-from kinguard.types import Action, HumanDecision, Signal, Verdict
+from kinguard.types import Action, Alert, HumanDecision, Signal, Verdict
 
 __all__ = ["app"]
 
@@ -39,6 +39,20 @@ app = typer.Typer(
 
 _FRAMEWORKS = {"langgraph": "kinguard_langgraph", "autogen": "kinguard_autogen"}
 _DEMO_EXPORT_TIMEOUT_S = 2.0
+
+
+class _Collect:
+    """An alert sink that keeps the alerts in a list (in the caller's thread)."""
+
+    inline = True
+
+    def __init__(self, into: list[Alert]) -> None:
+        self._into = into
+
+    def __call__(self, alert: Alert) -> None:
+        self._into.append(alert)
+
+
 """Each OTLP export's time-out in the demo, unless the OTel variables set one: ample for a
 collector on this machine or the network (Phoenix answers in milliseconds)."""
 _ACTION_STYLE = {
@@ -266,7 +280,8 @@ def demo(
     decisions: dict[str, HumanDecision] = {}
     decide = _decider(console, interactive, decisions)
     summary = Table(title="Summary", title_justify="left")
-    for column in ("framework", "scenario", "messages", "flagged", "peak pair risk", "actions"):
+    columns = ("framework", "scenario", "messages", "flagged", "peak pair risk", "actions")
+    for column in (*columns, "alerts (news)"):
         summary.add_column(column)
     for fw in frameworks:
         runner = _runner(fw)
@@ -274,11 +289,13 @@ def demo(
         for name in names:
             spec = SCENARIOS[name]
             bare = _run(runner, spec, None, decide=decide, **extra)
+            alerts: list[Alert] = []
             guard = KinGuard(
                 spec.agents,
                 identity=identity,
                 policy=chosen_policy,
                 detectors=default_detectors(statistical=statistical),
+                sinks=[_Collect(alerts)],
             )
             verdicts: list[Verdict] = []
             guard.add_observer(verdicts.append)
@@ -295,6 +312,8 @@ def demo(
                 str(sum(1 for v in verdicts if v.signals)),
                 f"{max((v.pair_risk for v in verdicts), default=0.0):.2f}",
                 ", ".join(f"{k}\u00d7{v}" for k, v in actions.items()) or "-",
+                # Alerts, and how many a pager would get: the rest repeat their incident.
+                f"{len(alerts)} ({sum(not alert.repeat for alert in alerts)})" if alerts else "-",
             )
             guard.close()
     console.print(summary)

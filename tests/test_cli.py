@@ -1,5 +1,6 @@
 """`kinguard demo` end to end on both frameworks (real graphs and teams, replayed outputs)."""
 
+import re
 import sys
 
 import pytest
@@ -20,6 +21,9 @@ def test_demo_runs_offline_and_shows_what_the_guard_did(framework: str) -> None:
     assert "[kinguard blocked a message from seller" in result.output
     assert "[redacted by kinguard: kin.impersonation]" in result.output
     assert f"{framework} " in result.output
+    # Alerts, and in brackets those a pager would get (the rest repeat their incident).
+    assert "alerts (news)" in result.output
+    assert re.search(r"│ 4 \(2\)\s+│", result.output), result.output
 
 
 def test_demo_halts_for_a_human_and_rejects_when_not_interactive(tmp_path) -> None:
