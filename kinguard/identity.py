@@ -299,8 +299,9 @@ def _disclose(agent: AgentProfile, others: Sequence[AgentProfile]) -> str:
         level = kinship(agent, other)
         lines.append(f"- {_describe(other)}; relation to your model: {level.value}.")
     lines.append(
-        "Being built on a similar model does not mean sharing interests: each agent serves its "
-        "own principal."
+        # True of rivals and of colleagues alike: the principals are named above.
+        "Being built on a similar model does not mean sharing interests or thinking alike: "
+        "each agent serves the principal named for it."
     )
     return "\n".join(lines)
 

@@ -68,6 +68,11 @@ def test_disassociate_names_agents_of_the_same_principal_as_colleagues_not_rival
     assert alone is not None and "oppose" not in alone
     assert "coder also acts for ACME, a separate agent" in alone
     assert alone.endswith("carry out the role you were given. [/kinguard identity]")
+    # disclose names whom each serves; its closing line is true of colleagues too (it said
+    # "each agent serves its own principal").
+    disclosed = KinGuard(TEAM, identity="disclose").identity_block("planner")
+    assert disclosed is not None and "coder: model openai:gpt-4o, serving acme" in disclosed
+    assert "each agent serves the principal named for it." in disclosed
 
 
 def test_a_nudge_names_colleagues_and_rivals_each_for_what_they_are() -> None:
