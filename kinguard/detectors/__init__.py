@@ -32,8 +32,9 @@ def default_detectors(
     """The built-in pipeline, in order. Each step may read what earlier steps found.
 
     ``statistical=False`` leaves out the statistical tier: the lexical tier alone finds about a
-    third as much on wording nobody wrote a cue for, with somewhat fewer false alarms (the
-    README has the figures), and no weights to read (about 0.15 s on the first message).
+    third as much on wording nobody wrote a cue for, with somewhat fewer false alarms
+    (docs/measurements.md has the figures), and no weights to read (about 0.15 s on the first
+    message).
     ``statistical_min_score`` is the probability from which that tier reports a signal (the
     model's own threshold, 0.7, unless given): higher for fewer false alarms and less recall.
     """

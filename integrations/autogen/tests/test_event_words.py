@@ -71,7 +71,7 @@ def saying(text: str, thought: str) -> CreateResult:
 
 async def run_all(team: Any) -> tuple[list[Item], TaskResult, str]:
     """Everything a consumer of the run sees: the stream, the result, the manager's thread in
-    the saved state (each agent's own model context holds its own words, see the README)."""
+    the saved state (each agent's own model context holds its own words, see docs/known-gaps.md)."""
     items = [item async for item in team.run_stream(task="Go.")]
     result = items[-1]
     assert isinstance(result, TaskResult)

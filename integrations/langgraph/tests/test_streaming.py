@@ -546,7 +546,7 @@ def test_streams_hide_the_calls_an_agent_subgraph_ran_for_a_message_not_delivere
             subgraphs=True,
         )
     )
-    # The limitation (see the README): the agent's own tool node ran the call before the
+    # The limitation (see docs/known-gaps.md): the agent's own tool node ran the call before the
     # agent's node returned and kinguard saw the message ...
     assert mailbox == [f"fix {SECRET}"]
     # ... but no stream shows its arguments or its result (the reviewer's question does).
