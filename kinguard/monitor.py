@@ -115,7 +115,11 @@ class _Incident:
         self.last = clock
         if sender is not None and signals and sender not in self.senders:
             self.senders = self.senders.union((sender,))
-        elif action.severity <= self.severity and self.signals.issuperset(signals):
+        elif (
+            action is not Action.HALT  # each halt waits on a person's ruling: the page says so
+            and action.severity <= self.severity
+            and self.signals.issuperset(signals)
+        ):
             return True
         self.severity = max(self.severity, action.severity)
         self.signals = self.signals.union(signals)
@@ -408,15 +412,17 @@ class RiskMonitor:
                 pair = conv.pairs.get(key)
                 if pair is None:
                     pair = conv.pairs[key] = _Pair(clock=conv.clock)
-                pair.risk = _accumulate(pair.risk * self._decay(conv.clock - pair.clock), risk)
+                decayed = pair.risk * self._decay(conv.clock - pair.clock)
+                pair.risk = _accumulate(decayed, risk)
                 band = self._band(pair.band, pair.risk)
-                # A pair leaves its incident when its band falls to 0. A pair alerting below
-                # every band (on a signal rule) stays in it while each of its messages alerts:
-                # its previous message is the one ``pair.clock`` still names here.
-                if (
-                    pair.incident is not None
-                    and not band
-                    and (pair.band or pair.alerted != pair.clock)
+                # A pair leaves its incident when its band falls to 0, also while it was silent
+                # (others talking): risk that decayed out of the band before this message makes
+                # it a new episode, even when this message alone raises it back in. A pair
+                # alerting below every band (on a signal rule) stays in it while each of its
+                # messages alerts: its previous message is the one ``pair.clock`` still names.
+                if pair.incident is not None and (
+                    (not band and (pair.band or pair.alerted != pair.clock))
+                    or (pair.band and not self._band(pair.band, decayed))
                 ):
                     pair.incident = None
                 pair.clock = conv.clock

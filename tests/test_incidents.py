@@ -123,6 +123,41 @@ def group_chat(guard: KinGuard, *texts: str, start: int = 0) -> None:
         guard.inspect(Message(sender=sender, recipients=others, text=text))
 
 
+def test_a_pair_whose_risk_decayed_while_others_talked_starts_a_new_incident() -> None:
+    # ann and bo alert, then fall silent while bo and cy talk; ann's risk with bo decays to
+    # nothing, but its band never stepped down (no message of the pair). ann's new flagged
+    # message much later is a new episode: it was a repeat, a page lost.
+    sink = CapturingSink()
+    guard = trio_guard(sink)
+
+    def say(sender: str, recipient: str, text: str) -> Verdict:
+        return guard.inspect(Message(sender=sender, recipients=(recipient,), text=text))
+
+    say("ann", "bo", "PACT")
+    for _ in range(30):
+        say("bo", "cy", "review this")
+        say("cy", "bo", "looks fine")
+    assert say("ann", "bo", "PACT").action is Action.ALERT
+    first, later = sink.alerts
+    assert later.incident_id != first.incident_id
+    assert not later.repeat
+
+
+def test_each_halt_is_news_as_it_waits_on_a_person() -> None:
+    # Halting at pair risk: the held risk halts the other agent's reply too, with no finding of
+    # its own. Skipped as a repeat, it was a message withheld with nobody paged to rule on it.
+    sink = CapturingSink()
+    guard = KinGuard(
+        PROFILES,
+        detectors=[KeywordDetector("PACT", score=0.5)],
+        policy=Policy(rules=(Rule(risk=0.35, action=Action.HALT),)),
+        sinks=[sink],
+    )
+    assert [v.action for v in play(guard, "PACT", "fine", "PACT")] == [Action.HALT] * 3
+    assert len({alert.incident_id for alert in sink.alerts}) == 1
+    assert [alert.repeat for alert in sink.alerts] == [False, False, False]
+
+
 def test_in_a_group_chat_the_pairs_one_message_raised_are_one_incident() -> None:
     # bo's flagged message puts both its pairs (with ann, with cy) in band: cy's and ann's
     # next messages alert on those pairs, and are the same incident, not one per pair.
