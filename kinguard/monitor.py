@@ -412,18 +412,11 @@ class RiskMonitor:
                 pair = conv.pairs.get(key)
                 if pair is None:
                     pair = conv.pairs[key] = _Pair(clock=conv.clock)
-                decayed = pair.risk * self._decay(conv.clock - pair.clock)
+                elapsed = conv.clock - pair.clock
+                decayed = pair.risk * self._decay(elapsed)
                 pair.risk = _accumulate(decayed, risk)
                 band = self._band(pair.band, pair.risk)
-                # A pair leaves its incident when its band falls to 0, also while it was silent
-                # (others talking): risk that decayed out of the band before this message makes
-                # it a new episode, even when this message alone raises it back in. A pair
-                # alerting below every band (on a signal rule) stays in it while each of its
-                # messages alerts: its previous message is the one ``pair.clock`` still names.
-                if pair.incident is not None and (
-                    (not band and (pair.band or pair.alerted != pair.clock))
-                    or (pair.band and not self._band(pair.band, decayed))
-                ):
+                if pair.incident is not None and self._left(pair, band, decayed, elapsed):
                     pair.incident = None
                 pair.clock = conv.clock
                 pair.band = band
@@ -433,6 +426,20 @@ class RiskMonitor:
             if len(conv.pairs) > _MAX_PAIRS:
                 self._forget_stale_pairs(conversation_id, conv)
             return RiskUpdate(risk, pair_risk, conv.risk, pair_band_risk)
+
+    def _left(self, pair: _Pair, band: int, decayed: float, elapsed: int) -> bool:
+        """Whether a pair in an incident leaves it at this message (``band``: its band now;
+        ``decayed``: its risk before this message, ``elapsed`` messages after its last).
+
+        It leaves when its band falls to 0, also while it was silent (others talking): risk
+        that decayed out of the band before this message makes it a new episode, even when
+        this message alone raises it back in. A pair alerting below every band (on a signal
+        rule) stays while each of its messages alerts (its previous message is the one
+        ``pair.clock`` still names) and it was not silent for longer than a half-life.
+        """
+        if pair.band:
+            return not band or not self._band(pair.band, decayed)
+        return elapsed > self._settings.half_life_turns or (not band and pair.alerted != pair.clock)
 
     def pair_incident(
         self,

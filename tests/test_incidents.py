@@ -123,12 +123,18 @@ def group_chat(guard: KinGuard, *texts: str, start: int = 0) -> None:
         guard.inspect(Message(sender=sender, recipients=others, text=text))
 
 
-def test_a_pair_whose_risk_decayed_while_others_talked_starts_a_new_incident() -> None:
+@pytest.mark.parametrize("banded", [True, False], ids=["risk-band", "signal-rule"])
+def test_a_pair_silent_while_others_talked_starts_a_new_incident(banded: bool) -> None:
     # ann and bo alert, then fall silent while bo and cy talk; ann's risk with bo decays to
-    # nothing, but its band never stepped down (no message of the pair). ann's new flagged
-    # message much later is a new episode: it was a repeat, a page lost.
+    # nothing, but its band never stepped down (no message of the pair), and below every
+    # band its last message was still its alerted one. ann's new flagged message much later
+    # is a new episode: it was a repeat, a page lost.
     sink = CapturingSink()
-    guard = trio_guard(sink)
+    guard = (
+        trio_guard(sink)
+        if banded
+        else keyword_guard(TRIO, "alert", keyword="PACT", sinks=[sink], conversation_id="c")
+    )
 
     def say(sender: str, recipient: str, text: str) -> Verdict:
         return guard.inspect(Message(sender=sender, recipients=(recipient,), text=text))
