@@ -431,11 +431,11 @@ class RiskMonitor:
         """Whether a pair in an incident leaves it at this message (``band``: its band now;
         ``decayed``: its risk before this message, ``elapsed`` messages after its last).
 
-        It leaves when its band falls to 0, also while it was silent (others talking): risk
-        that decayed out of the band before this message makes it a new episode, even when
-        this message alone raises it back in. A pair alerting below every band (on a signal
-        rule) stays while each of its messages alerts (its previous message is the one
-        ``pair.clock`` still names) and it was not silent for longer than a half-life.
+        It leaves when its band falls to 0, also when its risk decayed out of the band before
+        this message (most often while it was silent, others talking): this message, even if
+        it alone raises the risk back in, is a new episode. A pair alerting below every band
+        (on a signal rule) stays while each of its messages alerts (its previous message is
+        the one ``pair.clock`` still names) and it was not silent for longer than a half-life.
         """
         if pair.band:
             return not band or not self._band(pair.band, decayed)
