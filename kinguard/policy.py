@@ -182,6 +182,8 @@ class Policy(BaseModel):
             data = tomllib.loads(_read(path))
         except tomllib.TOMLDecodeError as exc:
             raise PolicyError(f"policy file {str(path)!r} is not valid TOML: {exc}") from exc
+        except RecursionError as exc:  # the parser recurses into each nested array
+            raise PolicyError(f"policy file {str(path)!r}: {_TOO_DEEP}") from exc
         return cls.from_mapping(data, source=str(path))
 
     @classmethod
@@ -202,6 +204,8 @@ class Policy(BaseModel):
             data = yaml.load(text, Loader=_unique_keys_loader())
         except yaml.YAMLError as exc:
             raise PolicyError(f"policy file {str(path)!r} is not valid YAML: {exc}") from exc
+        except RecursionError as exc:  # the composer recurses into each nested collection
+            raise PolicyError(f"policy file {str(path)!r}: {_TOO_DEEP}") from exc
         if data is None:
             data = {}  # an empty file, as an empty TOML file: the default policy
         if not isinstance(data, Mapping):
@@ -229,6 +233,7 @@ class Policy(BaseModel):
 
 
 _YAML_SUFFIXES = (".yaml", ".yml")
+_TOO_DEEP = "nested too deeply to read (no policy field nests more than a few levels)"
 
 
 @functools.cache

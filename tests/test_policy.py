@@ -108,6 +108,10 @@ def test_invalid_config_fails_at_load_naming_the_field(tmp_path, toml: str, fiel
             "found duplicate key 'rules'",
         ),
         ("bad.yaml", "rules:\n  - {signal: '*', action: block, action: log}\n", "duplicate key"),
+        # Nested past Python's recursion limit: a RecursionError out of the parser, and a
+        # traceback out of check-policy.
+        ("deep.yaml", "rules: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+        ("deep.toml", "rules = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
         # safe_load: a policy file cannot build Python objects.
         ("bad.yml", "!!python/object/apply:os.system ['true']\n", "not valid YAML"),
     ],
