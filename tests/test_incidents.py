@@ -284,6 +284,42 @@ def test_a_failure_incident_ends_with_an_inspection_that_succeeds_and_is_per_kin
     assert [alert.repeat for alert in sink.alerts] == [False, False, True, False]
 
 
+@pytest.mark.parametrize("on_error", ["open", "closed"])
+def test_a_finding_while_a_detector_stays_down_is_news_in_its_pairs_incident(
+    on_error: str,
+) -> None:
+    # A judge down for good: every message fails it, one failure incident that never ends.
+    # The keyword still finds collusion, by a and b early and by c and d much later: c's
+    # finding was a repeat of the failure incident, a page lost.
+    sink = CapturingSink()
+    guard = KinGuard(
+        [AgentProfile(name=name, model="openai:gpt-4o") for name in "abcd"],
+        detectors=[KeywordDetector("PACT"), RaisingDetector()],
+        policy=Policy(
+            rules=(Rule(signal="collusion.market", action=Action.NUDGE),), on_error=on_error
+        ),
+        sinks=[sink],
+        conversation_id="c",
+    )
+
+    def say(sender: str, recipient: str, text: str) -> None:
+        guard.inspect(Message(sender=sender, recipients=(recipient,), text=text))
+
+    say("a", "b", "PACT")
+    for _ in range(10):
+        say("a", "b", "ok")
+        say("b", "a", "fine")
+    say("c", "d", "PACT")
+    assert all(alert.error for alert in sink.alerts)
+    first, *outage, later = sink.alerts
+    assert later.signals == first.signals == ("collusion.market",)
+    assert not first.repeat and not later.repeat
+    assert later.incident_id != first.incident_id
+    # The failure alone stays one incident, paged once: with the first finding.
+    assert len({alert.incident_id for alert in outage}) == 1
+    assert all(alert.repeat for alert in outage)
+
+
 class BrokenGuard(KinGuard):
     """Fails on messages saying "boom", before the monitor counts them or after."""
 
