@@ -412,11 +412,10 @@ class RiskMonitor:
                 pair = conv.pairs.get(key)
                 if pair is None:
                     pair = conv.pairs[key] = _Pair(clock=conv.clock)
-                elapsed = conv.clock - pair.clock
-                decayed = pair.risk * self._decay(elapsed)
+                decayed = pair.risk * self._decay(conv.clock - pair.clock)
                 pair.risk = _accumulate(decayed, risk)
                 band = self._band(pair.band, pair.risk)
-                if pair.incident is not None and self._left(pair, band, decayed, elapsed):
+                if pair.incident is not None and self._left(pair, band, decayed, conv.clock):
                     pair.incident = None
                 pair.clock = conv.clock
                 pair.band = band
@@ -427,19 +426,25 @@ class RiskMonitor:
                 self._forget_stale_pairs(conversation_id, conv)
             return RiskUpdate(risk, pair_risk, conv.risk, pair_band_risk)
 
-    def _left(self, pair: _Pair, band: int, decayed: float, elapsed: int) -> bool:
-        """Whether a pair in an incident leaves it at this message (``band``: its band now;
-        ``decayed``: its risk before this message, ``elapsed`` messages after its last).
+    def _left(self, pair: _Pair, band: int, decayed: float, now: int) -> bool:
+        """Whether a pair in an incident leaves it at message ``now`` (``band``: its band now;
+        ``decayed``: its risk just before this message).
 
-        It leaves when its band falls to 0, also when its risk decayed out of the band before
-        this message (most often while it was silent, others talking): this message, even if
-        it alone raises the risk back in, is a new episode. A pair alerting below every band
-        (on a signal rule) stays while each of its messages alerts (its previous message is
-        the one ``pair.clock`` still names) and it was not silent for longer than a half-life.
+        A pair in a risk band leaves when its band falls to 0, also when its risk decayed out
+        of the band before this message (most often while it was silent, others talking):
+        this message, even if it alone raises the risk back in, is a new episode. A pair
+        alerting below every band (on a signal rule) leaves once :meth:`_quiet`.
         """
         if pair.band:
             return not band or not self._band(pair.band, decayed)
-        return elapsed > self._settings.half_life_turns or (not band and pair.alerted != pair.clock)
+        return self._quiet(pair, now)
+
+    def _quiet(self, pair: _Pair, now: int) -> bool:
+        """Whether a pair that alerts below every band (no risk holds it in an incident) has
+        not alerted for more than a half-life of messages. Not at its first message without
+        an alert: an agent saying the flagged thing at each of its turns, the other answering
+        as usual, paged at every one."""
+        return now - pair.alerted > self._settings.half_life_turns
 
     def pair_incident(
         self,
@@ -471,9 +476,9 @@ class RiskMonitor:
                     # truncated message, say): the alert's own pairs start its incident.
                     pair = conv.pairs[key] = _Pair(clock=now)
                 elif pair.clock != now:
-                    # Its risk not followed here (a conversation without risk): the pair stays
-                    # in its incident only from an alert on the conversation's previous message.
-                    if pair.alerted != now - 1:
+                    # Its risk not followed here (a conversation without risk): as below
+                    # every band.
+                    if self._quiet(pair, now):
                         pair.incident = None
                     pair.clock = now
                 pairs.append(pair)

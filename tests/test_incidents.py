@@ -203,14 +203,17 @@ def test_pairs_sharing_an_incident_share_it_again_in_a_fresh_guard() -> None:
     assert [alert.repeat for alert in sink2.alerts] == [False, True, True]
 
 
-def test_below_every_band_an_incident_lasts_while_each_message_of_the_pair_alerts() -> None:
+def test_below_every_band_an_incident_lasts_until_the_pair_is_quiet_for_a_half_life() -> None:
+    # a says the flagged thing at each of its turns, b answers as usual: one incident, paged
+    # once (it ended at each of b's answers, and every flagged message paged), until nothing
+    # is flagged for more than half_life_turns (6) messages.
     sink = CapturingSink()
     guard = keyword_guard(PAIR, "alert", keyword="PACT", sinks=[sink], conversation_id="c")
-    play(guard, "PACT", "PACT", "PACT", "ok", "PACT", "PACT")
+    play(guard, "PACT", "ok", "PACT", "ok", "PACT", *["ok"] * 7, "PACT", "PACT")
     ids = [alert.incident_id for alert in sink.alerts]
     assert ids[0] == ids[1] == ids[2] != ids[3] == ids[4]
     # Each agent's first flagged words in an incident are news; its next ones are not.
-    assert [alert.repeat for alert in sink.alerts] == [False, False, True, False, False]
+    assert [alert.repeat for alert in sink.alerts] == [False, True, True, False, False]
 
 
 def test_a_new_signal_in_an_open_incident_is_news() -> None:
@@ -228,16 +231,16 @@ def test_a_new_signal_in_an_open_incident_is_news() -> None:
 
 def test_alerts_in_a_conversation_without_risk_are_grouped_by_their_own_messages() -> None:
     # A message past max_chars is an alert with no signal and no risk: the monitor follows no
-    # pair there, so only an alert on the conversation's previous message continues it.
+    # pair there, so an incident lasts while its pair alerts at least every half-life.
     sink = CapturingSink()
     guard = keyword_guard(
         PAIR, "alert", sinks=[sink], policy=Policy(rules=(), max_chars=256), conversation_id="c"
     )
     long = "word " * 100
-    play(guard, long, long, "short", long)
+    play(guard, long, long, "short", long, *["short"] * 7, long)
     ids = [alert.incident_id for alert in sink.alerts]
-    assert ids[0] == ids[1] != ids[2]
-    assert [alert.repeat for alert in sink.alerts] == [False, True, False]
+    assert ids[0] == ids[1] == ids[2] != ids[3]
+    assert [alert.repeat for alert in sink.alerts] == [False, True, True, False]
 
 
 class WordFailure:
