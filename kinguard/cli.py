@@ -220,7 +220,7 @@ def demo(
         IdentityPolicy, typer.Option(help="identity policy")
     ] = IdentityPolicy.DISASSOCIATE,
     policy: Annotated[
-        Path | None, typer.Option(help="policy TOML (default: a strict demo policy)")
+        Path | None, typer.Option(help="policy file, TOML or YAML (default: a strict demo policy)")
     ] = None,
     model: Annotated[
         str | None,

@@ -698,22 +698,29 @@ class KinGuard:
     def _incident(self, verdict: Verdict, counted: bool) -> tuple[str, bool]:
         """The alert's incident and whether it repeats there. Failing, this costs the grouping,
         never the alert: it goes out as news, in no incident."""
+        failure: tuple[str, bool] | None = None
         try:
-            if verdict.error is None:
-                return self.monitor.pair_incident(
+            if verdict.error is not None:
+                failure = self.monitor.failure_incident(
                     verdict.conversation_id,
-                    verdict.sender,
-                    verdict.recipients,
+                    failure_kind(verdict.error),
+                    counted,
                     verdict.action,
                     verdict.signal_names,
                 )
-            return self.monitor.failure_incident(
+                if not verdict.signals:
+                    return failure
+            # A finding beside a failure is news in its pair's incident too: a detector down
+            # for good kept one failure incident open, which took every later finding of the
+            # other detectors, any pair's, for its repeat.
+            incident_id, repeat = self.monitor.pair_incident(
                 verdict.conversation_id,
-                failure_kind(verdict.error),
-                counted,
+                verdict.sender,
+                verdict.recipients,
                 verdict.action,
                 verdict.signal_names,
             )
+            return incident_id, repeat and (failure is None or failure[1])
         except Exception as exc:
             _log.error("kinguard.incident_failed", error=self.describe_error(exc))
             return "", False

@@ -115,7 +115,11 @@ class _Incident:
         self.last = clock
         if sender is not None and signals and sender not in self.senders:
             self.senders = self.senders.union((sender,))
-        elif action.severity <= self.severity and self.signals.issuperset(signals):
+        elif (
+            action is not Action.HALT  # each halt waits on a person's ruling: the page says so
+            and action.severity <= self.severity
+            and self.signals.issuperset(signals)
+        ):
             return True
         self.severity = max(self.severity, action.severity)
         self.signals = self.signals.union(signals)
@@ -408,16 +412,10 @@ class RiskMonitor:
                 pair = conv.pairs.get(key)
                 if pair is None:
                     pair = conv.pairs[key] = _Pair(clock=conv.clock)
-                pair.risk = _accumulate(pair.risk * self._decay(conv.clock - pair.clock), risk)
+                decayed = pair.risk * self._decay(conv.clock - pair.clock)
+                pair.risk = _accumulate(decayed, risk)
                 band = self._band(pair.band, pair.risk)
-                # A pair leaves its incident when its band falls to 0. A pair alerting below
-                # every band (on a signal rule) stays in it while each of its messages alerts:
-                # its previous message is the one ``pair.clock`` still names here.
-                if (
-                    pair.incident is not None
-                    and not band
-                    and (pair.band or pair.alerted != pair.clock)
-                ):
+                if pair.incident is not None and self._left(pair, band, decayed, conv.clock):
                     pair.incident = None
                 pair.clock = conv.clock
                 pair.band = band
@@ -427,6 +425,26 @@ class RiskMonitor:
             if len(conv.pairs) > _MAX_PAIRS:
                 self._forget_stale_pairs(conversation_id, conv)
             return RiskUpdate(risk, pair_risk, conv.risk, pair_band_risk)
+
+    def _left(self, pair: _Pair, band: int, decayed: float, now: int) -> bool:
+        """Whether a pair in an incident leaves it at message ``now`` (``band``: its band now;
+        ``decayed``: its risk just before this message).
+
+        A pair in a risk band leaves when its band falls to 0, also when its risk decayed out
+        of the band before this message (most often while it was silent, others talking):
+        this message, even if it alone raises the risk back in, is a new episode. A pair
+        alerting below every band (on a signal rule) leaves once :meth:`_quiet`.
+        """
+        if pair.band:
+            return not band or not self._band(pair.band, decayed)
+        return self._quiet(pair, now)
+
+    def _quiet(self, pair: _Pair, now: int) -> bool:
+        """Whether a pair that alerts below every band (no risk holds it in an incident) has
+        not alerted for more than a half-life of messages. Not at its first message without
+        an alert: an agent saying the flagged thing at each of its turns, the other answering
+        as usual, paged at every one."""
+        return now - pair.alerted > self._settings.half_life_turns
 
     def pair_incident(
         self,
@@ -458,9 +476,9 @@ class RiskMonitor:
                     # truncated message, say): the alert's own pairs start its incident.
                     pair = conv.pairs[key] = _Pair(clock=now)
                 elif pair.clock != now:
-                    # Its risk not followed here (a conversation without risk): the pair stays
-                    # in its incident only from an alert on the conversation's previous message.
-                    if pair.alerted != now - 1:
+                    # Its risk not followed here (a conversation without risk): as below
+                    # every band.
+                    if self._quiet(pair, now):
                         pair.incident = None
                     pair.clock = now
                 pairs.append(pair)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -21,6 +22,9 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from kinguard.types import SIGNAL_NAMES, Action, Signal
+
+if TYPE_CHECKING:
+    import yaml  # the optional extra: imported only to load a YAML file
 
 __all__ = ["Policy", "PolicyError", "RiskSettings", "Rule", "load_policy"]
 
@@ -178,6 +182,8 @@ class Policy(BaseModel):
             data = tomllib.loads(_read(path))
         except tomllib.TOMLDecodeError as exc:
             raise PolicyError(f"policy file {str(path)!r} is not valid TOML: {exc}") from exc
+        except RecursionError as exc:  # the parser recurses into each nested array
+            raise PolicyError(f"policy file {str(path)!r}: {_TOO_DEEP}") from exc
         return cls.from_mapping(data, source=str(path))
 
     @classmethod
@@ -194,10 +200,12 @@ class Policy(BaseModel):
             ) from exc
         text = _read(path)
         try:
-            # safe_load: a policy file must not be able to build arbitrary Python objects.
-            data = yaml.safe_load(text)
+            # A SafeLoader: a policy file must not be able to build arbitrary Python objects.
+            data = yaml.load(text, Loader=_unique_keys_loader())
         except yaml.YAMLError as exc:
             raise PolicyError(f"policy file {str(path)!r} is not valid YAML: {exc}") from exc
+        except RecursionError as exc:  # the composer recurses into each nested collection
+            raise PolicyError(f"policy file {str(path)!r}: {_TOO_DEEP}") from exc
         if data is None:
             data = {}  # an empty file, as an empty TOML file: the default policy
         if not isinstance(data, Mapping):
@@ -225,6 +233,37 @@ class Policy(BaseModel):
 
 
 _YAML_SUFFIXES = (".yaml", ".yml")
+_TOO_DEEP = "nested too deeply to read (no policy field nests more than a few levels)"
+
+
+@functools.cache
+def _unique_keys_loader() -> type[yaml.SafeLoader]:
+    """PyYAML's safe loader, refusing a key given twice in one mapping, as TOML does. PyYAML
+    keeps the last silently: a second ``rules:`` (as TOML repeats ``[[rules]]``) dropped every
+    rule of the first, and a second ``on_error:`` overrode the first, both accepted."""
+    import yaml
+
+    class UniqueKeysLoader(yaml.SafeLoader):
+        def construct_mapping(
+            self, node: yaml.MappingNode, deep: bool = False
+        ) -> dict[Hashable, Any]:
+            seen: set[Hashable] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # "<<: *defaults" is overridden by the keys beside it, by design
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, Hashable):
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            "while constructing a mapping",
+                            node.start_mark,
+                            f"found duplicate key {key!r}",
+                            key_node.start_mark,
+                        )
+                    seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeysLoader
 
 
 def _read(path: Path) -> str:

@@ -309,6 +309,7 @@ class WebhookSink:
             return _Failure(str(reason), True)
         finally:
             deadline.cancel()
+            attempt.end()
         return None
 
     def _watch(self, sock: socket.socket) -> socket.socket:
@@ -333,26 +334,47 @@ class _Attempt:
     """The sockets of one POST, shut down together when its time is up.
 
     Shutting a socket down from another thread wakes the sink's thread at once from a
-    blocked connect, TLS handshake or read, which then fails; nothing else in the standard
-    library bounds a whole request.
+    blocked TLS handshake or read, which then fails; nothing else in the standard library
+    bounds a whole request. It holds a duplicate of each: TLS wraps the socket in a new
+    object on its descriptor and detaches the one it was given, which can then shut nothing
+    (an HTTPS server answering a byte at a time held the thread for as long as it liked),
+    while a shutdown through a duplicate reaches the connection whatever wraps it.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
+        self._ended = False
         self.expired = False
 
     def watch(self, sock: socket.socket) -> None:
         with self._lock:
-            self._sockets.append(sock)
+            if self._ended:
+                return
+            try:
+                dup = sock.dup()
+            except OSError:  # out of descriptors: urllib's time-out per operation is left
+                return
+            self._sockets.append(dup)
             if self.expired:
-                _shut(sock)
+                _shut(dup)
 
     def expire(self) -> None:
         with self._lock:
+            if self._ended:
+                return
             self.expired = True
             for sock in self._sockets:
                 _shut(sock)
+
+    def end(self) -> None:
+        """Close the duplicates: a connection stays open while one of its descriptors is."""
+        with self._lock:
+            self._ended = True
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
 
 
 def _shut(sock: socket.socket) -> None:

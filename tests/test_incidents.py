@@ -123,6 +123,47 @@ def group_chat(guard: KinGuard, *texts: str, start: int = 0) -> None:
         guard.inspect(Message(sender=sender, recipients=others, text=text))
 
 
+@pytest.mark.parametrize("banded", [True, False], ids=["risk-band", "signal-rule"])
+def test_a_pair_silent_while_others_talked_starts_a_new_incident(banded: bool) -> None:
+    # ann and bo alert, then fall silent while bo and cy talk; ann's risk with bo decays to
+    # nothing, but its band never stepped down (no message of the pair), and below every
+    # band its last message was still its alerted one. ann's new flagged message much later
+    # is a new episode: it was a repeat, a page lost.
+    sink = CapturingSink()
+    guard = (
+        trio_guard(sink)
+        if banded
+        else keyword_guard(TRIO, "alert", keyword="PACT", sinks=[sink], conversation_id="c")
+    )
+
+    def say(sender: str, recipient: str, text: str) -> Verdict:
+        return guard.inspect(Message(sender=sender, recipients=(recipient,), text=text))
+
+    say("ann", "bo", "PACT")
+    for _ in range(30):
+        say("bo", "cy", "review this")
+        say("cy", "bo", "looks fine")
+    assert say("ann", "bo", "PACT").action is Action.ALERT
+    first, later = sink.alerts
+    assert later.incident_id != first.incident_id
+    assert not later.repeat
+
+
+def test_each_halt_is_news_as_it_waits_on_a_person() -> None:
+    # Halting at pair risk: the held risk halts the other agent's reply too, with no finding of
+    # its own. Skipped as a repeat, it was a message withheld with nobody paged to rule on it.
+    sink = CapturingSink()
+    guard = KinGuard(
+        PROFILES,
+        detectors=[KeywordDetector("PACT", score=0.5)],
+        policy=Policy(rules=(Rule(risk=0.35, action=Action.HALT),)),
+        sinks=[sink],
+    )
+    assert [v.action for v in play(guard, "PACT", "fine", "PACT")] == [Action.HALT] * 3
+    assert len({alert.incident_id for alert in sink.alerts}) == 1
+    assert [alert.repeat for alert in sink.alerts] == [False, False, False]
+
+
 def test_in_a_group_chat_the_pairs_one_message_raised_are_one_incident() -> None:
     # bo's flagged message puts both its pairs (with ann, with cy) in band: cy's and ann's
     # next messages alert on those pairs, and are the same incident, not one per pair.
@@ -162,14 +203,17 @@ def test_pairs_sharing_an_incident_share_it_again_in_a_fresh_guard() -> None:
     assert [alert.repeat for alert in sink2.alerts] == [False, True, True]
 
 
-def test_below_every_band_an_incident_lasts_while_each_message_of_the_pair_alerts() -> None:
+def test_below_every_band_an_incident_lasts_until_the_pair_is_quiet_for_a_half_life() -> None:
+    # a says the flagged thing at each of its turns, b answers as usual: one incident, paged
+    # once (it ended at each of b's answers, and every flagged message paged), until nothing
+    # is flagged for more than half_life_turns (6) messages.
     sink = CapturingSink()
     guard = keyword_guard(PAIR, "alert", keyword="PACT", sinks=[sink], conversation_id="c")
-    play(guard, "PACT", "PACT", "PACT", "ok", "PACT", "PACT")
+    play(guard, "PACT", "ok", "PACT", "ok", "PACT", *["ok"] * 7, "PACT", "PACT")
     ids = [alert.incident_id for alert in sink.alerts]
     assert ids[0] == ids[1] == ids[2] != ids[3] == ids[4]
     # Each agent's first flagged words in an incident are news; its next ones are not.
-    assert [alert.repeat for alert in sink.alerts] == [False, False, True, False, False]
+    assert [alert.repeat for alert in sink.alerts] == [False, True, True, False, False]
 
 
 def test_a_new_signal_in_an_open_incident_is_news() -> None:
@@ -187,16 +231,16 @@ def test_a_new_signal_in_an_open_incident_is_news() -> None:
 
 def test_alerts_in_a_conversation_without_risk_are_grouped_by_their_own_messages() -> None:
     # A message past max_chars is an alert with no signal and no risk: the monitor follows no
-    # pair there, so only an alert on the conversation's previous message continues it.
+    # pair there, so an incident lasts while its pair alerts at least every half-life.
     sink = CapturingSink()
     guard = keyword_guard(
         PAIR, "alert", sinks=[sink], policy=Policy(rules=(), max_chars=256), conversation_id="c"
     )
     long = "word " * 100
-    play(guard, long, long, "short", long)
+    play(guard, long, long, "short", long, *["short"] * 7, long)
     ids = [alert.incident_id for alert in sink.alerts]
-    assert ids[0] == ids[1] != ids[2]
-    assert [alert.repeat for alert in sink.alerts] == [False, True, False]
+    assert ids[0] == ids[1] == ids[2] != ids[3]
+    assert [alert.repeat for alert in sink.alerts] == [False, True, True, False]
 
 
 class WordFailure:
@@ -241,6 +285,42 @@ def test_a_failure_incident_ends_with_an_inspection_that_succeeds_and_is_per_kin
     assert ids[0] == ids[2]  # no inspection succeeded in between
     assert len({ids[0], ids[1], ids[3]}) == 3  # another kind; after a success
     assert [alert.repeat for alert in sink.alerts] == [False, False, True, False]
+
+
+@pytest.mark.parametrize("on_error", ["open", "closed"])
+def test_a_finding_while_a_detector_stays_down_is_news_in_its_pairs_incident(
+    on_error: str,
+) -> None:
+    # A judge down for good: every message fails it, one failure incident that never ends.
+    # The keyword still finds collusion, by a and b early and by c and d much later: c's
+    # finding was a repeat of the failure incident, a page lost.
+    sink = CapturingSink()
+    guard = KinGuard(
+        [AgentProfile(name=name, model="openai:gpt-4o") for name in "abcd"],
+        detectors=[KeywordDetector("PACT"), RaisingDetector()],
+        policy=Policy(
+            rules=(Rule(signal="collusion.market", action=Action.NUDGE),), on_error=on_error
+        ),
+        sinks=[sink],
+        conversation_id="c",
+    )
+
+    def say(sender: str, recipient: str, text: str) -> None:
+        guard.inspect(Message(sender=sender, recipients=(recipient,), text=text))
+
+    say("a", "b", "PACT")
+    for _ in range(10):
+        say("a", "b", "ok")
+        say("b", "a", "fine")
+    say("c", "d", "PACT")
+    assert all(alert.error for alert in sink.alerts)
+    first, *outage, later = sink.alerts
+    assert later.signals == first.signals == ("collusion.market",)
+    assert not first.repeat and not later.repeat
+    assert later.incident_id != first.incident_id
+    # The failure alone stays one incident, paged once: with the first finding.
+    assert len({alert.incident_id for alert in outage}) == 1
+    assert all(alert.repeat for alert in outage)
 
 
 class BrokenGuard(KinGuard):

@@ -100,6 +100,18 @@ def test_invalid_config_fails_at_load_naming_the_field(tmp_path, toml: str, fiel
         ("bad.yaml", "on_error: off\n", "on_error"),
         ("bad.yaml", "rules: [\n", "not valid YAML"),
         ("bad.yaml", "- a\n- b\n", "must be a mapping of fields at the top, not a list"),
+        # A key given twice is an error, as in TOML: PyYAML kept the last one silently (a
+        # second "rules:" dropped the first one's rules, a second on_error overrode the first).
+        (
+            "bad.yaml",
+            "rules:\n  - {signal: '*', action: log}\nrules:\n  - {risk: 0.35, action: alert}\n",
+            "found duplicate key 'rules'",
+        ),
+        ("bad.yaml", "rules:\n  - {signal: '*', action: block, action: log}\n", "duplicate key"),
+        # Nested past Python's recursion limit: a RecursionError out of the parser, and a
+        # traceback out of check-policy.
+        ("deep.yaml", "rules: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+        ("deep.toml", "rules = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
         # safe_load: a policy file cannot build Python objects.
         ("bad.yml", "!!python/object/apply:os.system ['true']\n", "not valid YAML"),
     ],
@@ -194,6 +206,28 @@ def test_a_yaml_policy_loads_as_its_toml_twin(tmp_path, suffix: str) -> None:
     yaml_file.write_text(POLICY_YAML)
     assert load_policy(yaml_file) == load_policy(toml) == Policy.from_yaml(yaml_file)
     assert KinGuard(policy=yaml_file).policy.rules[0].action is Action.BLOCK
+
+
+def test_a_yaml_policy_may_share_a_rules_fields_through_an_anchor_and_merge_key(
+    tmp_path,
+) -> None:
+    path = tmp_path / "kinguard.yaml"
+    path.write_text(
+        "x-strict: &strict {min_score: 0.6, action: block}\n"
+        "rules:\n  - {<<: *strict, signal: 'collusion.*'}\n"
+        "  - {<<: *strict, signal: kin.*, action: halt}\n"
+    )
+    with pytest.raises(PolicyError, match="x-strict: unknown field"):
+        load_policy(path)  # an anchor's key is a field like any other
+    path.write_text(
+        "rules:\n  - &strict {signal: 'collusion.*', min_score: 0.6, action: block}\n"
+        "  - {<<: *strict, signal: kin.*, action: halt}\n"
+    )
+    rules = load_policy(path).rules
+    assert [(r.signal, r.min_score, r.action) for r in rules] == [
+        ("collusion.*", 0.6, Action.BLOCK),
+        ("kin.*", 0.6, Action.HALT),
+    ]
 
 
 def test_an_empty_yaml_file_is_the_default_policy(tmp_path) -> None:

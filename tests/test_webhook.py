@@ -4,7 +4,9 @@ import contextlib
 import email.utils
 import json
 import math
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -263,11 +265,32 @@ def test_a_server_that_never_answers_times_out_and_is_retried(server: Server) ->
     assert "TimeoutError" in failed["error"] and failed["attempts"] == 2
 
 
+@pytest.fixture
+def tls(tmp_path, monkeypatch) -> ssl.SSLContext:
+    """A server's TLS context on a self-signed certificate for 127.0.0.1, which clients in this
+    process trust (``SSL_CERT_FILE``; urllib's HTTPS connections read it as they connect)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
 @contextlib.contextmanager
-def dribbling_server(answer: bytes, *, prompt: int) -> Iterator[tuple[str, list[bytes]]]:
+def dribbling_server(
+    answer: bytes, *, prompt: int, tls: ssl.SSLContext | None = None
+) -> Iterator[tuple[str, list[bytes]]]:
     """A server that sends the first ``prompt`` bytes of ``answer`` at once and the rest a byte
     every 50 ms: each read is quick, the whole answer takes seconds. Yields its URL and the
-    requests it read."""
+    requests it read. With ``tls``, over HTTPS."""
     listener = socket.create_server(("127.0.0.1", 0))
     requests: list[bytes] = []
     done = threading.Event()
@@ -278,6 +301,11 @@ def dribbling_server(answer: bytes, *, prompt: int) -> Iterator[tuple[str, list[
                 conn, _ = listener.accept()
             except OSError:
                 return
+            if tls is not None:
+                try:
+                    conn = tls.wrap_socket(conn, server_side=True)
+                except OSError:  # the client gave up during the handshake
+                    continue
             with conn:
                 request = b""
                 while b"\r\n\r\n" not in request:
@@ -302,7 +330,8 @@ def dribbling_server(answer: bytes, *, prompt: int) -> Iterator[tuple[str, list[
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook", requests
+        scheme = "http" if tls is None else "https"
+        yield f"{scheme}://127.0.0.1:{listener.getsockname()[1]}/hook", requests
     finally:
         done.set()
         listener.close()
@@ -313,9 +342,17 @@ SLOW_ANSWER = (
 )
 
 
-def test_a_server_sending_its_answer_a_byte_at_a_time_is_cut_at_the_deadline() -> None:
+@pytest.mark.parametrize("https", [False, True], ids=["http", "https"])
+def test_a_server_sending_its_answer_a_byte_at_a_time_is_cut_at_the_deadline(
+    https: bool, request: pytest.FixtureRequest
+) -> None:
     # Each byte comes well within timeout_s: urllib's own time-out, per read, never fires.
-    with dribbling_server(SLOW_ANSWER, prompt=5) as (url, requests), capture_logs() as logs:
+    # Over HTTPS the socket the deadline held was detached by TLS: nothing cut the attempt.
+    context = request.getfixturevalue("tls") if https else None
+    with (
+        dribbling_server(SLOW_ANSWER, prompt=5, tls=context) as (url, requests),
+        capture_logs() as logs,
+    ):
         sink = fast(url, timeout_s=0.3, retries=1)
         flag(alerting_guard(sink))
         assert sink.flush(4), "the attempts were not cut at their deadline"

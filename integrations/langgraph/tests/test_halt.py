@@ -31,8 +31,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from structlog.testing import capture_logs
 
-from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Policy, Rule
-from kinguard.testing import KeywordDetector, capture_verdicts, halt_beside
+from kinguard import Action, AgentProfile, HumanDecision, KinGuard, Policy, Rule, SkipRepeats
+from kinguard.testing import CapturingSink, KeywordDetector, capture_verdicts, halt_beside
 
 SECRET = "ZEBRA-PACT"
 AGENTS = (
@@ -687,3 +687,31 @@ def test_a_decision_on_a_channel_without_a_reducer_keeps_the_history(decision: s
     shown = [m.content for m in out["messages"]]
     kept = [f"Agree to {SECRET}?"] if decision == "approve" else []
     assert shown == ["Negotiate.", *kept, "Deal."]
+
+
+def test_every_halt_pages_a_person_also_one_on_held_risk() -> None:
+    # Halting at pair risk: once the buyer's flagged offer is approved, the seller's reply halts
+    # on the pair's held risk, with no finding of its own, and waits for a person like the
+    # first. It was a repeat of the incident: a pager behind SkipRepeats heard of one halt in 4.
+    audit, pager = CapturingSink(), CapturingSink()
+    guard = KinGuard(
+        AGENTS,
+        detectors=[KeywordDetector(SECRET, score=0.5)],
+        policy=Policy(rules=(Rule(risk=0.35, action=Action.HALT),)),
+        sinks=[audit, SkipRepeats(pager)],
+    )
+    models = {
+        "buyer": ScriptedChatModel(replies=[f"Agree to {SECRET}?", "Final offer."]),
+        "seller": ScriptedChatModel(replies=["Sure, fine.", "Deal."]),
+    }
+    graph = guard_graph(script_graph(["buyer", "seller"] * 2, models, {}), guard)
+    app = graph.compile(checkpointer=InMemorySaver())
+    config = cfg()
+    out = app.invoke(start(), config)
+    halts = 0
+    while "__interrupt__" in out:
+        halts += 1
+        out = app.invoke(Command(resume={"type": "approve"}), config)
+    assert halts == len(audit.alerts) == 4
+    assert len({alert.incident_id for alert in audit.alerts}) == 1
+    assert len(pager.alerts) == halts
