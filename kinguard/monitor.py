@@ -284,7 +284,17 @@ def _weight(name: str, teamwork_weight: float) -> float:
 
 
 def pair_key(a: str, b: str) -> str:
+    """The unordered pair's key: ``a↔b``, the names in order. A name holding the separator
+    (or the escape) has it escaped, so ``x↔y`` with ``z`` and ``x`` with ``y↔z`` stay two
+    pairs; every other name's key is as saved states hold it."""
+    a, b = _escaped(a), _escaped(b)
     return f"{a}\u2194{b}" if a <= b else f"{b}\u2194{a}"
+
+
+def _escaped(name: str) -> str:
+    if "\u2194" in name or "\\" in name:
+        return name.replace("\\", "\\\\").replace("\u2194", "\\\u2194")
+    return name
 
 
 class RiskMonitor:

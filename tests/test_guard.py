@@ -1280,3 +1280,16 @@ def test_keyword_guard_answers_its_keyword_with_the_action_and_nothing_else() ->
     # A policy of the test's own replaces the keyword's.
     logged = keyword_guard(["ann"], "block", policy=Policy(rules=(Rule(signal="*", action="log"),)))
     assert logged.inspect(Message(sender="ann", text="ZEBRA-PACT")).action is Action.LOG
+
+
+def test_agent_names_holding_the_pair_separator_make_no_pair_of_two() -> None:
+    # "x↔y" with "z" and "x" with "y↔z" once shared the key "x↔y↔z": the second pair got the
+    # first one's risk (and its incident), "hello" raising an alert.
+    names = ["x\u2194y", "z", "x", "y\u2194z"]
+    guard = keyword_guard(names, "log", policy=Policy(rules=(Rule(risk=0.35, action="alert"),)))
+    flagged = guard.inspect(Message(sender="x\u2194y", recipients=("z",), text="ZEBRA-PACT"))
+    assert flagged.action is Action.ALERT
+    hello = guard.inspect(Message(sender="x", recipients=("y\u2194z",), text="hello"))
+    assert hello.pair_risk == 0.0 and hello.action is Action.ALLOW
+    pairs = guard.monitor.conversation(guard.conversation_id).pairs
+    assert len(pairs) == 2
