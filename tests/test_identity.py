@@ -274,6 +274,39 @@ def test_conceal_takes_no_exponential_time_over_a_long_version_chain() -> None:
     assert done.stdout.strip().endswith("you are [identity withheld]")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "gpt_4_" * 70_000 + "x-",  # an identifier run of names, ending on a hyphen
+        "claude-3-" * 45_000 + "x--",  # a run of ids joined by hyphens
+        "acme-negotiator-7b-" * 42_000 + "x--",  # the agents' own model name
+    ],
+)
+def test_conceal_takes_linear_time_over_a_run_of_model_names(text: str) -> None:
+    # A name that cannot end where its id does ("...-x-") was tried again from every name
+    # inside the run, each scanning to its end: 20,000 characters took 400 ms, inline on a
+    # message; these 400,000, minutes. Run apart, as above, so the old pattern fails by the
+    # deadline rather than hang the run.
+    code = (
+        "import sys\n"
+        "from kinguard.identity import conceal_identity_cues\n"
+        "from kinguard import AgentProfile, KinGuard\n"
+        "agents = [AgentProfile(name='a', model='vllm:acme-negotiator-7b'),\n"
+        "          AgentProfile(name='b')]\n"
+        "declared = KinGuard(agents, identity='conceal')._identity.declared_models\n"
+        "print(len(conceal_identity_cues(sys.stdin.read(), None, declared)[1]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert done.stdout.strip() == "0"
+
+
 def test_a_prompt_saved_under_another_guard_takes_this_guards_identity() -> None:
     saved = KinGuard(AGENTS, identity="disassociate").system_prompt("buyer", "Buy.\n\nBe brief.")
     disclosed = KinGuard(AGENTS, identity="disclose")
