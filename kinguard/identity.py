@@ -366,7 +366,7 @@ _SELF_DESCRIPTION = (
 # Parts of a name are joined by a hyphen, a space or an underscore (``claude_3_opus``, an
 # identifier), or run together before a number or tier (``Claude3Opus``, ``gpt4o``).
 _MODEL = (
-    r"(?:chat)?gpt[-_ ]?\d+(?:\.\d+)?o?(?:[-_ ](?:mini|nano|turbo|pro))?|chatgpt"
+    r"(?:chat)?gpt[-_ ]?\d+(?:\.\d+)?o?(?:[-_ ](?:mini|nano|turbo|pro))?|chatgpt|gpt[-_ ]oss"
     r"|claude(?:[-_ ]?(?:\d+(?:[.-]\d+)?|sonnet|opus|haiku|instant))+"
     r"|(?:sonnet|opus|haiku)[-_ ]\d+\.\d+"
     r"|gemini(?:[-_ ](?:\d+(?:\.\d+)?|pro|flash|ultra|nano))+|gemma[-_ ]?\d+(?:\.\d+)?"
@@ -397,7 +397,8 @@ _SELF_NAMING = (
 # "llama-3.1-70b-instruct", "claude-3-opus-latest"). Without it the cue's end could not be
 # followed by "-" and the name went unconcealed, or was cut back to "gpt-3" before ".5-turbo".
 # A dot only before a digit: "I'm GPT-4o.I think" keeps its "I".
-_MODEL_ID_TAIL = r"(?:[-_][a-z0-9]+|\.\d+)*(?::[a-z0-9][a-z0-9.-]*)?"
+# A tag may hold underscores too: Ollama's quantisations ("llama3.1:70b-instruct-q4_K_M").
+_MODEL_ID_TAIL = r"(?:[-_][a-z0-9]+|\.\d+)*(?::[a-z0-9][a-z0-9._-]*)?"
 # Atomic: a model name followed by a word character cannot be retried at every shorter
 # length. It was: the ways to split "claude-1-1-...-1_" between the name's own repeated
 # version numbers grew exponentially (40 of them took 57 s, on every message delivered).

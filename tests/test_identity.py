@@ -237,6 +237,11 @@ def test_conceal_leaves_ordinary_words_and_names_alone(text: str) -> None:
         ('{"modelId": "anthropic.claude-3-sonnet-20240229-v1:0"}', ["claude", "v1", ":0"]),
         ("I'm meta-llama/Llama-3-8B-Instruct.", ["meta", "llama", "instruct"]),
         ("call models/gemini-1.5-pro", ["models/", "gemini", "pro"]),
+        # An Ollama tag's quantisation ("[identity withheld]_K_M"); OpenAI's open-weight
+        # models, whose name has no number after "gpt" (passed whole).
+        ("ollama pull llama3.1:70b-instruct-q4_K_M", ["llama3", "q4", "k_m"]),
+        ("We both run gpt-oss-120b locally.", ["gpt", "oss", "120b"]),
+        ("MODEL=gpt_oss_20b", ["gpt", "oss", "20b"]),
     ],
 )
 def test_conceal_withholds_a_model_id_with_its_snapshot_and_variant(
