@@ -336,8 +336,6 @@ class KinGuard:
         """Inspect one message before its recipients see it."""
         message = self._owned(message)
         started, span, token = self._begin(message)
-        context: Context | None = None
-        counted = True
         try:
             recipients, context = self._prepare(message)
             result = self.pipeline.run(message, context)
@@ -345,17 +343,14 @@ class KinGuard:
         except Exception as exc:  # the guard must never break the host app
             error = f"inspection_error: {self.describe_error(exc)}"
             verdict = self._failed(message, error, started)
-            counted = self._counted(message, context)
         if self._quiet(span, verdict):
             return verdict
-        return self._end(span, token, message, verdict, counted)
+        return self._end(span, token, message, verdict)
 
     async def ainspect(self, message: Message) -> Verdict:
         """Async twin of :meth:`inspect`; slow detectors run off the event loop."""
         message = self._owned(message)
         started, span, token = self._begin(message)
-        context: Context | None = None
-        counted = True
         try:
             recipients, context = self._prepare(message)
             result = await self.pipeline.arun(message, context)
@@ -363,7 +358,6 @@ class KinGuard:
         except Exception as exc:
             error = f"inspection_error: {self.describe_error(exc)}"
             verdict = self._failed(message, error, started)
-            counted = self._counted(message, context)
         except BaseException:
             # Cancelled while a detector ran (its run stopped): the span is current in the
             # caller's context, where it stayed, the parent of the caller's next spans, and
@@ -374,7 +368,7 @@ class KinGuard:
             return verdict
         # :meth:`_end`, with slow sinks awaited, never waited on in the loop; inline, as most
         # messages raise no alert and a coroutine for them would be one more on every message.
-        alert = self._report(span, message, verdict, counted)
+        alert = self._report(span, message, verdict)
         if alert is not None:
             try:
                 failed = await self._dispatch.adispatch(alert, self.sinks)
@@ -418,14 +412,6 @@ class KinGuard:
             [],
         )
         return recipients, context
-
-    def _counted(self, message: Message, context: Context | None) -> bool:
-        """Whether the monitor counted a message whose inspection failed (it may fail before
-        or after): what tells the failure's incident whether an inspection succeeded since."""
-        if context is None:  # failed before its history was read: before it could be counted
-            return False
-        seen = self.monitor.messages_seen(message.conversation_id)
-        return seen is not None and seen != context.history.turns_seen
 
     def _failed(self, message: Message, error: str, started: float) -> Verdict:
         closed = self.policy.error_mode == "closed"
@@ -648,11 +634,9 @@ class KinGuard:
             and self.telemetry.idle(span)
         )
 
-    def _end(
-        self, span: Span, token: object, message: Message, verdict: Verdict, counted: bool
-    ) -> Verdict:
+    def _end(self, span: Span, token: object, message: Message, verdict: Verdict) -> Verdict:
         """Telemetry, alerts and observers; contained so a broken exporter or sink cannot escape."""
-        alert = self._report(span, message, verdict, counted)
+        alert = self._report(span, message, verdict)
         if alert is not None:
             try:
                 failed = self._dispatch(alert, self.sinks)
@@ -661,12 +645,9 @@ class KinGuard:
             self._add_sink_failures(failed)
         return self._close(span, token, verdict)
 
-    def _report(
-        self, span: Span, message: Message, verdict: Verdict, counted: bool
-    ) -> Alert | None:
+    def _report(self, span: Span, message: Message, verdict: Verdict) -> Alert | None:
         """Record the verdict in telemetry; return the alert it raises, if any, in its
-        incident (``counted``: whether the monitor counted the message; see
-        :meth:`RiskMonitor.failure_incident`).
+        incident.
 
         Telemetry that fails costs its span and metrics, never the alert.
         """
@@ -688,14 +669,14 @@ class KinGuard:
                     reasons=list(verdict.reasons),
                 )
             return None
-        alert = Alert.from_verdict(verdict, *self._incident(verdict, counted))
+        alert = Alert.from_verdict(verdict, *self._incident(verdict))
         try:
             self.telemetry.alert(span, alert)
         except Exception as exc:
             self.telemetry.failed("alert", exc)
         return alert
 
-    def _incident(self, verdict: Verdict, counted: bool) -> tuple[str, bool]:
+    def _incident(self, verdict: Verdict) -> tuple[str, bool]:
         """The alert's incident and whether it repeats there. Failing, this costs the grouping,
         never the alert: it goes out as news, in no incident."""
         failure: tuple[str, bool] | None = None
@@ -704,7 +685,6 @@ class KinGuard:
                 failure = self.monitor.failure_incident(
                     verdict.conversation_id,
                     failure_kind(verdict.error),
-                    counted,
                     verdict.action,
                     verdict.signal_names,
                 )

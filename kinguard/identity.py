@@ -176,7 +176,10 @@ class IdentityPlanner:
             names = {name for name in names if len(name) >= 3 and name != "unknown"}
             alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
             self._declared = re.compile(
-                rf"\b(?>(?:{alternatives}){_MODEL_ID_TAIL})(?![\w-])" if names else r"(?!)"
+                # Marked ``cut`` where it goes on, as ``_MODEL_ID`` is, to stay linear.
+                rf"\b(?>(?:{alternatives}){_MODEL_ID_TAIL})(?P<cut>(?=[\w-]))?"
+                if names
+                else r"(?!)(?P<cut>)"
             )
         return self._declared
 
@@ -363,7 +366,7 @@ _SELF_DESCRIPTION = (
 # Parts of a name are joined by a hyphen, a space or an underscore (``claude_3_opus``, an
 # identifier), or run together before a number or tier (``Claude3Opus``, ``gpt4o``).
 _MODEL = (
-    r"(?:chat)?gpt[-_ ]?\d+(?:\.\d+)?o?(?:[-_ ](?:mini|nano|turbo|pro))?|chatgpt"
+    r"(?:chat)?gpt[-_ ]?\d+(?:\.\d+)?o?(?:[-_ ](?:mini|nano|turbo|pro))?|chatgpt|gpt[-_ ]oss"
     r"|claude(?:[-_ ]?(?:\d+(?:[.-]\d+)?|sonnet|opus|haiku|instant))+"
     r"|(?:sonnet|opus|haiku)[-_ ]\d+\.\d+"
     r"|gemini(?:[-_ ](?:\d+(?:\.\d+)?|pro|flash|ultra|nano))+|gemma[-_ ]?\d+(?:\.\d+)?"
@@ -394,13 +397,20 @@ _SELF_NAMING = (
 # "llama-3.1-70b-instruct", "claude-3-opus-latest"). Without it the cue's end could not be
 # followed by "-" and the name went unconcealed, or was cut back to "gpt-3" before ".5-turbo".
 # A dot only before a digit: "I'm GPT-4o.I think" keeps its "I".
-_MODEL_ID_TAIL = r"(?:[-_][a-z0-9]+|\.\d+)*(?::[a-z0-9][a-z0-9.-]*)?"
+# A tag may hold underscores too: Ollama's quantisations ("llama3.1:70b-instruct-q4_K_M").
+_MODEL_ID_TAIL = r"(?:[-_][a-z0-9]+|\.\d+)*(?::[a-z0-9][a-z0-9._-]*)?"
 # Atomic: a model name followed by a word character cannot be retried at every shorter
 # length. It was: the ways to split "claude-1-1-...-1_" between the name's own repeated
 # version numbers grew exponentially (40 of them took 57 s, on every message delivered).
 # An underscore may follow it, as in a file or variable name ("llama-3-8b_q4.gguf"): with no
 # shorter length to fall back on, the whole name would go unconcealed.
-_MODEL_ID = rf"(?>(?:{_MODEL})(?:[- ]\d+(?:x\d+)?b)?{_MODEL_ID_TAIL})(?![^\W_]|-)"
+#
+# An id that goes on into a letter the tail cannot take or a stray hyphen ("gpt-4-é",
+# "...-x-") is no id, but it still matches, marked ``cut``, so that the search resumes after
+# it: failing there made ``re`` retry from every name inside the run ("gpt_4_gpt_4_...x-"),
+# each try scanning to the same end (20,000 characters took 400 ms). Callers drop ``cut``
+# matches; every retry would have ended where it did and been dropped too.
+_MODEL_ID = rf"(?>(?:{_MODEL})(?:[- ]\d+(?:x\d+)?b)?{_MODEL_ID_TAIL})(?P<cut>(?=[^\W_]|-))?"
 _IDENTITY_CUES = re.compile(
     rf"\b(?P<self>{_SELF_DESCRIPTION})(?![\w-])"
     # After an underscore too, as in an identifier ("MODEL_GPT_4O"); not inside a word.
@@ -546,11 +556,14 @@ def conceal_identity_cues(
         else [
             match.span()
             for match in _IDENTITY_CUES.finditer(folded.folded)
-            if not (match.group("self") and _GOES_ON_AS_COMPOUND.match(folded.folded, match.end()))
+            if match.group("cut") is None
+            and not (match.group("self") and _GOES_ON_AS_COMPOUND.match(folded.folded, match.end()))
         ]
     )
     if declared is not None:
-        found += [match.span() for match in declared.finditer(folded.folded)]
+        found += [
+            match.span() for match in declared.finditer(folded.folded) if match.group("cut") is None
+        ]
     found = [_with_path_prefix(folded.folded, start, end) for start, end in found]
     found += _run_together(folded)
     spans: list[tuple[int, int]] = []

@@ -447,14 +447,15 @@ class RiskMonitor:
         """
         if pair.band:
             return not band or not self._band(pair.band, decayed)
-        return self._quiet(pair, now)
+        return self._quiet(pair.alerted, now)
 
-    def _quiet(self, pair: _Pair, now: int) -> bool:
-        """Whether a pair that alerts below every band (no risk holds it in an incident) has
-        not alerted for more than a half-life of messages. Not at its first message without
-        an alert: an agent saying the flagged thing at each of its turns, the other answering
-        as usual, paged at every one."""
-        return now - pair.alerted > self._settings.half_life_turns
+    def _quiet(self, alerted: int, now: int) -> bool:
+        """Whether what last alerted at message ``alerted`` (a pair that alerts below every
+        band, no risk holding it in an incident; a kind of inspection failure) has not for
+        more than a half-life of messages. Not at its first message without an alert: an
+        agent saying the flagged thing at each of its turns, the other answering as usual,
+        or a judge failing at every other message, paged at every one."""
+        return now - alerted > self._settings.half_life_turns
 
     def pair_incident(
         self,
@@ -488,7 +489,7 @@ class RiskMonitor:
                 elif pair.clock != now:
                     # Its risk not followed here (a conversation without risk): as below
                     # every band.
-                    if self._quiet(pair, now):
+                    if self._quiet(pair.alerted, now):
                         pair.incident = None
                     pair.clock = now
                 pairs.append(pair)
@@ -512,20 +513,20 @@ class RiskMonitor:
         self,
         conversation_id: str,
         kind: str,
-        counted: bool,
         action: Action,
         signals: Sequence[str],
     ) -> tuple[str, bool]:
         """:meth:`pair_incident` for an inspection failure: one incident per kind of failure,
-        until a message of the conversation is inspected without one. ``counted``: whether
-        :meth:`update` counted the failed message (an inspection may fail before it)."""
+        until that kind is :meth:`_quiet` (a failure before :meth:`update` counted its message
+        leaves the clock where it was: failures that never let a message be counted stay one
+        incident)."""
         with self._lock:
             conv = self._conversation(conversation_id)
             failures = conv.failures
-            # Every message :meth:`update` counts moves the clock: one more than the failed
-            # messages moved it is an inspection that succeeded, which ends them all.
-            if failures and conv.clock != max(i.last for i in failures.values()) + counted:
-                failures.clear()
+            # Ending at the first message inspected without a failure, as they did, paged a
+            # judge failing at every other message (rate-limited, say) at each failure.
+            for ended in [k for k, i in failures.items() if self._quiet(i.last, conv.clock)]:
+                del failures[ended]
             incident = failures.get(kind)
             if incident is None:
                 failures[kind] = _opened(

@@ -265,9 +265,9 @@ class Alert(BaseModel):
     """Sent to sinks when a verdict reaches ``alert`` or inspection fails.
 
     Alerts come in incidents: a pair of agents' stretch of alerting in one conversation is
-    one incident, and so is one kind of inspection failure repeating until an inspection
-    succeeds. ``repeat`` marks an alert that tells a person nothing new about its incident,
-    so that a paging sink can skip it while the audit trail keeps it.
+    one incident, and so is one kind of inspection failure until it has not recurred for a
+    half-life of messages. ``repeat`` marks an alert that tells a person nothing new about its
+    incident, so that a paging sink can skip it while the audit trail keeps it.
     """
 
     model_config = ConfigDict(frozen=True)

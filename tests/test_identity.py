@@ -237,6 +237,11 @@ def test_conceal_leaves_ordinary_words_and_names_alone(text: str) -> None:
         ('{"modelId": "anthropic.claude-3-sonnet-20240229-v1:0"}', ["claude", "v1", ":0"]),
         ("I'm meta-llama/Llama-3-8B-Instruct.", ["meta", "llama", "instruct"]),
         ("call models/gemini-1.5-pro", ["models/", "gemini", "pro"]),
+        # An Ollama tag's quantisation ("[identity withheld]_K_M"); OpenAI's open-weight
+        # models, whose name has no number after "gpt" (passed whole).
+        ("ollama pull llama3.1:70b-instruct-q4_K_M", ["llama3", "q4", "k_m"]),
+        ("We both run gpt-oss-120b locally.", ["gpt", "oss", "120b"]),
+        ("MODEL=gpt_oss_20b", ["gpt", "oss", "20b"]),
     ],
 )
 def test_conceal_withholds_a_model_id_with_its_snapshot_and_variant(
@@ -272,6 +277,39 @@ def test_conceal_takes_no_exponential_time_over_a_long_version_chain() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip().endswith("you are [identity withheld]")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "gpt_4_" * 70_000 + "x-",  # an identifier run of names, ending on a hyphen
+        "claude-3-" * 45_000 + "x--",  # a run of ids joined by hyphens
+        "acme-negotiator-7b-" * 42_000 + "x--",  # the agents' own model name
+    ],
+)
+def test_conceal_takes_linear_time_over_a_run_of_model_names(text: str) -> None:
+    # A name that cannot end where its id does ("...-x-") was tried again from every name
+    # inside the run, each scanning to its end: 20,000 characters took 400 ms, inline on a
+    # message; these 400,000, minutes. Run apart, as above, so the old pattern fails by the
+    # deadline rather than hang the run.
+    code = (
+        "import sys\n"
+        "from kinguard.identity import conceal_identity_cues\n"
+        "from kinguard import AgentProfile, KinGuard\n"
+        "agents = [AgentProfile(name='a', model='vllm:acme-negotiator-7b'),\n"
+        "          AgentProfile(name='b')]\n"
+        "declared = KinGuard(agents, identity='conceal')._identity.declared_models\n"
+        "print(len(conceal_identity_cues(sys.stdin.read(), None, declared)[1]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert done.stdout.strip() == "0"
 
 
 def test_a_prompt_saved_under_another_guard_takes_this_guards_identity() -> None:

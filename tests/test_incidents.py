@@ -276,15 +276,26 @@ def test_a_detector_that_keeps_failing_is_one_incident() -> None:
     assert [alert.repeat for alert in sink.alerts] == [False, True, True]
 
 
-def test_a_failure_incident_ends_with_an_inspection_that_succeeds_and_is_per_kind() -> None:
+def test_a_failure_incident_ends_once_its_kind_stops_failing_and_is_per_kind() -> None:
     sink = CapturingSink()
     guard = failing_guard(WordFailure("boom"), WordFailure("bang"), sink=sink)
-    play(guard, "boom 1", "bang 2", "boom 3", "fine", "boom 4")
+    # The default half-life is 6 messages: "boom 4" is the 7th after "boom 3".
+    play(guard, "boom 1", "bang 2", "boom 3", "fine", "boom 4", *["fine"] * 6, "boom 5")
     ids = [alert.incident_id for alert in sink.alerts]
-    assert len(ids) == 4
-    assert ids[0] == ids[2]  # no inspection succeeded in between
-    assert len({ids[0], ids[1], ids[3]}) == 3  # another kind; after a success
-    assert [alert.repeat for alert in sink.alerts] == [False, False, True, False]
+    assert len(ids) == 5
+    assert ids[0] == ids[2] == ids[3]  # a success between failures does not end it
+    assert len({ids[0], ids[1], ids[4]}) == 3  # another kind; after a quiet half-life
+    assert [alert.repeat for alert in sink.alerts] == [False, False, True, True, False]
+
+
+def test_a_detector_failing_now_and_then_pages_once() -> None:
+    # A rate-limited judge failing every other message: each success ended the failure
+    # incident, so each failure opened a new one and paged, 10 pages in 20 messages.
+    sink = CapturingSink()
+    play(failing_guard(WordFailure("boom"), sink=sink), *["boom", "fine"] * 10)
+    assert len(sink.alerts) == 10
+    assert len({alert.incident_id for alert in sink.alerts}) == 1
+    assert [alert.repeat for alert in sink.alerts] == [False] + [True] * 9
 
 
 @pytest.mark.parametrize("on_error", ["open", "closed"])
@@ -349,7 +360,8 @@ def test_an_inspection_error_is_grouped_whether_or_not_the_message_was_counted(
 ) -> None:
     sink = CapturingSink()
     guard = BrokenGuard(where, sink)
-    for index, text in enumerate(["boom", "boom", "fine", "boom"]):
+    # A quiet half-life (6) counts the messages inspected, not the failures before counting.
+    for index, text in enumerate(["boom", "boom", "fine", "boom", *["fine"] * 7, "boom"]):
         message = Message(sender=PAIR[index % 2], recipients=(PAIR[1 - index % 2],), text=text)
         if mode == "sync":
             guard.inspect(message)
@@ -357,8 +369,8 @@ def test_an_inspection_error_is_grouped_whether_or_not_the_message_was_counted(
             asyncio.run(guard.ainspect(message))
     assert all(alert.error and alert.error.startswith("inspection_error") for alert in sink.alerts)
     ids = [alert.incident_id for alert in sink.alerts]
-    assert ids[0] == ids[1] != ids[2]
-    assert [alert.repeat for alert in sink.alerts] == [False, True, False]
+    assert ids[0] == ids[1] == ids[2] != ids[3]
+    assert [alert.repeat for alert in sink.alerts] == [False, True, True, False]
 
 
 def test_a_failure_to_place_an_alert_in_its_incident_costs_the_grouping_not_the_alert(
