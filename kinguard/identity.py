@@ -371,7 +371,9 @@ _MODEL = (
     r"|(?:sonnet|opus|haiku)[-_ ]\d+\.\d+"
     r"|gemini(?:[-_ ](?:\d+(?:\.\d+)?|pro|flash|ultra|nano))+|gemma[-_ ]?\d+(?:\.\d+)?"
     r"|llama[-_ ]?\d+(?:\.\d+)?|mistral[-_ ](?:large|medium|small|nemo|\d+b)|mixtral"
-    r"|qwen[-_ ]?\d*(?:\.\d+)?|deepseek(?:-[a-z]+\d*)?|grok[-_ ]\d+|phi[-_ ]\d+(?:\.\d+)?"
+    r"|qwen[-_ ]?\d*(?:\.\d+)?|deepseek(?:-[a-z]+\d*)?|grok[-_ ]\d+"
+    # Not "phi_2": a Greek letter's variable in code and maths far more often than the model.
+    r"|phi[- ]\d+(?:\.\d+)?"
     r"|command[-_ ](?:r\+?|a)"
     # OpenAI's reasoning models with their tier: "o1" alone is too short to be sure of.
     r"|o[1-9]-(?:mini|pro|preview)"
@@ -421,7 +423,7 @@ _IDENTITY_CUES = re.compile(
 # "models/gemini-1.5-pro"), withheld with it: it names the family as surely. Looked for just
 # before a match, in a bounded window, not by the pattern, which would try it at every
 # character of every word.
-_PATH_PREFIX = re.compile(r"[a-z0-9][a-z0-9._-]{0,38}/\Z")
+_PATH_PREFIX = re.compile(r"(?=[0-9._-]*[a-z])[a-z0-9][a-z0-9._-]{0,38}/\Z")  # a name, not "3/"
 _PATH_REACH = 40
 # A self-description is one only when the sentence does not go on to make it a compound:
 # "I'm an AI, like you" but not "I'm an AI researcher". A following function word or

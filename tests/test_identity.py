@@ -203,6 +203,7 @@ def test_conceal_sees_through_look_alikes_and_invisible_characters(
         "Te llamare\u0301 man\u0303ana; lla\u0301mame si no. Llama\u2122 wool socks, llama\u00d72.",
         "File form O1 with the visa office; the O3 cohort meets at 10:30.",
         "See docs/setup.md and src/claude_notes.txt for the plan.",
+        "x = phi_2 * 3  # the angle, in code",
     ],
 )
 def test_conceal_leaves_ordinary_words_and_names_alone(text: str) -> None:
@@ -251,6 +252,11 @@ def test_conceal_withholds_a_model_id_with_its_snapshot_and_variant(
     assert spans
     for tell in tells:
         assert tell not in concealed.lower()
+
+
+def test_conceal_takes_a_named_folder_before_a_model_with_it_not_a_number() -> None:
+    assert conceal_identity_cues("see meta-llama/Llama-3-8B")[0] == "see [identity withheld]"
+    assert conceal_identity_cues("section 3/gpt-4")[0] == "section 3/[identity withheld]"
 
 
 def test_conceal_withholds_a_declared_model_under_a_snapshot_name() -> None:
