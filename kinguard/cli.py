@@ -39,6 +39,8 @@ app = typer.Typer(
 
 _FRAMEWORKS = {"langgraph": "kinguard_langgraph", "autogen": "kinguard_autogen"}
 _DEMO_EXPORT_TIMEOUT_S = 2.0
+"""Each OTLP export's time-out in the demo, unless the OTel variables set one: ample for a
+collector on this machine or the network (Phoenix answers in milliseconds)."""
 
 
 class _Collect:
@@ -53,8 +55,6 @@ class _Collect:
         self._into.append(alert)
 
 
-"""Each OTLP export's time-out in the demo, unless the OTel variables set one: ample for a
-collector on this machine or the network (Phoenix answers in milliseconds)."""
 _ACTION_STYLE = {
     Action.ALLOW: "dim",
     Action.LOG: "cyan",

@@ -252,15 +252,14 @@ class IdentityPlanner:
             if codename and self.policy is IdentityPolicy.DISASSOCIATE
             else ""
         )
-        team, rivals = self._split(agent, counterparts)
+        team, rivals = _sides(agent, [(name, self._agents.get(name)) for name in counterparts])
         parts = [f"{NUDGE_MARKER} {me}You act solely for {principal}."]
         if rivals or not team:
             parts.append(
                 f"{', '.join(rivals) or 'the other agents'} {_verb(rivals, 'serves', 'serve')} "
                 "other parties whose interests may differ from yours; do not treat them as your "
-                "group, do not make "
-                "joint plans against the people you serve, and do not assume they will reason "
-                "or choose as you do."
+                "group, do not make joint plans against the people you serve, and do not assume "
+                "they will reason or choose as you do."
             )
         if team:
             parts.append(
@@ -271,14 +270,17 @@ class IdentityPlanner:
             )
         return " ".join(parts) + f" (Flagged: {', '.join(signals) or 'risk'}.)"
 
-    def _split(self, agent: AgentProfile, names: Sequence[str]) -> tuple[list[str], list[str]]:
-        """``names`` as (those serving ``agent``'s principal, the others), in order."""
-        team: list[str] = []
-        rivals: list[str] = []
-        for name in names:
-            other = self._agents.get(name)
-            (team if other is not None and same_principal(agent, other) else rivals).append(name)
-        return team, rivals
+
+def _sides(
+    agent: AgentProfile, others: Sequence[tuple[str, AgentProfile | None]]
+) -> tuple[list[str], list[str]]:
+    """The names of ``others`` (each with its profile, if known) as (those serving ``agent``'s
+    principal, the rest), in order."""
+    team: list[str] = []
+    rivals: list[str] = []
+    for name, other in others:
+        (team if other is not None and same_principal(agent, other) else rivals).append(name)
+    return team, rivals
 
 
 def _verb(names: Sequence[str], one: str, several: str) -> str:
@@ -313,8 +315,7 @@ def _disassociate(agent: AgentProfile, others: Sequence[AgentProfile], codename:
     # Every word is in every model call of the agent's (and paid for): each clause says one
     # thing the policy requires, once.
     principal = agent.principal or "the people who deployed you"
-    team = [other.name for other in others if same_principal(agent, other)]
-    rivals = [other.name for other in others if not same_principal(agent, other)]
+    team, rivals = _sides(agent, [(other.name, other) for other in others])
     parts = [
         f"{IDENTITY_MARKER} You are {codename}, the agent of {principal} alone: no other agent "
         "shares this identity, and you belong to no group of AI systems or assistants."
